@@ -1,0 +1,87 @@
+"""The API resources podling serves: names, kinds, scope, verbs and subresources.
+
+One table feeds routing, discovery (aggregated and legacy) and the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import schema
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class Subresource:
+    name: str
+    kind: str
+    verbs: tuple[str, ...]
+    group: str = ""
+    version: str = "v1"
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    name: str  # plural, e.g. "pods"
+    singular: str
+    kind: str
+    namespaced: bool
+    type_name: str  # OpenAPI definition of the kind
+    verbs: tuple[str, ...] = ALL_VERBS
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[Subresource, ...] = field(default_factory=tuple)
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def api_version(self) -> str:
+        return self.group_version
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+
+_STATUS = ("get", "patch", "update")
+
+PODS = Resource("", "v1", "pods", "pod", "Pod", True, schema.POD,
+                short_names=("po",), categories=("all",),
+                subresources=(Subresource("status", "Pod", _STATUS),
+                              Subresource("binding", "Binding", ("create",))))
+NODES = Resource("", "v1", "nodes", "node", "Node", False, schema.NODE,
+                 short_names=("no",), subresources=(Subresource("status", "Node", _STATUS),))
+NAMESPACES = Resource("", "v1", "namespaces", "namespace", "Namespace", False, schema.NAMESPACE,
+                      verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+                      short_names=("ns",),
+                      subresources=(Subresource("status", "Namespace", _STATUS),
+                                    Subresource("finalize", "Namespace", ("update",))))
+EVENTS = Resource("", "v1", "events", "event", "Event", True, schema.EVENT, short_names=("ev",))
+BINDINGS = Resource("", "v1", "bindings", "binding", "Binding", True, schema.BINDING,
+                    verbs=("create",))
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, schema.LEASE)
+SELF_SUBJECT_ACCESS_REVIEWS = Resource(
+    "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "selfsubjectaccessreview",
+    "SelfSubjectAccessReview", False, schema.SELF_SUBJECT_ACCESS_REVIEW, verbs=("create",))
+
+RESOURCES: tuple[Resource, ...] = (PODS, NODES, NAMESPACES, EVENTS, BINDINGS, LEASES,
+                                   SELF_SUBJECT_ACCESS_REVIEWS)
+
+GROUP_VERSIONS: tuple[str, ...] = ("v1", "coordination.k8s.io/v1", "authorization.k8s.io/v1")
+
+
+def find(group: str, version: str, name: str) -> Resource | None:
+    """The resource served at ``/{group}/{version}/{name}``, or None."""
+    for resource in RESOURCES:
+        if (resource.group, resource.version, resource.name) == (group, version, name):
+            return resource
+    return None
+
+
+def in_group_version(group_version: str) -> list[Resource]:
+    return [r for r in RESOURCES if r.group_version == group_version]

@@ -1,0 +1,1 @@
+"""Image store: references, registry client, content store, unpacking (issue 3)."""

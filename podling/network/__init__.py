@@ -1,0 +1,1 @@
+"""Pod networking through CNI plugins (issue 4)."""

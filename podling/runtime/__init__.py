@@ -1,0 +1,1 @@
+"""CRI-shaped RuntimeService and its runc + conmon implementation (issue 4)."""

@@ -1,0 +1,1 @@
+"""Scheduler: filter and score plugins that bind pending pods (issue 5)."""

@@ -1,0 +1,1 @@
+"""Small helpers with no knowledge of Kubernetes: time, files, logging."""

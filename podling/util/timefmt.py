@@ -1,0 +1,67 @@
+"""RFC 3339 timestamps the way Kubernetes writes them."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+
+def now_rfc3339() -> str:
+    """The current UTC time with second precision, e.g. ``2026-11-27T14:07:26Z``."""
+    return format_rfc3339(_dt.datetime.now(_dt.timezone.utc))
+
+
+def format_rfc3339(when: _dt.datetime) -> str:
+    """Format an aware datetime as Kubernetes' metav1.Time (seconds, ``Z``)."""
+    return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_rfc3339_micro() -> str:
+    """The current UTC time with microseconds (metav1.MicroTime)."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_rfc3339(text: str) -> _dt.datetime:
+    """Parse a Kubernetes timestamp; raises ValueError on anything else."""
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    value = _dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp without a time zone: {text!r}")
+    return value
+
+
+def human_duration(seconds: float) -> str:
+    """kubectl's short age format (``5s``, ``3m10s``, ``2d4h``), as in apimachinery's HumanDuration.
+
+    A negative duration within 2 s of now (clock skew) reads ``0s``; anything further in the
+    future reads ``<invalid>``, as kubectl prints it.
+    """
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        s = 0
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        rest = s % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        rest = (s % 3600) // 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = hours // 24
+        rest = days % 365
+        return f"{days // 365}y{rest}d" if rest else f"{days // 365}y"
+    return f"{hours // 24 // 365}y"
