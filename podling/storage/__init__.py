@@ -1,0 +1,1 @@
+"""Storage: the Storage protocol and its backends (memory, SQLite)."""
