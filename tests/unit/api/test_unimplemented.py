@@ -1,0 +1,122 @@
+"""Which user-set Pod/Node fields podling stores but does not act on."""
+
+from __future__ import annotations
+
+import pytest
+
+from podling.api.unimplemented import unimplemented_fields, warning_text
+
+
+def pod(**spec: object) -> dict:
+    base = {"containers": [{"name": "c", "image": "nginx"}]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {**base, **spec}}
+
+
+def container(**fields: object) -> dict:
+    return {"name": "c", "image": "nginx", **fields}
+
+
+def test_a_plain_pod_has_nothing_to_report() -> None:
+    assert unimplemented_fields("Pod", pod()) == []
+
+
+def test_everything_the_agent_implements_is_quiet() -> None:
+    full = container(
+        command=["sh"], args=["-c", "true"], workingDir="/w", ports=[{"containerPort": 80}],
+        env=[{"name": "A", "value": "1"},
+             {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+             {"name": "C", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}],
+        resources={"limits": {"cpu": "1"}, "requests": {"memory": "1Gi"}},
+        securityContext={"runAsUser": 1000, "privileged": True,
+                         "capabilities": {"add": ["NET_ADMIN"]}},
+        lifecycle={"postStart": {"exec": {"command": ["x"]}}, "preStop": {"sleep": {"seconds": 1}}},
+        livenessProbe={"httpGet": {"port": 80}}, readinessProbe={"tcpSocket": {"port": 80}},
+        startupProbe={"exec": {"command": ["x"]}}, stdin=True, tty=True,
+        terminationMessagePath="/dev/termination-log", terminationMessagePolicy="File",
+        volumeMounts=[{"name": "v", "mountPath": "/v"}], imagePullPolicy="IfNotPresent")
+    obj = pod(
+        containers=[full], initContainers=[container(name="init", restartPolicy="Always")],
+        nodeName="n1", nodeSelector={"disk": "ssd"}, tolerations=[{"operator": "Exists"}],
+        affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}},
+        hostAliases=[{"ip": "1.2.3.4", "hostnames": ["a"]}], hostname="h", subdomain="s",
+        hostNetwork=True, hostPID=True, hostIPC=True, shareProcessNamespace=True,
+        terminationGracePeriodSeconds=5, activeDeadlineSeconds=60, restartPolicy="Never",
+        dnsPolicy="None", dnsConfig={"nameservers": ["1.1.1.1"]},
+        securityContext={"runAsUser": 1, "runAsGroup": 2, "runAsNonRoot": True, "fsGroup": 3,
+                         "supplementalGroups": [4]},
+        volumes=[{"name": "v", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/tmp"}}],
+        schedulerName="default-scheduler", priority=0, imagePullSecrets=[{"name": "reg"}],
+        enableServiceLinks=True)
+    assert unimplemented_fields("Pod", obj) == []
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ({"topologySpreadConstraints": [{"maxSkew": 1}]}, ["spec.topologySpreadConstraints"]),
+    ({"affinity": {"nodeAffinity": {}, "podAffinity": {"x": 1}}}, ["spec.affinity.podAffinity"]),
+    ({"volumes": [{"name": "a", "emptyDir": {}}, {"name": "b", "hostPath": {"path": "/"}},
+                  {"name": "c", "configMap": {"name": "cm"}}]}, ["spec.volumes[2].configMap"]),
+    ({"containers": [container(resizePolicy=[{"resourceName": "cpu"}])]},
+     ["spec.containers[0].resizePolicy"]),
+    ({"initContainers": [container(envFrom=[{"configMapRef": {"name": "x"}}])]},
+     ["spec.initContainers[0].envFrom"]),
+    ({"containers": [container(env=[{"name": "A", "valueFrom": {"secretKeyRef": {"key": "k"}}}])]},
+     ["spec.containers[0].env[0].valueFrom.secretKeyRef"]),
+    ({"containers": [container(securityContext={"seccompProfile": {"type": "RuntimeDefault"}})]},
+     ["spec.containers[0].securityContext.seccompProfile"]),
+    ({"runtimeClassName": "gvisor"}, ["spec.runtimeClassName"]),
+    ({"readinessGates": [{"conditionType": "x"}]}, ["spec.readinessGates"]),
+    ({"overhead": {"cpu": "1"}}, ["spec.overhead"]),
+    ({"ephemeralContainers": [{"name": "e"}]}, ["spec.ephemeralContainers"]),
+    ({"resourceClaims": [{"name": "r"}]}, ["spec.resourceClaims"]),
+    ({"os": {"name": "linux"}}, ["spec.os"]),
+    ({"securityContext": {"sysctls": [{"name": "a", "value": "1"}]}},
+     ["spec.securityContext.sysctls"]),
+    ({"serviceAccountName": "builder"}, ["spec.serviceAccountName"]),
+    ({"automountServiceAccountToken": True}, ["spec.automountServiceAccountToken"]),
+    ({"hostUsers": False}, ["spec.hostUsers"]),
+])
+def test_set_but_unimplemented_fields_are_reported(spec: dict, expected: list[str]) -> None:
+    assert unimplemented_fields("Pod", pod(**spec)) == expected
+
+
+@pytest.mark.parametrize("spec", [
+    {"serviceAccountName": "default", "serviceAccount": "default"},
+    {"automountServiceAccountToken": False},
+    {"hostUsers": True},
+    {"preemptionPolicy": "PreemptLowerPriority"},
+    {"runtimeClassName": "", "readinessGates": [], "overhead": {}, "os": None},
+    {"containers": [container(securityContext={"procMount": "Default"})]},
+])
+def test_empty_values_and_kubernetes_defaults_are_quiet(spec: dict) -> None:
+    assert unimplemented_fields("Pod", pod(**spec)) == []
+
+
+def test_results_follow_document_order() -> None:
+    obj = pod(runtimeClassName="x", containers=[container(resizePolicy=[{"a": 1}])],
+              os={"name": "linux"})
+    assert unimplemented_fields("Pod", obj) == [
+        "spec.containers[0].resizePolicy", "spec.runtimeClassName", "spec.os"]
+
+
+def test_status_and_metadata_are_never_reported() -> None:
+    obj = pod()
+    obj["status"] = {"resize": "Proposed", "nominatedNodeName": "n"}
+    obj["metadata"]["ownerReferences"] = [{"uid": "x"}]
+    assert unimplemented_fields("Pod", obj) == []
+
+
+def test_node_config_source_is_reported_and_taints_are_not() -> None:
+    node = {"spec": {"taints": [{"key": "k", "effect": "NoSchedule"}], "unschedulable": True,
+                     "configSource": {"configMap": {"name": "x"}}}}
+    assert unimplemented_fields("Node", node) == ["spec.configSource"]
+
+
+def test_other_kinds_and_bad_shapes_give_nothing() -> None:
+    assert unimplemented_fields("Lease", {"spec": {"x": 1}}) == []
+    assert unimplemented_fields("Pod", {"spec": "nope"}) == []
+    assert unimplemented_fields("Pod", pod(containers="nope")) == []
+
+
+def test_warning_text() -> None:
+    assert warning_text("spec.runtimeClassName") == (
+        "spec.runtimeClassName: podling stores this field but does not act on it yet")
