@@ -1,0 +1,93 @@
+"""Just enough of Kubernetes' protobuf encoding to read what kubectl only sends that way.
+
+``kubectl auth can-i`` posts its SelfSubjectAccessReview as
+``application/vnd.kubernetes.protobuf`` and does not fall back to JSON. A Kubernetes protobuf
+body is the magic ``k8s\\x00`` followed by a ``runtime.Unknown`` message:
+``{1: TypeMeta{1: apiVersion, 2: kind}, 2: raw (the object's own message)}``.
+Responses are always JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAGIC = b"k8s\x00"
+MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
+
+
+class ProtobufError(ValueError):
+    """A body that is not valid Kubernetes protobuf."""
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ProtobufError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def fields(data: bytes) -> dict[int, list[Any]]:
+    """The top-level fields of one message: number → values (ints or raw bytes)."""
+    found: dict[int, list[Any]] = {}
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            if pos + size > len(data):
+                raise ProtobufError("truncated field")
+            value, pos = data[pos:pos + size], pos + size
+        elif wire == 1:
+            value, pos = data[pos:pos + 8], pos + 8
+        elif wire == 5:
+            value, pos = data[pos:pos + 4], pos + 4
+        else:
+            raise ProtobufError(f"unsupported wire type {wire}")
+        found.setdefault(number, []).append(value)
+    return found
+
+
+def _strings(message: bytes, names: dict[int, str]) -> dict[str, str]:
+    values = fields(message)
+    return {name: values[number][-1].decode() for number, name in names.items()
+            if number in values}
+
+
+def unwrap(body: bytes) -> tuple[str, str, bytes]:
+    """(apiVersion, kind, raw object message) of a Kubernetes protobuf body."""
+    if not body.startswith(MAGIC):
+        raise ProtobufError("missing the k8s protobuf magic prefix")
+    unknown = fields(body[len(MAGIC):])
+    type_meta = _strings(unknown.get(1, [b""])[-1], {1: "apiVersion", 2: "kind"})
+    return type_meta.get("apiVersion", ""), type_meta.get("kind", ""), unknown.get(2, [b""])[-1]
+
+
+_RESOURCE_ATTRIBUTES = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource",
+                        6: "subresource", 7: "name"}
+_NON_RESOURCE_ATTRIBUTES = {1: "path", 2: "verb"}
+
+
+def decode_self_subject_access_review(body: bytes) -> dict[str, Any]:
+    """A SelfSubjectAccessReview (authorization.k8s.io/v1) as its JSON form."""
+    try:
+        api_version, kind, raw = unwrap(body)
+        review = fields(raw)
+        spec = fields(review.get(2, [b""])[-1])
+        decoded: dict[str, Any] = {}
+        if 1 in spec:
+            decoded["resourceAttributes"] = _strings(spec[1][-1], _RESOURCE_ATTRIBUTES)
+        if 2 in spec:
+            decoded["nonResourceAttributes"] = _strings(spec[2][-1], _NON_RESOURCE_ATTRIBUTES)
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise ProtobufError(f"malformed SelfSubjectAccessReview: {exc}") from None
+    return {"apiVersion": api_version or "authorization.k8s.io/v1",
+            "kind": kind or "SelfSubjectAccessReview", "metadata": {}, "spec": decoded}

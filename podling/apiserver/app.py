@@ -1,0 +1,98 @@
+"""The aiohttp application: middleware (errors as Status, authentication) and routes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from ..api import errors
+from ..api.resources import RESOURCES
+from ..storage.interface import Storage
+from . import bodies, discovery, openapi
+from .auth import TokenAuthenticator, auth_middleware
+from .handlers import ResourceHandlers
+from .registry.store import RegistryStore
+from .registry.strategies import MAIN
+from .watch import WatchOptions
+
+log = logging.getLogger(__name__)
+
+
+@web.middleware
+async def status_middleware(request: web.Request,
+                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                            ) -> web.StreamResponse:
+    """Answer every failure as a Kubernetes Status; never a traceback, never a bare 5xx page."""
+    try:
+        return await handler(request)
+    except errors.ApiError as exc:
+        return _status_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        reason = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestEntityTooLarge"}.get(
+            exc.status, "BadRequest")
+        message = "the server could not find the requested resource" if exc.status == 404 \
+            else exc.reason
+        return _status_response(errors.ApiError(exc.status, reason, message))
+    except (ConnectionResetError, ConnectionError):
+        raise
+    except Exception as exc:  # last resort: a bug, reported as Status and logged
+        log.exception("internal error serving %s %s", request.method, request.path)
+        return _status_response(errors.internal(type(exc).__name__))
+
+
+def _status_response(exc: errors.ApiError) -> web.Response:
+    response = bodies.respond(exc.status(), exc.code)
+    if exc.code == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="podling"'
+    return response
+
+
+async def _ok(request: web.Request) -> web.Response:
+    return web.Response(text="ok", content_type="text/plain")
+
+
+async def _openapi_root(request: web.Request) -> web.Response:
+    return bodies.respond(openapi.openapi_root())
+
+
+async def _openapi_document(request: web.Request) -> web.Response:
+    found = openapi.openapi_group_version(request.match_info["path"])
+    if found is None:
+        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource",
+                              {})
+    body, etag = found
+    if request.headers.get("If-None-Match") == f'"{etag}"':
+        return web.Response(status=304)
+    response = web.Response(body=body, content_type="application/json")
+    response.headers["ETag"] = f'"{etag}"'
+    return response
+
+
+def registry_stores(storage: Storage) -> dict[str, RegistryStore]:
+    """One RegistryStore per stored resource."""
+    return {r.name: RegistryStore(r, MAIN[r.name], storage) for r in RESOURCES if r.name in MAIN}
+
+
+def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticator,
+              watch_options: WatchOptions = WatchOptions()) -> web.Application:
+    app = web.Application(middlewares=[status_middleware, auth_middleware(authenticator)],
+                          client_max_size=bodies.MAX_BODY + 1, handler_args={"max_field_size": 65536})
+    resources = ResourceHandlers(stores, watch_options)
+    router = app.router
+    for path in ("/healthz", "/livez", "/readyz"):
+        router.add_get(path, _ok)
+    router.add_get("/version", discovery.version)
+    router.add_get("/api", discovery.api)
+    router.add_get("/apis", discovery.apis)
+    router.add_get("/api/{version}", discovery.group_version)
+    router.add_get("/apis/{group}", discovery.group)
+    router.add_get("/apis/{group}/{version}", discovery.group_version)
+    router.add_get("/openapi/v3", _openapi_root)
+    router.add_get("/openapi/v3/{path:.+}", _openapi_document)
+    for prefix in ("/api/{tail:.+}", "/apis/{tail:.+}"):
+        router.add_route("*", prefix, resources.handle)
+    return app

@@ -1,0 +1,169 @@
+"""Request bodies in, responses out: size limits, content types, strict decoding, Tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from ..api import decode, errors, tables
+from ..api.resources import Resource
+
+MAX_BODY = 3 * 1024 * 1024
+JSON = "application/json"
+TABLE_CONTENT_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+TABLE_RESOURCES = ("pods", "nodes", "namespaces", "events", "leases")
+
+
+@dataclass
+class Decoded:
+    """A decoded body and the Warning texts its decoding produced."""
+
+    obj: Any
+    warnings: list[str] = field(default_factory=list)
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body, or 413 past 3 MiB (checked before and while reading)."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise errors.too_large()
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise errors.too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def media_type(request: web.Request) -> str:
+    return (request.headers.get("Content-Type") or JSON).split(";")[0].strip().lower()
+
+
+YAML_TYPES = ("application/yaml", "application/apply-patch+yaml", "text/yaml")
+JSON_TYPES = ("application/json", "application/json-patch+json", "application/merge-patch+json",
+              "application/strategic-merge-patch+json")
+
+
+def parse_document(body: bytes, content_type: str) -> tuple[Any, list[str]]:
+    """JSON or YAML into a value and the paths of duplicate fields.
+
+    400 when malformed; 415 for other media types (protobuf included: clients then fall
+    back to JSON)."""
+    if content_type not in YAML_TYPES + JSON_TYPES:
+        raise errors.unsupported_media_type(
+            f'the body of the request was in an unknown format - accepted media types include: '
+            f'{", ".join(("application/json",) + YAML_TYPES[:1] + JSON_TYPES[1:])}')
+    try:
+        if content_type in YAML_TYPES:
+            return decode.decode_yaml(body)
+        return decode.decode_json(body)
+    except decode.DecodeError as exc:
+        raise errors.bad_request(str(exc)) from None
+
+
+def validation_mode(request: web.Request) -> str:
+    """fieldValidation: Strict, Warn (the default, as in Kubernetes) or Ignore."""
+    mode = request.query.get("fieldValidation", "Warn") or "Warn"
+    if mode not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(
+            f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", '
+            f'"Strict", "Warn"')
+    return mode
+
+
+def check_object(obj: Any, resource: Resource, type_name: str, kind: str,
+                 duplicates: list[str], mode: str) -> tuple[dict, list[str]]:
+    """Check a decoded object against its type.
+
+    Returns the object without unknown fields (Kubernetes never stores them) and the
+    warnings to send; raises 400 for wrong types, a wrong kind, and, under Strict, unknown
+    or duplicate fields."""
+    if not isinstance(obj, dict):
+        raise errors.bad_request(decode.decode_error_message(
+            kind, "expected a JSON object", version=resource.version))
+    problems = decode.type_errors(obj, type_name)
+    if problems:
+        raise errors.bad_request(decode.decode_error_message(kind, problems[0],
+                                                             version=resource.version))
+    _check_kind(obj, resource.group_version, kind)
+    unknown = decode.unknown_fields(obj, type_name)
+    warnings: list[str] = []
+    if mode == "Strict" and (unknown or duplicates):
+        raise errors.bad_request(decode.strict_error_message(
+            kind, unknown, duplicates, version=resource.version, obj=obj))
+    if mode == "Warn":
+        warnings = decode.field_warnings(unknown, duplicates, obj=obj)
+    return (decode.prune_unknown(obj, type_name) if unknown else obj), warnings
+
+
+def _check_kind(obj: dict, version: str, kind: str) -> None:
+    got_version, got_kind = obj.get("apiVersion"), obj.get("kind")
+    if got_kind is None or got_version is None:
+        missing = "Kind" if got_kind is None else "Version"
+        raise errors.bad_request(f"Object '{missing}' is missing in '{json.dumps(obj)[:200]}'")
+    if got_version != version:
+        raise errors.bad_request(f"the API version in the data ({got_version}) does not match "
+                                 f"the expected API version ({version})")
+    if got_kind != kind:
+        raise errors.bad_request(f"the kind in the data ({got_kind}) does not match the "
+                                 f"expected kind ({kind})")
+
+
+# -- responses -------------------------------------------------------------------------------
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def respond(obj: Any, status: int = 200, warnings: list[str] | None = None,
+            content_type: str = JSON) -> web.Response:
+    response = web.Response(body=dumps(obj), status=status, content_type=None)
+    response.headers["Content-Type"] = content_type
+    for text in warnings or []:
+        response.headers.add("Warning", warning_header(text))
+    return response
+
+
+def warning_header(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{escaped}"'
+
+
+def wants_table(request: web.Request, resource: Resource) -> bool:
+    """Whether the client asked for a meta.k8s.io Table it can get (kubectl's human output)."""
+    accept = request.headers.get("Accept", "")
+    if resource.name not in TABLE_RESOURCES:
+        return False
+    for part in accept.split(","):
+        params = [p.strip() for p in part.split(";")]
+        if "as=Table" in params and "g=meta.k8s.io" in params and "v=v1" in params:
+            return True
+    return False
+
+
+def check_acceptable(request: web.Request) -> None:
+    """406 when the client accepts neither JSON nor anything."""
+    accept = request.headers.get("Accept", "")
+    if not accept:
+        return
+    for part in accept.split(","):
+        mime = part.split(";")[0].strip().lower()
+        if mime in ("application/json", "*/*", "application/*", "application/yaml"):
+            return
+    raise errors.not_acceptable(
+        "only the following media types are accepted: application/json, application/yaml")
+
+
+def as_table(request: web.Request, resource: Resource, objects: list[dict],
+             resource_version: str, with_columns: bool = True) -> dict:
+    include = request.query.get("includeObject", "Metadata")
+    if include not in ("None", "Metadata", "Object"):
+        raise errors.bad_request(f'includeObject: Unsupported value: "{include}": supported '
+                                 f'values: "Metadata", "None", "Object"')
+    return tables.table(resource.name, objects, now=dt.datetime.now(dt.timezone.utc),
+                        include_object=include, resource_version=resource_version,
+                        with_columns=with_columns)

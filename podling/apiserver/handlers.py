@@ -1,0 +1,293 @@
+"""The REST verbs on resources: get, list, create, update, patch, delete, deletecollection.
+
+:class:`ResourceHandlers` resolves a request (:mod:`.requestinfo`), runs it through the
+resource's registry store and answers JSON or a Table. Watches are in :mod:`.watch`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+from aiohttp import web
+
+from ..api import errors, patch, selectors, unimplemented
+from ..api.resources import Resource
+from ..storage.interface import Preconditions
+from . import bodies, requestinfo, watch
+from .registry.store import RegistryStore
+from .registry.strategies import SUBRESOURCES
+from .reviews import answer_access_review
+
+Obj = dict[str, Any]
+PATCH_TYPES = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+}
+
+
+class ResourceHandlers:
+    """Serves every resource in ``stores`` (keyed by resource name)."""
+
+    def __init__(self, stores: dict[str, RegistryStore], watch_options: watch.WatchOptions) -> None:
+        self.stores = stores
+        self.watch_options = watch_options
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        info = requestinfo.parse(request.method, request.path, dict(request.query))
+        bodies.check_acceptable(request)
+        if info.resource.name == "selfsubjectaccessreviews":
+            return await answer_access_review(request)
+        if info.resource.name == "bindings" or info.subresource == "binding":
+            return await self._bind(request, info)
+        store = self.stores[info.resource.name]
+        handler: Callable[..., Any] = getattr(self, "_" + info.verb)
+        return await handler(request, info, store)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def _get(self, request: web.Request, info: requestinfo.RequestInfo,
+                   store: RegistryStore) -> web.Response:
+        obj = await store.get(info.namespace, info.name)
+        if bodies.wants_table(request, info.resource):
+            return bodies.respond(bodies.as_table(request, info.resource, [obj],
+                                                  obj["metadata"].get("resourceVersion", "")),
+                                  content_type=bodies.TABLE_CONTENT_TYPE)
+        return bodies.respond(obj)
+
+    async def _list(self, request: web.Request, info: requestinfo.RequestInfo,
+                    store: RegistryStore) -> web.Response:
+        matches = object_filter(request, info.resource)
+        items, rev = await store.list(info.namespace)
+        items = [obj for obj in items if matches(obj)]
+        if bodies.wants_table(request, info.resource):
+            return bodies.respond(bodies.as_table(request, info.resource, items, str(rev)),
+                                  content_type=bodies.TABLE_CONTENT_TYPE)
+        return bodies.respond({"kind": info.resource.list_kind,
+                               "apiVersion": info.resource.api_version,
+                               "metadata": {"resourceVersion": str(rev)}, "items": items})
+
+    async def _watch(self, request: web.Request, info: requestinfo.RequestInfo,
+                     store: RegistryStore) -> web.StreamResponse:
+        return await watch.serve(request, info, store, object_filter(request, info.resource),
+                                 self.watch_options)
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def _create(self, request: web.Request, info: requestinfo.RequestInfo,
+                      store: RegistryStore) -> web.Response:
+        if info.name:
+            raise errors.method_not_allowed(
+                "the server does not allow this method on the requested resource")
+        obj, warnings = await self._decode(request, info.resource)
+        namespace = self._body_namespace(obj, info)
+        if info.resource.namespaced:
+            await self._require_active_namespace(namespace)
+        warnings += [unimplemented.warning_text(p)
+                     for p in unimplemented.unimplemented_fields(info.resource.kind, obj)]
+        created = await store.create(namespace, obj, dry_run=dry_run(request))
+        return bodies.respond(created, 201, warnings)
+
+    async def _update(self, request: web.Request, info: requestinfo.RequestInfo,
+                      store: RegistryStore) -> web.Response:
+        obj, warnings = await self._decode(request, info.resource)
+        meta = obj.setdefault("metadata", {})
+        if meta.get("name") and meta["name"] != info.name:
+            raise errors.bad_request(f"the name of the object ({meta['name']}) does not match "
+                                     f"the name on the URL ({info.name})")
+        meta["name"] = info.name
+        self._body_namespace(obj, info)
+        updated = await store.update(info.namespace, info.name, lambda current: obj,
+                                     strategy=self._strategy(info, store),
+                                     dry_run=dry_run(request))
+        return bodies.respond(updated, 200, warnings)
+
+    async def _patch(self, request: web.Request, info: requestinfo.RequestInfo,
+                     store: RegistryStore) -> web.Response:
+        kind = bodies.media_type(request)
+        if kind == "application/apply-patch+yaml":
+            raise errors.unsupported_media_type(
+                "server-side apply (application/apply-patch+yaml) is not supported by podling "
+                "yet; use client-side `kubectl apply` (without --server-side)")
+        if kind not in PATCH_TYPES:
+            raise errors.unsupported_media_type(
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: {', '.join(PATCH_TYPES)}")
+        body = await bodies.read_body(request)
+        document, _ = bodies.parse_document(body, bodies.JSON)
+        mode = bodies.validation_mode(request)
+        warnings: list[str] = []
+
+        def apply(current: Obj) -> Obj:
+            patched = apply_patch(PATCH_TYPES[kind], current, document, info.resource)
+            patched, warnings[:] = bodies.check_object(
+                patched, info.resource, info.resource.type_name, info.resource.kind, [], mode)
+            return patched
+
+        updated = await store.update(info.namespace, info.name, apply,
+                                     strategy=self._strategy(info, store),
+                                     dry_run=dry_run(request))
+        return bodies.respond(updated, 200, warnings)
+
+    async def _delete(self, request: web.Request, info: requestinfo.RequestInfo,
+                      store: RegistryStore) -> web.Response:
+        if info.subresource:
+            raise errors.method_not_allowed(
+                "the server does not allow this method on the requested resource")
+        grace, preconditions = await delete_options(request)
+        if info.resource.name == "namespaces" and info.name in PROTECTED_NAMESPACES:
+            raise errors.forbidden_request(
+                f'namespaces "{info.name}" is forbidden: this namespace may not be deleted')
+        obj, _ = await store.delete(info.namespace, info.name, grace=grace,
+                                    preconditions=preconditions, dry_run=dry_run(request))
+        return bodies.respond(obj)
+
+    async def _deletecollection(self, request: web.Request, info: requestinfo.RequestInfo,
+                                store: RegistryStore) -> web.Response:
+        grace, _ = await delete_options(request)
+        matches = object_filter(request, info.resource)
+        items, _ = await store.list(info.namespace)
+        deleted = []
+        for obj in [o for o in items if matches(o)]:
+            meta = obj["metadata"]
+            try:
+                result, _ = await store.delete(meta.get("namespace"), meta["name"], grace=grace,
+                                               preconditions=Preconditions(uid=meta.get("uid")),
+                                               dry_run=dry_run(request))
+            except errors.ApiError as exc:
+                if exc.code in (404, 409):
+                    continue  # gone or replaced meanwhile
+                raise
+            deleted.append(result)
+        return bodies.respond({"kind": info.resource.list_kind,
+                               "apiVersion": info.resource.api_version,
+                               "metadata": {}, "items": deleted})
+
+    async def _bind(self, request: web.Request, info: requestinfo.RequestInfo) -> web.Response:
+        from .binding import bind_pod  # local: binding needs the pod store only
+        binding, warnings = await self._decode(request, info.resource if info.resource.name ==
+                                               "bindings" else _binding_resource())
+        name = info.name if info.subresource == "binding" else \
+            (binding.get("metadata") or {}).get("name", "")
+        await bind_pod(self.stores["pods"], info.namespace, name, binding,
+                       dry_run=dry_run(request))
+        return bodies.respond({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                               "status": "Success", "code": 201}, 201, warnings)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _decode(self, request: web.Request, resource: Resource) -> tuple[Obj, list[str]]:
+        body = await bodies.read_body(request)
+        obj, duplicates = bodies.parse_document(body, bodies.media_type(request))
+        return bodies.check_object(obj, resource, resource.type_name, resource.kind,
+                                   duplicates, bodies.validation_mode(request))
+
+    def _body_namespace(self, obj: Obj, info: requestinfo.RequestInfo) -> str | None:
+        meta = obj.setdefault("metadata", {})
+        if not info.resource.namespaced:
+            meta.pop("namespace", None)
+            return None
+        given = meta.get("namespace")
+        if given and given != info.namespace:
+            raise errors.bad_request("the namespace of the provided object does not match the "
+                                     "namespace sent on the request")
+        return info.namespace
+
+    async def _require_active_namespace(self, namespace: str | None) -> None:
+        ns = await self.stores["namespaces"].get(None, namespace or "")
+        if (ns.get("status") or {}).get("phase") == "Terminating":
+            raise errors.ApiError(
+                403, "Forbidden",
+                f"unable to create new content in namespace {namespace} because it is being "
+                f"terminated",
+                {"name": namespace, "kind": "namespaces", "causes": [
+                    {"reason": "NamespaceTerminating", "message": f"namespace {namespace} is "
+                     "being terminated", "field": "metadata.namespace"}]})
+
+    def _strategy(self, info: requestinfo.RequestInfo, store: RegistryStore):
+        if info.subresource:
+            return SUBRESOURCES[(info.resource.name, info.subresource)]
+        return store.strategy
+
+
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
+def _binding_resource() -> Resource:
+    from ..api.resources import BINDINGS
+    return BINDINGS
+
+
+def dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    for value in values:
+        if value != "All":
+            raise errors.bad_request(f'dryRun: Unsupported value: "{value}": supported values: '
+                                     f'"All"')
+    return bool(values)
+
+
+def object_filter(request: web.Request, resource: Resource) -> Callable[[Obj], bool]:
+    """The request's label and field selectors as one predicate; 400 when malformed."""
+    label_text = request.query.get("labelSelector", "")
+    field_text = request.query.get("fieldSelector", "")
+    try:
+        labels = selectors.parse_label_selector(label_text)
+        fields = selectors.parse_field_selector(field_text)
+    except selectors.SelectorError as exc:
+        group_version = f"{resource.group}/{resource.version}" if resource.group \
+            else f"/{resource.version}"
+        raise errors.bad_request(
+            f'Unable to find "{group_version}, Resource={resource.name}" that match label '
+            f'selector "{label_text}", field selector "{field_text}": {exc}') from None
+    try:
+        fields = selectors.check_field_selector(resource.name, fields)
+    except selectors.SelectorError as exc:
+        raise errors.bad_request(str(exc)) from None
+
+    def matches(obj: Obj) -> bool:
+        return labels.matches((obj.get("metadata") or {}).get("labels")) and \
+            fields.matches(selectors.field_set(resource.name, obj))
+    return matches
+
+
+async def delete_options(request: web.Request) -> tuple[int | None, Preconditions | None]:
+    """gracePeriodSeconds and preconditions from the DeleteOptions body and the query."""
+    body = await bodies.read_body(request)
+    options: Obj = {}
+    if body.strip():
+        options, _ = bodies.parse_document(body, bodies.JSON)
+        if not isinstance(options, dict):
+            raise errors.bad_request("DeleteOptions must be a JSON object")
+    grace = options.get("gracePeriodSeconds")
+    if "gracePeriodSeconds" in request.query:
+        try:
+            grace = int(request.query["gracePeriodSeconds"])
+        except ValueError:
+            raise errors.bad_request("gracePeriodSeconds must be an integer") from None
+    if grace is not None and not isinstance(grace, int):
+        raise errors.bad_request("gracePeriodSeconds must be an integer")
+    pre = options.get("preconditions") or {}
+    preconditions = Preconditions(uid=pre.get("uid"), resource_version=pre.get("resourceVersion")) \
+        if pre else None
+    return grace, preconditions
+
+
+def apply_patch(kind: str, current: Obj, document: Any, resource: Resource) -> Obj:
+    """Apply a patch document of the given kind to a copy of ``current``; 400/422 on failure."""
+    try:
+        if kind == "json":
+            result = patch.json_patch(current, document)
+        elif kind == "merge":
+            result = patch.json_merge_patch(current, document)
+        else:
+            if not isinstance(document, dict):
+                raise patch.PatchError("a strategic merge patch must be a JSON object")
+            result = patch.strategic_merge_patch(current, document, resource.type_name)
+    except patch.PatchError as exc:
+        code = getattr(exc, "code", 400)
+        raise errors.ApiError(code, "Invalid" if code == 422 else "BadRequest", str(exc)) from None
+    if not isinstance(result, dict):
+        raise errors.bad_request("the patch did not produce an object")
+    return copy.deepcopy(result) if result is current else result

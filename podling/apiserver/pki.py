@@ -1,0 +1,149 @@
+"""The server's certificate authority, serving certificate, admin token and kubeconfig.
+
+Created once in ``<data-dir>/server`` on first start and reused afterwards. Keys are ECDSA
+P-256 (fast to generate, accepted by kubectl and the Python client).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ..util.files import atomic_write
+
+CLUSTER = "podling"
+
+
+@dataclass(frozen=True)
+class ServerCredentials:
+    ca_cert: str
+    cert: str
+    key: str
+    admin_token: str
+
+
+def ensure_credentials(data_dir: str, hosts: list[str]) -> ServerCredentials:
+    """Load or create the CA, a serving certificate valid for ``hosts`` and the admin token.
+
+    A serving certificate that lacks one of ``hosts`` is re-issued from the same CA."""
+    base = os.path.join(data_dir, "server")
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    paths = ServerCredentials(*(os.path.join(base, n) for n in
+                                ("ca.crt", "serving.crt", "serving.key", "admin.token")))
+    ca_key_path = os.path.join(base, "ca.key")
+    if not (os.path.exists(paths.ca_cert) and os.path.exists(ca_key_path)):
+        _write_ca(paths.ca_cert, ca_key_path)
+    if not _cert_covers(paths.cert, hosts) or not os.path.exists(paths.key):
+        _write_serving(paths.ca_cert, ca_key_path, paths.cert, paths.key, hosts)
+    if not os.path.exists(paths.admin_token):
+        atomic_write(paths.admin_token, secrets.token_hex(24).encode(), 0o600)
+    return paths
+
+
+def read_token(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _validity(builder: x509.CertificateBuilder, days: int) -> x509.CertificateBuilder:
+    now = dt.datetime.now(dt.timezone.utc)
+    return builder.not_valid_before(now - dt.timedelta(minutes=5)) \
+        .not_valid_after(now + dt.timedelta(days=days))
+
+
+def _write_ca(cert_path: str, key_path: str) -> None:
+    key = _new_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{CLUSTER}-ca")])
+    builder = _validity(x509.CertificateBuilder(), 3650).subject_name(name).issuer_name(name) \
+        .public_key(key.public_key()).serial_number(x509.random_serial_number()) \
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True) \
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+    cert = builder.sign(key, hashes.SHA256())
+    atomic_write(key_path, _pem_key(key), 0o600)
+    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def _san(hosts: list[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
+    for host in sorted(set(hosts)):
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return names
+
+
+def _cert_covers(cert_path: str, hosts: list[str]) -> bool:
+    if not os.path.exists(cert_path):
+        return False
+    with open(cert_path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    present = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    expires = cert.not_valid_after_utc
+    return set(_san(hosts)) <= present and expires > dt.datetime.now(dt.timezone.utc) + \
+        dt.timedelta(days=30)
+
+
+def _write_serving(ca_cert_path: str, ca_key_path: str, cert_path: str, key_path: str,
+                   hosts: list[str]) -> None:
+    with open(ca_cert_path, "rb") as f:
+        ca_cert = x509.load_pem_x509_certificate(f.read())
+    with open(ca_key_path, "rb") as f:
+        ca_key = serialization.load_pem_private_key(f.read(), None)
+    key = _new_key()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{CLUSTER}-apiserver")])
+    builder = _validity(x509.CertificateBuilder(), 825).subject_name(subject) \
+        .issuer_name(ca_cert.subject).public_key(key.public_key()) \
+        .serial_number(x509.random_serial_number()) \
+        .add_extension(x509.SubjectAlternativeName(_san(hosts)), critical=False) \
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    atomic_write(key_path, _pem_key(key), 0o600)
+    atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+def default_hosts(bind_address: str) -> list[str]:
+    """Names the serving certificate covers: loopback, this host, and the bind address."""
+    hosts = ["127.0.0.1", "::1", "localhost", socket.gethostname()]
+    if bind_address not in ("0.0.0.0", "::", ""):
+        hosts.append(bind_address)
+    return hosts
+
+
+def write_kubeconfig(path: str, server_url: str, ca_cert_path: str, token: str) -> None:
+    """A kubeconfig (mode 0600) with the CA inline and the admin bearer token."""
+    import base64
+    with open(ca_cert_path, "rb") as f:
+        ca_data = base64.b64encode(f.read()).decode()
+    config = {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": CLUSTER, "cluster": {"server": server_url,
+                                                  "certificate-authority-data": ca_data}}],
+        "users": [{"name": "admin", "user": {"token": token}}],
+        "contexts": [{"name": CLUSTER, "context": {"cluster": CLUSTER, "user": "admin",
+                                                  "namespace": "default"}}],
+        "current-context": CLUSTER,
+    }
+    atomic_write(path, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)

@@ -1,0 +1,1 @@
+"""Per-resource registry strategies and the generic store that runs them."""

@@ -1,0 +1,104 @@
+"""The per-resource policy the generic store runs (DESIGN.md §3, "Registry strategy").
+
+A strategy says how one resource is defaulted, prepared, validated and deleted; the generic
+store (:mod:`.store`) runs the fixed pipeline around it:
+
+    create:  decode → default → prepare_for_create → validate → store
+    update:  decode → default → prepare_for_update(new, old) → validate_update(new, old) → store
+    delete:  check_graceful_delete(obj, grace) → remove now, or mark deletionTimestamp
+
+Strategies are pure: they change the objects handed to them and return causes; no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...api import validation
+from ...api.errors import Cause
+from ...api.resources import Resource
+
+Obj = dict[str, Any]
+
+
+class Strategy:
+    """Defaults shared by every resource; subclasses override what differs."""
+
+    #: whether an update may change ``status`` (False for the main resource of kinds with a
+    #: status subresource, whose status only the status subresource writes)
+    updates_status = True
+    #: whether an update may change everything but status (False for status subresources)
+    updates_spec = True
+    #: whether ``metadata.generation`` is kept and bumped on spec changes
+    tracks_generation = False
+
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+
+    # -- create ------------------------------------------------------------------------
+
+    def default(self, obj: Obj) -> None:
+        """Fill Kubernetes' defaults in place (also applied to updates)."""
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        """Reset what a client may not set on create (e.g. status)."""
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        return validation.validate_object_meta(obj.get("metadata") or {},
+                                               namespaced=self.resource.namespaced)
+
+    # -- update ------------------------------------------------------------------------
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        """Carry over what this kind of update may not change."""
+        if not self.updates_status and "status" in old:
+            new["status"] = old["status"]
+        elif not self.updates_status:
+            new.pop("status", None)
+        if not self.updates_spec:
+            for key, value in old.items():
+                if key not in ("status", "metadata"):
+                    new[key] = value
+            for key in list(new):
+                if key not in old and key not in ("status", "metadata", "kind", "apiVersion"):
+                    del new[key]
+            new["metadata"] = _status_update_metadata(new.get("metadata") or {}, old["metadata"])
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return validation.validate_object_meta(new.get("metadata") or {},
+                                               namespaced=self.resource.namespaced)
+
+    def spec_changed(self, new: Obj, old: Obj) -> bool:
+        """Whether anything beyond metadata and status changed (bumps generation)."""
+        ignore = ("metadata", "status")
+        return {k: v for k, v in new.items() if k not in ignore} != \
+            {k: v for k, v in old.items() if k not in ignore}
+
+    # -- delete ------------------------------------------------------------------------
+
+    def grace_period(self, obj: Obj, requested: int | None) -> int:
+        """Seconds the object may take to go away; 0 removes it at once (finalizers aside)."""
+        return 0
+
+    # -- reading -----------------------------------------------------------------------
+
+    def table_resource(self) -> str:
+        return self.resource.name
+
+
+def _status_update_metadata(new: Obj, old: Obj) -> Obj:
+    """A status update keeps the stored metadata; only its resourceVersion precondition counts."""
+    merged = dict(old)
+    if "resourceVersion" in new:
+        merged["resourceVersion"] = new["resourceVersion"]
+    return merged
+
+
+def blocks_deletion(obj: Obj) -> bool:
+    """Whether a terminating object must stay: finalizers remain, or a pod's grace runs."""
+    meta = obj.get("metadata") or {}
+    if meta.get("finalizers"):
+        return True
+    if obj.get("kind") == "Namespace" and (obj.get("spec") or {}).get("finalizers"):
+        return True
+    return bool(meta.get("deletionGracePeriodSeconds"))

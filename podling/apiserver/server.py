@@ -1,0 +1,110 @@
+"""Run the API server: storage, credentials, kubeconfig, HTTPS listener, controllers.
+
+:func:`start` brings everything up and returns a :class:`RunningServer`; :func:`serve`
+runs until SIGINT / SIGTERM and then shuts down cleanly (listener, watches, storage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import ssl
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..storage.interface import Storage
+from ..storage.memory import MemoryStore
+from ..storage.sqlite import SqliteStore
+from . import pki
+from .app import build_app, registry_stores
+from .auth import ADMIN, TokenAuthenticator
+from .namespaces import NamespaceController, ensure_built_in
+from .watch import WatchOptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: str = "/var/lib/podling"
+    bind_address: str = "127.0.0.1"
+    port: int = 6443
+    datastore: str = "sqlite"  # "sqlite" (in <data-dir>/state.db) or "memory"
+    disable_agent: bool = False
+    history: int = 10_000  # changes kept for resuming watches (older ones answer 410)
+    watch: WatchOptions = WatchOptions()
+
+    @property
+    def kubeconfig_path(self) -> str:
+        return os.path.join(self.data_dir, "kubeconfig")
+
+
+@dataclass
+class RunningServer:
+    config: ServerConfig
+    url: str
+    port: int
+    storage: Storage
+    runner: web.AppRunner
+    controller: NamespaceController
+
+    async def stop(self) -> None:
+        """Stop listening, end open watches, stop controllers, close the store."""
+        await self.controller.stop()
+        await self.storage.close()  # ends watch streams, so handlers return promptly
+        await self.runner.cleanup()
+
+
+async def open_storage(config: ServerConfig) -> Storage:
+    if config.datastore == "memory":
+        return MemoryStore(history=config.history)
+    if config.datastore == "sqlite":
+        return await SqliteStore.open(os.path.join(config.data_dir, "state.db"),
+                                      history=config.history)
+    raise ValueError(f"unsupported --datastore {config.datastore!r} (use sqlite or memory)")
+
+
+def _url(host: str, port: int) -> str:
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+async def start(config: ServerConfig) -> RunningServer:
+    os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
+    creds = pki.ensure_credentials(config.data_dir, pki.default_hosts(config.bind_address))
+    storage = await open_storage(config)
+    stores = registry_stores(storage)
+    await ensure_built_in(stores["namespaces"])
+    token = pki.read_token(creds.admin_token)
+    app = build_app(stores, TokenAuthenticator({token: ADMIN}), config.watch)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(creds.cert, creds.key)
+    site = web.TCPSite(runner, config.bind_address, config.port, ssl_context=tls,
+                       reuse_address=True)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked for
+    url = _url(config.bind_address, port)
+    pki.write_kubeconfig(config.kubeconfig_path, url, creds.ca_cert, token)
+    controller = NamespaceController(storage, stores)
+    controller.start()
+    log.info("podling API server listening on %s; kubeconfig %s", url, config.kubeconfig_path)
+    return RunningServer(config, url, port, storage, runner, controller)
+
+
+async def serve(config: ServerConfig) -> None:
+    """Run until SIGINT or SIGTERM."""
+    server = await start(config)
+    print(f"podling: API server ready at {server.url} (kubeconfig: "
+          f"{config.kubeconfig_path})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("podling: shutting down", flush=True)
+    await server.stop()

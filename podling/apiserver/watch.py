@@ -1,0 +1,153 @@
+"""Watch: a chunked stream of JSON lines ``{"type": ..., "object": ...}``.
+
+    resourceVersion "" or "0"  → synthetic ADDED for every current match, then live changes
+    resourceVersion N          → every change after N, in order; if N is no longer retained,
+                                 one ERROR event carrying a 410 Expired Status, then the end
+
+Label and field selectors apply to both the old and the new state of each change, so an
+object that stops matching is sent as DELETED and one that starts matching as ADDED. The stream
+ends after ``timeoutSeconds`` (default: 30 to 60 minutes), when the client goes away, or when
+the server stops. With ``allowWatchBookmarks=true`` an idle stream gets BOOKMARK events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from aiohttp import web
+
+from ..api import errors
+from ..storage.interface import Compacted, WatchEvent
+from . import bodies
+from .registry.store import RegistryStore, collection_prefix
+from .requestinfo import RequestInfo
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    bookmark_interval: float = 10.0
+    min_timeout: float = 1800.0
+
+
+def _timeout(request: web.Request, options: WatchOptions) -> float:
+    text = request.query.get("timeoutSeconds")
+    if text is None:
+        return options.min_timeout * (1 + random.random())
+    try:
+        return max(0.0, float(int(text)))
+    except ValueError:
+        raise errors.bad_request(f'timeoutSeconds: Invalid value: "{text}"') from None
+
+
+def _start_revision(request: web.Request) -> int | None:
+    """None for "" and "0" (start with the current state); otherwise the revision."""
+    text = request.query.get("resourceVersion", "")
+    if text in ("", "0"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise errors.bad_request(f'resourceVersion: Invalid value: "{text}": must be a '
+                                 f'non-negative integer')
+    return value
+
+
+def classify(event: WatchEvent, matches: Callable[[Obj], bool]) -> str | None:
+    """The event type this watcher sees for ``event``, or None when it sees nothing."""
+    now = event.type != "DELETED" and matches(event.obj)
+    before = event.prev is not None and matches(event.prev)
+    if event.type == "DELETED":
+        return "DELETED" if before else None
+    if now:
+        return "MODIFIED" if before else "ADDED"
+    return "DELETED" if before else None
+
+
+class _Writer:
+    """Encodes events as JSON lines, as objects or one-row Tables."""
+
+    def __init__(self, request: web.Request, info: RequestInfo, response: web.StreamResponse):
+        self.request, self.info, self.response = request, info, response
+        self.table = bodies.wants_table(request, info.resource)
+        self.columns_sent = False
+
+    async def send(self, type_: str, obj: Obj) -> None:
+        if self.table and type_ != "BOOKMARK" and type_ != "ERROR":
+            obj = bodies.as_table(self.request, self.info.resource, [obj],
+                                  obj["metadata"].get("resourceVersion", ""),
+                                  with_columns=not self.columns_sent)
+            self.columns_sent = True
+        await self.response.write(bodies.dumps({"type": type_, "object": obj}) + b"\n")
+
+
+async def serve(request: web.Request, info: RequestInfo, store: RegistryStore,
+                matches: Callable[[Obj], bool], options: WatchOptions) -> web.StreamResponse:
+    if info.name:
+        by_name = matches
+        matches = lambda obj: obj["metadata"].get("name") == info.name and by_name(obj)  # noqa: E731
+    timeout = _timeout(request, options)
+    start = _start_revision(request)
+    bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
+    prefix = collection_prefix(info.resource, info.namespace)
+    initial: list[Obj] = []
+    expired: errors.ApiError | None = None
+    stream = None
+    if start is None:
+        items, start = await store.list(info.namespace)
+        initial = [obj for obj in items if matches(obj)]
+    try:
+        stream = await store.storage.watch(prefix, start)
+    except Compacted as exc:
+        expired = errors.gone(f"too old resource version: {exc.requested} ({exc.oldest})")
+
+    response = web.StreamResponse(status=200)
+    writer = _Writer(request, info, response)
+    response.headers["Content-Type"] = (bodies.TABLE_CONTENT_TYPE if writer.table
+                                        else bodies.JSON)
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    if expired is not None:
+        await writer.send("ERROR", expired.status())
+        return response
+    assert stream is not None
+    try:
+        for obj in initial:
+            await writer.send("ADDED", obj)
+        await _pump(stream, writer, matches, info, timeout,
+                    options.bookmark_interval if bookmarks else None)
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    finally:
+        stream.close()
+    return response
+
+
+async def _pump(stream, writer: _Writer, matches: Callable[[Obj], bool], info: RequestInfo,
+                timeout: float, bookmark_interval: float | None) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return
+        wait = min(remaining, bookmark_interval) if bookmark_interval else remaining
+        try:
+            event = await asyncio.wait_for(stream.__anext__(), wait)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            if bookmark_interval and loop.time() < deadline:
+                await writer.send("BOOKMARK", {
+                    "kind": info.resource.kind, "apiVersion": info.resource.api_version,
+                    "metadata": {"resourceVersion": str(stream.bookmark_revision())}})
+            continue
+        seen_as = classify(event, matches)
+        if seen_as:
+            await writer.send(seen_as, event.obj)

@@ -1,0 +1,82 @@
+"""``podling``: the command line.
+
+    podling server [--data-dir DIR] [--bind-address ADDR] [--port N] [--disable-agent]
+    podling kubectl ARGS...      run the system kubectl with podling's kubeconfig
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import sys
+
+from ..apiserver.server import ServerConfig, serve
+from ..apiserver.watch import WatchOptions
+
+DEFAULT_DATA_DIR = "/var/lib/podling"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="podling", description="A Kubernetes-compatible pod engine")
+    commands = parser.add_subparsers(dest="command", required=True)
+    server = commands.add_parser("server", help="run the API server (all-in-one)")
+    server.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    server.add_argument("--bind-address", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=6443)
+    server.add_argument("--datastore", default="sqlite", choices=["sqlite", "memory"],
+                        help="where state lives (sqlite: <data-dir>/state.db)")
+    server.add_argument("--disable-agent", action="store_true",
+                        help="do not run a local node agent (the agent is not built yet)")
+    server.add_argument("--history", type=int, default=10_000,
+                        help="changes kept for resuming watches; older resourceVersions get 410")
+    server.add_argument("--watch-bookmark-interval", type=float, default=10.0,
+                        help="seconds between BOOKMARK events on idle watches that allow them")
+    server.add_argument("--log-level", default="INFO")
+    kubectl = commands.add_parser("kubectl", help="run kubectl against this podling",
+                                  add_help=False)
+    kubectl.add_argument("--data-dir", default=os.environ.get("PODLING_DATA_DIR", DEFAULT_DATA_DIR))
+    kubectl.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _run_kubectl(data_dir: str, args: list[str]) -> int:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        print("podling: kubectl is not installed", file=sys.stderr)
+        return 127
+    kubeconfig = os.path.join(data_dir, "kubeconfig")
+    if not os.path.exists(kubeconfig):
+        print(f"podling: {kubeconfig} does not exist; start `podling server` first",
+              file=sys.stderr)
+        return 1
+    os.execv(kubectl, [kubectl, "--kubeconfig", kubeconfig, *args])
+    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["kubectl"]:
+        # everything after "kubectl" belongs to kubectl, except a leading --data-dir
+        rest, data_dir = argv[1:], os.environ.get("PODLING_DATA_DIR", DEFAULT_DATA_DIR)
+        if rest[:1] == ["--data-dir"] and len(rest) >= 2:
+            data_dir, rest = rest[1], rest[2:]
+        return _run_kubectl(data_dir, rest)
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServerConfig(data_dir=args.data_dir, bind_address=args.bind_address,
+                          port=args.port, datastore=args.datastore,
+                          disable_agent=args.disable_agent, history=args.history,
+                          watch=WatchOptions(bookmark_interval=args.watch_bookmark_interval))
+    try:
+        asyncio.run(serve(config))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
