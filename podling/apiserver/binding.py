@@ -39,8 +39,7 @@ async def bind_pod(pods: RegistryStore, namespace: str | None, name: str, bindin
 
     if dry_run:
         return assign(await pods.get(namespace, name))
-    with pods._translated(name):
-        return await pods.storage.guaranteed_update(pods.key(namespace, name), assign)
+    return await pods.mutate(namespace, name, assign)
 
 
 def _set_scheduled(status: Obj) -> None:

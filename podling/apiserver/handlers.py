@@ -12,9 +12,10 @@ from typing import Any, Callable
 from aiohttp import web
 
 from ..api import errors, patch, selectors, unimplemented
-from ..api.resources import Resource
+from ..api.resources import BINDINGS, Resource
 from ..storage.interface import Preconditions
 from . import bodies, requestinfo, watch
+from .binding import bind_pod
 from .registry.store import RegistryStore
 from .registry.strategies import SUBRESOURCES
 from .reviews import answer_access_review
@@ -165,9 +166,8 @@ class ResourceHandlers:
                                "metadata": {}, "items": deleted})
 
     async def _bind(self, request: web.Request, info: requestinfo.RequestInfo) -> web.Response:
-        from .binding import bind_pod  # local: binding needs the pod store only
-        binding, warnings = await self._decode(request, info.resource if info.resource.name ==
-                                               "bindings" else _binding_resource())
+        """POST pods/{name}/binding, or POST bindings naming the pod in metadata.name."""
+        binding, warnings = await self._decode(request, BINDINGS)
         name = info.name if info.subresource == "binding" else \
             (binding.get("metadata") or {}).get("name", "")
         await bind_pod(self.stores["pods"], info.namespace, name, binding,
@@ -212,11 +212,6 @@ class ResourceHandlers:
 
 
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
-
-
-def _binding_resource() -> Resource:
-    from ..api.resources import BINDINGS
-    return BINDINGS
 
 
 def dry_run(request: web.Request) -> bool:

@@ -138,6 +138,15 @@ class RegistryStore:
             return await self._remove(namespace, name, updated)
         return updated
 
+    async def mutate(self, namespace: str | None, name: str,
+                     change: Callable[[Obj], Obj]) -> Obj:
+        """Write ``change(copy_of_current)`` without the update strategy.
+
+        For subresources with rules of their own (pods/binding sets the otherwise immutable
+        spec.nodeName); ``change`` does its own checks and raises ApiError to refuse."""
+        with self._translated(name):
+            return await self.storage.guaranteed_update(self.key(namespace, name), change)
+
     def _check_version(self, new: Obj, current: Obj, name: str) -> None:
         wanted = (new.get("metadata") or {}).get("resourceVersion")
         if wanted and wanted != current["metadata"].get("resourceVersion"):
