@@ -1,0 +1,85 @@
+"""The ImageService protocol (DESIGN.md §3) and the values it deals in.
+
+The agent uses images only through this module. Digests are ``sha256:<hex>`` strings;
+references are normalised (``nginx`` → ``docker.io/library/nginx:latest``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """What the runtime needs from the image config (OCI image-spec ``config``)."""
+
+    entrypoint: list[str] = field(default_factory=list)
+    cmd: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+    working_dir: str = ""
+    user: str = ""
+    stop_signal: str = ""
+    exposed_ports: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image in the local store."""
+
+    id: str  # the config digest, like Docker's image ID
+    names: tuple[str, ...]  # normalised references (tags and/or name@digest)
+    manifest_digest: str
+    repo_digests: tuple[str, ...]  # name@sha256:… for each repository it was pulled from
+    layers: tuple[str, ...]  # diff IDs (uncompressed layer digests), base first
+    size: int  # bytes of the compressed layers plus config
+    config: ImageConfig
+    os: str = "linux"
+    architecture: str = "amd64"
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """One progress report: ``layer`` digest, bytes done of ``total`` (0 if unknown)."""
+
+    layer: str
+    done: int
+    total: int
+    status: str  # "resolving", "downloading", "verifying", "unpacking", "exists", "done"
+    endpoint: str = ""  # the registry endpoint serving this blob
+
+
+ProgressCallback = Callable[[PullProgress], None]
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    """Credentials for one pull (from a dockerconfigjson secret or a config.json)."""
+
+    username: str = ""
+    password: str = ""
+    identity_token: str = ""
+    registry_token: str = ""
+
+
+class ImageService(Protocol):
+    async def image_status(self, ref: str) -> Image | None:
+        """The local image for ``ref`` (a tag, a digest or an image ID), or None."""
+        ...
+
+    async def pull_image(self, ref: str, auth: RegistryAuth | None = None,
+                         progress: ProgressCallback | None = None) -> Image:
+        """Resolve ``ref`` at the registry and download what is missing.
+
+        Always asks the registry (the ``Always`` pull policy); concurrent pulls of one
+        reference share one download. Raises InvalidImageName or RegistryError."""
+        ...
+
+    async def list_images(self) -> list[Image]:
+        ...
+
+    async def remove_image(self, ref: str) -> None:
+        """Untag ``ref``; the image and its layers go when nothing references them."""
+        ...
