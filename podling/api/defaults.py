@@ -322,7 +322,10 @@ def default_node(node: dict[str, Any]) -> None:
 
 
 def default_namespace(ns: dict[str, Any]) -> None:
-    """Name label, ``status.phase: Active`` and the ``kubernetes`` spec finalizer (create)."""
+    """The ``kubernetes.io/metadata.name`` label and ``status.phase: Active``.
+
+    The ``kubernetes`` spec finalizer is not a default: it is added once, on create (the
+    namespace strategy), so that finalizing can remove it."""
     meta = ns.setdefault("metadata", {})
     if meta.get("name"):
         labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
@@ -332,12 +335,6 @@ def default_namespace(ns: dict[str, Any]) -> None:
     if not status.get("phase"):
         status["phase"] = "Active"
     ns["status"] = status
-    spec = ns.get("spec") if isinstance(ns.get("spec"), dict) else {}
-    finalizers = spec.get("finalizers") if isinstance(spec.get("finalizers"), list) else []
-    if "kubernetes" not in finalizers:
-        finalizers = list(finalizers) + ["kubernetes"]
-    spec["finalizers"] = finalizers
-    ns["spec"] = spec
 
 
 def default_event(ev: dict[str, Any]) -> None:

@@ -46,10 +46,11 @@ def fields(data: bytes) -> dict[int, list[Any]]:
             if pos + size > len(data):
                 raise ProtobufError("truncated field")
             value, pos = data[pos:pos + size], pos + size
-        elif wire == 1:
-            value, pos = data[pos:pos + 8], pos + 8
-        elif wire == 5:
-            value, pos = data[pos:pos + 4], pos + 4
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            if pos + width > len(data):
+                raise ProtobufError("truncated field")
+            value, pos = data[pos:pos + width], pos + width
         else:
             raise ProtobufError(f"unsupported wire type {wire}")
         found.setdefault(number, []).append(value)

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ..api import errors
 
-USER_KEY = "user"  # request key holding the authenticated User
+USER_KEY = web.RequestKey("user", object)  # the authenticated User of a request
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 
 
@@ -59,6 +59,6 @@ def auth_middleware(authenticator: TokenAuthenticator) -> Callable:
             if request.headers.get("Authorization") or request.path not in PUBLIC_PATHS:
                 raise errors.unauthorized()
             user = ANONYMOUS
-        request["user"] = user
+        request[USER_KEY] = user
         return await handler(request)
     return middleware

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from ..api import errors, validation
@@ -38,7 +39,7 @@ async def bind_pod(pods: RegistryStore, namespace: str | None, name: str, bindin
         return pod
 
     if dry_run:
-        return assign(await pods.get(namespace, name))
+        return assign(copy.deepcopy(await pods.get(namespace, name)))
     return await pods.mutate(namespace, name, assign)
 
 

@@ -43,19 +43,31 @@ def parse(method: str, path: str, query: dict[str, str]) -> RequestInfo:
     resource = find(group, version, rest[0])
     if resource is None:
         raise _not_found()
-    if resource.name == "namespaces" and len(rest) >= 2:
-        namespace = None
     name = rest[1] if len(rest) >= 2 else None
     subresource = rest[2] if len(rest) == 3 else None
-    if subresource and subresource not in {s.name for s in resource.subresources}:
-        raise _not_found()
-    if namespace is not None and not resource.namespaced:
+    if (namespace is not None and not resource.namespaced) or \
+            (resource.namespaced and namespace is None and name is not None):
         raise _not_found()
     verb = _verb(method, name, watch_prefix or query.get("watch") in ("true", "1"))
-    if verb not in resource.verbs and not subresource:
-        raise errors.method_not_allowed(
-            f"the server does not allow this method on the requested resource")
+    _check_verb(resource, namespace, subresource, verb)
     return RequestInfo(resource, namespace, name, subresource, verb)
+
+
+def _check_verb(resource: Resource, namespace: str | None, subresource: str | None,
+                verb: str) -> None:
+    """404 for unknown subresources; 405 for verbs the path does not serve."""
+    if subresource:
+        served = {s.name: s.verbs for s in resource.subresources}
+        if subresource not in served:
+            raise _not_found()
+        allowed = served[subresource]
+    elif resource.namespaced and namespace is None:
+        allowed = tuple(v for v in resource.verbs if v in ("list", "watch"))  # all namespaces
+    else:
+        allowed = resource.verbs
+    if verb not in allowed:
+        raise errors.method_not_allowed(
+            "the server does not allow this method on the requested resource")
 
 
 def _verb(method: str, name: str | None, watch: bool) -> str:

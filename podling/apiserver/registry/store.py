@@ -164,7 +164,8 @@ class RegistryStore:
                 meta[field] = old_meta[field]
             else:
                 meta.pop(field, None)
-        if "generation" in old_meta:
+        meta.pop("generation", None)
+        if "generation" in old_meta:  # never client-settable on update
             meta["generation"] = old_meta["generation"]
             if strategy.tracks_generation and strategy.spec_changed(new, current):
                 meta["generation"] += 1

@@ -29,7 +29,7 @@ class PodStrategy(Strategy):
         obj["metadata"]["generation"] = 1
 
     def validate(self, obj: Obj) -> list[Cause]:
-        return super().validate(obj) + validation.validate_pod(obj)
+        return validation.validate_pod(obj)
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         return validation.validate_pod_update(new, old)
@@ -62,7 +62,7 @@ class NodeStrategy(Strategy):
         defaults.default_node(obj)
 
     def validate(self, obj: Obj) -> list[Cause]:
-        return super().validate(obj) + validation.validate_node(obj)
+        return validation.validate_node(obj)
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         return validation.validate_node_update(new, old)
@@ -83,14 +83,19 @@ class NamespaceStrategy(Strategy):
 
     def prepare_for_create(self, obj: Obj) -> None:
         obj["status"] = {"phase": "Active"}
-        obj.setdefault("spec", {})["finalizers"] = ["kubernetes"]
+        spec = obj.setdefault("spec", {})
+        finalizers = [f for f in spec.get("finalizers") or [] if f != "kubernetes"]
+        spec["finalizers"] = finalizers + ["kubernetes"]
 
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
         super().prepare_for_update(new, old)
         new["spec"] = old.get("spec", {})  # spec.finalizers change only through /finalize
 
     def validate(self, obj: Obj) -> list[Cause]:
-        return super().validate(obj) + validation.validate_namespace(obj)
+        return validation.validate_namespace(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return validation.validate_namespace_update(new, old)
 
 
 class NamespaceStatusStrategy(NamespaceStrategy):
@@ -117,16 +122,13 @@ class EventStrategy(Strategy):
     def validate(self, obj: Obj) -> list[Cause]:
         return super().validate(obj) + validation.validate_event(obj)
 
-    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
-        return self.validate(new)
-
 
 class LeaseStrategy(Strategy):
-    def validate(self, obj: Obj) -> list[Cause]:
-        return super().validate(obj) + validation.validate_lease(obj)
+    def default(self, obj: Obj) -> None:
+        defaults.default_lease(obj)
 
-    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
-        return self.validate(new)
+    def validate(self, obj: Obj) -> list[Cause]:
+        return validation.validate_lease(obj)
 
 
 MAIN = {

@@ -44,6 +44,7 @@ class Strategy:
         """Reset what a client may not set on create (e.g. status)."""
 
     def validate(self, obj: Obj) -> list[Cause]:
+        """Causes that make ``obj`` invalid on create (metadata included)."""
         return validation.validate_object_meta(obj.get("metadata") or {},
                                                namespaced=self.resource.namespaced)
 
@@ -65,8 +66,12 @@ class Strategy:
             new["metadata"] = _status_update_metadata(new.get("metadata") or {}, old["metadata"])
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
-        return validation.validate_object_meta(new.get("metadata") or {},
-                                               namespaced=self.resource.namespaced)
+        """Causes that make the update invalid: metadata update rules (immutable identity,
+        no finalizers added while deleting, …) plus the kind's own checks of ``new``."""
+        meta_causes = validation.validate_object_meta_update(new.get("metadata") or {},
+                                                             old.get("metadata") or {})
+        own = [c for c in self.validate(new) if not c.field.startswith("metadata")]
+        return meta_causes + own
 
     def spec_changed(self, new: Obj, old: Obj) -> bool:
         """Whether anything beyond metadata and status changed (bumps generation)."""
