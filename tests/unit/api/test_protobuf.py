@@ -1,0 +1,141 @@
+"""Kubernetes protobuf bodies: a SelfSubjectAccessReview encoded by hand, then decoded.
+
+The encoder below is the minimum of the protobuf wire format (varints and length-delimited
+fields) needed to build what ``kubectl auth can-i`` sends.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from podling.api import protobuf
+from podling.api.protobuf import ProtobufError
+
+
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def field(number: int, payload: bytes | str) -> bytes:
+    """A length-delimited (wire type 2) field."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def int_field(number: int, value: int) -> bytes:
+    """A varint (wire type 0) field."""
+    return varint(number << 3) + varint(value)
+
+
+def message(**named: str) -> bytes:
+    """Fields given as f<number>=value, in order."""
+    return b"".join(field(int(name[1:]), value) for name, value in named.items())
+
+
+def envelope(raw: bytes, api_version: str = "authorization.k8s.io/v1",
+             kind: str = "SelfSubjectAccessReview") -> bytes:
+    type_meta = message(f1=api_version, f2=kind)
+    return protobuf.MAGIC + field(1, type_meta) + field(2, raw)
+
+
+def review(spec: bytes) -> bytes:
+    """SelfSubjectAccessReview{1: ObjectMeta, 2: spec, 3: status}."""
+    return field(1, b"") + field(2, spec) + field(3, b"")
+
+
+def resource_spec(**attributes: str) -> bytes:
+    numbers = {"namespace": 1, "verb": 2, "group": 3, "version": 4, "resource": 5,
+               "subresource": 6, "name": 7}
+    attrs = b"".join(field(numbers[k], v) for k, v in attributes.items())
+    return field(1, attrs)
+
+
+def test_varint_encoder_matches_the_decoder() -> None:
+    for value in (0, 1, 127, 128, 300, 2 ** 32, 2 ** 63 - 1):
+        assert protobuf._varint(varint(value), 0) == (value, len(varint(value)))
+
+
+def test_decodes_resource_attributes() -> None:
+    body = envelope(review(resource_spec(namespace="default", verb="create", group="",
+                                         resource="pods", subresource="exec", name="web")))
+    assert protobuf.decode_self_subject_access_review(body) == {
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+        "metadata": {},
+        "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "group": "",
+                                        "resource": "pods", "subresource": "exec",
+                                        "name": "web"}}}
+
+
+def test_decodes_non_resource_attributes() -> None:
+    spec = field(2, message(f1="/healthz", f2="get"))
+    decoded = protobuf.decode_self_subject_access_review(envelope(review(spec)))
+    assert decoded["spec"] == {"nonResourceAttributes": {"path": "/healthz", "verb": "get"}}
+
+
+def test_absent_attributes_are_absent() -> None:
+    decoded = protobuf.decode_self_subject_access_review(
+        envelope(review(resource_spec(verb="list", resource="nodes"))))
+    assert decoded["spec"] == {"resourceAttributes": {"verb": "list", "resource": "nodes"}}
+
+
+def test_unknown_fields_of_other_wire_types_are_skipped() -> None:
+    attrs = (field(2, "get") + int_field(9, 12345) + varint(10 << 3 | 5) + b"\x01\x02\x03\x04"
+             + varint(11 << 3 | 1) + b"\x00" * 8 + field(5, "pods"))
+    decoded = protobuf.decode_self_subject_access_review(envelope(review(field(1, attrs))))
+    assert decoded["spec"]["resourceAttributes"] == {"verb": "get", "resource": "pods"}
+
+
+def test_type_meta_is_reported_and_defaulted() -> None:
+    spec = resource_spec(verb="get", resource="pods")
+    given = protobuf.decode_self_subject_access_review(
+        envelope(review(spec), api_version="authorization.k8s.io/v1beta1"))
+    assert given["apiVersion"] == "authorization.k8s.io/v1beta1"
+    bare = protobuf.MAGIC + field(2, review(spec))
+    decoded = protobuf.decode_self_subject_access_review(bare)
+    assert (decoded["apiVersion"], decoded["kind"]) == ("authorization.k8s.io/v1",
+                                                        "SelfSubjectAccessReview")
+
+
+def test_unwrap() -> None:
+    assert protobuf.unwrap(envelope(b"\x08\x01", kind="Pod", api_version="v1")) == \
+        ("v1", "Pod", b"\x08\x01")
+
+
+def test_fields_collects_repeated_numbers_in_order() -> None:
+    assert protobuf.fields(field(1, "a") + int_field(2, 7) + field(1, "b")) == {
+        1: [b"a", b"b"], 2: [7]}
+
+
+MALFORMED = [
+    ("no magic", b'{"kind": "SelfSubjectAccessReview"}'),
+    ("wrong magic", b"k8s\x01" + field(2, b"")),
+    ("truncated varint key", protobuf.MAGIC + b"\x80"),
+    ("truncated length", protobuf.MAGIC + b"\x12"),
+    ("length past the end", protobuf.MAGIC + b"\x12\x05ab"),
+    ("unsupported wire type", protobuf.MAGIC + varint(1 << 3 | 3)),
+    ("truncated inside spec", envelope(field(2, b"\x0a\x09\x12\x03ge"))),
+    ("invalid utf-8 attribute", envelope(review(field(1, field(2, b"\xff\xfe"))))),
+    ("over-long varint", protobuf.MAGIC + b"\xff" * 11),
+    ("truncated fixed32", envelope(review(field(1, field(2, "get") + varint(9 << 3 | 5)
+                                                + b"\x01")))),
+    ("truncated fixed64", envelope(review(field(1, field(2, "get") + varint(9 << 3 | 1)
+                                                + b"\x01\x02")))),
+]
+
+
+@pytest.mark.parametrize("body", [b for _, b in MALFORMED], ids=[n for n, _ in MALFORMED])
+def test_malformed_bodies_raise_protobuf_error(body: bytes) -> None:
+    with pytest.raises(ProtobufError):
+        protobuf.decode_self_subject_access_review(body)
+
+
+def test_protobuf_error_is_a_value_error() -> None:
+    assert issubclass(ProtobufError, ValueError)
