@@ -1,7 +1,7 @@
 """Just enough of Kubernetes' protobuf encoding to read what kubectl only sends that way.
 
-``kubectl auth can-i`` posts its SelfSubjectAccessReview as
-``application/vnd.kubernetes.protobuf`` and does not fall back to JSON. A Kubernetes protobuf
+``kubectl auth can-i`` posts its SelfSubjectAccessReview and ``kubectl create namespace`` its
+Namespace as ``application/vnd.kubernetes.protobuf``, and neither falls back to JSON. A Kubernetes protobuf
 body is the magic ``k8s\\x00`` followed by a ``runtime.Unknown`` message:
 ``{1: TypeMeta{1: apiVersion, 2: kind}, 2: raw (the object's own message)}``.
 Responses are always JSON.
@@ -92,3 +92,47 @@ def decode_self_subject_access_review(body: bytes) -> dict[str, Any]:
         raise ProtobufError(f"malformed SelfSubjectAccessReview: {exc}") from None
     return {"apiVersion": api_version or "authorization.k8s.io/v1",
             "kind": kind or "SelfSubjectAccessReview", "metadata": {}, "spec": decoded}
+
+
+_META_STRINGS = {1: "name", 2: "generateName", 3: "namespace", 5: "uid", 6: "resourceVersion"}
+
+
+def _string_map(entries: list[bytes]) -> dict[str, str]:
+    """A protobuf map<string, string>: repeated {1: key, 2: value} entries."""
+    result = {}
+    for entry in entries:
+        pair = _strings(entry, {1: "key", 2: "value"})
+        result[pair.get("key", "")] = pair.get("value", "")
+    return result
+
+
+def _object_meta(message: bytes) -> dict[str, Any]:
+    """The ObjectMeta fields a client sets on create (others are the server's)."""
+    values = fields(message)
+    meta: dict[str, Any] = _strings(message, _META_STRINGS)
+    if 11 in values:
+        meta["labels"] = _string_map(values[11])
+    if 12 in values:
+        meta["annotations"] = _string_map(values[12])
+    if 14 in values:
+        meta["finalizers"] = [v.decode() for v in values[14]]
+    return meta
+
+
+def decode_namespace(body: bytes) -> dict[str, Any]:
+    """A core/v1 Namespace as its JSON form (metadata and spec.finalizers)."""
+    try:
+        api_version, kind, raw = unwrap(body)
+        namespace = fields(raw)
+        decoded: dict[str, Any] = {"apiVersion": api_version or "v1", "kind": kind or "Namespace",
+                                   "metadata": _object_meta(namespace.get(1, [b""])[-1])}
+        spec = fields(namespace.get(2, [b""])[-1])
+        if 1 in spec:
+            decoded["spec"] = {"finalizers": [v.decode() for v in spec[1]]}
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise ProtobufError(f"malformed Namespace: {exc}") from None
+    return decoded
+
+
+DECODERS = {"Namespace": decode_namespace,
+            "SelfSubjectAccessReview": decode_self_subject_access_review}

@@ -9,8 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..api import decode, errors, tables
+from ..api import decode, errors, protobuf, tables
 from ..api.resources import Resource
+from ..api.timestamps import normalize_times
 
 MAX_BODY = 3 * 1024 * 1024
 JSON = "application/json"
@@ -51,8 +52,8 @@ JSON_TYPES = ("application/json", "application/json-patch+json", "application/me
 def parse_document(body: bytes, content_type: str) -> tuple[Any, list[str]]:
     """JSON or YAML into a value and the paths of duplicate fields.
 
-    400 when malformed; 415 for other media types (protobuf included: clients then fall
-    back to JSON)."""
+    400 when malformed; 415 for other media types (protobuf is read only for the kinds
+    kubectl sends no other way: see :func:`parse_protobuf`)."""
     if content_type not in YAML_TYPES + JSON_TYPES:
         raise errors.unsupported_media_type(
             f'the body of the request was in an unknown format - accepted media types include: '
@@ -62,6 +63,18 @@ def parse_document(body: bytes, content_type: str) -> tuple[Any, list[str]]:
             return decode.decode_yaml(body)
         return decode.decode_json(body)
     except decode.DecodeError as exc:
+        raise errors.bad_request(str(exc)) from None
+
+
+def parse_protobuf(body: bytes, kind: str) -> tuple[Any, list[str]]:
+    """A protobuf body of one of the kinds in :data:`protobuf.DECODERS`; 415 for others."""
+    decoder = protobuf.DECODERS.get(kind)
+    if decoder is None:
+        raise errors.unsupported_media_type(
+            f"{protobuf.MEDIA_TYPE} is not supported for {kind}; send application/json")
+    try:
+        return decoder(body), []
+    except protobuf.ProtobufError as exc:
         raise errors.bad_request(str(exc)) from None
 
 
@@ -97,14 +110,18 @@ def check_object(obj: Any, resource: Resource, type_name: str, kind: str,
             kind, unknown, duplicates, version=resource.version, obj=obj))
     if mode == "Warn":
         warnings = decode.field_warnings(unknown, duplicates, obj=obj)
-    return (decode.prune_unknown(obj, type_name) if unknown else obj), warnings
+    if unknown:
+        obj = decode.prune_unknown(obj, type_name)
+    normalize_times(obj, type_name)
+    return obj, warnings
 
 
 def _check_kind(obj: dict, version: str, kind: str) -> None:
-    got_version, got_kind = obj.get("apiVersion"), obj.get("kind")
-    if got_kind is None or got_version is None:
-        missing = "Kind" if got_kind is None else "Version"
-        raise errors.bad_request(f"Object '{missing}' is missing in '{json.dumps(obj)[:200]}'")
+    """A missing kind or apiVersion is taken from the URL, as Kubernetes does; a different
+    one is a 400."""
+    got_version = obj.setdefault("apiVersion", version) or version
+    got_kind = obj.setdefault("kind", kind) or kind
+    obj["apiVersion"], obj["kind"] = got_version, got_kind
     if got_version != version:
         raise errors.bad_request(f"the API version in the data ({got_version}) does not match "
                                  f"the expected API version ({version})")

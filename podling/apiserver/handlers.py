@@ -11,11 +11,12 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from ..api import errors, patch, selectors, unimplemented
+from ..api import errors, patch, protobuf, selectors, unimplemented
 from ..api.resources import BINDINGS, Resource
 from ..storage.interface import Preconditions
 from . import bodies, requestinfo, watch
 from .binding import bind_pod
+from .listoptions import check_list_options
 from .registry.store import RegistryStore
 from .registry.strategies import SUBRESOURCES
 from .reviews import answer_access_review
@@ -59,6 +60,7 @@ class ResourceHandlers:
 
     async def _list(self, request: web.Request, info: requestinfo.RequestInfo,
                     store: RegistryStore) -> web.Response:
+        check_list_options(request)
         matches = object_filter(request, info.resource)
         items, rev = await store.list(info.namespace)
         items = [obj for obj in items if matches(obj)]
@@ -71,6 +73,7 @@ class ResourceHandlers:
 
     async def _watch(self, request: web.Request, info: requestinfo.RequestInfo,
                      store: RegistryStore) -> web.StreamResponse:
+        check_list_options(request)
         return await watch.serve(request, info, store, object_filter(request, info.resource),
                                  self.watch_options)
 
@@ -179,7 +182,10 @@ class ResourceHandlers:
 
     async def _decode(self, request: web.Request, resource: Resource) -> tuple[Obj, list[str]]:
         body = await bodies.read_body(request)
-        obj, duplicates = bodies.parse_document(body, bodies.media_type(request))
+        if bodies.media_type(request) == protobuf.MEDIA_TYPE:
+            obj, duplicates = bodies.parse_protobuf(body, resource.kind)
+        else:
+            obj, duplicates = bodies.parse_document(body, bodies.media_type(request))
         return bodies.check_object(obj, resource, resource.type_name, resource.kind,
                                    duplicates, bodies.validation_mode(request))
 

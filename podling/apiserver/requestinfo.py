@@ -48,7 +48,7 @@ def parse(method: str, path: str, query: dict[str, str]) -> RequestInfo:
     if (namespace is not None and not resource.namespaced) or \
             (resource.namespaced and namespace is None and name is not None):
         raise _not_found()
-    verb = _verb(method, name, watch_prefix or query.get("watch") in ("true", "1"))
+    verb = _verb(method, name, watch_prefix or is_true(query.get("watch", "")))
     _check_verb(resource, namespace, subresource, verb)
     return RequestInfo(resource, namespace, name, subresource, verb)
 
@@ -68,6 +68,12 @@ def _check_verb(resource: Resource, namespace: str | None, subresource: str | No
     if verb not in allowed:
         raise errors.method_not_allowed(
             "the server does not allow this method on the requested resource")
+
+
+def is_true(value: str) -> bool:
+    """A boolean query parameter as Go's strconv.ParseBool reads it (the Python client
+    sends ``watch=True``)."""
+    return value in ("1", "t", "T", "true", "TRUE", "True")
 
 
 def _verb(method: str, name: str | None, watch: bool) -> str:

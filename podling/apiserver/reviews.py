@@ -15,10 +15,7 @@ async def answer_access_review(request: web.Request) -> web.Response:
     The admin user may do everything; other users get what their authorizer allows."""
     body = await bodies.read_body(request)
     if bodies.media_type(request) == protobuf.MEDIA_TYPE:
-        try:
-            review = protobuf.decode_self_subject_access_review(body)
-        except protobuf.ProtobufError as exc:
-            raise errors.bad_request(str(exc)) from None
+        review, _ = bodies.parse_protobuf(body, "SelfSubjectAccessReview")
     else:
         review, _ = bodies.parse_document(body, bodies.media_type(request))
     if not isinstance(review, dict) or not isinstance(review.get("spec"), dict):

@@ -20,10 +20,11 @@ from typing import Any, Callable
 from aiohttp import web
 
 from ..api import errors
+from ..storage.cache import stamp
 from ..storage.interface import Compacted, WatchEvent
 from . import bodies
 from .registry.store import RegistryStore, collection_prefix
-from .requestinfo import RequestInfo
+from .requestinfo import RequestInfo, is_true
 
 Obj = dict[str, Any]
 
@@ -94,7 +95,7 @@ async def serve(request: web.Request, info: RequestInfo, store: RegistryStore,
         matches = lambda obj: obj["metadata"].get("name") == info.name and by_name(obj)  # noqa: E731
     timeout = _timeout(request, options)
     start = _start_revision(request)
-    bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
+    bookmarks = is_true(request.query.get("allowWatchBookmarks", ""))
     prefix = collection_prefix(info.resource, info.namespace)
     initial: list[Obj] = []
     expired: errors.ApiError | None = None
@@ -149,5 +150,8 @@ async def _pump(stream, writer: _Writer, matches: Callable[[Obj], bool], info: R
                     "metadata": {"resourceVersion": str(stream.bookmark_revision())}})
             continue
         seen_as = classify(event, matches)
-        if seen_as:
+        if seen_as == "DELETED" and event.type != "DELETED":
+            # it stopped matching: send the last state it matched in, at this revision
+            await writer.send(seen_as, stamp(event.prev, event.rev))
+        elif seen_as:
             await writer.send(seen_as, event.obj)

@@ -20,7 +20,8 @@ from podling.api.validation.container import (image_whitespace, validate_contain
 from podling.api.validation.meta import validate_labels, validate_object_meta
 from podling.api.validation.scheduling import (validate_affinity, validate_dns_config,
                                                validate_host_aliases, validate_readiness_gates,
-                                               validate_scheduling_gates, validate_tolerations)
+                                               validate_scheduling_gates, validate_tolerations,
+                                               validate_topology_spread_constraints)
 from podling.api.validation.security import validate_host_users, validate_pod_security_context
 from podling.api.validation.volumes import validate_volumes
 
@@ -115,6 +116,8 @@ def validate_pod_spec(spec: dict[str, Any], path: str) -> list[Cause]:
     errs += validate_host_users(spec, path)
     errs += _names_and_numbers(spec, path)
     errs += validate_tolerations(spec.get("tolerations"), child(path, "tolerations"))
+    errs += validate_topology_spread_constraints(spec.get("topologySpreadConstraints"),
+                                                 child(path, "topologySpreadConstraints"))
     errs += validate_host_aliases(spec.get("hostAliases"), child(path, "hostAliases"))
     errs += _priority_and_os(spec, path)
     return errs

@@ -271,3 +271,40 @@ def validate_readiness_gates(gates: Any, path: str) -> list[Cause]:
         errs += each_msg(child(index(path, i), "conditionType"), condition,
                          fmt.is_qualified_name(condition))
     return errs
+
+
+_WHEN_UNSATISFIABLE = ["DoNotSchedule", "ScheduleAnyway"]
+
+
+def validate_topology_spread_constraints(constraints: Any, path: str) -> list[Cause]:
+    """maxSkew > 0, a topologyKey, whenUnsatisfiable from the enum, minDomains only with
+    DoNotSchedule and > 0, no duplicate (topologyKey, whenUnsatisfiable) pair."""
+    errs: list[Cause] = []
+    seen: set[tuple[str, str]] = set()
+    for i, tsc in enumerate(dicts(constraints)):
+        at = f"{path}[{i}]"
+        skew = tsc.get("maxSkew")
+        if not isinstance(skew, int) or skew <= 0:
+            errs.append(invalid(child(at, "maxSkew"), skew, "must be greater than zero"))
+        key = as_str(tsc.get("topologyKey"))
+        if not key:
+            errs.append(required(child(at, "topologyKey"), "can not be empty"))
+        when = as_str(tsc.get("whenUnsatisfiable"))
+        if not when:
+            errs.append(required(child(at, "whenUnsatisfiable")))
+        elif when not in _WHEN_UNSATISFIABLE:
+            errs.append(not_supported(child(at, "whenUnsatisfiable"), when, _WHEN_UNSATISFIABLE))
+        min_domains = tsc.get("minDomains")
+        if min_domains is not None:
+            if not isinstance(min_domains, int) or min_domains <= 0:
+                errs.append(invalid(child(at, "minDomains"), min_domains,
+                                    "must be greater than 0"))
+            elif when != "DoNotSchedule":
+                errs.append(invalid(child(at, "minDomains"), min_domains,
+                                    "can only use minDomains if whenUnsatisfiable=DoNotSchedule, "
+                                    "not ScheduleAnyway"))
+        if (key, when) in seen:
+            errs.append(duplicate(f"{at}.{{topologyKey, whenUnsatisfiable}}", f"{{{key}, {when}}}"))
+        seen.add((key, when))
+        errs += validate_label_selector(tsc.get("labelSelector"), child(at, "labelSelector"))
+    return errs

@@ -175,16 +175,24 @@ def test_check_object_does_not_change_its_input() -> None:
 @pytest.mark.parametrize("obj,fragment", [
     ([1, 2], "expected a JSON object"),
     ({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": 5}}, "cannot unmarshal"),
-    ({"kind": "Pod", "metadata": {"name": "p"}}, "Object 'Version' is missing"),
-    ({"apiVersion": "v1", "metadata": {"name": "p"}}, "Object 'Kind' is missing"),
     ({"apiVersion": "apps/v1", "kind": "Pod"}, "does not match the expected API version"),
     ({"apiVersion": "v1", "kind": "Node"}, "does not match the expected kind"),
-], ids=["not-object", "wrong-type", "no-version", "no-kind", "wrong-version", "wrong-kind"])
+], ids=["not-object", "wrong-type", "wrong-version", "wrong-kind"])
 def test_type_and_kind_errors_are_400_in_every_mode(obj: Any, fragment: str, mode: str) -> None:
     with pytest.raises(ApiError) as caught:
         check(obj, mode)
     assert caught.value.code == 400
     assert fragment in caught.value.message
+
+
+@pytest.mark.parametrize("mode", ["Strict", "Warn", "Ignore"])
+@pytest.mark.parametrize("obj", [{"kind": "Pod", "metadata": {"name": "p"}},
+                                 {"apiVersion": "v1", "metadata": {"name": "p"}}],
+                         ids=["no-version", "no-kind"])
+def test_missing_kind_or_version_is_taken_from_the_url(obj: Any, mode: str) -> None:
+    """Kubernetes fills a missing kind / apiVersion from the request's resource."""
+    checked, _ = check(obj, mode)
+    assert (checked["apiVersion"], checked["kind"]) == ("v1", "Pod")
 
 
 @pytest.mark.parametrize("value,expected", [(None, "Warn"), ("Strict", "Strict"),
