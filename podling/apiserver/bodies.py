@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +11,7 @@ from aiohttp import web
 from ..api import decode, errors, protobuf, tables
 from ..api.resources import Resource
 from ..api.timestamps import normalize_times
+from .encoding import dumps
 
 MAX_BODY = 3 * 1024 * 1024
 JSON = "application/json"
@@ -132,13 +132,11 @@ def _check_kind(obj: dict, version: str, kind: str) -> None:
 
 # -- responses -------------------------------------------------------------------------------
 
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def respond(obj: Any, status: int = 200, warnings: list[str] | None = None,
-            content_type: str = JSON) -> web.Response:
-    response = web.Response(body=dumps(obj), status=status, content_type=None)
+            content_type: str = JSON, *, encoded: bytes | None = None) -> web.Response:
+    """A JSON answer; ``encoded`` is ``obj`` already serialised (see :mod:`.encoding`)."""
+    body = encoded if encoded is not None else dumps(obj)
+    response = web.Response(body=body, status=status, content_type=None)
     response.headers["Content-Type"] = content_type
     for text in warnings or []:
         response.headers.add("Warning", warning_header(text))

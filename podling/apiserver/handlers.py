@@ -14,7 +14,7 @@ from aiohttp import web
 from ..api import errors, patch, protobuf, selectors, unimplemented
 from ..api.resources import BINDINGS, Resource
 from ..storage.interface import Preconditions
-from . import bodies, requestinfo, watch
+from . import bodies, encoding, requestinfo, watch
 from .binding import bind_pod
 from .listoptions import check_list_options
 from .registry.store import RegistryStore
@@ -56,7 +56,7 @@ class ResourceHandlers:
             return bodies.respond(bodies.as_table(request, info.resource, [obj],
                                                   obj["metadata"].get("resourceVersion", "")),
                                   content_type=bodies.TABLE_CONTENT_TYPE)
-        return bodies.respond(obj)
+        return bodies.respond(obj, encoded=encoding.encode_stored(obj))
 
     async def _list(self, request: web.Request, info: requestinfo.RequestInfo,
                     store: RegistryStore) -> web.Response:
@@ -67,9 +67,8 @@ class ResourceHandlers:
         if bodies.wants_table(request, info.resource):
             return bodies.respond(bodies.as_table(request, info.resource, items, str(rev)),
                                   content_type=bodies.TABLE_CONTENT_TYPE)
-        return bodies.respond({"kind": info.resource.list_kind,
-                               "apiVersion": info.resource.api_version,
-                               "metadata": {"resourceVersion": str(rev)}, "items": items})
+        return bodies.respond(None, encoded=encoding.encode_list(
+            info.resource.list_kind, info.resource.api_version, str(rev), items))
 
     async def _watch(self, request: web.Request, info: requestinfo.RequestInfo,
                      store: RegistryStore) -> web.StreamResponse:

@@ -23,6 +23,7 @@ from ..api import errors
 from ..storage.cache import stamp
 from ..storage.interface import Compacted, WatchEvent
 from . import bodies
+from .encoding import encode_event
 from .registry.store import RegistryStore, collection_prefix
 from .requestinfo import RequestInfo, is_true
 
@@ -79,13 +80,16 @@ class _Writer:
         self.table = bodies.wants_table(request, info.resource)
         self.columns_sent = False
 
-    async def send(self, type_: str, obj: Obj) -> None:
-        if self.table and type_ != "BOOKMARK" and type_ != "ERROR":
+    async def send(self, type_: str, obj: Obj, *, stored: bool = True) -> None:
+        """Write one event; ``stored`` objects come from the store (encoded once for all
+        watchers), others were built for this event."""
+        if self.table and type_ not in ("BOOKMARK", "ERROR"):
             obj = bodies.as_table(self.request, self.info.resource, [obj],
                                   obj["metadata"].get("resourceVersion", ""),
                                   with_columns=not self.columns_sent)
             self.columns_sent = True
-        await self.response.write(bodies.dumps({"type": type_, "object": obj}) + b"\n")
+            stored = False
+        await self.response.write(encode_event(type_, obj, stored=stored))
 
 
 async def serve(request: web.Request, info: RequestInfo, store: RegistryStore,
@@ -115,7 +119,7 @@ async def serve(request: web.Request, info: RequestInfo, store: RegistryStore,
     response.enable_chunked_encoding()
     await response.prepare(request)
     if expired is not None:
-        await writer.send("ERROR", expired.status())
+        await writer.send("ERROR", expired.status(), stored=False)
         return response
     assert stream is not None
     try:
@@ -147,11 +151,12 @@ async def _pump(stream, writer: _Writer, matches: Callable[[Obj], bool], info: R
             if bookmark_interval and loop.time() < deadline:
                 await writer.send("BOOKMARK", {
                     "kind": info.resource.kind, "apiVersion": info.resource.api_version,
-                    "metadata": {"resourceVersion": str(stream.bookmark_revision())}})
+                    "metadata": {"resourceVersion": str(stream.bookmark_revision())}},
+                    stored=False)
             continue
         seen_as = classify(event, matches)
         if seen_as == "DELETED" and event.type != "DELETED":
             # it stopped matching: send the last state it matched in, at this revision
-            await writer.send(seen_as, stamp(event.prev, event.rev))
+            await writer.send(seen_as, stamp(event.prev, event.rev), stored=False)
         elif seen_as:
             await writer.send(seen_as, event.obj)

@@ -114,13 +114,29 @@ class _Db:
         conn = self._conn
         revision = conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0]
         newest = conn.execute("SELECT max(rev) FROM events").fetchone()[0] or 0
-        items = [(key, json.loads(value))
-                 for key, value in conn.execute("SELECT key, value FROM objects")]
         rows = conn.execute("SELECT rev, key, type, value, prev FROM events "
                             "ORDER BY rev DESC LIMIT ?", (self._history,)).fetchall()
-        events = [WatchEvent(type_, key, json.loads(value),
-                             json.loads(prev) if prev is not None else None, rev)
-                  for rev, key, type_, value, prev in reversed(rows)]
+        # An event's prev is the object of the key's previous event, and a current object
+        # the object of its latest event: share those dicts instead of parsing copies, so a
+        # restart costs what the running server held.
+        latest: dict[str, WatchEvent] = {}
+        events = []
+        for rev, key, type_, value, prev in reversed(rows):
+            before = latest.get(key)
+            if prev is None:
+                prev_obj = None
+            elif before is not None and before.type != "DELETED":
+                prev_obj = before.obj
+            else:
+                prev_obj = json.loads(prev)
+            event = WatchEvent(type_, key, json.loads(value), prev_obj, rev)
+            latest[key] = event
+            events.append(event)
+        items = []
+        for key, rev, value in conn.execute("SELECT key, rev, value FROM objects"):
+            known = latest.get(key)
+            shared = known is not None and known.rev == rev and known.type != "DELETED"
+            items.append((key, known.obj if shared else json.loads(value)))
         return items, events, max(revision, newest)
 
     def write(self, row: _Row) -> bool:
