@@ -1,0 +1,38 @@
+"""How pod identity travels in runtime labels and annotations (DESIGN.md §3).
+
+The runtime is the source of truth: a restarted agent rebuilds its whole view by listing
+sandboxes and containers and reading these keys. Names follow the kubelet's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+POD_NAME = "io.kubernetes.pod.name"
+POD_NAMESPACE = "io.kubernetes.pod.namespace"
+POD_UID = "io.kubernetes.pod.uid"
+CONTAINER_NAME = "io.kubernetes.container.name"
+CONTAINER_TYPE = "io.kubernetes.container.type"  # "init" or "app" (absent on sandboxes)
+MANAGED_BY = "io.podling.managed-by"  # the node name of the agent that made it
+
+CONTAINER_HASH = "io.kubernetes.container.hash"
+RESTART_COUNT = "io.kubernetes.container.restartCount"
+TERMINATION_MESSAGE_PATH = "io.kubernetes.container.terminationMessagePath"
+TERMINATION_MESSAGE_POLICY = "io.kubernetes.container.terminationMessagePolicy"
+GRACE_PERIOD = "io.kubernetes.pod.terminationGracePeriod"
+POD_SPEC_HOSTNAME = "io.podling.pod.hostname"
+
+
+def pod_labels(pod: dict[str, Any], node_name: str) -> dict[str, str]:
+    """Labels that identify the pod on a sandbox or container."""
+    meta = pod["metadata"]
+    return {POD_NAME: meta["name"], POD_NAMESPACE: meta.get("namespace", "default"),
+            POD_UID: meta["uid"], MANAGED_BY: node_name}
+
+
+def container_hash(container: dict[str, Any]) -> str:
+    """A stable hash of a container's spec; a change means the container must be re-created."""
+    canonical = json.dumps(container, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
