@@ -17,6 +17,7 @@ from ..storage.interface import Preconditions
 from . import bodies, encoding, requestinfo, watch
 from .binding import bind_pod
 from .listoptions import check_list_options
+from .podcidr import PodCidrAllocator
 from .registry.store import RegistryStore
 from .registry.strategies import SUBRESOURCES
 from .reviews import answer_access_review
@@ -35,6 +36,7 @@ class ResourceHandlers:
     def __init__(self, stores: dict[str, RegistryStore], watch_options: watch.WatchOptions) -> None:
         self.stores = stores
         self.watch_options = watch_options
+        self.pod_cidrs = PodCidrAllocator(stores["nodes"])
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         info = requestinfo.parse(request.method, request.path, dict(request.query))
@@ -89,7 +91,12 @@ class ResourceHandlers:
             await self._require_active_namespace(namespace)
         warnings += [unimplemented.warning_text(p)
                      for p in unimplemented.unimplemented_fields(info.resource.kind, obj)]
-        created = await store.create(namespace, obj, dry_run=dry_run(request))
+        def create(o: Obj):
+            return store.create(namespace, o, dry_run=dry_run(request))
+        if info.resource.name == "nodes":
+            created = await self.pod_cidrs.assign(obj, create)
+        else:
+            created = await create(obj)
         return bodies.respond(created, 201, warnings)
 
     async def _update(self, request: web.Request, info: requestinfo.RequestInfo,
