@@ -92,14 +92,14 @@ def test_create_sets_uid_creation_timestamp_and_resource_version(server):
     assert {k: fetched["metadata"][k] for k in ("uid", "creationTimestamp", "resourceVersion")} \
         == {k: meta[k] for k in ("uid", "creationTimestamp", "resourceVersion")}
 
-    # uid is immutable (422); a changed creationTimestamp is silently reset
+    # the uid of a PUT is a precondition (409, as Kubernetes' defaultUpdatedObjectInfo);
+    # a changed creationTimestamp is silently reset
     path = f"{pods(ns)}/{meta['name']}"
     fetched["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
     status, body = call(server, "PUT", path, fetched)
-    assert status == 422, body
-    assert body["reason"] == "Invalid"
-    assert body["details"]["causes"][0]["field"] == "metadata.uid"
-    assert body["message"].endswith("field is immutable")
+    assert status == 409, body
+    assert body["reason"] == "Conflict"
+    assert "Precondition failed: UID in precondition" in body["message"]
     fetched["metadata"]["uid"] = meta["uid"]
     fetched["metadata"]["creationTimestamp"] = "2001-01-01T00:00:00Z"
     fetched["metadata"]["labels"] = {"changed": "yes"}

@@ -148,6 +148,14 @@ class RegistryStore:
             return await self.storage.guaranteed_update(self.key(namespace, name), change)
 
     def _check_version(self, new: Obj, current: Obj, name: str) -> None:
+        """409 when the candidate names another resourceVersion, or another object's uid
+        (a same-named object that replaced the one the client meant)."""
+        uid = (new.get("metadata") or {}).get("uid")
+        if uid and uid != current["metadata"].get("uid"):
+            raise errors.conflict(self.resource.name, name,
+                                  f"Precondition failed: UID in precondition: {uid}, UID in "
+                                  f"object meta: {current['metadata'].get('uid')}",
+                                  self.resource.group)
         wanted = (new.get("metadata") or {}).get("resourceVersion")
         if wanted and wanted != current["metadata"].get("resourceVersion"):
             raise errors.stale_update(self.resource.name, name, self.resource.group)

@@ -370,10 +370,10 @@ async def test_generation_is_not_client_settable_on_kinds_without_it(
 
 async def test_uid_is_immutable(pods: RegistryStore) -> None:
     await pods.create("default", make_pod().build())
-    err = await expect_error(422, "Invalid", pods.update(
+    # Kubernetes takes the uid of an update as a precondition (defaultUpdatedObjectInfo)
+    err = await expect_error(409, "Conflict", pods.update(
         "default", "web", edit(lambda p: p["metadata"].update(uid="other"))))
-    assert err.details and {"field": "metadata.uid", "reason": "FieldValueInvalid"} in [
-        {"field": c["field"], "reason": c["reason"]} for c in err.details["causes"]]
+    assert "Precondition failed: UID in precondition: other" in err.message
 
 
 async def test_missing_uid_in_the_update_keeps_the_stored_one(pods: RegistryStore) -> None:
@@ -403,7 +403,8 @@ async def test_uid_is_immutable_on_every_kind(stores: dict[str, RegistryStore], 
     store = stores[resource]
     created = await store.create(namespace, obj)
     name = created["metadata"]["name"]
-    await expect_error(422, "Invalid", store.update(
+    # the uid of an update is a precondition, as in Kubernetes: a conflict, not an edit
+    await expect_error(409, "Conflict", store.update(
         namespace, name, edit(lambda o: o["metadata"].update(uid="other"))))
     assert (await store.get(namespace, name))["metadata"]["uid"] == created["metadata"]["uid"]
 
