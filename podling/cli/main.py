@@ -2,6 +2,7 @@
 
     podling server [--data-dir DIR] [--bind-address ADDR] [--port N] [--disable-agent]
     podling kubectl ARGS...      run the system kubectl with podling's kubeconfig
+    podling image [--data-dir DIR] [--registries FILE] pull|import|ls|inspect|rm|prune|...
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 
 from ..apiserver.server import ServerConfig, serve
 from ..apiserver.watch import WatchOptions
+from . import image as image_cli
 
 DEFAULT_DATA_DIR = "/var/lib/podling"
 
@@ -39,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
                                   add_help=False)
     kubectl.add_argument("--data-dir", default=os.environ.get("PODLING_DATA_DIR", DEFAULT_DATA_DIR))
     kubectl.add_argument("args", nargs=argparse.REMAINDER)
+    image_cli.add_parser(commands)
     return parser
 
 
@@ -65,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             data_dir, rest = rest[1], rest[2:]
         return _run_kubectl(data_dir, rest)
     args = _parser().parse_args(argv)
+    if args.command == "image":
+        logging.basicConfig(level=os.environ.get("PODLING_LOG_LEVEL", "WARNING").upper(),
+                            format="%(levelname)s %(name)s: %(message)s")
+        return image_cli.run(args)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig(data_dir=args.data_dir, bind_address=args.bind_address,

@@ -81,7 +81,7 @@ class Ingest:
 
     State machine::
 
-        open ──write(data)*──▶ open
+        open ──write(data)* / reset()──▶ open
           │
           ├──commit()── size and sha256 match ──▶ committed   (blob visible, fsynced)
           │        └─── mismatch ──▶ aborted + DigestMismatch  (nothing visible)
@@ -125,6 +125,17 @@ class Ingest:
             n = os.write(self._fd, view)
             view = view[n:]
             self.written += n
+
+    def reset(self) -> None:
+        """Discard every byte written so far (a download restarts); the ingest stays open.
+
+        Used by the registry client before it retries a download or tries the next
+        endpoint. Raises IngestClosed after ``commit()`` or ``abort()``."""
+        self._require_open()
+        os.ftruncate(self._fd, 0)
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        self._hash = hashlib.sha256()
+        self.written = 0
 
     def commit(self) -> str:
         """Verify size and digest, make the blob durable and visible; return its digest.

@@ -83,3 +83,20 @@ class ImageService(Protocol):
     async def remove_image(self, ref: str) -> None:
         """Untag ``ref``; the image and its layers go when nothing references them."""
         ...
+
+
+class RootfsService(Protocol):
+    """Container root filesystems made from images (overlayfs snapshots)."""
+
+    async def prepare_rootfs(self, image: Image, key: str) -> str:
+        """Mount a writable root filesystem of ``image`` for container ``key``; its path.
+        Idempotent for the same key and image."""
+        ...
+
+    async def remove_rootfs(self, key: str) -> None:
+        """Unmount and delete the root filesystem ``key``; idempotent."""
+        ...
+
+    async def list_rootfs(self) -> list[str]:
+        """Keys of every prepared root filesystem."""
+        ...
