@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 DATA_DIR ?= /var/lib/podling
-APT_RUNTIME := python3-venv ca-certificates curl sqlite3
-APT_TEST := busybox-static docker-registry containernetworking-plugins iptables
+APT_RUNTIME := python3-venv ca-certificates curl sqlite3 runc conmon catatonit containernetworking-plugins iptables
+APT_TEST := busybox-static docker-registry
 BIN := $(VENV)/bin
 
 .PHONY: install install-test up down test unit e2e lint bench clean

@@ -1,0 +1,177 @@
+"""Container methods of OciRuntime (a mixin; the plumbing lives in service.py).
+
+    create_container: write the bundle (config.json) and the record — no process yet.
+    start_container:  conmon → runc create (sync pipe) → runc start → record started_at.
+                      Any failure: undo, record EXITED/StartError (128), write an exit file
+                      (so waiters and exit events see it), raise ContainerStartError.
+    stop_container:   runc kill <signal> → wait for the exit file ≤ timeout → kill --all KILL.
+    remove_container: kill if needed → runc delete → conmon gone → files removed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from ..interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, ContainerConfig,
+                         ContainerNotFound, ContainerStartError, ContainerState,
+                         ContainerStatus, ExecResult, ExecTimeout, InvalidState,
+                         RuntimeCommandError, SandboxNotFound, SandboxNotReady, labels_match)
+from . import bundle, conmon, proc, state
+from .names import new_id, signal_name
+from .exits import write_exit_file
+from .store import ContainerRecord
+
+if TYPE_CHECKING:
+    from .service import OciRuntime
+
+
+class ContainerOps:
+    """The container half of the RuntimeService; mixed into OciRuntime."""
+
+    async def create_container(self: "OciRuntime", sandbox_id: str,
+                               config: ContainerConfig) -> str:
+        sb = self.store.sandboxes.get(sandbox_id)
+        if sb is None:
+            raise SandboxNotFound(sandbox_id)
+        if not state.sandbox_ready(sb, self.exit_dir):
+            raise SandboxNotReady(f"sandbox {sandbox_id} is not ready")
+        signal_name(config.stop_signal or "SIGTERM")
+        cid = new_id()
+        ref = bundle.SandboxRef(sb.config.namespace_options, sb.netns_path, sb.pause_pid,
+                                sb.shm_path, sb.cgroup_parent)
+        cgroups_path = f"{sb.cgroup_parent}/{cid}"
+        spec = bundle.container_spec(config, ref, cgroups_path=cgroups_path,
+                                     rlimits=self._rlimits)
+        record = ContainerRecord(cid, sandbox_id, config, time.time(),
+                                 cgroups_path=cgroups_path)
+        try:
+            self._write_spec(self.store.container_dir(cid), spec)
+            self.store.save_container(record)
+        except BaseException:
+            self.store.delete_container(cid)
+            raise
+        return cid
+
+    def _record(self: "OciRuntime", container_id: str) -> ContainerRecord:
+        record = self.store.containers.get(container_id)
+        if record is None:
+            raise ContainerNotFound(container_id)
+        return record
+
+    def _status(self: "OciRuntime", record: ContainerRecord) -> ContainerStatus:
+        return state.container_status(record, exit_dir=self.exit_dir,
+                                      container_dir=self.store.container_dir(record.id))
+
+    async def start_container(self: "OciRuntime", container_id: str) -> None:
+        self._ensure_watching()
+        async with self._lock(container_id):
+            record = self._record(container_id)
+            if record.started_at or record.finished_at:
+                raise InvalidState(f"container {container_id} was already started")
+            try:
+                launched = await self._launch(record)
+            except RuntimeCommandError as exc:
+                self._mark_finished(record, START_ERROR_EXIT_CODE, REASON_START_ERROR,
+                                    str(exc))
+                raise ContainerStartError(str(exc)) from exc
+            record.pid, record.conmon_pid = launched.pid, launched.conmon_pid
+            record.pid_start_time = proc.pid_start_time(launched.pid)
+            record.conmon_start_time = proc.pid_start_time(launched.conmon_pid)
+            record.started_at = time.time()
+            self.store.save_container(record)
+
+    async def _launch(self: "OciRuntime", record: ContainerRecord) -> conmon.Launched:
+        cfg = record.config
+        directory = self.store.container_dir(record.id)
+        log_path = cfg.log_path or os.path.join(directory, "container.log")
+        launched = await conmon.launch(self._conmon_spec(
+            record.id, directory, name=cfg.name, log_path=log_path, terminal=cfg.tty,
+            stdin=cfg.stdin, leave_stdin_open=cfg.stdin and not cfg.stdin_once))
+        try:
+            await self.runc.start(record.id)
+        except BaseException:
+            await self._forget_process(record.id, conmon_pid=launched.conmon_pid)
+            raise
+        return launched
+
+    def _mark_finished(self: "OciRuntime", record: ContainerRecord, code: int, reason: str,
+                       message: str) -> None:
+        record.finished_at, record.exit_code = time.time(), code
+        record.reason, record.message = reason, message
+        self.store.save_container(record)
+        write_exit_file(self.exit_dir, record.id, code)
+
+    async def stop_container(self: "OciRuntime", container_id: str, timeout: float,
+                             signal: str = "SIGTERM") -> None:
+        self._ensure_watching()
+        sig = signal_name(signal or "SIGTERM")
+        async with self._lock(container_id):
+            record = self.store.containers.get(container_id)
+            if record is None or record.finished_at:
+                return
+            if not record.started_at:
+                self._mark_finished(record, 0, "", "stopped before it was started")
+                return
+            if self._status(record).state is ContainerState.EXITED:
+                return
+            if timeout > 0 and sig != "SIGKILL":
+                await self._signal(container_id, sig)
+                if await self.watcher.wait(container_id, timeout) is not None:
+                    return
+            await self._kill_and_wait(container_id, pid=record.pid,
+                                      start_time=record.pid_start_time,
+                                      conmon_pid=record.conmon_pid)
+
+    async def _signal(self: "OciRuntime", container_id: str, sig: str) -> None:
+        try:
+            await self.runc.kill(container_id, sig)
+        except RuntimeCommandError:
+            pass  # SIGKILL follows after the timeout anyway
+
+    async def remove_container(self: "OciRuntime", container_id: str) -> None:
+        self._ensure_watching()
+        async with self._lock(container_id):
+            record = self.store.containers.get(container_id)
+            if record is None:
+                return
+            if record.started_at and not record.finished_at:
+                if self._status(record).state is not ContainerState.EXITED:
+                    await self._kill_and_wait(container_id, pid=record.pid,
+                                              start_time=record.pid_start_time,
+                                              conmon_pid=record.conmon_pid)
+            await self._forget_process(container_id, conmon_pid=record.conmon_pid)
+            self.store.delete_container(container_id)
+        self._locks.pop(container_id, None)
+
+    async def container_status(self: "OciRuntime", container_id: str) -> ContainerStatus:
+        return self._status(self._record(container_id))
+
+    async def list_containers(self: "OciRuntime", sandbox_id: str | None = None,
+                              labels: dict[str, str] | None = None) -> list[ContainerStatus]:
+        records = sorted(self.store.containers.values(), key=lambda r: r.created_at)
+        return [self._status(r) for r in records
+                if (sandbox_id is None or r.sandbox_id == sandbox_id)
+                and labels_match(r.config.labels, labels)]
+
+    async def exec_sync(self: "OciRuntime", container_id: str, argv: list[str],
+                        timeout: float) -> ExecResult:
+        record = self._record(container_id)
+        if self._status(record).state is not ContainerState.RUNNING:
+            raise InvalidState(f"container {container_id} is not running")
+        try:
+            done = await self.runc.exec(container_id, list(argv), timeout=timeout)
+        except proc.CommandTimeout as exc:
+            raise ExecTimeout(f"command {argv!r} timed out after {timeout:g}s") from exc
+        return ExecResult(done.returncode, done.stdout, done.stderr)
+
+    async def wait_container(self: "OciRuntime", container_id: str) -> ContainerStatus:
+        self._ensure_watching()
+        record = self._record(container_id)
+        while True:
+            status = self._status(record)
+            if status.state is ContainerState.EXITED:
+                return status
+            await self.watcher.wait(container_id)
+            record = self._record(container_id)

@@ -1,0 +1,151 @@
+"""Host plumbing: mounts (ctypes), named network namespaces, the cgroup mode and cgroup trees.
+
+Everything here is idempotent where it removes things: unmounting something not mounted,
+removing a missing netns or cgroup is success.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+
+from ..interface import RuntimeCommandError
+from . import proc
+
+CGROUP_MOUNT = "/sys/fs/cgroup"
+TMPFS_MAGIC = 0x01021994
+CGROUP2_SUPER_MAGIC = 0x63677270
+CGROUP_SUPER_MAGIC = 0x27E0EB
+
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def fs_type(path: str) -> int:
+    """statfs(2) ``f_type`` of the filesystem holding ``path``."""
+    buf = ctypes.create_string_buffer(256)
+    _check(_libc.statfs(path.encode(), buf), f"statfs {path}")
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
+def cgroup_mode(mount: str = CGROUP_MOUNT) -> str:
+    """``unified`` (cgroup v2 only), ``hybrid`` (v1 + a cgroup2 at unified/) or ``legacy``."""
+    kind = fs_type(mount)
+    if kind == CGROUP2_SUPER_MAGIC:
+        return "unified"
+    unified = os.path.join(mount, "unified")
+    if os.path.isdir(unified) and fs_type(unified) == CGROUP2_SUPER_MAGIC:
+        return "hybrid"
+    return "legacy"
+
+
+def check_runtime_supports(runtime_binary: str, mode: str) -> str | None:
+    """An error message if this OCI runtime cannot work with this cgroup mode, else None."""
+    if os.path.basename(runtime_binary) == "crun" and mode == "hybrid":
+        return ("crun does not support cgroups in hybrid mode (cgroup v1 with a cgroup2 "
+                "mount at /sys/fs/cgroup/unified); configure runc instead")
+    return None
+
+
+# -- mounts ---------------------------------------------------------------------------------
+
+
+def mount_tmpfs(target: str, options: str) -> None:
+    _check(_libc.mount(b"shm", target.encode(), b"tmpfs",
+                       MS_NOSUID | MS_NODEV | MS_NOEXEC, options.encode()), f"mount {target}")
+
+
+def unmount(target: str) -> None:
+    """Lazily unmount ``target``; not mounted / missing is success."""
+    if _libc.umount2(target.encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOENT):
+            raise OSError(err, f"umount {target}: {os.strerror(err)}")
+
+
+def mounts_under(prefix: str) -> list[str]:
+    """Mount points at or below ``prefix`` (deepest first), from /proc/self/mountinfo."""
+    prefix = os.path.realpath(prefix).rstrip("/")
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(point)
+    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
+
+
+def is_mountpoint(path: str) -> bool:
+    return os.path.realpath(path) in mounts_under(path)
+
+
+# -- named network namespaces ---------------------------------------------------------------
+
+
+async def create_netns(path: str, *, timeout: float) -> None:
+    """Create a new network namespace kept alive by a bind mount at ``path`` (a file), with
+    its loopback interface up (so 127.0.0.1 works even before/without CNI's loopback)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "x"):
+        pass
+    try:
+        done = await proc.run(["unshare", f"--net={path}", "ip", "link", "set", "lo", "up"], timeout=timeout)
+        if not done.ok:
+            raise RuntimeCommandError(f"create netns {path}: {done.error_text()}")
+    except BaseException:
+        remove_netns(path)
+        raise
+
+
+def remove_netns(path: str) -> None:
+    """Unmount and delete a named netns file. Idempotent."""
+    unmount(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+# -- cgroups --------------------------------------------------------------------------------
+
+
+def cgroup_hierarchies(mount: str = CGROUP_MOUNT) -> list[str]:
+    """Root directories of every mounted hierarchy (v1 controllers + unified, or just v2)."""
+    if fs_type(mount) == CGROUP2_SUPER_MAGIC:
+        return [mount]
+    out = []
+    for name in sorted(os.listdir(mount)):
+        path = os.path.join(mount, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            out.append(path)
+    return out
+
+
+def remove_cgroup(path: str, mount: str = CGROUP_MOUNT) -> list[str]:
+    """rmdir the cgroup ``path`` (absolute within each hierarchy) and its children, deepest
+    first, in every hierarchy. Returns the directories that could not be removed (busy)."""
+    rel = path.strip("/")
+    if not rel:
+        return []
+    busy = []
+    for root in cgroup_hierarchies(mount):
+        top = os.path.join(root, rel)
+        if not os.path.isdir(top):
+            continue
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda t: -t[0].count("/")):
+            try:
+                os.rmdir(dirpath)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                busy.append(dirpath)
+    return busy

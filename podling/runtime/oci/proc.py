@@ -1,0 +1,105 @@
+"""Subprocesses with a deadline (DESIGN.md §4): every child is killed and reaped on failure.
+
+``run(argv, timeout=…)`` returns a ``Completed`` value for any exit status (callers decide
+what a non-zero status means) and raises ``RuntimeCommandError`` only when the command cannot
+be started, and CommandTimeout when it does not finish in time. Cancellation kills and reaps the child, then re-raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from ..interface import RuntimeCommandError
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def error_text(self) -> str:
+        """The child's stderr (or stdout) as one trimmed line for error messages."""
+        text = (self.stderr or self.stdout).decode(errors="replace").strip()
+        return text or f"exit status {self.returncode}"
+
+
+class CommandTimeout(RuntimeCommandError):
+    """The command did not finish before its deadline (it was killed and reaped)."""
+
+
+async def kill_and_reap(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL ``proc`` if it is still running and wait for it (never leaves a zombie)."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    with contextlib.suppress(Exception):
+        await asyncio.shield(proc.wait())
+
+
+async def run(argv: Sequence[str], *, timeout: float, stdin: bytes | None = None,
+              env: Mapping[str, str] | None = None,
+              pass_fds: Sequence[int] = ()) -> Completed:
+    """Run ``argv`` to completion within ``timeout`` seconds, capturing stdout and stderr.
+
+    Raises RuntimeCommandError if the program is missing or the deadline passes (the child
+    is killed and reaped first)."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=dict(env) if env is not None else None, pass_fds=tuple(pass_fds),
+            start_new_session=True)
+    except OSError as exc:
+        raise RuntimeCommandError(f"cannot run {argv[0]}: {exc}") from exc
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    except asyncio.TimeoutError:
+        await kill_and_reap(proc)
+        raise CommandTimeout(
+            f"{os.path.basename(argv[0])} {' '.join(argv[1:3])} timed out after {timeout:g}s"
+        ) from None
+    except BaseException:
+        await kill_and_reap(proc)
+        raise
+    assert proc.returncode is not None
+    return Completed(tuple(argv), proc.returncode, out, err)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X")
+
+
+def pid_start_time(pid: int) -> int:
+    """The process start time in clock ticks since boot (field 22 of /proc/pid/stat), or 0.
+
+    Together with the pid it identifies a process across pid reuse."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return int(fields[19]) if len(fields) > 19 else 0
+
+
+def same_process(pid: int, start_time: int) -> bool:
+    """True if ``pid`` is alive and is the process that had ``start_time``."""
+    return pid_alive(pid) and (start_time == 0 or pid_start_time(pid) == start_time)

@@ -1,0 +1,129 @@
+"""An async wrapper of the runc CLI with its own ``--root`` and a deadline on every call.
+
+Only the subcommands podling needs: ``state``, ``start``, ``kill``, ``delete``, ``list``,
+``exec``. ``create`` is run by conmon (see conmon.py). Errors become RuntimeCommandError;
+"does not exist" answers become ``None`` / no-ops so callers can be idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal as _signal
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from ..interface import RuntimeCommandError
+from . import proc
+
+_MISSING = ("does not exist", "not found", "no such file")
+
+
+_LOGRUS_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
+
+
+def clean_message(text: str) -> str:
+    """runc's logrus lines (``time=… level=error msg="…"``) reduced to their messages."""
+    found = _LOGRUS_MSG.findall(text)
+    if not found:
+        return text.strip()
+    return "; ".join(re.sub(r'\\(.)', r"\1", m) for m in found)
+
+
+def _is_missing(text: str) -> bool:
+    low = text.lower()
+    return any(m in low for m in _MISSING)
+
+
+@dataclass(frozen=True)
+class RuncState:
+    """``runc state`` output: status is created | running | paused | stopped."""
+
+    id: str
+    status: str
+    pid: int
+    bundle: str
+
+
+class Runc:
+    """runc at ``binary`` keeping its state under ``root``; every call bounded by ``timeout``."""
+
+    def __init__(self, binary: str, root: str, *, timeout: float = 10.0) -> None:
+        self.binary = binary
+        self.root = root
+        self.timeout = timeout
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.binary, "--root", self.root, *args]
+
+    async def _run(self, *args: str, timeout: float | None = None) -> proc.Completed:
+        return await proc.run(self.argv(*args), timeout=timeout or self.timeout)
+
+    async def state(self, cid: str) -> RuncState | None:
+        """The container's state, or None if runc does not know it."""
+        done = await self._run("state", cid)
+        if not done.ok:
+            if _is_missing(done.error_text()):
+                return None
+            raise RuntimeCommandError(f"runc state {cid}: {done.error_text()}")
+        data: dict[str, Any] = json.loads(done.stdout)
+        return RuncState(data["id"], data["status"], int(data.get("pid") or 0),
+                         data.get("bundle", ""))
+
+    async def start(self, cid: str) -> None:
+        done = await self._run("start", cid)
+        if not done.ok:
+            raise RuntimeCommandError(clean_message(done.error_text()))
+
+    async def kill(self, cid: str, signal: str | int, *, all_processes: bool = False) -> bool:
+        """Send a signal; False if the container is gone or already stopped."""
+        sig = str(int(signal)) if isinstance(signal, int) else signal.upper().removeprefix("SIG")
+        args = ["kill", *(["--all"] if all_processes else []), cid, sig]
+        done = await self._run(*args)
+        if done.ok:
+            return True
+        text = done.error_text()
+        if _is_missing(text) or "not running" in text or "process already finished" in text:
+            return False
+        raise RuntimeCommandError(f"runc kill {cid} {sig}: {text}")
+
+    async def delete(self, cid: str, *, force: bool = True) -> None:
+        """Delete the container (forcibly by default). A missing container is success."""
+        done = await self._run("delete", *(["--force"] if force else []), cid)
+        if not done.ok and not _is_missing(done.error_text()):
+            raise RuntimeCommandError(f"runc delete {cid}: {done.error_text()}")
+
+    async def list(self) -> list[RuncState]:
+        """Every container under the root (an absent root lists nothing)."""
+        if not os.path.isdir(self.root):
+            return []
+        done = await self._run("list", "--format", "json")
+        if not done.ok:
+            raise RuntimeCommandError(f"runc list: {done.error_text()}")
+        rows = json.loads(done.stdout or b"null") or []
+        return [RuncState(r["id"], r["status"], int(r.get("pid") or 0), r.get("bundle", ""))
+                for r in rows]
+
+    async def exec(self, cid: str, argv: list[str], *, timeout: float) -> proc.Completed:
+        """Run ``argv`` in the container (environment, cwd and user of its process).
+
+        On timeout (or cancellation) the runc child is killed and reaped, and the exec'd
+        process is SIGKILLed too (its pid comes from runc's pid file): nothing is left."""
+        with tempfile.TemporaryDirectory(prefix="podling-exec-") as tmp:
+            pid_file = os.path.join(tmp, "pid")
+            try:
+                return await proc.run(self.argv("exec", "--pid-file", pid_file, cid, *argv),
+                                      timeout=timeout)
+            except BaseException:
+                _kill_pid_file(pid_file)
+                raise
+
+
+def _kill_pid_file(path: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        with open(path) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, _signal.SIGKILL)

@@ -1,0 +1,1 @@
+"""Test support for RuntimeService implementations (no pytest imports)."""
