@@ -1,0 +1,134 @@
+"""The node agent (podling's kubelet): wiring of its loops around one pod syncer.
+
+    API ──informer(spec.nodeName=me)──▶ PodWorkers ──▶ PodSyncer.sync(pod) ──▶ runtime/images/network
+     ▲                                     ▲                │
+     │                       PLEG (exits) ─┘                ▼
+     └──── StatusManager (pods/status), EventRecorder, NodeStatusLoop (Node, Lease)
+
+The agent talks to the API server over HTTP only and keeps no database of its own: after a
+restart it adopts whatever the runtime reports (labels carry pod identity).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..client import ApiClient, Informer
+from ..images.interface import ImageService, RootfsService
+from ..network.interface import NetworkPlugin
+from ..runtime.interface import RuntimeService
+from .backoff import Backoff
+from .config import AgentConfig
+from .events import EventRecorder
+from .node_status import NodeStatusLoop
+from .pleg import Pleg
+from .pod_workers import PodWorkers
+from .status_manager import StatusManager
+from .sync import PodSyncer
+
+log = logging.getLogger(__name__)
+REGISTER_RETRY_SECONDS = 2.0
+
+
+@dataclass
+class AgentParts:
+    """The node's implementations, built by the caller (cli) from their concrete modules."""
+
+    runtime: RuntimeService
+    images: ImageService
+    rootfs: RootfsService
+    network_for_cidr: Callable[[str], NetworkPlugin]  # pod CIDR → the pod network plugin
+    runtime_version: str = "runc://unknown"
+
+
+class Agent:
+    """One node. ``start`` returns once the Node is registered and pods are being synced;
+    ``stop`` leaves containers running (a restarted agent adopts them)."""
+
+    def __init__(self, config: AgentConfig, client: ApiClient, parts: AgentParts) -> None:
+        self.config = config
+        self.client = client
+        self.parts = parts
+        self.recorder = EventRecorder(client, "kubelet", config.node_name)
+        self.node_status: NodeStatusLoop | None = None
+        self.syncer: PodSyncer | None = None
+        self.workers: PodWorkers | None = None
+        self.informer: Informer | None = None
+        self.pleg: Pleg | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        node_ip = await self._register()
+        cidr = await self.node_status.pod_cidr() or "10.42.0.0/24"
+        network = self.parts.network_for_cidr(cidr)
+        self.syncer = PodSyncer(self.config, client=self.client, runtime=self.parts.runtime,
+                                images=self.parts.images, rootfs=self.parts.rootfs,
+                                network=network, recorder=self.recorder,
+                                status=StatusManager(self.client), backoff=Backoff(),
+                                node_ip=node_ip)
+        self.workers = PodWorkers(self.syncer.sync, resync_seconds=self.config.resync_seconds)
+        self.pleg = Pleg(self.parts.runtime, self.workers.notify)
+        self.pleg.start()
+        self.informer = Informer(self.client, "pods",
+                                 field_selector=f"spec.nodeName={self.config.node_name}")
+        self.informer.add_handler(self._on_pod)
+        self.informer.start()
+        await self.informer.wait_synced()
+        self._tasks.append(asyncio.create_task(self._orphans(), name="agent-orphans"))
+        self.recorder.event(self.node_status.node or {}, "Normal", "Starting",
+                            "Starting kubelet.")
+
+    async def _register(self) -> str:
+        self.node_status = NodeStatusLoop(
+            self.client, self.config, ready_check=self._ready_problems,
+            runtime_version=self.parts.runtime_version, recorder=self.recorder)
+        while True:
+            try:
+                node = await self.node_status.register()
+                break
+            except Exception as exc:  # the server may not be up yet
+                log.warning("registering node %s failed (%s); retrying", self.config.node_name,
+                            exc)
+                await asyncio.sleep(REGISTER_RETRY_SECONDS)
+        self._tasks.append(asyncio.create_task(self.node_status.run(), name="node-status"))
+        addresses = (node.get("status") or {}).get("addresses") or []
+        return next((a["address"] for a in addresses if a.get("type") == "InternalIP"),
+                    "127.0.0.1")
+
+    async def _ready_problems(self) -> list[str]:
+        if self.syncer is None:
+            return ["container runtime network not ready: NetworkReady=false "
+                    "reason:NetworkPluginNotReady message:podling: network not initialized"]
+        return await self.syncer.readiness_problems()
+
+    def _on_pod(self, type_: str, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
+        assert self.workers is not None
+        self.workers.update(pod, removed=(type_ == "DELETED"))
+
+    async def _orphans(self) -> None:
+        """Periodically remove sandboxes of pods this node no longer has (level-triggered)."""
+        assert self.syncer is not None and self.informer is not None
+        while True:
+            try:
+                live = {p["metadata"]["uid"] for p in self.informer.list()}
+                await self.syncer.remove_orphans(live | self.workers.known())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("orphan cleanup failed")
+            await asyncio.sleep(self.config.resync_seconds)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.informer:
+            await self.informer.stop()
+        if self.workers:
+            await self.workers.stop()
+        if self.pleg:
+            await self.pleg.stop()
+        await self.recorder.close()

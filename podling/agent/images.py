@@ -1,0 +1,90 @@
+"""imagePullPolicy on the node: pull or not, with Kubernetes' events and waiting reasons.
+
+    Never         present → use it;  absent → ErrImageNeverPull
+    IfNotPresent  present → "already present on machine";  absent → pull
+    Always        pull (the store resolves the tag at the registry, downloads what is missing)
+    a failed pull → ErrImagePull, then ImagePullBackOff while the back-off runs
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..images.errors import ImageError, InvalidImageName
+from ..images.interface import Image, ImageService
+from .backoff import go_duration
+
+
+@dataclass
+class ImagePullFailure(Exception):
+    """The container waits with ``reason`` (ErrImagePull, ImagePullBackOff, …)."""
+
+    reason: str
+    message: str
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+
+class ImagePuller:
+    """Applies a container's imagePullPolicy through the ImageService."""
+
+    def __init__(self, images: ImageService, recorder, backoff, clock=time) -> None:
+        self._images = images
+        self._recorder = recorder
+        self._backoff = backoff
+        self._clock = clock
+
+    async def ensure(self, pod: dict[str, Any], container: dict[str, Any]) -> Image:
+        """The image to run ``container`` with; raises ImagePullFailure."""
+        ref, name = container.get("image", ""), container["name"]
+        policy = container.get("imagePullPolicy", "IfNotPresent")
+        field_path = f"spec.containers{{{name}}}"
+        key = (pod["metadata"]["uid"], "image:" + name)
+        try:
+            present = await self._images.image_status(ref)
+        except InvalidImageName:
+            message = (f'Failed to apply default image tag "{ref}": couldn\'t parse image name '
+                       f'"{ref}": invalid reference format')
+            self._event(pod, "Warning", "InspectFailed", message, field_path)
+            raise ImagePullFailure("InvalidImageName", message) from None
+        if present is not None and policy != "Always":
+            self._event(pod, "Normal", "Pulled",
+                        f'Container image "{ref}" already present on machine', field_path)
+            return present
+        if policy == "Never":
+            message = f'Container image "{ref}" is not present with pull policy of Never'
+            self._event(pod, "Warning", "ErrImageNeverPull", message, field_path)
+            raise ImagePullFailure("ErrImageNeverPull", message)
+        waiting, _ = self._backoff.in_backoff(key, self._clock.time())
+        if waiting:
+            message = f'Back-off pulling image "{ref}"'
+            self._event(pod, "Normal", "BackOff", message, field_path)
+            raise ImagePullFailure("ImagePullBackOff", message)
+        return await self._pull(pod, ref, key, field_path)
+
+    async def _pull(self, pod: dict[str, Any], ref: str, key: tuple[str, str],
+                    field_path: str) -> Image:
+        self._event(pod, "Normal", "Pulling", f'Pulling image "{ref}"', field_path)
+        started = self._clock.time()
+        try:
+            image = await self._images.pull_image(ref)
+        except ImageError as exc:
+            self._backoff.record_failure(key, self._clock.time())
+            self._event(pod, "Warning", "Failed", f'Failed to pull image "{ref}": {exc}',
+                        field_path)
+            self._event(pod, "Warning", "Failed", "Error: ErrImagePull", field_path)
+            raise ImagePullFailure("ErrImagePull", f'failed to pull image "{ref}": {exc}') \
+                from None
+        self._backoff.reset(key)
+        took = go_duration(self._clock.time() - started)
+        self._event(pod, "Normal", "Pulled",
+                    f'Successfully pulled image "{ref}" in {took} ({took} including waiting). '
+                    f'Image size: {image.size} bytes.', field_path)
+        return image
+
+    def _event(self, pod: dict[str, Any], type_: str, reason: str, message: str,
+               field_path: str) -> None:
+        self._recorder.event(pod, type_, reason, message, field_path=field_path)

@@ -1,0 +1,429 @@
+"""What one sync of a pod must do: a pure plan (DESIGN.md §5.1, kubelet computePodActions).
+
+``compute_pod_actions`` looks at the pod from the API and what the runtime reports and
+returns a ``PodActions``; ``sync_pod`` executes it in this order:
+
+1. ``containers_to_kill`` (each with its message for the Killing event, preStop, grace),
+   then stop ``kill_sandboxes``; when ``kill_pod`` also tear down the network of the pod.
+2. if ``create_sandbox``: remove ``purge_init_containers``, run a new sandbox with
+   ``sandbox_attempt`` (emit SandboxChanged when ``sandbox_changed``), set up its network.
+3. start ``next_init_container`` (then stop: the next sync looks again), else start
+   ``containers_to_start`` in order. Before each start call ``note_start`` so that
+   CrashLoopBackOff steps.
+4. report ``waiting`` (CrashLoopBackOff reasons) to the status generator and resync after
+   ``requeue_after`` seconds when it is set.
+
+The function only *reads* the back-off; it never mutates anything. It assumes the inputs
+are already filtered to this pod (labels ``io.kubernetes.pod.uid``).
+
+Sandbox decision (kubelet ``PodSandboxChanged``)::
+
+    no sandbox ─────────────────────────────────────────▶ create, attempt 0
+    >1 READY, newest not READY, or network mode changed ▶ kill all, create, attempt n+1
+    newest READY and unique ─────────────────────────────▶ keep it
+
+Container decision for each app container (kubelet ``ShouldContainerBeRestarted``)::
+
+    never ran ──────────────────────────▶ start ("new")
+    CREATED / UNKNOWN ──────────────────▶ kill the leftover, start ("restart")
+    RUNNING, spec hash unchanged ───────▶ keep
+    RUNNING, spec hash changed ─────────▶ kill + start ("spec changed"), no back-off
+    EXITED: Always, or OnFailure ∧ exit≠0 ▶ start ("restart") unless in back-off, then
+                                              waiting CrashLoopBackOff
+    EXITED: Never, or OnFailure ∧ exit 0 ─▶ leave it
+    nothing kept and nothing to (re)start ▶ kill_pod (the sandbox is stopped)
+
+Init containers run one at a time in spec order; a failed one is restarted (with back-off)
+unless restartPolicy is Never, which kills the pod (``init_failed``). Only the kept
+sandbox's init containers count (after a sandbox change they all run again; the old ones
+are listed in ``purge_init_containers``). Init containers with ``restartPolicy: Always``
+(sidecars) are NOT supported: they are treated as ordinary init containers, so one that
+never exits blocks initialization — the API should reject them.
+
+A pod with ``metadata.deletionTimestamp`` or a terminal ``status.phase`` is killed and
+nothing is started. Containers whose name is not in the spec are killed.
+``activeDeadlineSeconds``, probes, ephemeral containers and in-place resize are out of
+scope here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from podling.agent import labels as L
+from podling.agent.backoff import Backoff, go_duration
+from podling.runtime.interface import (
+    ContainerState,
+    ContainerStatus,
+    NamespaceMode,
+    PodSandboxStatus,
+    SandboxState,
+)
+
+REASON_NEW = "new"
+REASON_RESTART = "restart"
+REASON_SPEC_CHANGED = "spec changed"
+
+KILL_STOP = "stop"  # ordinary stop: pod killed, deleted, sandbox changed
+KILL_SPEC_CHANGED = "spec changed"
+KILL_UNKNOWN = "unknown state"  # CREATED / UNKNOWN leftover before a restart
+KILL_NOT_IN_SPEC = "not in spec"
+
+CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+SANDBOX_CHANGED_MESSAGE = "Pod sandbox changed, it will be killed and re-created."
+
+_LIVE = (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class ContainerStart:
+    """Start ``container`` (spec index ``index``) with this restart count / attempt.
+
+    ``backoff_since`` is the finish time of the instance it replaces (0 when none)."""
+
+    index: int
+    container: dict[str, Any]
+    reason: str
+    restart_count: int = 0
+    backoff_since: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return str(self.container["name"])
+
+
+@dataclass(frozen=True)
+class ContainerKill:
+    """Stop a container. ``container`` is its spec (None when it is not in the spec, then
+    there is no preStop hook). ``message`` is the Killing event text."""
+
+    name: str
+    container: dict[str, Any] | None
+    message: str
+    reason: str = KILL_STOP
+
+
+@dataclass
+class PodActions:
+    """The plan of one sync.
+
+    kill_pod: stop every live container (all listed in ``containers_to_kill``) and every
+    READY sandbox (``kill_sandboxes``), tear the pod network down. create_sandbox: then run
+    a new sandbox with ``sandbox_attempt``; ``sandbox_changed`` says an old one existed
+    (SandboxChanged event). sandbox_id: the sandbox to keep and start containers in
+    ("" when a new one is created). init_failed: the last init container failed (the pod
+    is killed under restartPolicy Never, else it is restarted). waiting: container name →
+    (reason, message) for containers held by back-off; requeue_after: seconds until the
+    first of them may start.
+    """
+
+    kill_pod: bool = False
+    create_sandbox: bool = False
+    sandbox_changed: bool = False
+    sandbox_attempt: int = 0
+    sandbox_id: str = ""
+    kill_sandboxes: list[str] = field(default_factory=list)
+    purge_init_containers: list[str] = field(default_factory=list)
+    next_init_container: ContainerStart | None = None
+    init_failed: bool = False
+    containers_to_start: list[ContainerStart] = field(default_factory=list)
+    containers_to_kill: dict[str, ContainerKill] = field(default_factory=dict)
+    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
+    requeue_after: float | None = None
+
+
+# -- small helpers (also used by status.py) ---------------------------------------------------
+
+
+def restart_policy(pod: dict[str, Any]) -> str:
+    return str(pod.get("spec", {}).get("restartPolicy") or "Always")
+
+
+def format_pod(pod: dict[str, Any]) -> str:
+    """The kubelet's ``format.Pod``: ``<name>_<namespace>(<uid>)``."""
+    meta = pod.get("metadata", {})
+    return f"{meta.get('name', '')}_{meta.get('namespace', 'default')}({meta.get('uid', '')})"
+
+
+def backoff_key(pod: dict[str, Any], container_name: str) -> tuple[str, str]:
+    return (str(pod.get("metadata", {}).get("uid", "")), container_name)
+
+
+def restart_count_of(status: ContainerStatus) -> int:
+    """The restart count stamped on a container (annotation; the attempt as a fallback)."""
+    try:
+        return int(status.annotations.get(L.RESTART_COUNT, status.attempt))
+    except ValueError:
+        return status.attempt
+
+
+def latest_by_name(containers: list[ContainerStatus]) -> dict[str, ContainerStatus]:
+    """The newest instance of each container name."""
+    out: dict[str, ContainerStatus] = {}
+    for c in sorted(containers, key=lambda c: (c.created_at, c.attempt)):
+        out[c.name] = c
+    return out
+
+
+def should_restart(pod: dict[str, Any], status: ContainerStatus | None) -> bool:
+    """kubelet ``ShouldContainerBeRestarted`` for the newest instance ``status``."""
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    if status is None:
+        return True
+    if status.state == ContainerState.RUNNING:
+        return False
+    if status.state in (ContainerState.UNKNOWN, ContainerState.CREATED):
+        return True
+    policy = restart_policy(pod)
+    if policy == "Never":
+        return False
+    return not (policy == "OnFailure" and status.exit_code == 0)
+
+
+def note_start(backoff: Backoff, pod: dict[str, Any], start: ContainerStart,
+               now: float) -> None:
+    """Call right before executing ``start``: a restart steps the container's back-off."""
+    if start.reason == REASON_RESTART:
+        backoff.record_failure(backoff_key(pod, start.name), now,
+                               since=start.backoff_since or None)
+
+
+def is_terminating(pod: dict[str, Any]) -> bool:
+    """Deleted, or already in a terminal phase: kill, start nothing."""
+    return bool(pod.get("metadata", {}).get("deletionTimestamp")) or \
+        pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+def compute_pod_actions(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
+                        containers: list[ContainerStatus], *, now: float,
+                        backoff: Backoff) -> PodActions:
+    """The actions that move the pod towards its spec; pure (see the module docstring)."""
+    ordered = sorted(sandboxes, key=lambda s: (s.created_at, s.metadata.attempt), reverse=True)
+    if is_terminating(pod):
+        actions = PodActions(kill_pod=True)
+    else:
+        create, attempt, keep = _sandbox_decision(pod, ordered)
+        if create or keep is None:
+            actions = _plan_new_sandbox(pod, ordered, containers, attempt, now, backoff)
+        else:
+            actions = _plan_existing(pod, ordered, keep, containers, now, backoff)
+    if actions.kill_pod:
+        _kill_everything(ordered, containers, actions)
+    _attach_specs(pod, actions)
+    return actions
+
+
+def _plan_existing(pod: dict[str, Any], ordered: list[PodSandboxStatus],
+                   keep: PodSandboxStatus, containers: list[ContainerStatus], now: float,
+                   backoff: Backoff) -> PodActions:
+    actions = PodActions(sandbox_id=keep.id, sandbox_attempt=keep.metadata.attempt)
+    _kill_strays(pod, ordered, keep, containers, actions)
+    kept = [c for c in containers if c.sandbox_id == keep.id]
+    latest = latest_by_name(containers)
+    if _plan_init(pod, latest_by_name(kept), latest, now, backoff, actions):
+        _plan_app(pod, latest, now, backoff, actions)
+    return actions
+
+
+def _sandbox_decision(pod: dict[str, Any], ordered: list[PodSandboxStatus]
+                      ) -> tuple[bool, int, PodSandboxStatus | None]:
+    """(create a new one?, its attempt, the sandbox to keep)."""
+    if not ordered:
+        return True, 0, None
+    newest = ordered[0]
+    ready = sum(1 for s in ordered if s.state == SandboxState.READY)
+    want_net = NamespaceMode.NODE if pod.get("spec", {}).get("hostNetwork") else NamespaceMode.POD
+    if ready > 1 or newest.state != SandboxState.READY or \
+            newest.namespace_options.network != want_net:
+        return True, newest.metadata.attempt + 1, None
+    return False, newest.metadata.attempt, newest
+
+
+def _kill_everything(ordered: list[PodSandboxStatus], containers: list[ContainerStatus],
+                     actions: PodActions) -> PodActions:
+    """Every live container and READY sandbox goes (kept entries keep their messages)."""
+    for c in containers:
+        if c.state in _LIVE and c.id not in actions.containers_to_kill:
+            actions.containers_to_kill[c.id] = ContainerKill(
+                c.name, None, f"Stopping container {c.name}")
+    actions.kill_sandboxes = [s.id for s in ordered if s.state == SandboxState.READY]
+    return actions
+
+
+def _spec_by_name(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    spec = pod.get("spec", {})
+    every = (spec.get("initContainers") or []) + (spec.get("containers") or [])
+    return {c["name"]: c for c in every}
+
+
+def _attach_specs(pod: dict[str, Any], actions: PodActions) -> None:
+    specs = _spec_by_name(pod)
+    for cid, kill in list(actions.containers_to_kill.items()):
+        if kill.container is None and kill.name in specs:
+            actions.containers_to_kill[cid] = ContainerKill(
+                kill.name, specs[kill.name], kill.message, kill.reason)
+
+
+def _plan_new_sandbox(pod: dict[str, Any], ordered: list[PodSandboxStatus],
+                      containers: list[ContainerStatus], attempt: int, now: float,
+                      backoff: Backoff) -> PodActions:
+    actions = PodActions(
+        kill_pod=True, create_sandbox=True, sandbox_attempt=attempt,
+        sandbox_changed=bool(ordered))
+    policy = restart_policy(pod)
+    if policy == "Never" and attempt != 0 and containers:
+        actions.create_sandbox = actions.sandbox_changed = False
+        return actions
+    latest = latest_by_name(containers)
+    spec = pod.get("spec", {})
+    apps = list(enumerate(spec.get("containers") or []))
+    if policy == "OnFailure":
+        apps = [(i, c) for i, c in apps if not _succeeded(latest.get(c["name"]))]
+    inits = spec.get("initContainers") or []
+    if not apps and _find_next_init(pod, latest, latest)[2]:
+        actions.create_sandbox = actions.sandbox_changed = False
+        return actions
+    if inits:
+        actions.purge_init_containers = [c.id for c in containers
+                                         if c.name in {i["name"] for i in inits}]
+        actions.next_init_container = _start_or_wait(
+            pod, 0, inits[0], latest.get(inits[0]["name"]), now, backoff, actions)
+        return actions
+    for idx, c in apps:
+        start = _start_or_wait(pod, idx, c, latest.get(c["name"]), now, backoff, actions)
+        if start:
+            actions.containers_to_start.append(start)
+    return actions
+
+
+def _succeeded(status: ContainerStatus | None) -> bool:
+    return status is not None and status.state == ContainerState.EXITED and \
+        status.exit_code == 0
+
+
+def _init_failed(status: ContainerStatus) -> bool:
+    if status.state == ContainerState.UNKNOWN:
+        return True
+    return status.state == ContainerState.EXITED and (
+        status.exit_code != 0 or status.reason == "OOMKilled")
+
+
+def _find_next_init(pod: dict[str, Any], init_latest: dict[str, ContainerStatus],
+                    app_latest: dict[str, ContainerStatus]
+                    ) -> tuple[ContainerStatus | None, int | None, bool]:
+    """kubelet ``findNextInitContainerToRun``: (last failed status, next index, done)."""
+    spec = pod.get("spec", {})
+    inits = spec.get("initContainers") or []
+    if not inits:
+        return None, None, True
+    for c in spec.get("containers") or []:
+        st = app_latest.get(c["name"])
+        if st is not None and st.state == ContainerState.RUNNING:
+            return None, None, True
+    for i in range(len(inits) - 1, -1, -1):
+        st = init_latest.get(inits[i]["name"])
+        if st is not None and _init_failed(st):
+            return st, i, False
+    for i in range(len(inits) - 1, -1, -1):
+        st = init_latest.get(inits[i]["name"])
+        if st is None:
+            continue
+        if st.state == ContainerState.RUNNING:
+            return None, None, False
+        if st.state == ContainerState.EXITED:
+            return (None, None, True) if i == len(inits) - 1 else (None, i + 1, False)
+    return None, 0, False
+
+
+def _plan_init(pod: dict[str, Any], init_latest: dict[str, ContainerStatus],
+               latest: dict[str, ContainerStatus], now: float, backoff: Backoff,
+               actions: PodActions) -> bool:
+    """Plan the init step; True when initialization is done and app containers may run."""
+    last, nxt, done = _find_next_init(pod, init_latest, latest)
+    if done:
+        return True
+    if nxt is None:
+        return False
+    container = pod["spec"]["initContainers"][nxt]
+    if last is not None and _init_failed(last):
+        actions.init_failed = True
+        if restart_policy(pod) == "Never":
+            actions.kill_pod = True
+            return False
+    actions.next_init_container = _start_or_wait(
+        pod, nxt, container, init_latest.get(container["name"]), now, backoff, actions)
+    return False
+
+
+def _plan_app(pod: dict[str, Any], latest: dict[str, ContainerStatus], now: float,
+              backoff: Backoff, actions: PodActions) -> None:
+    keep = wanted = 0
+    for idx, c in enumerate(pod.get("spec", {}).get("containers") or []):
+        st = latest.get(c["name"])
+        if st is None or st.state != ContainerState.RUNNING:
+            if should_restart(pod, st):
+                wanted += 1
+                start = _start_or_wait(pod, idx, c, st, now, backoff, actions)
+                if start:
+                    actions.containers_to_start.append(start)
+            continue
+        recorded = st.annotations.get(L.CONTAINER_HASH)
+        if recorded is None or recorded == L.container_hash(c):
+            keep += 1
+            continue
+        actions.containers_to_kill[st.id] = ContainerKill(
+            c["name"], c, f"Container {c['name']} definition changed, will be restarted",
+            KILL_SPEC_CHANGED)
+        actions.containers_to_start.append(ContainerStart(
+            idx, c, REASON_SPEC_CHANGED, restart_count_of(st) + 1))
+    if keep == 0 and wanted == 0:
+        actions.kill_pod = True
+
+
+def _start_or_wait(pod: dict[str, Any], idx: int, container: dict[str, Any],
+                   st: ContainerStatus | None, now: float, backoff: Backoff,
+                   actions: PodActions) -> ContainerStart | None:
+    """A start for ``container`` replacing ``st``, or None (and a CrashLoopBackOff waiting
+    reason) while its back-off holds it."""
+    name = container["name"]
+    if st is None:
+        return ContainerStart(idx, container, REASON_NEW, 0)
+    if st.state in (ContainerState.CREATED, ContainerState.UNKNOWN):
+        actions.containers_to_kill[st.id] = ContainerKill(
+            name, container,
+            f"Container is in \"{st.state.value.lower()}\" state, try killing it before restart",
+            KILL_UNKNOWN)
+    since = st.finished_at if st.state == ContainerState.EXITED else 0.0
+    if since:
+        key = backoff_key(pod, name)
+        held, remaining = backoff.in_backoff(key, now, since=since)
+        if held:
+            delay = go_duration(backoff.current(key, since))
+            actions.waiting[name] = (CRASH_LOOP_BACK_OFF, (
+                f"back-off {delay} restarting failed container={name} pod={format_pod(pod)}"))
+            if actions.requeue_after is None or remaining < actions.requeue_after:
+                actions.requeue_after = remaining
+            return None
+    return ContainerStart(idx, container, REASON_RESTART, restart_count_of(st) + 1, since)
+
+
+def _kill_strays(pod: dict[str, Any], ordered: list[PodSandboxStatus], keep: PodSandboxStatus,
+                 containers: list[ContainerStatus], actions: PodActions) -> None:
+    """Live containers outside the kept sandbox or not in the spec are stopped."""
+    specs = _spec_by_name(pod)
+    for c in containers:
+        if c.state not in _LIVE:
+            continue
+        if c.name not in specs:
+            actions.containers_to_kill[c.id] = ContainerKill(
+                c.name, None, f"Container {c.name} is not in the pod spec", KILL_NOT_IN_SPEC)
+        elif c.sandbox_id != keep.id:
+            actions.containers_to_kill[c.id] = ContainerKill(
+                c.name, specs[c.name], f"Stopping container {c.name}")
+    actions.kill_sandboxes = [s.id for s in ordered
+                              if s.id != keep.id and s.state == SandboxState.READY]

@@ -1,0 +1,48 @@
+"""The single writer of pod status to the API (DESIGN.md §4).
+
+The agent computes a status after every sync; the manager sends it to ``pods/status`` only
+when it differs from what it last sent for that pod, and forgets pods that are gone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from ..api import errors
+from ..api.resources import PODS
+
+log = logging.getLogger(__name__)
+
+
+class StatusManager:
+    def __init__(self, client) -> None:
+        self._client = client
+        self._sent: dict[str, str] = {}
+
+    async def set_status(self, pod: dict[str, Any], status: dict[str, Any]) -> bool:
+        """Write ``status`` for ``pod`` if it changed; True when written.
+
+        A pod that no longer exists (404) or was replaced (409 on the uid precondition) is
+        not an error: the next sync sees the new state."""
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        encoded = json.dumps(status, sort_keys=True)
+        if self._sent.get(uid) == encoded:
+            return False
+        patch = {"metadata": {"uid": uid}, "status": status}
+        try:
+            await self._client.patch(PODS, meta["name"], patch, namespace=meta.get("namespace"),
+                                     patch_type="merge", subresource="status")
+        except errors.ApiError as exc:
+            if exc.code in (404, 409, 422):
+                log.info("status of pod %s/%s not written: %s", meta.get("namespace"),
+                         meta["name"], exc.message)
+                return False
+            raise
+        self._sent[uid] = encoded
+        return True
+
+    def forget(self, uid: str) -> None:
+        self._sent.pop(uid, None)
