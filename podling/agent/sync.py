@@ -86,10 +86,11 @@ class PodSyncer:
         for sandbox_id in actions.kill_sandboxes:
             await self._stop_sandbox(pod, _find(sandboxes, sandbox_id))
         waiting = dict(actions.waiting)
-        if actions.kill_pod:
+        if actions.kill_pod:  # kill what exists; a new sandbox may follow (create_sandbox)
             for sandbox in sandboxes:
-                await self._stop_sandbox(pod, sandbox)
-        else:
+                if sandbox.state == SandboxState.READY:
+                    await self._stop_sandbox(pod, sandbox)
+        if actions.create_sandbox or not actions.kill_pod:
             ctx = await self._sandbox(pod, actions, sandboxes, waiting)
             if ctx is not None:
                 await self._start_containers(pod, actions, ctx, waiting)

@@ -1,7 +1,7 @@
 """Run the API server: storage, credentials, kubeconfig, HTTPS listener, controllers.
 
-:func:`start` brings everything up and returns a :class:`RunningServer`; :func:`serve`
-runs until SIGINT / SIGTERM and then shuts down cleanly (listener, watches, storage).
+:func:`start` brings everything up and returns a :class:`RunningServer`, whose ``stop``
+shuts down cleanly (controllers, open watches, listener, storage).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import ssl
 from dataclasses import dataclass
 
@@ -47,6 +46,8 @@ class RunningServer:
     config: ServerConfig
     url: str
     port: int
+    admin_token: str
+    ca_file: str
     storage: Storage
     runner: web.AppRunner
     controller: NamespaceController
@@ -93,18 +94,4 @@ async def start(config: ServerConfig) -> RunningServer:
     controller = NamespaceController(storage, stores)
     controller.start()
     log.info("podling API server listening on %s; kubeconfig %s", url, config.kubeconfig_path)
-    return RunningServer(config, url, port, storage, runner, controller)
-
-
-async def serve(config: ServerConfig) -> None:
-    """Run until SIGINT or SIGTERM."""
-    server = await start(config)
-    print(f"podling: API server ready at {server.url} (kubeconfig: "
-          f"{config.kubeconfig_path})", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    print("podling: shutting down", flush=True)
-    await server.stop()
+    return RunningServer(config, url, port, token, creds.ca_cert, storage, runner, controller)

@@ -14,9 +14,12 @@ import os
 import shutil
 import sys
 
-from ..apiserver.server import ServerConfig, serve
+from ..agent.config import AgentConfig
+from ..apiserver.server import ServerConfig
 from ..apiserver.watch import WatchOptions
 from . import image as image_cli
+from .agent import run_agent
+from .server import run_server
 
 DEFAULT_DATA_DIR = "/var/lib/podling"
 
@@ -31,12 +34,26 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--datastore", default="sqlite", choices=["sqlite", "memory"],
                         help="where state lives (sqlite: <data-dir>/state.db)")
     server.add_argument("--disable-agent", action="store_true",
-                        help="do not run a local node agent (the agent is not built yet)")
+                        help="do not run a local node agent (API server only)")
     server.add_argument("--history", type=int, default=10_000,
                         help="changes kept for resuming watches; older resourceVersions get 410")
     server.add_argument("--watch-bookmark-interval", type=float, default=10.0,
                         help="seconds between BOOKMARK events on idle watches that allow them")
+    server.add_argument("--node-name", default="", help="the local agent's node name "
+                        "(default: the hostname)")
+    server.add_argument("--node-labels", default="", help="k=v,… labels of the local node")
     server.add_argument("--log-level", default="INFO")
+    agent = commands.add_parser("agent", help="run one more node against a server")
+    agent.add_argument("--server", required=True, help="the API server URL")
+    agent.add_argument("--token-file", required=True)
+    agent.add_argument("--ca-file", default="", help="CA of the server (default: "
+                       "<data-dir>/server/ca.crt)")
+    agent.add_argument("--node-name", default="")
+    agent.add_argument("--node-labels", default="")
+    agent.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    agent.add_argument("--run-dir", default="")
+    agent.add_argument("--bridge-name", default="")
+    agent.add_argument("--log-level", default="INFO")
     kubectl = commands.add_parser("kubectl", help="run kubectl against this podling",
                                   add_help=False)
     kubectl.add_argument("--data-dir", default=os.environ.get("PODLING_DATA_DIR", DEFAULT_DATA_DIR))
@@ -68,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             data_dir, rest = rest[1], rest[2:]
         return _run_kubectl(data_dir, rest)
     args = _parser().parse_args(argv)
+    if args.command == "agent":
+        return _run_agent_command(args)
     if args.command == "image":
         logging.basicConfig(level=os.environ.get("PODLING_LOG_LEVEL", "WARNING").upper(),
                             format="%(levelname)s %(name)s: %(message)s")
@@ -79,7 +98,43 @@ def main(argv: list[str] | None = None) -> int:
                           disable_agent=args.disable_agent, history=args.history,
                           watch=WatchOptions(bookmark_interval=args.watch_bookmark_interval))
     try:
-        asyncio.run(serve(config))
+        asyncio.run(run_server(config, _agent_overrides(args)))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _agent_overrides(args: argparse.Namespace) -> dict:
+    overrides: dict = {"node_labels": parse_labels(args.node_labels)}
+    if args.node_name:
+        overrides["node_name"] = args.node_name
+    return overrides
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """``k=v,k2=v2`` → a dict; a clear error for anything else."""
+    labels = {}
+    for item in filter(None, (p.strip() for p in (text or "").split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"podling: --node-labels: expected key=value, got {item!r}")
+        labels[key] = value
+    return labels
+
+
+def _run_agent_command(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with open(args.token_file) as f:
+        token = f.read().strip()
+    ca_file = args.ca_file or os.path.join(args.data_dir, "server", "ca.crt")
+    config = AgentConfig(server_url=args.server, token=token, ca_file=ca_file,
+                         data_dir=args.data_dir, node_labels=parse_labels(args.node_labels),
+                         **({"node_name": args.node_name} if args.node_name else {}),
+                         **({"bridge_name": args.bridge_name} if args.bridge_name else {}),
+                         **({"run_dir": args.run_dir} if args.run_dir else {}))
+    try:
+        asyncio.run(run_agent(config))
     except KeyboardInterrupt:
         pass
     return 0

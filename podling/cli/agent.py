@@ -1,0 +1,79 @@
+"""Wiring of a node agent: the concrete runtime, image store and network behind the agent.
+
+Used by ``podling agent`` (one more node) and by ``podling server`` (its local agent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import subprocess
+
+from ..agent.agent import Agent, AgentParts
+from ..agent.config import AgentConfig
+from ..client import ApiClient, ClientConfig
+from ..images.rootfs import SnapshotRootfs
+from ..images.service import ImageStoreConfig, LocalImageService
+from ..network.cni import CniNetwork
+from ..network.cni_config import CniConfig
+from ..runtime.oci import OciRuntime, OciRuntimeConfig
+
+log = logging.getLogger(__name__)
+
+
+def _runc_version() -> str:
+    try:
+        out = subprocess.run(["runc", "--version"], capture_output=True, text=True, timeout=5)
+        match = re.search(r"runc version (\S+)", out.stdout)
+        return f"runc://{match.group(1)}" if match else "runc://unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "runc://unknown"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", name)
+
+
+def build_parts(config: AgentConfig) -> AgentParts:
+    """The real implementations, each with state private to this node."""
+    runtime = OciRuntime(OciRuntimeConfig(root=config.runtime_root,
+                                          cgroup_root=f"/podling/{_safe(config.node_name)}"))
+    images = LocalImageService(ImageStoreConfig.for_data_dir(config.data_dir))
+    rootfs = SnapshotRootfs(images, os.path.join(config.data_dir, "agent", "rootfs"))
+
+    def network_for_cidr(cidr: str) -> CniNetwork:
+        return CniNetwork(CniConfig(state_dir=config.cni_state_dir, pod_cidr=cidr,
+                                    bridge_name=config.bridge_name,
+                                    network_name=f"podling-{_safe(config.node_name)}"[:60]))
+
+    return AgentParts(runtime=runtime, images=images, rootfs=rootfs,
+                      network_for_cidr=network_for_cidr, runtime_version=_runc_version())
+
+
+async def start_agent(config: AgentConfig) -> Agent:
+    """Start an agent against ``config.server_url``; returns once its Node is registered."""
+    client = ApiClient(ClientConfig(server=config.server_url, token=config.token,
+                                    ca_file=config.ca_file))
+    agent = Agent(config, client, build_parts(config))
+    await agent.start()
+    return agent
+
+
+async def stop_agent(agent: Agent) -> None:
+    await agent.stop()
+    await agent.parts.runtime.close()
+    await agent.parts.images.close()
+    await agent.client.close()
+
+
+async def run_agent(config: AgentConfig) -> None:
+    """``podling agent``: run until cancelled (SIGINT / SIGTERM)."""
+    agent = await start_agent(config)
+    print(f"podling: agent for node {config.node_name} running against {config.server_url}",
+          flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await stop_agent(agent)

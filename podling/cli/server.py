@@ -1,0 +1,43 @@
+"""``podling server``: the API server and, unless --disable-agent, a local node agent.
+
+The local agent is an ordinary API client of the server (HTTPS with the admin token), as
+any other node would be. SIGINT / SIGTERM stop the agent first (containers keep running),
+then the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from ..agent.config import AgentConfig
+from ..apiserver.server import ServerConfig, start
+from .agent import start_agent, stop_agent
+
+log = logging.getLogger(__name__)
+
+
+async def run_server(config: ServerConfig, agent_overrides: dict | None = None) -> None:
+    server = await start(config)
+    print(f"podling: API server ready at {server.url} (kubeconfig: "
+          f"{config.kubeconfig_path})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    agent = None
+    if not config.disable_agent:
+        agent_config = AgentConfig(server_url=server.url, token=server.admin_token,
+                                   ca_file=server.ca_file, data_dir=config.data_dir,
+                                   **(agent_overrides or {}))
+        try:
+            agent = await start_agent(agent_config)
+            print(f"podling: local agent running as node {agent_config.node_name}", flush=True)
+        except Exception:
+            log.exception("the local agent could not start; serving the API only")
+    await stop.wait()
+    print("podling: shutting down", flush=True)
+    if agent is not None:
+        await stop_agent(agent)
+    await server.stop()
