@@ -19,6 +19,7 @@ from ..apiserver.server import ServerConfig
 from ..apiserver.watch import WatchOptions
 from . import image as image_cli
 from .agent import run_agent
+from .purge import purge
 from .server import run_server
 
 DEFAULT_DATA_DIR = "/var/lib/podling"
@@ -42,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--node-name", default="", help="the local agent's node name "
                         "(default: the hostname)")
     server.add_argument("--node-labels", default="", help="k=v,… labels of the local node")
+    server.add_argument("--run-dir", default="", help="runtime state of the local agent "
+                        "(default /run/podling)")
+    server.add_argument("--bridge-name", default="", help="CNI bridge of the local agent "
+                        "(default podling0)")
     server.add_argument("--log-level", default="INFO")
     agent = commands.add_parser("agent", help="run one more node against a server")
     agent.add_argument("--server", required=True, help="the API server URL")
@@ -54,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument("--run-dir", default="")
     agent.add_argument("--bridge-name", default="")
     agent.add_argument("--log-level", default="INFO")
+    purge = commands.add_parser("purge", help="remove everything podling made on this host")
+    purge.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    purge.add_argument("--run-dir", default="")
+    purge.add_argument("--node-name", default="")
+    purge.add_argument("--bridge-name", default="")
+    purge.add_argument("--all", action="store_true", help="also delete images and API data")
     kubectl = commands.add_parser("kubectl", help="run kubectl against this podling",
                                   add_help=False)
     kubectl.add_argument("--data-dir", default=os.environ.get("PODLING_DATA_DIR", DEFAULT_DATA_DIR))
@@ -87,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "agent":
         return _run_agent_command(args)
+    if args.command == "purge":
+        return _run_purge(args)
     if args.command == "image":
         logging.basicConfig(level=os.environ.get("PODLING_LOG_LEVEL", "WARNING").upper(),
                             format="%(levelname)s %(name)s: %(message)s")
@@ -105,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _agent_overrides(args: argparse.Namespace) -> dict:
-    overrides: dict = {"node_labels": parse_labels(args.node_labels)}
-    if args.node_name:
-        overrides["node_name"] = args.node_name
+    overrides: dict = {"node_labels": parse_labels(getattr(args, "node_labels", ""))}
+    for flag in ("node_name", "run_dir", "bridge_name"):
+        if getattr(args, flag, ""):
+            overrides[flag] = getattr(args, flag)
     return overrides
 
 
@@ -120,6 +134,15 @@ def parse_labels(text: str) -> dict[str, str]:
             raise SystemExit(f"podling: --node-labels: expected key=value, got {item!r}")
         labels[key] = value
     return labels
+
+
+def _run_purge(args: argparse.Namespace) -> int:
+    config = AgentConfig(server_url="", token="", ca_file="", data_dir=args.data_dir,
+                         **_agent_overrides(args))
+    problems = asyncio.run(purge(config, everything=args.all))
+    for problem in problems:
+        print(f"podling purge: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _run_agent_command(args: argparse.Namespace) -> int:
