@@ -87,15 +87,19 @@ class Server:
         return self.process.returncode
 
 
-def start_server(data_dir: str, home: str, *extra: str) -> Server:
-    """Start `podling server` and wait until it prints that it is ready."""
+def start_server(data_dir: str, home: str, *extra: str, with_agent: bool = False,
+                 log_path: str | None = None) -> Server:
+    """Start `podling server` and wait until it prints that it is ready (and, with
+    ``with_agent``, that its local agent runs). ``log_path`` keeps the server's output."""
     os.makedirs(home, exist_ok=True)
+    agent_flags = [] if with_agent else ["--disable-agent"]
     process = subprocess.Popen(
         [sys.executable, "-m", "podling", "server", "--data-dir", data_dir, "--port", "0",
-         "--disable-agent", *extra],
+         *agent_flags, *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + READY_TIMEOUT
     seen = []
+    wanted = "local agent running" if with_agent else "API server ready"
     assert process.stdout is not None
     os.set_blocking(process.stdout.fileno(), True)
     while time.monotonic() < deadline:
@@ -103,22 +107,33 @@ def start_server(data_dir: str, home: str, *extra: str) -> Server:
         if not line:
             break
         seen.append(line)
-        if "API server ready" in line:
-            _drain_in_background(process)
+        if wanted in line:
+            _drain_in_background(process, log_path, seen)
             return Server(data_dir, home, process, list(extra))
     process.kill()
     process.wait()
     raise AssertionError("podling server did not become ready:\n" + "".join(seen))
 
 
-def _drain_in_background(process: subprocess.Popen) -> None:
-    """Keep reading the server's output so it never blocks on a full pipe."""
+def _drain_in_background(process: subprocess.Popen, log_path: str | None = None,
+                         seen: list[str] | None = None) -> None:
+    """Keep reading the server's output so it never blocks on a full pipe (into
+    ``log_path`` when given)."""
     import threading
 
     def drain() -> None:
         assert process.stdout is not None
-        for _ in process.stdout:
-            pass
+        log = open(log_path, "a") if log_path else None
+        try:
+            if log:
+                log.writelines(seen or [])
+            for line in process.stdout:
+                if log:
+                    log.write(line)
+                    log.flush()
+        finally:
+            if log:
+                log.close()
     threading.Thread(target=drain, daemon=True).start()
 
 
@@ -138,3 +153,27 @@ def shared_server(tmp_path_factory):
     srv = start_server(str(base / "data"), str(base / "home"))
     yield srv
     srv.kill()
+
+
+@pytest.fixture(scope="session")
+def e2e_start_server():
+    """:func:`start_server` for fixtures in sub-directories."""
+    return start_server
+
+
+def wait_for(condition, timeout: float = 30.0, interval: float = 0.2, message: str = ""):
+    """Poll ``condition()`` until it returns a truthy value; its value, or AssertionError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(message or f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def wait():
+    """:func:`wait_for` as a fixture."""
+    return wait_for
