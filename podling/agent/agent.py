@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..api.resources import NODES
 from ..client import ApiClient, Informer
 from ..images.interface import ImageService, RootfsService
 from ..network.interface import NetworkPlugin
@@ -26,11 +27,13 @@ from .events import EventRecorder
 from .node_status import NodeStatusLoop
 from .pleg import Pleg
 from .pod_workers import PodWorkers
+from .server import NodeServer
 from .status_manager import StatusManager
 from .sync import PodSyncer
 
 log = logging.getLogger(__name__)
 REGISTER_RETRY_SECONDS = 2.0
+NODE_API_ANNOTATION = "podling.io/node-api"  # where the API server reaches this node
 
 
 @dataclass
@@ -61,7 +64,10 @@ class Agent:
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        node_ip = await self._register()
+        self.node_api = NodeServer(token=self.config.token, pods_dir=self.config.pods_dir,
+                                   runtime=self.parts.runtime, find_pod=self._find_pod)
+        port = await self.node_api.start(self.config.node_api_address, self.config.node_api_port)
+        node_ip = await self._register(port)
         cidr = await self.node_status.pod_cidr() or "10.42.0.0/24"
         network = self.parts.network_for_cidr(cidr)
         self.syncer = PodSyncer(self.config, client=self.client, runtime=self.parts.runtime,
@@ -81,10 +87,11 @@ class Agent:
         self.recorder.event(self.node_status.node or {}, "Normal", "Starting",
                             "Starting kubelet.")
 
-    async def _register(self) -> str:
+    async def _register(self, node_api_port: int) -> str:
         self.node_status = NodeStatusLoop(
             self.client, self.config, ready_check=self._ready_problems,
-            runtime_version=self.parts.runtime_version, recorder=self.recorder)
+            runtime_version=self.parts.runtime_version, recorder=self.recorder,
+            kubelet_port=node_api_port)
         while True:
             try:
                 node = await self.node_status.register()
@@ -95,8 +102,19 @@ class Agent:
                 await asyncio.sleep(REGISTER_RETRY_SECONDS)
         self._tasks.append(asyncio.create_task(self.node_status.run(), name="node-status"))
         addresses = (node.get("status") or {}).get("addresses") or []
-        return next((a["address"] for a in addresses if a.get("type") == "InternalIP"),
-                    "127.0.0.1")
+        node_ip = next((a["address"] for a in addresses if a.get("type") == "InternalIP"),
+                       "127.0.0.1")
+        advertised = node_ip if self.config.node_api_address in ("0.0.0.0", "") \
+            else self.config.node_api_address
+        await self.client.patch(NODES, self.config.node_name, {"metadata": {"annotations": {
+            NODE_API_ANNOTATION: f"https://{advertised}:{node_api_port}"}}})
+        return node_ip
+
+    def _find_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.informer is None:
+            return None
+        return next((p for p in self.informer.list() if p["metadata"]["name"] == name
+                     and p["metadata"].get("namespace") == namespace), None)
 
     async def _ready_problems(self) -> list[str]:
         if self.syncer is None:
@@ -132,3 +150,4 @@ class Agent:
         if self.pleg:
             await self.pleg.stop()
         await self.recorder.close()
+        await self.node_api.stop()

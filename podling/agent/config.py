@@ -27,6 +27,8 @@ class AgentConfig:
     heartbeat_seconds: float = 10.0
     lease_duration_seconds: int = 40
     resync_seconds: float = 30.0
+    node_api_address: str = "0.0.0.0"  # where the node API listens ("127.0.0.1": local only)
+    node_api_port: int = 10250  # 0: any free port
 
     @property
     def pods_dir(self) -> str:

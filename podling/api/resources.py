@@ -53,7 +53,8 @@ _STATUS = ("get", "patch", "update")
 PODS = Resource("", "v1", "pods", "pod", "Pod", True, schema.POD,
                 short_names=("po",), categories=("all",),
                 subresources=(Subresource("status", "Pod", _STATUS),
-                              Subresource("binding", "Binding", ("create",))))
+                              Subresource("binding", "Binding", ("create",)),
+                              Subresource("log", "Pod", ("get",))))
 NODES = Resource("", "v1", "nodes", "node", "Node", False, schema.NODE,
                  short_names=("no",), subresources=(Subresource("status", "Node", _STATUS),))
 NAMESPACES = Resource("", "v1", "namespaces", "namespace", "Namespace", False, schema.NAMESPACE,

@@ -78,10 +78,11 @@ def registry_stores(storage: Storage) -> dict[str, RegistryStore]:
 
 
 def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticator,
-              watch_options: WatchOptions = WatchOptions()) -> web.Application:
+              watch_options: WatchOptions = WatchOptions(), *,
+              node_token: str = "") -> web.Application:
     app = web.Application(middlewares=[status_middleware, auth_middleware(authenticator)],
                           client_max_size=bodies.MAX_BODY + 1, handler_args={"max_field_size": 65536})
-    resources = ResourceHandlers(stores, watch_options)
+    resources = ResourceHandlers(stores, watch_options, node_token)
     router = app.router
     for path in ("/healthz", "/livez", "/readyz"):
         router.add_get(path, _ok)

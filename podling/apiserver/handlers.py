@@ -18,6 +18,7 @@ from . import bodies, encoding, requestinfo, watch
 from .binding import bind_pod
 from .listoptions import check_list_options
 from .podcidr import PodCidrAllocator
+from .podlogs import serve_pod_log
 from .registry.store import RegistryStore
 from .registry.strategies import SUBRESOURCES
 from .reviews import answer_access_review
@@ -33,8 +34,10 @@ PATCH_TYPES = {
 class ResourceHandlers:
     """Serves every resource in ``stores`` (keyed by resource name)."""
 
-    def __init__(self, stores: dict[str, RegistryStore], watch_options: watch.WatchOptions) -> None:
+    def __init__(self, stores: dict[str, RegistryStore], watch_options: watch.WatchOptions,
+                 node_token: str = "") -> None:
         self.stores = stores
+        self.node_token = node_token  # the credential the server presents to node APIs
         self.watch_options = watch_options
         self.pod_cidrs = PodCidrAllocator(stores["nodes"])
 
@@ -45,6 +48,9 @@ class ResourceHandlers:
             return await answer_access_review(request)
         if info.resource.name == "bindings" or info.subresource == "binding":
             return await self._bind(request, info)
+        if info.subresource == "log":
+            return await serve_pod_log(request, self.stores["pods"], self.stores["nodes"],
+                                       info.namespace, info.name, self.node_token)
         store = self.stores[info.resource.name]
         handler: Callable[..., Any] = getattr(self, "_" + info.verb)
         return await handler(request, info, store)

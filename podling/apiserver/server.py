@@ -80,7 +80,7 @@ async def start(config: ServerConfig) -> RunningServer:
     stores = registry_stores(storage)
     await ensure_built_in(stores["namespaces"])
     token = pki.read_token(creds.admin_token)
-    app = build_app(stores, TokenAuthenticator({token: ADMIN}), config.watch)
+    app = build_app(stores, TokenAuthenticator({token: ADMIN}), config.watch, node_token=token)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -30,6 +30,7 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None) 
     if not config.disable_agent:
         agent_config = AgentConfig(server_url=server.url, token=server.admin_token,
                                    ca_file=server.ca_file, data_dir=config.data_dir,
+                                   node_api_address="127.0.0.1", node_api_port=0,
                                    **(agent_overrides or {}))
         try:
             agent = await start_agent(agent_config)

@@ -95,7 +95,6 @@ NOT_FOUND = [
     ("GET", "/api/v1/leases"),  # right name, wrong group
     ("GET", "/api/v1/namespaces/default/widgets"),
     ("GET", "/api/v1/namespaces/default/pods/web/exec"),  # unknown subresource
-    ("GET", "/api/v1/namespaces/default/pods/web/log"),
     ("GET", "/api/v1/nodes/n1/binding"),  # a subresource of another resource
     ("GET", "/api/v1/namespaces/ns1/frobnicate"),
     ("GET", "/api/v1/namespaces/default/pods/web/status/extra"),

@@ -1,0 +1,139 @@
+"""Container logs as ``kubectl logs`` shows them, read from CRI-format files.
+
+A CRI log line is ``<RFC3339Nano> <stream> <P|F> <text>``; ``P`` marks a partial line that
+continues in the next record. Files live at ``<pod dir>/logs/<container>/<restart>.log``:
+the highest restart number is the current container, the one before it ``--previous``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import re
+from collections import deque
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+FOLLOW_POLL_SECONDS = 0.2
+
+
+class LogNotFound(Exception):
+    """No such container log (message is the Kubernetes text)."""
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    follow: bool = False
+    previous: bool = False
+    timestamps: bool = False
+    tail_lines: int | None = None
+    since_seconds: int | None = None
+    limit_bytes: int | None = None
+
+
+def log_files(container_dir: str) -> list[str]:
+    """The container's log files, oldest restart first."""
+    try:
+        names = [n for n in os.listdir(container_dir) if re.fullmatch(r"\d+\.log", n)]
+    except FileNotFoundError:
+        return []
+    return [os.path.join(container_dir, n) for n in sorted(names, key=lambda n: int(n[:-4]))]
+
+
+def pick_file(container_dir: str, *, previous: bool, pod: str, container: str) -> str:
+    files = log_files(container_dir)
+    if previous:
+        if len(files) < 2:
+            raise LogNotFound(f'previous terminated container "{container}" in pod "{pod}" '
+                              f'not found')
+        return files[-2]
+    if not files:
+        raise LogNotFound(f'container "{container}" in pod "{pod}" is waiting to start: '
+                          f'ContainerCreating')
+    return files[-1]
+
+
+def parse_record(line: str) -> tuple[str, str, bool, str] | None:
+    """(timestamp, stream, partial, text) of one CRI record, or None if malformed."""
+    parts = line.rstrip("\n").split(" ", 3)
+    if len(parts) < 3:
+        return None
+    text = parts[3] if len(parts) == 4 else ""
+    return parts[0], parts[1], parts[2] == "P", text
+
+
+def _parse_time(stamp: str) -> dt.datetime | None:
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", stamp)
+    if not match:
+        return None
+    base, frac, zone = match.groups()
+    zone = "+00:00" if zone == "Z" else zone
+    micro = (frac or "0")[:6].ljust(6, "0")
+    return dt.datetime.fromisoformat(f"{base}.{micro}{zone}")
+
+
+def render(records: list[str], options: LogOptions, now: dt.datetime) -> list[str]:
+    """Join partial records into lines and apply timestamps / sinceSeconds."""
+    lines, pending = [], ""
+    since = now - dt.timedelta(seconds=options.since_seconds) if options.since_seconds else None
+    for record in records:
+        parsed = parse_record(record)
+        if parsed is None:
+            continue
+        stamp, _stream, partial, text = parsed
+        pending += text
+        if partial:
+            continue
+        when = _parse_time(stamp)
+        if since is None or (when is not None and when >= since):
+            lines.append((f"{stamp} " if options.timestamps else "") + pending + "\n")
+        pending = ""
+    return lines
+
+
+async def read_logs(path: str, options: LogOptions, *,
+                    running: "callable | None" = None) -> AsyncIterator[bytes]:
+    """Yield the log as ``kubectl logs`` expects it; with ``follow``, keep yielding new
+    lines while ``running()`` says the container is still running."""
+    now = dt.datetime.now(dt.timezone.utc)
+    budget = options.limit_bytes
+    with open(path, encoding="utf-8", errors="replace") as f:
+        records = f.readlines()
+        lines = render(records, options, now)
+        if options.tail_lines is not None:
+            lines = list(deque(lines, maxlen=max(options.tail_lines, 0)))
+        for chunk in lines:
+            data, budget = _limited(chunk.encode(), budget)
+            if data:
+                yield data
+            if budget == 0:
+                return
+        if not options.follow:
+            return
+        partial = ""
+        while True:
+            record = f.readline()
+            if not record:
+                if running is not None and not await running():
+                    return
+                await asyncio.sleep(FOLLOW_POLL_SECONDS)
+                continue
+            if not record.endswith("\n"):
+                partial += record
+                continue
+            for chunk in render([partial + record], LogOptions(timestamps=options.timestamps),
+                                now):
+                data, budget = _limited(chunk.encode(), budget)
+                if data:
+                    yield data
+                if budget == 0:
+                    return
+            partial = ""
+
+
+def _limited(data: bytes, budget: int | None) -> tuple[bytes, int | None]:
+    if budget is None:
+        return data, None
+    data = data[:budget]
+    return data, budget - len(data)

@@ -1,0 +1,114 @@
+"""The node API: what the API server proxies to a node (``kubectl logs`` today).
+
+    GET /containerLogs/{namespace}/{pod}/{container}?follow&previous&timestamps&tailLines
+        &sinceSeconds&limitBytes        → text/plain, streamed
+
+HTTPS with a self-signed certificate; every request needs ``Authorization: Bearer`` with the
+token this node was started with (the API server calls with its own credentials).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import ssl
+import tempfile
+from typing import Any, Callable
+
+from aiohttp import web
+
+from ..runtime.interface import ContainerState, RuntimeService
+from ..util.certs import self_signed
+from . import labels
+from .logs import LogNotFound, LogOptions, pick_file, read_logs
+
+
+def _int(query, name: str) -> int | None:
+    value = query.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
+
+
+class NodeServer:
+    """Serves the node API; ``find_pod(namespace, name)`` returns the API pod or None."""
+
+    def __init__(self, *, token: str, pods_dir: str, runtime: RuntimeService,
+                 find_pod: Callable[[str, str], dict[str, Any] | None]) -> None:
+        self._token = token
+        self._pods_dir = pods_dir
+        self._runtime = runtime
+        self._find_pod = find_pod
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> int:
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
+        app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=self._tls(host),
+                           reuse_address=True)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        return self.port
+
+    @staticmethod
+    def _tls(host: str) -> ssl.SSLContext:
+        cert, key = self_signed("podling-node", [host, "127.0.0.1", "localhost"])
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        with tempfile.TemporaryDirectory() as tmp:
+            cert_path, key_path = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+            with open(cert_path, "wb") as f:
+                f.write(cert)
+            with open(os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+                f.write(key)
+            context.load_cert_chain(cert_path, key_path)
+        return context
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler):
+        offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(offered.encode(), self._token.encode()):
+            raise web.HTTPUnauthorized(text="Unauthorized")
+        return await handler(request)
+
+    async def _logs(self, request: web.Request) -> web.StreamResponse:
+        ns, name = request.match_info["namespace"], request.match_info["pod"]
+        container = request.match_info["container"]
+        pod = self._find_pod(ns, name)
+        if pod is None:
+            raise web.HTTPNotFound(text=f'pod "{name}" not found on this node')
+        query = request.query
+        options = LogOptions(follow=query.get("follow") == "true",
+                             previous=query.get("previous") == "true",
+                             timestamps=query.get("timestamps") == "true",
+                             tail_lines=_int(query, "tailLines"),
+                             since_seconds=_int(query, "sinceSeconds"),
+                             limit_bytes=_int(query, "limitBytes"))
+        uid = pod["metadata"]["uid"]
+        container_dir = os.path.join(self._pods_dir, uid, "logs", container)
+        try:
+            path = pick_file(container_dir, previous=options.previous, pod=name,
+                             container=container)
+        except LogNotFound as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+
+        async def running() -> bool:
+            found = await self._runtime.list_containers(
+                labels={labels.POD_UID: uid, labels.CONTAINER_NAME: container})
+            return bool(found) and found[-1].state == ContainerState.RUNNING
+
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        async for chunk in read_logs(path, options, running=running):
+            await response.write(chunk)
+        return response
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
