@@ -44,6 +44,7 @@ class ConmonLaunch:
     stdin: bool = False
     leave_stdin_open: bool = False
     timeout: float = 10.0
+    log_size_max: int = 10 * 1024 * 1024  # conmon starts the file afresh past this size
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ def conmon_argv(spec: ConmonLaunch) -> list[str]:
             "--exit-dir", spec.exit_dir, "--socket-dir-path", spec.socket_dir,
             "--persist-dir", spec.persist_dir, "--runtime-arg", f"--root={spec.runtime_root}",
             "--log-level", "error"]
+    if spec.log_size_max > 0:
+        argv += ["--log-size-max", str(spec.log_size_max)]
     if spec.terminal:
         argv.append("-t")
     if spec.stdin:

@@ -50,6 +50,7 @@ class OciRuntimeConfig:
     command_timeout: float = 10.0
     kill_timeout: float = 10.0
     shm_size: str = "64m"
+    log_size_max: int = 10 * 1024 * 1024  # per container log file, like containerLogMaxSize
     rlimits: Mapping[str, tuple[int, int]] = field(
         default_factory=lambda: dict(bundle.DEFAULT_RLIMITS))
 
@@ -98,7 +99,8 @@ class OciRuntime(ContainerOps):
             conmon_pid_file=os.path.join(directory, "conmon.pid"), log_path=log_path,
             exit_dir=self.exit_dir, socket_dir=self.store.path("sockets"),
             persist_dir=directory, terminal=terminal, stdin=stdin,
-            leave_stdin_open=leave_stdin_open, timeout=self.config.command_timeout)
+            leave_stdin_open=leave_stdin_open, timeout=self.config.command_timeout,
+            log_size_max=self.config.log_size_max)
 
     @staticmethod
     def _write_spec(directory: str, spec: dict[str, Any]) -> None:
