@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="changes kept for resuming watches; older resourceVersions get 410")
     server.add_argument("--watch-bookmark-interval", type=float, default=10.0,
                         help="seconds between BOOKMARK events on idle watches that allow them")
+    server.add_argument("--disable-scheduler", action="store_true",
+                        help="do not run the scheduler (pods need spec.nodeName)")
     server.add_argument("--node-name", default="", help="the local agent's node name "
                         "(default: the hostname)")
     server.add_argument("--node-labels", default="", help="k=v,… labels of the local node")
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                           disable_agent=args.disable_agent, history=args.history,
                           watch=WatchOptions(bookmark_interval=args.watch_bookmark_interval))
     try:
-        asyncio.run(run_server(config, _agent_overrides(args)))
+        asyncio.run(run_server(config, _agent_overrides(args),
+                               disable_scheduler=args.disable_scheduler))
     except KeyboardInterrupt:
         pass
     return 0

@@ -1,4 +1,5 @@
-"""``podling server``: the API server and, unless --disable-agent, a local node agent.
+"""``podling server``: the API server, the scheduler (unless --disable-scheduler) and a
+local node agent (unless --disable-agent).
 
 The local agent is an ordinary API client of the server (HTTPS with the admin token), as
 any other node would be. SIGINT / SIGTERM stop the agent first (containers keep running),
@@ -13,12 +14,15 @@ import signal
 
 from ..agent.config import AgentConfig
 from ..apiserver.server import ServerConfig, start
+from ..client import ApiClient, ClientConfig
+from ..scheduler import Scheduler
 from .agent import start_agent, stop_agent
 
 log = logging.getLogger(__name__)
 
 
-async def run_server(config: ServerConfig, agent_overrides: dict | None = None) -> None:
+async def run_server(config: ServerConfig, agent_overrides: dict | None = None, *,
+                     disable_scheduler: bool = False) -> None:
     server = await start(config)
     print(f"podling: API server ready at {server.url} (kubeconfig: "
           f"{config.kubeconfig_path})", flush=True)
@@ -26,6 +30,12 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    scheduler = None
+    if not disable_scheduler:
+        scheduler_client = ApiClient(ClientConfig(server=server.url, token=server.admin_token,
+                                                  ca_file=server.ca_file))
+        scheduler = Scheduler(scheduler_client)
+        scheduler.start()
     agent = None
     if not config.disable_agent:
         agent_config = AgentConfig(server_url=server.url, token=server.admin_token,
@@ -39,6 +49,9 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None) 
             log.exception("the local agent could not start; serving the API only")
     await stop.wait()
     print("podling: shutting down", flush=True)
+    if scheduler is not None:
+        await scheduler.stop()
+        await scheduler_client.close()
     if agent is not None:
         await stop_agent(agent)
     await server.stop()

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import start_server
+from podling_e2e import start_server
 from test_watch import Watch, connect, call, ok, pod, unique
 
 ACKS_BEFORE_KILL = 300

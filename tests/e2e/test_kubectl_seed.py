@@ -11,7 +11,7 @@ import re
 import pytest
 import yaml
 
-from conftest import REPO
+from podling_e2e import REPO
 from kubectl_util import pod_manifest, unique
 
 pytestmark = pytest.mark.e2e

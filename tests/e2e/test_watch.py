@@ -18,7 +18,7 @@ import time
 import urllib.parse
 import uuid
 
-from conftest import start_server
+from podling_e2e import start_server
 
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io"
 NO_SCHEDULER = "podling-e2e-no-scheduler"

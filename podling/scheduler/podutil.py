@@ -1,0 +1,190 @@
+"""Pure helpers that read scheduling facts out of Pod and Node objects (JSON dicts).
+
+Resource amounts are integers: ``cpu`` in millicores, ``memory`` / ``ephemeral-storage`` in
+bytes, every other resource (``pods``, extended resources) in whole units, rounded up.
+Nothing here does I/O or mutates its arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping
+
+from ..api.quantity import QuantityError, parse_quantity
+
+Obj = dict[str, Any]
+Resources = dict[str, int]
+
+CPU, MEMORY, PODS = "cpu", "memory", "pods"
+# Kubernetes' defaults for containers without requests, used by scoring only
+# (pkg/scheduler/util: DefaultMilliCPURequest, DefaultMemoryRequest).
+DEFAULT_MILLI_CPU_REQUEST = 100
+DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+def amount(resource: str, value: Any) -> int:
+    """One quantity as an integer in the unit described above; 0 when unparsable."""
+    try:
+        q = parse_quantity(value)
+    except QuantityError:
+        return 0
+    if resource == CPU:
+        q = q * 1000
+    return max(0, math.ceil(q))
+
+
+def resource_list(values: Mapping[str, Any] | None) -> Resources:
+    """A ``ResourceList`` (``{"cpu": "500m"}``) as integers."""
+    return {name: amount(name, value) for name, value in (values or {}).items()}
+
+
+def add_into(total: Resources, more: Mapping[str, int]) -> None:
+    for name, value in more.items():
+        total[name] = total.get(name, 0) + value
+
+
+def max_into(total: Resources, other: Mapping[str, int]) -> None:
+    for name, value in other.items():
+        total[name] = max(total.get(name, 0), value)
+
+
+def container_requests(container: Obj) -> Resources:
+    """A container's requests; a resource with only a limit requests the limit (as the
+    API server's defaulting would have set it)."""
+    resources = container.get("resources") or {}
+    out = resource_list(resources.get("limits"))
+    out.update(resource_list(resources.get("requests")))
+    return out
+
+
+def _is_sidecar(container: Obj) -> bool:
+    return container.get("restartPolicy") == "Always"
+
+
+def pod_requests(pod: Obj) -> Resources:
+    """The pod's effective request (Kubernetes ``PodRequests``): the larger of the sum of
+    app containers + sidecars and, for each init container, its request plus the sidecars
+    started before it; plus ``spec.overhead``."""
+    spec = pod.get("spec") or {}
+    total: Resources = {}
+    for container in spec.get("containers") or []:
+        add_into(total, container_requests(container))
+    sidecars: Resources = {}
+    init_peak: Resources = {}
+    for container in spec.get("initContainers") or []:
+        requests = container_requests(container)
+        if _is_sidecar(container):
+            add_into(sidecars, requests)
+            max_into(init_peak, sidecars)
+        else:
+            step = dict(sidecars)
+            add_into(step, requests)
+            max_into(init_peak, step)
+    add_into(total, sidecars)
+    max_into(total, init_peak)
+    add_into(total, resource_list(spec.get("overhead")))
+    return {name: value for name, value in total.items() if value}
+
+
+def non_zero_requests(pod: Obj) -> tuple[int, int]:
+    """(milli cpu, memory bytes) for scoring: containers without a cpu / memory request
+    count as 100m / 200Mi (Kubernetes' ``GetNonzeroRequests``)."""
+    spec = pod.get("spec") or {}
+    cpu = mem = 0
+    for container in spec.get("containers") or []:
+        requests = container_requests(container)
+        cpu += requests.get(CPU) or DEFAULT_MILLI_CPU_REQUEST
+        mem += requests.get(MEMORY) or DEFAULT_MEMORY_REQUEST
+    for container in spec.get("initContainers") or []:
+        requests = container_requests(container)
+        cpu = max(cpu, requests.get(CPU) or DEFAULT_MILLI_CPU_REQUEST)
+        mem = max(mem, requests.get(MEMORY) or DEFAULT_MEMORY_REQUEST)
+    overhead = resource_list(spec.get("overhead"))
+    return cpu + overhead.get(CPU, 0), mem + overhead.get(MEMORY, 0)
+
+
+HostPort = tuple[str, str, int]  # (hostIP, protocol, hostPort)
+
+
+def host_ports(pod: Obj) -> list[HostPort]:
+    """Every host port the pod asks for (app containers and sidecars), hostIP defaulting
+    to 0.0.0.0 and protocol to TCP."""
+    spec = pod.get("spec") or {}
+    containers = list(spec.get("containers") or [])
+    containers += [c for c in spec.get("initContainers") or [] if _is_sidecar(c)]
+    out: list[HostPort] = []
+    for container in containers:
+        for port in container.get("ports") or []:
+            host_port = int(port.get("hostPort") or 0)
+            if host_port > 0:
+                out.append((port.get("hostIP") or "0.0.0.0", port.get("protocol") or "TCP",
+                            host_port))
+    return out
+
+
+def ports_conflict(wanted: Iterable[HostPort], used: Iterable[HostPort]) -> bool:
+    """True when a wanted port is taken: same protocol and port, and the same host IP or
+    either side listening on 0.0.0.0."""
+    used_list = list(used)
+    for ip, proto, port in wanted:
+        for uip, uproto, uport in used_list:
+            if port == uport and proto == uproto and (ip == uip or "0.0.0.0" in (ip, uip)):
+                return True
+    return False
+
+
+def meta(obj: Obj) -> Obj:
+    return obj.get("metadata") or {}
+
+
+def pod_key(pod: Obj) -> tuple[str, str]:
+    m = meta(pod)
+    return (m.get("namespace") or "", m.get("name") or "")
+
+
+def pod_uid(pod: Obj) -> str:
+    m = meta(pod)
+    return m.get("uid") or "/".join(pod_key(pod))
+
+
+def node_name_of(pod: Obj) -> str:
+    return (pod.get("spec") or {}).get("nodeName") or ""
+
+
+def is_terminal(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
+
+
+def controller_uid(pod: Obj) -> str:
+    """The uid of the pod's controlling owner, or ""."""
+    for ref in meta(pod).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref.get("uid") or ""
+    return ""
+
+
+def tolerations(pod: Obj) -> list[Obj]:
+    return list((pod.get("spec") or {}).get("tolerations") or [])
+
+
+def tolerates(toleration: Obj, taint: Obj) -> bool:
+    """Kubernetes ``Toleration.ToleratesTaint``: effects match (an empty toleration
+    effect matches all), keys match (an empty key with Exists matches all), and with
+    Equal (the default) the values are equal."""
+    effect = toleration.get("effect") or ""
+    if effect and effect != taint.get("effect"):
+        return False
+    key = toleration.get("key") or ""
+    if key and key != taint.get("key"):
+        return False
+    operator = toleration.get("operator") or "Equal"
+    if operator == "Exists":
+        return True
+    if operator == "Equal":
+        return (toleration.get("value") or "") == (taint.get("value") or "")
+    return False
+
+
+def tolerated(taint: Obj, pod_tolerations: Iterable[Obj]) -> bool:
+    return any(tolerates(t, taint) for t in pod_tolerations)

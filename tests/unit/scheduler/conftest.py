@@ -1,0 +1,40 @@
+"""A real in-process API server (memory datastore), a client, three agent-less nodes and a
+running scheduler, per test."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import pytest
+from sched_cluster import NODE_NAMES, node_body
+
+from podling.apiserver.server import RunningServer, ServerConfig, start
+from podling.client import ApiClient, ClientConfig
+from podling.scheduler import Scheduler
+
+
+@pytest.fixture
+async def server(tmp_path) -> AsyncIterator[RunningServer]:
+    running = await start(ServerConfig(data_dir=str(tmp_path / "server"), port=0,
+                                       datastore="memory"))
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def client(server: RunningServer) -> AsyncIterator[ApiClient]:
+    async with ApiClient(ClientConfig.from_kubeconfig(server.config.kubeconfig_path)) as api:
+        yield api
+
+
+@pytest.fixture
+async def cluster(client: ApiClient) -> AsyncIterator[ApiClient]:
+    """Three Ready nodes (4 cpu, 8Gi, 110 pods) and a started scheduler."""
+    for name in NODE_NAMES:
+        await client.create("nodes", node_body(name))
+    scheduler = Scheduler(client)
+    scheduler.start()
+    assert await scheduler.wait_synced(10)
+    client.scheduler = scheduler  # type: ignore[attr-defined]
+    yield client
+    await scheduler.stop()

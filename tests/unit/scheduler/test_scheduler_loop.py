@@ -1,0 +1,227 @@
+"""The scheduler against a real API server with agent-less nodes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sched_cluster import NODE_NAMES, node_body, wait_for
+
+from podling.client import ApiClient
+
+Obj = dict[str, Any]
+NS = "default"
+NOT_HELPFUL = "Preemption is not helpful for scheduling"
+
+
+def pod_body(name: str, *, selector: dict | None = None, node: str | None = None,
+             cpu: str | None = None, tolerations: list | None = None,
+             affinity: Obj | None = None, labels: dict | None = None) -> Obj:
+    container: Obj = {"name": "c", "image": "busybox:1.36"}
+    if cpu:
+        container["resources"] = {"requests": {"cpu": cpu}}
+    spec: Obj = {"containers": [container]}
+    if selector:
+        spec["nodeSelector"] = selector
+    if node:
+        spec["nodeName"] = node
+    if tolerations:
+        spec["tolerations"] = tolerations
+    if affinity:
+        spec["affinity"] = {"nodeAffinity": affinity}
+    meta: Obj = {"name": name}
+    if labels:
+        meta["labels"] = labels
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+async def create(client: ApiClient, name: str, **kw: Any) -> Obj:
+    return await client.create("pods", pod_body(name, **kw), NS)
+
+
+async def bound_to(client: ApiClient, name: str, timeout: float = 10.0) -> str:
+    async def check() -> str:
+        pod = await client.get("pods", name, NS)
+        return pod["spec"].get("nodeName") or ""
+    return await wait_for(check, timeout, f"pod {name} to be bound")
+
+
+async def events(client: ApiClient, name: str, reason: str) -> list[Obj]:
+    items, _ = await client.list("events", NS)
+    return [e for e in items if e["involvedObject"]["name"] == name and e["reason"] == reason]
+
+
+async def unschedulable(client: ApiClient, name: str, message: str) -> Obj:
+    """Wait for the FailedScheduling event and PodScheduled=False condition with ``message``."""
+    async def check() -> Obj | None:
+        pod = await client.get("pods", name, NS)
+        conds = [c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"]
+        evs = await events(client, name, "FailedScheduling")
+        if conds and conds[0]["status"] == "False" and conds[0]["message"] == message and evs:
+            return pod | {"_events": evs}
+        return None
+    try:
+        return await wait_for(check, 10, f"pod {name} unschedulable")
+    except AssertionError:
+        pod = await client.get("pods", name, NS)
+        raise AssertionError(f"{pod['status']} events={await events(client, name, 'FailedScheduling')}")
+
+
+def msg(n: int, hist: str, post: str) -> str:
+    return f"0/{n} nodes are available: {hist}. preemption: 0/{n} nodes are available: {post}."
+
+
+async def test_node_selector_lands_on_the_named_node(cluster: ApiClient) -> None:
+    await create(cluster, "web", selector={"kubernetes.io/hostname": "172.31.2.12"})
+    assert await bound_to(cluster, "web") == "172.31.2.12"
+    pod = await cluster.get("pods", "web", NS)
+    scheduled = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
+    assert scheduled[0]["status"] == "True"
+    evs = await wait_for(lambda: events(cluster, "web", "Scheduled"), 5, "Scheduled event")
+    assert evs[0]["message"] == "Successfully assigned default/web to 172.31.2.12"
+    assert evs[0]["type"] == "Normal" and evs[0]["source"]["component"] == "default-scheduler"
+
+
+async def test_pending_until_a_node_is_labelled(cluster: ApiClient) -> None:
+    await create(cluster, "ssd", selector={"disk": "ssd"})
+    want = msg(3, "3 node(s) didn't match Pod's node affinity/selector", f"3 {NOT_HELPFUL}")
+    pod = await unschedulable(cluster, "ssd", want)
+    cond = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"][0]
+    assert cond["reason"] == "Unschedulable"
+    ev = pod["_events"][0]
+    assert ev["type"] == "Warning" and ev["message"] == want
+    assert ev["source"]["component"] == "default-scheduler"
+    assert pod["status"].get("phase") == "Pending" and not pod["spec"].get("nodeName")
+    await asyncio.sleep(1.5)  # let a back-off pass: the pod is still pending
+    node = await cluster.get("nodes", "172.31.2.13")
+    node["metadata"]["labels"]["disk"] = "ssd"
+    labelled = asyncio.get_running_loop().time()
+    await cluster.patch("nodes", "172.31.2.13", {"metadata": {"labels": {"disk": "ssd"}}})
+    assert await bound_to(cluster, "ssd", timeout=5) == "172.31.2.13"
+    assert asyncio.get_running_loop().time() - labelled < 3
+
+
+async def test_node_name_pods_bypass_the_scheduler(cluster: ApiClient) -> None:
+    await create(cluster, "pinned", node="172.31.2.11")
+    await create(cluster, "marker", selector={"kubernetes.io/hostname": "172.31.2.11"})
+    await bound_to(cluster, "marker")
+    await wait_for(lambda: events(cluster, "marker", "Scheduled"), 5, "marker's event")
+    assert await events(cluster, "pinned", "Scheduled") == []
+    pod = await cluster.get("pods", "pinned", NS)
+    assert pod["spec"]["nodeName"] == "172.31.2.11"
+    assert not [c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"
+                and c["status"] == "False"]
+
+
+async def test_taints_and_tolerations(cluster: ApiClient) -> None:
+    await cluster.patch("nodes", "172.31.2.11", {"spec": {"taints": [
+        {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}})
+    await cluster.patch("nodes", "172.31.2.12", {"metadata": {"labels": {"gpu": "yes"}}})
+    await cluster.patch("nodes", "172.31.2.11", {"metadata": {"labels": {"gpu": "yes"}}})
+    await wait_for(lambda: _node_has_taint(cluster), 5, "taint visible")
+    await create(cluster, "plain", selector={"kubernetes.io/hostname": "172.31.2.11"})
+    await unschedulable(cluster, "plain", msg(
+        3, "1 node(s) had untolerated taint {dedicated: gpu}, "
+           "2 node(s) didn't match Pod's node affinity/selector", f"3 {NOT_HELPFUL}"))
+    await create(cluster, "tolerant", selector={"kubernetes.io/hostname": "172.31.2.11"},
+                 tolerations=[{"key": "dedicated", "operator": "Equal", "value": "gpu",
+                               "effect": "NoSchedule"}])
+    assert await bound_to(cluster, "tolerant") == "172.31.2.11"
+    for i in range(4):  # untolerating pods selecting gpu nodes only go to .12
+        await create(cluster, f"g{i}", selector={"gpu": "yes"})
+        assert await bound_to(cluster, f"g{i}") == "172.31.2.12"
+
+
+async def _node_has_taint(client: ApiClient) -> bool:
+    node = await client.get("nodes", "172.31.2.11")
+    return bool(node["spec"].get("taints")) and "gpu" in node["metadata"]["labels"]
+
+
+async def test_required_and_preferred_affinity(cluster: ApiClient) -> None:
+    await cluster.patch("nodes", "172.31.2.13", {"metadata": {"labels": {"zone": "b"}}})
+    required = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "NotIn",
+                               "values": ["172.31.2.11", "172.31.2.12"]}]}]}}
+    await create(cluster, "req", affinity=required)
+    assert await bound_to(cluster, "req") == "172.31.2.13"
+    fields = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["172.31.2.12"]}]}]}}
+    await create(cluster, "byname", affinity=fields)
+    assert await bound_to(cluster, "byname") == "172.31.2.12"
+    preferred = {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "preference": {"matchExpressions": [
+            {"key": "zone", "operator": "In", "values": ["b"]}]}}]}
+    for i in range(3):
+        await create(cluster, f"pref{i}", affinity=preferred)
+        assert await bound_to(cluster, f"pref{i}") == "172.31.2.13"
+    nowhere = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z"]}]}]}}
+    await create(cluster, "nowhere", affinity=nowhere)
+    await unschedulable(cluster, "nowhere", msg(
+        3, "3 node(s) didn't match Pod's node affinity/selector", f"3 {NOT_HELPFUL}"))
+
+
+async def test_too_big_for_every_node(cluster: ApiClient) -> None:
+    await create(cluster, "huge", cpu="64")
+    await unschedulable(cluster, "huge", msg(
+        3, "3 Insufficient cpu", "3 No preemption victims found for incoming pod"))
+
+
+async def test_cordon_is_respected(cluster: ApiClient) -> None:
+    for name in NODE_NAMES:
+        await cluster.patch("nodes", name, {"spec": {"unschedulable": True}})
+    await wait_for(lambda: _all_cordoned(cluster), 5, "cordon visible")
+    await create(cluster, "c1")
+    await unschedulable(cluster, "c1", msg(3, "3 node(s) were unschedulable",
+                                           f"3 {NOT_HELPFUL}"))
+    await cluster.patch("nodes", "172.31.2.12", {"spec": {"unschedulable": None}})
+    assert await bound_to(cluster, "c1", timeout=5) == "172.31.2.12"
+
+
+async def _all_cordoned(client: ApiClient) -> bool:
+    items, _ = await client.list("nodes")
+    return all(n["spec"].get("unschedulable") for n in items)
+
+
+async def test_deleting_a_pod_frees_resources(cluster: ApiClient) -> None:
+    on_11 = {"kubernetes.io/hostname": "172.31.2.11"}
+    await create(cluster, "first", selector=on_11, cpu="3")
+    assert await bound_to(cluster, "first") == "172.31.2.11"
+    await create(cluster, "second", selector=on_11, cpu="2")
+    await unschedulable(cluster, "second", msg(
+        3, "1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector",
+        f"1 No preemption victims found for incoming pod, 2 {NOT_HELPFUL}"))
+    await cluster.delete("pods", "first", NS, grace_period=0)
+    assert await bound_to(cluster, "second", timeout=5) == "172.31.2.11"
+
+
+async def test_a_node_added_later_takes_the_pod(cluster: ApiClient) -> None:
+    await create(cluster, "late", selector={"kubernetes.io/hostname": "172.31.2.14"})
+    await unschedulable(cluster, "late", msg(
+        3, "3 node(s) didn't match Pod's node affinity/selector", f"3 {NOT_HELPFUL}"))
+    await cluster.create("nodes", node_body("172.31.2.14"))
+    assert await bound_to(cluster, "late", timeout=5) == "172.31.2.14"
+
+
+async def test_repeated_failures_aggregate_into_one_event(cluster: ApiClient) -> None:
+    await create(cluster, "again", selector={"disk": "nvme"})
+    want = msg(3, "3 node(s) didn't match Pod's node affinity/selector", f"3 {NOT_HELPFUL}")
+    await unschedulable(cluster, "again", want)
+    for i in range(2):  # irrelevant-but-scheduling-visible changes retry the pod
+        await cluster.patch("nodes", "172.31.2.11", {"metadata": {"labels": {"x": str(i)}}})
+        await asyncio.sleep(1.2)
+
+    async def counted() -> bool:
+        evs = await events(cluster, "again", "FailedScheduling")
+        return len(evs) == 1 and evs[0]["count"] >= 2
+    await wait_for(counted, 10, "an aggregated FailedScheduling event")
+
+
+async def test_pods_of_other_schedulers_are_left_alone(cluster: ApiClient) -> None:
+    body = pod_body("other")
+    body["spec"]["schedulerName"] = "my-scheduler"
+    await cluster.create("pods", body, NS)
+    await create(cluster, "marker2")
+    await bound_to(cluster, "marker2")
+    pod = await cluster.get("pods", "other", NS)
+    assert not pod["spec"].get("nodeName") and not pod["status"].get("conditions")
