@@ -126,18 +126,20 @@ async def launch(spec: ConmonLaunch) -> Launched:
         raise
     finally:
         os.close(read_fd)
-        with contextlib.suppress(OSError):
-            os.close(write_fd)
     return Launched(pid, read_pid_file(spec.conmon_pid_file))
 
 
 async def _spawn_and_sync(spec: ConmonLaunch, read_fd: int, write_fd: int) -> int:
+    """Spawn conmon and read its sync message. Closes ``write_fd`` exactly once (a second
+    close could hit a descriptor number that another task has been given meanwhile)."""
     env = {**os.environ, "_OCI_SYNCPIPE": str(write_fd)}
-    with open(os.path.join(spec.persist_dir, "conmon.stderr"), "ab") as errlog:
-        child = await asyncio.create_subprocess_exec(
-            *conmon_argv(spec), stdin=asyncio.subprocess.DEVNULL, stdout=errlog, stderr=errlog,
-            env=env, pass_fds=(write_fd,), cwd=spec.bundle)
-    os.close(write_fd)  # only conmon holds the write end now: EOF means it is gone
+    try:
+        with open(os.path.join(spec.persist_dir, "conmon.stderr"), "ab") as errlog:
+            child = await asyncio.create_subprocess_exec(
+                *conmon_argv(spec), stdin=asyncio.subprocess.DEVNULL, stdout=errlog,
+                stderr=errlog, env=env, pass_fds=(write_fd,), cwd=spec.bundle)
+    finally:
+        os.close(write_fd)  # only conmon holds the write end now: EOF means it is gone
     try:
         await asyncio.wait_for(child.wait(), spec.timeout)
     except BaseException:
