@@ -173,8 +173,10 @@ def check_host_path(path: str, kind: str) -> str | None:
         return None
     if kind == "FileOrCreate" and not exists:
         fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-        os.fchmod(fd, 0o644)
-        os.close(fd)
+        try:
+            os.fchmod(fd, 0o644)
+        finally:
+            os.close(fd)
         return None
     if kind == "" and not exists:
         os.makedirs(path, mode=0o755, exist_ok=True)
@@ -266,9 +268,9 @@ def safe_subpath(volume: str, sub: str, *, vm_name: str, container: str,
     try:
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
         for i, part in enumerate(parts):
-            next_fd = _open_component(fd, part, last=i == len(parts) - 1, mode=mode, fail=fail)
-            os.close(fd)
-            fd = next_fd
+            parent, fd = fd, _open_component(fd, part, last=i == len(parts) - 1, mode=mode,
+                                             fail=fail)
+            os.close(parent)  # fd is already the child: the finally never re-closes parent
         if bind_target is None:
             return os.path.join(volume, *parts)
         _bind_fd(fd, bind_target, fail)
@@ -295,7 +297,11 @@ def _open_component(dir_fd: int, part: str, *, last: bool, mode: int, fail: str)
                                                  if stat.S_ISDIR(st.st_mode) else os.O_PATH)
         fd = os.open(part, flags, dir_fd=dir_fd)
         if created:
-            os.fchmod(fd, mode)  # mkdir honours the umask; the kubelet chmods too
+            try:
+                os.fchmod(fd, mode)  # mkdir honours the umask; the kubelet chmods too
+            except BaseException:
+                os.close(fd)
+                raise
         return fd
     except OSError as e:
         raise ContainerConfigError(f"{fail}: {e.strerror}") from e

@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import shutil
+import threading
 from types import TracebackType
 
 from podling.images.errors import DigestMismatch, ImageError
@@ -90,7 +91,9 @@ class Ingest:
 
     ``commit()`` and ``abort()`` are terminal; ``abort()`` is idempotent and a no-op after
     ``commit()``. Any call but ``abort()`` on a closed ingest raises IngestClosed. Created by
-    ``ContentStore.ingest``; not shared between threads.
+    ``ContentStore.ingest``; not shared between threads, except that ``abort()`` (e.g. the
+    ``with`` exit of a cancelled task) may run while ``commit()`` runs in a worker thread:
+    the commit then owns the file and closes it itself, abort() does nothing.
     """
 
     def __init__(self, store: ContentStore, expected_digest: str,
@@ -103,6 +106,7 @@ class Ingest:
         self.written = 0
         self.state = "open"
         self._hash = hashlib.sha256()
+        self._lock = threading.Lock()  # guards the state transitions that decide who closes
         self._tmp, self._fd = store._create_part(_hex(expected_digest))
 
     def __enter__(self) -> Ingest:
@@ -142,7 +146,9 @@ class Ingest:
 
         On mismatch the ingest is aborted and DigestMismatch raised; nothing is visible.
         If the blob is already present (a concurrent ingest won) the new copy is dropped."""
-        self._require_open()
+        with self._lock:
+            self._require_open()
+            self.state = "committing"  # from now on only this call closes the fd
         try:
             self._verify()
             os.fchmod(self._fd, 0o444)
@@ -152,15 +158,17 @@ class Ingest:
                 os.rename(self._tmp, final)
                 _fsync_dir(os.path.dirname(final))
         except BaseException:
-            self.abort()
+            self._close("aborted")
             raise
         self._close("committed")
         return self.digest
 
     def abort(self) -> None:
-        """Drop the partial blob. Idempotent; does nothing after a commit."""
-        if self.state != "open":
-            return
+        """Drop the partial blob. Idempotent; does nothing after (or during) a commit."""
+        with self._lock:
+            if self.state != "open":
+                return
+            self.state = "aborting"  # claimed: a concurrent commit() now raises IngestClosed
         self._close("aborted")
 
     def _verify(self) -> None:
@@ -306,9 +314,14 @@ class ContentStore:
                                 f"{hexdigest}.{secrets.token_hex(8)}{_PART_SUFFIX}")
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
                          | os.O_NOFOLLOW, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_nlink > 0:
-                return path, fd
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                linked = os.fstat(fd).st_nlink > 0
+            except BaseException:
+                os.close(fd)
+                raise
+            if linked:
+                return path, fd  # the Ingest owns fd now
             os.close(fd)  # a concurrent cleanup unlinked it before we locked it
         raise ImageError(f"could not create an ingest file in {self._ingest}")
 
@@ -324,11 +337,10 @@ class ContentStore:
             os.unlink(path)  # a symlink has no business here
             return True
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False  # a live writer holds it
-        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a live writer holds it
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path)
             else:
@@ -336,5 +348,5 @@ class ContentStore:
         except FileNotFoundError:
             return False
         finally:
-            os.close(fd)
+            os.close(fd)  # the one close of fd, on every path
         return True

@@ -110,10 +110,17 @@ class LocalImageService:
         os.makedirs(config.root, mode=0o700, exist_ok=True)
         self.layers_root = os.path.join(config.root, "layers")
         self._owner_fd = self._take_ownership()
-        self.content = ContentStore(os.path.join(config.root, "content"))
-        if self._owner_fd is not None:
-            cleanup_stale_unpacks(self.layers_root)
-        self.metadata = MetadataStore(config.root)
+        try:
+            self.content = ContentStore(os.path.join(config.root, "content"))
+            if self._owner_fd is not None:
+                cleanup_stale_unpacks(self.layers_root)
+            self.metadata = MetadataStore(config.root)
+        except BaseException:
+            # no close() will ever run for a half-built service: release the lock here
+            fd, self._owner_fd = self._owner_fd, None
+            if fd is not None:
+                os.close(fd)
+            raise
         self._client: RegistryClient | None = None
         self._pulls: dict[tuple[str, RegistryAuth | None], _Pull] = {}
         self._leases: collections.Counter[str] = collections.Counter()
@@ -128,16 +135,21 @@ class LocalImageService:
         except BlockingIOError:
             os.close(fd)
             return None
-        return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd  # owned by self._owner_fd, closed once by close()
 
     async def close(self) -> None:
         """Close the registry client and release the store; idempotent."""
         client, self._client = self._client, None
-        if client is not None:
-            await client.close()
-        fd, self._owner_fd = self._owner_fd, None
-        if fd is not None:
-            os.close(fd)
+        try:
+            if client is not None:
+                await client.close()
+        finally:
+            fd, self._owner_fd = self._owner_fd, None
+            if fd is not None:
+                os.close(fd)
 
     async def __aenter__(self) -> "LocalImageService":
         return self

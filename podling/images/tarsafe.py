@@ -96,9 +96,9 @@ class SafeTree:
 
     def close(self) -> None:
         """Release the root fd. Idempotent."""
-        if self._root_fd >= 0:
-            os.close(self._root_fd)
-            self._root_fd = -1
+        fd, self._root_fd = self._root_fd, -1  # forget it first: never closed twice
+        if fd >= 0:
+            os.close(fd)
 
     # -- resolution -----------------------------------------------------------------------
 
@@ -111,9 +111,8 @@ class SafeTree:
         fd = os.dup(self._root_fd)
         try:
             for i, comp in enumerate(path):
-                nfd = self._step(fd, path[: i + 1], entry, create)
-                os.close(fd)
-                fd = nfd
+                parent, fd = fd, self._step(fd, path[: i + 1], entry, create)
+                os.close(parent)  # fd is the child already: the except never re-closes parent
         except BaseException:
             os.close(fd)
             raise

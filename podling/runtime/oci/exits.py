@@ -83,6 +83,7 @@ class ExitWatcher:
     def __init__(self, exit_dir: str) -> None:
         self.exit_dir = exit_dir
         self._fd = -1
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop our reader is on
         self._waiters: dict[str, list[asyncio.Future[ExitRecord]]] = {}
         self._streams: list[asyncio.Queue[ExitRecord | None]] = []
 
@@ -94,19 +95,28 @@ class ExitWatcher:
             err = ctypes.get_errno()
             os.close(fd)
             raise OSError(err, f"inotify_add_watch {self.exit_dir}")
-        self._fd = fd
-        asyncio.get_running_loop().add_reader(fd, self._on_readable)
+        try:
+            loop = asyncio.get_running_loop()
+            loop.add_reader(fd, self._on_readable)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd, self._loop = fd, loop
 
     @property
     def started(self) -> bool:
         return self._fd >= 0
 
     def close(self) -> None:
-        if self._fd >= 0:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(self._fd)
-            os.close(self._fd)
-            self._fd = -1
+        fd, self._fd = self._fd, -1  # forget it first: never closed twice
+        loop, self._loop = self._loop, None
+        if fd >= 0:
+            # Unregister from the loop it was added to (even when close() runs outside it):
+            # a closed fd left in the selector would clash with whatever reuses the number.
+            if loop is not None:
+                with contextlib.suppress(Exception):
+                    loop.remove_reader(fd)
+            os.close(fd)
         for futures in self._waiters.values():
             for fut in futures:
                 fut.cancel()
