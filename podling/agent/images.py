@@ -38,7 +38,16 @@ class ImagePuller:
         self._clock = clock
 
     async def ensure(self, pod: dict[str, Any], container: dict[str, Any]) -> Image:
-        """The image to run ``container`` with; raises ImagePullFailure."""
+        """The image to run ``container`` with; raises ImagePullFailure after a Warning
+        ``Failed`` event ``Error: <reason>``, as the kubelet records for every image failure."""
+        try:
+            return await self._ensure(pod, container)
+        except ImagePullFailure as exc:
+            self._event(pod, "Warning", "Failed", f"Error: {exc.reason}",
+                        f"spec.containers{{{container['name']}}}")
+            raise
+
+    async def _ensure(self, pod: dict[str, Any], container: dict[str, Any]) -> Image:
         ref, name = container.get("image", ""), container["name"]
         policy = container.get("imagePullPolicy", "IfNotPresent")
         field_path = f"spec.containers{{{name}}}"
@@ -75,7 +84,6 @@ class ImagePuller:
             self._backoff.record_failure(key, self._clock.time())
             self._event(pod, "Warning", "Failed", f'Failed to pull image "{ref}": {exc}',
                         field_path)
-            self._event(pod, "Warning", "Failed", "Error: ErrImagePull", field_path)
             raise ImagePullFailure("ErrImagePull", f'failed to pull image "{ref}": {exc}') \
                 from None
         self._backoff.reset(key)

@@ -86,6 +86,7 @@ class PodSyncer:
         for sandbox_id in actions.kill_sandboxes:
             await self._stop_sandbox(pod, _find(sandboxes, sandbox_id))
         waiting = dict(actions.waiting)
+        self._back_off_events(pod, waiting)
         if actions.kill_pod:  # kill what exists; a new sandbox may follow (create_sandbox)
             for sandbox in sandboxes:
                 if sandbox.state == SandboxState.READY:
@@ -96,6 +97,16 @@ class PodSyncer:
                 await self._start_containers(pod, actions, ctx, waiting)
         await self._report(pod, waiting)
         return actions.requeue_after or self.config.resync_seconds
+
+    def _back_off_events(self, pod: dict[str, Any], waiting: dict) -> None:
+        """The kubelet's Warning BackOff for each container held back by CrashLoopBackOff."""
+        meta = pod["metadata"]
+        who = f"{meta['name']}_{meta.get('namespace', 'default')}({meta['uid']})"
+        for name, (reason, _message) in waiting.items():
+            if reason == "CrashLoopBackOff":
+                self.recorder.event(pod, "Warning", "BackOff",
+                                    f"Back-off restarting failed container {name} in pod {who}",
+                                    field_path=f"spec.containers{{{name}}}")
 
     async def _observe(self, uid: str):
         sandboxes = await self.runtime.list_pod_sandbox({labels.POD_UID: uid})
