@@ -28,6 +28,7 @@ from .container_config import (ContainerConfigError, PodContext, build_container
 from .images import ImagePuller, ImagePullFailure
 from .plan import ContainerStart, note_start
 from .status import IMAGE_ANNOTATION, IMAGE_ID_ANNOTATION
+from .termination import message_file
 
 STOP_SIGNAL = "io.podling.container.stopSignal"
 Waiting = tuple[str, str]
@@ -120,8 +121,7 @@ class ContainerManager:
     @staticmethod
     def _termination_log(container: dict, pod_dir: str, restart_count: int) -> Mount:
         """A fresh file for the container's termination message."""
-        host = os.path.join(pod_dir, "containers", container["name"],
-                            f"{restart_count}-termination-log")
+        host = message_file(pod_dir, container["name"], restart_count)
         os.makedirs(os.path.dirname(host), exist_ok=True)
         with open(host, "w"):
             pass

@@ -35,6 +35,7 @@ from .plan import compute_pod_actions
 from .pod_workers import DONE
 from .status import pod_status
 from .status_manager import StatusManager
+from .termination import with_messages
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0
@@ -116,6 +117,7 @@ class PodSyncer:
     async def _report(self, pod: dict[str, Any], waiting: dict) -> None:
         uid = pod["metadata"]["uid"]
         sandboxes, containers = await self._observe(uid)
+        containers = await asyncio.to_thread(with_messages, self.pod_dir(pod), pod, containers)
         live = [s for s in sandboxes if s.state == SandboxState.READY]
         status = pod_status(pod, live or sandboxes, containers, now=time.time(), waiting=waiting,
                             pod_ips=self._ips(pod), host_ip=self.node_ip,
