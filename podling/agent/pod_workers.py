@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable
 log = logging.getLogger(__name__)
 
 DONE = -1.0  # sync's answer when the pod is finished with and the worker can go
+RETRY_SECONDS = 2.0  # after a failed sync
 Obj = dict[str, Any]
 
 
@@ -81,8 +82,10 @@ class PodWorkers:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("sync of pod %s failed; retrying", uid)
-                delay = 2.0
+                log.exception("sync of pod %s failed; retrying in %gs", uid, RETRY_SECONDS)
+                await asyncio.sleep(RETRY_SECONDS)  # wake-ups do not cut a retry delay short
+                delay = 0.0
+                continue
             if delay == DONE:
                 self._workers.pop(uid, None)
                 return

@@ -127,8 +127,8 @@ async def serve(request: web.Request, info: RequestInfo, store: RegistryStore,
             await writer.send("ADDED", obj)
         await _pump(stream, writer, matches, info, timeout,
                     options.bookmark_interval if bookmarks else None)
-    except (ConnectionResetError, asyncio.CancelledError):
-        raise
+    except ConnectionResetError:
+        pass  # the client went away: an ordinary end of a watch
     finally:
         stream.close()
     return response
