@@ -405,10 +405,20 @@ class NodeStatusLoop:
         STATUS_REPORT_SECONDS old. Returns whether a patch was sent. Raises on API errors."""
         status = await self.desired_status()
         due = self.clock() - self._reported_at >= STATUS_REPORT_SECONDS
-        if not due and without_heartbeats(status) == self._reported:
+        if not due and without_heartbeats(status) == self._reported \
+                and not await self._server_drifted(status):
             return False
         await self._report(status)
         return True
+
+    async def _server_drifted(self, status: Obj) -> bool:
+        """Whether the server's Node shows other condition statuses than ours (e.g. the node
+        lifecycle controller set them Unknown while we were away): then report at once."""
+        self.node = await self.client.get(NODES, self.name)
+        def statuses(conditions: list) -> dict:
+            return {c.get("type"): c.get("status") for c in conditions or []}
+        return statuses(((self.node or {}).get("status") or {}).get("conditions")) != \
+            statuses(status.get("conditions"))
 
     def _lease_body(self, lease: Obj | None) -> Obj:
         meta: Obj = {"name": self.name, "namespace": LEASE_NAMESPACE}

@@ -325,3 +325,18 @@ def test_default_route_parses_proc() -> None:
     route = default_route()
     if route is not None:
         assert route[0] and route[1].count(".") == 3
+
+
+async def test_a_node_set_unknown_by_the_server_is_reported_again_at_once(
+        client: ApiClient, tmp_path) -> None:
+    """After the node lifecycle controller marks the node Unknown, the next status sync
+    reports Ready=True again without waiting for the periodic report."""
+    loop = make_loop(client, tmp_path, FakeClock())
+    await loop.register()
+    node = await client.get(NODES, "node1")
+    unknown = [dict(c, status="Unknown") for c in node["status"]["conditions"]]
+    await client.patch(NODES, "node1", {"status": {"conditions": unknown}},
+                       patch_type="merge", subresource="status")
+    assert await loop.sync_status() is True
+    assert conditions(await client.get(NODES, "node1"))["Ready"]["status"] == "True"
+    assert await loop.sync_status() is False  # nothing drifted any more
