@@ -64,7 +64,8 @@ class Agent:
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        self.node_api = NodeServer(token=self.config.token, pods_dir=self.config.pods_dir,
+        self.node_api = NodeServer(token=self.config.kubelet_client_token or self.config.token,
+                                   pods_dir=self.config.pods_dir,
                                    runtime=self.parts.runtime, find_pod=self._find_pod)
         port = await self.node_api.start(self.config.node_api_address, self.config.node_api_port)
         node_ip = await self._register(port)

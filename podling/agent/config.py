@@ -16,6 +16,7 @@ class AgentConfig:
     server_url: str
     token: str
     ca_file: str
+    kubelet_client_token: str = ""  # what the node API accepts ("" → ``token``); see bootstrap
     node_name: str = field(default_factory=socket.gethostname)
     node_labels: dict[str, str] = field(default_factory=dict)
     data_dir: str = "/var/lib/podling"

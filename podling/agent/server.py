@@ -3,8 +3,9 @@
     GET /containerLogs/{namespace}/{pod}/{container}?follow&previous&timestamps&tailLines
         &sinceSeconds&limitBytes        → text/plain, streamed
 
-HTTPS with a self-signed certificate; every request needs ``Authorization: Bearer`` with the
-token this node was started with (the API server calls with its own credentials).
+HTTPS with a self-signed certificate; every request needs ``Authorization: Bearer`` with this
+node's kubelet-client token, which only the API server (and this node) know — see
+:mod:`.bootstrap` (an agent started without one accepts its own API token instead).
 """
 
 from __future__ import annotations

@@ -17,23 +17,23 @@ import logging
 import os
 import shutil
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ..api import errors
-from ..api.resources import PODS
+from ..api.resources import NODES, PODS
 from ..images.interface import ImageService, RootfsService
 from ..network.interface import NetworkError, NetworkPlugin, PodNetworkInfo, PortMapping
 from ..runtime.interface import (ContainerState, NamespaceMode, NamespaceOptions,
                                  PodSandboxConfig, PodSandboxStatus, RuntimeError_,
                                  RuntimeService, SandboxState)
-from . import labels, lifecycle, podfiles, volumes
+from . import admission, labels, lifecycle, podfiles, volumes
 from .backoff import Backoff
 from .config import AgentConfig
 from .containers import ContainerManager, PodContextInfo
 from .images import ImagePuller
 from .plan import compute_pod_actions
 from .pod_workers import DONE
-from .status import pod_status
+from .status import pod_status, ts
 from .status_manager import StatusManager
 from .termination import with_messages
 
@@ -47,7 +47,9 @@ class PodSyncer:
 
     def __init__(self, config: AgentConfig, *, client, runtime: RuntimeService,
                  images: ImageService, rootfs: RootfsService, network: NetworkPlugin,
-                 recorder, status: StatusManager, backoff: Backoff, node_ip: str) -> None:
+                 recorder, status: StatusManager, backoff: Backoff, node_ip: str,
+                 get_node: Callable[[], Awaitable[dict[str, Any] | None]] | None = None
+                 ) -> None:
         self.config = config
         self.client = client
         self.runtime = runtime
@@ -61,6 +63,11 @@ class PodSyncer:
             runtime=runtime, rootfs=rootfs, puller=ImagePuller(images, recorder, backoff),
             recorder=recorder, backoff=backoff, node_name=config.node_name)
         self._pod_ips: dict[str, list[str]] = {}
+        # admission: the Node now (default: read it from the API), the pods admitted here
+        # (latest copy, by uid) and the status of each pod refused
+        self._get_node = get_node or self._read_node
+        self._admitted: dict[str, dict[str, Any]] = {}
+        self._rejected: dict[str, dict[str, Any]] = {}
 
     async def readiness_problems(self) -> list[str]:
         if await self.network.ready():
@@ -75,7 +82,12 @@ class PodSyncer:
         if terminating:
             return await self.terminate(pod)
         uid = pod["metadata"]["uid"]
+        if (pod.get("status") or {}).get("phase", "Pending") != "Pending":
+            self._admitted.setdefault(uid, pod)  # ran here before (a restart): counts at once
         sandboxes, containers = await self._observe(uid)
+        refused = await self._admit(pod, bool(sandboxes))
+        if refused is not None:
+            return refused
         actions = compute_pod_actions(pod, sandboxes, containers, now=time.time(),
                                       backoff=self.backoff)
         by_id = {c.id: c for c in containers}
@@ -98,6 +110,38 @@ class PodSyncer:
                 await self._start_containers(pod, actions, ctx, waiting)
         await self._report(pod, waiting)
         return actions.requeue_after or self.config.resync_seconds
+
+    async def _admit(self, pod: dict[str, Any], has_sandbox: bool) -> float | None:
+        """The kubelet's admission of a pod before its first sync (:mod:`.admission`): None
+        to go on syncing; else the requeue delay of a pod that must not start (refused, or
+        the Node could not be read)."""
+        uid = pod["metadata"]["uid"]
+        if uid in self._rejected:
+            await self.status.set_status(pod, self._rejected[uid])
+            return self.config.resync_seconds
+        if uid not in self._admitted and admission.needs_admission(pod, has_sandbox):
+            node = await self._get_node()
+            if node is None:
+                return RETRY_SECONDS
+            # no await from here on: admitting is atomic among the pods synced concurrently
+            refusal = admission.admit(pod, node, self._admitted.values())
+            if refusal is not None:
+                log.info("pod %s/%s rejected: %s", pod["metadata"].get("namespace"),
+                         pod["metadata"]["name"], refusal.message)
+                status = refusal.status(pod.get("status"), start_time=ts(time.time()))
+                self._rejected[uid] = status
+                self.recorder.event(pod, "Warning", refusal.reason, refusal.message)
+                await self.status.set_status(pod, status)
+                return self.config.resync_seconds
+        self._admitted[uid] = pod
+        return None
+
+    async def _read_node(self) -> dict[str, Any] | None:
+        try:
+            return await self.client.get(NODES, self.config.node_name)
+        except Exception as exc:  # API trouble: admit later
+            log.warning("reading node %s for admission failed: %s", self.config.node_name, exc)
+            return None
 
     def _back_off_events(self, pod: dict[str, Any], waiting: dict) -> None:
         """The kubelet's Warning BackOff for each container held back by CrashLoopBackOff."""
@@ -233,11 +277,13 @@ class PodSyncer:
             await self.client.delete(PODS, meta["name"], meta.get("namespace"), grace_period=0,
                                      preconditions={"uid": meta["uid"]})
         except errors.ApiError as exc:
-            if exc.code not in (404, 409):
+            if exc.code not in (403, 404, 409):  # gone, replaced, or no longer ours
                 log.warning("final delete of pod %s failed: %s", meta["name"], exc.message)
                 return RETRY_SECONDS
         self.status.forget(meta["uid"])
         self._pod_ips.pop(meta["uid"], None)
+        self._admitted.pop(meta["uid"], None)
+        self._rejected.pop(meta["uid"], None)
         return DONE
 
     async def _release(self, pod: dict[str, Any], sandboxes: list[PodSandboxStatus]) -> None:

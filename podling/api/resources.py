@@ -54,6 +54,7 @@ PODS = Resource("", "v1", "pods", "pod", "Pod", True, schema.POD,
                 short_names=("po",), categories=("all",),
                 subresources=(Subresource("status", "Pod", _STATUS),
                               Subresource("binding", "Binding", ("create",)),
+                              Subresource("eviction", "Eviction", ("create",), "policy", "v1"),
                               Subresource("log", "Pod", ("get",))))
 NODES = Resource("", "v1", "nodes", "node", "Node", False, schema.NODE,
                  short_names=("no",), subresources=(Subresource("status", "Node", _STATUS),))

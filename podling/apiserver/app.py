@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 from aiohttp import web
 
@@ -13,6 +13,7 @@ from ..storage.interface import Storage
 from . import bodies, discovery, openapi
 from .auth import TokenAuthenticator, auth_middleware
 from .handlers import ResourceHandlers
+from .podcidr import CLUSTER_CIDR
 from .registry.store import RegistryStore
 from .registry.strategies import MAIN
 from .watch import WatchOptions
@@ -77,12 +78,20 @@ def registry_stores(storage: Storage) -> dict[str, RegistryStore]:
     return {r.name: RegistryStore(r, MAIN[r.name], storage) for r in RESOURCES if r.name in MAIN}
 
 
+class ExtraRoutes(Protocol):
+    """Endpoints outside the Kubernetes API (the node join endpoints of :mod:`.nodeauth`)."""
+
+    def add_routes(self, router: web.UrlDispatcher) -> None: ...
+
+
 def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticator,
               watch_options: WatchOptions = WatchOptions(), *,
-              node_token: str = "") -> web.Application:
+              node_token: str | Callable[[str], str] = "",
+              extra: ExtraRoutes | None = None,
+              cluster_cidr: str = CLUSTER_CIDR) -> web.Application:
     app = web.Application(middlewares=[status_middleware, auth_middleware(authenticator)],
                           client_max_size=bodies.MAX_BODY + 1, handler_args={"max_field_size": 65536})
-    resources = ResourceHandlers(stores, watch_options, node_token)
+    resources = ResourceHandlers(stores, watch_options, node_token, cluster_cidr=cluster_cidr)
     router = app.router
     for path in ("/healthz", "/livez", "/readyz"):
         router.add_get(path, _ok)
@@ -96,4 +105,6 @@ def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticato
     router.add_get("/openapi/v3/{path:.+}", _openapi_document)
     for prefix in ("/api/{tail:.+}", "/apis/{tail:.+}"):
         router.add_route("*", prefix, resources.handle)
+    if extra is not None:
+        extra.add_routes(router)
     return app

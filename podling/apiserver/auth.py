@@ -1,7 +1,9 @@
 """Authentication by bearer token, and the users it yields.
 
-Every request but the public health and version endpoints needs ``Authorization: Bearer``
+Every request but the public health, version and CA endpoints needs ``Authorization: Bearer``
 with a known token; anything else is answered 401 (a Status with reason Unauthorized).
+Tokens are the admin token (a fixed map) and whatever the ``lookups`` recognise: node tokens
+and the join secret (:mod:`.nodeauth`). What a user may do is decided by :mod:`.authz`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from ..api import errors
+from . import authz
 
 USER_KEY = web.RequestKey("user", object)  # the authenticated User of a request
-PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/cacerts")
 
 
 @dataclass(frozen=True)
@@ -24,9 +27,15 @@ class User:
     groups: tuple[str, ...]
     admin: bool = False
 
-    def allows(self, attributes: dict[str, Any]) -> bool:
-        """Whether this user may perform the described action (admins may do anything)."""
-        return self.admin
+    def allows(self, attributes: dict[str, Any] | authz.Attributes,
+               obj: dict[str, Any] | None = None) -> bool:
+        """Whether this user may perform the described action: a SelfSubjectAccessReview
+        spec or :class:`~.authz.Attributes`; ``obj`` when :func:`.authz.needs_object`."""
+        if isinstance(attributes, dict):
+            attributes = authz.Attributes.from_review(
+                attributes if "resourceAttributes" in attributes or
+                "nonResourceAttributes" in attributes else {"resourceAttributes": attributes})
+        return authz.allowed(self, attributes, obj)
 
 
 ADMIN = User("admin", ("system:masters", "system:authenticated"), admin=True)
@@ -34,10 +43,12 @@ ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))
 
 
 class TokenAuthenticator:
-    """Maps bearer tokens to users."""
+    """Maps bearer tokens to users: fixed ``tokens`` first, then each of ``lookups``."""
 
-    def __init__(self, tokens: dict[str, User]) -> None:
+    def __init__(self, tokens: dict[str, User],
+                 lookups: tuple[Callable[[str], "User | None"], ...] = ()) -> None:
         self._tokens = dict(tokens)
+        self._lookups = lookups
 
     def authenticate(self, header: str | None) -> User | None:
         if not header or not header.startswith("Bearer "):
@@ -46,6 +57,10 @@ class TokenAuthenticator:
         for token, user in self._tokens.items():
             if hmac.compare_digest(token.encode(), offered.encode()):
                 return user
+        for lookup in self._lookups:
+            found = lookup(offered)
+            if found is not None:
+                return found
         return None
 
 

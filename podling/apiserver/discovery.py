@@ -89,9 +89,12 @@ def _legacy_resource_list(group_version: str) -> dict[str, Any]:
             entry["categories"] = list(resource.categories)
         entries.append(entry)
         for sub in resource.subresources:
-            entries.append({"name": f"{resource.name}/{sub.name}", "singularName": "",
-                            "namespaced": resource.namespaced, "kind": sub.kind,
-                            "verbs": sorted(sub.verbs)})
+            entry = {"name": f"{resource.name}/{sub.name}", "singularName": "",
+                     "namespaced": resource.namespaced, "kind": sub.kind,
+                     "verbs": sorted(sub.verbs)}
+            if sub.group:  # another group's kind (pods/eviction): kubectl drain looks for it
+                entry.update(group=sub.group, version=sub.version)
+            entries.append(entry)
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
             "resources": entries}
 

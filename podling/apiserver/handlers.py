@@ -14,10 +14,12 @@ from aiohttp import web
 from ..api import errors, patch, protobuf, selectors, unimplemented
 from ..api.resources import BINDINGS, Resource
 from ..storage.interface import Preconditions
-from . import bodies, encoding, requestinfo, watch
+from . import authz, bodies, encoding, requestinfo, watch
+from .auth import USER_KEY
 from .binding import bind_pod
+from .eviction import EVICTIONS, evict_pod
 from .listoptions import check_list_options
-from .podcidr import PodCidrAllocator
+from .podcidr import CLUSTER_CIDR, PodCidrAllocator
 from .podlogs import serve_pod_log
 from .registry.store import RegistryStore
 from .registry.strategies import SUBRESOURCES
@@ -35,19 +37,23 @@ class ResourceHandlers:
     """Serves every resource in ``stores`` (keyed by resource name)."""
 
     def __init__(self, stores: dict[str, RegistryStore], watch_options: watch.WatchOptions,
-                 node_token: str = "") -> None:
+                 node_token: str | Callable[[str], str] = "", *,
+                 cluster_cidr: str = CLUSTER_CIDR) -> None:
         self.stores = stores
-        self.node_token = node_token  # the credential the server presents to node APIs
+        self.node_token = node_token  # what the server presents to a node's API (by node)
         self.watch_options = watch_options
-        self.pod_cidrs = PodCidrAllocator(stores["nodes"])
+        self.pod_cidrs = PodCidrAllocator(stores["nodes"], cluster_cidr)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         info = requestinfo.parse(request.method, request.path, dict(request.query))
         bodies.check_acceptable(request)
         if info.resource.name == "selfsubjectaccessreviews":
-            return await answer_access_review(request)
+            return await answer_access_review(request, self._authz_object)
+        await self._authorize(request, info)
         if info.resource.name == "bindings" or info.subresource == "binding":
             return await self._bind(request, info)
+        if info.subresource == "eviction":
+            return await self._evict(request, info)
         if info.subresource == "log":
             return await serve_pod_log(request, self.stores["pods"], self.stores["nodes"],
                                        info.namespace, info.name, self.node_token)
@@ -92,6 +98,7 @@ class ResourceHandlers:
             raise errors.method_not_allowed(
                 "the server does not allow this method on the requested resource")
         obj, warnings = await self._decode(request, info.resource)
+        authz.check_create(request[USER_KEY], attributes(request, info), obj)
         namespace = self._body_namespace(obj, info)
         if info.resource.namespaced:
             await self._require_active_namespace(namespace)
@@ -190,7 +197,27 @@ class ResourceHandlers:
         return bodies.respond({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                "status": "Success", "code": 201}, 201, warnings)
 
+    async def _evict(self, request: web.Request, info: requestinfo.RequestInfo) -> web.Response:
+        """POST pods/{name}/eviction (policy/v1 Eviction): a graceful delete; 201 Status."""
+        eviction, warnings = await self._decode(request, EVICTIONS)
+        status = await evict_pod(self.stores["pods"], info.namespace, info.name or "", eviction,
+                                 dry_run=dry_run(request))
+        return bodies.respond(status, 201, warnings)
+
     # -- helpers -------------------------------------------------------------------------
+
+    async def _authorize(self, request: web.Request, info: requestinfo.RequestInfo) -> None:
+        """403 (Kubernetes' message) unless the user may make this request (:mod:`.authz`)."""
+        user = request[USER_KEY]
+        attrs = attributes(request, info)
+        if not user.allows(attrs, await self._authz_object(user, attrs)):
+            raise authz.forbidden(user, attrs)
+
+    async def _authz_object(self, user: Any, attrs: authz.Attributes) -> Obj | None:
+        """The pod a node's request names, when the decision depends on it (404 if gone)."""
+        if not authz.needs_object(user, attrs):
+            return None
+        return await self.stores["pods"].get(attrs.namespace, attrs.name or "")
 
     async def _decode(self, request: web.Request, resource: Resource) -> tuple[Obj, list[str]]:
         body = await bodies.read_body(request)
@@ -230,6 +257,14 @@ class ResourceHandlers:
 
 
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
+def attributes(request: web.Request, info: requestinfo.RequestInfo) -> authz.Attributes:
+    """The authorization attributes of a resource request."""
+    return authz.Attributes(verb=info.verb, resource=info.resource.name,
+                            group=info.resource.group, namespace=info.namespace,
+                            name=info.name, subresource=info.subresource,
+                            field_selector=request.query.get("fieldSelector", ""))
 
 
 def dry_run(request: web.Request) -> bool:

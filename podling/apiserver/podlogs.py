@@ -7,7 +7,7 @@ InternalIP and the kubelet port) and streams the node's answer back as text/plai
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 from aiohttp import web
@@ -50,20 +50,24 @@ def node_api_url(node: dict[str, Any]) -> str:
 
 
 async def serve_pod_log(request: web.Request, pods: RegistryStore, nodes: RegistryStore,
-                        namespace: str, name: str, token: str) -> web.StreamResponse:
+                        namespace: str, name: str,
+                        token: str | Callable[[str], str]) -> web.StreamResponse:
+    """Stream the log from the pod's node, presenting ``token`` (or ``token(node name)``:
+    the node's kubelet-client token) to the node API."""
     pod = await pods.get(namespace, name)
     container = choose_container(pod, request.query.get("container", ""))
     node_name = (pod.get("spec") or {}).get("nodeName")
     if not node_name:
         raise errors.bad_request(f"pod {name} does not have a host assigned")
     node = await nodes.get(None, node_name)
+    credential = token(node_name) if callable(token) else token
     params = {k: request.query[k] for k in LOG_PARAMS if k in request.query}
     url = f"{node_api_url(node)}/containerLogs/{namespace}/{name}/{container}"
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async with session.get(url, params=params, ssl=False,
-                                   headers={"Authorization": f"Bearer {token}"}) as upstream:
+                                   headers={"Authorization": f"Bearer {credential}"}) as upstream:
                 if upstream.status != 200:
                     text = (await upstream.text()).strip()
                     raise errors.ApiError(upstream.status if upstream.status < 500 else 502,

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any, Awaitable, Callable
+
 from aiohttp import web
 
 from ..api import errors, protobuf
 from . import bodies
 from .auth import USER_KEY
+from .authz import Attributes
+
+ObjectLookup = Callable[[Any, Attributes], Awaitable["dict[str, Any] | None"]]
 
 
-async def answer_access_review(request: web.Request) -> web.Response:
-    """Answer a SelfSubjectAccessReview for the requesting user.
-
-    The admin user may do everything; other users get what their authorizer allows."""
+async def answer_access_review(request: web.Request,
+                               lookup: ObjectLookup | None = None) -> web.Response:
+    """Answer a SelfSubjectAccessReview for the requesting user with the same rules as
+    real requests (:mod:`.authz`); ``lookup`` fetches the object a decision depends on."""
     body = await bodies.read_body(request)
     if bodies.media_type(request) == protobuf.MEDIA_TYPE:
         review, _ = bodies.parse_protobuf(body, "SelfSubjectAccessReview")
@@ -23,12 +28,24 @@ async def answer_access_review(request: web.Request) -> web.Response:
             errors.required("spec", "resourceAttributes or nonResourceAttributes")],
             "authorization.k8s.io")
     user = request[USER_KEY]
-    attributes = review["spec"].get("resourceAttributes") or \
-        review["spec"].get("nonResourceAttributes") or {}
-    allowed = user.allows(attributes)
+    attributes = Attributes.from_review(review["spec"])
+    allowed = user.allows(attributes, await _object(lookup, user, attributes))
     review["status"] = {"allowed": allowed}
     if allowed:
         review["status"]["reason"] = f"podling: {user.name} is allowed"
     review.setdefault("metadata", {})["creationTimestamp"] = None
     review["apiVersion"], review["kind"] = "authorization.k8s.io/v1", "SelfSubjectAccessReview"
     return bodies.respond(review, 201)
+
+
+async def _object(lookup: ObjectLookup | None, user: Any,
+                  attributes: Attributes) -> dict[str, Any] | None:
+    """The object the decision depends on, or None (also when it does not exist)."""
+    if lookup is None:
+        return None
+    try:
+        return await lookup(user, attributes)
+    except errors.ApiError as exc:
+        if exc.code == 404:
+            return None
+        raise

@@ -21,6 +21,8 @@ from . import pki
 from .app import build_app, registry_stores
 from .auth import ADMIN, TokenAuthenticator
 from .namespaces import NamespaceController, ensure_built_in
+from .nodeauth import NodeAuth
+from .nodelifecycle import NodeLifecycleController
 from .watch import WatchOptions
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,9 @@ class ServerConfig:
     datastore: str = "sqlite"  # "sqlite" (in <data-dir>/state.db) or "memory"
     disable_agent: bool = False
     history: int = 10_000  # changes kept for resuming watches (older ones answer 410)
+    cluster_cidr: str = "10.42.0.0/16"  # each node gets a /24 of it as spec.podCIDR
     watch: WatchOptions = WatchOptions()
+    node_monitor_grace_seconds: float = 40.0  # silence before a node turns Unknown
 
     @property
     def kubeconfig_path(self) -> str:
@@ -51,10 +55,14 @@ class RunningServer:
     storage: Storage
     runner: web.AppRunner
     controller: NamespaceController
+    node_lifecycle: NodeLifecycleController | None = None
+    node_auth: NodeAuth | None = None  # join token, node tokens, kubelet-client tokens
 
     async def stop(self) -> None:
         """Stop listening, end open watches, stop controllers, close the store."""
         await self.controller.stop()
+        if self.node_lifecycle is not None:
+            await self.node_lifecycle.stop()
         await self.storage.close()  # ends watch streams, so handlers return promptly
         await self.runner.cleanup()
 
@@ -80,7 +88,10 @@ async def start(config: ServerConfig) -> RunningServer:
     stores = registry_stores(storage)
     await ensure_built_in(stores["namespaces"])
     token = pki.read_token(creds.admin_token)
-    app = build_app(stores, TokenAuthenticator({token: ADMIN}), config.watch, node_token=token)
+    node_auth = NodeAuth(os.path.join(config.data_dir, "server"), creds.ca_cert)
+    app = build_app(stores, TokenAuthenticator({token: ADMIN}, (node_auth.authenticate,)),
+                    config.watch, node_token=node_auth.kubelet_client_token, extra=node_auth,
+                    cluster_cidr=config.cluster_cidr)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -93,5 +104,9 @@ async def start(config: ServerConfig) -> RunningServer:
     pki.write_kubeconfig(config.kubeconfig_path, url, creds.ca_cert, token)
     controller = NamespaceController(storage, stores)
     controller.start()
+    node_lifecycle = NodeLifecycleController(
+        stores, grace_seconds=config.node_monitor_grace_seconds)
+    node_lifecycle.start()
     log.info("podling API server listening on %s; kubeconfig %s", url, config.kubeconfig_path)
-    return RunningServer(config, url, port, token, creds.ca_cert, storage, runner, controller)
+    return RunningServer(config, url, port, token, creds.ca_cert, storage, runner, controller,
+                         node_lifecycle, node_auth=node_auth)

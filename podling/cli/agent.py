@@ -6,11 +6,13 @@ Used by ``podling agent`` (one more node) and by ``podling server`` (its local a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import re
 import subprocess
 
+from ..agent import bootstrap
 from ..agent.agent import Agent, AgentParts
 from ..agent.config import AgentConfig
 from ..client import ApiClient, ClientConfig
@@ -52,6 +54,16 @@ def build_parts(config: AgentConfig) -> AgentParts:
                       network_for_cidr=network_for_cidr, runtime_version=_runc_version())
 
 
+async def with_credentials(config: AgentConfig) -> AgentConfig:
+    """``config`` with the credentials its token yields (a join token is exchanged for a
+    node token; see :mod:`podling.agent.bootstrap`). Raises bootstrap.JoinError."""
+    creds = await bootstrap.resolve(config.server_url, config.token,
+                                    node_name=config.node_name, data_dir=config.data_dir,
+                                    ca_file=config.ca_file)
+    return dataclasses.replace(config, token=creds.token, ca_file=creds.ca_file,
+                               kubelet_client_token=creds.kubelet_client_token)
+
+
 async def start_agent(config: AgentConfig) -> Agent:
     """Start an agent against ``config.server_url``; returns once its Node is registered."""
     client = ApiClient(ClientConfig(server=config.server_url, token=config.token,
@@ -69,7 +81,9 @@ async def stop_agent(agent: Agent) -> None:
 
 
 async def run_agent(config: AgentConfig) -> None:
-    """``podling agent``: run until cancelled (SIGINT / SIGTERM)."""
+    """``podling agent``: join (when given a join token), then run until cancelled
+    (SIGINT / SIGTERM)."""
+    config = await with_credentials(config)
     agent = await start_agent(config)
     print(f"podling: agent for node {config.node_name} running against {config.server_url}",
           flush=True)

@@ -11,9 +11,11 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import shutil
 import sys
 
+from ..agent.bootstrap import JoinError
 from ..agent.config import AgentConfig
 from ..apiserver.server import ServerConfig
 from ..apiserver.watch import WatchOptions
@@ -23,6 +25,18 @@ from .purge import purge
 from .server import run_server
 
 DEFAULT_DATA_DIR = "/var/lib/podling"
+
+
+def _cidr(text: str) -> str:
+    """An IPv4 network of at least /24 (each node gets a /24 of it)."""
+    import ipaddress
+    try:
+        network = ipaddress.IPv4Network(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if network.prefixlen > 24:
+        raise argparse.ArgumentTypeError(f"{text} is smaller than a /24")
+    return str(network)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="changes kept for resuming watches; older resourceVersions get 410")
     server.add_argument("--watch-bookmark-interval", type=float, default=10.0,
                         help="seconds between BOOKMARK events on idle watches that allow them")
+    server.add_argument("--cluster-cidr", default="10.42.0.0/16", type=_cidr,
+                        help="pod network of the cluster; each node gets a /24 of it")
     server.add_argument("--disable-scheduler", action="store_true",
                         help="do not run the scheduler (pods need spec.nodeName)")
     server.add_argument("--node-name", default="", help="the local agent's node name "
@@ -49,17 +65,24 @@ def _parser() -> argparse.ArgumentParser:
                         "(default /run/podling)")
     server.add_argument("--bridge-name", default="", help="CNI bridge of the local agent "
                         "(default podling0)")
+    server.add_argument("--node-monitor-grace-period", type=duration_seconds, default=40.0,
+                        help=argparse.SUPPRESS)  # e.g. 40s; short values for tests
     server.add_argument("--log-level", default="INFO")
     agent = commands.add_parser("agent", help="run one more node against a server")
     agent.add_argument("--server", required=True, help="the API server URL")
-    agent.add_argument("--token-file", required=True)
-    agent.add_argument("--ca-file", default="", help="CA of the server (default: "
-                       "<data-dir>/server/ca.crt)")
+    agent.add_argument("--token-file", required=True, help="the join token "
+                       "(<server data-dir>/server/node-token) or an admin token")
+    agent.add_argument("--ca-file", default="", help="CA of the server (default: with a "
+                       "join token, fetched from the server and checked against the token's "
+                       "CA hash; with another token, <data-dir>/server/ca.crt)")
     agent.add_argument("--node-name", default="")
     agent.add_argument("--node-labels", default="")
     agent.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     agent.add_argument("--run-dir", default="")
     agent.add_argument("--bridge-name", default="")
+    agent.add_argument("--node-api-address", default="0.0.0.0",
+                       help="where the node API listens (127.0.0.1: this machine only)")
+    agent.add_argument("--node-api-port", type=int, default=10250, help="0: any free port")
     agent.add_argument("--log-level", default="INFO")
     purge = commands.add_parser("purge", help="remove everything podling made on this host")
     purge.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
@@ -111,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     config = ServerConfig(data_dir=args.data_dir, bind_address=args.bind_address,
                           port=args.port, datastore=args.datastore,
                           disable_agent=args.disable_agent, history=args.history,
-                          watch=WatchOptions(bookmark_interval=args.watch_bookmark_interval))
+                          cluster_cidr=args.cluster_cidr,
+                          watch=WatchOptions(bookmark_interval=args.watch_bookmark_interval),
+                          node_monitor_grace_seconds=args.node_monitor_grace_period)
     try:
         asyncio.run(run_server(config, _agent_overrides(args),
                                disable_scheduler=args.disable_scheduler))
@@ -126,6 +151,17 @@ def _agent_overrides(args: argparse.Namespace) -> dict:
         if getattr(args, flag, ""):
             overrides[flag] = getattr(args, flag)
     return overrides
+
+
+def duration_seconds(text: str) -> float:
+    """A duration flag in seconds: ``40``, ``40s``, ``1m``, ``1m30s``, ``500ms``."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 40s, 1m)")
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in parts)
 
 
 def parse_labels(text: str) -> dict[str, str]:
@@ -153,9 +189,10 @@ def _run_agent_command(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with open(args.token_file) as f:
         token = f.read().strip()
-    ca_file = args.ca_file or os.path.join(args.data_dir, "server", "ca.crt")
-    config = AgentConfig(server_url=args.server, token=token, ca_file=ca_file,
+    config = AgentConfig(server_url=args.server, token=token, ca_file=args.ca_file,
                          data_dir=args.data_dir, node_labels=parse_labels(args.node_labels),
+                         node_api_address=args.node_api_address,
+                         node_api_port=args.node_api_port,
                          **({"node_name": args.node_name} if args.node_name else {}),
                          **({"bridge_name": args.bridge_name} if args.bridge_name else {}),
                          **({"run_dir": args.run_dir} if args.run_dir else {}))
@@ -163,6 +200,9 @@ def _run_agent_command(args: argparse.Namespace) -> int:
         asyncio.run(run_agent(config))
     except KeyboardInterrupt:
         pass
+    except JoinError as exc:
+        print(f"podling agent: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

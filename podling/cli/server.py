@@ -1,9 +1,10 @@
 """``podling server``: the API server, the scheduler (unless --disable-scheduler) and a
 local node agent (unless --disable-agent).
 
-The local agent is an ordinary API client of the server (HTTPS with the admin token), as
-any other node would be. SIGINT / SIGTERM stop the agent first (containers keep running),
-then the server.
+The local agent is an ordinary API client of the server, as any other node would be: it
+joins with the join token (``<data-dir>/server/node-token``, printed at start) and runs with
+its node's credentials (``system:node:<name>``). SIGINT / SIGTERM stop the agent first
+(containers keep running), then the server.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..agent.config import AgentConfig
 from ..apiserver.server import ServerConfig, start
 from ..client import ApiClient, ClientConfig
 from ..scheduler import Scheduler
-from .agent import start_agent, stop_agent
+from .agent import start_agent, stop_agent, with_credentials
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
     server = await start(config)
     print(f"podling: API server ready at {server.url} (kubeconfig: "
           f"{config.kubeconfig_path})", flush=True)
+    join_token_file = server.node_auth.join_token_file if server.node_auth else ""
+    print(f"podling: join token in {join_token_file}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -38,12 +41,12 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
         scheduler.start()
     agent = None
     if not config.disable_agent:
-        agent_config = AgentConfig(server_url=server.url, token=server.admin_token,
+        agent_config = AgentConfig(server_url=server.url, token=_read(join_token_file),
                                    ca_file=server.ca_file, data_dir=config.data_dir,
                                    node_api_address="127.0.0.1", node_api_port=0,
                                    **(agent_overrides or {}))
         try:
-            agent = await start_agent(agent_config)
+            agent = await start_agent(await with_credentials(agent_config))
             print(f"podling: local agent running as node {agent_config.node_name}", flush=True)
         except Exception:
             log.exception("the local agent could not start; serving the API only")
@@ -55,3 +58,8 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
     if agent is not None:
         await stop_agent(agent)
     await server.stop()
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()

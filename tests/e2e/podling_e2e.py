@@ -90,7 +90,8 @@ def start_server(data_dir: str, home: str, *extra: str, with_agent: bool = False
     """Start `podling server` and wait until it prints that it is ready (and, with
     ``with_agent``, that its local agent runs). ``log_path`` keeps the server's output."""
     os.makedirs(home, exist_ok=True)
-    agent_flags = [] if with_agent else ["--disable-agent"]
+    # an API-only server gets no scheduler either: tests own their pods' placement
+    agent_flags = [] if with_agent else ["--disable-agent", "--disable-scheduler"]
     process = subprocess.Popen(
         [sys.executable, "-m", "podling", "server", "--data-dir", data_dir, "--port", "0",
          *agent_flags, *extra],

@@ -129,11 +129,13 @@ def cluster(tmp_path_factory, demo_registry, e2e_start_server):
     os.makedirs(data_dir)
     shutil.copy(demo_registry, os.path.join(data_dir, "registries.yaml"))
     node, run_dir, bridge = f"pdl-{tag}", f"/run/podling-test-{tag}", f"pdt{tag}"
+    cidr = f"10.{100 + secrets.randbelow(100)}.0.0/16"  # never the routes of another cluster
     log_path = str(base / "server.log")
     server = e2e_start_server(data_dir, str(base / "home"), "--node-name", node,
                               "--run-dir", run_dir, "--bridge-name", bridge,
-                              with_agent=True, log_path=log_path)
+                              "--cluster-cidr", cidr, with_agent=True, log_path=log_path)
     cluster = Cluster(server, node=node, run_dir=run_dir, bridge=bridge, log_path=log_path)
+    cluster.cidr = cidr
     try:
         yield cluster
     finally:

@@ -17,7 +17,8 @@ spec:
     cluster.kubectl("wait", "--for=condition=Ready", "pod/smoke-web", "--timeout=60s")
     pod = json.loads(cluster.kubectl("get", "pod", "smoke-web", "-o", "json").stdout)
     assert pod["status"]["phase"] == "Running"
-    assert pod["status"]["podIP"].startswith("10.42.")
+    import ipaddress
+    assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(cluster.cidr)
     events = cluster.kubectl("get", "events", "--field-selector",
                              "involvedObject.name=smoke-web").stdout
     for reason in ("Pulling", "Pulled", "Created", "Started"):

@@ -72,7 +72,7 @@ async def test_aggregated_core_discovery(client: TestClient, accept: str) -> Non
     assert pods["responseKind"] == {"group": "", "version": "v1", "kind": "Pod"}
     assert "watch" in pods["verbs"] and "deletecollection" in pods["verbs"]
     subresources = by_name(pods["subresources"], "subresource")
-    assert set(subresources) == {"status", "binding", "log"}
+    assert set(subresources) == {"status", "binding", "eviction", "log"}
     assert subresources["binding"]["verbs"] == ["create"]
     assert subresources["binding"]["responseKind"]["kind"] == "Binding"
     assert subresources["status"]["verbs"] == ["get", "patch", "update"]
@@ -114,7 +114,8 @@ async def test_legacy_core_resource_list(client: TestClient) -> None:
     body = await get_json(client, "/api/v1")
     assert (body["kind"], body["groupVersion"]) == ("APIResourceList", "v1")
     resources = by_name(body["resources"], "name")
-    assert {"pods", "pods/status", "pods/binding", "pods/log", "nodes", "nodes/status", "namespaces",
+    assert {"pods", "pods/status", "pods/binding", "pods/eviction", "pods/log", "nodes",
+            "nodes/status", "namespaces",
             "namespaces/status", "namespaces/finalize", "events", "bindings"} == set(resources)
     pods = resources["pods"]
     assert (pods["kind"], pods["namespaced"], pods["singularName"]) == ("Pod", True, "pod")

@@ -1,0 +1,128 @@
+"""Admission of a pod bound to this node, as the kubelet's predicate admit handler does it.
+
+A pod is admitted once, before its first sync (it never ran here). The checks, in the
+kubelet's order, the first failure winning:
+
+    resources  one more pod must fit ``allocatable.pods``; each requested resource must fit in
+               allocatable minus the requests of the other admitted, non-terminal pods
+               ──▶ reason ``OutOf<resource>``, message
+               ``Node didn't have enough resource: cpu, requested: 4000, used: 100, capacity: 2000``
+    affinity   nodeSelector + required node affinity against the Node's labels
+               ──▶ ``NodeAffinity``, ``Predicate NodeAffinity failed: node(s) didn't match
+               Pod's node affinity/selector``
+    host ports the pod's hostPorts must be free among the other admitted pods
+               ──▶ ``NodePorts``, ``Predicate NodePorts failed: node(s) didn't have free ports
+               for the requested pod ports``
+
+A rejected pod gets ``phase: Failed``, the reason, and ``Pod was rejected: <message>``; the
+Warning event carries the reason and the bare message. Everything here is pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from ..api.fit import (CPU, EPHEMERAL_STORAGE, MEMORY, PODS, is_terminal, matches_node,
+                       pod_requests, resource_list)
+
+Obj = dict[str, Any]
+
+REJECTED_PREFIX = "Pod was rejected: "
+NODE_AFFINITY = "NodeAffinity"
+NODE_AFFINITY_REASON = "node(s) didn't match Pod's node affinity/selector"
+NODE_PORTS = "NodePorts"
+NODE_PORTS_REASON = "node(s) didn't have free ports for the requested pod ports"
+_NATIVE = (CPU, MEMORY, EPHEMERAL_STORAGE)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str  # e.g. "OutOfcpu", "NodeAffinity": the status reason and the event reason
+    message: str  # the event message; the status message has REJECTED_PREFIX in front
+
+    @property
+    def status_message(self) -> str:
+        return REJECTED_PREFIX + self.message
+
+    def status(self, previous: Obj | None = None, *, start_time: str = "") -> Obj:
+        """The pod status to write (merged over the existing one by the caller's patch)."""
+        out: Obj = {"phase": "Failed", "reason": self.reason, "message": self.status_message}
+        started = (previous or {}).get("startTime") or start_time
+        if started:
+            out["startTime"] = started
+        return out
+
+
+def _insufficient(resource: str, requested: int, used: int, capacity: int) -> Rejection:
+    return Rejection(f"OutOf{resource}",
+                     f"Node didn't have enough resource: {resource}, requested: {requested}, "
+                     f"used: {used}, capacity: {capacity}")
+
+
+def _predicate(name: str, reason: str) -> Rejection:
+    return Rejection(name, f"Predicate {name} failed: {reason}")
+
+
+def resource_rejection(pod: Obj, allocatable: Obj, others: list[Obj]) -> Rejection | None:
+    """The first resource that does not fit: pods, then cpu, memory, ephemeral-storage, then
+    other resources by name. A resource the pod requests that the node does not list at all
+    is ignored unless it is a native one (the kubelet drops missing extended resources)."""
+    free = resource_list(allocatable)
+    if len(others) + 1 > free.get(PODS, 0):
+        return _insufficient(PODS, 1, len(others), free.get(PODS, 0))
+    wanted = pod_requests(pod)
+    used: dict[str, int] = {}
+    for other in others:
+        for name, value in pod_requests(other).items():
+            used[name] = used.get(name, 0) + value
+    order = [r for r in _NATIVE if r in wanted] + \
+        sorted(r for r in wanted if r not in _NATIVE and r != PODS and r in free)
+    for resource in order:
+        have, taken = free.get(resource, 0), used.get(resource, 0)
+        if wanted[resource] > 0 and wanted[resource] > have - taken:
+            return _insufficient(resource, wanted[resource], taken, have)
+    return None
+
+
+HostPort = tuple[str, str, int]  # (hostIP, protocol, hostPort)
+
+
+def host_ports(pod: Obj) -> list[HostPort]:
+    spec = pod.get("spec") or {}
+    return [(p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP", int(p["hostPort"]))
+            for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])
+            for p in c.get("ports") or [] if p.get("hostPort")]
+
+
+def ports_conflict(wanted: Iterable[HostPort], used: Iterable[HostPort]) -> bool:
+    """Same protocol and port, and the same IP or either of them the wildcard."""
+    used = list(used)
+    return any(ip == uip or "0.0.0.0" in (ip, uip)
+               for ip, proto, port in wanted for uip, uproto, uport in used
+               if (proto, port) == (uproto, uport))
+
+
+def admit(pod: Obj, node: Obj, others: Iterable[Obj]) -> Rejection | None:
+    """None when ``pod`` may run on ``node`` next to ``others`` (the pods admitted before;
+    terminal ones and ``pod`` itself are skipped); else the first failed check."""
+    uid = (pod.get("metadata") or {}).get("uid")
+    active = [p for p in others if not is_terminal(p)
+              and (p.get("metadata") or {}).get("uid") != uid]
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    rejection = resource_rejection(pod, allocatable, active) if allocatable else None
+    if rejection is not None:  # (a Node that reported no allocatable yet is not judged)
+        return rejection
+    if not matches_node(pod, node):
+        return _predicate(NODE_AFFINITY, NODE_AFFINITY_REASON)
+    wanted = host_ports(pod)
+    if wanted and ports_conflict(wanted, (hp for p in active for hp in host_ports(p))):
+        return _predicate(NODE_PORTS, NODE_PORTS_REASON)
+    return None
+
+
+def needs_admission(pod: Obj, has_sandbox: bool) -> bool:
+    """A pod this node never started: no sandbox in the runtime and still Pending."""
+    phase = (pod.get("status") or {}).get("phase") or "Pending"
+    return not has_sandbox and phase == "Pending" and \
+        not (pod.get("metadata") or {}).get("deletionTimestamp")

@@ -1,0 +1,217 @@
+"""Authorization: may this user perform this request?
+
+Two kinds of users reach the resource handlers (see :mod:`.auth`):
+
+* **admin** (group ``system:masters``) may do everything;
+* a **node** ``system:node:<name>`` (group ``system:nodes``) gets what Kubernetes' Node
+  authorizer plus NodeRestriction admission give a kubelet, reduced to what podling's agent
+  uses — a node sees and writes only what is bound to it:
+
+  ======================  =====================================  ==========================
+  resource                verbs                                  only when
+  ======================  =====================================  ==========================
+  pods                    list, watch                            fieldSelector has
+                                                                 ``spec.nodeName=<name>``
+  pods                    get, watch (by name), delete           pod.spec.nodeName == name
+  pods/status             get, update, patch                     pod.spec.nodeName == name
+  pods/eviction           create                                 pod.spec.nodeName == name
+  events                  create, update, patch, get, list,      —
+                          watch
+  nodes                   get, list, watch                       — (reads of all nodes)
+  nodes, nodes/status     create, update, patch (nodes: also     the node's own name
+                          get on status)
+  leases (coordination)   get, create, update, patch, watch      namespace kube-node-lease,
+                          (list/watch: fieldSelector             the node's own name
+                          ``metadata.name=<name>``)
+  ======================  =====================================  ==========================
+
+  Everything else is denied: 403 with Kubernetes' message, e.g.
+  ``pods "x" is forbidden: User "system:node:n1" cannot delete resource "pods" in API group
+  "" in the namespace "default"``.
+
+* a **bootstrap** user (the join secret, group ``system:bootstrappers``) may only exchange the
+  secret for a node credential (:mod:`.nodeauth`); every resource request is denied.
+
+Rules that depend on the object (a pod's ``spec.nodeName``) are decided on the stored object,
+which the caller fetches when :func:`needs_object` says so. Creates whose name is only in the
+body (nodes, leases) are checked after decoding by :func:`check_create`. Deviation from
+Kubernetes: a node asking about a pod that does not exist gets 404 (Kubernetes answers 403),
+so the agent's "already gone" paths keep working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol
+
+from ..api import errors, selectors
+
+NODE_USER_PREFIX = "system:node:"
+NODES_GROUP = "system:nodes"
+MASTERS_GROUP = "system:masters"
+BOOTSTRAP_GROUP = "system:bootstrappers"
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+COORDINATION = "coordination.k8s.io"
+READS = ("get", "list", "watch")
+WRITES = ("create", "update", "patch")
+
+
+class Subject(Protocol):
+    """What authorization needs to know about a user."""
+
+    name: str
+    groups: tuple[str, ...]
+    admin: bool
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """One request, as SubjectAccessReview's resourceAttributes describe it."""
+
+    verb: str
+    resource: str
+    group: str = ""
+    namespace: str | None = None
+    name: str | None = None
+    subresource: str | None = None
+    field_selector: str = ""  # the raw ``fieldSelector`` of a list / watch
+    path: str | None = None  # set for non-resource requests (``/healthz``)
+
+    @classmethod
+    def from_review(cls, spec: Mapping[str, Any]) -> Attributes:
+        """From a SelfSubjectAccessReview spec (resource or non-resource attributes)."""
+        resource = spec.get("resourceAttributes")
+        if isinstance(resource, dict):
+            fields = resource.get("fieldSelector") or {}
+            return cls(verb=str(resource.get("verb") or ""),
+                       resource=str(resource.get("resource") or ""),
+                       group=str(resource.get("group") or ""),
+                       namespace=resource.get("namespace") or None,
+                       name=resource.get("name") or None,
+                       subresource=resource.get("subresource") or None,
+                       field_selector=str(fields.get("rawSelector") or ""))
+        other = spec.get("nonResourceAttributes") or {}
+        return cls(verb=str(other.get("verb") or ""), resource="",
+                   path=str(other.get("path") or "/"))
+
+
+def node_name_of(user: Subject) -> str | None:
+    """The node a ``system:node:<name>`` user in group system:nodes speaks for, else None."""
+    if NODES_GROUP in user.groups and user.name.startswith(NODE_USER_PREFIX):
+        return user.name[len(NODE_USER_PREFIX):] or None
+    return None
+
+
+def needs_object(user: Subject, attrs: Attributes) -> bool:
+    """Whether the decision for ``user`` depends on the stored object named by ``attrs``
+    (a node acting on one pod); fetch it and pass it to :func:`allowed`."""
+    return node_name_of(user) is not None and attrs.resource == "pods" and \
+        attrs.group == "" and bool(attrs.name) and attrs.path is None and \
+        not _pod_list_by_node(attrs, node_name_of(user) or "")
+
+
+def allowed(user: Subject, attrs: Attributes, obj: Mapping[str, Any] | None = None) -> bool:
+    """The decision. ``obj`` is the stored object when :func:`needs_object` asked for it."""
+    if user.admin or MASTERS_GROUP in user.groups:
+        return True
+    if BOOTSTRAP_GROUP in user.groups or "system:unauthenticated" in user.groups:
+        return False
+    if attrs.path is not None:
+        return attrs.verb == "get"  # discovery, version, health: any authenticated user
+    node = node_name_of(user)
+    if node is None:
+        return False
+    return _node_allows(node, attrs, obj)
+
+
+def _node_allows(node: str, attrs: Attributes, obj: Mapping[str, Any] | None) -> bool:
+    if attrs.group == "" and attrs.resource == "pods":
+        return _node_pods(node, attrs, obj)
+    if attrs.group == "" and attrs.resource == "events":
+        return not attrs.subresource and attrs.verb in READS + WRITES
+    if attrs.group == "" and attrs.resource == "nodes":
+        return _node_nodes(node, attrs)
+    if attrs.group == COORDINATION and attrs.resource == "leases":
+        return _node_leases(node, attrs)
+    return False
+
+
+def _pod_list_by_node(attrs: Attributes, node: str) -> bool:
+    """A pod list / watch restricted to ``spec.nodeName=<node>`` (or its alias spec.host)."""
+    if attrs.verb not in ("list", "watch") or attrs.subresource:
+        return False
+    return _field_value(attrs, "pods", "spec.nodeName") == node
+
+
+def _field_value(attrs: Attributes, resource: str, field: str) -> str | None:
+    try:
+        parsed = selectors.check_field_selector(
+            resource, selectors.parse_field_selector(attrs.field_selector))
+    except selectors.SelectorError:
+        return None
+    return parsed.requires_exact_match(field)
+
+
+def _node_pods(node: str, attrs: Attributes, obj: Mapping[str, Any] | None) -> bool:
+    if _pod_list_by_node(attrs, node):
+        return True
+    if not attrs.name or obj is None or \
+            ((obj.get("spec") or {}).get("nodeName") or "") != node:
+        return False
+    allowed_verbs = {None: ("get", "watch", "delete"), "status": ("get", "update", "patch"),
+                     "eviction": ("create",)}.get(attrs.subresource, ())
+    return attrs.verb in allowed_verbs
+
+
+def _node_nodes(node: str, attrs: Attributes) -> bool:
+    if attrs.subresource not in (None, "status"):
+        return False
+    if attrs.verb in READS and attrs.subresource is None:
+        return True
+    own = attrs.name == node
+    if attrs.verb == "create":
+        return attrs.subresource is None and attrs.name in (None, node)  # body checked later
+    return own and attrs.verb in ("get", "update", "patch")
+
+
+def _node_leases(node: str, attrs: Attributes) -> bool:
+    if attrs.namespace != NODE_LEASE_NAMESPACE or attrs.subresource:
+        return False
+    if attrs.verb == "create":
+        return attrs.name in (None, node)  # the body's name is checked by check_create
+    if attrs.verb in ("list", "watch") and not attrs.name:
+        return _field_value(attrs, "leases", "metadata.name") == node
+    return attrs.name == node and attrs.verb in ("get", "update", "patch", "watch")
+
+
+def check_create(user: Subject, attrs: Attributes, obj: Mapping[str, Any]) -> None:
+    """NodeRestriction for creates whose name is in the body: a node creates only its own
+    Node and Lease. Raises a 403 ApiError with Kubernetes' admission messages."""
+    node = node_name_of(user)
+    if node is None or user.admin:
+        return
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    if attrs.resource == "nodes" and attrs.group == "" and name != node:
+        raise errors.ApiError(403, "Forbidden", f'nodes "{name}" is forbidden: node "{node}" '
+                              f'is not allowed to modify node "{name}"',
+                              {"name": name, "kind": "nodes"})
+    if attrs.resource == "leases" and attrs.group == COORDINATION and name != node:
+        raise errors.ApiError(403, "Forbidden", f'leases.{COORDINATION} "{name}" is forbidden: '
+                              "can only access node lease with the same name as the requesting "
+                              "node", {"name": name, "group": COORDINATION, "kind": "leases"})
+
+
+def forbidden(user: Subject, attrs: Attributes) -> errors.ApiError:
+    """The 403 Kubernetes answers when the authorizer says no."""
+    qualified = f"{attrs.resource}.{attrs.group}" if attrs.group else attrs.resource
+    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+    subject = f'{qualified} "{attrs.name}"' if attrs.name else qualified
+    scope = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
+    message = (f'{subject} is forbidden: User "{user.name}" cannot {attrs.verb} resource '
+               f'"{resource}" in API group "{attrs.group}" {scope}')
+    details: dict[str, Any] = {"kind": attrs.resource}
+    if attrs.name:
+        details["name"] = attrs.name
+    if attrs.group:
+        details["group"] = attrs.group
+    return errors.ApiError(403, "Forbidden", message, details)
