@@ -63,6 +63,11 @@ def container_requests(container: Obj) -> Resources:
     return out
 
 
+def is_sidecar(container: Obj) -> bool:
+    """An init container with ``restartPolicy: Always`` keeps running beside the app."""
+    return container.get("restartPolicy") == "Always"
+
+
 def pod_requests(pod: Obj) -> Resources:
     """The larger of (app containers + sidecars) and, for each init container, its request
     plus the sidecars started before it; plus ``spec.overhead``. Zero amounts are dropped."""
@@ -74,7 +79,7 @@ def pod_requests(pod: Obj) -> Resources:
     init_peak: Resources = {}
     for container in spec.get("initContainers") or []:
         requests = container_requests(container)
-        if container.get("restartPolicy") == "Always":  # a sidecar keeps running
+        if is_sidecar(container):
             _add(sidecars, requests)
             _max(init_peak, sidecars)
         else:

@@ -7,84 +7,16 @@ Nothing here does I/O or mutates its arguments.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Iterable, Mapping
+from typing import Iterable
 
-from ..api.quantity import QuantityError, parse_quantity
+from ..api.fit import (CPU, MEMORY, PODS, TERMINAL_PHASES, Obj, Resources,  # noqa: F401
+                       container_requests, is_sidecar, is_terminal, pod_requests,
+                       resource_list)
 
-Obj = dict[str, Any]
-Resources = dict[str, int]
-
-CPU, MEMORY, PODS = "cpu", "memory", "pods"
 # Kubernetes' defaults for containers without requests, used by scoring only
 # (pkg/scheduler/util: DefaultMilliCPURequest, DefaultMemoryRequest).
 DEFAULT_MILLI_CPU_REQUEST = 100
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
-TERMINAL_PHASES = ("Succeeded", "Failed")
-
-
-def amount(resource: str, value: Any) -> int:
-    """One quantity as an integer in the unit described above; 0 when unparsable."""
-    try:
-        q = parse_quantity(value)
-    except QuantityError:
-        return 0
-    if resource == CPU:
-        q = q * 1000
-    return max(0, math.ceil(q))
-
-
-def resource_list(values: Mapping[str, Any] | None) -> Resources:
-    """A ``ResourceList`` (``{"cpu": "500m"}``) as integers."""
-    return {name: amount(name, value) for name, value in (values or {}).items()}
-
-
-def add_into(total: Resources, more: Mapping[str, int]) -> None:
-    for name, value in more.items():
-        total[name] = total.get(name, 0) + value
-
-
-def max_into(total: Resources, other: Mapping[str, int]) -> None:
-    for name, value in other.items():
-        total[name] = max(total.get(name, 0), value)
-
-
-def container_requests(container: Obj) -> Resources:
-    """A container's requests; a resource with only a limit requests the limit (as the
-    API server's defaulting would have set it)."""
-    resources = container.get("resources") or {}
-    out = resource_list(resources.get("limits"))
-    out.update(resource_list(resources.get("requests")))
-    return out
-
-
-def _is_sidecar(container: Obj) -> bool:
-    return container.get("restartPolicy") == "Always"
-
-
-def pod_requests(pod: Obj) -> Resources:
-    """The pod's effective request (Kubernetes ``PodRequests``): the larger of the sum of
-    app containers + sidecars and, for each init container, its request plus the sidecars
-    started before it; plus ``spec.overhead``."""
-    spec = pod.get("spec") or {}
-    total: Resources = {}
-    for container in spec.get("containers") or []:
-        add_into(total, container_requests(container))
-    sidecars: Resources = {}
-    init_peak: Resources = {}
-    for container in spec.get("initContainers") or []:
-        requests = container_requests(container)
-        if _is_sidecar(container):
-            add_into(sidecars, requests)
-            max_into(init_peak, sidecars)
-        else:
-            step = dict(sidecars)
-            add_into(step, requests)
-            max_into(init_peak, step)
-    add_into(total, sidecars)
-    max_into(total, init_peak)
-    add_into(total, resource_list(spec.get("overhead")))
-    return {name: value for name, value in total.items() if value}
 
 
 def non_zero_requests(pod: Obj) -> tuple[int, int]:
@@ -112,7 +44,7 @@ def host_ports(pod: Obj) -> list[HostPort]:
     to 0.0.0.0 and protocol to TCP."""
     spec = pod.get("spec") or {}
     containers = list(spec.get("containers") or [])
-    containers += [c for c in spec.get("initContainers") or [] if _is_sidecar(c)]
+    containers += [c for c in spec.get("initContainers") or [] if is_sidecar(c)]
     out: list[HostPort] = []
     for container in containers:
         for port in container.get("ports") or []:
@@ -150,10 +82,6 @@ def pod_uid(pod: Obj) -> str:
 
 def node_name_of(pod: Obj) -> str:
     return (pod.get("spec") or {}).get("nodeName") or ""
-
-
-def is_terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
 
 
 def controller_uid(pod: Obj) -> str:

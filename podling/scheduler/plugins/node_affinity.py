@@ -13,8 +13,7 @@ Matching rules (Kubernetes ``nodeaffinity`` helpers):
 
 from __future__ import annotations
 
-from typing import Mapping
-
+from ...api import fit
 from ..framework import CycleState, NodeInfo, Status, default_normalize
 from ..podutil import Obj
 
@@ -22,63 +21,17 @@ NAME = "NodeAffinity"
 REASON = "node(s) didn't match Pod's node affinity/selector"
 
 
-def _int(text: str) -> int | None:
-    try:
-        return int(text)
-    except (TypeError, ValueError):
-        return None
-
-
-def requirement_matches(req: Obj, labels: Mapping[str, str]) -> bool:
-    """One NodeSelectorRequirement against a label (or field) set."""
-    key, op = req.get("key") or "", req.get("operator") or ""
-    values = [str(v) for v in req.get("values") or []]
-    present = key in labels
-    if op == "In":
-        return present and labels[key] in values
-    if op == "NotIn":
-        return not present or labels[key] not in values
-    if op == "Exists":
-        return present
-    if op == "DoesNotExist":
-        return not present
-    if op in ("Gt", "Lt"):
-        if len(values) != 1 or not present:
-            return False
-        have, want = _int(labels[key]), _int(values[0])
-        if have is None or want is None:
-            return False
-        return have > want if op == "Gt" else have < want
-    return False
-
-
 def term_matches(term: Obj, node: NodeInfo) -> bool:
-    """A NodeSelectorTerm: all expressions on labels and all fields must match."""
-    expressions = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    if not expressions and not fields:
-        return False
-    if not all(requirement_matches(r, node.labels) for r in expressions):
-        return False
-    field_set = {"metadata.name": node.name}
-    return all(r.get("key") == "metadata.name" and r.get("operator") in ("In", "NotIn")
-               and requirement_matches(r, field_set) for r in fields)
-
-
-def node_affinity(pod: Obj) -> Obj:
-    return ((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}
+    """A NodeSelectorTerm against the node's labels and name (see :mod:`podling.api.fit`)."""
+    return fit.term_matches(term, node.labels, node.name)
 
 
 def matches_selector(pod: Obj, node: NodeInfo) -> bool:
-    selector = (pod.get("spec") or {}).get("nodeSelector") or {}
-    return all(node.labels.get(k) == v for k, v in selector.items())
+    return fit.matches_node_selector(pod, node.labels)
 
 
 def matches_required(pod: Obj, node: NodeInfo) -> bool:
-    required = node_affinity(pod).get("requiredDuringSchedulingIgnoredDuringExecution")
-    if required is None:
-        return True
-    return any(term_matches(term, node) for term in required.get("nodeSelectorTerms") or [])
+    return fit.matches_required_affinity(pod, node.labels, node.name)
 
 
 def fits(pod: Obj, node: NodeInfo) -> Status | None:
@@ -90,7 +43,7 @@ def fits(pod: Obj, node: NodeInfo) -> Status | None:
 
 def preferred_score(pod: Obj, node: NodeInfo) -> int:
     """The sum of the weights of the preferred terms the node matches."""
-    terms = node_affinity(pod).get("preferredDuringSchedulingIgnoredDuringExecution") or []
+    terms = fit.node_affinity(pod).get("preferredDuringSchedulingIgnoredDuringExecution") or []
     return sum(int(t.get("weight") or 0) for t in terms
                if t.get("weight") and term_matches(t.get("preference") or {}, node))
 
