@@ -104,11 +104,15 @@ class PodSyncer:
             for sandbox in sandboxes:
                 if sandbox.state == SandboxState.READY:
                     await self._stop_sandbox(pod, sandbox)
-        if actions.create_sandbox or not actions.kill_pod:
+        starts = actions.create_sandbox or actions.next_init_container is not None \
+            or bool(actions.containers_to_start)
+        if starts:  # volumes and pod files are (re)made only when something starts
             ctx = await self._sandbox(pod, actions, sandboxes, waiting)
             if ctx is not None:
                 await self._start_containers(pod, actions, ctx, waiting)
-        await self._report(pod, waiting)
+        acted = starts or actions.kill_pod or bool(actions.containers_to_kill
+                                                   or actions.kill_sandboxes)
+        await self._report(pod, waiting, None if acted else (sandboxes, containers))
         return actions.requeue_after or self.config.resync_seconds
 
     async def _admit(self, pod: dict[str, Any], has_sandbox: bool) -> float | None:
@@ -158,9 +162,11 @@ class PodSyncer:
         containers = await self.runtime.list_containers(labels={labels.POD_UID: uid})
         return sandboxes, containers
 
-    async def _report(self, pod: dict[str, Any], waiting: dict) -> None:
+    async def _report(self, pod: dict[str, Any], waiting: dict,
+                      observed: tuple[list, list] | None = None) -> None:
+        """Write the pod's status from ``observed`` runtime state (listed afresh if None)."""
         uid = pod["metadata"]["uid"]
-        sandboxes, containers = await self._observe(uid)
+        sandboxes, containers = observed or await self._observe(uid)
         containers = await asyncio.to_thread(with_messages, self.pod_dir(pod), pod, containers)
         live = [s for s in sandboxes if s.state == SandboxState.READY]
         status = pod_status(pod, live or sandboxes, containers, now=time.time(), waiting=waiting,
