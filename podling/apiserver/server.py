@@ -6,7 +6,6 @@ shuts down cleanly (controllers, open watches, listener, storage).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import ssl

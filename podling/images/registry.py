@@ -34,8 +34,7 @@ from yarl import URL
 
 from podling.images.config import Endpoint, RegistriesConfig
 from podling.images.credentials import DockerConfig, credentials_for
-from podling.images.errors import (DigestMismatch, ImageError, ManifestNotFound,
-                                   NoMatchingPlatform, RegistryError, RegistryUnauthorized)
+from podling.images.errors import DigestMismatch, ImageError, NoMatchingPlatform, RegistryError
 from podling.images.interface import ProgressCallback, PullProgress, RegistryAuth
 from podling.images.platforms import (ACCEPT_MANIFESTS, DOCKER_SCHEMA1, INDEX_TYPES,
                                       MANIFEST_TYPES, Platform, host_platform, media_type_of,

@@ -11,7 +11,7 @@ import datetime as dt
 import secrets
 import uuid
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from ...api import errors
 from ...api.resources import Resource

@@ -10,7 +10,6 @@ its tests; the teardown asserts that nothing is left on the host.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
 import signal
