@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="changes kept for resuming watches; older resourceVersions get 410")
     server.add_argument("--watch-bookmark-interval", type=float, default=10.0,
                         help="seconds between BOOKMARK events on idle watches that allow them")
+    server.add_argument("--purge", action="store_true",
+                        help="remove everything podling made on this host for the local node "
+                        "(as `podling purge`) and exit")
     server.add_argument("--cluster-cidr", default="10.42.0.0/16", type=_cidr,
                         help="pod network of the cluster; each node gets a /24 of it")
     server.add_argument("--disable-scheduler", action="store_true",
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "agent":
         return _run_agent_command(args)
-    if args.command == "purge":
+    if args.command == "purge" or (args.command == "server" and args.purge):
         return _run_purge(args)
     if args.command == "image":
         logging.basicConfig(level=os.environ.get("PODLING_LOG_LEVEL", "WARNING").upper(),
@@ -178,7 +181,7 @@ def parse_labels(text: str) -> dict[str, str]:
 def _run_purge(args: argparse.Namespace) -> int:
     config = AgentConfig(server_url="", token="", ca_file="", data_dir=args.data_dir,
                          **_agent_overrides(args))
-    problems = asyncio.run(purge(config, everything=args.all))
+    problems = asyncio.run(purge(config, everything=getattr(args, "all", False)))
     for problem in problems:
         print(f"podling purge: {problem}", file=sys.stderr)
     return 1 if problems else 0

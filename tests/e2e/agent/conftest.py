@@ -142,8 +142,8 @@ def cluster(tmp_path_factory, demo_registry, e2e_start_server):
                         "--timeout=60s", check=False, timeout=90)
         server.kill()
         purge = subprocess.run(
-            [sys.executable, "-m", "podling", "purge", "--data-dir", data_dir, "--run-dir",
-             run_dir, "--node-name", node, "--bridge-name", bridge],
+            [sys.executable, "-m", "podling", "server", "--purge", "--data-dir", data_dir,
+             "--run-dir", run_dir, "--node-name", node, "--bridge-name", bridge],
             cwd=REPO, capture_output=True, text=True, timeout=120)
         left = _leftovers(cluster)
         assert purge.returncode == 0 and not left, (purge.stderr, left)
