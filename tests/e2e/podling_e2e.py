@@ -146,3 +146,39 @@ def wait_for(condition, timeout: float = 30.0, interval: float = 0.2, message: s
         if time.monotonic() > deadline:
             raise AssertionError(message or f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def runc_list(run_dir: str) -> list[str]:
+    """IDs of the runc containers of a node's runtime (without creating runc's root, which
+    `runc list` would do)."""
+    root = os.path.join(run_dir, "runtime", "runc")
+    if not os.path.isdir(root):
+        return []
+    out = subprocess.run(["runc", "--root", root, "list", "-q"], capture_output=True,
+                         text=True, timeout=10)
+    return out.stdout.split()
+
+
+def node_leftovers(node: str, *, data_dir: str, run_dir: str, bridge: str) -> list[str]:
+    """What a purged node left on the host: runc containers, mounts, its run dir, bridge,
+    iptables rules tagged with its network, processes; an empty list when clean."""
+    problems = []
+    if runc_list(run_dir):
+        problems.append(f"{node}: runc containers {runc_list(run_dir)}")
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if data_dir in line or run_dir in line]
+    if mounts:
+        problems.append(f"{node}: mounts {mounts}")
+    if os.path.exists(run_dir):
+        problems.append(f"{node}: {run_dir} still exists")
+    if subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0:
+        problems.append(f"{node}: bridge {bridge}")
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    tagged = [r for r in rules.splitlines() if f"podling-{bridge}" in r]
+    if tagged:
+        problems.append(f"{node}: iptables {tagged[:3]}")
+    procs = subprocess.run(["pgrep", "-af", run_dir], capture_output=True, text=True)
+    alive = [p for p in procs.stdout.splitlines() if "pgrep" not in p]
+    if alive:
+        problems.append(f"{node}: processes {alive[:3]}")
+    return problems

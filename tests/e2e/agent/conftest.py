@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from podling_e2e import node_leftovers, runc_list
+
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -87,35 +89,11 @@ class Cluster:
         return self.kubectl("apply", "-f", "-", input=manifest)
 
     def runc_list(self) -> list[str]:
-        out = subprocess.run(["runc", "--root", os.path.join(self.run_dir, "runtime", "runc"),
-                              "list", "-q"], capture_output=True, text=True, timeout=10)
-        return out.stdout.split()
+        return runc_list(self.run_dir)
 
     def log(self) -> str:
         with open(self.log_path) as f:
             return f.read()
-
-
-def _leftovers(cluster: Cluster) -> list[str]:
-    problems = []
-    if cluster.runc_list():
-        problems.append(f"runc containers: {cluster.runc_list()}")
-    with open("/proc/self/mountinfo") as f:
-        mounts = [line.split()[4] for line in f if cluster.data_dir in line
-                  or cluster.run_dir in line]
-    if mounts:
-        problems.append(f"mounts: {mounts}")
-    if subprocess.run(["ip", "link", "show", cluster.bridge], capture_output=True).returncode == 0:
-        problems.append(f"bridge {cluster.bridge}")
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    tagged = [r for r in rules.splitlines() if f"podling-{cluster.node}" in r]
-    if tagged:
-        problems.append(f"iptables: {tagged[:3]}")
-    procs = subprocess.run(["pgrep", "-af", cluster.run_dir], capture_output=True, text=True)
-    alive = [p for p in procs.stdout.splitlines() if "pgrep" not in p]
-    if alive:
-        problems.append(f"processes: {alive[:3]}")
-    return problems
 
 
 @pytest.fixture(scope="module")
@@ -145,5 +123,5 @@ def cluster(tmp_path_factory, demo_registry, e2e_start_server):
             [sys.executable, "-m", "podling", "server", "--purge", "--data-dir", data_dir,
              "--run-dir", run_dir, "--node-name", node, "--bridge-name", bridge],
             cwd=REPO, capture_output=True, text=True, timeout=120)
-        left = _leftovers(cluster)
+        left = node_leftovers(node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
         assert purge.returncode == 0 and not left, (purge.stderr, left)

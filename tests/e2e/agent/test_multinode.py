@@ -21,6 +21,7 @@ import time
 
 import pytest
 from kubectl_util import get_json, is_gone, unique, wait_until
+from podling_e2e import node_leftovers, runc_list
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -72,35 +73,15 @@ class Node:
                 self.process.wait(10)
 
     def runc_list(self) -> list[str]:
-        out = subprocess.run(["runc", "--root", os.path.join(self.run_dir, "runtime", "runc"),
-                              "list", "-q"], capture_output=True, text=True, timeout=10)
-        return out.stdout.split()
+        return runc_list(self.run_dir)
 
     def purge(self) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "podling", "purge", *self.flags()],
                               cwd=REPO, capture_output=True, text=True, timeout=120)
 
     def leftovers(self) -> list[str]:
-        problems = []
-        if self.runc_list():
-            problems.append(f"{self.name}: runc containers {self.runc_list()}")
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split()[4] for line in f
-                      if self.data_dir in line or self.run_dir in line]
-        if mounts:
-            problems.append(f"{self.name}: mounts {mounts}")
-        if subprocess.run(["ip", "link", "show", self.bridge],
-                          capture_output=True).returncode == 0:
-            problems.append(f"{self.name}: bridge {self.bridge}")
-        rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-        tagged = [r for r in rules.splitlines() if f"podling-{self.name}" in r]
-        if tagged:
-            problems.append(f"{self.name}: iptables {tagged[:3]}")
-        procs = subprocess.run(["pgrep", "-af", self.run_dir], capture_output=True, text=True)
-        alive = [p for p in procs.stdout.splitlines() if "pgrep" not in p]
-        if alive:
-            problems.append(f"{self.name}: processes {alive[:3]}")
-        return problems
+        return node_leftovers(self.name, data_dir=self.data_dir, run_dir=self.run_dir,
+                              bridge=self.bridge)
 
 
 class Multi:
