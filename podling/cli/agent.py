@@ -38,6 +38,12 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", name)
 
 
+def network_name(config: AgentConfig) -> str:
+    """The node's CNI network (it tags the node's iptables rules): named after its bridge,
+    which is unique on a host even when two clusters use the same node names."""
+    return f"podling-{_safe(config.bridge_name)}"
+
+
 def build_parts(config: AgentConfig) -> AgentParts:
     """The real implementations, each with state private to this node."""
     runtime = OciRuntime(OciRuntimeConfig(root=config.runtime_root,
@@ -48,7 +54,7 @@ def build_parts(config: AgentConfig) -> AgentParts:
     def network_for_cidr(cidr: str) -> CniNetwork:
         return CniNetwork(CniConfig(state_dir=config.cni_state_dir, pod_cidr=cidr,
                                     bridge_name=config.bridge_name,
-                                    network_name=f"podling-{_safe(config.node_name)}"[:60]))
+                                    network_name=network_name(config)))
 
     return AgentParts(runtime=runtime, images=images, rootfs=rootfs,
                       network_for_cidr=network_for_cidr, runtime_version=_runc_version())

@@ -18,7 +18,7 @@ from ..images.snapshots import mounts_under
 from ..network.cni import CniNetwork
 from ..network.cni_config import CniConfig
 from ..runtime.oci import purge as purge_runtime
-from .agent import _safe
+from .agent import network_name
 
 MNT_DETACH = 2
 
@@ -35,7 +35,7 @@ async def purge(config: AgentConfig, *, everything: bool = False) -> list[str]:
     problems = list(await purge_runtime(config.runtime_root))
     cni_dir = config.cni_state_dir
     network = CniNetwork(CniConfig(state_dir=cni_dir, bridge_name=config.bridge_name,
-                                   network_name=f"podling-{_safe(config.node_name)}"[:60]))
+                                   network_name=network_name(config)))
     await network.purge()
     agent_dir = os.path.join(config.data_dir, "agent")
     for root in (agent_dir, os.path.join(config.data_dir, "images")):
