@@ -59,20 +59,25 @@ def validate_label_selector(selector: Any, path: str) -> list[Cause]:
     for i, req in enumerate(dicts(selector.get("matchExpressions"))):
         req_path = index(child(path, "matchExpressions"), i)
         operator, values = as_str(req.get("operator")), as_list(req.get("values"))
-        if operator in ("In", "NotIn"):
-            if not values:
-                errs.append(required(child(req_path, "values"),
-                                     "must be specified when `operator` is 'In' or 'NotIn'"))
-        elif operator in ("Exists", "DoesNotExist"):
-            if values:
-                errs.append(forbidden(child(req_path, "values"), "may not be specified when "
-                                      "`operator` is 'Exists' or 'DoesNotExist'"))
-        else:
-            errs.append(invalid(child(req_path, "operator"), operator,
-                                "not a valid selector operator"))
+        set_errs = _set_operator_values(operator, values, req_path)
+        errs += set_errs if set_errs is not None else [
+            invalid(child(req_path, "operator"), operator, "not a valid selector operator")]
         errs += validate_label_name(as_str(req.get("key")), child(req_path, "key"))
         errs += _label_values(values, child(req_path, "values"))
     return errs
+
+
+def _set_operator_values(operator: str, values: list[Any], path: str) -> list[Cause] | None:
+    """The ``values`` rules of the set operators (In / NotIn need values, Exists /
+    DoesNotExist forbid them), shared by label and node selectors; None for another
+    operator."""
+    if operator in ("In", "NotIn"):
+        return [] if values else [required(
+            child(path, "values"), "must be specified when `operator` is 'In' or 'NotIn'")]
+    if operator in ("Exists", "DoesNotExist"):
+        return [forbidden(child(path, "values"), "may not be specified when `operator` is "
+                          "'Exists' or 'DoesNotExist'")] if values else []
+    return None
 
 
 def _label_values(values: list[Any], path: str) -> list[Cause]:
@@ -86,21 +91,13 @@ def _label_values(values: list[Any], path: str) -> list[Cause]:
 def _node_selector_requirement(req: dict[str, Any], path: str, *,
                                check_values: bool) -> list[Cause]:
     operator, values = as_str(req.get("operator")), as_list(req.get("values"))
-    errs: list[Cause] = []
-    if operator in ("In", "NotIn"):
-        if not values:
-            errs.append(required(child(path, "values"),
-                                 "must be specified when `operator` is 'In' or 'NotIn'"))
-    elif operator in ("Exists", "DoesNotExist"):
-        if values:
-            errs.append(forbidden(child(path, "values"), "may not be specified when "
-                                  "`operator` is 'Exists' or 'DoesNotExist'"))
-    elif operator in ("Gt", "Lt"):
-        if len(values) != 1:
-            errs.append(required(child(path, "values"), "must be specified single value when "
-                                 "`operator` is 'Lt' or 'Gt'"))
-    else:
-        errs.append(invalid(child(path, "operator"), operator, "not a valid selector operator"))
+    errs = _set_operator_values(operator, values, path)
+    if errs is None and operator in ("Gt", "Lt"):
+        errs = [] if len(values) == 1 else [required(
+            child(path, "values"), "must be specified single value when `operator` is 'Lt' "
+            "or 'Gt'")]
+    if errs is None:
+        errs = [invalid(child(path, "operator"), operator, "not a valid selector operator")]
     errs += validate_label_name(as_str(req.get("key")), child(path, "key"))
     if check_values:
         errs += _label_values(values, child(path, "values"))
