@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..api.resources import NODES
+from ..api.resources import NODE_API_ANNOTATION, NODES
 from ..client import ApiClient, Informer
 from ..images.interface import ImageService, RootfsService
 from ..network.interface import NetworkPlugin
@@ -33,7 +33,6 @@ from .sync import PodSyncer
 
 log = logging.getLogger(__name__)
 REGISTER_RETRY_SECONDS = 2.0
-NODE_API_ANNOTATION = "podling.io/node-api"  # where the API server reaches this node
 
 
 @dataclass

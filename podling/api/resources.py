@@ -48,6 +48,9 @@ class Resource:
         return self.kind + "List"
 
 
+#: on a Node: where the API server reaches that node's API (``https://host:port``), e.g. logs
+NODE_API_ANNOTATION = "podling.io/node-api"
+
 _STATUS = ("get", "patch", "update")
 
 PODS = Resource("", "v1", "pods", "pod", "Pod", True, schema.POD,

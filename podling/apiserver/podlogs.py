@@ -13,9 +13,9 @@ import aiohttp
 from aiohttp import web
 
 from ..api import errors
+from ..api.resources import NODE_API_ANNOTATION
 from .registry.store import RegistryStore
 
-NODE_API_ANNOTATION = "podling.io/node-api"
 LOG_PARAMS = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "limitBytes")
 
 
