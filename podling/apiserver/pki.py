@@ -7,7 +7,6 @@ P-256 (fast to generate, accepted by kubectl and the Python client).
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 import secrets
 import socket
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..util.certs import subject_alt_names
 from ..util.files import atomic_write
 
 CLUSTER = "podling"
@@ -85,16 +85,6 @@ def _write_ca(cert_path: str, key_path: str) -> None:
     atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
-def _san(hosts: list[str]) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = []
-    for host in sorted(set(hosts)):
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    return names
-
-
 def _cert_covers(cert_path: str, hosts: list[str]) -> bool:
     if not os.path.exists(cert_path):
         return False
@@ -102,8 +92,8 @@ def _cert_covers(cert_path: str, hosts: list[str]) -> bool:
         cert = x509.load_pem_x509_certificate(f.read())
     present = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     expires = cert.not_valid_after_utc
-    return set(_san(hosts)) <= present and expires > dt.datetime.now(dt.timezone.utc) + \
-        dt.timedelta(days=30)
+    fresh = expires > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)
+    return fresh and set(subject_alt_names(hosts)) <= present
 
 
 def _write_serving(ca_cert_path: str, ca_key_path: str, cert_path: str, key_path: str,
@@ -117,7 +107,7 @@ def _write_serving(ca_cert_path: str, ca_key_path: str, cert_path: str, key_path
     builder = _validity(x509.CertificateBuilder(), 825).subject_name(subject) \
         .issuer_name(ca_cert.subject).public_key(key.public_key()) \
         .serial_number(x509.random_serial_number()) \
-        .add_extension(x509.SubjectAlternativeName(_san(hosts)), critical=False) \
+        .add_extension(x509.SubjectAlternativeName(subject_alt_names(hosts)), critical=False) \
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     atomic_write(key_path, _pem_key(key), 0o600)

@@ -12,16 +12,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
+def subject_alt_names(hosts: list[str]) -> list[x509.GeneralName]:
+    """IP addresses and DNS names for a SubjectAlternativeName, sorted, without repeats."""
+    names: list[x509.GeneralName] = []
+    for host in sorted(set(hosts)):
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return names
+
+
 def self_signed(common_name: str, hosts: list[str], days: int = 365) -> tuple[bytes, bytes]:
     """(certificate PEM, private key PEM) valid for ``hosts`` (names or IP addresses)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    alt: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            alt.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            alt.append(x509.DNSName(host))
+    alt = subject_alt_names(hosts)
     now = dt.datetime.now(dt.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
