@@ -93,7 +93,8 @@ class ContainerManager:
             self._event(pod, "Warning", "Failed", f"Error: {exc}", name, init)
             return None  # the container is EXITED with StartError; the restart policy decides
         self._event(pod, "Normal", "Started", f"Started container {name}", name, init)
-        return await self._post_start(pod, container, cid, ctx, init)
+        return await self._post_start(pod, container, cid, ctx, init,
+                                      stop_signal=config.stop_signal)
 
     async def _config(self, pod: dict, container: dict, image: Image, restart_count: int,
                       ctx: PodContextInfo, init: bool):
@@ -129,7 +130,7 @@ class ContainerManager:
         return Mount(host_path=host, container_path=path)
 
     async def _post_start(self, pod: dict, container: dict, cid: str, ctx: PodContextInfo,
-                          init: bool) -> Waiting | None:
+                          init: bool, *, stop_signal: str) -> Waiting | None:
         hook = (container.get("lifecycle") or {}).get("postStart")
         if not hook:
             return None
@@ -143,7 +144,7 @@ class ContainerManager:
         self._event(pod, "Warning", "FailedPostStartHook", result.message, name, init)
         self._event(pod, "Normal", "Killing", "FailedPostStartHook", name, init)
         await self.runtime.stop_container(cid, lifecycle.MINIMUM_GRACE_SECONDS,
-                                          signal=_stop_signal_of_config(container))
+                                          signal=stop_signal)
         return "PostStartHookError", result.message
 
     async def stop(self, pod: dict[str, Any], status: ContainerStatus,
@@ -169,10 +170,6 @@ class ContainerManager:
             await self.runtime.stop_container(status.id, remaining, signal=signal)
         except RuntimeError_:
             pass  # gone already
-
-
-def _stop_signal_of_config(container: dict) -> str:
-    return ((container.get("lifecycle") or {}).get("stopSignal")) or "SIGTERM"
 
 
 def _pod_context(ctx: PodContextInfo) -> PodContext:
