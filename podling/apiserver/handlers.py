@@ -6,7 +6,6 @@ resource's registry store and answers JSON or a Table. Watches are in :mod:`.wat
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Callable
 
 from aiohttp import web
@@ -338,4 +337,4 @@ def apply_patch(kind: str, current: Obj, document: Any, resource: Resource) -> O
         raise errors.ApiError(code, "Invalid" if code == 422 else "BadRequest", str(exc)) from None
     if not isinstance(result, dict):
         raise errors.bad_request("the patch did not produce an object")
-    return copy.deepcopy(result) if result is current else result
+    return result  # the patch functions never hand back (or share) their input
