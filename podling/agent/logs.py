@@ -95,11 +95,13 @@ def render(records: list[str], options: LogOptions, now: dt.datetime) -> list[st
 async def read_logs(path: str, options: LogOptions, *,
                     running: "callable | None" = None) -> AsyncIterator[bytes]:
     """Yield the log as ``kubectl logs`` expects it; with ``follow``, keep yielding new
-    lines while ``running()`` says the container is still running."""
+    lines while ``running()`` says the container is still running. A file that the runtime
+    starts afresh (conmon's size cap truncates or re-creates it) is followed from its start."""
     now = dt.datetime.now(dt.timezone.utc)
     budget = options.limit_bytes
-    with open(path, encoding="utf-8", errors="replace") as f:
-        records = f.readlines()
+    f = open(path, "rb")
+    try:
+        records = [r.decode("utf-8", "replace") for r in f.readlines()]
         lines = render(records, options, now)
         if options.tail_lines is not None:
             lines = list(deque(lines, maxlen=max(options.tail_lines, 0)))
@@ -111,25 +113,41 @@ async def read_logs(path: str, options: LogOptions, *,
                 return
         if not options.follow:
             return
-        partial = ""
+        partial = b""
         while True:
             record = f.readline()
             if not record:
                 if running is not None and not await running():
                     return
+                if _started_afresh(path, f):
+                    f.close()
+                    f, partial = open(path, "rb"), b""
+                    continue
                 await asyncio.sleep(FOLLOW_POLL_SECONDS)
                 continue
-            if not record.endswith("\n"):
+            if not record.endswith(b"\n"):
                 partial += record
                 continue
-            for chunk in render([partial + record], LogOptions(timestamps=options.timestamps),
-                                now):
+            text = (partial + record).decode("utf-8", "replace")
+            for chunk in render([text], LogOptions(timestamps=options.timestamps), now):
                 data, budget = _limited(chunk.encode(), budget)
                 if data:
                     yield data
                 if budget == 0:
                     return
-            partial = ""
+            partial = b""
+    finally:
+        f.close()
+
+
+def _started_afresh(path: str, f) -> bool:
+    """True when ``path`` is now another file than ``f``, or was truncated below our offset."""
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(f.fileno())
+    return current.st_ino != mine.st_ino or current.st_size < f.tell()
 
 
 def _limited(data: bytes, budget: int | None) -> tuple[bytes, int | None]:
