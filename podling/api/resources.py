@@ -52,13 +52,19 @@ class Resource:
 NODE_API_ANNOTATION = "podling.io/node-api"
 
 _STATUS = ("get", "patch", "update")
+_CONNECT = ("create", "get")  # streaming subresources: a WebSocket GET or a SPDY POST
+#: subresources that upgrade the connection; a GET of one is authorized as ``create``
+STREAMING_SUBRESOURCES = ("exec", "attach", "portforward")
 
 PODS = Resource("", "v1", "pods", "pod", "Pod", True, schema.POD,
                 short_names=("po",), categories=("all",),
                 subresources=(Subresource("status", "Pod", _STATUS),
                               Subresource("binding", "Binding", ("create",)),
                               Subresource("eviction", "Eviction", ("create",), "policy", "v1"),
-                              Subresource("log", "Pod", ("get",))))
+                              Subresource("log", "Pod", ("get",)),
+                              Subresource("exec", "PodExecOptions", _CONNECT),
+                              Subresource("attach", "PodAttachOptions", _CONNECT),
+                              Subresource("portforward", "PodPortForwardOptions", _CONNECT)))
 NODES = Resource("", "v1", "nodes", "node", "Node", False, schema.NODE,
                  short_names=("no",), subresources=(Subresource("status", "Node", _STATUS),))
 NAMESPACES = Resource("", "v1", "namespaces", "namespace", "Namespace", False, schema.NAMESPACE,

@@ -23,6 +23,9 @@ from .podlogs import serve_pod_log
 from .registry.store import RegistryStore
 from .registry.strategies import SUBRESOURCES
 from .reviews import answer_access_review
+from .streaming.node import NodeDialer
+from .streaming.portforward import serve_port_forward
+from .streaming.remotecommand import serve_remote_command
 
 Obj = dict[str, Any]
 PATCH_TYPES = {
@@ -42,6 +45,7 @@ class ResourceHandlers:
         self.node_token = node_token  # what the server presents to a node's API (by node)
         self.watch_options = watch_options
         self.pod_cidrs = PodCidrAllocator(stores["nodes"], cluster_cidr)
+        self.dialer = NodeDialer(stores["pods"], stores["nodes"], node_token)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         info = requestinfo.parse(request.method, request.path, dict(request.query))
@@ -56,6 +60,12 @@ class ResourceHandlers:
         if info.subresource == "log":
             return await serve_pod_log(request, self.stores["pods"], self.stores["nodes"],
                                        info.namespace, info.name, self.node_token)
+        if info.subresource in ("exec", "attach"):
+            return await serve_remote_command(request, self.dialer, info.namespace or "",
+                                              info.name or "", info.subresource)
+        if info.subresource == "portforward":
+            return await serve_port_forward(request, self.dialer, info.namespace or "",
+                                            info.name or "")
         store = self.stores[info.resource.name]
         handler: Callable[..., Any] = getattr(self, "_" + info.verb)
         return await handler(request, info, store)

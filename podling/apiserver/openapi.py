@@ -77,6 +77,9 @@ _QUERY_PARAMS = {
     "get": (),
     "log": ("container", "follow", "insecureSkipTLSVerifyBackend", "limitBytes", "previous",
             "sinceSeconds", "tailLines", "timestamps"),
+    "exec": ("command", "container", "stderr", "stdin", "stdout", "tty"),
+    "attach": ("container", "stderr", "stdin", "stdout", "tty"),
+    "portforward": ("ports",),
 }
 
 
@@ -287,6 +290,8 @@ class _Ops:
         return params + [_param("pretty")]
 
     def _operation(self, verb: str, body: str, all_namespaces: bool) -> dict[str, Any]:
+        if self.sub in resources.STREAMING_SUBRESOURCES:
+            return self._connect_operation(verb)
         is_log = self.sub == "log"
         list_type = _type_of_kind(self.r.group, self.r.version, self.r.list_kind)
         response = list_type if verb == "list" and list_type else body
@@ -305,6 +310,25 @@ class _Ops:
         if request:
             op["requestBody"] = request
         return op
+
+    def _connect_operation(self, verb: str) -> dict[str, Any]:
+        """A streaming subresource: Kubernetes' ``connect`` action, answered by an upgrade."""
+        method = "Get" if verb == "get" else "Post"
+        return {
+            "tags": [_tag(self.r.group, self.r.version)],
+            "description": f"connect {method.upper()} requests to {self.sub} of {self.r.kind}",
+            "operationId": f"connect{self._group_version()}{method}Namespaced{self.r.kind}"
+                           f"{self.sub.capitalize()}",
+            "parameters": [_param(n) for n in _QUERY_PARAMS[self.sub]],
+            "responses": {"200": {"description": "OK", "content": {
+                "*/*": {"schema": {"type": "string"}}}}, "401": {"description": "Unauthorized"}},
+            "x-kubernetes-action": "connect",
+            "x-kubernetes-group-version-kind": dict(self.gvk),
+        }
+
+    def _group_version(self) -> str:
+        group = self.r.group.split(".", 1)[0].capitalize() or "Core"
+        return group + self.r.version.capitalize()
 
     def _operation_id(self, verb: str, all_namespaces: bool) -> str:
         group = self.r.group.split(".", 1)[0].capitalize() or "Core"

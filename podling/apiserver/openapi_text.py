@@ -35,7 +35,14 @@ PARAMETERS: dict[str, tuple[str, str]] = {
                            "immediately."),
     "propagationPolicy": ("string", "Orphan, Background or Foreground deletion of "
                           "dependents."),
-    "container": ("string", "Container whose log to read; optional for one-container pods."),
+    "container": ("string", "The container to read from or connect to; optional for "
+                  "one-container pods."),
+    "command": ("string", "The command to run in the container, one parameter per argument."),
+    "stdin": ("boolean", "Pass the client's standard input to the process."),
+    "stdout": ("boolean", "Return the process's standard output."),
+    "stderr": ("boolean", "Return the process's standard error (not with tty)."),
+    "tty": ("boolean", "Allocate a terminal; stderr is then part of stdout."),
+    "ports": ("integer", "The pod ports to forward (the Python client's WebSocket protocol)."),
     "follow": ("boolean", "Keep the stream open and send new log lines as they arrive."),
     "insecureSkipTLSVerifyBackend": ("boolean", "Accepted for compatibility."),
     "limitBytes": ("integer", "Stop after this many bytes of log."),

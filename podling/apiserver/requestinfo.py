@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..api import errors
-from ..api.resources import Resource, find
+from ..api.resources import STREAMING_SUBRESOURCES, Resource, find
 
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 
@@ -50,6 +50,8 @@ def parse(method: str, path: str, query: dict[str, str]) -> RequestInfo:
         raise _not_found()
     verb = _verb(method, name, watch_prefix or is_true(query.get("watch", "")))
     _check_verb(resource, namespace, subresource, verb)
+    if subresource in STREAMING_SUBRESOURCES:
+        verb = "create"  # Kubernetes authorizes a WebSocket GET like the POST it replaces
     return RequestInfo(resource, namespace, name, subresource, verb)
 
 

@@ -72,7 +72,8 @@ async def test_aggregated_core_discovery(client: TestClient, accept: str) -> Non
     assert pods["responseKind"] == {"group": "", "version": "v1", "kind": "Pod"}
     assert "watch" in pods["verbs"] and "deletecollection" in pods["verbs"]
     subresources = by_name(pods["subresources"], "subresource")
-    assert set(subresources) == {"status", "binding", "eviction", "log"}
+    assert set(subresources) == {"status", "binding", "eviction", "log", "exec", "attach",
+                                 "portforward"}
     assert subresources["binding"]["verbs"] == ["create"]
     assert subresources["binding"]["responseKind"]["kind"] == "Binding"
     assert subresources["status"]["verbs"] == ["get", "patch", "update"]
@@ -114,7 +115,8 @@ async def test_legacy_core_resource_list(client: TestClient) -> None:
     body = await get_json(client, "/api/v1")
     assert (body["kind"], body["groupVersion"]) == ("APIResourceList", "v1")
     resources = by_name(body["resources"], "name")
-    assert {"pods", "pods/status", "pods/binding", "pods/eviction", "pods/log", "nodes",
+    assert {"pods", "pods/status", "pods/binding", "pods/eviction", "pods/log", "pods/exec",
+            "pods/attach", "pods/portforward", "nodes",
             "nodes/status", "namespaces",
             "namespaces/status", "namespaces/finalize", "events", "bindings"} == set(resources)
     pods = resources["pods"]
@@ -191,7 +193,7 @@ async def test_missing_object_is_a_not_found_status(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("path", ["/api/v1/namespaces/default/widgets", "/nothing/here",
-                                  "/api/v1/namespaces/default/pods/web/exec"])
+                                  "/api/v1/namespaces/default/pods/web/proxy"])
 async def test_unknown_paths_are_a_not_found_status(client: TestClient, path: str) -> None:
     body = await get_json(client, path, status=404)
     assert (body["kind"], body["status"], body["reason"], body["code"]) == \

@@ -94,7 +94,7 @@ NOT_FOUND = [
     ("GET", "/apis/coordination.k8s.io/v1/pods"),  # right name, wrong group
     ("GET", "/api/v1/leases"),  # right name, wrong group
     ("GET", "/api/v1/namespaces/default/widgets"),
-    ("GET", "/api/v1/namespaces/default/pods/web/exec"),  # unknown subresource
+    ("GET", "/api/v1/namespaces/default/pods/web/proxy"),  # unknown subresource
     ("GET", "/api/v1/nodes/n1/binding"),  # a subresource of another resource
     ("GET", "/api/v1/namespaces/ns1/frobnicate"),
     ("GET", "/api/v1/namespaces/default/pods/web/status/extra"),

@@ -1,0 +1,103 @@
+"""Reaching a pod's node for a streaming session (docs/streaming.md §2).
+
+:class:`NodeDialer` checks what the API server checks before Kubernetes upgrades a request
+(the pod, its node, the container) and opens the node API's WebSocket with the node's
+credentials. Every refusal is an :class:`~podling.api.errors.ApiError` raised *before* the
+client's connection is upgraded, so clients see an ordinary ``Status``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import aiohttp
+
+from ...api import errors
+from ...api import remotecommand as rc
+from ..podlogs import node_api_url
+from ..registry.store import RegistryStore
+
+COMPLETED_PHASES = ("Succeeded", "Failed")
+CONNECT_TIMEOUT = 10.0
+
+
+def check_container(pod: dict[str, Any], wanted: str, action: str) -> str:
+    """The container a session targets (Kubernetes' messages when none or a wrong one is
+    named, or the pod has completed). ``action`` is ``exec`` or ``attach``."""
+    spec, name = pod.get("spec") or {}, pod["metadata"]["name"]
+    names = [c["name"] for c in spec.get("containers") or []]
+    others = [c["name"] for key in ("initContainers", "ephemeralContainers")
+              for c in spec.get(key) or []]
+    if not wanted:
+        if len(names) != 1:
+            raise errors.bad_request(f"a container name must be specified for pod {name}, "
+                                     f"choose one of: [{' '.join(names)}]")
+        wanted = names[0]
+    if wanted not in names + others:
+        raise errors.bad_request(f"container {wanted} is not valid for pod {name}")
+    phase = (pod.get("status") or {}).get("phase", "")
+    if phase in COMPLETED_PHASES:
+        verb = "exec into" if action == "exec" else "attach to"
+        raise errors.bad_request(f"cannot {verb} a container in a completed pod; current "
+                                 f"phase is {phase}")
+    return wanted
+
+
+class NodeDialer:
+    """Opens node API WebSockets; one HTTP client session, shared by every stream."""
+
+    def __init__(self, pods: RegistryStore, nodes: RegistryStore,
+                 token: str | Callable[[str], str]) -> None:
+        self.pods = pods
+        self.nodes = nodes
+        self._token = token
+        self._session: aiohttp.ClientSession | None = None
+
+    async def pod(self, namespace: str, name: str) -> dict[str, Any]:
+        """The pod (404 Status if missing; 400 if it is not on a node yet)."""
+        pod = await self.pods.get(namespace, name)
+        if not (pod.get("spec") or {}).get("nodeName"):
+            raise errors.bad_request(f"pod {name} does not have a host assigned")
+        return pod
+
+    async def connect(self, pod: dict[str, Any], path: str,
+                      params: Iterable[tuple[str, str]], protocol: str
+                      ) -> aiohttp.ClientWebSocketResponse:
+        """Open ``path`` on the pod's node as a WebSocket speaking ``protocol``."""
+        node_name = pod["spec"]["nodeName"]
+        node = await self.nodes.get(None, node_name)
+        token = self._token(node_name) if callable(self._token) else self._token
+        try:
+            ws = await self._client().ws_connect(
+                node_api_url(node) + path, params=list(params), protocols=(protocol,),
+                headers={"Authorization": f"Bearer {token}"}, ssl=False, max_msg_size=0,
+                autoping=True, autoclose=False, timeout=aiohttp.ClientWSTimeout(ws_close=5))
+        except aiohttp.WSServerHandshakeError as exc:
+            raise _refused(exc) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise errors.ApiError(503, "ServiceUnavailable",
+                                  f"the node {node_name} cannot be reached: {exc}") from None
+        if ws.protocol != protocol:
+            await ws.close()
+            raise errors.internal(f"the node {node_name} does not speak {protocol}")
+        return ws
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
+                connector=aiohttp.TCPConnector(limit=0))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _refused(exc: aiohttp.WSServerHandshakeError) -> errors.ApiError:
+    text = (exc.headers or {}).get(rc.NODE_ERROR_HEADER) or f"error dialing backend: {exc.message}"
+    if exc.status == 404:
+        return errors.ApiError(404, "NotFound", text)
+    if exc.status == 400:
+        return errors.bad_request(text)
+    return errors.ApiError(503, "ServiceUnavailable", text)
