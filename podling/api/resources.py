@@ -88,11 +88,27 @@ GROUP_VERSIONS: tuple[str, ...] = ("v1", "coordination.k8s.io/v1", "authorizatio
 
 def find(group: str, version: str, name: str) -> Resource | None:
     """The resource served at ``/{group}/{version}/{name}``, or None."""
-    for resource in RESOURCES:
+    for resource in RESOURCES + METRICS_RESOURCES:
         if (resource.group, resource.version, resource.name) == (group, version, name):
             return resource
     return None
 
 
 def in_group_version(group_version: str) -> list[Resource]:
-    return [r for r in RESOURCES if r.group_version == group_version]
+    return [r for r in RESOURCES + METRICS_RESOURCES if r.group_version == group_version]
+
+
+# metrics.k8s.io (``kubectl top``): computed from the nodes' stats by
+# podling.apiserver.metrics, never stored — kept out of RESOURCES (no registry store, no
+# OpenAPI document), but routed and listed in discovery like metrics-server's APIService.
+METRICS_GROUP = "metrics.k8s.io"
+POD_METRICS = Resource(METRICS_GROUP, "v1beta1", "pods", "", "PodMetrics", True,
+                       "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetrics",
+                       verbs=("get", "list"))
+NODE_METRICS = Resource(METRICS_GROUP, "v1beta1", "nodes", "", "NodeMetrics", False,
+                        "io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetrics",
+                        verbs=("get", "list"))
+METRICS_RESOURCES: tuple[Resource, ...] = (NODE_METRICS, POD_METRICS)
+
+#: every group version discovery lists (GROUP_VERSIONS: the stored ones, with OpenAPI)
+DISCOVERY_GROUP_VERSIONS: tuple[str, ...] = GROUP_VERSIONS + (f"{METRICS_GROUP}/v1beta1",)

@@ -62,7 +62,7 @@ def _group_name(group_version: str) -> str:
 @functools.cache
 def _aggregated(core: bool, version: str) -> dict[str, Any]:
     items = []
-    for group_version in resources.GROUP_VERSIONS:
+    for group_version in resources.DISCOVERY_GROUP_VERSIONS:
         if (group_version == "v1") != core:
             continue
         group = _group_name(group_version)
@@ -101,7 +101,7 @@ def _legacy_resource_list(group_version: str) -> dict[str, Any]:
 
 def _legacy_groups() -> dict[str, Any]:
     groups = []
-    for group_version in resources.GROUP_VERSIONS:
+    for group_version in resources.DISCOVERY_GROUP_VERSIONS:
         group = _group_name(group_version)
         if not group:
             continue
@@ -133,7 +133,7 @@ async def group_version(request: web.Request) -> web.Response:
     """GET /api/v1 and /apis/{group}/{version}: the legacy APIResourceList."""
     group, version = request.match_info.get("group", ""), request.match_info["version"]
     wanted = f"{group}/{version}" if group else version
-    if wanted not in resources.GROUP_VERSIONS:
+    if wanted not in resources.DISCOVERY_GROUP_VERSIONS:
         raise errors.ApiError(404, "NotFound", "the server could not find the requested resource",
                               {})
     return bodies.respond(_legacy_resource_list(wanted))

@@ -11,13 +11,14 @@ from typing import Any, Callable
 from aiohttp import web
 
 from ..api import errors, patch, protobuf, selectors, unimplemented
-from ..api.resources import BINDINGS, Resource
+from ..api.resources import BINDINGS, METRICS_GROUP, Resource
 from ..storage.interface import Preconditions
 from . import authz, bodies, encoding, requestinfo, watch
 from .auth import USER_KEY
 from .binding import bind_pod
 from .eviction import EVICTIONS, evict_pod
 from .listoptions import check_list_options
+from .metrics import MetricsApi
 from .podcidr import CLUSTER_CIDR, PodCidrAllocator
 from .podlogs import serve_pod_log
 from .registry.store import RegistryStore
@@ -46,6 +47,7 @@ class ResourceHandlers:
         self.watch_options = watch_options
         self.pod_cidrs = PodCidrAllocator(stores["nodes"], cluster_cidr)
         self.dialer = NodeDialer(stores["pods"], stores["nodes"], node_token)
+        self.metrics = MetricsApi(stores["pods"], stores["nodes"], node_token)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         info = requestinfo.parse(request.method, request.path, dict(request.query))
@@ -53,6 +55,8 @@ class ResourceHandlers:
         if info.resource.name == "selfsubjectaccessreviews":
             return await answer_access_review(request, self._authz_object)
         await self._authorize(request, info)
+        if info.resource.group == METRICS_GROUP:
+            return await self.metrics.serve(request, info)
         if info.resource.name == "bindings" or info.subresource == "binding":
             return await self._bind(request, info)
         if info.subresource == "eviction":

@@ -92,7 +92,7 @@ async def test_aggregated_v2beta1_is_answered_in_its_own_version(client: TestCli
 async def test_aggregated_group_discovery(client: TestClient) -> None:
     body = await get_json(client, "/apis", headers={"Accept": discovery.AGGREGATED_V2})
     groups = {item["metadata"]["name"]: item for item in body["items"]}
-    assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io"}
+    assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io"}
     [leases] = groups["coordination.k8s.io"]["versions"][0]["resources"]
     assert (leases["resource"], leases["scope"]) == ("leases", "Namespaced")
     assert leases["responseKind"] == {"group": "coordination.k8s.io", "version": "v1",
@@ -131,7 +131,7 @@ async def test_legacy_group_list(client: TestClient) -> None:
     body = await get_json(client, "/apis")
     assert body["kind"] == "APIGroupList"
     groups = by_name(body["groups"], "name")
-    assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io"}
+    assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io"}
     lease_group = groups["coordination.k8s.io"]
     assert lease_group["versions"] == [{"groupVersion": "coordination.k8s.io/v1",
                                         "version": "v1"}]
