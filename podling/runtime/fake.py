@@ -9,7 +9,13 @@ conformance suite runs against both), and adds test controls:
 * ``on_start`` — an optional hook ``(runtime, container_id, config)`` called after a start,
   e.g. to make a container exit right away;
 * ``exec_handler`` — ``(container_id, argv) -> ExecResult`` for ``exec_sync``;
-* ``ignore_term`` — container ids whose "process" ignores the stop signal (SIGKILL at timeout).
+* ``exec_process`` / ``attach_process`` — handlers playing the program behind ``exec`` /
+  ``attach`` sessions (fake_streams.py; default: ``exec_handler``'s result / quiet until the
+  container exits); ``sessions`` lists every session opened;
+* ``listen(sandbox_id, port, handler)`` — what ``port_forward`` connects to (other ports are
+  refused);
+* ``ignore_term`` — container ids whose "process" ignores the stop signal (SIGKILL at timeout);
+* ``set_stats(id, …)`` — the cgroup figures ``container_stats`` reports.
 
 Nothing sleeps for real except ``stop_container`` of an ``ignore_term`` container, which waits
 ``timeout`` seconds (use small timeouts in tests) unless the container exits first.
@@ -20,18 +26,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal as _signal
+import socket
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Awaitable, Callable
 
-from .interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, ContainerConfig,
-                        ContainerExit, ContainerNotFound, ContainerState, ContainerStatus,
-                        ExecResult, InvalidState, NamespaceMode, PodSandboxConfig,
-                        PodSandboxStatus, SandboxNotFound, SandboxNotReady, SandboxState,
-                        exit_reason, labels_match)
+from .fake_streams import FakeProcess, FakeSession, Handler
+from .interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, STDERR, STDOUT,
+                        ContainerConfig, ContainerExit, ContainerNotFound, ContainerState,
+                        ContainerStats, ContainerStatus, ExecResult, InvalidState, NamespaceMode,
+                        PodSandboxConfig, PodSandboxStatus, PortForwardError, SandboxNotFound,
+                        SandboxNotReady, SandboxState, exit_reason, labels_match)
 
 StartHook = Callable[["FakeRuntime", str, ContainerConfig], Awaitable[None] | None]
 ExecHandler = Callable[[str, list[str]], ExecResult]
+PortHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 @dataclass
@@ -82,6 +91,12 @@ class FakeRuntime:
         self._pids = itertools.count(1000)
         self._subscribers: list[asyncio.Queue[ContainerExit | None]] = []
         self._closed = False
+        self.exec_process: Handler = self._default_exec_process
+        self.attach_process: Handler | None = None
+        self.sessions: list[FakeSession] = []
+        self._listeners: dict[tuple[str, int], PortHandler] = {}
+        self._serving: set[asyncio.Task[None]] = set()
+        self._stats: dict[str, tuple[int, int, int]] = {}
 
     # -- test controls -----------------------------------------------------------------------
 
@@ -308,3 +323,79 @@ class FakeRuntime:
         """Force a state (e.g. UNKNOWN) to test the agent's handling of odd runtimes."""
         c = self._container(container_id)
         self._containers[container_id] = replace(c, state=state)
+
+    # -- stats -------------------------------------------------------------------------------
+
+    def set_stats(self, container_id: str, *, cpu_usage_core_nanoseconds: int = 0,
+                  memory_usage_bytes: int = 0,
+                  memory_working_set_bytes: int | None = None) -> None:
+        """What ``container_stats`` reports for the container from now on (its timestamp is
+        the clock at the call of ``container_stats``). Working set defaults to the usage."""
+        self._container(container_id)
+        working_set = memory_usage_bytes if memory_working_set_bytes is None \
+            else memory_working_set_bytes
+        self._stats[container_id] = (cpu_usage_core_nanoseconds, memory_usage_bytes,
+                                     working_set)
+
+    async def container_stats(self, container_id: str) -> ContainerStats:
+        self._enter("container_stats", container_id)
+        self._container(container_id)
+        cpu, usage, working_set = self._stats.get(container_id, (0, 0, 0))
+        return ContainerStats(container_id, self.clock(), cpu, usage, working_set)
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    def listen(self, sandbox_id: str, port: int, handler: PortHandler) -> None:
+        """``port_forward(sandbox_id, port)`` connects to ``handler(reader, writer)`` (called
+        once per connection, like an asyncio server callback)."""
+        self._listeners[(sandbox_id, port)] = handler
+
+    async def _default_exec_process(self, process: FakeProcess) -> int:
+        result = self.exec_handler(process.container_id, process.argv)
+        process.output(result.stdout, STDOUT)
+        process.output(result.stderr, STDERR)
+        return result.exit_code
+
+    def _running(self, container_id: str) -> _Container:
+        c = self._container(container_id)
+        if c.state is not ContainerState.RUNNING:
+            raise InvalidState(f"container {container_id} is not running")
+        return c
+
+    async def exec(self, container_id: str, argv: list[str], *, stdin: bool,
+                   tty: bool) -> FakeSession:
+        self._enter("exec", container_id, list(argv), stdin, tty)
+        self._running(container_id)
+        process = FakeProcess(container_id, argv, tty=tty, stdin=stdin)
+        session = FakeSession(process, self.exec_process)
+        self.sessions.append(session)
+        return session
+
+    async def attach(self, container_id: str, *, stdin: bool) -> FakeSession:
+        self._enter("attach", container_id, stdin)
+        c = self._running(container_id)
+
+        async def until_exit(process: FakeProcess) -> None:
+            await c.exited.wait()
+        process = FakeProcess(container_id, c.config.command, tty=c.config.tty,
+                              stdin=stdin and c.config.stdin)
+        session = FakeSession(process, self.attach_process or until_exit, attach=True)
+        self.sessions.append(session)
+        return session
+
+    async def port_forward(self, sandbox_id: str, port: int
+                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self._enter("port_forward", sandbox_id, port)
+        s = self._sandbox(sandbox_id)
+        handler = self._listeners.get((sandbox_id, port))
+        if handler is None or s.state is not SandboxState.READY:
+            raise PortForwardError(
+                f'failed to connect to localhost:{port} inside namespace "{sandbox_id}", '
+                f'IPv4: dial tcp4 127.0.0.1:{port}: connect: connection refused '
+                f'IPv6 dial tcp6 [::1]:{port}: connect: connection refused')
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=theirs)
+        task = asyncio.create_task(handler(reader, writer))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+        return await asyncio.open_connection(sock=ours)

@@ -35,6 +35,7 @@ methods for different objects concurrently.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Protocol, runtime_checkable
@@ -387,6 +388,30 @@ class RuntimeService(Protocol):
         ContainerNotFound, InvalidState (not running), ExecTimeout."""
         ...
 
+    async def exec(self, container_id: str, argv: list[str], *, stdin: bool,
+                   tty: bool) -> "ExecSession":
+        """Start ``argv`` in a RUNNING container (its environment, cwd and user) and return
+        the session streaming its stdio (docs/streaming.md §3). With ``tty`` the process gets
+        a terminal (stdout only; resize applies); without ``stdin`` writes are ignored and the
+        process reads EOF. A program that cannot be started is not an error here: the session
+        reports exit code 127 (not found) or 126 (permission denied) with the runtime's
+        message as output. The caller must ``close()`` the session (kills the process).
+        Raises ContainerNotFound, InvalidState (not running)."""
+        ...
+
+    async def attach(self, container_id: str, *, stdin: bool) -> "ExecSession":
+        """Attach to the stdio of a RUNNING container's main process (tty as the container
+        was created; stdin only if the container was created with ``stdin``). ``close()``
+        detaches; ``wait()`` returns None. Raises ContainerNotFound, InvalidState."""
+        ...
+
+    async def port_forward(self, sandbox_id: str, port: int
+                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection to localhost:``port`` inside the sandbox's network namespace
+        (IPv4, then IPv6; the host's for network NODE). The caller closes the writer.
+        Raises SandboxNotFound, PortForwardError (message for the user)."""
+        ...
+
     async def wait_container(self, container_id: str) -> ContainerStatus:
         """Return the status once the container is EXITED (immediately if it already is).
         Event-driven, never a polling loop. Raises ContainerNotFound."""
@@ -399,4 +424,76 @@ class RuntimeService(Protocol):
 
     async def close(self) -> None:
         """Release watchers and end ``exit_events`` iterators. Containers keep running."""
+        ...
+
+    async def container_stats(self, container_id: str) -> ContainerStats:
+        """Cumulative CPU time and current memory of the container's cgroup, read now (no
+        rate: callers keep the previous sample). Raises ContainerNotFound; a container
+        whose cgroup is gone (not running) reports zeros."""
+        ...
+
+
+# -- stats (kubectl top) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    """One sample of a container's cgroup. ``timestamp``: when it was read (epoch seconds).
+    Working set = usage − inactive file pages (clamped at 0), as the kubelet computes it."""
+
+    container_id: str
+    timestamp: float
+    cpu_usage_core_nanoseconds: int
+    memory_usage_bytes: int
+    memory_working_set_bytes: int
+
+
+# -- streaming (docs/streaming.md §3) --------------------------------------------------------
+
+STDOUT = 1
+STDERR = 2
+
+
+class PortForwardError(RuntimeError_):
+    """``port_forward`` could not connect; the message is shown to the user as is."""
+
+
+@runtime_checkable
+class ExecSession(Protocol):
+    """One exec'd process, or one attachment to a container's main process.
+
+    ``read`` and ``write`` may run concurrently (one reader task, one writer task); every
+    method may be cancelled. ``close`` may be called at any time, from any task, repeatedly::
+
+        exec:   running ──output ends──▶ read() → None ──▶ wait() → exit code ──▶ close()
+                   └──────────── close(): process killed and reaped ─────────────────┘
+        attach: attached ──container exits / close()──▶ read() → None, wait() → None
+    """
+
+    tty: bool
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next output chunk as (STDOUT | STDERR, data); None once all output ended
+        (and after ``close``). With a tty everything is STDOUT."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data`` to stdin (ignored without stdin or after ``close_stdin``)."""
+        ...
+
+    async def close_stdin(self) -> None:
+        """Half-close stdin: the process reads EOF (with a tty: an EOF character)."""
+        ...
+
+    async def resize(self, width: int, height: int) -> None:
+        """Set the terminal size (ignored without a tty)."""
+        ...
+
+    async def wait(self) -> int | None:
+        """exec: the process's exit code once it ended; attach: None once the session ended."""
+        ...
+
+    async def close(self) -> None:
+        """exec: kill and reap the process and free its resources; attach: detach (the
+        container keeps running). Idempotent."""
         ...
