@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, ContainerConfig,
                          ContainerNotFound, ContainerStartError, ContainerState,
-                         ContainerStatus, ExecResult, ExecTimeout, InvalidState,
+                         ContainerStatus, InvalidState,
                          RuntimeCommandError, SandboxNotFound, SandboxNotReady, labels_match)
 from . import bundle, conmon, proc, state
 from .names import new_id, signal_name
@@ -154,17 +154,6 @@ class ContainerOps:
         return [self._status(r) for r in records
                 if (sandbox_id is None or r.sandbox_id == sandbox_id)
                 and labels_match(r.config.labels, labels)]
-
-    async def exec_sync(self: "OciRuntime", container_id: str, argv: list[str],
-                        timeout: float) -> ExecResult:
-        record = self._record(container_id)
-        if self._status(record).state is not ContainerState.RUNNING:
-            raise InvalidState(f"container {container_id} is not running")
-        try:
-            done = await self.runc.exec(container_id, list(argv), timeout=timeout)
-        except proc.CommandTimeout as exc:
-            raise ExecTimeout(f"command {argv!r} timed out after {timeout:g}s") from exc
-        return ExecResult(done.returncode, done.stdout, done.stderr)
 
     async def wait_container(self: "OciRuntime", container_id: str) -> ContainerStatus:
         self._ensure_watching()

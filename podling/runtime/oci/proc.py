@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import fcntl
 import os
+import termios
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..interface import RuntimeCommandError
 
@@ -103,3 +106,74 @@ def pid_start_time(pid: int) -> int:
 def same_process(pid: int, start_time: int) -> bool:
     """True if ``pid`` is alive and is the process that had ``start_time``."""
     return pid_alive(pid) and (start_time == 0 or pid_start_time(pid) == start_time)
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid``'s living descendants (children first), from the ppid fields in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = list(children.get(pid, []))
+    while todo:
+        child = todo.pop(0)
+        found.append(child)
+        todo.extend(children.get(child, []))
+    return found
+
+
+def kill_tree(pid: int, start_time: int) -> None:
+    """SIGKILL ``pid`` and its descendants if ``pid`` is still the process that had
+    ``start_time`` (never a reused pid). Descendants are listed before anything is killed."""
+    if not same_process(pid, start_time):
+        return
+    for target in [pid, *descendants(pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, 9)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def boot_time() -> float:
+    """The boot time (epoch seconds) that /proc start times count from."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def child_setup(*, controlling_tty: bool = False) -> Callable[[], None]:
+    """A ``preexec_fn`` (for a child started with ``start_new_session=True``): the child gets
+    SIGKILL when the thread that spawned it dies (PR_SET_PDEATHSIG) and, with
+    ``controlling_tty``, makes its stdin (a terminal) its controlling terminal. Everything it
+    needs is loaded here, in the parent: the child only makes system calls."""
+    prctl = _libc().prctl
+
+    def setup() -> None:
+        prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0)
+        if controlling_tty:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    return setup
+
+
+_PR_SET_PDEATHSIG = 1
+_LIBC: Any = None
+
+
+def _libc() -> Any:
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC

@@ -1,18 +1,16 @@
 """An async wrapper of the runc CLI with its own ``--root`` and a deadline on every call.
 
-Only the subcommands podling needs: ``state``, ``start``, ``kill``, ``delete``, ``list``,
-``exec``. ``create`` is run by conmon (see conmon.py). Errors become RuntimeCommandError;
-"does not exist" answers become ``None`` / no-ops so callers can be idempotent.
+Only the subcommands podling needs: ``state``, ``start``, ``kill``, ``delete``, ``list``.
+``create`` is run by conmon (see conmon.py), ``exec`` by execs.py (a session, not a call).
+Errors become RuntimeCommandError; "does not exist" answers become ``None`` / no-ops so
+callers can be idempotent.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal as _signal
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,24 +104,3 @@ class Runc:
         rows = json.loads(done.stdout or b"null") or []
         return [RuncState(r["id"], r["status"], int(r.get("pid") or 0), r.get("bundle", ""))
                 for r in rows]
-
-    async def exec(self, cid: str, argv: list[str], *, timeout: float) -> proc.Completed:
-        """Run ``argv`` in the container (environment, cwd and user of its process).
-
-        On timeout (or cancellation) the runc child is killed and reaped, and the exec'd
-        process is SIGKILLed too (its pid comes from runc's pid file): nothing is left."""
-        with tempfile.TemporaryDirectory(prefix="podling-exec-") as tmp:
-            pid_file = os.path.join(tmp, "pid")
-            try:
-                return await proc.run(self.argv("exec", "--pid-file", pid_file, cid, *argv),
-                                      timeout=timeout)
-            except BaseException:
-                _kill_pid_file(pid_file)
-                raise
-
-
-def _kill_pid_file(path: str) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        with open(path) as f:
-            pid = int(f.read().strip())
-        os.kill(pid, _signal.SIGKILL)

@@ -2,8 +2,10 @@
 
 Construction checks the host (binaries, cgroup mode) and loads the on-disk records, so a new
 ``OciRuntime`` over an existing root (an agent restart) sees every sandbox and container that
-is still there — conmon, not Python, is the parent of the containers. Container methods live
-in ``containers.py``; this module holds the config, the shared plumbing and the sandbox methods.
+is still there — conmon, not Python, is the parent of the containers — and kills the exec'd
+processes an earlier process left (execs.py). Container methods live in ``containers.py``,
+exec / attach / port-forward in ``streaming.py``; this module holds the config, the shared
+plumbing and the sandbox methods.
 
 Concurrency: one asyncio lock per object id serialises operations on it; reads (status, list)
 take no lock and derive the state from records, exit files and /proc (see state.py).
@@ -23,15 +25,17 @@ from typing import Any, AsyncIterator, Mapping
 
 from podling.util.files import atomic_write
 
-from ..interface import (ContainerExit, PodSandboxConfig, PodSandboxStatus,
+from ..interface import (ContainerExit, ContainerStats, PodSandboxConfig, PodSandboxStatus,
                          RuntimeCommandError, RuntimeUnavailable, SandboxNotFound,
                          labels_match)
-from . import bundle, conmon, host, proc, sandbox, state
+from . import bundle, conmon, host, proc, sandbox, state, stats
 from .containers import ContainerOps
+from .execs import cleanup_leftovers
 from .names import new_id
 from .exits import ExitRecord, ExitWatcher, read_exit_file, write_exit_file
 from .runc import Runc
 from .store import SandboxRecord, Store
+from .streaming import StreamingOps
 
 
 @dataclass
@@ -55,7 +59,7 @@ class OciRuntimeConfig:
         default_factory=lambda: dict(bundle.DEFAULT_RLIMITS))
 
 
-class OciRuntime(ContainerOps):
+class OciRuntime(ContainerOps, StreamingOps):
     """RuntimeService implementation (see interface.py for the contracts)."""
 
     def __init__(self, config: OciRuntimeConfig) -> None:
@@ -72,6 +76,7 @@ class OciRuntime(ContainerOps):
         self.store.ensure_layout()
         self.store.write_settings({"runc": self.runc_path, "cgroup_root": config.cgroup_root})
         self.store.load()
+        cleanup_leftovers(self.store.path("execs"))  # execs of an earlier (crashed) process
         self.pause_rootfs = sandbox.ensure_pause_rootfs(self.root)
         self.exit_dir = self.store.path("exits")
         self.runc = Runc(self.runc_path, self.store.path("runc"),
@@ -226,6 +231,10 @@ class OciRuntime(ContainerOps):
 
     def _containers_of(self, sandbox_id: str) -> list[str]:
         return [c.id for c in self.store.containers.values() if c.sandbox_id == sandbox_id]
+
+    async def container_stats(self, container_id: str) -> ContainerStats:
+        """Read from the container's cgroup (stats.py); raises ContainerNotFound."""
+        return stats.container_stats(container_id, self._record(container_id).cgroups_path)
 
     # -- events and lifetime -----------------------------------------------------------------
 

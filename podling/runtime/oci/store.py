@@ -6,6 +6,7 @@ Layout under the runtime root::
     <root>/runc/                        runc --root
     <root>/exits/<id>                   conmon exit files
     <root>/sockets/                     conmon attach sockets
+    <root>/execs/<exec id>/             one running exec: exec.json, runc's pid file (execs.py)
     <root>/netns/<sandbox id>           named network namespaces (bind mounts)
     <root>/pause/rootfs/                the shared read-only root of every pause container
     <root>/sandboxes/<id>/sandbox.json  + config.json (bundle), shm/ (tmpfs), pause.log
@@ -126,7 +127,7 @@ class Store:
         return self.path("containers", cid)
 
     def ensure_layout(self) -> None:
-        for sub in ("runc", "exits", "sockets", "netns", "sandboxes", "containers"):
+        for sub in ("runc", "exits", "sockets", "netns", "sandboxes", "containers", "execs"):
             os.makedirs(self.path(sub), mode=0o711, exist_ok=True)
 
     # load / save

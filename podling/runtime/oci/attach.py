@@ -1,0 +1,126 @@
+"""attach: a connection to conmon's attach socket of a running container.
+
+conmon (2.1.x) listens on ``<bundle>/attach`` (also reachable as ``<socket dir>/<id>/attach``),
+an AF_UNIX SOCK_SEQPACKET socket. Each packet it sends is one output chunk of at most 8 KiB
+prefixed by one byte naming the pipe: 2 = stdout, 3 = stderr (conmon's stdpipe_t; a tty
+container's console is all stdout). Bytes we send are written to the container's stdin as
+they are; our end of file (shutdown SHUT_WR, or closing) makes conmon close the container's
+stdin unless it runs with ``--leave-stdin-open`` (the container is not ``stdin_once``).
+A socket path can exceed sun_path's 108 bytes, so we connect through ``/proc/self/fd/<n>``
+of an O_PATH descriptor of the socket file, as podman does.
+
+Resizing a tty container: one line ``"1 <height> <width>\\n"`` (message type 1 = resize)
+written to the ``ctl`` FIFO in the bundle directory; conmon resizes the console.
+
+    connect ──▶ attached ──conmon closes (container exited)──▶ read() → None
+                   └──────── close(): disconnect only; the container keeps running
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+
+from ..interface import STDERR, STDOUT
+from . import stdio
+
+PACKET_SIZE = 8192 + 1  # conmon's STDIO_BUF_SIZE + the pipe byte
+INPUT_CHUNK = 8192  # conmon reads input packets into a buffer of this order; never more
+_PIPES = {2: STDOUT, 3: STDERR}
+RESIZE_EVENT = 1
+
+
+def connect_socket(path: str) -> socket.socket:
+    """A non-blocking SEQPACKET connection to conmon's socket at ``path`` (any length)."""
+    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            sock.connect(f"/proc/self/fd/{fd}")
+        except BaseException:
+            sock.close()
+            raise
+    finally:
+        os.close(fd)
+    sock.setblocking(False)
+    return sock
+
+
+def resize_message(width: int, height: int) -> bytes:
+    return f"{RESIZE_EVENT} {height} {width}\n".encode()
+
+
+class ConmonAttach:
+    """The ExecSession of one attachment (see the module doc)."""
+
+    def __init__(self, sock: socket.socket, *, tty: bool, stdin: bool, ctl_path: str) -> None:
+        self.tty = tty
+        self._sock = sock
+        self._stdin = stdin
+        self._ctl_path = ctl_path
+        self._write_lock = asyncio.Lock()
+        self._ended = asyncio.Event()
+        self._closing: asyncio.Future[None] | None = None
+        self._output = stdio.Output()
+        self._output.add(self._pump)
+
+    async def _pump(self, emit: stdio.Emit) -> None:
+        try:
+            while packet := await stdio.read_fd(self._sock.fileno(), PACKET_SIZE):
+                stream = _PIPES.get(packet[0])
+                if stream is not None:
+                    await emit(stream, packet[1:])
+        finally:
+            self._ended.set()
+
+    async def read(self) -> tuple[int, bytes] | None:
+        return await self._output.get()
+
+    async def write(self, data: bytes) -> None:
+        async with self._write_lock:
+            if not self._stdin or self._closing is not None:
+                return
+            try:
+                for start in range(0, len(data), INPUT_CHUNK):
+                    await stdio.write_fd(self._sock.fileno(), data[start:start + INPUT_CHUNK])
+            except OSError:
+                self._stdin = False
+
+    async def close_stdin(self) -> None:
+        async with self._write_lock:
+            if self._stdin and self._closing is None:
+                self._stdin = False
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_WR)
+
+    async def resize(self, width: int, height: int) -> None:
+        if not self.tty or width <= 0 or height <= 0:
+            return
+        try:
+            fd = os.open(self._ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return  # conmon is gone: the container has exited
+        try:
+            with contextlib.suppress(BlockingIOError):
+                os.write(fd, resize_message(width, height))
+        finally:
+            os.close(fd)
+
+    async def wait(self) -> None:
+        await self._ended.wait()
+        return None
+
+    async def close(self) -> None:
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked write (EPIPE)
+        await self._output.stop()
+        self._ended.set()
+        async with self._write_lock:
+            self._sock.close()
