@@ -7,6 +7,7 @@ no runc containers, conmon processes, mounts, cgroups or directories.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -20,11 +21,12 @@ import pytest
 pytest.register_assert_rewrite("podling.runtime.testing.conformance")
 
 from podling.runtime.fake import FakeRuntime  # noqa: E402
-from podling.runtime.interface import (ContainerConfig, ContainerStartError,  # noqa: E402
-                                       ExecResult, NamespaceOptions, PodSandboxConfig,
-                                       RuntimeService)
-from podling.runtime.testing.conformance import (CHECKS, IGNORE_TERM, REAL_CHECKS,  # noqa: E402
-                                                 Check)
+from podling.runtime.fake_streams import FakeProcess  # noqa: E402
+from podling.runtime.interface import (STDERR, ContainerConfig,  # noqa: E402
+                                       ContainerStartError, ExecResult, NamespaceOptions,
+                                       PodSandboxConfig, RuntimeService)
+from podling.runtime.testing.conformance import (CHECKS, IGNORE_TERM, PONG,  # noqa: E402
+                                                 REAL_CHECKS, Check)
 from podling.runtime.testing.rootfs import build_busybox_rootfs, find_busybox  # noqa: E402
 
 
@@ -45,8 +47,9 @@ class FakeHarness:
         self.runtime: RuntimeService = FakeRuntime()
         fake = self.fake
         fake.on_start = self._on_start
-        fake.exec_handler = lambda cid, argv: ExecResult(
-            0, (" ".join(argv[1:]) + "\n").encode() if argv[:1] == ["echo"] else b"", b"")
+        fake.exec_handler = _fake_result
+        fake.exec_process = self._exec_process
+        fake.attach_process = self._attach_process
 
     @property
     def fake(self) -> FakeRuntime:
@@ -72,15 +75,89 @@ class FakeHarness:
         script = config.command[-1]
         if script == IGNORE_TERM:
             rt.ignore_term.add(cid)
+        if script == PONG:
+            rt.listen((await rt.container_status(cid)).sandbox_id, 8080, _pong)
         match = re.search(r"(?:^|; )exit (\d+)$", script)
         if match:
             rt.exit_container(cid, int(match.group(1)))
+
+    @staticmethod
+    async def _exec_process(p: FakeProcess) -> int:
+        """Emulate the streaming vocabulary of the conformance suite."""
+        if p.argv == ["cat"]:
+            while data := await p.read_stdin():
+                p.output(data)
+            return 0
+        if p.argv[:1] == ["sleep"]:
+            await asyncio.Event().wait()
+        if p.argv == ["sh"] and p.tty:
+            return await _fake_shell(p)
+        result = _fake_result(p.container_id, p.argv)
+        p.output(result.stdout)
+        p.output(result.stderr, STDERR)
+        return result.exit_code
+
+    @staticmethod
+    async def _attach_process(p: FakeProcess) -> int:
+        if p.argv == ["sh"] and p.tty:
+            return await _fake_shell(p)
+        await asyncio.Event().wait()
+        return 0
+
+    def exec_leftovers(self, marker: str) -> list[str]:
+        return [" ".join(s.process.argv) for s in self.fake.sessions
+                if s.running and marker in " ".join(s.process.argv)]
 
     async def reopen(self) -> RuntimeService:
         return self.runtime
 
     async def close(self) -> None:
         await self.runtime.close()
+
+
+def _fake_result(cid: str, argv: list[str]) -> ExecResult:
+    """What the fake "programs" print: echo, /nonexistent, sh -c 'echo …; exit N'."""
+    if argv[:1] == ["echo"]:
+        return ExecResult(0, (" ".join(argv[1:]) + "\n").encode(), b"")
+    if argv[:1] == ["/nonexistent"]:
+        return ExecResult(127, b"", b'exec failed: unable to start container process: exec: '
+                                    b'"/nonexistent": stat /nonexistent: no such file\n')
+    out, err, code = b"", b"", 0
+    for part in (argv[2].split("; ") if argv[:2] == ["sh", "-c"] else []):
+        if part.startswith("echo ") and part.endswith(" >&2"):
+            err += part[5:-4].encode() + b"\n"
+        elif part.startswith("echo "):
+            out += part[5:].encode() + b"\n"
+        elif part.startswith("exit "):
+            code = int(part[5:])
+    return ExecResult(code, out, err)
+
+
+async def _fake_shell(p: FakeProcess) -> int:
+    """An interactive sh on a terminal: echoes input; stty size, echo and exit."""
+    p.output(b"/ # ")
+    buffered = b""
+    while data := await p.read_stdin():
+        buffered += data
+        while b"\n" in buffered:
+            line, buffered = buffered.split(b"\n", 1)
+            p.output(line + b"\r\n")
+            command = line.decode().strip()
+            if command == "stty size":
+                width, height = p.size or (80, 24)
+                p.output(f"{height} {width}\r\n".encode())
+            elif command.startswith("echo "):
+                p.output(command[5:].encode() + b"\r\n")
+            elif command.startswith("exit"):
+                return int(command[4:] or 0)
+            p.output(b"/ # ")
+    return 0
+
+
+async def _pong(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"pong\n")
+    await writer.drain()
+    writer.close()
 
 
 # -- oci -----------------------------------------------------------------------------------
@@ -135,6 +212,20 @@ class OciHarness:
         await self.runtime.close()
         self.runtime = self._make()
         return self.runtime
+
+    def exec_leftovers(self, marker: str) -> list[str]:
+        found = [f"exec dir {d}" for d in os.listdir(os.path.join(self.config.root, "execs"))]
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    zombie = f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+            except (OSError, IndexError):
+                continue
+            if marker in cmdline and not zombie:
+                found.append(f"{pid}: {cmdline}")
+        return found
 
     async def close(self) -> None:
         from podling.runtime.oci import purge
@@ -297,3 +388,133 @@ async def test_oci_containers_outlive_the_python_process(oci: OciHarness) -> Non
     await rt.stop_container(info["cid"], 0)
     assert (await rt.wait_container(info["cid"])).exit_code == 137
     await rt.remove_pod_sandbox(info["sid"])
+
+
+async def _until(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    for _ in range(500):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(what)
+
+
+async def test_oci_restart_kills_leftover_exec(oci: OciHarness) -> None:
+    """A crashed agent (runc SIGKILLed, the session never closed) leaves the exec'd process;
+    the next OciRuntime over the root kills it and removes the exec's directory."""
+    import json
+    import signal
+    from podling.runtime.oci import proc
+    rt = oci.runtime
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("p"))
+    cid = await rt.create_container(sid, oci.container_config("c", "sleep 1000"))
+    await rt.start_container(cid)
+    session = await rt.exec(cid, ["sh", "-c", "sleep 5555 & sleep 5556"], stdin=False,
+                            tty=False)
+    execs = os.path.join(oci.config.root, "execs")
+    [name] = os.listdir(execs)
+    pid_file = os.path.join(execs, name, "pid")
+    await _until(lambda: os.path.exists(pid_file) and len(oci.exec_leftovers("sleep 555")) >= 3,
+                 "the exec never started")
+    with open(os.path.join(execs, name, "exec.json")) as f:
+        runc_pid = json.load(f)["runc_pid"]
+    with open(pid_file) as f:
+        pid = int(f.read())
+    os.kill(runc_pid, signal.SIGKILL)
+    await _until(lambda: not proc.pid_alive(runc_pid), "runc did not die")
+    assert proc.pid_alive(pid)  # the exec'd process outlives runc
+    rt = await oci.reopen()
+    await _until(lambda: oci.exec_leftovers("sleep 555") == [], "leftover exec not killed")
+    assert os.listdir(execs) == []
+    await session.close()  # the dropped session's own tasks end; nothing else to do
+    assert (await rt.container_status(cid)).state.value == "RUNNING"
+    await rt.remove_pod_sandbox(sid)
+
+
+async def test_oci_port_forward_host_network(oci: OciHarness) -> None:
+    import asyncio
+    from podling.runtime.interface import NamespaceMode, PortForwardError
+
+    async def hello(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"from the host\n")
+        await writer.drain()
+        writer.close()
+    server = await asyncio.start_server(hello, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        sid = await oci.runtime.run_pod_sandbox(oci.sandbox_config(
+            "h", namespace_options=NamespaceOptions(network=NamespaceMode.NODE)))
+        reader, writer = await oci.runtime.port_forward(sid, port)
+        assert await asyncio.wait_for(reader.read(100), 10) == b"from the host\n"
+        writer.close()
+        other = await oci.runtime.run_pod_sandbox(oci.sandbox_config("p"))
+        with pytest.raises(PortForwardError, match="connection refused"):
+            await oci.runtime.port_forward(other, port)  # the pod's own loopback
+        await oci.runtime.stop_pod_sandbox(other)
+        with pytest.raises(PortForwardError, match="is not running"):
+            await oci.runtime.port_forward(other, port)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_oci_exec_missing_binary_with_tty(oci: OciHarness) -> None:
+    import asyncio
+    from podling.runtime.interface import STDOUT
+    rt = oci.runtime
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("p"))
+    cid = await rt.create_container(sid, oci.container_config("c", "sleep 1000"))
+    await rt.start_container(cid)
+    session = await rt.exec(cid, ["nosuchcmd"], stdin=True, tty=True)
+    try:
+        chunks = []
+        while (chunk := await asyncio.wait_for(session.read(), 10)) is not None:
+            chunks.append(chunk)
+        assert await session.wait() == 127
+        assert chunks == [(STDOUT, b'exec failed: unable to start container process: exec: '
+                                   b'"nosuchcmd": executable file not found in $PATH\r\n')]
+    finally:
+        await session.close()
+
+
+EXEC_AND_HANG = """
+import asyncio, json, sys
+from podling.runtime.oci import OciRuntime, OciRuntimeConfig
+
+async def main():
+    rt = OciRuntime(OciRuntimeConfig(root=sys.argv[1], cgroup_root=sys.argv[2]))
+    session = await rt.exec(sys.argv[3], ["sleep", "6666"], stdin=True, tty=False)
+    print(json.dumps({"ok": True}), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_oci_agent_kill_9_runc_dies_and_restart_cleans(oci: OciHarness) -> None:
+    """kill -9 of the agent: runc dies with it (PR_SET_PDEATHSIG); the exec'd process is
+    left (without a tty nothing hangs it up), and the next OciRuntime kills it."""
+    import asyncio
+    import json
+    import sys
+    rt = oci.runtime
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("p"))
+    cid = await rt.create_container(sid, oci.container_config("c", "sleep 1000"))
+    await rt.start_container(cid)
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", EXEC_AND_HANG, oci.config.root, oci.config.cgroup_root, cid,
+        stdout=asyncio.subprocess.PIPE)
+    def processes(program: str) -> list[str]:
+        return [p for p in oci.exec_leftovers("sleep 6666")
+                if not p.startswith("exec dir") and p.split()[1].endswith(program)]
+    try:
+        assert json.loads(await asyncio.wait_for(agent.stdout.readline(), 30))["ok"]
+        await _until(lambda: processes("sleep"), "no exec'd process")
+    finally:
+        agent.kill()
+        await agent.wait()
+    await _until(lambda: not processes("runc"), "runc outlived the agent")
+    assert processes("sleep")
+    await oci.reopen()
+    await _until(lambda: oci.exec_leftovers("sleep 6666") == [], "leftover exec not killed")
+    await oci.runtime.remove_pod_sandbox(sid)

@@ -4,6 +4,9 @@ A check is ``async def check_x(h: RuntimeHarness)``. The harness supplies the ru
 builds configs; containers run a POSIX ``sh -c`` script from this small vocabulary, which
 fakes must emulate: ``exit N``, ``sleep 1000`` (runs until stopped), ``trap '' TERM; sleep
 1000`` (ignores SIGTERM), and ``/nonexistent`` as the command (fails to start).
+Streaming checks use ``cat``, ``sh -c 'exit N'``, ``sh -c 'echo out; echo err >&2'``,
+``/nonexistent``, ``sleep N``, an interactive ``sh`` (with a tty: ``stty size``, ``echo``,
+``exit N``) and a container running ``while true; do echo pong | nc -l -p 8080; done``.
 ``REAL_CHECKS`` need real processes (namespaces, networking, logs) and run only when
 ``h.real``. The runner creates one harness per check and tears it down afterwards; a real
 harness's teardown must leave nothing behind. Nothing here imports pytest.
@@ -12,11 +15,13 @@ harness's teardown must leave nothing behind. Nothing here imports pytest.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from typing import Awaitable, Callable, Protocol
 
-from ..interface import (REASON_COMPLETED, REASON_ERROR, REASON_START_ERROR, ContainerConfig,
+from ..interface import (REASON_COMPLETED, REASON_ERROR, REASON_START_ERROR, STDERR, STDOUT,
+                         ContainerConfig, ExecSession, PortForwardError,
                          ContainerNotFound, ContainerStartError, ContainerState,
                          InvalidState, NamespaceMode, NamespaceOptions, PodSandboxConfig,
                          RuntimeService, SandboxNotFound, SandboxNotReady, SandboxState)
@@ -40,6 +45,11 @@ class RuntimeHarness(Protocol):
 
     async def reopen(self) -> RuntimeService:
         """A new runtime object over the same state (an agent restart); becomes ``runtime``."""
+        ...
+
+    def exec_leftovers(self, marker: str) -> list[str]:
+        """Exec'd processes whose command line contains ``marker`` that still exist, and
+        any resources the runtime keeps for execs (e.g. directories); empty = nothing left."""
         ...
 
 
@@ -354,3 +364,213 @@ REAL_CHECKS: list[Check] = [
     check_real_logs_cri_format,
 ]
 """Checks that need real processes; skipped for fakes."""
+
+
+# -- streaming (docs/streaming.md §3) -------------------------------------------------------
+
+PONG = "while true; do echo pong | nc -l -p 8080; done"
+
+
+async def drain(session: ExecSession) -> dict[int, bytes]:
+    """All output of a session by stream (bounded by TIMEOUT)."""
+    out: dict[int, bytes] = {STDOUT: b"", STDERR: b""}
+
+    async def run() -> None:
+        while (chunk := await session.read()) is not None:
+            out[chunk[0]] += chunk[1]
+    await asyncio.wait_for(run(), TIMEOUT)
+    return out
+
+
+async def read_until(session: ExecSession, needle: bytes, *, count: int = 1) -> bytes:
+    """Output (all streams) up to ``count`` occurrences of ``needle``; fails at TIMEOUT."""
+    seen = b""
+
+    async def run() -> None:
+        nonlocal seen
+        while seen.count(needle) < count:
+            chunk = await session.read()
+            assert chunk is not None, seen
+            seen += chunk[1]
+    try:
+        await asyncio.wait_for(run(), TIMEOUT)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"{needle!r} not seen in {seen!r}") from None
+    return seen
+
+
+async def run_exec(h: RuntimeHarness, cid: str, argv: list[str]) -> tuple[int | None,
+                                                                          dict[int, bytes]]:
+    session = await h.runtime.exec(cid, argv, stdin=False, tty=False)
+    try:
+        out = await drain(session)
+        return await asyncio.wait_for(session.wait(), TIMEOUT), out
+    finally:
+        await session.close()
+
+
+async def check_exec_stdin_echo(h: RuntimeHarness) -> None:
+    cid = await running(h, await pod(h), "c")
+    session = await h.runtime.exec(cid, ["cat"], stdin=True, tty=False)
+    try:
+        assert session.tty is False
+        await session.write(b"hello ")
+        await session.write(b"world\n")
+        await session.close_stdin()
+        assert await drain(session) == {STDOUT: b"hello world\n", STDERR: b""}
+        assert await asyncio.wait_for(session.wait(), TIMEOUT) == 0
+    finally:
+        await session.close()
+    await session.close()
+    assert await session.read() is None
+
+
+async def check_exec_exit_codes(h: RuntimeHarness) -> None:
+    cid = await running(h, await pod(h), "c")
+    for argv, code in ((["sh", "-c", "exit 0"], 0), (["sh", "-c", "exit 3"], 3)):
+        assert (await run_exec(h, cid, argv))[0] == code, argv
+    code, out = await run_exec(h, cid, ["/nonexistent"])
+    assert code == 127 and b"/nonexistent" in out[STDERR] and out[STDOUT] == b"", (code, out)
+    result = await h.runtime.exec_sync(cid, ["/nonexistent"], 5)
+    assert result.exit_code == 127 and b"/nonexistent" in result.stderr, result
+
+
+async def check_exec_stdout_stderr(h: RuntimeHarness) -> None:
+    cid = await running(h, await pod(h), "c")
+    code, out = await run_exec(h, cid, ["sh", "-c", "echo out; echo err >&2"])
+    assert (code, out) == (0, {STDOUT: b"out\n", STDERR: b"err\n"}), (code, out)
+    result = await h.runtime.exec_sync(cid, ["sh", "-c", "echo out; echo err >&2; exit 3"], 5)
+    assert (result.exit_code, result.stdout, result.stderr) == (3, b"out\n", b"err\n"), result
+
+
+async def check_exec_tty_resize(h: RuntimeHarness) -> None:
+    cid = await running(h, await pod(h), "c")
+    session = await h.runtime.exec(cid, ["sh"], stdin=True, tty=True)
+    try:
+        assert session.tty is True
+        await session.resize(123, 45)
+        await read_until(session, b"# ")  # the prompt: input typed earlier may be flushed
+        await session.write(b"stty size\n")
+        await read_until(session, b"45 123")
+        await session.resize(100, 30)
+        await session.write(b"stty size\n")
+        await read_until(session, b"30 100")
+        await session.write(b"exit 4\n")
+        out = await drain(session)
+        assert STDERR not in out or out[STDERR] == b"", out
+        assert await asyncio.wait_for(session.wait(), TIMEOUT) == 4
+    finally:
+        await session.close()
+
+
+async def check_exec_close_kills(h: RuntimeHarness) -> None:
+    cid = await running(h, await pod(h), "c")
+    session = await h.runtime.exec(cid, ["sleep", "4321"], stdin=True, tty=False)
+    deadline = time.monotonic() + TIMEOUT
+    while not any("4321" in p for p in h.exec_leftovers("4321")):
+        assert time.monotonic() < deadline, "the exec'd process never appeared"
+        await asyncio.sleep(0.02)
+    reader = asyncio.ensure_future(session.read())
+    await session.close()
+    assert await asyncio.wait_for(reader, TIMEOUT) is None
+    assert h.exec_leftovers("4321") == []
+    await session.close()
+    await session.write(b"ignored")
+    other = await h.runtime.exec(cid, ["sleep", "4322"], stdin=False, tty=True)
+    await other.close()
+    assert h.exec_leftovers("4322") == []
+
+
+async def check_streaming_errors(h: RuntimeHarness) -> None:
+    rt = h.runtime
+    await expect(ContainerNotFound, rt.exec("missing", ["true"], stdin=False, tty=False))
+    await expect(ContainerNotFound, rt.attach("missing", stdin=False))
+    await expect(SandboxNotFound, rt.port_forward("missing", 80))
+    sid = await pod(h)
+    done = await running(h, sid, "done", "exit 0")
+    await wait_exited(h, done)
+    await expect(InvalidState, rt.exec(done, ["true"], stdin=False, tty=False))
+    await expect(InvalidState, rt.attach(done, stdin=True))
+
+
+async def check_attach_tty_shell(h: RuntimeHarness) -> None:
+    sid = await pod(h)
+    config = dataclasses.replace(h.container_config("sh", "", command=["sh"]), stdin=True,
+                                 tty=True)
+    cid = await h.runtime.create_container(sid, config)
+    await h.runtime.start_container(cid)
+    session = await h.runtime.attach(cid, stdin=True)
+    try:
+        assert session.tty is True
+        reading = asyncio.ensure_future(read_until(session, b"attached-ok", count=2))
+        for _ in range(int(TIMEOUT)):  # the shell may not be reading its terminal yet
+            await session.write(b"echo attached-ok\n")
+            done, _pending = await asyncio.wait({reading}, timeout=1.0)
+            if done:
+                break
+        await reading  # the echoed command line, then its output
+    finally:
+        await session.close()
+    await session.close()
+    assert (await h.runtime.container_status(cid)).state is ContainerState.RUNNING
+
+
+async def check_port_forward(h: RuntimeHarness) -> None:
+    sid = await pod(h)
+    await running(h, sid, "server", PONG)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        try:
+            reader, writer = await h.runtime.port_forward(sid, 8080)
+        except PortForwardError:
+            assert time.monotonic() < deadline, "nothing listened on 8080"
+            await asyncio.sleep(0.05)
+            continue
+        try:
+            data = await asyncio.wait_for(reader.read(100), TIMEOUT)
+        finally:
+            writer.close()
+        if data == b"pong\n":
+            break
+    try:
+        await h.runtime.port_forward(sid, 8081)
+    except PortForwardError as exc:
+        text = str(exc)
+        assert text.startswith("failed to connect to localhost:8081 inside namespace") \
+            and sid in text and "connection refused" in text, text
+    else:
+        raise AssertionError("expected PortForwardError")
+
+
+STREAMING_CHECKS: list[Check] = [
+    check_exec_stdin_echo,
+    check_exec_exit_codes,
+    check_exec_stdout_stderr,
+    check_exec_tty_resize,
+    check_exec_close_kills,
+    check_streaming_errors,
+    check_attach_tty_shell,
+    check_port_forward,
+]
+CHECKS += STREAMING_CHECKS
+
+
+async def check_real_attach_separates_streams(h: RuntimeHarness) -> None:
+    sid = await pod(h)
+    cid = await running(h, sid, "c", "while true; do echo o; echo e >&2; sleep 0.1; done")
+    session = await h.runtime.attach(cid, stdin=False)
+    seen: dict[int, bytes] = {STDOUT: b"", STDERR: b""}
+    try:
+        async def run() -> None:
+            while b"o\n" not in seen[STDOUT] or b"e\n" not in seen[STDERR]:
+                chunk = await session.read()
+                assert chunk is not None, seen
+                seen[chunk[0]] += chunk[1]
+        await asyncio.wait_for(run(), TIMEOUT)
+    finally:
+        await session.close()
+    assert b"e" not in seen[STDOUT] and b"o" not in seen[STDERR], seen
+    assert await asyncio.wait_for(session.wait(), TIMEOUT) is None
+
+
+REAL_CHECKS.append(check_real_attach_separates_streams)
