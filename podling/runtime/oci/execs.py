@@ -146,7 +146,7 @@ class RuncExec:
     async def _pump_output(self, emit: stdio.Emit) -> None:
         fd = self._fds.get("master", self._fds.get("out"))
         assert fd is not None
-        while data := await stdio.read_fd(fd):
+        while data := await stdio.read_available(fd):
             await emit(STDOUT, data)
 
     async def _pump_errors(self, emit: stdio.Emit) -> None:

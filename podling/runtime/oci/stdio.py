@@ -54,6 +54,21 @@ async def read_fd(fd: int, size: int = READ_SIZE) -> bytes:
         await _ready(fd, writable=False)
 
 
+async def read_available(fd: int, size: int = READ_SIZE) -> bytes:
+    """Like ``read_fd``, then whatever more is ready at once (up to ``size`` in all): a
+    writer of small chunks (a pty gives at most 4 KiB a read) costs one wake-up per batch."""
+    data = await read_fd(fd, size)
+    while data and len(data) < size:
+        try:
+            more = os.read(fd, size - len(data))
+        except OSError:  # would block, or EIO of a closed pty: the next read_fd tells
+            break
+        if not more:
+            break
+        data += more
+    return data
+
+
 async def write_fd(fd: int, data: bytes) -> None:
     """Write all of ``data``. Raises BrokenPipeError when the reader is gone."""
     view = memoryview(data)
