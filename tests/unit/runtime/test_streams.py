@@ -217,3 +217,17 @@ async def test_read_fd_and_write_fd_on_a_pipe() -> None:
         assert await stdio.read_fd(r) == b""
     finally:
         os.close(r)
+
+
+async def test_read_available_takes_what_is_ready() -> None:
+    r, w = stdio.make_pipe()
+    os.set_blocking(r, False)
+    try:
+        for part in (b"a" * 4096, b"b" * 4096, b"c"):
+            os.write(w, part)
+        assert await stdio.read_available(r, 10000) == b"a" * 4096 + b"b" * 4096 + b"c"
+        os.write(w, b"x" * 100)
+        assert await stdio.read_available(r, 10) == b"x" * 10
+    finally:
+        os.close(w)
+        os.close(r)
