@@ -1,7 +1,9 @@
-"""The node API: what the API server proxies to a node (``kubectl logs`` today).
+"""The node API: what the API server proxies to a node.
 
     GET /containerLogs/{namespace}/{pod}/{container}?follow&previous&timestamps&tailLines
         &sinceSeconds&limitBytes        → text/plain, streamed
+    GET /exec/…, /attach/…, /portforward/…  → WebSocket sessions (:mod:`.streaming`)
+    GET /stats/summary                      → node and container CPU / memory (:mod:`.stats`)
 
 HTTPS with a self-signed certificate; every request needs ``Authorization: Bearer`` with this
 node's kubelet-client token, which only the API server (and this node) know — see
@@ -22,6 +24,8 @@ from ..runtime.interface import ContainerState, RuntimeService
 from ..util.certs import self_signed
 from . import labels
 from .logs import LogNotFound, LogOptions, pick_file, read_logs
+from .stats import NodeStats
+from .streaming import NodeStreams
 
 
 def _int(query, name: str) -> int | None:
@@ -32,6 +36,10 @@ def _int(query, name: str) -> int | None:
         return int(value)
     except ValueError:
         raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
 
 
 class NodeServer:
@@ -49,7 +57,9 @@ class NodeServer:
     async def start(self, host: str, port: int) -> int:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
-        app.router.add_get("/healthz", lambda r: web.Response(text="ok"))
+        app.router.add_get("/healthz", _healthz)
+        app.router.add_get("/stats/summary", NodeStats(self._runtime, self._find_pod).handle)
+        NodeStreams(self._runtime, self._find_pod).add_routes(app.router)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=self._tls(host),
