@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..api.resources import NODE_API_ANNOTATION, NODES
+from ..api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION, NODES
 from ..client import ApiClient, Informer
 from ..images.interface import ImageService, RootfsService
 from ..network.interface import NetworkPlugin
@@ -66,7 +67,8 @@ class Agent:
         self.node_api = NodeServer(token=self.config.kubelet_client_token or self.config.token,
                                    pods_dir=self.config.pods_dir,
                                    runtime=self.parts.runtime, find_pod=self._find_pod)
-        port = await self.node_api.start(self.config.node_api_address, self.config.node_api_port)
+        port = await self.node_api.start(self.config.node_api_address, self.config.node_api_port,
+                                         socket_path=self._node_api_socket)
         node_ip = await self._register(port)
         cidr = await self.node_status.pod_cidr() or "10.42.0.0/24"
         network = self.parts.network_for_cidr(cidr)
@@ -107,8 +109,13 @@ class Agent:
         advertised = node_ip if self.config.node_api_address in ("0.0.0.0", "") \
             else self.config.node_api_address
         await self.client.patch(NODES, self.config.node_name, {"metadata": {"annotations": {
-            NODE_API_ANNOTATION: f"https://{advertised}:{node_api_port}"}}})
+            NODE_API_ANNOTATION: f"https://{advertised}:{node_api_port}",
+            NODE_API_SOCKET_ANNOTATION: self._node_api_socket}}})
         return node_ip
+
+    @property
+    def _node_api_socket(self) -> str:
+        return os.path.join(self.config.run_dir, "node-api.sock")
 
     def _find_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         if self.informer is None:

@@ -12,6 +12,7 @@ node's kubelet-client token, which only the API server (and this node) know — 
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import ssl
@@ -52,9 +53,13 @@ class NodeServer:
         self._runtime = runtime
         self._find_pod = find_pod
         self._runner: web.AppRunner | None = None
+        self._socket_path = ""
         self.port = 0
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, *, socket_path: str = "") -> int:
+        """Serve HTTPS on ``host:port`` (0: any free port; returned) and, with
+        ``socket_path``, plain HTTP on that Unix socket (mode 0600) for an API server on
+        this host: the same routes and token, without the cost of TLS."""
         app = web.Application(middlewares=[self._auth])
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/healthz", _healthz)
@@ -66,7 +71,19 @@ class NodeServer:
                            reuse_address=True)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
+        if socket_path:
+            await self._serve_unix(socket_path)
         return self.port
+
+    async def _serve_unix(self, path: str) -> None:
+        assert self._runner is not None
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # left by an agent that was killed
+        site = web.UnixSite(self._runner, path)
+        await site.start()
+        os.chmod(path, 0o600)
+        self._socket_path = path
 
     @staticmethod
     def _tls(host: str) -> ssl.SSLContext:
@@ -123,3 +140,6 @@ class NodeServer:
     async def stop(self) -> None:
         if self._runner:
             await self._runner.cleanup()
+        if self._socket_path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._socket_path)

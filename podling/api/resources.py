@@ -50,6 +50,9 @@ class Resource:
 
 #: on a Node: where the API server reaches that node's API (``https://host:port``), e.g. logs
 NODE_API_ANNOTATION = "podling.io/node-api"
+#: on a Node: a Unix socket on the node's own host serving the same node API without TLS
+#: (root only; same token). An API server on that host streams through it (exec, logs, …).
+NODE_API_SOCKET_ANNOTATION = "podling.io/node-api-socket"
 
 _STATUS = ("get", "patch", "update")
 _CONNECT = ("create", "get")  # streaming subresources: a WebSocket GET or a SPDY POST

@@ -28,8 +28,8 @@ class ClientStreams(Protocol):
     async def receive(self) -> tuple[int, bytes] | None:
         """Next (channel, data) from the client: stdin, resize or close; None once gone."""
 
-    async def send(self, channel: int, data: bytes) -> None:
-        """Output (stdout / stderr) to the client."""
+    async def forward(self, message: bytes) -> None:
+        """Output to the client: a node message, channel (stdout / stderr) byte first."""
 
     async def finish(self, status: dict[str, Any]) -> None:
         """The session's status, then the end of the connection."""
@@ -52,13 +52,13 @@ class WebSocketStreams:
                 return msg.data[0], msg.data[1:]
         return None
 
-    async def send(self, channel: int, data: bytes) -> None:
-        await self.ws.send_bytes(bytes([channel]) + data)
+    async def forward(self, message: bytes) -> None:
+        await self.ws.send_bytes(message)  # the same framing as the node's: no copy
 
     async def finish(self, status: dict[str, Any]) -> None:
         payload = rc.encode_status(status) if self.structured else rc.status_text(status).encode()
         if payload:
-            await self.send(rc.ERROR, payload)
+            await self.ws.send_bytes(bytes([rc.ERROR]) + payload)
         await self.ws.close()
 
     async def abort(self) -> None:
@@ -138,13 +138,12 @@ async def _node_to_client(node: aiohttp.ClientWebSocketResponse,
     async for msg in node:
         if msg.type is not WSMsgType.BINARY or not msg.data:
             continue
-        channel, data = msg.data[0], msg.data[1:]
-        if channel == rc.ERROR:
+        if msg.data[0] == rc.ERROR:
             try:
-                return json.loads(data)
+                return json.loads(msg.data[1:])
             except ValueError:
-                return rc.failure_status(data.decode(errors="replace"))
-        await client.send(channel, data)
+                return rc.failure_status(msg.data[1:].decode(errors="replace"))
+        await client.forward(msg.data)
     return None
 
 

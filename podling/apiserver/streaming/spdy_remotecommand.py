@@ -53,12 +53,11 @@ class SpdyStreams:
     async def receive(self) -> tuple[int, bytes] | None:
         return await self._inbox.get()
 
-    async def send(self, channel: int, data: bytes) -> None:
-        name = "stdout" if channel == rc.STDOUT else "stderr"
-        stream = self.streams.get(name)
+    async def forward(self, message: bytes) -> None:
+        stream = self.streams.get("stdout" if message[0] == rc.STDOUT else "stderr")
         if stream is not None:
             try:
-                await stream.write(data)
+                await stream.write(memoryview(message)[1:])
             except SpdyClosedError as exc:
                 raise ConnectionError(str(exc)) from None
 

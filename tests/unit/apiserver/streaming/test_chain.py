@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any, AsyncIterator
 
 import aiohttp
@@ -15,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from podling.agent import labels
 from podling.agent.server import NodeServer
 from podling.api import remotecommand as rc
-from podling.api.resources import NODE_API_ANNOTATION
+from podling.api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION
 from podling.apiserver.app import build_app, registry_stores
 from podling.apiserver.auth import ADMIN, TokenAuthenticator, User
 from podling.apiserver.namespaces import ensure_built_in
@@ -41,7 +42,10 @@ class Chain:
 
 
 @pytest.fixture
-async def chain(tmp_path) -> AsyncIterator[Chain]:
+async def chain(tmp_path, request) -> AsyncIterator[Chain]:
+    """The chain; ``indirect`` param "socket" makes the node's HTTPS address unreachable so
+    that only its local Unix socket works, "stale-socket" announces a socket that is gone."""
+    mode = getattr(request, "param", "https")
     stores = registry_stores(MemoryStore())
     await ensure_built_in(stores["namespaces"])
     node_user = User("system:node:n1", ("system:nodes", "system:authenticated"), False)
@@ -64,13 +68,23 @@ async def chain(tmp_path) -> AsyncIterator[Chain]:
     node_api = NodeServer(token=KUBELET_TOKEN, pods_dir=str(tmp_path), runtime=runtime,
                           find_pod=lambda ns, name: pod if (ns, name) == ("default", "web")
                           else None)
-    port = await node_api.start("127.0.0.1", 0)
+    socket_path = str(tmp_path / "node-api.sock")
+    port = await node_api.start("127.0.0.1", 0,
+                                socket_path=socket_path if mode == "socket" else "")
+    annotations = {NODE_API_ANNOTATION: f"https://127.0.0.1:{port}"}
+    if mode != "https":
+        annotations[NODE_API_SOCKET_ANNOTATION] = socket_path
+    if mode == "socket":
+        annotations[NODE_API_ANNOTATION] = "https://127.0.0.1:1"  # nothing listens there
     await stores["nodes"].create(None, {
-        "apiVersion": "v1", "kind": "Node", "metadata": {
-            "name": "n1", "annotations": {NODE_API_ANNOTATION: f"https://127.0.0.1:{port}"}}})
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1",
+                                                          "annotations": annotations}})
     async with TestClient(TestServer(app)) as client:
+        if mode == "socket":
+            assert os.stat(socket_path).st_mode & 0o777 == 0o600
         yield Chain(client, runtime, sandbox, pod)
     await node_api.stop()
+    assert not os.path.exists(socket_path)
 
 
 async def messages_until_close(ws: aiohttp.ClientWebSocketResponse
@@ -92,6 +106,7 @@ async def echo_then_exit(process: FakeProcess) -> int:
     return chunks
 
 
+@pytest.mark.parametrize("chain", ["https", "socket", "stale-socket"], indirect=True)
 async def test_v5_exec_relays_stdin_stdout_stderr_close_and_the_exit_code(chain) -> None:
     chain.runtime.exec_process = echo_then_exit
     ws = await chain.ws(f"{POD}/exec?container=side&command=cat&stdin=true&stdout=true"
