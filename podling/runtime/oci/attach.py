@@ -10,7 +10,11 @@ A socket path can exceed sun_path's 108 bytes, so we connect through ``/proc/sel
 of an O_PATH descriptor of the socket file, as podman does.
 
 Resizing a tty container: one line ``"1 <height> <width>\\n"`` (message type 1 = resize)
-written to the ``ctl`` FIFO in the bundle directory; conmon resizes the console.
+written to the ``ctl`` FIFO in the bundle directory; conmon resizes the console. conmon
+2.1.6 handles only the first line of what one read() returns (it parses from the start of
+its buffer for every line), so resizes go one at a time: the next is written once the FIFO
+is empty again, and sizes asked for meanwhile collapse into the latest (kubectl attach sends
+two at once: w+1 x h+1, then w x h).
 
     connect ──▶ attached ──conmon closes (container exited)──▶ read() → None
                    └──────── close(): disconnect only; the container keeps running
@@ -18,10 +22,13 @@ written to the ``ctl`` FIFO in the bundle directory; conmon resizes the console.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
 import os
 import socket
+import termios
 
 from ..interface import STDERR, STDOUT
 from . import stdio
@@ -52,6 +59,19 @@ def resize_message(width: int, height: int) -> bytes:
     return f"{RESIZE_EVENT} {height} {width}\n".encode()
 
 
+async def _fifo_drained(fd: int, timeout: float = 1.0) -> None:
+    """Wait (bounded) until the FIFO behind ``fd`` holds no unread bytes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    unread = array.array("i", [0])
+    while loop.time() < deadline:
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(fd, termios.FIONREAD, unread)
+        if unread[0] == 0:
+            return
+        await asyncio.sleep(0.005)
+
+
 class ConmonAttach:
     """The ExecSession of one attachment (see the module doc)."""
 
@@ -61,6 +81,8 @@ class ConmonAttach:
         self._stdin = stdin
         self._ctl_path = ctl_path
         self._write_lock = asyncio.Lock()
+        self._resize_lock = asyncio.Lock()
+        self._wanted_size: tuple[int, int] | None = None
         self._ended = asyncio.Event()
         self._closing: asyncio.Future[None] | None = None
         self._output = stdio.Output()
@@ -98,15 +120,21 @@ class ConmonAttach:
     async def resize(self, width: int, height: int) -> None:
         if not self.tty or width <= 0 or height <= 0:
             return
-        try:
-            fd = os.open(self._ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            return  # conmon is gone: the container has exited
-        try:
-            with contextlib.suppress(BlockingIOError):
-                os.write(fd, resize_message(width, height))
-        finally:
-            os.close(fd)
+        self._wanted_size = (width, height)
+        async with self._resize_lock:
+            if self._wanted_size is None:
+                return  # a concurrent call already wrote the latest size
+            (width, height), self._wanted_size = self._wanted_size, None
+            try:
+                fd = os.open(self._ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                return  # conmon is gone: the container has exited
+            try:
+                with contextlib.suppress(BlockingIOError):
+                    os.write(fd, resize_message(width, height))
+                await _fifo_drained(fd)
+            finally:
+                os.close(fd)
 
     async def wait(self) -> None:
         await self._ended.wait()

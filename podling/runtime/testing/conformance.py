@@ -509,6 +509,12 @@ async def check_attach_tty_shell(h: RuntimeHarness) -> None:
             if done:
                 break
         await reading  # the echoed command line, then its output
+        # kubectl attach resizes twice at once (w+1 x h+1, then w x h): the last one wins
+        await session.resize(101, 31)
+        await session.resize(100, 30)
+        reading = asyncio.ensure_future(read_until(session, b"30 100"))
+        await session.write(b"stty size\n")
+        await asyncio.wait_for(reading, TIMEOUT)
     finally:
         await session.close()
     await session.close()
