@@ -48,8 +48,10 @@ class WebSocketStreams:
 
     async def receive(self) -> tuple[int, bytes] | None:
         async for msg in self.ws:
-            if msg.type is WSMsgType.BINARY and msg.data:
-                return msg.data[0], msg.data[1:]
+            # the Python client sends str stdin as TEXT messages: chr(channel) + text
+            data = msg.data.encode() if msg.type is WSMsgType.TEXT else msg.data
+            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT) and data:
+                return data[0], data[1:]
         return None
 
     async def forward(self, message: bytes) -> None:

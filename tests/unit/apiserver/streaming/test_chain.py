@@ -271,3 +271,14 @@ async def test_python_client_port_forward_channels(chain) -> None:
     assert b"error forwarding port 81 to pod web_default" in error.data
     assert b"connect: connection refused" in error.data
     await ws.close()
+
+
+async def test_text_stdin_of_the_python_client(chain) -> None:
+    """kubernetes.stream sends str stdin as a TEXT message: chr(0) + the text."""
+    chain.runtime.exec_process = echo_then_exit
+    ws = await chain.ws(f"{POD}/exec?container=side&command=cat&stdin=true&stdout=true",
+                        protocols=(rc.V4,))
+    await ws.send_str("\x00typed\n")
+    msg = await asyncio.wait_for(ws.receive(), 10)
+    assert msg.data == b"\x01typed\n"
+    await ws.close()
