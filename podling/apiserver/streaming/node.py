@@ -17,7 +17,7 @@ import aiohttp
 from ...api import errors
 from ...api import remotecommand as rc
 from ...api.resources import NODE_API_SOCKET_ANNOTATION
-from ..podlogs import node_api_url
+from ..podlogs import choose_container, node_api_url
 from ..registry.store import RegistryStore
 
 COMPLETED_PHASES = ("Succeeded", "Failed")
@@ -27,23 +27,13 @@ CONNECT_TIMEOUT = 10.0
 def check_container(pod: dict[str, Any], wanted: str, action: str) -> str:
     """The container a session targets (Kubernetes' messages when none or a wrong one is
     named, or the pod has completed). ``action`` is ``exec`` or ``attach``."""
-    spec, name = pod.get("spec") or {}, pod["metadata"]["name"]
-    names = [c["name"] for c in spec.get("containers") or []]
-    others = [c["name"] for key in ("initContainers", "ephemeralContainers")
-              for c in spec.get(key) or []]
-    if not wanted:
-        if len(names) != 1:
-            raise errors.bad_request(f"a container name must be specified for pod {name}, "
-                                     f"choose one of: [{' '.join(names)}]")
-        wanted = names[0]
-    if wanted not in names + others:
-        raise errors.bad_request(f"container {wanted} is not valid for pod {name}")
+    container = choose_container(pod, wanted)
     phase = (pod.get("status") or {}).get("phase", "")
     if phase in COMPLETED_PHASES:
         verb = "exec into" if action == "exec" else "attach to"
         raise errors.bad_request(f"cannot {verb} a container in a completed pod; current "
                                  f"phase is {phase}")
-    return wanted
+    return container
 
 
 class NodeDialer:
