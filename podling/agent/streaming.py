@@ -104,8 +104,8 @@ class NodeStreams:
             if not ws.closed:
                 await ws.send_bytes(bytes([rc.ERROR]) + rc.encode_status(status))
                 await ws.close()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
+        except ConnectionError:
+            pass  # the API server went away: the session ends below
         finally:
             await session.close()
         return ws
