@@ -23,7 +23,7 @@ registry mirror, driven with the real kubectl (as ``pods_bench.py``, whose helpe
 reuses). podman: Debian's podman 4.3 (installed when missing), runc and host-allowed rlimits,
 the same demo archives loaded with ``podman load``. The engines run one after the other.
 
-    .venv/bin/python bench/exec_bench.py            # full: N=20, 256 MiB (~3 minutes)
+    .venv/bin/python bench/exec_bench.py            # full: N=20, 256 MiB (~1 minute)
     .venv/bin/python bench/exec_bench.py --quick    # N=5, 64 MiB
       --only podling|podman  --images-dir DIR  --no-save
 

@@ -129,8 +129,11 @@ def test_port_forward_bad_port_does_not_stop_the_others(pods, core):
     try:
         bad = pf.socket(9)
         bad.setblocking(True)
-        bad.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        assert recv_all(bad, 30) == b""
+        try:  # the error may already have closed it (the node dials at once)
+            bad.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            assert recv_all(bad, 30) == b""
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         deadline = time.monotonic() + 10
         while not pf.error(9) and time.monotonic() < deadline:
             time.sleep(0.05)
