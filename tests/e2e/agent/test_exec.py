@@ -74,7 +74,7 @@ def test_shared_pid_namespace_ps_shows_pause_as_pid_1_and_nginx(pods):
     assert out.returncode == 0, out.stderr.decode()
     rows = ps_aux(out.stdout.decode())
     # Kubernetes shows /pause; ours is catatonit bind-mounted as /pause, run as `/pause -P`.
-    assert rows.get(1, "").split()[0] == "/pause", rows
+    assert rows.get(1) == "/pause -P", rows
     assert any(cmd.startswith("nginx: master process") for cmd in rows.values()), rows
     assert any(cmd.startswith("nginx: worker process") for cmd in rows.values()), rows
     assert any(cmd == "ps aux" for cmd in rows.values()), rows
