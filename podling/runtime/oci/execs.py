@@ -9,9 +9,9 @@ the runc child *is* the session. Each exec has a directory under the runtime roo
 
 Stdio. Without a tty runc hands its own stdin/stdout/stderr to the process: we give it pipes
 (stdin: /dev/null unless asked) and read them directly. With a tty, foreground runc needs its
-stdin to be a terminal: it gets the slave of a pty we open, as its controlling terminal (new
-session + TIOCSCTTY), and copies between it and the container's console; TIOCSWINSZ on our
-master makes the kernel send runc SIGWINCH, and runc resizes the console. runc's stderr stays
+stdin to be a terminal: it gets the slave of a pty we open and copies between it and the
+container's console; a resize is TIOCSWINSZ on our master then SIGWINCH to runc, which reads
+its terminal's new size and resizes the console. runc's stderr stays
 a pipe (only runc's own messages arrive there).
 
 A program that cannot be started: runc exits 255 without writing the pid file and logs
@@ -23,7 +23,7 @@ message (on STDERR; on STDOUT with a tty), as CRI-O does.
     start ──▶ running ──runc exits──▶ ended: read() → None, wait() → code ──close()──▶ gone
                  └──── close(): the process tree and runc SIGKILLed, runc reaped ────┘
 
-Crash safety: runc gets PR_SET_PDEATHSIG, so it dies with the agent; the exec'd process may
+Crash safety: runc gets PR_SET_PDEATHSIG (through setpriv), so it dies with the agent; the exec'd process may
 survive it. ``cleanup_leftovers`` (run when an OciRuntime is constructed) kills the process in
 each leftover pid file — only if its start time lies between runc's start and the pid file's
 mtime, so a reused pid is never killed — and removes the directory.
@@ -78,8 +78,8 @@ async def start_exec(req: ExecRequest) -> "RuncExec":
     try:
         _open_stdio(req, child, ours)
         process = await asyncio.create_subprocess_exec(
-            *argv, stdin=child[0], stdout=child[1], stderr=child[2], start_new_session=True,
-            preexec_fn=proc.child_setup(controlling_tty=req.tty))
+            *proc.dies_with_parent(argv), stdin=child[0], stdout=child[1], stderr=child[2],
+            start_new_session=True)
     except BaseException:
         for fd in ours.values():
             os.close(fd)
@@ -200,6 +200,8 @@ class RuncExec:
         if self.tty and self._closing is None and width > 0 and height > 0:
             fcntl.ioctl(self._fds["master"], termios.TIOCSWINSZ,
                         struct.pack("HHHH", height, width, 0, 0))
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signal.SIGWINCH)  # runc re-reads its terminal's size
 
     # -- end ---------------------------------------------------------------------------------
 
