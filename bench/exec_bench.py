@@ -58,7 +58,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pods_bench import (CLEANUP, RESULTS_DIR, Podling, Podman, Registry,  # noqa: E402
                         demo_archives, environment, install_signal_handlers, log,
-                        make_temp_dir, median, run)
+                        make_temp_dir, median, ratio_table, run)
 
 MIB = 1024 * 1024
 WWW = "/www"
@@ -338,24 +338,8 @@ def figures(r: dict[str, Any]) -> dict[str, float | None]:
 
 
 def print_table(results: dict[str, Any], p: Params) -> str:
-    engines = [e for e in ("podling", "podman") if e in results]
-    cols = {e: figures(results[e]) for e in engines}
-    rows = list(figures({}).keys())
-
-    def cell(v: float | None) -> str:
-        return f"{'-':>12}" if v is None else f"{v:12.2f}"
-    header = f"{f'(N = {p.repeats}, {p.size_mib} MiB)':40}" + "".join(f"{e:>12}" for e in engines)
-    if len(engines) == 2:
-        header += f"{'podling/podman':>16}"
-    lines = [header]
-    for row in rows:
-        line = f"{row:40}" + "".join(cell(cols[e][row]) for e in engines)
-        if len(engines) == 2 and cols["podman"][row] and cols["podling"][row] is not None:
-            line += f"{cols['podling'][row] / cols['podman'][row]:16.2f}"
-        lines.append(line)
-    text = "\n".join(lines)
-    print(text, flush=True)
-    return text
+    return ratio_table(f"(N = {p.repeats}, {p.size_mib} MiB)",
+                       {e: figures(r) for e, r in results.items()})
 
 
 def main() -> int:

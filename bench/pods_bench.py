@@ -827,20 +827,27 @@ def figures(r: dict[str, Any]) -> dict[str, float | None]:
 
 
 def print_table(results: dict[str, Any], pods: int) -> str:
-    engines = [e for e in ("podling", "podman") if e in results]
-    cols = {e: figures(results[e]) for e in engines}
-    rows = list(next(iter(cols.values())).keys())
+    return ratio_table(f"(N = {pods})", {e: figures(r) for e, r in results.items()})
+
+
+def ratio_table(title: str, columns: dict[str, dict[str, float | None]],
+                width: int = 42) -> str:
+    """Print (and return) one row per figure, a column per engine (podling, podman) and
+    their ratio; ``-`` where an engine has no such figure (or it failed)."""
+    engines = [e for e in ("podling", "podman") if e in columns]
+    rows = list(next(iter(columns.values())).keys()) if columns else []
 
     def cell(v: float | None) -> str:
-        return f"{'failed':>12}" if v is None else f"{v:12.2f}"
-    header = f"{'(N = ' + str(pods) + ')':42}" + "".join(f"{e:>12}" for e in engines)
+        return f"{'-':>12}" if v is None else f"{v:12.2f}"
+    header = f"{title:{width}}" + "".join(f"{e:>12}" for e in engines)
     if len(engines) == 2:
         header += f"{'podling/podman':>16}"
     lines = [header]
     for row in rows:
-        line = f"{row:42}" + "".join(cell(cols[e][row]) for e in engines)
-        if len(engines) == 2 and cols["podman"][row] and cols["podling"][row] is not None:
-            line += f"{cols['podling'][row] / cols['podman'][row]:16.2f}"
+        values = [columns[e].get(row) for e in engines]
+        line = f"{row:{width}}" + "".join(cell(v) for v in values)
+        if len(engines) == 2 and values[1] and values[0] is not None:
+            line += f"{values[0] / values[1]:16.2f}"
         lines.append(line)
     text = "\n".join(lines)
     print(text, flush=True)

@@ -25,7 +25,8 @@ from typing import Callable
 
 import yaml
 
-GRACE = 2
+from manifests import busybox, pod  # noqa: F401 - the tests take them from here too
+
 RUN_TIMEOUT = 120.0
 
 # kubectl's transport switches (docs/kubectl-protocol.md §1.9, §1.10)
@@ -39,19 +40,6 @@ SLEEPER = "trap 'exit 0' TERM; sleep 3600 & wait"
 
 def tag() -> str:
     return secrets.token_hex(3)
-
-
-# -- manifests ------------------------------------------------------------------------------
-
-
-def busybox(name: str, script: str, **extra) -> dict:
-    return {"name": name, "image": "busybox", "command": ["sh", "-c", script], **extra}
-
-
-def pod(name: str, node: str, containers: list[dict], **spec) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"nodeName": node, "terminationGracePeriodSeconds": GRACE,
-                     "containers": containers, **spec}}
 
 
 # -- kubectl --------------------------------------------------------------------------------

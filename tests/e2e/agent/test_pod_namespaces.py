@@ -22,12 +22,13 @@ import threading
 import pytest
 import yaml
 
+from manifests import GRACE, busybox, pod
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 SEED_DIR = os.path.join(REPO, "examples", "seed")
 
 RUN_TIMEOUT = 120.0
-GRACE = 2
 
 HOSTS_HEADER = b"# Kubernetes-managed hosts file.\n"
 HOSTS_HEADER_HOST_NETWORK = b"# Kubernetes-managed hosts file (host network).\n"
@@ -47,16 +48,6 @@ TWO_ALIASES = [{"ip": "127.0.0.1", "hostnames": ["foo.local", "bar.local"]},
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def busybox(name: str, script: str, **extra) -> dict:
-    return {"name": name, "image": "busybox", "command": ["sh", "-c", script], **extra}
-
-
-def pod(name: str, node: str, containers: list[dict], **spec) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"nodeName": node, "terminationGracePeriodSeconds": GRACE,
-                     "containers": containers, **spec}}
 
 
 def parse_cri_log(data: bytes) -> bytes:
