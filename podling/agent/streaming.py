@@ -60,8 +60,7 @@ class NodeStreams:
             labels={labels.POD_UID: pod["metadata"]["uid"], labels.CONTAINER_NAME: name})
         running = [c for c in found if c.state is ContainerState.RUNNING]
         if not running:
-            raise _refused(web.HTTPNotFound, f'unable to upgrade connection: container not '
-                                             f'found ("{name}")')
+            raise _refused(web.HTTPNotFound, f'container not found ("{name}")')
         return running[-1].id
 
     # -- exec and attach -------------------------------------------------------------------

@@ -90,6 +90,12 @@ class ApiError(Exception):
         return body
 
 
+class ProxiedError(ApiError):
+    """An answer of a backend (a node's API) passed on as the plain text it was, as the
+    Kubernetes API server passes on a kubelet's refusal of an exec or attach (kubectl then
+    prints ``error: unable to upgrade connection: <text>``)."""
+
+
 def _qualified(resource: str, group: str) -> str:
     return f"{resource}.{group}" if group else resource
 

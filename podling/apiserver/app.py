@@ -28,6 +28,8 @@ async def status_middleware(request: web.Request,
     """Answer every failure as a Kubernetes Status; never a traceback, never a bare 5xx page."""
     try:
         return await handler(request)
+    except errors.ProxiedError as exc:
+        return web.Response(status=exc.code, text=exc.message)
     except errors.ApiError as exc:
         return _status_response(exc)
     except web.HTTPException as exc:

@@ -3,7 +3,8 @@
 :class:`NodeDialer` checks what the API server checks before Kubernetes upgrades a request
 (the pod, its node, the container) and opens the node API's WebSocket with the node's
 credentials. Every refusal is an :class:`~podling.api.errors.ApiError` raised *before* the
-client's connection is upgraded, so clients see an ordinary ``Status``.
+client's connection is upgraded: a ``Status``, or the node's own text where the node refused
+(a container that is not running), as Kubernetes passes on the kubelet's answer.
 """
 
 from __future__ import annotations
@@ -119,9 +120,9 @@ def _is_socket(path: str) -> bool:
 
 
 def _refused(exc: aiohttp.WSServerHandshakeError) -> errors.ApiError:
-    text = (exc.headers or {}).get(rc.NODE_ERROR_HEADER) or f"error dialing backend: {exc.message}"
-    if exc.status == 404:
-        return errors.ApiError(404, "NotFound", text)
-    if exc.status == 400:
-        return errors.bad_request(text)
-    return errors.ApiError(503, "ServiceUnavailable", text)
+    text = (exc.headers or {}).get(rc.NODE_ERROR_HEADER)
+    if text and exc.status in (400, 404):
+        return errors.ProxiedError(exc.status, "BadRequest" if exc.status == 400 else
+                                   "NotFound", text)
+    return errors.ApiError(503, "ServiceUnavailable",
+                           f"error dialing backend: {text or exc.message}")

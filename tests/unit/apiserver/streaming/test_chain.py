@@ -216,11 +216,18 @@ async def test_refusals_are_statuses(chain, path, code, message) -> None:
 
 
 async def test_a_container_that_is_not_running_is_not_found(chain) -> None:
+    """The node's refusal is passed on as its plain text, as Kubernetes passes on the
+    kubelet's (kubectl: ``error: unable to upgrade connection: container not found ("side")``)."""
     for c in await chain.runtime.list_containers(labels={labels.CONTAINER_NAME: "side"}):
         await chain.runtime.stop_container(c.id, 0)
     with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
         await chain.ws(f"{POD}/exec?container=side&command=ls&stdout=true")
     assert caught.value.status == 404
+    response = await chain.client.post(f"{POD}/exec?container=side&command=ls&stdout=true",
+                                       headers={**AUTH, "Connection": "Upgrade",
+                                                "Upgrade": "SPDY/3.1",
+                                                "X-Stream-Protocol-Version": rc.V4})
+    assert (response.status, await response.text()) == (404, 'container not found ("side")')
 
 
 async def test_completed_pods_are_refused(chain) -> None:
