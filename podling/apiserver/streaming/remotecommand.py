@@ -4,15 +4,12 @@
     check pod + container ─▶ dial the node ─▶ upgrade the client (WebSocket or SPDY)
         ─▶ pump both ways ─▶ the node's status (channel 3) ─▶ the client's status ─▶ close
 
-Either side going away closes the other, so the node ends the process.
+The relaying itself is in :mod:`.relay`; SPDY clients in :mod:`.spdy_remotecommand`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -20,22 +17,8 @@ from aiohttp import WSMsgType, web
 from ...api import errors
 from ...api import remotecommand as rc
 from .node import NodeDialer, check_container
-
-
-class ClientStreams(Protocol):
-    """The client's side of a session, whatever its protocol."""
-
-    async def receive(self) -> tuple[int, bytes] | None:
-        """Next (channel, data) from the client: stdin, resize or close; None once gone."""
-
-    async def forward(self, message: bytes) -> None:
-        """Output to the client: a node message, channel (stdout / stderr) byte first."""
-
-    async def finish(self, status: dict[str, Any]) -> None:
-        """The session's status, then the end of the connection."""
-
-    async def abort(self) -> None:
-        """Drop the connection (the node went away without a status)."""
+from .relay import offered_protocols, relay, upgrade_kind
+from .spdy_remotecommand import serve_spdy, spdy_protocol
 
 
 class WebSocketStreams:
@@ -67,22 +50,6 @@ class WebSocketStreams:
         await self.ws.close(code=aiohttp.WSCloseCode.INTERNAL_ERROR)
 
 
-def upgrade_kind(request: web.Request) -> str:
-    """``websocket``, ``spdy``, or 400 when the request is no upgrade at all."""
-    upgrade = request.headers.get("Upgrade", "").lower()
-    if upgrade == "websocket":
-        return "websocket"
-    if upgrade.startswith("spdy/3.1"):
-        return "spdy"
-    raise errors.bad_request("Upgrade request required")
-
-
-def offered_protocols(request: web.Request) -> list[str]:
-    """The WebSocket subprotocols the client offered, in its order."""
-    return [p.strip() for value in request.headers.getall("Sec-WebSocket-Protocol", [])
-            for p in value.split(",") if p.strip()]
-
-
 async def serve_remote_command(request: web.Request, dialer: NodeDialer, namespace: str,
                                name: str, action: str) -> web.StreamResponse:
     """Serve one ``exec`` or ``attach`` request end to end."""
@@ -94,14 +61,12 @@ async def serve_remote_command(request: web.Request, dialer: NodeDialer, namespa
         raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
     pod = await dialer.pod(namespace, name)
     container = check_container(pod, options.container, action)
-    if kind == "spdy":
-        from .spdy_remotecommand import spdy_protocol, serve_spdy  # noqa: PLC0415
-        spdy_protocol(request)  # refuse an unknown version before dialing the node
+    protocol = spdy_protocol(request) if kind == "spdy" else ""  # refused before dialing
     path = f"/{action}/{namespace}/{name}/{container}"
     node = await dialer.connect(pod, path, options.query(), rc.V5)
     try:
         if kind == "spdy":
-            return await serve_spdy(request, node, options)
+            return await serve_spdy(request, node, options, protocol)
         offered = offered_protocols(request)
         chosen = next((p for p in rc.CHANNEL_PROTOCOLS if p in offered), None)
         if offered and chosen is None:
@@ -114,50 +79,3 @@ async def serve_remote_command(request: web.Request, dialer: NodeDialer, namespa
         return ws
     finally:
         await node.close()
-
-
-async def relay(client: ClientStreams, node: aiohttp.ClientWebSocketResponse,
-                options: rc.StreamOptions) -> None:
-    """Pump until the node's status (forwarded to the client) or until either side is gone."""
-    upstream = asyncio.create_task(_client_to_node(client, node, options))
-    try:
-        status = await _node_to_client(node, client)
-        if status is None:
-            await client.abort()
-        else:
-            await client.finish(status)
-    except (ConnectionError, RuntimeError):
-        pass  # the client went away while we wrote; closing the node ends the session
-    finally:
-        upstream.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await upstream
-        await node.close()
-
-
-async def _node_to_client(node: aiohttp.ClientWebSocketResponse,
-                          client: ClientStreams) -> dict[str, Any] | None:
-    async for msg in node:
-        if msg.type is not WSMsgType.BINARY or not msg.data:
-            continue
-        if msg.data[0] == rc.ERROR:
-            try:
-                return json.loads(msg.data[1:])
-            except ValueError:
-                return rc.failure_status(msg.data[1:].decode(errors="replace"))
-        await client.forward(msg.data)
-    return None
-
-
-async def _client_to_node(client: ClientStreams, node: aiohttp.ClientWebSocketResponse,
-                          options: rc.StreamOptions) -> None:
-    """Forward stdin, resizes and stdin's close; the client gone closes the node."""
-    while (received := await client.receive()) is not None:
-        channel, data = received
-        if channel == rc.STDIN and options.stdin:
-            await node.send_bytes(bytes([rc.STDIN]) + data)
-        elif channel == rc.RESIZE and options.tty:
-            await node.send_bytes(bytes([rc.RESIZE]) + data)
-        elif channel == rc.CLOSE and data[:1] == bytes([rc.STDIN]):
-            await node.send_bytes(bytes([rc.CLOSE, rc.STDIN]))
-    await node.close()

@@ -17,7 +17,7 @@ from aiohttp import web
 from ...api import errors
 from ...api import remotecommand as rc
 from .node import NodeDialer
-from .portforward import error_text, open_port, splice
+from .forward import error_text, open_port, splice
 from .spdy import SpdyClosedError, SpdyConnection, SpdyStream
 from .upgrade import (HEADER_PROTOCOL_VERSION, WebSocketTransport, accept_spdy_upgrade,
                       choose_protocol)

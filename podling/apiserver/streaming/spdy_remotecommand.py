@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ...api import errors
 from ...api import remotecommand as rc
-from .remotecommand import relay
+from .relay import relay
 from .spdy import SpdyClosedError, SpdyConnection, SpdyStream
 from .upgrade import HEADER_PROTOCOL_VERSION, accept_spdy_upgrade, choose_protocol
 
@@ -138,9 +138,9 @@ async def accept_streams(conn: SpdyConnection, wanted: set[str],
 
 
 async def serve_spdy(request: web.Request, node: aiohttp.ClientWebSocketResponse,
-                     options: rc.StreamOptions) -> web.StreamResponse:
-    """Upgrade to SPDY and relay the session between its streams and the node."""
-    protocol = spdy_protocol(request)
+                     options: rc.StreamOptions, protocol: str) -> web.StreamResponse:
+    """Upgrade to SPDY ``protocol`` (see :func:`spdy_protocol`) and relay the session
+    between its streams and the node."""
     response, transport = await accept_spdy_upgrade(request, protocol)
     conn = SpdyConnection(transport, server=True)
     runner = asyncio.create_task(conn.run())
