@@ -56,9 +56,9 @@ import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pods_bench import (CLEANUP, RESULTS_DIR, Podling, Podman, Registry,  # noqa: E402
+from pods_bench import (CLEANUP, Podling, Podman, Registry,  # noqa: E402
                         demo_archives, environment, install_signal_handlers, log,
-                        make_temp_dir, median, ratio_table, run)
+                        make_temp_dir, median, ratio_table, run, save_report)
 
 MIB = 1024 * 1024
 WWW = "/www"
@@ -386,11 +386,7 @@ def main() -> int:
     finally:
         CLEANUP.run_all()
     if not args.no_save:
-        os.makedirs(RESULTS_DIR, exist_ok=True)
-        path = os.path.join(RESULTS_DIR, f"exec-{time.strftime('%Y%m%d-%H%M%S')}.json")
-        with open(path, "w") as f:
-            json.dump(report, f, indent=2)
-        log(f"saved {path}")
+        save_report(report, "exec")
     return 0
 
 

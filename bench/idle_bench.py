@@ -34,9 +34,9 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pods_bench import (CLEANUP, RESULTS_DIR, Podling, Registry, cpu_ticks,  # noqa: E402
+from pods_bench import (CLEANUP, Podling, Registry, cpu_ticks,  # noqa: E402
                         ctx_switches, demo_archives, environment, install_signal_handlers, log,
-                        make_temp_dir, pod_yaml)
+                        make_temp_dir, pod_yaml, save_report)
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -157,11 +157,7 @@ def main() -> int:
     finally:
         CLEANUP.run_all()
     if not args.no_save:
-        os.makedirs(RESULTS_DIR, exist_ok=True)
-        path = os.path.join(RESULTS_DIR, f"idle-{time.strftime('%Y%m%d-%H%M%S')}.json")
-        with open(path, "w") as f:
-            json.dump(report, f, indent=2)
-        log(f"saved {path}")
+        save_report(report, "idle")
     return 0
 
 

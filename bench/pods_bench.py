@@ -826,6 +826,16 @@ def figures(r: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
+def save_report(report: dict[str, Any], kind: str) -> str:
+    """Write ``report`` as ``bench/results/<kind>-<timestamp>.json``; returns the path."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+    log(f"saved {path}")
+    return path
+
+
 def print_table(results: dict[str, Any], pods: int) -> str:
     return ratio_table(f"(N = {pods})", {e: figures(r) for e, r in results.items()})
 
@@ -905,11 +915,7 @@ def main() -> int:
     finally:
         CLEANUP.run_all()
     if not args.no_save:
-        os.makedirs(RESULTS_DIR, exist_ok=True)
-        path = os.path.join(RESULTS_DIR, f"pods-{time.strftime('%Y%m%d-%H%M%S')}.json")
-        with open(path, "w") as f:
-            json.dump(report, f, indent=2)
-        log(f"saved {path}")
+        save_report(report, "pods")
     return 0
 
 
