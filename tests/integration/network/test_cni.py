@@ -113,6 +113,9 @@ class Env:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
 
 
+NETNS_CLEANUP_TIMEOUT = 10.0
+
+
 def leftovers(env: Env, veths_before: set[str]) -> list[str]:
     cfg = env.net.config
     out = []
@@ -149,7 +152,10 @@ async def env(tmp_path):
         await e.net.purge()
         for name in e.namespaces:
             sh("ip", "netns", "del", name, check=False)
-        left = leftovers(e, before)
+        # the kernel destroys a deleted namespace (and the veth pairs in it) asynchronously
+        deadline = time.monotonic() + NETNS_CLEANUP_TIMEOUT
+        while (left := leftovers(e, before)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         assert not left, f"leftovers after the test: {left}"
 
 
