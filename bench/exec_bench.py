@@ -36,7 +36,6 @@ timings; byte counts are checked.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -57,8 +56,9 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pods_bench import (CLEANUP, Podling, Podman, Registry,  # noqa: E402
-                        demo_archives, environment, install_signal_handlers, log,
-                        make_temp_dir, median, ratio_table, run, save_report)
+                        demo_archives, install_signal_handlers, log,
+                        make_temp_dir, median, new_report, ratio_table, run, save_report,
+                        side_by_side_args)
 
 MIB = 1024 * 1024
 WWW = "/www"
@@ -343,20 +343,13 @@ def print_table(results: dict[str, Any], p: Params) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="N=5, 64 MiB")
-    parser.add_argument("--only", choices=("podling", "podman"))
-    parser.add_argument("--images-dir", help="keep/reuse the demo image archives here")
-    parser.add_argument("--no-save", action="store_true")
-    args = parser.parse_args()
+    args = side_by_side_args(__doc__.split("\n")[0], "N=5, 64 MiB")
     if os.geteuid() != 0:
         print("exec_bench needs root", file=sys.stderr)
         return 2
     install_signal_handlers()
     p = QUICK if args.quick else FULL
-    report: dict[str, Any] = {"mode": "quick" if args.quick else "full",
-                              "params": p.__dict__, "environment": environment(),
-                              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    report = new_report(args, p)
     results: dict[str, Any] = {}
     cluster = None
     try:

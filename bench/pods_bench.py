@@ -826,6 +826,22 @@ def figures(r: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
+def side_by_side_args(description: str, quick_help: str) -> argparse.Namespace:
+    """The command line of a podling-vs-podman benchmark."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--only", choices=("podling", "podman"))
+    parser.add_argument("--images-dir", help="keep/reuse the demo image archives here")
+    parser.add_argument("--no-save", action="store_true")
+    return parser.parse_args()
+
+
+def new_report(args: argparse.Namespace, params: Any) -> dict[str, Any]:
+    """The head of a benchmark's JSON report: mode, parameters, machine, start time."""
+    return {"mode": "quick" if args.quick else "full", "params": params.__dict__,
+            "environment": environment(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
 def save_report(report: dict[str, Any], kind: str) -> str:
     """Write ``report`` as ``bench/results/<kind>-<timestamp>.json``; returns the path."""
     os.makedirs(RESULTS_DIR, exist_ok=True)
@@ -865,20 +881,13 @@ def ratio_table(title: str, columns: dict[str, dict[str, float | None]],
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10 pods, 2 repetitions")
-    parser.add_argument("--only", choices=("podling", "podman"))
-    parser.add_argument("--images-dir", help="keep/reuse the demo image archives here")
-    parser.add_argument("--no-save", action="store_true")
-    args = parser.parse_args()
+    args = side_by_side_args(__doc__.split("\n")[0], "10 pods, 2 repetitions")
     if os.geteuid() != 0:
         print("pods_bench needs root", file=sys.stderr)
         return 2
     install_signal_handlers()
     p = QUICK if args.quick else FULL
-    report: dict[str, Any] = {"mode": "quick" if args.quick else "full",
-                              "params": p.__dict__, "environment": environment(),
-                              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    report = new_report(args, p)
     results: dict[str, Any] = {}
     podling = None
     try:
