@@ -43,11 +43,10 @@ class ResourceHandlers:
                  node_token: str | Callable[[str], str] = "", *,
                  cluster_cidr: str = CLUSTER_CIDR) -> None:
         self.stores = stores
-        self.node_token = node_token  # what the server presents to a node's API (by node)
         self.watch_options = watch_options
         self.pod_cidrs = PodCidrAllocator(stores["nodes"], cluster_cidr)
         self.dialer = NodeDialer(stores["pods"], stores["nodes"], node_token)
-        self.metrics = MetricsApi(stores["pods"], stores["nodes"], node_token)
+        self.metrics = MetricsApi(stores["pods"], stores["nodes"], self.dialer)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         info = requestinfo.parse(request.method, request.path, dict(request.query))
@@ -62,8 +61,8 @@ class ResourceHandlers:
         if info.subresource == "eviction":
             return await self._evict(request, info)
         if info.subresource == "log":
-            return await serve_pod_log(request, self.stores["pods"], self.stores["nodes"],
-                                       info.namespace, info.name, self.node_token)
+            return await serve_pod_log(request, self.dialer, info.namespace or "",
+                                       info.name or "")
         if info.subresource in ("exec", "attach"):
             return await serve_remote_command(request, self.dialer, info.namespace or "",
                                               info.name or "", info.subresource)

@@ -29,8 +29,8 @@ from ..api.quantity import FORMAT_BINARY_SI, format_quantity
 from ..api.resources import METRICS_GROUP, Resource
 from ..util.timefmt import now_rfc3339
 from . import bodies
-from .podlogs import node_api_url
 from .registry.store import RegistryStore
+from .streaming.node import NodeDialer
 from .requestinfo import RequestInfo
 
 log = logging.getLogger(__name__)
@@ -67,16 +67,15 @@ def is_ready(node: Obj) -> bool:
 
 
 class MetricsApi:
-    """The two metrics resources. ``token`` (or ``token(node name)``) is presented to a
-    node's API; ``fetch`` replaces the HTTP GET (tests)."""
+    """The two metrics resources; ``dialer`` reaches the nodes' APIs, ``fetch`` replaces
+    the GET of a node's summary (tests)."""
 
-    def __init__(self, pods: RegistryStore, nodes: RegistryStore,
-                 token: str | Callable[[str], str] = "", *,
+    def __init__(self, pods: RegistryStore, nodes: RegistryStore, dialer: NodeDialer, *,
                  fetch: SummaryFetcher | None = None,
                  timeout: float = SUMMARY_TIMEOUT) -> None:
         self._pods = pods
         self._nodes = nodes
-        self._token = token
+        self._dialer = dialer
         self._fetch = fetch or self._fetch_summary
         self._timeout = timeout
 
@@ -173,17 +172,13 @@ class MetricsApi:
 
     async def _fetch_summary(self, node: Obj) -> Obj | None:
         name = node["metadata"]["name"]
-        credential = self._token(name) if callable(self._token) else self._token
         try:
-            url = f"{node_api_url(node)}/stats/summary"
-            timeout = aiohttp.ClientTimeout(total=self._timeout)
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.get(url, ssl=False, headers={
-                        "Authorization": f"Bearer {credential}"}) as answer:
-                    if answer.status != 200:
-                        log.warning("stats of node %s: HTTP %s", name, answer.status)
-                        return None
-                    body = await answer.json(content_type=None)
+            async with self._dialer.get(node, "/stats/summary",
+                                        timeout=self._timeout) as answer:
+                if answer.status != 200:
+                    log.warning("stats of node %s: HTTP %s", name, answer.status)
+                    return None
+                body = await answer.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, errors.ApiError) as exc:
             log.warning("stats of node %s unavailable: %s", name, exc or type(exc).__name__)
             return None

@@ -1,4 +1,4 @@
-"""Reaching a pod's node for a streaming session (docs/streaming.md §2).
+"""Reaching a pod's node: streaming sessions, logs and stats (docs/streaming.md §2).
 
 :class:`NodeDialer` checks what the API server checks before Kubernetes upgrades a request
 (the pod, its node, the container) and opens the node API's WebSocket with the node's
@@ -9,20 +9,51 @@ client's connection is upgraded: a ``Status``, or the node's own text where the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
-from typing import Any, Callable, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import aiohttp
 
 from ...api import errors
 from ...api import remotecommand as rc
-from ...api.resources import NODE_API_SOCKET_ANNOTATION
-from ..podlogs import choose_container, node_api_url
+from ...api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION
 from ..registry.store import RegistryStore
 
+T = TypeVar("T")
 COMPLETED_PHASES = ("Succeeded", "Failed")
 CONNECT_TIMEOUT = 10.0
+
+
+def choose_container(pod: dict[str, Any], wanted: str) -> str:
+    """The container to read; 400 with Kubernetes' text when none or an unknown one is named."""
+    spec, name = pod.get("spec") or {}, pod["metadata"]["name"]
+    names = [c["name"] for c in spec.get("containers") or []]
+    init = [c["name"] for c in spec.get("initContainers") or []]
+    if not wanted:
+        if len(names) == 1:
+            return names[0]
+        raise errors.bad_request(f"a container name must be specified for pod {name}, choose "
+                                 f"one of: [{' '.join(names)}]" +
+                                 (f" or one of the init containers: [{' '.join(init)}]"
+                                  if init else ""))
+    if wanted not in names + init:
+        raise errors.bad_request(f"container {wanted} is not valid for pod {name}")
+    return wanted
+
+
+def node_api_url(node: dict[str, Any]) -> str:
+    annotated = ((node.get("metadata") or {}).get("annotations") or {}).get(NODE_API_ANNOTATION)
+    if annotated:
+        return annotated
+    status = node.get("status") or {}
+    ip = next((a["address"] for a in status.get("addresses") or []
+               if a.get("type") == "InternalIP"), None)
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    if not ip or not port:
+        raise errors.bad_request(f'node "{node["metadata"]["name"]}" has no reachable node API')
+    return f"https://{ip}:{port}"
 
 
 def check_container(pod: dict[str, Any], wanted: str, action: str) -> str:
@@ -38,7 +69,8 @@ def check_container(pod: dict[str, Any], wanted: str, action: str) -> str:
 
 
 class NodeDialer:
-    """Opens node API WebSockets; one HTTP client session, shared by every stream.
+    """Reaches nodes' APIs (WebSockets for streams, GETs for logs and stats) with their
+    credentials; one HTTP client session, shared by every request.
 
     A node whose API also listens on a Unix socket that exists on this host (the server's
     own local agent) is reached through it, without TLS; if that fails, over HTTPS."""
@@ -58,33 +90,61 @@ class NodeDialer:
             raise errors.bad_request(f"pod {name} does not have a host assigned")
         return pod
 
+    async def node_of(self, pod: dict[str, Any]) -> dict[str, Any]:
+        """The Node a (bound) pod runs on."""
+        return await self.nodes.get(None, pod["spec"]["nodeName"])
+
     async def connect(self, pod: dict[str, Any], path: str,
                       params: Iterable[tuple[str, str]], protocol: str
                       ) -> aiohttp.ClientWebSocketResponse:
         """Open ``path`` on the pod's node as a WebSocket speaking ``protocol``."""
-        node_name = pod["spec"]["nodeName"]
-        node = await self.nodes.get(None, node_name)
-        token = self._token(node_name) if callable(self._token) else self._token
+        node = await self.node_of(pod)
+
+        async def dial(client: aiohttp.ClientSession, base: str,
+                       headers: dict[str, str]) -> aiohttp.ClientWebSocketResponse:
+            return await client.ws_connect(
+                base + path, params=list(params), protocols=(protocol,), headers=headers,
+                ssl=False, max_msg_size=0, autoping=True, autoclose=False,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5))
+        ws = await self._reach(node, dial)
+        if ws.protocol != protocol:
+            await ws.close()
+            raise errors.internal(f"the node {node['metadata']['name']} does not speak "
+                                  f"{protocol}")
+        return ws
+
+    @contextlib.asynccontextmanager
+    async def get(self, node: dict[str, Any], path: str,
+                  params: Iterable[tuple[str, str]] = (), *, timeout: float | None = None
+                  ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """``GET path`` on the node's API; the response is open inside the block (any
+        status: the caller reads it). ``timeout`` bounds the whole request (None: none)."""
+        async def request(client: aiohttp.ClientSession, base: str,
+                          headers: dict[str, str]) -> aiohttp.ClientResponse:
+            return await client.get(base + path, params=list(params), headers=headers,
+                                    ssl=False, timeout=aiohttp.ClientTimeout(
+                                        total=timeout, sock_connect=CONNECT_TIMEOUT))
+        response = await self._reach(node, request)
+        async with response:
+            yield response
+
+    async def _reach(self, node: dict[str, Any], attempt: Callable[
+            [aiohttp.ClientSession, str, dict[str, str]], Awaitable[T]]) -> T:
+        """``attempt(client, base URL, auth headers)`` on each endpoint of the node, best
+        first, until one answers; a refused upgrade is final; 503 when none answers."""
+        name = node["metadata"]["name"]
+        token = self._token(name) if callable(self._token) else self._token
+        headers = {"Authorization": f"Bearer {token}"}
         failure: Exception | None = None
         for client, base in self._endpoints(node):
             try:
-                ws = await client.ws_connect(
-                    base + path, params=list(params), protocols=(protocol,),
-                    headers={"Authorization": f"Bearer {token}"}, ssl=False, max_msg_size=0,
-                    autoping=True, autoclose=False,
-                    timeout=aiohttp.ClientWSTimeout(ws_close=5))
-                break
+                return await attempt(client, base, headers)
             except aiohttp.WSServerHandshakeError as exc:
                 raise _refused(exc) from None
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 failure = exc
-        else:
-            raise errors.ApiError(503, "ServiceUnavailable",
-                                  f"the node {node_name} cannot be reached: {failure}")
-        if ws.protocol != protocol:
-            await ws.close()
-            raise errors.internal(f"the node {node_name} does not speak {protocol}")
-        return ws
+        raise errors.ApiError(503, "ServiceUnavailable",
+                              f"the node {name} cannot be reached: {failure}")
 
     def _endpoints(self, node: dict[str, Any]) -> list[tuple[aiohttp.ClientSession, str]]:
         """Where to reach the node's API, best first: its local socket, then HTTPS."""
