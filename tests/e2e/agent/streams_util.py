@@ -185,7 +185,8 @@ class PtyProcess:
         self.seen = b""  # everything ever read (diagnostics)
         self._lock = threading.Condition()
         self._eof = False
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         while True:
@@ -234,6 +235,11 @@ class PtyProcess:
         return self.process.wait(timeout)
 
     def close(self, sig: int = signal.SIGKILL) -> None:
+        """Stop the process, then close the terminal once the reader has let go of it.
+
+        The master descriptor is closed only after the reader thread has seen EOF: closed
+        under a blocked ``os.read``, its number would be reused by the next pipe the test
+        opens and the reader would swallow that pipe's output."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
             try:
@@ -241,6 +247,9 @@ class PtyProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._reader.join(10)
+        if self._reader.is_alive():  # something still holds the terminal: leak, never race
+            return
         try:
             os.close(self.master)
         except OSError:
