@@ -509,7 +509,7 @@ class Podling:
 
 
 class Podman:
-    """Debian's podman 4.3 with runc and host-allowed rlimits (see docs/machine-notes.md)."""
+    """Debian's podman 4.3 with runc and host-allowed rlimits (see docs/host-notes.md §8)."""
 
     engine = "podman"
 

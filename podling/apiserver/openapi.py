@@ -1,6 +1,6 @@
 """The OpenAPI v3 documents kubectl reads: ``/openapi/v3`` and one document per group version.
 
-kubectl uses them for three things (docs/kubectl-protocol.md §1.4, §2.2):
+kubectl uses them for three things (docs/kubectl-compatibility.md §5 and §8.2):
 
 * apply/create pick *server-side* field validation when a GV document has a PATCH operation
   tagged with the kind's ``x-kubernetes-group-version-kind`` and a ``fieldValidation``

@@ -122,7 +122,7 @@ class MountPropagation(str, enum.Enum):
     BIDIRECTIONAL = "BIDIRECTIONAL"
 
 
-# Terminated reasons, as containerd reports them (docs/k8s-formats.md).
+# Terminated reasons, as containerd reports them (docs/kubernetes-fidelity.md §2.2).
 REASON_COMPLETED = "Completed"
 REASON_ERROR = "Error"
 REASON_OOM_KILLED = "OOMKilled"

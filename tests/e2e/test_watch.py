@@ -1,5 +1,5 @@
 """Watch over raw HTTP: the chunked JSON-lines stream and the semantics kubectl and informers
-rely on (kubectl-protocol.md §1.7).
+rely on (docs/kubectl-compatibility.md §7).
 
 Every watch here is a plain ``http.client`` request over TLS (the server's CA, the bearer
 token) whose body is read line by line against a deadline. Pods carry a scheduler name no

@@ -23,7 +23,7 @@ runc's standard devices, and **no seccomp profile** (not implemented yet; the co
 writable /sys and an allow-all device cgroup (host devices are not populated in /dev).
 
 rlimits are emitted only clamped to the host's hard limits: raising a hard limit fails with
-EPERM here and runc then refuses to start the process (docs/machine-notes.md).
+EPERM here and runc then refuses to start the process (docs/host-notes.md §3).
 """
 
 from __future__ import annotations

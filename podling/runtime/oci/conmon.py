@@ -54,7 +54,7 @@ class Launched:
 
 
 def conmon_argv(spec: ConmonLaunch) -> list[str]:
-    """The conmon command line (docs/machine-notes.md)."""
+    """The conmon command line (docs/host-notes.md §4)."""
     argv = [spec.conmon, "--api-version", "1", "-c", spec.cid, "-u", spec.cid,
             "-n", spec.name, "-r", spec.runtime, "-b", spec.bundle, "-p", spec.pid_file,
             "-P", spec.conmon_pid_file, "-l", f"k8s-file:{spec.log_path}",

@@ -29,7 +29,7 @@ from manifests import busybox, pod  # noqa: F401 - the tests take them from here
 
 RUN_TIMEOUT = 120.0
 
-# kubectl's transport switches (docs/kubectl-protocol.md §1.9, §1.10)
+# kubectl's transport switches (docs/kubectl-compatibility.md §10.3)
 WEBSOCKET: dict[str, str] = {}
 SPDY_EXEC = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"}
 SPDY_PORT_FORWARD = {"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}

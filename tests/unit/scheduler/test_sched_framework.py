@@ -1,4 +1,4 @@
-"""schedule_one and the FailedScheduling message (docs/k8s-formats.md examples)."""
+"""schedule_one and the FailedScheduling message (docs/kubernetes-fidelity.md §4)."""
 
 from __future__ import annotations
 
