@@ -1,0 +1,36 @@
+"""Every ``docs/….md`` the code, tests, benchmarks and docs point at is in the repository,
+and nothing points outside it (the project documents itself)."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DOC_REFERENCE = re.compile(r"docs/[A-Za-z0-9_.-]+\.md")
+OUTSIDE = re.compile(r"\.\./shared|/work/shared")
+
+
+def _sources() -> list[pathlib.Path]:
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for tree in ("podling", "tests", "bench"):
+        files += sorted(p for p in (ROOT / tree).rglob("*")
+                        if p.suffix in (".py", ".md") and "__pycache__" not in p.parts)
+    return [p for p in files if p != pathlib.Path(__file__).resolve()]
+
+
+def test_there_are_documents_to_check():
+    assert (ROOT / "docs" / "architecture.md").is_file()
+
+
+def test_references_resolve_inside_the_repository():
+    problems = []
+    for path in _sources():
+        text = path.read_text(errors="replace")
+        name = path.relative_to(ROOT)
+        missing = sorted({r for r in DOC_REFERENCE.findall(text) if not (ROOT / r).is_file()})
+        if missing:
+            problems.append(f"{name} points at missing {missing}")
+        if OUTSIDE.search(text):
+            problems.append(f"{name} points outside the repository")
+    assert not problems, "\n".join(problems)
