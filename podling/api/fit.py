@@ -16,13 +16,13 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from .pods import TERMINAL_PHASES, is_terminal  # noqa: F401 - re-exported for older callers
 from .quantity import QuantityError, parse_quantity
 
 Obj = dict[str, Any]
 Resources = dict[str, int]
 
 CPU, MEMORY, EPHEMERAL_STORAGE, PODS = "cpu", "memory", "ephemeral-storage", "pods"
-TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 # -- resources ---------------------------------------------------------------------------------
@@ -90,10 +90,6 @@ def pod_requests(pod: Obj) -> Resources:
     _max(total, init_peak)
     _add(total, resource_list(spec.get("overhead")))
     return {name: value for name, value in total.items() if value}
-
-
-def is_terminal(pod: Obj) -> bool:
-    return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
 
 
 # -- node affinity -----------------------------------------------------------------------------

@@ -25,8 +25,9 @@ from typing import Any
 
 from podling.util.timefmt import human_duration, parse_rfc3339
 
+from .pods import is_terminal_phase
+
 NODE_LOST = "NodeLost"  # node.NodeUnreachablePodReason
-_TERMINAL_PHASES = ("Succeeded", "Failed")
 _ROW_CONDITIONS = {
     "Succeeded": [{"type": "Completed", "status": "True", "reason": "Succeeded",
                    "message": "The pod has completed successfully."}],
@@ -161,7 +162,7 @@ def summarize(pod: Mapping[str, Any]) -> PodSummary:
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         if status.get("reason") == NODE_LOST:
             summary.reason = "Unknown"
-        elif phase not in _TERMINAL_PHASES:
+        elif not is_terminal_phase(phase):
             summary.reason = "Terminating"
     return summary
 

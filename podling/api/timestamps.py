@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from podling.util.timefmt import format_rfc3339
+
 from . import schema
 
 MICRO_TIME_FIELDS = {
@@ -54,4 +56,4 @@ def _format(text: str, *, micro: bool) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
     value = value.astimezone(dt.timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
+    return format_rfc3339(value, micro=micro)

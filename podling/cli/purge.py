@@ -9,25 +9,23 @@ server's data stay unless ``--all`` is given. Run it with podling stopped.
 from __future__ import annotations
 
 import asyncio
-import ctypes
+import contextlib
 import os
 import shutil
 
 from ..agent.config import AgentConfig
-from ..images.snapshots import mounts_under
 from ..network.cni import CniNetwork
 from ..network.cni_config import CniConfig
 from ..runtime.oci import purge as purge_runtime
+from ..util.mounts import mounts_under, unmount
 from .agent import network_name
-
-MNT_DETACH = 2
 
 
 def _unmount_all(root: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
+    """Unmount everything at or below ``root``, deepest first; best effort."""
     for point in mounts_under(root):
-        if libc.umount2(point.encode(), 0) != 0:
-            libc.umount2(point.encode(), MNT_DETACH)
+        with contextlib.suppress(OSError):
+            unmount(point, lazy=False)
 
 
 async def purge(config: AgentConfig, *, everything: bool = False) -> list[str]:

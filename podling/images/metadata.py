@@ -29,7 +29,6 @@ collected — containers may still run it.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import fcntl
 import json
 import os
@@ -41,6 +40,7 @@ from podling.images.errors import ImageError, InvalidImageName, RegistryError
 from podling.images.interface import ImageConfig
 from podling.images.refs import parse_reference
 from podling.util.files import atomic_write
+from podling.util.timefmt import now_rfc3339
 
 FORMAT_VERSION = 1
 MIN_PREFIX = 3
@@ -339,7 +339,7 @@ def record_from(where: str, manifest: dict[str, Any], manifest_digest: str,
                                size=int(d.get("size", 0)),
                                media_type=str(d.get("mediaType", "")))
                    for d, diff in zip(descs, diff_ids))
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = now_rfc3339()
     return ImageRecord(id=str(manifest["config"].get("digest", "")),
                        manifest_digest=manifest_digest, manifest_media_type=media_type,
                        layers=layers, config_size=len(config_bytes), created=now,

@@ -43,6 +43,7 @@ from podling.images.refs import Reference, validate_digest
 from podling.images.registry_auth import scope_for
 from podling.images.registry_http import ClientOptions, Transport
 from podling.images.registry_io import BlobWriter, Body, Sink
+from podling.images.registry_push import push_oci_layout
 
 log = logging.getLogger("podling.images.registry")
 
@@ -372,7 +373,6 @@ class RegistryClient:
                               ref: Reference, *, auth: RegistryAuth | None = None) -> str:
         """Push an OCI layout directory or archive to ``ref``; returns the pushed digest.
         See :mod:`podling.images.registry_push`."""
-        from podling.images.registry_push import push_oci_layout
         return await push_oci_layout(self, layout_dir_or_archive, ref, auth=auth)
 
 

@@ -20,17 +20,33 @@ import os
 import shutil
 import tarfile
 import tempfile
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 from podling.images.errors import DigestMismatch, InvalidArchive
 from podling.images.interface import RegistryAuth
 from podling.images.platforms import INDEX_TYPES, MANIFEST_TYPES
 from podling.images.refs import Reference, validate_digest
-from podling.images.registry import RegistryClient
 
 REF_NAME = "org.opencontainers.image.ref.name"
 IN_MEMORY_LIMIT = 8 * 1024 * 1024
 MAX_JSON = 4 * 1024 * 1024
+
+
+class Pusher(Protocol):
+    """The two uploads a push needs; :class:`podling.images.registry.RegistryClient` is one.
+
+    This module depends on this protocol only (never on registry.py, which imports us)."""
+
+    async def push_blob(self, ref: Reference, digest: str,
+                        data_or_path: bytes | str | os.PathLike[str], *,
+                        auth: RegistryAuth | None = None) -> bool:
+        """Upload one blob unless the registry has it; False if it was already there."""
+        ...
+
+    async def push_manifest(self, ref: Reference, media_type: str, data: bytes, *,
+                            auth: RegistryAuth | None = None) -> str:
+        """PUT a manifest or index at ``ref``'s tag (or digest); returns its digest."""
+        ...
 
 
 class LayoutReader:
@@ -130,7 +146,7 @@ def choose_entry(index: dict[str, Any], ref: Reference) -> dict[str, Any]:
                          f"{ref.tag or ref}")
 
 
-async def push_oci_layout(client: RegistryClient, source: str | os.PathLike[str],
+async def push_oci_layout(client: Pusher, source: str | os.PathLike[str],
                           ref: Reference, *, auth: RegistryAuth | None = None) -> str:
     """Push the layout at ``source`` to ``ref``; returns the digest ``ref`` now points to.
 
@@ -141,7 +157,7 @@ async def push_oci_layout(client: RegistryClient, source: str | os.PathLike[str]
         return await _push_descriptor(client, reader, ref, desc, top=True, auth=auth)
 
 
-async def _push_descriptor(client: RegistryClient, reader: LayoutReader, ref: Reference,
+async def _push_descriptor(client: Pusher, reader: LayoutReader, ref: Reference,
                            desc: dict[str, Any], *, top: bool,
                            auth: RegistryAuth | None) -> str:
     digest = _digest_of(desc)

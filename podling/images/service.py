@@ -54,9 +54,9 @@ from podling.images.platforms import Platform, host_platform
 from podling.images.refs import Reference, parse_reference
 from podling.images.registry import RegistryClient
 from podling.images.registry_http import ClientOptions
-from podling.images.snapshots import mount_table
 from podling.images.tarsafe import force_rmtree
 from podling.images.unpack import DEFAULT_MAX, cleanup_stale_unpacks, layer_path, unpack_layer
+from podling.util.mounts import mount_table
 
 log = logging.getLogger(__name__)
 

@@ -31,25 +31,18 @@ Contracts:
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 import re
 import shutil
 
 from podling.images.errors import ImageError
+from podling.util.mounts import mount, mount_table, mounts_under, unmount
 
 MAX_MOUNT_DATA = 4000
-MNT_DETACH = 2
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _BAD_PATH_CHARS = re.compile(r"[,:\\\x00-\x1f\x7f]")
 _MAX_UMOUNT_ROUNDS = 8
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
-                        ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 
 class SnapshotError(ImageError):
@@ -57,53 +50,20 @@ class SnapshotError(ImageError):
 
 
 def _mount_overlay(target: str, data: str) -> None:
-    if _libc.mount(b"overlay", target.encode(), b"overlay", 0, data.encode()) != 0:
-        err = ctypes.get_errno()
+    try:
+        mount("overlay", target, "overlay", 0, data)
+    except OSError as e:
+        err = e.errno or 0
         raise SnapshotError(f"mount overlay at {target}: {os.strerror(err)} "
-                            f"(errno {errno.errorcode.get(err, err)}; options {data})")
+                            f"(errno {errno.errorcode.get(err, err)}; options {data})") from e
 
 
 def _umount(target: str) -> None:
     """Unmount ``target``: plainly, or lazily (MNT_DETACH) if busy; not mounted is fine."""
-    for flags in (0, MNT_DETACH):
-        if _libc.umount2(target.encode(), flags) == 0:
-            return
-        err = ctypes.get_errno()
-        if err in (errno.EINVAL, errno.ENOENT):
-            return  # not a mount point (any more)
-        if err != errno.EBUSY:
-            raise SnapshotError(f"umount {target}: {os.strerror(err)}")
-    raise SnapshotError(f"umount {target}: still busy after MNT_DETACH")
-
-
-def _unescape(field: str) -> str:
-    """Decode mountinfo's octal escapes (``\\040`` for a space…)."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def mount_table(mountinfo: str = "/proc/self/mountinfo") -> list[tuple[str, str, str]]:
-    """(mount point, fs type, super options) of every mount in this mount namespace."""
-    table = []
-    with open(mountinfo, encoding="utf-8", errors="surrogateescape") as f:
-        for line in f:
-            fields = line.split()
-            try:
-                sep = fields.index("-")
-            except ValueError:
-                continue
-            table.append((_unescape(fields[4]), fields[sep + 1],
-                          _unescape(fields[sep + 3]) if len(fields) > sep + 3 else ""))
-    return table
-
-
-def mounts_under(root: str, mountinfo: str = "/proc/self/mountinfo") -> list[str]:
-    """Mount points at or below ``root`` (realpath), deepest first (the order to unmount).
-
-    A path mounted several times appears once per mount."""
-    base = os.path.realpath(root)
-    found = [mp for mp, _, _ in mount_table(mountinfo)
-             if mp == base or mp.startswith(base.rstrip("/") + "/")]
-    return sorted(found, key=lambda p: p.count("/"), reverse=True)
+    try:
+        unmount(target, lazy=False)
+    except OSError as e:
+        raise SnapshotError(f"umount {target}: {os.strerror(e.errno or 0)}") from e
 
 
 def _check_path(path: str, what: str) -> None:

@@ -47,7 +47,6 @@ or processes) are safe, even for the same layer.
 
 from __future__ import annotations
 
-import ctypes
 import enum
 import errno
 import gzip
@@ -67,6 +66,7 @@ import zstandard
 from podling.images.content import validate_digest
 from podling.images.errors import DigestMismatch, ImageError, LayerTooLarge, UnsafeLayer
 from podling.images.tarsafe import Meta, SafeTree, force_rmtree, normalize
+from podling.util.libc import libc
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +174,7 @@ def _check_media_type(media_type: str) -> None:
 def _syncfs(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.syncfs(fd) != 0:
+        if libc().syncfs(fd) != 0:
             os.sync()
     except (AttributeError, OSError):
         os.sync()

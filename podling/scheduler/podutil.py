@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..api.fit import (CPU, MEMORY, PODS, TERMINAL_PHASES, Obj, Resources,  # noqa: F401
-                       container_requests, is_sidecar, is_terminal, pod_requests,
-                       resource_list)
+from ..api.fit import (CPU, MEMORY, PODS, Obj, Resources,  # noqa: F401
+                       container_requests, is_sidecar, pod_requests, resource_list)
+from ..api.pods import TERMINAL_PHASES, is_terminal  # noqa: F401
 
 # Kubernetes' defaults for containers without requests, used by scoring only
 # (pkg/scheduler/util: DefaultMilliCPURequest, DefaultMemoryRequest).

@@ -28,11 +28,11 @@ from typing import Any
 from ..api.errors import ApiError
 from ..api.resources import NODES, PODS
 from ..client import DELETED, SYNC, ApiClient, ApiConnectionError, Informer
+from ..client.events import EventRecorder
 from ..util.clock import Clock, SystemClock
 from ..util.timefmt import now_rfc3339
 from . import podutil
 from .cache import SchedulerCache, node_changed
-from .events import EventWriter
 from .framework import Profile, ScheduleResult, schedule_one
 from .plugins import default_profile
 from .queue import QueuedPod, QueueOptions, SchedulingQueue
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 DEFAULT_SCHEDULER = "default-scheduler"
 SCHEDULED, FAILED_SCHEDULING = "Scheduled", "FailedScheduling"
+EVENT_WINDOW = 600.0  # repeats of one FailedScheduling message within it are counted
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ class Scheduler:
         self.rng = rng
         self.cache = SchedulerCache()
         self.queue = SchedulingQueue(clock or SystemClock(), options.queue)
-        self.events = EventWriter(client, scheduler_name)
+        self.events = EventRecorder(client, scheduler_name, window_seconds=EVENT_WINDOW,
+                                    max_queue=10_000, lanes=4)
         self.nodes = Informer(client, NODES, resync_period=options.resync_period)
         self.pods = Informer(client, PODS, resync_period=options.resync_period)
         self.nodes.add_handler(self._on_node)
@@ -137,7 +139,7 @@ class Scheduler:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        await self.events.close()
+        await self.events.close(timeout=2.0)
         await self.nodes.stop()
         await self.pods.stop()
 
@@ -225,8 +227,8 @@ class Scheduler:
             self._bind_slots.release()
         self.scheduled += 1
         self.queue.done(entry)
-        self.events.record(pod, "Normal", SCHEDULED,
-                           f"Successfully assigned {namespace}/{name} to {node}")
+        self.events.event(pod, "Normal", SCHEDULED,
+                          f"Successfully assigned {namespace}/{name} to {node}")
 
     def _bind_failed(self, entry: QueuedPod, pod: Obj, exc: Exception) -> None:
         if isinstance(exc, ApiError) and exc.code in (404, 409):
@@ -235,7 +237,7 @@ class Scheduler:
             return
         log.warning("binding %s/%s failed: %s", *entry.key, exc)
         self.queue.retry(entry)
-        self.events.record(pod, "Warning", FAILED_SCHEDULING, f"Binding rejected: {exc}")
+        self.events.event(pod, "Warning", FAILED_SCHEDULING, f"Binding rejected: {exc}")
 
     def _unschedulable(self, entry: QueuedPod, pod: Obj, result: ScheduleResult,
                        num_nodes: int) -> None:
@@ -243,7 +245,7 @@ class Scheduler:
         message = result.fit_error.message(num_nodes)
         log.info("pod %s/%s is unschedulable: %s", *entry.key, message)
         self.queue.unschedulable(entry)
-        self.events.record(pod, "Warning", FAILED_SCHEDULING, message)
+        self.events.event(pod, "Warning", FAILED_SCHEDULING, message)
         condition = unschedulable_condition(pod, message)
         if condition is None:
             self._bind_slots.release()

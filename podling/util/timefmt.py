@@ -1,8 +1,26 @@
-"""RFC 3339 timestamps the way Kubernetes writes them."""
+"""RFC 3339 timestamps the way Kubernetes writes them: the one home for formatting them.
+
+Two shapes, both UTC with a ``Z``: metav1.Time (seconds, ``2026-11-27T14:07:26Z``) and
+metav1.MicroTime (``2026-11-27T14:07:26.123456Z``, ``micro=True``). Nothing else in podling
+calls ``strftime`` for API timestamps.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+
+_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
+_MICRO = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def format_rfc3339(when: _dt.datetime, *, micro: bool = False) -> str:
+    """Format an aware datetime as metav1.Time (or MicroTime with ``micro``)."""
+    return when.astimezone(_dt.timezone.utc).strftime(_MICRO if micro else _SECONDS)
+
+
+def epoch_rfc3339(seconds: float, *, micro: bool = False) -> str:
+    """Epoch seconds (``time.time()``, a fake clock) as metav1.Time / MicroTime."""
+    return format_rfc3339(_dt.datetime.fromtimestamp(seconds, _dt.timezone.utc), micro=micro)
 
 
 def now_rfc3339() -> str:
@@ -10,14 +28,9 @@ def now_rfc3339() -> str:
     return format_rfc3339(_dt.datetime.now(_dt.timezone.utc))
 
 
-def format_rfc3339(when: _dt.datetime) -> str:
-    """Format an aware datetime as Kubernetes' metav1.Time (seconds, ``Z``)."""
-    return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def now_rfc3339_micro() -> str:
     """The current UTC time with microseconds (metav1.MicroTime)."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_rfc3339(_dt.datetime.now(_dt.timezone.utc), micro=True)
 
 
 def parse_rfc3339(text: str) -> _dt.datetime:

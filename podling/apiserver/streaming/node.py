@@ -18,11 +18,11 @@ import aiohttp
 
 from ...api import errors
 from ...api import remotecommand as rc
+from ...api.pods import is_terminal_phase
 from ...api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION
 from ..registry.store import RegistryStore
 
 T = TypeVar("T")
-COMPLETED_PHASES = ("Succeeded", "Failed")
 CONNECT_TIMEOUT = 10.0
 
 
@@ -61,7 +61,7 @@ def check_container(pod: dict[str, Any], wanted: str, action: str) -> str:
     named, or the pod has completed). ``action`` is ``exec`` or ``attach``."""
     container = choose_container(pod, wanted)
     phase = (pod.get("status") or {}).get("phase", "")
-    if phase in COMPLETED_PHASES:
+    if is_terminal_phase(phase):
         verb = "exec into" if action == "exec" else "attach to"
         raise errors.bad_request(f"cannot {verb} a container in a completed pod; current "
                                  f"phase is {phase}")

@@ -14,6 +14,8 @@ import os
 import shutil
 import signal
 
+from podling.util import mounts
+
 from ..interface import RuntimeCommandError
 from . import host, proc
 from .runc import Runc
@@ -33,9 +35,9 @@ async def purge(root: str, *, runc: str = "runc", timeout: float = 10.0) -> list
     await _remove_runc_containers(Runc(settings.get("runc") or find_binary(runc),
                                        store.path("runc"), timeout=timeout), problems)
     _kill_monitors(store)
-    for point in host.mounts_under(root):
+    for point in mounts.mounts_under(root):
         try:
-            host.unmount(point)
+            mounts.unmount(point)
         except OSError as exc:
             problems.append(str(exc))
     problems += _remove_cgroups(store, settings.get("cgroup_root", ""))

@@ -1,4 +1,4 @@
-"""Container methods of OciRuntime (a mixin; the plumbing lives in service.py).
+"""Container methods of OciRuntime (on top of RuntimeCore, core.py).
 
     create_container: write the bundle (config.json) and the record — no process yet.
     start_container:  conmon → runc create (sync pipe) → runc start → record started_at.
@@ -12,25 +12,21 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
 from ..interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, ContainerConfig,
-                         ContainerNotFound, ContainerStartError, ContainerState,
-                         ContainerStatus, InvalidState,
+                         ContainerStartError, ContainerState, ContainerStatus, InvalidState,
                          RuntimeCommandError, SandboxNotFound, SandboxNotReady, labels_match)
 from . import bundle, conmon, proc, state
 from .names import new_id, signal_name
 from .exits import write_exit_file
+from .core import RuntimeCore
 from .store import ContainerRecord
 
-if TYPE_CHECKING:
-    from .service import OciRuntime
 
+class ContainerOps(RuntimeCore):
+    """The container half of the RuntimeService; a base of OciRuntime."""
 
-class ContainerOps:
-    """The container half of the RuntimeService; mixed into OciRuntime."""
-
-    async def create_container(self: "OciRuntime", sandbox_id: str,
+    async def create_container(self, sandbox_id: str,
                                config: ContainerConfig) -> str:
         sb = self.store.sandboxes.get(sandbox_id)
         if sb is None:
@@ -54,17 +50,7 @@ class ContainerOps:
             raise
         return cid
 
-    def _record(self: "OciRuntime", container_id: str) -> ContainerRecord:
-        record = self.store.containers.get(container_id)
-        if record is None:
-            raise ContainerNotFound(container_id)
-        return record
-
-    def _status(self: "OciRuntime", record: ContainerRecord) -> ContainerStatus:
-        return state.container_status(record, exit_dir=self.exit_dir,
-                                      container_dir=self.store.container_dir(record.id))
-
-    async def start_container(self: "OciRuntime", container_id: str) -> None:
+    async def start_container(self, container_id: str) -> None:
         self._ensure_watching()
         async with self._lock(container_id):
             record = self._record(container_id)
@@ -82,7 +68,7 @@ class ContainerOps:
             record.started_at = time.time()
             self.store.save_container(record)
 
-    async def _launch(self: "OciRuntime", record: ContainerRecord) -> conmon.Launched:
+    async def _launch(self, record: ContainerRecord) -> conmon.Launched:
         cfg = record.config
         directory = self.store.container_dir(record.id)
         log_path = cfg.log_path or os.path.join(directory, "container.log")
@@ -96,14 +82,14 @@ class ContainerOps:
             raise
         return launched
 
-    def _mark_finished(self: "OciRuntime", record: ContainerRecord, code: int, reason: str,
+    def _mark_finished(self, record: ContainerRecord, code: int, reason: str,
                        message: str) -> None:
         record.finished_at, record.exit_code = time.time(), code
         record.reason, record.message = reason, message
         self.store.save_container(record)
         write_exit_file(self.exit_dir, record.id, code)
 
-    async def stop_container(self: "OciRuntime", container_id: str, timeout: float,
+    async def stop_container(self, container_id: str, timeout: float,
                              signal: str = "SIGTERM") -> None:
         self._ensure_watching()
         sig = signal_name(signal or "SIGTERM")
@@ -124,13 +110,13 @@ class ContainerOps:
                                       start_time=record.pid_start_time,
                                       conmon_pid=record.conmon_pid)
 
-    async def _signal(self: "OciRuntime", container_id: str, sig: str) -> None:
+    async def _signal(self, container_id: str, sig: str) -> None:
         try:
             await self.runc.kill(container_id, sig)
         except RuntimeCommandError:
             pass  # SIGKILL follows after the timeout anyway
 
-    async def remove_container(self: "OciRuntime", container_id: str) -> None:
+    async def remove_container(self, container_id: str) -> None:
         self._ensure_watching()
         async with self._lock(container_id):
             record = self.store.containers.get(container_id)
@@ -145,17 +131,17 @@ class ContainerOps:
             self.store.delete_container(container_id)
         self._locks.pop(container_id, None)
 
-    async def container_status(self: "OciRuntime", container_id: str) -> ContainerStatus:
+    async def container_status(self, container_id: str) -> ContainerStatus:
         return self._status(self._record(container_id))
 
-    async def list_containers(self: "OciRuntime", sandbox_id: str | None = None,
+    async def list_containers(self, sandbox_id: str | None = None,
                               labels: dict[str, str] | None = None) -> list[ContainerStatus]:
         records = sorted(self.store.containers.values(), key=lambda r: r.created_at)
         return [self._status(r) for r in records
                 if (sandbox_id is None or r.sandbox_id == sandbox_id)
                 and labels_match(r.config.labels, labels)]
 
-    async def wait_container(self: "OciRuntime", container_id: str) -> ContainerStatus:
+    async def wait_container(self, container_id: str) -> ContainerStatus:
         self._ensure_watching()
         record = self._record(container_id)
         while True:

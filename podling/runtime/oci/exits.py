@@ -13,19 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import struct
 from dataclasses import dataclass
 from typing import AsyncIterator
+
+from podling.util.libc import libc
 
 IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_TO = 0x00000080
 IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
 _EVENT = struct.Struct("iIII")
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -88,10 +87,10 @@ class ExitWatcher:
         self._streams: list[asyncio.Queue[ExitRecord | None]] = []
 
     def start(self) -> None:
-        fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        fd = libc().inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
             raise OSError(ctypes.get_errno(), "inotify_init1")
-        if _libc.inotify_add_watch(fd, self.exit_dir.encode(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0:
+        if libc().inotify_add_watch(fd, self.exit_dir.encode(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0:
             err = ctypes.get_errno()
             os.close(fd)
             raise OSError(err, f"inotify_add_watch {self.exit_dir}")

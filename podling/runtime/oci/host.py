@@ -1,16 +1,17 @@
-"""Host plumbing: mounts (ctypes), named network namespaces, the cgroup mode and cgroup trees.
+"""Host plumbing: named network namespaces, the cgroup mode and cgroup trees.
 
-Everything here is idempotent where it removes things: unmounting something not mounted,
-removing a missing netns or cgroup is success.
+Everything here is idempotent where it removes things: removing a missing netns or cgroup is
+success. Mounts are :mod:`podling.util.mounts`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
-import errno
 import os
+
+from podling.util.libc import libc, os_error
+from podling.util.mounts import unmount
 
 from ..interface import RuntimeCommandError
 from . import proc
@@ -20,22 +21,12 @@ TMPFS_MAGIC = 0x01021994
 CGROUP2_SUPER_MAGIC = 0x63677270
 CGROUP_SUPER_MAGIC = 0x27E0EB
 
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
-MNT_DETACH = 2
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
 
 def fs_type(path: str) -> int:
     """statfs(2) ``f_type`` of the filesystem holding ``path``."""
     buf = ctypes.create_string_buffer(256)
-    _check(_libc.statfs(path.encode(), buf), f"statfs {path}")
+    if libc().statfs(path.encode(), buf) != 0:
+        raise os_error(f"statfs {path}")
     return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
 
 
@@ -56,38 +47,6 @@ def check_runtime_supports(runtime_binary: str, mode: str) -> str | None:
         return ("crun does not support cgroups in hybrid mode (cgroup v1 with a cgroup2 "
                 "mount at /sys/fs/cgroup/unified); configure runc instead")
     return None
-
-
-# -- mounts ---------------------------------------------------------------------------------
-
-
-def mount_tmpfs(target: str, options: str) -> None:
-    _check(_libc.mount(b"shm", target.encode(), b"tmpfs",
-                       MS_NOSUID | MS_NODEV | MS_NOEXEC, options.encode()), f"mount {target}")
-
-
-def unmount(target: str) -> None:
-    """Lazily unmount ``target``; not mounted / missing is success."""
-    if _libc.umount2(target.encode(), MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOENT):
-            raise OSError(err, f"umount {target}: {os.strerror(err)}")
-
-
-def mounts_under(prefix: str) -> list[str]:
-    """Mount points at or below ``prefix`` (deepest first), from /proc/self/mountinfo."""
-    prefix = os.path.realpath(prefix).rstrip("/")
-    found = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point == prefix or point.startswith(prefix + "/"):
-                found.append(point)
-    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
-
-
-def is_mountpoint(path: str) -> bool:
-    return os.path.realpath(path) in mounts_under(path)
 
 
 # -- named network namespaces ---------------------------------------------------------------

@@ -16,24 +16,22 @@ refused``.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import socket
 import threading
 from typing import Callable, TypeVar
+
+from podling.util.libc import libc, os_error
 
 from ..interface import PortForwardError
 
 CLONE_NEWNET = 0x40000000
 T = TypeVar("T")
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
 
 def setns(fd: int, nstype: int) -> None:
-    if _libc.setns(fd, nstype) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    if libc().setns(fd, nstype) != 0:
+        raise os_error("setns")
 
 
 def in_netns(netns_path: str, work: Callable[[], T]) -> T:

@@ -17,6 +17,8 @@ import contextlib
 import os
 import shutil
 
+from podling.util import mounts
+
 from ..interface import NamespaceMode, NamespaceOptions, RuntimeUnavailable
 from . import host
 
@@ -68,15 +70,16 @@ def create_shm(sandbox_dir: str, options: NamespaceOptions, *, size: str) -> str
         return ""
     path = os.path.join(sandbox_dir, "shm")
     os.makedirs(path, exist_ok=True)
-    if not host.is_mountpoint(path):
-        host.mount_tmpfs(path, f"mode=1777,size={size}")
+    if not mounts.is_mountpoint(path):
+        mounts.mount("shm", path, "tmpfs", mounts.MS_NOSUID | mounts.MS_NODEV | mounts.MS_NOEXEC,
+                     f"mode=1777,size={size}")
     return path
 
 
 def release(*, shm_path: str, netns: str) -> None:
     """Unmount the shm and remove the netns. Idempotent."""
     if shm_path:
-        host.unmount(shm_path)
+        mounts.unmount(shm_path)
         with contextlib.suppress(OSError):
             os.rmdir(shm_path)
     if netns:

@@ -3,9 +3,9 @@
 Construction checks the host (binaries, cgroup mode) and loads the on-disk records, so a new
 ``OciRuntime`` over an existing root (an agent restart) sees every sandbox and container that
 is still there — conmon, not Python, is the parent of the containers — and kills the exec'd
-processes an earlier process left (execs.py). Container methods live in ``containers.py``,
-exec / attach / port-forward in ``streaming.py``; this module holds the config, the shared
-plumbing and the sandbox methods.
+processes an earlier process left (execs.py). The config, the shared state and plumbing live
+in ``core.py``, container methods in ``containers.py``, exec / attach / port-forward in
+``streaming.py``; this module holds the sandbox methods and the lifetime.
 
 Concurrency: one asyncio lock per object id serialises operations on it; reads (status, list)
 take no lock and derive the state from records, exit files and /proc (see state.py).
@@ -13,131 +13,27 @@ take no lock and derive the state from records, exit files and /proc (see state.
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
-import json
 import os
-import signal as _signal
 import time
-from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Mapping
-
-from podling.util.files import atomic_write
+from typing import AsyncIterator
 
 from ..interface import (ContainerExit, ContainerStats, PodSandboxConfig, PodSandboxStatus,
-                         RuntimeCommandError, RuntimeUnavailable, SandboxNotFound,
-                         labels_match)
+                         SandboxNotFound, labels_match)
 from . import bundle, conmon, host, proc, sandbox, state, stats
 from .containers import ContainerOps
-from .execs import cleanup_leftovers
+from .core import OciRuntimeConfig
+from .exits import ExitRecord
 from .names import new_id
-from .exits import ExitRecord, ExitWatcher, read_exit_file, write_exit_file
-from .runc import Runc
-from .store import SandboxRecord, Store
+from .store import SandboxRecord
 from .streaming import StreamingOps
 
 
-@dataclass
-class OciRuntimeConfig:
-    """Settings of one runtime instance; ``root`` must be private to it.
-
-    ``cgroup_root``: the podling-owned cgroup parent of pods (absolute in every hierarchy);
-    use a distinct one per runtime root. ``rlimits`` are requested for every container and
-    clamped to the host's hard limits."""
-
-    root: str = "/var/lib/podling/runtime"
-    runc: str = "runc"
-    conmon: str = "conmon"
-    pause: str = "catatonit"
-    cgroup_root: str = "/podling"
-    command_timeout: float = 10.0
-    kill_timeout: float = 10.0
-    shm_size: str = "64m"
-    log_size_max: int = 10 * 1024 * 1024  # per container log file, like containerLogMaxSize
-    rlimits: Mapping[str, tuple[int, int]] = field(
-        default_factory=lambda: dict(bundle.DEFAULT_RLIMITS))
+__all__ = ["OciRuntime", "OciRuntimeConfig"]
 
 
 class OciRuntime(ContainerOps, StreamingOps):
     """RuntimeService implementation (see interface.py for the contracts)."""
-
-    def __init__(self, config: OciRuntimeConfig) -> None:
-        self.config = config
-        self.root = os.path.abspath(config.root)
-        self.runc_path = sandbox.find_binary(config.runc)
-        self.conmon_path = sandbox.find_binary(config.conmon)
-        self.pause_path = sandbox.find_binary(config.pause)
-        self.cgroup_mode = host.cgroup_mode()
-        problem = host.check_runtime_supports(self.runc_path, self.cgroup_mode)
-        if problem:
-            raise RuntimeUnavailable(problem)
-        self.store = Store(self.root)
-        self.store.ensure_layout()
-        self.store.write_settings({"runc": self.runc_path, "cgroup_root": config.cgroup_root})
-        self.store.load()
-        cleanup_leftovers(self.store.path("execs"))  # execs of an earlier (crashed) process
-        self.pause_rootfs = sandbox.ensure_pause_rootfs(self.root)
-        self.exit_dir = self.store.path("exits")
-        self.runc = Runc(self.runc_path, self.store.path("runc"),
-                         timeout=config.command_timeout)
-        self.watcher = ExitWatcher(self.exit_dir)
-        self._locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
-        self._rlimits = bundle.clamp_rlimits(
-            config.rlimits, bundle.host_rlimits(list(config.rlimits)))
-
-    # -- plumbing ----------------------------------------------------------------------------
-
-    def _ensure_watching(self) -> None:
-        if not self.watcher.started:
-            self.watcher.start()
-
-    def _lock(self, oid: str) -> asyncio.Lock:
-        return self._locks[oid]
-
-    def _conmon_spec(self, oid: str, directory: str, *, name: str, log_path: str,
-                     terminal: bool = False, stdin: bool = False,
-                     leave_stdin_open: bool = False) -> conmon.ConmonLaunch:
-        return conmon.ConmonLaunch(
-            conmon=self.conmon_path, runtime=self.runc_path, runtime_root=self.runc.root,
-            cid=oid, name=name, bundle=directory, pid_file=os.path.join(directory, "pid"),
-            conmon_pid_file=os.path.join(directory, "conmon.pid"), log_path=log_path,
-            exit_dir=self.exit_dir, socket_dir=self.store.path("sockets"),
-            persist_dir=directory, terminal=terminal, stdin=stdin,
-            leave_stdin_open=leave_stdin_open, timeout=self.config.command_timeout,
-            log_size_max=self.config.log_size_max)
-
-    @staticmethod
-    def _write_spec(directory: str, spec: dict[str, Any]) -> None:
-        os.makedirs(directory, exist_ok=True)
-        atomic_write(os.path.join(directory, "config.json"),
-                     json.dumps(spec, indent=1).encode())
-
-    async def _kill_and_wait(self, oid: str, *, pid: int, start_time: int,
-                             conmon_pid: int) -> None:
-        """SIGKILL every process of ``oid`` and wait for its exit file. If the monitor is
-        gone too (nobody will write the file), record exit 137 ourselves."""
-        if read_exit_file(self.exit_dir, oid) is not None:
-            return
-        with contextlib.suppress(RuntimeCommandError):
-            await self.runc.kill(oid, "KILL", all_processes=True)
-        monitor = proc.pid_alive(conmon_pid) and _is_conmon(conmon_pid)
-        if monitor and await self.watcher.wait(oid, self.config.kill_timeout) is not None:
-            return
-        if read_exit_file(self.exit_dir, oid) is not None:
-            return
-        if proc.same_process(pid, start_time):
-            raise RuntimeCommandError(f"{oid} did not die after SIGKILL")
-        write_exit_file(self.exit_dir, oid, 128 + _signal.SIGKILL)
-
-    async def _forget_process(self, oid: str, *, conmon_pid: int) -> None:
-        """runc delete, then make sure conmon is gone and the exit file removed."""
-        await self.runc.delete(oid, force=True)
-        if conmon_pid and proc.pid_alive(conmon_pid) and _is_conmon(conmon_pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(conmon_pid, _signal.SIGKILL)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(self.exit_dir, oid))
 
     # -- sandboxes ---------------------------------------------------------------------------
 
@@ -259,11 +155,3 @@ class OciRuntime(ContainerOps, StreamingOps):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-def _is_conmon(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip() == "conmon"
-    except OSError:
-        return False

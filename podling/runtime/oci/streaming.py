@@ -1,4 +1,4 @@
-"""Streaming methods of OciRuntime (a mixin): exec, exec_sync, attach, port_forward.
+"""Streaming methods of OciRuntime, on top of RuntimeCore (core.py):
 
     exec:         runc exec in the foreground, one directory per exec (execs.py)
     exec_sync:    exec with the output collected and a deadline; the process is killed on
@@ -11,28 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING
 
 from ..interface import (STDOUT, ContainerState, ExecResult, ExecSession, ExecTimeout,
                          InvalidState, PortForwardError, SandboxNotFound)
 from . import attach as _attach
 from . import execs, portforward, state
+from .core import RuntimeCore
 from .names import new_id
-
-if TYPE_CHECKING:
-    from .service import OciRuntime
+from .store import ContainerRecord
 
 
-class StreamingOps:
-    """The streaming half of the RuntimeService; mixed into OciRuntime."""
+class StreamingOps(RuntimeCore):
+    """The streaming half of the RuntimeService; a base of OciRuntime."""
 
-    def _running_record(self: "OciRuntime", container_id: str):  # type: ignore[no-untyped-def]
+    def _running_record(self, container_id: str) -> ContainerRecord:
         record = self._record(container_id)
         if self._status(record).state is not ContainerState.RUNNING:
             raise InvalidState(f"container {container_id} is not running")
         return record
 
-    async def exec(self: "OciRuntime", container_id: str, argv: list[str], *, stdin: bool,
+    async def exec(self, container_id: str, argv: list[str], *, stdin: bool,
                    tty: bool) -> ExecSession:
         self._running_record(container_id)
         if not argv:
@@ -41,7 +39,7 @@ class StreamingOps:
             runc=self.runc, container_id=container_id, argv=list(argv), stdin=stdin, tty=tty,
             directory=self.store.path("execs", new_id())))
 
-    async def exec_sync(self: "OciRuntime", container_id: str, argv: list[str],
+    async def exec_sync(self, container_id: str, argv: list[str],
                         timeout: float) -> ExecResult:
         session = await self.exec(container_id, argv, stdin=False, tty=False)
         try:
@@ -51,7 +49,7 @@ class StreamingOps:
         finally:
             await session.close()
 
-    async def attach(self: "OciRuntime", container_id: str, *, stdin: bool) -> ExecSession:
+    async def attach(self, container_id: str, *, stdin: bool) -> ExecSession:
         record = self._running_record(container_id)
         directory = self.store.container_dir(container_id)
         try:
@@ -62,7 +60,7 @@ class StreamingOps:
                                     stdin=stdin and record.config.stdin,
                                     ctl_path=os.path.join(directory, "ctl"))
 
-    async def port_forward(self: "OciRuntime", sandbox_id: str, port: int
+    async def port_forward(self, sandbox_id: str, port: int
                            ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         record = self.store.sandboxes.get(sandbox_id)
         if record is None:

@@ -18,7 +18,8 @@ import pytest
 
 from podling.images import build_demo
 from podling.images.archive import ArchiveImage, read_archive
-from podling.images.snapshots import Snapshotter, mounts_under
+from podling.images.snapshots import Snapshotter
+from podling.util.mounts import mounts_under
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chroot, mounts)")
 

@@ -31,7 +31,8 @@ from podling.images.refs import parse_reference
 from podling.images.registry import RegistryClient
 from podling.images.registry_http import ClientOptions
 from podling.images.service import ImageStoreConfig, LocalImageService
-from podling.images.snapshots import Snapshotter, mounts_under
+from podling.images.snapshots import Snapshotter
+from podling.util.mounts import mounts_under
 
 from regtest_util import (OCI_INDEX, OCI_MANIFEST, FakeRegistry, TestImage, TokenIssuer,
                           build_image, build_index, make_token_app, serve, sha,

@@ -7,8 +7,9 @@ import stat
 
 import pytest
 
-from podling.images.snapshots import (MAX_MOUNT_DATA, SnapshotError, Snapshotter, mount_table,
-                                      mounts_under)
+from podling.images.snapshots import MAX_MOUNT_DATA, SnapshotError, Snapshotter
+from podling.util import mounts
+from podling.util.mounts import mount_table, mounts_under
 
 
 def _overlay_supported() -> bool:
@@ -96,8 +97,7 @@ def test_prepare_is_idempotent_and_remounts(snaps, layers):
 
 
 def _umount(path: str) -> None:
-    from podling.images import snapshots
-    snapshots._umount(path)
+    mounts.unmount(path, lazy=False)
 
 
 def test_no_layers_and_single_layer(snaps, layers):
@@ -112,8 +112,7 @@ def test_no_layers_and_single_layer(snaps, layers):
 def test_remove_unmounts_submounts_and_busy(snaps, layers, tmp_path):
     rootfs = snaps.prepare("c3", layers)
     sub = os.path.join(rootfs, "dir")
-    from podling.images.snapshots import _libc
-    assert _libc.mount(b"tmpfs", sub.encode(), b"tmpfs", 0, b"size=1m") == 0
+    mounts.mount("tmpfs", sub, "tmpfs", 0, "size=1m")
     fd = os.open(os.path.join(sub, "held-open"), os.O_CREAT | os.O_WRONLY)  # keeps it busy
     try:
         snaps.remove("c3")

@@ -1,30 +1,13 @@
-"""The event writer's aggregation (real API server) and the pure helpers of the loop."""
+"""The pure helpers of the scheduling loop (the event recorder is tested in
+tests/unit/client/test_event_recorder.py)."""
 
 from __future__ import annotations
 
 import pytest
 from sched_builders import make_pod
 
-from podling.client import ApiClient
-from podling.scheduler.events import EventWriter
 from podling.scheduler.scheduler import (is_pending_for, scheduling_inputs_changed,
                                          unschedulable_condition)
-
-
-async def test_same_message_is_counted_not_repeated(client: ApiClient) -> None:
-    writer = EventWriter(client)
-    pod = make_pod("p").build()
-    for _ in range(3):
-        writer.record(pod, "Warning", "FailedScheduling", "0/1 nodes are available: x.")
-    writer.record(pod, "Warning", "FailedScheduling", "0/2 nodes are available: y.")
-    await writer.flush()
-    await writer.close()
-    items, _ = await client.list("events", "default")
-    by_message = {e["message"]: e for e in items}
-    assert by_message["0/1 nodes are available: x."]["count"] == 3
-    assert by_message["0/2 nodes are available: y."]["count"] == 1
-    assert {e["source"]["component"] for e in items} == {"default-scheduler"}
-    assert {e["involvedObject"]["uid"] for e in items} == {pod["metadata"]["uid"]}
 
 
 @pytest.mark.parametrize("pod, want", [
