@@ -233,3 +233,12 @@ async def test_ensure_built_in_is_idempotent(stores: dict[str, RegistryStore],
     await nslib.ensure_built_in(stores["namespaces"])
     assert storage.revision == before
     assert (await stores["namespaces"].list(None))[0] == items
+
+
+@pytest.mark.parametrize("name", ["default", "kube-system", "kube-public"])
+async def test_protected_namespaces_may_not_be_deleted(stores: dict[str, RegistryStore],
+                                                       name: str) -> None:
+    await nslib.ensure_built_in(stores["namespaces"])
+    err = await expect_error(403, "Forbidden", stores["namespaces"].delete(None, name))
+    assert err.message == f'namespaces "{name}" is forbidden: this namespace may not be deleted'
+    assert (await stores["namespaces"].get(None, name))["status"]["phase"] == "Active"
