@@ -8,14 +8,11 @@ from typing import Awaitable, Callable, Protocol
 from aiohttp import web
 
 from ..api import errors
-from ..api.resources import RESOURCES
-from ..storage.interface import Storage
 from . import bodies, discovery, openapi
 from .auth import TokenAuthenticator, auth_middleware
 from .handlers import ResourceHandlers
-from .podcidr import CLUSTER_CIDR
 from .registry.store import RegistryStore
-from .registry.strategies import MAIN
+from .registry.strategies import registry_stores
 from .watch import WatchOptions
 
 log = logging.getLogger(__name__)
@@ -75,9 +72,7 @@ async def _openapi_document(request: web.Request) -> web.Response:
     return response
 
 
-def registry_stores(storage: Storage) -> dict[str, RegistryStore]:
-    """One RegistryStore per stored resource."""
-    return {r.name: RegistryStore(r, MAIN[r.name], storage) for r in RESOURCES if r.name in MAIN}
+__all__ = ["ExtraRoutes", "build_app", "registry_stores", "status_middleware"]
 
 
 class ExtraRoutes(Protocol):
@@ -89,11 +84,11 @@ class ExtraRoutes(Protocol):
 def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticator,
               watch_options: WatchOptions = WatchOptions(), *,
               node_token: str | Callable[[str], str] = "",
-              extra: ExtraRoutes | None = None,
-              cluster_cidr: str = CLUSTER_CIDR) -> web.Application:
+              extra: ExtraRoutes | None = None) -> web.Application:
+    """The API server's application over ``stores`` (see :func:`registry_stores`)."""
     app = web.Application(middlewares=[status_middleware, auth_middleware(authenticator)],
                           client_max_size=bodies.MAX_BODY + 1, handler_args={"max_field_size": 65536})
-    resources = ResourceHandlers(stores, watch_options, node_token, cluster_cidr=cluster_cidr)
+    resources = ResourceHandlers(stores, watch_options, node_token)
     router = app.router
     for path in ("/healthz", "/livez", "/readyz"):
         router.add_get(path, _ok)

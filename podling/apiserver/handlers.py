@@ -15,14 +15,12 @@ from ..api.resources import BINDINGS, METRICS_GROUP, Resource
 from ..storage.interface import Preconditions
 from . import authz, bodies, encoding, requestinfo, watch
 from .auth import USER_KEY
-from .binding import bind_pod
-from .eviction import EVICTIONS, evict_pod
 from .listoptions import check_list_options
 from .metrics import MetricsApi
-from .podcidr import CLUSTER_CIDR, PodCidrAllocator
 from .podlogs import serve_pod_log
+from .registry.binding import bind
+from .registry.eviction import EVICTIONS, evict
 from .registry.store import RegistryStore
-from .registry.strategies import SUBRESOURCES
 from .reviews import answer_access_review
 from .streaming.node import NodeDialer
 from .streaming.portforward import serve_port_forward
@@ -40,11 +38,9 @@ class ResourceHandlers:
     """Serves every resource in ``stores`` (keyed by resource name)."""
 
     def __init__(self, stores: dict[str, RegistryStore], watch_options: watch.WatchOptions,
-                 node_token: str | Callable[[str], str] = "", *,
-                 cluster_cidr: str = CLUSTER_CIDR) -> None:
+                 node_token: str | Callable[[str], str] = "") -> None:
         self.stores = stores
         self.watch_options = watch_options
-        self.pod_cidrs = PodCidrAllocator(stores["nodes"], cluster_cidr)
         self.dialer = NodeDialer(stores["pods"], stores["nodes"], node_token)
         self.metrics = MetricsApi(stores["pods"], stores["nodes"], self.dialer)
 
@@ -116,12 +112,7 @@ class ResourceHandlers:
             await self._require_active_namespace(namespace)
         warnings += [unimplemented.warning_text(p)
                      for p in unimplemented.unimplemented_fields(info.resource.kind, obj)]
-        def create(o: Obj):
-            return store.create(namespace, o, dry_run=dry_run(request))
-        if info.resource.name == "nodes":
-            created = await self.pod_cidrs.assign(obj, create)
-        else:
-            created = await create(obj)
+        created = await store.create(namespace, obj, dry_run=dry_run(request))
         return bodies.respond(created, 201, warnings)
 
     async def _update(self, request: web.Request, info: requestinfo.RequestInfo,
@@ -134,7 +125,7 @@ class ResourceHandlers:
         meta["name"] = info.name
         self._body_namespace(obj, info)
         updated = await store.update(info.namespace, info.name, lambda current: obj,
-                                     strategy=self._strategy(info, store),
+                                     strategy=store.strategy_for(info.subresource),
                                      dry_run=dry_run(request))
         return bodies.respond(updated, 200, warnings)
 
@@ -161,7 +152,7 @@ class ResourceHandlers:
             return patched
 
         updated = await store.update(info.namespace, info.name, apply,
-                                     strategy=self._strategy(info, store),
+                                     strategy=store.strategy_for(info.subresource),
                                      dry_run=dry_run(request))
         return bodies.respond(updated, 200, warnings)
 
@@ -171,9 +162,6 @@ class ResourceHandlers:
             raise errors.method_not_allowed(
                 "the server does not allow this method on the requested resource")
         grace, preconditions = await delete_options(request)
-        if info.resource.name == "namespaces" and info.name in PROTECTED_NAMESPACES:
-            raise errors.forbidden_request(
-                f'namespaces "{info.name}" is forbidden: this namespace may not be deleted')
         obj, _ = await store.delete(info.namespace, info.name, grace=grace,
                                     preconditions=preconditions, dry_run=dry_run(request))
         return bodies.respond(obj)
@@ -204,16 +192,15 @@ class ResourceHandlers:
         binding, warnings = await self._decode(request, BINDINGS)
         name = info.name if info.subresource == "binding" else \
             (binding.get("metadata") or {}).get("name", "")
-        await bind_pod(self.stores["pods"], info.namespace, name, binding,
-                       dry_run=dry_run(request))
+        await bind(self.stores["pods"], info.namespace, name, binding, dry_run=dry_run(request))
         return bodies.respond({"kind": "Status", "apiVersion": "v1", "metadata": {},
                                "status": "Success", "code": 201}, 201, warnings)
 
     async def _evict(self, request: web.Request, info: requestinfo.RequestInfo) -> web.Response:
         """POST pods/{name}/eviction (policy/v1 Eviction): a graceful delete; 201 Status."""
         eviction, warnings = await self._decode(request, EVICTIONS)
-        status = await evict_pod(self.stores["pods"], info.namespace, info.name or "", eviction,
-                                 dry_run=dry_run(request))
+        status = await evict(self.stores["pods"], info.namespace, info.name or "", eviction,
+                             dry_run=dry_run(request))
         return bodies.respond(status, 201, warnings)
 
     # -- helpers -------------------------------------------------------------------------
@@ -261,14 +248,6 @@ class ResourceHandlers:
                 {"name": namespace, "kind": "namespaces", "causes": [
                     {"reason": "NamespaceTerminating", "message": f"namespace {namespace} is "
                      "being terminated", "field": "metadata.namespace"}]})
-
-    def _strategy(self, info: requestinfo.RequestInfo, store: RegistryStore):
-        if info.subresource:
-            return SUBRESOURCES[(info.resource.name, info.subresource)]
-        return store.strategy
-
-
-PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
 def attributes(request: web.Request, info: requestinfo.RequestInfo) -> authz.Attributes:

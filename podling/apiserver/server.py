@@ -1,7 +1,8 @@
-"""Run the API server: storage, credentials, kubeconfig, HTTPS listener, controllers.
+"""Run the API server: storage, credentials, built-in namespaces, kubeconfig, HTTPS listener.
 
 :func:`start` brings everything up and returns a :class:`RunningServer`, whose ``stop``
-shuts down cleanly (controllers, open watches, listener, storage).
+shuts down cleanly (open watches, listener, storage). The controllers are API clients of
+their own (``podling.controllers``), started by ``podling.cli`` like the scheduler.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from ..storage.sqlite import SqliteStore
 from . import pki
 from .app import build_app, registry_stores
 from .auth import ADMIN, TokenAuthenticator
-from .namespaces import NamespaceController, ensure_built_in
+from .namespaces import ensure_built_in
 from .nodeauth import NodeAuth
-from .nodelifecycle import NodeLifecycleController
 from .watch import WatchOptions
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ class ServerConfig:
     history: int = 10_000  # changes kept for resuming watches (older ones answer 410)
     cluster_cidr: str = "10.42.0.0/16"  # each node gets a /24 of it as spec.podCIDR
     watch: WatchOptions = WatchOptions()
-    node_monitor_grace_seconds: float = 40.0  # silence before a node turns Unknown
+    # silence before a node turns Unknown: for the node lifecycle controller podling.cli runs
+    node_monitor_grace_seconds: float = 40.0
 
     @property
     def kubeconfig_path(self) -> str:
@@ -53,15 +54,10 @@ class RunningServer:
     ca_file: str
     storage: Storage
     runner: web.AppRunner
-    controller: NamespaceController
-    node_lifecycle: NodeLifecycleController | None = None
     node_auth: NodeAuth | None = None  # join token, node tokens, kubelet-client tokens
 
     async def stop(self) -> None:
-        """Stop listening, end open watches, stop controllers, close the store."""
-        await self.controller.stop()
-        if self.node_lifecycle is not None:
-            await self.node_lifecycle.stop()
+        """Stop listening, end open watches, close the store."""
         await self.storage.close()  # ends watch streams, so handlers return promptly
         await self.runner.cleanup()
 
@@ -84,13 +80,12 @@ async def start(config: ServerConfig) -> RunningServer:
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
     creds = pki.ensure_credentials(config.data_dir, pki.default_hosts(config.bind_address))
     storage = await open_storage(config)
-    stores = registry_stores(storage)
+    stores = registry_stores(storage, cluster_cidr=config.cluster_cidr)
     await ensure_built_in(stores["namespaces"])
     token = pki.read_token(creds.admin_token)
     node_auth = NodeAuth(os.path.join(config.data_dir, "server"), creds.ca_cert)
     app = build_app(stores, TokenAuthenticator({token: ADMIN}, (node_auth.authenticate,)),
-                    config.watch, node_token=node_auth.kubelet_client_token, extra=node_auth,
-                    cluster_cidr=config.cluster_cidr)
+                    config.watch, node_token=node_auth.kubelet_client_token, extra=node_auth)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -101,11 +96,6 @@ async def start(config: ServerConfig) -> RunningServer:
     port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked for
     url = _url(config.bind_address, port)
     pki.write_kubeconfig(config.kubeconfig_path, url, creds.ca_cert, token)
-    controller = NamespaceController(storage, stores)
-    controller.start()
-    node_lifecycle = NodeLifecycleController(
-        stores, grace_seconds=config.node_monitor_grace_seconds)
-    node_lifecycle.start()
     log.info("podling API server listening on %s; kubeconfig %s", url, config.kubeconfig_path)
-    return RunningServer(config, url, port, token, creds.ca_cert, storage, runner, controller,
-                         node_lifecycle, node_auth=node_auth)
+    return RunningServer(config, url, port, token, creds.ca_cert, storage, runner,
+                         node_auth=node_auth)

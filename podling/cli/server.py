@@ -1,5 +1,8 @@
-"""``podling server``: the API server, the scheduler (unless --disable-scheduler) and a
-local node agent (unless --disable-agent).
+"""``podling server``: the API server, the controllers, the scheduler (unless
+--disable-scheduler) and a local node agent (unless --disable-agent).
+
+The controllers and the scheduler are API clients of the server (admin token), each with a
+client of its own, exactly as they would be in processes of their own.
 
 The local agent is an ordinary API client of the server, as any other node would be: it
 joins with the join token (``<data-dir>/server/node-token``, printed at start) and runs with
@@ -16,6 +19,7 @@ import signal
 from ..agent.config import AgentConfig
 from ..apiserver.server import ServerConfig, start
 from ..client import ApiClient, ClientConfig
+from ..controllers import ControllerConfig, ControllerManager
 from ..scheduler import Scheduler
 from .agent import start_agent, stop_agent, with_credentials
 
@@ -33,10 +37,15 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    client_config = ClientConfig(server=server.url, token=server.admin_token,
+                                 ca_file=server.ca_file)
+    controllers_client = ApiClient(client_config)
+    controllers = ControllerManager(controllers_client, ControllerConfig(
+        node_monitor_grace_seconds=config.node_monitor_grace_seconds))
+    controllers.start()
     scheduler = None
     if not disable_scheduler:
-        scheduler_client = ApiClient(ClientConfig(server=server.url, token=server.admin_token,
-                                                  ca_file=server.ca_file))
+        scheduler_client = ApiClient(client_config)
         scheduler = Scheduler(scheduler_client)
         scheduler.start()
     agent = None
@@ -57,6 +66,8 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
         await scheduler_client.close()
     if agent is not None:
         await stop_agent(agent)
+    await controllers.stop()
+    await controllers_client.close()
     await server.stop()
 
 

@@ -1,7 +1,9 @@
 """The generic store: the fixed create / update / delete pipeline around a Strategy.
 
-Errors leave as :class:`~podling.api.errors.ApiError`; storage errors are translated here.
-``dry_run`` runs the whole pipeline (defaulting, validation, admission) but writes nothing.
+The store has no kind-specific code: every rule of a resource lives in its strategy
+(:mod:`.strategy` describes the pipeline, :mod:`.strategies` holds them). Errors leave as
+:class:`~podling.api.errors.ApiError`; storage errors are translated here. ``dry_run`` runs
+the whole pipeline (defaulting, validation, admission) but writes nothing.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ import datetime as dt
 import secrets
 import uuid
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 from ...api import errors
 from ...api.resources import Resource
 from ...storage.interface import (KeyExists, KeyNotFound, PreconditionFailed, Preconditions,
                                   Storage)
 from ...util.timefmt import format_rfc3339, now_rfc3339
-from .strategy import Obj, Strategy, blocks_deletion
+from .strategy import Obj, Strategy
 
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
@@ -47,12 +49,28 @@ def collection_prefix(resource: Resource, namespace: str | None) -> str:
 
 
 class RegistryStore:
-    """CRUD for one resource over a Storage, following its strategies."""
+    """CRUD for one resource over a Storage, following its strategies.
 
-    def __init__(self, resource: Resource, strategy: Strategy, storage: Storage) -> None:
+    ``strategy`` governs the resource itself; ``subresources`` maps a subresource name
+    (``status``, ``binding``, ``finalize``, …) to the strategy of updates made through it."""
+
+    def __init__(self, resource: Resource, strategy: Strategy, storage: Storage, *,
+                 subresources: Mapping[str, Strategy] | None = None) -> None:
         self.resource = resource
         self.strategy = strategy
         self.storage = storage
+        self.subresources = dict(subresources or {})
+
+    def strategy_for(self, subresource: str | None) -> Strategy:
+        """The strategy of the resource (None) or of one of its subresources; 405 for a
+        subresource that is not written through the registry."""
+        if not subresource:
+            return self.strategy
+        try:
+            return self.subresources[subresource]
+        except KeyError:
+            raise errors.method_not_allowed(
+                "the server does not allow this method on the requested resource") from None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -86,7 +104,8 @@ class RegistryStore:
     # -- create --------------------------------------------------------------------------
 
     async def create(self, namespace: str | None, obj: Obj, *, dry_run: bool = False) -> Obj:
-        """Create ``obj`` (already decoded, kind and namespace checked)."""
+        """Create ``obj`` (already decoded, kind and namespace checked); returns what the
+        strategy's ``after_create`` answers (the stored object unless it changed it)."""
         meta = obj.setdefault("metadata", {})
         if self.resource.namespaced:
             meta["namespace"] = namespace
@@ -105,7 +124,8 @@ class RegistryStore:
         if dry_run:
             return obj
         with self._translated(meta.get("name", "")):
-            return await self.storage.create(self.key(namespace, meta["name"]), obj)
+            created = await self.storage.create(self.key(namespace, meta["name"]), obj)
+        return await self.strategy.after_create(self, created)
 
     # -- update --------------------------------------------------------------------------
 
@@ -134,18 +154,9 @@ class RegistryStore:
         except _DryRunResult as result:
             return result.obj
         meta = updated.get("metadata") or {}
-        if meta.get("deletionTimestamp") and not blocks_deletion(updated):
+        if meta.get("deletionTimestamp") and not self.strategy.blocks_deletion(updated):
             return await self._remove(namespace, name, updated)
         return updated
-
-    async def mutate(self, namespace: str | None, name: str,
-                     change: Callable[[Obj], Obj]) -> Obj:
-        """Write ``change(copy_of_current)`` without the update strategy.
-
-        For subresources with rules of their own (pods/binding sets the otherwise immutable
-        spec.nodeName); ``change`` does its own checks and raises ApiError to refuse."""
-        with self._translated(name):
-            return await self.storage.guaranteed_update(self.key(namespace, name), change)
 
     def _check_version(self, new: Obj, current: Obj, name: str) -> None:
         """409 when the candidate names another resourceVersion, or another object's uid
@@ -190,20 +201,21 @@ class RegistryStore:
                      dry_run: bool = False) -> tuple[Obj, bool]:
         """Delete gracefully. Returns (object, removed_now).
 
-        An object is removed at once when its strategy grants no grace period and nothing
-        blocks it; otherwise it is marked with deletionTimestamp (and, for pods,
-        deletionGracePeriodSeconds) and removed later, by a grace-0 delete or once its
+        An object is removed at once when its strategy grants no grace period
+        (``check_graceful_delete``) and nothing blocks it (``blocks_deletion``); otherwise
+        it is marked with deletionTimestamp and deletionGracePeriodSeconds (and whatever
+        ``prepare_for_delete`` changes) and removed later, by a grace-0 delete or once its
         finalizers are gone."""
         current = await self.get(namespace, name)
         if preconditions:
             with self._translated(name):
                 preconditions.check(current)
-        seconds = self.strategy.grace_period(current, grace)
+        seconds = self.strategy.check_graceful_delete(current, grace)
         already = (current.get("metadata") or {}).get("deletionTimestamp")
         if already and seconds >= (current["metadata"].get("deletionGracePeriodSeconds") or 0):
             return current, False  # already terminating at least as fast
         marked = self._mark_deleted(copy.deepcopy(current), seconds)
-        if not blocks_deletion(marked):
+        if not self.strategy.blocks_deletion(marked):
             if dry_run:
                 return current, True
             return await self._remove(namespace, name, current, preconditions), True
@@ -224,8 +236,7 @@ class RegistryStore:
         if not meta.get("deletionTimestamp") or seconds < (meta.get("deletionGracePeriodSeconds") or 0):
             meta["deletionTimestamp"] = format_rfc3339(when)
         meta["deletionGracePeriodSeconds"] = seconds
-        if obj.get("kind") == "Namespace":
-            obj.setdefault("status", {})["phase"] = "Terminating"
+        self.strategy.prepare_for_delete(obj)
         return obj
 
     async def _remove(self, namespace: str | None, name: str, current: Obj,

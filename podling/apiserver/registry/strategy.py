@@ -1,22 +1,30 @@
 """The per-resource policy the generic store runs (DESIGN.md §3, "Registry strategy").
 
-A strategy says how one resource is defaulted, prepared, validated and deleted; the generic
-store (:mod:`.store`) runs the fixed pipeline around it:
+A strategy says how one resource (or one subresource: pods/status, pods/binding, …) is
+defaulted, prepared, validated and deleted; the generic store (:mod:`.store`) runs the fixed
+pipeline around it and knows nothing about any kind:
 
-    create:  decode → default → prepare_for_create → validate → store
+    create:  decode → default → prepare_for_create → validate → store → after_create
     update:  decode → default → prepare_for_update(new, old) → validate_update(new, old) → store
-    delete:  check_graceful_delete(obj, grace) → remove now, or mark deletionTimestamp
+    delete:  check_graceful_delete(obj, grace) → remove now, or prepare_for_delete(obj) and
+             mark deletionTimestamp; removed once blocks_deletion(obj) is False
 
-Strategies are pure: they change the objects handed to them and return causes; no I/O.
+Every hook but ``after_create`` is pure: it changes the objects handed to it, returns causes
+(422) or raises :class:`~podling.api.errors.ApiError` (403, 409) to refuse; no I/O.
+``after_create`` runs after the object was stored and may make further requests, but only
+through the store it is given (the same pipeline), never by writing to storage directly.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...api import validation
 from ...api.errors import Cause
 from ...api.resources import Resource
+
+if TYPE_CHECKING:
+    from .store import RegistryStore
 
 Obj = dict[str, Any]
 
@@ -47,6 +55,11 @@ class Strategy:
         """Causes that make ``obj`` invalid on create (metadata included)."""
         return validation.validate_object_meta(obj.get("metadata") or {},
                                                namespaced=self.resource.namespaced)
+
+    async def after_create(self, store: RegistryStore, created: Obj) -> Obj:
+        """Called once ``created`` is stored (never on a dry run); returns the object to
+        answer. Further changes go through ``store`` (e.g. ``store.update``)."""
+        return created
 
     # -- update ------------------------------------------------------------------------
 
@@ -81,13 +94,23 @@ class Strategy:
 
     # -- delete ------------------------------------------------------------------------
 
-    def grace_period(self, obj: Obj, requested: int | None) -> int:
-        """Seconds the object may take to go away; 0 removes it at once (finalizers aside)."""
+    def check_graceful_delete(self, obj: Obj, requested: int | None) -> int:
+        """Seconds the object may take to go away; 0 removes it at once (finalizers aside).
+        May raise ApiError to refuse the deletion altogether."""
         return 0
+
+    def prepare_for_delete(self, obj: Obj) -> None:
+        """Change a copy of ``obj`` as it is marked for deletion (pure; in place)."""
+
+    def blocks_deletion(self, obj: Obj) -> bool:
+        """Whether a terminating object must stay: finalizers remain, or its grace runs."""
+        meta = obj.get("metadata") or {}
+        return bool(meta.get("finalizers")) or bool(meta.get("deletionGracePeriodSeconds"))
 
     # -- reading -----------------------------------------------------------------------
 
     def table_resource(self) -> str:
+        """Which of :mod:`podling.api.tables`' column sets renders this resource."""
         return self.resource.name
 
 
@@ -97,13 +120,3 @@ def _status_update_metadata(new: Obj, old: Obj) -> Obj:
     if "resourceVersion" in new:
         merged["resourceVersion"] = new["resourceVersion"]
     return merged
-
-
-def blocks_deletion(obj: Obj) -> bool:
-    """Whether a terminating object must stay: finalizers remain, or a pod's grace runs."""
-    meta = obj.get("metadata") or {}
-    if meta.get("finalizers"):
-        return True
-    if obj.get("kind") == "Namespace" and (obj.get("spec") or {}).get("finalizers"):
-        return True
-    return bool(meta.get("deletionGracePeriodSeconds"))

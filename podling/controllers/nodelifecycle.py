@@ -1,7 +1,7 @@
 """Node lifecycle: nodes whose agent went silent become Unknown and unreachable.
 
-Runs inside the API server process (Kubernetes runs it in the controller manager as the
-node lifecycle controller). Per node:
+An API client like the scheduler (Kubernetes' node lifecycle controller in the controller
+manager): it reads nodes and leases and writes nodes over HTTP. Per node:
 
     reachable ──no heartbeat for grace_seconds──▶ unreachable
        ▲          (Ready, MemoryPressure, DiskPressure, PIDPressure := Unknown,
@@ -17,7 +17,8 @@ agent's timestamps with its own clock), so clock skew between machines cannot ma
 dead; a node it has just started watching gets a full grace period.
 
 Level-triggered: every ``period`` seconds one :meth:`NodeLifecycleController.sync` pass
-lists nodes and leases and converges each node; a failed pass is retried on the next.
+lists nodes and leases (two LIST requests) and converges each node; a failed pass is retried
+on the next. Conditions are written through nodes/status, taints through the node itself.
 Pods on unreachable nodes are not evicted (no tolerationSeconds handling).
 """
 
@@ -29,9 +30,10 @@ import logging
 from typing import Any
 
 from ..api import errors
+from ..api.resources import LEASES, NODES
+from ..client import ApiClient
 from ..util.clock import Clock, SystemClock
-from .registry.store import RegistryStore
-from .registry.strategies import SUBRESOURCES
+from .apply import update_object
 
 log = logging.getLogger(__name__)
 
@@ -133,16 +135,15 @@ def remove_unreachable_taints(node: Obj) -> Obj:
 class NodeLifecycleController:
     """Marks silent nodes Unknown + unreachable and clears the taints when they come back.
 
-    ``stores`` are the server's registry stores (``nodes`` and ``leases`` are used);
-    ``clock`` times the silence (a FakeClock in tests, with :meth:`sync` called directly).
-    :meth:`start` / :meth:`stop` run and cancel the periodic loop; ``stop`` is idempotent.
+    ``client`` is the caller's (never closed here); ``clock`` times the silence (a
+    FakeClock in tests, with :meth:`sync` called directly). :meth:`start` / :meth:`stop` run
+    and cancel the periodic loop; ``stop`` is idempotent.
     """
 
-    def __init__(self, stores: dict[str, RegistryStore], *,
+    def __init__(self, client: ApiClient, *,
                  grace_seconds: float = DEFAULT_GRACE_SECONDS, clock: Clock | None = None,
                  period: float | None = None) -> None:
-        self._nodes = stores["nodes"]
-        self._leases = stores["leases"]
+        self._client = client
         self.grace_seconds = grace_seconds
         self._clock = clock or SystemClock()
         self._period = period if period is not None else default_period(grace_seconds)
@@ -169,9 +170,9 @@ class NodeLifecycleController:
             await self._clock.sleep(self._period)
 
     async def sync(self) -> None:
-        """One level-triggered pass over every node. Raises on storage errors."""
-        nodes, _ = await self._nodes.list(None)
-        leases, _ = await self._leases.list(LEASE_NAMESPACE)
+        """One level-triggered pass over every node. Raises ApiError / ApiConnectionError."""
+        nodes, _ = await self._client.list(NODES)
+        leases, _ = await self._client.list(LEASES, LEASE_NAMESPACE)
         by_name = {lease["metadata"]["name"]: lease for lease in leases}
         now = self._clock.now()
         names = set()
@@ -200,15 +201,16 @@ class NodeLifecycleController:
                        for t in CONDITION_TYPES):
                     log.info("node %s: no heartbeat for %ss; marking it Unknown", name,
                              self.grace_seconds)
-                    await self._nodes.update(None, name, lambda n: mark_unknown(n, stamp),
-                                             strategy=SUBRESOURCES[("nodes", "status")])
+                    node = await update_object(self._client, NODES, node,
+                                               lambda n: mark_unknown(n, stamp),
+                                               subresource="status")
                 if missing_unreachable_taints(node):
-                    await self._nodes.update(None, name,
-                                             lambda n: add_unreachable_taints(n, stamp))
+                    await update_object(self._client, NODES, node,
+                                        lambda n: add_unreachable_taints(n, stamp))
             elif has_unreachable_taint(node) and \
                     (condition(node, "Ready") or {}).get("status") in ("True", "False"):
                 log.info("node %s: reachable again; removing the unreachable taints", name)
-                await self._nodes.update(None, name, remove_unreachable_taints)
+                await update_object(self._client, NODES, node, remove_unreachable_taints)
         except errors.ApiError as exc:
             if exc.code != 404:  # a node deleted meanwhile is simply gone
                 raise

@@ -1,4 +1,4 @@
-"""The node lifecycle controller against memory-backed registry stores and a fake clock.
+"""The node lifecycle controller against a real in-process API server and a fake clock.
 
 Each test drives the controller by calling ``sync()`` (one level-triggered pass) and moving
 the fake clock; the periodic loop is exercised once with start/stop.
@@ -10,13 +10,11 @@ import asyncio
 
 import pytest
 
-from podling.apiserver import nodelifecycle
-from podling.apiserver.app import registry_stores
-from podling.apiserver.namespaces import ensure_built_in
-from podling.apiserver.nodelifecycle import (UNREACHABLE_TAINT, NodeLifecycleController,
-                                             format_time)
-from podling.apiserver.registry.strategies import SUBRESOURCES
-from podling.storage.memory import MemoryStore
+from podling.api.errors import ApiError
+from podling.client import ApiClient
+from podling.controllers import nodelifecycle
+from podling.controllers.nodelifecycle import (UNREACHABLE_TAINT, NodeLifecycleController,
+                                               format_time)
 from podling.util.clock import FakeClock
 
 GRACE = 40.0
@@ -39,21 +37,27 @@ def lease_body(name: str, renew: str) -> dict:
 
 
 @pytest.fixture
-async def env():
-    stores = registry_stores(MemoryStore())
-    await ensure_built_in(stores["namespaces"])
+async def env(client: ApiClient):
     clock = FakeClock()
-    controller = NodeLifecycleController(stores, grace_seconds=GRACE, clock=clock)
-    return stores, clock, controller
+    controller = NodeLifecycleController(client, grace_seconds=GRACE, clock=clock)
+    return client, clock, controller
 
 
-async def renew(stores, name: str, clock: FakeClock) -> None:
+async def renew(client: ApiClient, name: str, clock: FakeClock) -> None:
     stamp = format_time(clock.now()).replace("Z", ".000000Z")
     try:
-        await stores["leases"].update("kube-node-lease", name, lambda lease: {
-            **lease, "spec": {**lease["spec"], "renewTime": stamp}})
-    except Exception:
-        await stores["leases"].create("kube-node-lease", lease_body(name, stamp))
+        lease = await client.get("leases", name, "kube-node-lease")
+    except ApiError:
+        await client.create("leases", lease_body(name, stamp))
+        return
+    lease["spec"]["renewTime"] = stamp
+    await client.update("leases", lease)
+
+
+async def update_node_status(client: ApiClient, name: str, change) -> None:
+    node = await client.get("nodes", name)
+    change(node)
+    await client.update_status("nodes", node)
 
 
 def conditions(node: dict) -> dict[str, dict]:
@@ -66,19 +70,19 @@ def unreachable(node: dict) -> list[tuple[str, str]]:
 
 
 async def test_a_silent_node_turns_unknown_and_unreachable_after_the_grace(env) -> None:
-    stores, clock, controller = env
-    await stores["nodes"].create(None, node_body("n1"))
-    await renew(stores, "n1", clock)
+    client, clock, controller = env
+    await client.create("nodes", node_body("n1"))
+    await renew(client, "n1", clock)
     await controller.sync()
     clock.advance(GRACE)  # exactly the grace: not yet
     await controller.sync()
-    node = await stores["nodes"].get(None, "n1")
+    node = await client.get("nodes", "n1")
     assert conditions(node)["Ready"]["status"] == "True"
     assert unreachable(node) == []
 
     clock.advance(1)
     await controller.sync()
-    node = await stores["nodes"].get(None, "n1")
+    node = await client.get("nodes", "n1")
     now = format_time(clock.now())
     for type_, cond in conditions(node).items():
         assert (cond["status"], cond["reason"], cond["message"]) == \
@@ -93,45 +97,45 @@ async def test_a_silent_node_turns_unknown_and_unreachable_after_the_grace(env) 
 
 
 async def test_later_passes_keep_the_first_transition_time_and_write_nothing(env) -> None:
-    stores, clock, controller = env
-    await stores["nodes"].create(None, node_body("n1"))
+    client, clock, controller = env
+    await client.create("nodes", node_body("n1"))
     await controller.sync()
     clock.advance(GRACE + 1)
     await controller.sync()
-    first = await stores["nodes"].get(None, "n1")
+    first = await client.get("nodes", "n1")
     clock.advance(30)
     await controller.sync()
-    again = await stores["nodes"].get(None, "n1")
+    again = await client.get("nodes", "n1")
     assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
     assert conditions(again)["Ready"]["lastTransitionTime"] == \
         format_time(clock.now() - 30)
 
 
 async def test_renewals_keep_the_node_reachable(env) -> None:
-    stores, clock, controller = env
-    await stores["nodes"].create(None, node_body("n1"))
+    client, clock, controller = env
+    await client.create("nodes", node_body("n1"))
     for _ in range(10):
-        await renew(stores, "n1", clock)
+        await renew(client, "n1", clock)
         await controller.sync()
         clock.advance(GRACE / 2)
-    node = await stores["nodes"].get(None, "n1")
+    node = await client.get("nodes", "n1")
     assert conditions(node)["Ready"]["status"] == "True"
     assert unreachable(node) == []
 
 
 async def test_recovery_removes_the_taints_once_the_agent_reports_ready(env) -> None:
-    stores, clock, controller = env
+    client, clock, controller = env
     node = node_body("n1")
     node["spec"] = {"taints": [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]}
-    await stores["nodes"].create(None, node)
+    await client.create("nodes", node)
     await controller.sync()
     clock.advance(GRACE + 1)
     await controller.sync()
-    assert unreachable(await stores["nodes"].get(None, "n1"))
+    assert unreachable(await client.get("nodes", "n1"))
 
-    await renew(stores, "n1", clock)  # lease back, but Ready still Unknown: keep the taints
+    await renew(client, "n1", clock)  # lease back, but Ready still Unknown: keep the taints
     await controller.sync()
-    assert unreachable(await stores["nodes"].get(None, "n1"))
+    assert unreachable(await client.get("nodes", "n1"))
 
     stamp = format_time(clock.now())
 
@@ -140,22 +144,22 @@ async def test_recovery_removes_the_taints_once_the_agent_reports_ready(env) -> 
             cond.update(status="True" if cond["type"] == "Ready" else "False",
                         lastHeartbeatTime=stamp, lastTransitionTime=stamp)
         return n
-    await stores["nodes"].update(None, "n1", ready, strategy=SUBRESOURCES[("nodes", "status")])
+    await update_node_status(client, "n1", ready)
     await controller.sync()
-    node = await stores["nodes"].get(None, "n1")
+    node = await client.get("nodes", "n1")
     assert unreachable(node) == []
     assert node["spec"]["taints"] == [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]
     assert conditions(node)["Ready"]["status"] == "True"
 
 
 async def test_a_node_that_never_reported_gets_never_updated_conditions(env) -> None:
-    stores, clock, controller = env
-    await stores["nodes"].create(None, {"apiVersion": "v1", "kind": "Node",
+    client, clock, controller = env
+    await client.create("nodes", {"apiVersion": "v1", "kind": "Node",
                                         "metadata": {"name": "bare"}})
     await controller.sync()
     clock.advance(GRACE + 1)
     await controller.sync()
-    node = await stores["nodes"].get(None, "bare")
+    node = await client.get("nodes", "bare")
     for cond in conditions(node).values():
         assert (cond["status"], cond["reason"], cond["message"]) == \
             ("Unknown", "NodeStatusNeverUpdated", "Kubelet never posted node status.")
@@ -163,8 +167,8 @@ async def test_a_node_that_never_reported_gets_never_updated_conditions(env) -> 
 
 
 async def test_status_heartbeats_count_as_signs_of_life(env) -> None:
-    stores, clock, controller = env
-    await stores["nodes"].create(None, node_body("n1"))
+    client, clock, controller = env
+    await client.create("nodes", node_body("n1"))
     await controller.sync()
     for _ in range(4):
         clock.advance(GRACE / 2)
@@ -174,30 +178,28 @@ async def test_status_heartbeats_count_as_signs_of_life(env) -> None:
             for cond in n["status"]["conditions"]:
                 cond["lastHeartbeatTime"] = stamp
             return n
-        await stores["nodes"].update(None, "n1", beat,
-                                     strategy=SUBRESOURCES[("nodes", "status")])
+        await update_node_status(client, "n1", beat)
         await controller.sync()
-    assert conditions(await stores["nodes"].get(None, "n1"))["Ready"]["status"] == "True"
+    assert conditions(await client.get("nodes", "n1"))["Ready"]["status"] == "True"
 
 
 async def test_deleted_nodes_are_forgotten(env) -> None:
-    stores, clock, controller = env
-    await stores["nodes"].create(None, node_body("n1"))
+    client, clock, controller = env
+    await client.create("nodes", node_body("n1"))
     await controller.sync()
-    await stores["nodes"].delete(None, "n1")
+    await client.delete("nodes", "n1")
     clock.advance(GRACE + 1)
     await controller.sync()
     assert controller._seen == {}
 
 
-async def test_the_loop_runs_passes_until_stopped() -> None:
-    stores = registry_stores(MemoryStore())
-    await stores["nodes"].create(None, node_body("n1"))
-    controller = NodeLifecycleController(stores, grace_seconds=0.2, period=0.05)
+async def test_the_loop_runs_passes_until_stopped(client: ApiClient) -> None:
+    await client.create("nodes", node_body("n1"))
+    controller = NodeLifecycleController(client, grace_seconds=0.2, period=0.05)
     controller.start()
     try:
         for _ in range(100):
-            node = await stores["nodes"].get(None, "n1")
+            node = await client.get("nodes", "n1")
             if unreachable(node):
                 break
             await asyncio.sleep(0.05)

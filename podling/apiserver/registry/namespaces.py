@@ -1,0 +1,73 @@
+"""Namespaces, namespaces/status and namespaces/finalize.
+
+    Active ──delete──▶ Terminating (deletionTimestamp; spec.finalizers = [kubernetes])
+                          │  the namespace controller (podling.controllers) deletes its
+                          ▼  contents, then PUTs namespaces/{name}/finalize without "kubernetes"
+                        gone (nothing blocks the deletion any more)
+"""
+
+from __future__ import annotations
+
+from ...api import defaults, errors, validation
+from ...api.errors import Cause
+from .strategy import Obj, Strategy
+
+#: namespaces Kubernetes' NamespaceLifecycle admission never lets anyone delete
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+
+
+class NamespaceStrategy(Strategy):
+    """Namespaces start Active with the ``kubernetes`` finalizer; deletion drains them first."""
+
+    updates_status = False
+
+    def default(self, obj: Obj) -> None:
+        defaults.default_namespace(obj)
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj["status"] = {"phase": "Active"}
+        spec = obj.setdefault("spec", {})
+        finalizers = [f for f in spec.get("finalizers") or [] if f != "kubernetes"]
+        spec["finalizers"] = finalizers + ["kubernetes"]
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        new["spec"] = old.get("spec", {})  # spec.finalizers change only through /finalize
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        return validation.validate_namespace(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return validation.validate_namespace_update(new, old)
+
+    def check_graceful_delete(self, obj: Obj, requested: int | None) -> int:
+        """403 for the protected namespaces; otherwise no grace (the finalizer holds it)."""
+        name = obj["metadata"].get("name", "")
+        if name in PROTECTED_NAMESPACES:
+            raise errors.forbidden_request(
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted')
+        return 0
+
+    def prepare_for_delete(self, obj: Obj) -> None:
+        obj.setdefault("status", {})["phase"] = "Terminating"
+
+    def blocks_deletion(self, obj: Obj) -> bool:
+        """Also held by ``spec.finalizers`` (the namespace controller's ``kubernetes``)."""
+        return super().blocks_deletion(obj) or bool((obj.get("spec") or {}).get("finalizers"))
+
+
+class NamespaceStatusStrategy(NamespaceStrategy):
+    updates_status = True
+    updates_spec = False
+
+
+class NamespaceFinalizeStrategy(NamespaceStrategy):
+    """namespaces/{name}/finalize: only spec.finalizers may change."""
+
+    updates_status = False
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        finalizers = (new.get("spec") or {}).get("finalizers", [])
+        new.clear()
+        new.update(old)
+        new["spec"] = dict(old.get("spec") or {}, finalizers=finalizers)

@@ -1,0 +1,59 @@
+"""Pods and pods/status: defaults, admission-time additions, validation, graceful deletion.
+
+pods/binding and pods/eviction, which also write pods, are in :mod:`.binding` and
+:mod:`.eviction`.
+"""
+
+from __future__ import annotations
+
+from ...api import defaults, errors, validation
+from ...api.errors import Cause
+from .strategy import Obj, Strategy
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+class PodStrategy(Strategy):
+    """Pods: status only through pods/status; graceful deletion for bound pods."""
+
+    updates_status = False
+    tracks_generation = True
+
+    def default(self, obj: Obj) -> None:
+        defaults.default_pod(obj)
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        """Pending status, generation 1, and what Kubernetes' admission adds (priority,
+        the not-ready / unreachable tolerations); 403 for an unknown priority class."""
+        refused = defaults.admit_pod_defaults(obj)
+        if refused:
+            raise errors.forbidden_request(
+                f'pods "{obj["metadata"].get("name", "")}" is forbidden: {refused}')
+        defaults.init_pod_status(obj)
+        obj["metadata"]["generation"] = 1
+
+    def validate(self, obj: Obj) -> list[Cause]:
+        return validation.validate_pod(obj)
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return validation.validate_pod_update(new, old)
+
+    def check_graceful_delete(self, obj: Obj, requested: int | None) -> int:
+        """Kubernetes' pod rule: the request's value, else the spec's; 0 when the pod never
+        reached a node or has finished; a negative value counts as 1."""
+        spec = obj.get("spec") or {}
+        if not spec.get("nodeName") or (obj.get("status") or {}).get("phase") in TERMINAL_PHASES:
+            return 0
+        grace = requested if requested is not None else spec.get("terminationGracePeriodSeconds", 30)
+        return 1 if grace < 0 else grace
+
+
+class PodStatusStrategy(PodStrategy):
+    """pods/status: only status changes; metadata and spec stay as stored."""
+
+    updates_status = True
+    updates_spec = False
+    tracks_generation = False
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return validation.validate_pod_status_update(new, old)

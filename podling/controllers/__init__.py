@@ -1,0 +1,17 @@
+"""Controllers: API clients that converge cluster state, like the scheduler (DESIGN.md §2).
+
+- :mod:`.namespace` — empties and finalizes namespaces being deleted
+- :mod:`.nodelifecycle` — marks nodes whose agent went silent Unknown and unreachable
+- :mod:`.manager` — runs them together
+
+They talk to the API server over HTTP only (``podling.client``); they never import
+``podling.apiserver`` or ``podling.storage``. Pod CIDRs are assigned by the API server's
+nodes strategy (``podling/apiserver/registry/nodes.py``), not by a controller.
+"""
+
+from .manager import ControllerConfig, ControllerManager
+from .namespace import NamespaceController
+from .nodelifecycle import NodeLifecycleController
+
+__all__ = ["ControllerConfig", "ControllerManager", "NamespaceController",
+           "NodeLifecycleController"]
