@@ -17,8 +17,8 @@ import math
 from typing import Any, Mapping
 
 from .quantity import QuantityError, parse_quantity
+from .types import Obj
 
-Obj = dict[str, Any]
 Resources = dict[str, int]
 
 CPU, MEMORY, EPHEMERAL_STORAGE, PODS = "cpu", "memory", "ephemeral-storage", "pods"

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..api.errors import ApiError
 from ..api.resources import NODES, PODS
+from ..api.types import Obj
 from ..client import DELETED, SYNC, ApiClient, ApiConnectionError, Informer
 from ..util.clock import Clock, SystemClock
 from ..util.timefmt import now_rfc3339
@@ -39,7 +40,6 @@ from .queue import QueuedPod, QueueOptions, SchedulingQueue
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 DEFAULT_SCHEDULER = "default-scheduler"
 SCHEDULED, FAILED_SCHEDULING = "Scheduled", "FailedScheduling"
 
