@@ -7,23 +7,31 @@ belongs) is treated as missing instead of raising later.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import collections.abc
+import functools
+from typing import Any, TypeVar
 
 from ..types import ObjMap
+
+T = TypeVar("T")
 
 EMPTY: ObjMap = {}
 
 
 def obj(value: Any) -> ObjMap:
     """``value or {}`` for a JSON object."""
-    return value if isinstance(value, Mapping) else EMPTY
+    if type(value) is dict:
+        return value
+    if value is None or not isinstance(value, collections.abc.Mapping):
+        return EMPTY
+    return value
 
 
 def objs(value: Any) -> tuple[ObjMap, ...]:
     """``value or []`` for an array of JSON objects (non-object entries are skipped)."""
     if not isinstance(value, (list, tuple)):
         return ()
-    return tuple(v for v in value if isinstance(v, Mapping))
+    return tuple(v for v in value if type(v) is dict or isinstance(v, collections.abc.Mapping))
 
 
 def text(value: Any, default: str = "") -> str:
@@ -65,3 +73,11 @@ def opt_int(value: Any) -> int | None:
 def opt_bool(value: Any) -> bool | None:
     """An optional boolean where false and "unset" differ: None when missing or null."""
     return None if value is None else bool(value)
+
+
+@functools.cache
+def default(cls: type[T]) -> T:
+    """The shared all-defaults instance of a view class (views are frozen, so sharing is
+    safe); ``from_obj`` returns it for a missing or empty object, which keeps reading the
+    many absent parts of a typical pod cheap."""
+    return cls()

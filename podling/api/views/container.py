@@ -27,6 +27,8 @@ class ContainerPortView:
     @classmethod
     def from_obj(cls, obj: Any) -> "ContainerPortView":
         p = _read.obj(obj)
+        if not p:
+            return _read.default(cls)
         return cls(name=_read.text(p.get("name")),
                    container_port=_read.integer(p.get("containerPort")),
                    host_port=_read.integer(p.get("hostPort")),
@@ -44,6 +46,8 @@ class ResourcesView:
     @classmethod
     def from_obj(cls, obj: Any) -> "ResourcesView":
         r = _read.obj(obj)
+        if not r:
+            return _read.default(cls)
         return cls(requests=dict(_read.obj(r.get("requests"))),
                    limits=dict(_read.obj(r.get("limits"))))
 
@@ -59,6 +63,8 @@ class ResourceFieldRefView:
     @classmethod
     def from_obj(cls, obj: Any) -> "ResourceFieldRefView":
         r = _read.obj(obj)
+        if not r:
+            return _read.default(cls)
         return cls(container_name=_read.text(r.get("containerName")),
                    resource=_read.text(r.get("resource")), divisor=r.get("divisor") or None)
 
@@ -76,6 +82,8 @@ class EnvVarSourceView:
     @classmethod
     def from_obj(cls, obj: Any) -> "EnvVarSourceView":
         s = _read.obj(obj)
+        if not s:
+            return _read.default(cls)
         field_ref = s.get("fieldRef")
         resource_ref = s.get("resourceFieldRef")
         return cls(
@@ -97,6 +105,8 @@ class EnvVarView:
     @classmethod
     def from_obj(cls, obj: Any) -> "EnvVarView":
         e = _read.obj(obj)
+        if not e:
+            return _read.default(cls)
         source = _read.obj(e.get("valueFrom"))
         return cls(name=_read.text(e.get("name")), value=_read.text(e.get("value")),
                    value_from=EnvVarSourceView.from_obj(source) if source else None)
@@ -116,6 +126,8 @@ class HTTPGetActionView:
     @classmethod
     def from_obj(cls, obj: Any) -> "HTTPGetActionView":
         a = _read.obj(obj)
+        if not a:
+            return _read.default(cls)
         headers = tuple((_read.text(h.get("name")), _read.text(h.get("value")))
                         for h in _read.objs(a.get("httpHeaders")))
         port = a.get("port")
@@ -139,6 +151,8 @@ class HandlerView:
     @classmethod
     def from_obj(cls, obj: Any) -> "HandlerView":
         h = _read.obj(obj)
+        if not h:
+            return _read.default(cls)
         return cls(
             exec_command=None if "exec" not in h
             else _read.texts(_read.obj(h["exec"]).get("command")),
@@ -159,6 +173,8 @@ class LifecycleView:
     @classmethod
     def from_obj(cls, obj: Any) -> "LifecycleView":
         lc = _read.obj(obj)
+        if not lc:
+            return _read.default(cls)
         post, pre = _read.obj(lc.get("postStart")), _read.obj(lc.get("preStop"))
         return cls(post_start=HandlerView.from_obj(post) if post else None,
                    pre_stop=HandlerView.from_obj(pre) if pre else None,
@@ -179,6 +195,8 @@ class VolumeMountView:
     @classmethod
     def from_obj(cls, obj: Any) -> "VolumeMountView":
         m = _read.obj(obj)
+        if not m:
+            return _read.default(cls)
         return cls(name=_read.text(m.get("name")), mount_path=_read.text(m.get("mountPath")),
                    read_only=bool(m.get("readOnly")), sub_path=_read.text(m.get("subPath")),
                    sub_path_expr=_read.text(m.get("subPathExpr")),
@@ -204,6 +222,8 @@ class SecurityContextView:
     @classmethod
     def from_obj(cls, obj: Any) -> "SecurityContextView":
         sc = _read.obj(obj)
+        if not sc:
+            return _read.default(cls)
         caps = _read.obj(sc.get("capabilities"))
         return cls(run_as_user=_read.opt_int(sc.get("runAsUser")),
                    run_as_group=_read.opt_int(sc.get("runAsGroup")),
@@ -250,6 +270,8 @@ class ContainerView:
     @classmethod
     def from_obj(cls, obj: Any) -> "ContainerView":
         c = _read.obj(obj)
+        if not c:
+            return _read.default(cls)
         return cls(
             name=_read.text(c.get("name")), image=_read.text(c.get("image")),
             image_pull_policy=_read.text(c.get("imagePullPolicy"), "IfNotPresent"),

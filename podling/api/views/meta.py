@@ -18,6 +18,8 @@ class OwnerReferenceView:
     @classmethod
     def from_obj(cls, obj: Any) -> "OwnerReferenceView":
         o = _read.obj(obj)
+        if not o:
+            return _read.default(cls)
         return cls(uid=_read.text(o.get("uid")), controller=bool(o.get("controller")))
 
 
@@ -40,6 +42,8 @@ class ObjectMetaView:
     @classmethod
     def from_obj(cls, obj: Any) -> "ObjectMetaView":
         m = _read.obj(obj)
+        if not m:
+            return _read.default(cls)
         return cls(
             name=_read.text(m.get("name")), namespace=_read.text(m.get("namespace")),
             uid=_read.text(m.get("uid")), resource_version=_read.text(m.get("resourceVersion")),
@@ -74,6 +78,8 @@ class ConditionView:
     @classmethod
     def from_obj(cls, obj: Any) -> "ConditionView":
         c = _read.obj(obj)
+        if not c:
+            return _read.default(cls)
         return cls(type=_read.text(c.get("type")), status=_read.text(c.get("status")),
                    reason=_read.text(c.get("reason")), message=_read.text(c.get("message")),
                    last_transition_time=_read.text(c.get("lastTransitionTime")))

@@ -36,6 +36,8 @@ class NodeView:
     @classmethod
     def from_obj(cls, obj: Any) -> "NodeView":
         n = _read.obj(obj)
+        if not n:
+            return _read.default(cls)
         spec, status = _read.obj(n.get("spec")), _read.obj(n.get("status"))
         return cls(
             metadata=ObjectMetaView.from_obj(n.get("metadata")),

@@ -46,6 +46,8 @@ class VolumeView:
     @classmethod
     def from_obj(cls, obj: Any) -> "VolumeView":
         v = _read.obj(obj)
+        if not v:
+            return _read.default(cls)
         sources = tuple(str(k) for k in v if k != "name" and v[k] is not None)
         hp, ed = _read.obj(v.get("hostPath")), _read.obj(v.get("emptyDir"))
         size = ed.get("sizeLimit")
@@ -68,6 +70,8 @@ class HostAliasView:
     @classmethod
     def from_obj(cls, obj: Any) -> "HostAliasView":
         a = _read.obj(obj)
+        if not a:
+            return _read.default(cls)
         return cls(ip=_read.text(a.get("ip")), hostnames=_read.texts(a.get("hostnames")))
 
 
@@ -83,6 +87,8 @@ class DNSConfigView:
     @classmethod
     def from_obj(cls, obj: Any) -> "DNSConfigView":
         d = _read.obj(obj)
+        if not d:
+            return _read.default(cls)
         return cls(nameservers=_read.texts(d.get("nameservers")),
                    searches=_read.texts(d.get("searches")),
                    options=tuple((_read.text(o.get("name")), _read.text(o.get("value")))
@@ -102,6 +108,8 @@ class PodSecurityContextView:
     @classmethod
     def from_obj(cls, obj: Any) -> "PodSecurityContextView":
         sc = _read.obj(obj)
+        if not sc:
+            return _read.default(cls)
         groups = (_read.opt_int(g) for g in sc.get("supplementalGroups") or ())
         return cls(run_as_user=_read.opt_int(sc.get("runAsUser")),
                    run_as_group=_read.opt_int(sc.get("runAsGroup")),
@@ -149,6 +157,8 @@ class PodSpecView:
     @classmethod
     def from_obj(cls, obj: Any) -> "PodSpecView":
         s = _read.obj(obj)
+        if not s:
+            return _read.default(cls)
         return cls(
             node_name=_read.text(s.get("nodeName")),
             scheduler_name=_read.text(s.get("schedulerName"), DEFAULT_SCHEDULER),
@@ -202,6 +212,8 @@ class PodStatusView:
     @classmethod
     def from_obj(cls, obj: Any) -> "PodStatusView":
         st = _read.obj(obj)
+        if not st:
+            return _read.default(cls)
         return cls(
             phase=_read.text(st.get("phase"), "Pending"), host_ip=_read.text(st.get("hostIP")),
             pod_ip=_read.text(st.get("podIP")),
@@ -224,18 +236,24 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 @dataclass(frozen=True)
 class PodView:
     """A Pod as podling's components read it. ``from_obj`` never raises for missing or
-    null fields; it reads the object once (later changes to the dict are not seen)."""
+    null fields; it reads the object once (later changes to the dict are not seen).
+    ``raw`` is the object as received (not compared), only for handing the whole object
+    on to a writer that needs it (an Event's involvedObject); read fields through the
+    view."""
 
     metadata: ObjectMetaView = field(default_factory=ObjectMetaView)
     spec: PodSpecView = field(default_factory=PodSpecView)
     status: PodStatusView = field(default_factory=PodStatusView)
+    raw: ObjMap = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_obj(cls, obj: Any) -> "PodView":
         p = _read.obj(obj)
+        if not p:
+            return _read.default(cls)
         return cls(metadata=ObjectMetaView.from_obj(p.get("metadata")),
                    spec=PodSpecView.from_obj(p.get("spec")),
-                   status=PodStatusView.from_obj(p.get("status")))
+                   status=PodStatusView.from_obj(p.get("status")), raw=p)
 
     @property
     def key(self) -> tuple[str, str]:

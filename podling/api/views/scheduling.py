@@ -21,6 +21,8 @@ class TolerationView:
     @classmethod
     def from_obj(cls, obj: Any) -> "TolerationView":
         t = _read.obj(obj)
+        if not t:
+            return _read.default(cls)
         return cls(key=_read.text(t.get("key")), operator=_read.text(t.get("operator"), "Equal"),
                    value=_read.text(t.get("value")), effect=_read.text(t.get("effect")))
 
@@ -36,6 +38,8 @@ class TaintView:
     @classmethod
     def from_obj(cls, obj: Any) -> "TaintView":
         t = _read.obj(obj)
+        if not t:
+            return _read.default(cls)
         return cls(key=_read.text(t.get("key")), value=_read.text(t.get("value")),
                    effect=_read.text(t.get("effect")))
 
@@ -51,6 +55,8 @@ class NodeSelectorRequirementView:
     @classmethod
     def from_obj(cls, obj: Any) -> "NodeSelectorRequirementView":
         r = _read.obj(obj)
+        if not r:
+            return _read.default(cls)
         return cls(key=_read.text(r.get("key")), operator=_read.text(r.get("operator")),
                    values=_read.texts(r.get("values")))
 
@@ -69,6 +75,8 @@ class NodeSelectorTermView:
     @classmethod
     def from_obj(cls, obj: Any) -> "NodeSelectorTermView":
         t = _read.obj(obj)
+        if not t:
+            return _read.default(cls)
         return cls(match_expressions=_requirements(t.get("matchExpressions")),
                    match_fields=_requirements(t.get("matchFields")))
 
@@ -83,6 +91,8 @@ class PreferredSchedulingTermView:
     @classmethod
     def from_obj(cls, obj: Any) -> "PreferredSchedulingTermView":
         t = _read.obj(obj)
+        if not t:
+            return _read.default(cls)
         return cls(weight=_read.integer(t.get("weight")),
                    preference=NodeSelectorTermView.from_obj(t.get("preference")))
 
@@ -99,6 +109,8 @@ class NodeAffinityView:
     @classmethod
     def from_obj(cls, obj: Any) -> "NodeAffinityView":
         a = _read.obj(obj)
+        if not a:
+            return _read.default(cls)
         required = a.get("requiredDuringSchedulingIgnoredDuringExecution")
         return cls(
             required=None if required is None else tuple(
