@@ -8,8 +8,7 @@ belongs) is treated as missing instead of raising later.
 from __future__ import annotations
 
 import collections.abc
-import functools
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..types import ObjMap
 
@@ -75,9 +74,14 @@ def opt_bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
-@functools.cache
+_DEFAULTS: dict[type, object] = {}
+
+
 def default(cls: type[T]) -> T:
     """The shared all-defaults instance of a view class (views are frozen, so sharing is
     safe); ``from_obj`` returns it for a missing or empty object, which keeps reading the
     many absent parts of a typical pod cheap."""
-    return cls()
+    found = _DEFAULTS.get(cls)
+    if found is None:
+        found = _DEFAULTS[cls] = cls()
+    return cast(T, found)
