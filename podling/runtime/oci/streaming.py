@@ -18,6 +18,7 @@ from ..interface import (STDOUT, ContainerState, ExecResult, ExecSession, ExecTi
 from . import attach as _attach
 from . import execs, portforward, state
 from .names import new_id
+from .store import ContainerRecord
 
 if TYPE_CHECKING:
     from .service import OciRuntime
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 class StreamingOps:
     """The streaming half of the RuntimeService; mixed into OciRuntime."""
 
-    def _running_record(self: "OciRuntime", container_id: str):  # type: ignore[no-untyped-def]
+    def _running_record(self: "OciRuntime", container_id: str) -> ContainerRecord:
         record = self._record(container_id)
         if self._status(record).state is not ContainerState.RUNNING:
             raise InvalidState(f"container {container_id} is not running")
