@@ -273,3 +273,10 @@ def test_views_are_frozen():
     pod = PodView.from_obj(FULL_POD)
     with pytest.raises(AttributeError):
         pod.spec.node_name = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("cls", [PodView, PodSpecView, ContainerView, NodeView, ObjectMetaView,
+                                 SecurityContextView, LifecycleView, NodeAffinityView])
+def test_absent_parts_share_one_default(cls):
+    assert cls.from_obj(None) is cls.from_obj({}) is cls.from_obj("junk")
+    assert cls.from_obj(None) == cls()
