@@ -32,9 +32,10 @@ up: install
 down:
 	@./scripts/podling-down $(DATA_DIR)
 
-## test: the whole suite (unit, conformance, e2e with the real kubectl) and the layering check
+## test: the layering check, mypy, then the whole suite (unit, conformance, e2e with the real kubectl)
 test: install-test
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
 
 unit: install-test

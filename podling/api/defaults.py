@@ -228,7 +228,7 @@ def compute_qos_class(pod: dict[str, Any]) -> str:
     Only cpu and memory count; init and regular containers count, ephemeral ones do not.
     Quantities that do not parse are ignored.
     """
-    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    spec = pod["spec"] if isinstance(pod.get("spec"), dict) else {}
     requests: dict[str, Decimal] = {}
     limits: dict[str, Decimal] = {}
     guaranteed = True
@@ -328,10 +328,10 @@ def default_namespace(ns: dict[str, Any]) -> None:
     namespace strategy), so that finalizing can remove it."""
     meta = ns.setdefault("metadata", {})
     if meta.get("name"):
-        labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+        labels = meta["labels"] if isinstance(meta.get("labels"), dict) else {}
         labels["kubernetes.io/metadata.name"] = meta["name"]
         meta["labels"] = labels
-    status = ns.get("status") if isinstance(ns.get("status"), dict) else {}
+    status = ns["status"] if isinstance(ns.get("status"), dict) else {}
     if not status.get("phase"):
         status["phase"] = "Active"
     ns["status"] = status

@@ -8,7 +8,9 @@
   Gt and Lt; required terms are ORed, a term ANDs its requirements, an empty or malformed
   term matches nothing.
 
-Nothing here does I/O or mutates its arguments.
+The rules take the typed views (:mod:`podling.api.views`); ``pod_requests``,
+``is_terminal``, ``requirement_matches`` and ``matches_node`` also take JSON objects for
+callers not yet on the views. Nothing here does I/O or mutates its arguments.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from typing import Any, Mapping
 
 from .pods import TERMINAL_PHASES, is_terminal  # noqa: F401 - re-exported for older callers
 from .quantity import QuantityError, parse_quantity
+from .types import ObjMap
+from .views import (ContainerView, NodeSelectorRequirementView,
+                    NodeSelectorTermView, NodeView, PodSpecView, PodStatusView, PodView)
 
-Obj = dict[str, Any]
 Resources = dict[str, int]
 
 CPU, MEMORY, EPHEMERAL_STORAGE, PODS = "cpu", "memory", "ephemeral-storage", "pods"
+__all__ = ["CPU", "EPHEMERAL_STORAGE", "MEMORY", "PODS", "TERMINAL_PHASES", "Resources",
+           "is_terminal"]
 
 
 # -- resources ---------------------------------------------------------------------------------
@@ -54,32 +60,25 @@ def _max(total: Resources, other: Mapping[str, int]) -> None:
         total[name] = max(total.get(name, 0), value)
 
 
-def container_requests(container: Obj) -> Resources:
+def container_requests(container: ContainerView) -> Resources:
     """A container's requests; a resource with only a limit requests the limit (as the
     API server's defaulting would have set it)."""
-    resources = container.get("resources") or {}
-    out = resource_list(resources.get("limits"))
-    out.update(resource_list(resources.get("requests")))
+    out = resource_list(container.resources.limits)
+    out.update(resource_list(container.resources.requests))
     return out
 
 
-def is_sidecar(container: Obj) -> bool:
-    """An init container with ``restartPolicy: Always`` keeps running beside the app."""
-    return container.get("restartPolicy") == "Always"
-
-
-def pod_requests(pod: Obj) -> Resources:
+def spec_requests(spec: PodSpecView) -> Resources:
     """The larger of (app containers + sidecars) and, for each init container, its request
     plus the sidecars started before it; plus ``spec.overhead``. Zero amounts are dropped."""
-    spec = pod.get("spec") or {}
     total: Resources = {}
-    for container in spec.get("containers") or []:
+    for container in spec.containers:
         _add(total, container_requests(container))
     sidecars: Resources = {}
     init_peak: Resources = {}
-    for container in spec.get("initContainers") or []:
+    for container in spec.init_containers:
         requests = container_requests(container)
-        if is_sidecar(container):
+        if container.is_sidecar:
             _add(sidecars, requests)
             _max(init_peak, sidecars)
         else:
@@ -88,8 +87,13 @@ def pod_requests(pod: Obj) -> Resources:
             _max(init_peak, step)
     _add(total, sidecars)
     _max(total, init_peak)
-    _add(total, resource_list(spec.get("overhead")))
+    _add(total, resource_list(spec.overhead))
     return {name: value for name, value in total.items() if value}
+
+
+def pod_requests(pod: ObjMap) -> Resources:
+    """:func:`spec_requests` of a Pod object (for callers not yet on the views)."""
+    return spec_requests(PodView.from_obj(pod).spec)
 
 
 # -- node affinity -----------------------------------------------------------------------------
@@ -102,10 +106,9 @@ def _int(text: Any) -> int | None:
         return None
 
 
-def requirement_matches(req: Obj, labels: Mapping[str, str]) -> bool:
+def requirement_holds(req: NodeSelectorRequirementView, labels: Mapping[str, str]) -> bool:
     """One NodeSelectorRequirement against a label (or field) set."""
-    key, op = req.get("key") or "", req.get("operator") or ""
-    values = [str(v) for v in req.get("values") or []]
+    key, op, values = req.key, req.operator, req.values
     present = key in labels
     if op == "In":
         return present and labels[key] in values
@@ -125,40 +128,42 @@ def requirement_matches(req: Obj, labels: Mapping[str, str]) -> bool:
     return False
 
 
-def term_matches(term: Obj, labels: Mapping[str, str], name: str) -> bool:
+def requirement_matches(req: ObjMap, labels: Mapping[str, str]) -> bool:
+    """:func:`requirement_holds` for a requirement as a JSON object."""
+    return requirement_holds(NodeSelectorRequirementView.from_obj(req), labels)
+
+
+def term_matches(term: NodeSelectorTermView, labels: Mapping[str, str], name: str) -> bool:
     """A NodeSelectorTerm: every label expression and every field (``metadata.name`` with
     In / NotIn only) must match; a term with neither matches nothing."""
-    expressions = term.get("matchExpressions") or []
-    fields = term.get("matchFields") or []
-    if not expressions and not fields:
+    if not term.match_expressions and not term.match_fields:
         return False
-    if not all(requirement_matches(r, labels) for r in expressions):
+    if not all(requirement_holds(r, labels) for r in term.match_expressions):
         return False
     field_set = {"metadata.name": name}
-    return all(r.get("key") == "metadata.name" and r.get("operator") in ("In", "NotIn")
-               and requirement_matches(r, field_set) for r in fields)
+    return all(r.key == "metadata.name" and r.operator in ("In", "NotIn")
+               and requirement_holds(r, field_set) for r in term.match_fields)
 
 
-def node_affinity(pod: Obj) -> Obj:
-    return ((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}
+def selector_matches(spec: PodSpecView, labels: Mapping[str, str]) -> bool:
+    """Every ``spec.nodeSelector`` label is present with exactly that value."""
+    return all(labels.get(k) == v for k, v in spec.node_selector.items())
 
 
-def matches_node_selector(pod: Obj, labels: Mapping[str, str]) -> bool:
-    selector = (pod.get("spec") or {}).get("nodeSelector") or {}
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-def matches_required_affinity(pod: Obj, labels: Mapping[str, str], name: str) -> bool:
-    required = node_affinity(pod).get("requiredDuringSchedulingIgnoredDuringExecution")
+def required_affinity_matches(spec: PodSpecView, labels: Mapping[str, str], name: str) -> bool:
+    """No required node affinity, or one of its terms matches (none: nothing matches)."""
+    required = spec.node_affinity.required
     if required is None:
         return True
-    return any(term_matches(term, labels, name)
-               for term in required.get("nodeSelectorTerms") or [])
+    return any(term_matches(term, labels, name) for term in required)
 
 
-def matches_node(pod: Obj, node: Obj) -> bool:
-    """nodeSelector and required node affinity against a Node object."""
-    meta = node.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    return matches_node_selector(pod, labels) and \
-        matches_required_affinity(pod, labels, meta.get("name") or "")
+def spec_matches_node(spec: PodSpecView, node: NodeView) -> bool:
+    """nodeSelector and required node affinity against a Node."""
+    return selector_matches(spec, node.labels) and \
+        required_affinity_matches(spec, node.labels, node.name)
+
+
+def matches_node(pod: ObjMap, node: ObjMap) -> bool:
+    """:func:`spec_matches_node` for a Pod and a Node as JSON objects."""
+    return spec_matches_node(PodView.from_obj(pod).spec, NodeView.from_obj(node))

@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from decimal import Decimal
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
 
 from ..api import errors, selectors
+from ..api.types import Obj
 from ..api.quantity import FORMAT_BINARY_SI, format_quantity
 from ..api.resources import METRICS_GROUP, Resource
 from ..util.timefmt import now_rfc3339
@@ -35,7 +36,6 @@ from .requestinfo import RequestInfo
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 API_VERSION = f"{METRICS_GROUP}/v1beta1"
 SUMMARY_TIMEOUT = 5.0  # seconds for one node's answer (its first one takes about 1 s)
 #: node → its /stats/summary, or None when it cannot be had

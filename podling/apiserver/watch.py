@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from aiohttp import web
 
 from ..api import errors
+from ..api.types import Obj
 from ..storage.cache import stamp
 from ..storage.interface import Compacted, WatchEvent
 from . import bodies
@@ -27,7 +28,6 @@ from .encoding import encode_event
 from .registry.store import RegistryStore, collection_prefix
 from .requestinfo import RequestInfo, is_true
 
-Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -31,16 +31,16 @@ import inspect
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
+from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 from ..api.resources import Resource
+from ..api.types import Obj
 from .backoff import Backoff, BackoffPolicy
 from .errors import Expired
 from .rest import ResourceLike, resolve
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Key = tuple[str, str]
 Handler = Callable[[str, Obj, Obj | None], Awaitable[None] | None]
 

@@ -27,12 +27,12 @@ from typing import Any, AsyncIterator, Literal, Mapping
 import aiohttp
 
 from ..api.resources import PODS, RESOURCES, Resource
+from ..api.types import Obj
 from . import errors
 from .config import ClientConfig, TokenSource
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 ResourceLike = Resource | str
 PatchType = Literal["merge", "strategic", "json"]
 

@@ -34,7 +34,8 @@ class Sweep:
 
 
 def _rule_matches(
-    args: list[str], network: str, ids: set[str], cidrs: list[ipaddress._BaseNetwork]
+    args: list[str], network: str, ids: set[str],
+    cidrs: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
 ) -> bool:
     comment = _option(args, "--comment")
     match = _COMMENT.search(comment or "")

@@ -29,7 +29,7 @@ import signal as _signal
 import socket
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine
 
 from .fake_streams import FakeProcess, FakeSession, Handler
 from .interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, STDERR, STDOUT,
@@ -40,7 +40,7 @@ from .interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, STDERR, STDOU
 
 StartHook = Callable[["FakeRuntime", str, ContainerConfig], Awaitable[None] | None]
 ExecHandler = Callable[[str, list[str]], ExecResult]
-PortHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+PortHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]
 
 
 @dataclass

@@ -11,25 +11,23 @@ Who may call: the scheduler's event loop only; no method awaits.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
+from typing import Any
 
+from ..api.views import NodeView, PodView
 from .framework import NodeInfo, PodInfo
-from .podutil import Obj, is_terminal, meta, node_name_of, pod_uid
+from .podutil import pod_uid
 
 SCHEDULING_FIELDS = ("labels", "taints", "unschedulable", "allocatable", "ready")
 
 
-def scheduling_view(node: Obj) -> dict:
+def scheduling_view(node: NodeView) -> dict[str, Any]:
     """What of a node the filters and scorers read: its changes can make pods fit."""
-    spec, status = node.get("spec") or {}, node.get("status") or {}
-    ready = [c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"]
-    return {"labels": meta(node).get("labels") or {}, "taints": spec.get("taints") or [],
-            "unschedulable": bool(spec.get("unschedulable")),
-            "allocatable": status.get("allocatable") or status.get("capacity") or {},
-            "ready": ready[0] if ready else None}
+    return {"labels": node.labels, "taints": node.taints, "unschedulable": node.unschedulable,
+            "allocatable": node.schedulable_resources, "ready": node.ready_status}
 
 
-def node_changed(old: Obj | None, new: Obj) -> bool:
+def node_changed(old: NodeView | None, new: NodeView) -> bool:
     """True when ``new`` differs from ``old`` in a way that matters for scheduling
     (labels, taints, cordon, allocatable, readiness) — heartbeats do not."""
     return old is None or scheduling_view(old) != scheduling_view(new)
@@ -45,8 +43,8 @@ class SchedulerCache:
 
     # -- nodes -----------------------------------------------------------------------------
 
-    def set_node(self, node: Obj) -> None:
-        name = meta(node).get("name") or ""
+    def set_node(self, node: NodeView) -> None:
+        name = node.name
         info = self.nodes.get(name)
         if info is None:
             info = self.nodes[name] = NodeInfo()
@@ -68,12 +66,12 @@ class SchedulerCache:
 
     # -- pods ------------------------------------------------------------------------------
 
-    def update_pod(self, pod: Obj) -> bool:
+    def update_pod(self, pod: PodView) -> bool:
         """Account an assigned pod on its node (confirming an assumption), or drop it when
         it is terminal or unassigned. True when resources were freed."""
         uid = pod_uid(pod)
-        node = node_name_of(pod)
-        if not node or is_terminal(pod):
+        node = pod.spec.node_name
+        if not node or pod.status.terminal:
             return self.remove_pod(uid)
         self._assumed.discard(uid)
         if self._pod_node.get(uid) not in (None, node):
@@ -95,14 +93,13 @@ class SchedulerCache:
                 del self.nodes[node]
         return True
 
-    def assume(self, pod: Obj, node: str) -> None:
+    def assume(self, pod: PodView, node: str) -> None:
         """Account ``pod`` on ``node`` before the bind has happened."""
-        assumed = copy.copy(pod)
-        assumed["spec"] = dict(pod.get("spec") or {}, nodeName=node)
+        assumed = dataclasses.replace(pod, spec=dataclasses.replace(pod.spec, node_name=node))
         self.update_pod(assumed)
         self._assumed.add(pod_uid(pod))
 
-    def forget(self, pod: Obj) -> None:
+    def forget(self, pod: PodView) -> None:
         """Undo ``assume`` (the bind failed). A pod the informer has meanwhile shown as
         bound is kept."""
         uid = pod_uid(pod)

@@ -20,8 +20,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
+from ..api.views import NodeView, PodView, TaintView
 from . import podutil
-from .podutil import HostPort, Obj, Resources
+from .podutil import HostPort, Resources
 
 MAX_NODE_SCORE = 100
 NO_NODES_MESSAGE = "no nodes available to schedule pods"
@@ -75,7 +76,7 @@ def is_success(status: Status | None) -> bool:
 class PodInfo:
     """A pod with the facts the plugins need, computed once per pod object."""
 
-    pod: Obj
+    pod: PodView
     uid: str
     namespace: str
     name: str
@@ -86,12 +87,11 @@ class PodInfo:
     ports: list[HostPort]
 
     @classmethod
-    def of(cls, pod: Obj) -> "PodInfo":
-        meta = podutil.meta(pod)
-        return cls(pod, podutil.pod_uid(pod), meta.get("namespace") or "",
-                   meta.get("name") or "", dict(meta.get("labels") or {}),
-                   podutil.controller_uid(pod), podutil.pod_requests(pod),
-                   podutil.non_zero_requests(pod), podutil.host_ports(pod))
+    def of(cls, pod: PodView) -> "PodInfo":
+        meta = pod.metadata
+        return cls(pod, podutil.pod_uid(pod), meta.namespace, meta.name, dict(meta.labels),
+                   meta.controller_uid, podutil.spec_requests(pod.spec),
+                   podutil.non_zero_requests(pod.spec), podutil.host_ports(pod.spec))
 
     @property
     def group(self) -> tuple | None:
@@ -112,11 +112,11 @@ class NodeInfo:
     ``node`` may be None when pods are known for a node that is not (or no longer) there.
     """
 
-    def __init__(self, node: Obj | None = None, pods: Iterable[Obj] = ()) -> None:
-        self.node: Obj | None = None
+    def __init__(self, node: NodeView | None = None, pods: Iterable[PodView] = ()) -> None:
+        self.node: NodeView | None = None
         self.name = ""
         self.labels: dict[str, str] = {}
-        self.taints: list[Obj] = []
+        self.taints: tuple[TaintView, ...] = ()
         self.allocatable: Resources = {}
         self.pods: dict[str, PodInfo] = {}
         self.requested: Resources = {}
@@ -128,14 +128,12 @@ class NodeInfo:
         for pod in pods:
             self.add_pod(PodInfo.of(pod))
 
-    def set_node(self, node: Obj) -> None:
-        status = node.get("status") or {}
+    def set_node(self, node: NodeView) -> None:
         self.node = node
-        self.name = podutil.meta(node).get("name") or ""
-        self.labels = dict(podutil.meta(node).get("labels") or {})
-        self.taints = list((node.get("spec") or {}).get("taints") or [])
-        self.allocatable = podutil.resource_list(status.get("allocatable")
-                                                 or status.get("capacity"))
+        self.name = node.name
+        self.labels = dict(node.labels)
+        self.taints = node.taints
+        self.allocatable = podutil.resource_list(node.schedulable_resources)
 
     @property
     def allowed_pods(self) -> int:
@@ -190,7 +188,7 @@ class FilterPlugin(Protocol):
 
     name: str
 
-    def filter(self, state: CycleState, pod: Obj, node: NodeInfo) -> Status | None: ...
+    def filter(self, state: CycleState, pod: PodView, node: NodeInfo) -> Status | None: ...
 
 
 class ScorePlugin(Protocol):
@@ -199,9 +197,9 @@ class ScorePlugin(Protocol):
 
     name: str
 
-    def score(self, state: CycleState, pod: Obj, node: NodeInfo) -> int: ...
+    def score(self, state: CycleState, pod: PodView, node: NodeInfo) -> int: ...
 
-    def normalize(self, state: CycleState, pod: Obj, scores: dict[str, int]) -> None: ...
+    def normalize(self, state: CycleState, pod: PodView, scores: dict[str, int]) -> None: ...
 
 
 @dataclass
@@ -272,7 +270,7 @@ class ScheduleResult:
     scores: dict[str, int] = field(default_factory=dict)
 
 
-def run_filters(profile: Profile, state: CycleState, pod: Obj, node: NodeInfo
+def run_filters(profile: Profile, state: CycleState, pod: PodView, node: NodeInfo
                 ) -> Status | None:
     """The first failing filter's Status (with its plugin name), or None."""
     for plugin in profile.filters:
@@ -283,7 +281,7 @@ def run_filters(profile: Profile, state: CycleState, pod: Obj, node: NodeInfo
     return None
 
 
-def score_nodes(profile: Profile, state: CycleState, pod: Obj, nodes: list[NodeInfo]
+def score_nodes(profile: Profile, state: CycleState, pod: PodView, nodes: list[NodeInfo]
                 ) -> dict[str, int]:
     """The weighted, normalised total of every scorer for each node."""
     totals = {node.name: 0 for node in nodes}
@@ -302,7 +300,7 @@ def select_host(totals: dict[str, int], rng: random.Random | None = None) -> str
     return winners[0] if len(winners) == 1 else (rng or random).choice(winners)
 
 
-def schedule_one(pod: Obj, nodes: list[NodeInfo], plugins: Profile, *,
+def schedule_one(pod: PodView, nodes: list[NodeInfo], plugins: Profile, *,
                  rng: random.Random | None = None) -> ScheduleResult:
     """Pick a node for ``pod`` among ``nodes`` (those with a Node object). Pure: reads
     the NodeInfos, changes nothing."""

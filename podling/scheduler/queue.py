@@ -30,6 +30,7 @@ import contextlib
 import heapq
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..util.clock import Clock, SystemClock
 
@@ -249,7 +250,7 @@ class SchedulingQueue:
     async def _wait(self, deadline: float | None) -> None:
         """Until something is added or moved, or the clock reaches ``deadline``."""
         self._wake.clear()
-        waiters = [asyncio.ensure_future(self._wake.wait())]
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
         if deadline is not None:
             waiters.append(asyncio.ensure_future(
                 self.clock.sleep(max(0.0, deadline - self.clock.monotonic()))))

@@ -10,6 +10,9 @@
                                    └─ FitError ─▶ event FailedScheduling, PodScheduled=False
                                                   (when changed), queue.unschedulable
 
+Informer objects are read through :mod:`podling.api.views` (``PodView`` / ``NodeView``) as
+they arrive; the cache, the framework and the plugins see only views.
+
 Pods with ``spec.nodeName`` are never scheduled (no event, no status write); they are only
 accounted for on their node. Pods of another ``schedulerName`` are ignored.
 
@@ -27,6 +30,9 @@ from typing import Any
 
 from ..api.errors import ApiError
 from ..api.resources import NODES, PODS
+from ..api.types import Obj
+from ..api import views
+from ..api.views import NodeView, PodView
 from ..client import DELETED, SYNC, ApiClient, ApiConnectionError, Informer
 from ..client.events import EventRecorder
 from ..util.clock import Clock, SystemClock
@@ -39,8 +45,7 @@ from .queue import QueuedPod, QueueOptions, SchedulingQueue
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
-DEFAULT_SCHEDULER = "default-scheduler"
+DEFAULT_SCHEDULER = views.DEFAULT_SCHEDULER
 SCHEDULED, FAILED_SCHEDULING = "Scheduled", "FailedScheduling"
 EVENT_WINDOW = 600.0  # repeats of one FailedScheduling message within it are counted
 
@@ -54,34 +59,32 @@ class SchedulerOptions:
     resync_period: float = 300.0
 
 
-def is_pending_for(pod: Obj, scheduler_name: str) -> bool:
+def is_pending_for(pod: PodView, scheduler_name: str) -> bool:
     """A pod this scheduler must place: its schedulerName, no nodeName, not being deleted,
     not finished."""
-    spec = pod.get("spec") or {}
-    return (spec.get("schedulerName") or DEFAULT_SCHEDULER) == scheduler_name \
-        and not spec.get("nodeName") and not podutil.meta(pod).get("deletionTimestamp") \
-        and not podutil.is_terminal(pod)
+    return pod.spec.scheduler_name == scheduler_name and not pod.spec.node_name \
+        and not pod.metadata.deleting and not pod.status.terminal
 
 
-def scheduling_inputs_changed(old: Obj | None, new: Obj) -> bool:
-    """A pod update that may change where it fits (spec or labels)."""
+def scheduling_inputs_changed(old: PodView | None, new: PodView) -> bool:
+    """A pod update that may change where it fits: its spec (the fields podling reads) or
+    its labels."""
     if old is None:
         return True
-    return old.get("spec") != new.get("spec") or \
-        podutil.meta(old).get("labels") != podutil.meta(new).get("labels")
+    return old.spec != new.spec or old.metadata.labels != new.metadata.labels
 
 
-def unschedulable_condition(pod: Obj, message: str) -> Obj | None:
+def unschedulable_condition(pod: PodView, message: str) -> Obj | None:
     """The PodScheduled=False condition to write, or None when the pod already has it with
     this message. The transition time is kept when only the message changes."""
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") != "PodScheduled":
+    for condition in pod.status.conditions:
+        if condition.type != "PodScheduled":
             continue
-        if condition.get("status") == "False" and condition.get("reason") == "Unschedulable":
-            if condition.get("message") == message:
+        if condition.status == "False" and condition.reason == "Unschedulable":
+            if condition.message == message:
                 return None
             return {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
-                    "lastTransitionTime": condition.get("lastTransitionTime") or now_rfc3339(),
+                    "lastTransitionTime": condition.last_transition_time or now_rfc3339(),
                     "reason": "Unschedulable", "message": message}
     return {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
             "lastTransitionTime": now_rfc3339(), "reason": "Unschedulable", "message": message}
@@ -145,22 +148,24 @@ class Scheduler:
 
     # -- informer handlers (level-triggered: SYNC re-applies the same logic) ----------------
 
-    def _on_node(self, type_: str, node: Obj, old: Obj | None) -> None:
+    def _on_node(self, type_: str, obj: Obj, old: Obj | None) -> None:
+        node = NodeView.from_obj(obj)
         if type_ == DELETED:
-            self.cache.remove_node(podutil.meta(node).get("name") or "")
+            self.cache.remove_node(node.name)
             return
         self.cache.set_node(node)
-        if type_ != SYNC and node_changed(old, node):
+        if type_ != SYNC and node_changed(None if old is None else NodeView.from_obj(old), node):
             self.queue.move_all()
 
-    def _on_pod(self, type_: str, pod: Obj, old: Obj | None) -> None:
-        key, uid = podutil.pod_key(pod), podutil.pod_uid(pod)
+    def _on_pod(self, type_: str, obj: Obj, old: Obj | None) -> None:
+        pod = PodView.from_obj(obj)
+        key, uid = pod.key, podutil.pod_uid(pod)
         if type_ == DELETED:
             self.queue.delete(key)
             if self.cache.remove_pod(uid):
                 self.queue.move_all()
             return
-        if podutil.node_name_of(pod):
+        if pod.spec.node_name:
             self.queue.delete(key)
             if self.cache.update_pod(pod):
                 self.queue.move_all()
@@ -170,9 +175,9 @@ class Scheduler:
             return
         if self.cache.is_assumed(uid):
             return  # a bind for it is in flight
-        priority = int((pod.get("spec") or {}).get("priority") or 0)
-        if not self.queue.add(key, uid, priority) and type_ != SYNC \
-                and scheduling_inputs_changed(old, pod):
+        if not self.queue.add(key, uid, pod.spec.priority) and type_ != SYNC \
+                and scheduling_inputs_changed(None if old is None else PodView.from_obj(old),
+                                              pod):
             self.queue.update(key)
 
     # -- the loop --------------------------------------------------------------------------
@@ -196,7 +201,8 @@ class Scheduler:
     def _schedule(self, entry: QueuedPod) -> None:
         """One synchronous cycle; the caller holds a bind slot, which this hands on to the
         bind / status task or releases."""
-        pod = self.pods.get(*entry.key)
+        obj = self.pods.get(*entry.key)
+        pod = None if obj is None else PodView.from_obj(obj)
         if pod is None or podutil.pod_uid(pod) != entry.uid \
                 or not is_pending_for(pod, self.scheduler_name):
             self._bind_slots.release()
@@ -215,7 +221,7 @@ class Scheduler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _bind(self, entry: QueuedPod, pod: Obj, node: str) -> None:
+    async def _bind(self, entry: QueuedPod, pod: PodView, node: str) -> None:
         namespace, name = entry.key
         try:
             await self.client.bind(namespace, name, node, uid=entry.uid)
@@ -227,35 +233,36 @@ class Scheduler:
             self._bind_slots.release()
         self.scheduled += 1
         self.queue.done(entry)
-        self.events.event(pod, "Normal", SCHEDULED,
+        self.events.event(dict(pod.raw), "Normal", SCHEDULED,
                           f"Successfully assigned {namespace}/{name} to {node}")
 
-    def _bind_failed(self, entry: QueuedPod, pod: Obj, exc: Exception) -> None:
+    def _bind_failed(self, entry: QueuedPod, pod: PodView, exc: Exception) -> None:
         if isinstance(exc, ApiError) and exc.code in (404, 409):
             log.info("binding %s/%s dropped: %s", *entry.key, exc)
             self.queue.delete(entry.key)  # gone, bound elsewhere or being deleted
             return
         log.warning("binding %s/%s failed: %s", *entry.key, exc)
         self.queue.retry(entry)
-        self.events.event(pod, "Warning", FAILED_SCHEDULING, f"Binding rejected: {exc}")
+        self.events.event(dict(pod.raw), "Warning", FAILED_SCHEDULING,
+                          f"Binding rejected: {exc}")
 
-    def _unschedulable(self, entry: QueuedPod, pod: Obj, result: ScheduleResult,
+    def _unschedulable(self, entry: QueuedPod, pod: PodView, result: ScheduleResult,
                        num_nodes: int) -> None:
         assert result.fit_error is not None
         message = result.fit_error.message(num_nodes)
         log.info("pod %s/%s is unschedulable: %s", *entry.key, message)
         self.queue.unschedulable(entry)
-        self.events.event(pod, "Warning", FAILED_SCHEDULING, message)
+        self.events.event(dict(pod.raw), "Warning", FAILED_SCHEDULING, message)
         condition = unschedulable_condition(pod, message)
         if condition is None:
             self._bind_slots.release()
         else:
             self._spawn(self._write_condition(pod, condition))
 
-    async def _write_condition(self, pod: Obj, condition: Obj) -> None:
+    async def _write_condition(self, pod: PodView, condition: Obj) -> None:
         """PATCH pods/status with the condition (strategic merge: other conditions stay);
         releases the caller's slot."""
-        namespace, name = podutil.pod_key(pod)
+        namespace, name = pod.key
         try:
             await self.client.patch(PODS, name, {"status": {"conditions": [condition]}},
                                     namespace, patch_type="strategic", subresource="status")

@@ -11,9 +11,10 @@ and copy before changing (``guaranteed_update`` already hands ``try_update`` a p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Literal, Protocol
+from typing import AsyncIterator, Callable, Literal, Protocol
 
-Obj = dict[str, Any]
+from ..api.types import Obj
+
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 
 

@@ -135,8 +135,10 @@ class _Db:
         items = []
         for key, rev, value in conn.execute("SELECT key, rev, value FROM objects"):
             known = latest.get(key)
-            shared = known is not None and known.rev == rev and known.type != "DELETED"
-            items.append((key, known.obj if shared else json.loads(value)))
+            if known is not None and known.rev == rev and known.type != "DELETED":
+                items.append((key, known.obj))  # the event's object, decoded once
+            else:
+                items.append((key, json.loads(value)))
         return items, events, max(revision, newest)
 
     def write(self, row: _Row) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from podling.api.errors import Cause, _render, invalid
 
@@ -64,7 +64,8 @@ def nonnegative(path: str, value: Any) -> list[Cause]:
     return []
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
+    """An integer, not a bool (JSON true is not a number)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 

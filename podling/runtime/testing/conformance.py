@@ -427,8 +427,8 @@ async def check_exec_stdin_echo(h: RuntimeHarness) -> None:
 
 async def check_exec_exit_codes(h: RuntimeHarness) -> None:
     cid = await running(h, await pod(h), "c")
-    for argv, code in ((["sh", "-c", "exit 0"], 0), (["sh", "-c", "exit 3"], 3)):
-        assert (await run_exec(h, cid, argv))[0] == code, argv
+    for argv, want in ((["sh", "-c", "exit 0"], 0), (["sh", "-c", "exit 3"], 3)):
+        assert (await run_exec(h, cid, argv))[0] == want, argv
     code, out = await run_exec(h, cid, ["/nonexistent"])
     assert code == 127 and b"/nonexistent" in out[STDERR] and out[STDOUT] == b"", (code, out)
     result = await h.runtime.exec_sync(cid, ["/nonexistent"], 5)

@@ -14,48 +14,47 @@ Matching rules (Kubernetes ``nodeaffinity`` helpers):
 from __future__ import annotations
 
 from ...api import fit
+from ...api.views import NodeSelectorTermView, PodView
 from ..framework import CycleState, NodeInfo, Status, default_normalize
-from ..podutil import Obj
 
 NAME = "NodeAffinity"
 REASON = "node(s) didn't match Pod's node affinity/selector"
 
 
-def term_matches(term: Obj, node: NodeInfo) -> bool:
+def term_matches(term: NodeSelectorTermView, node: NodeInfo) -> bool:
     """A NodeSelectorTerm against the node's labels and name (see :mod:`podling.api.fit`)."""
     return fit.term_matches(term, node.labels, node.name)
 
 
-def matches_selector(pod: Obj, node: NodeInfo) -> bool:
-    return fit.matches_node_selector(pod, node.labels)
+def matches_selector(pod: PodView, node: NodeInfo) -> bool:
+    return fit.selector_matches(pod.spec, node.labels)
 
 
-def matches_required(pod: Obj, node: NodeInfo) -> bool:
-    return fit.matches_required_affinity(pod, node.labels, node.name)
+def matches_required(pod: PodView, node: NodeInfo) -> bool:
+    return fit.required_affinity_matches(pod.spec, node.labels, node.name)
 
 
-def fits(pod: Obj, node: NodeInfo) -> Status | None:
+def fits(pod: PodView, node: NodeInfo) -> Status | None:
     """None when the node satisfies both the nodeSelector and the required affinity."""
     if matches_selector(pod, node) and matches_required(pod, node):
         return None
     return Status.unresolvable(REASON)
 
 
-def preferred_score(pod: Obj, node: NodeInfo) -> int:
+def preferred_score(pod: PodView, node: NodeInfo) -> int:
     """The sum of the weights of the preferred terms the node matches."""
-    terms = fit.node_affinity(pod).get("preferredDuringSchedulingIgnoredDuringExecution") or []
-    return sum(int(t.get("weight") or 0) for t in terms
-               if t.get("weight") and term_matches(t.get("preference") or {}, node))
+    return sum(t.weight for t in pod.spec.node_affinity.preferred
+               if t.weight and term_matches(t.preference, node))
 
 
 class NodeAffinity:
     name = NAME
 
-    def filter(self, state: CycleState, pod: Obj, node: NodeInfo) -> Status | None:
+    def filter(self, state: CycleState, pod: PodView, node: NodeInfo) -> Status | None:
         return fits(pod, node)
 
-    def score(self, state: CycleState, pod: Obj, node: NodeInfo) -> int:
+    def score(self, state: CycleState, pod: PodView, node: NodeInfo) -> int:
         return preferred_score(pod, node)
 
-    def normalize(self, state: CycleState, pod: Obj, scores: dict[str, int]) -> None:
+    def normalize(self, state: CycleState, pod: PodView, scores: dict[str, int]) -> None:
         default_normalize(scores)

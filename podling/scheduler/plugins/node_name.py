@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from ..framework import CycleState, NodeInfo, Status
-from ..podutil import Obj, node_name_of
+from ...api.views import PodView
 
 NAME = "NodeName"
 REASON = "node(s) didn't match the requested node name"
 
 
-def fits(pod: Obj, node: NodeInfo) -> Status | None:
+def fits(pod: PodView, node: NodeInfo) -> Status | None:
     """None when ``spec.nodeName`` is empty or equals the node's name."""
-    wanted = node_name_of(pod)
+    wanted = pod.spec.node_name
     if not wanted or wanted == node.name:
         return None
     return Status.unresolvable(REASON)
@@ -20,5 +20,5 @@ def fits(pod: Obj, node: NodeInfo) -> Status | None:
 class NodeName:
     name = NAME
 
-    def filter(self, state: CycleState, pod: Obj, node: NodeInfo) -> Status | None:
+    def filter(self, state: CycleState, pod: PodView, node: NodeInfo) -> Status | None:
         return fits(pod, node)

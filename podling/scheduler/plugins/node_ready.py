@@ -10,7 +10,8 @@ node's own. A node that already carries the taint is left to TaintToleration.
 from __future__ import annotations
 
 from ..framework import CycleState, NodeInfo, Status
-from ..podutil import Obj, tolerated, tolerations
+from ...api.views import NodeView, PodView, TaintView
+from ..podutil import tolerated
 from .taint_toleration import untolerated_reason
 
 NAME = "NodeReady"
@@ -18,32 +19,29 @@ NOT_READY = "node.kubernetes.io/not-ready"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 
 
-def ready_status(node: Obj) -> str:
+def ready_status(node: NodeView) -> str:
     """The Ready condition's status: "True", "False" or "Unknown" (also when absent)."""
-    for condition in (node.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition.get("status") or "Unknown"
-    return "Unknown"
+    return node.ready_status or "Unknown"
 
 
-def readiness_taints(node: Obj) -> list[Obj]:
+def readiness_taints(node: NodeView) -> list[TaintView]:
     """The NoSchedule taint the lifecycle controller would put on ``node`` (or none)."""
     status = ready_status(node)
     if status == "True":
         return []
     key = NOT_READY if status == "False" else UNREACHABLE
-    return [{"key": key, "effect": "NoSchedule"}]
+    return [TaintView(key=key, effect="NoSchedule")]
 
 
-def fits(pod: Obj, node: NodeInfo) -> Status | None:
+def fits(pod: PodView, node: NodeInfo) -> Status | None:
     """None when the node is Ready or the pod tolerates its readiness taint."""
     if node.node is None:
         return None
-    own = {(t.get("key"), t.get("effect")) for t in node.taints}
+    own = {(t.key, t.effect) for t in node.taints}
     for taint in readiness_taints(node.node):
-        if (taint["key"], taint["effect"]) in own:
+        if (taint.key, taint.effect) in own:
             continue
-        if not tolerated(taint, tolerations(pod)):
+        if not tolerated(taint, pod.spec.tolerations):
             return Status.unresolvable(untolerated_reason(taint))
     return None
 
@@ -51,5 +49,5 @@ def fits(pod: Obj, node: NodeInfo) -> Status | None:
 class NodeReady:
     name = NAME
 
-    def filter(self, state: CycleState, pod: Obj, node: NodeInfo) -> Status | None:
+    def filter(self, state: CycleState, pod: PodView, node: NodeInfo) -> Status | None:
         return fits(pod, node)

@@ -9,7 +9,8 @@ several resources at once; each reason counts in the FailedScheduling histogram.
 from __future__ import annotations
 
 from ..framework import MAX_NODE_SCORE, CycleState, NodeInfo, PodInfo, Status
-from ..podutil import CPU, MEMORY, PODS, Obj
+from ...api.views import PodView
+from ..podutil import CPU, MEMORY, PODS
 
 FIT = "NodeResourcesFit"
 BALANCED = "NodeResourcesBalancedAllocation"
@@ -32,7 +33,7 @@ def insufficient(requests: dict[str, int], node: NodeInfo) -> list[str]:
     return reasons
 
 
-def fits(pod: Obj | PodInfo, node: NodeInfo) -> Status | None:
+def fits(pod: PodView | PodInfo, node: NodeInfo) -> Status | None:
     info = pod if isinstance(pod, PodInfo) else PodInfo.of(pod)
     reasons = insufficient(info.requests, node)
     return Status.unschedulable(*reasons) if reasons else None
@@ -65,21 +66,21 @@ def balanced_allocation(info: PodInfo, node: NodeInfo) -> int:
 class NodeResourcesFit:
     name = FIT
 
-    def filter(self, state: CycleState, pod: Obj, node: NodeInfo) -> Status | None:
+    def filter(self, state: CycleState, pod: PodView, node: NodeInfo) -> Status | None:
         return fits(state.pod_info, node)
 
-    def score(self, state: CycleState, pod: Obj, node: NodeInfo) -> int:
+    def score(self, state: CycleState, pod: PodView, node: NodeInfo) -> int:
         return least_allocated(state.pod_info, node)
 
-    def normalize(self, state: CycleState, pod: Obj, scores: dict[str, int]) -> None:
+    def normalize(self, state: CycleState, pod: PodView, scores: dict[str, int]) -> None:
         pass  # already 0..100
 
 
 class NodeResourcesBalancedAllocation:
     name = BALANCED
 
-    def score(self, state: CycleState, pod: Obj, node: NodeInfo) -> int:
+    def score(self, state: CycleState, pod: PodView, node: NodeInfo) -> int:
         return balanced_allocation(state.pod_info, node)
 
-    def normalize(self, state: CycleState, pod: Obj, scores: dict[str, int]) -> None:
+    def normalize(self, state: CycleState, pod: PodView, scores: dict[str, int]) -> None:
         pass

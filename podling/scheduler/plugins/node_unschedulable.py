@@ -4,19 +4,20 @@ tolerate ``node.kubernetes.io/unschedulable:NoSchedule``."""
 from __future__ import annotations
 
 from ..framework import CycleState, NodeInfo, Status
-from ..podutil import Obj, tolerated, tolerations
+from ...api.views import PodView, TaintView
+from ..podutil import tolerated
 
 NAME = "NodeUnschedulable"
 REASON = "node(s) were unschedulable"
 TAINT_KEY = "node.kubernetes.io/unschedulable"
-UNSCHEDULABLE_TAINT: Obj = {"key": TAINT_KEY, "effect": "NoSchedule"}
+UNSCHEDULABLE_TAINT = TaintView(key=TAINT_KEY, effect="NoSchedule")
 
 
-def fits(pod: Obj, node: NodeInfo) -> Status | None:
+def fits(pod: PodView, node: NodeInfo) -> Status | None:
     """None unless the node is cordoned and the pod does not tolerate that."""
-    if not ((node.node or {}).get("spec") or {}).get("unschedulable"):
+    if node.node is None or not node.node.unschedulable:
         return None
-    if tolerated(UNSCHEDULABLE_TAINT, tolerations(pod)):
+    if tolerated(UNSCHEDULABLE_TAINT, pod.spec.tolerations):
         return None
     return Status.unresolvable(REASON)
 
@@ -24,5 +25,5 @@ def fits(pod: Obj, node: NodeInfo) -> Status | None:
 class NodeUnschedulable:
     name = NAME
 
-    def filter(self, state: CycleState, pod: Obj, node: NodeInfo) -> Status | None:
+    def filter(self, state: CycleState, pod: PodView, node: NodeInfo) -> Status | None:
         return fits(pod, node)

@@ -8,7 +8,7 @@ Score: ``100 × (max − count) / max`` over the feasible nodes (all 100 when ma
 from __future__ import annotations
 
 from ..framework import CycleState, NodeInfo, PodInfo, default_normalize
-from ..podutil import Obj
+from ...api.views import PodView
 
 NAME = "Spread"
 
@@ -31,8 +31,8 @@ def group_count(info: PodInfo, node: NodeInfo) -> int:
 class Spread:
     name = NAME
 
-    def score(self, state: CycleState, pod: Obj, node: NodeInfo) -> int:
+    def score(self, state: CycleState, pod: PodView, node: NodeInfo) -> int:
         return group_count(state.pod_info, node)
 
-    def normalize(self, state: CycleState, pod: Obj, scores: dict[str, int]) -> None:
+    def normalize(self, state: CycleState, pod: PodView, scores: dict[str, int]) -> None:
         default_normalize(scores, reverse=True)

@@ -6,6 +6,8 @@ import copy
 import itertools
 from typing import Any
 
+from podling.api.views import NodeView, PodView
+
 Obj = dict[str, Any]
 _uids = itertools.count(1)
 
@@ -96,6 +98,10 @@ class PodBuilder:
     def build(self) -> Obj:
         return copy.deepcopy(self.obj)
 
+    def view(self) -> PodView:
+        """The pod as the scheduler reads it (see podling.api.views)."""
+        return PodView.from_obj(self.build())
+
 
 class NodeBuilder:
     def __init__(self, name: str) -> None:
@@ -134,6 +140,9 @@ class NodeBuilder:
 
     def build(self) -> Obj:
         return copy.deepcopy(self.obj)
+
+    def view(self) -> NodeView:
+        return NodeView.from_obj(self.build())
 
 
 def make_pod(name: str = "p", namespace: str = "default") -> PodBuilder:

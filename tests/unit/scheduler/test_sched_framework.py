@@ -16,11 +16,11 @@ H = "kubernetes.io/hostname"
 
 
 def nodes(*builders, pods=()):
-    infos = [NodeInfo(b.build()) for b in builders]
+    infos = [NodeInfo(b.view()) for b in builders]
     by_name = {i.name: i for i in infos}
     for p in pods:
-        built = p.build()
-        by_name[built["spec"]["nodeName"]].add_pod(PodInfo.of(built))
+        built = p.view()
+        by_name[built.spec.node_name].add_pod(PodInfo.of(built))
     return infos
 
 
@@ -70,13 +70,13 @@ def test_default_normalize(scores, reverse, want):
 
 
 def test_selector_picks_the_named_node():
-    pod = make_pod().selector(**{H: "172.31.2.12"}).build()
+    pod = make_pod().selector(**{H: "172.31.2.12"}).view()
     result = schedule_one(pod, nodes(*three()), default_profile())
     assert result.node == "172.31.2.12"
 
 
 def test_label_no_node_has():
-    pod = make_pod().selector(disk="ssd").build()
+    pod = make_pod().selector(disk="ssd").view()
     result = schedule_one(pod, nodes(*three()), default_profile())
     assert result.node is None
     assert result.fit_error.message(3) == (
@@ -87,7 +87,7 @@ def test_label_no_node_has():
 def test_issue_example_taint_and_affinity():
     a, b, c = three()
     a.taint("dedicated", "gpu").labels(disk="ssd")
-    pod = make_pod().selector(disk="ssd").build()
+    pod = make_pod().selector(disk="ssd").view()
     msg = schedule_one(pod, nodes(a, b, c), default_profile()).fit_error.message(3)
     assert msg.startswith("0/3 nodes are available: 1 node(s) had untolerated taint "
                           "{dedicated: gpu}, 2 node(s) didn't match Pod's node affinity/selector.")
@@ -96,14 +96,14 @@ def test_issue_example_taint_and_affinity():
 def test_first_failing_filter_decides():
     # cordoned and tainted and mismatched: NodeUnschedulable runs first
     node = make_node().cordon().taint("k", "v")
-    status = schedule_one(make_pod().selector(x="y").build(), nodes(node),
+    status = schedule_one(make_pod().selector(x="y").view(), nodes(node),
                           default_profile()).fit_error.statuses["n1"]
     assert status == Status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, ("node(s) were unschedulable",),
                             "NodeUnschedulable")
 
 
 def test_too_big_for_every_node():
-    pod = make_pod().requests(cpu="64").build()
+    pod = make_pod().requests(cpu="64").view()
     msg = schedule_one(pod, nodes(*three()), default_profile()).fit_error.message(3)
     assert msg == ("0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are "
                    "available: 3 No preemption victims found for incoming pod.")
@@ -112,7 +112,7 @@ def test_too_big_for_every_node():
 def test_preferred_affinity_wins():
     a, b, c = three()
     c.labels(disk="ssd")
-    pod = make_pod().preferred(50, term(expr("disk", "In", "ssd"))).build()
+    pod = make_pod().preferred(50, term(expr("disk", "In", "ssd"))).view()
     for seed in range(5):
         assert schedule_one(pod, nodes(a, b, c), default_profile(),
                             rng=random.Random(seed)).node == "172.31.2.13"
@@ -122,26 +122,26 @@ def test_prefer_no_schedule_avoided():
     a, b, c = three()
     a.taint("soft", "1", "PreferNoSchedule")
     b.taint("soft", "1", "PreferNoSchedule")
-    assert schedule_one(make_pod().build(), nodes(a, b, c), default_profile()).node == "172.31.2.13"
+    assert schedule_one(make_pod().view(), nodes(a, b, c), default_profile()).node == "172.31.2.13"
 
 
 def test_least_allocated_prefers_the_emptier_node():
     a, b, _ = three()
     busy = make_pod("busy").node("172.31.2.11").requests(cpu="3", memory="6Gi")
-    pod = make_pod().requests(cpu="500m", memory="1Gi").build()
+    pod = make_pod().requests(cpu="500m", memory="1Gi").view()
     assert schedule_one(pod, nodes(a, b, pods=[busy]), default_profile()).node == "172.31.2.12"
 
 
 def test_spread_by_owner():
     a, b, _ = three()
     sibling = make_pod("s1").owner("rs").node("172.31.2.11")
-    pod = make_pod("s2").owner("rs").build()
+    pod = make_pod("s2").owner("rs").view()
     assert schedule_one(pod, nodes(a, b, pods=[sibling]), default_profile()).node == "172.31.2.12"
 
 
 def test_nodes_without_node_object_are_skipped():
     ghost = NodeInfo()
     ghost.name = "gone"
-    result = schedule_one(make_pod().build(), [ghost], default_profile())
+    result = schedule_one(make_pod().view(), [ghost], default_profile())
     assert result.node is None and result.fit_error.message(0) == \
         "no nodes available to schedule pods"

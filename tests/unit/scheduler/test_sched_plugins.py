@@ -14,7 +14,7 @@ AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 
 
 def info(node, *pods) -> NodeInfo:
-    return NodeInfo(node.build(), [p.build() for p in pods])
+    return NodeInfo(node.view(), [p.view() for p in pods])
 
 
 def reasons(status):
@@ -29,7 +29,7 @@ def reasons(status):
     (make_pod().node("n2"), "n1", ["node(s) didn't match the requested node name"]),
 ])
 def test_node_name(pod, node, want):
-    assert reasons(node_name.fits(pod.build(), info(make_node(node)))) == want
+    assert reasons(node_name.fits(pod.view(), info(make_node(node)))) == want
 
 
 # -- NodeUnschedulable -----------------------------------------------------------------------
@@ -44,7 +44,7 @@ def test_node_name(pod, node, want):
      make_node().cordon(), ["node(s) were unschedulable"]),
 ])
 def test_node_unschedulable(pod, node, want):
-    status = node_unschedulable.fits(pod.build(), info(node))
+    status = node_unschedulable.fits(pod.view(), info(node))
     assert reasons(status) == want
     if status:
         assert status.code == Code.UNSCHEDULABLE_AND_UNRESOLVABLE
@@ -72,7 +72,7 @@ def test_node_unschedulable(pod, node, want):
      make_node().taint("a", "1").taint("b", "2"), ["node(s) had untolerated taint {b: 2}"]),
 ])
 def test_taint_filter(pod, node, want):
-    assert reasons(taint_toleration.fits(pod.build(), info(node))) == want
+    assert reasons(taint_toleration.fits(pod.view(), info(node))) == want
 
 
 @pytest.mark.parametrize("pod, node, want", [
@@ -85,7 +85,7 @@ def test_taint_filter(pod, node, want):
     (make_pod(), make_node().taint("hard", "1"), 0),
 ])
 def test_taint_score(pod, node, want):
-    assert taint_toleration.prefer_no_schedule_count(pod.build(), info(node)) == want
+    assert taint_toleration.prefer_no_schedule_count(pod.view(), info(node)) == want
 
 
 # -- NodeReady -------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ def test_taint_score(pod, node, want):
     (make_pod(), make_node().ready("False").taint("node.kubernetes.io/not-ready"), None),
 ])
 def test_node_ready(pod, node, want):
-    assert reasons(node_ready.fits(pod.build(), info(node))) == want
+    assert reasons(node_ready.fits(pod.view(), info(node))) == want
 
 
 # -- NodeAffinity ----------------------------------------------------------------------------
@@ -152,7 +152,7 @@ NODE = make_node("172.31.2.12").labels(zone="a", gen="5", disk="ssd")
     (make_pod().selector(zone="b").required(term(expr("zone", "In", "a"))), False),
 ])
 def test_node_affinity_filter(pod, want):
-    status = node_affinity.fits(pod.build(), info(NODE))
+    status = node_affinity.fits(pod.view(), info(NODE))
     assert (status is None) == want
     if status:
         assert list(status.reasons) == [AFFINITY]
@@ -167,7 +167,7 @@ def test_node_affinity_filter(pod, want):
     (make_pod().preferred(3, term()), 0),
 ])
 def test_node_affinity_score(pod, want):
-    assert node_affinity.preferred_score(pod.build(), info(NODE)) == want
+    assert node_affinity.preferred_score(pod.view(), info(NODE)) == want
 
 
 # -- NodePorts -------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def test_node_affinity_score(pod, want):
     (make_pod(), [make_pod("o").node("n1").host_port(80)], True),
 ])
 def test_node_ports(pod, others, want):
-    status = node_ports.fits(pod.build(), info(make_node(), *others))
+    status = node_ports.fits(pod.view(), info(make_node(), *others))
     assert (status is None) == want
     if status:
         assert list(status.reasons) == [
@@ -221,20 +221,20 @@ def test_node_ports(pod, others, want):
     (make_pod().requests(cpu="4").overhead(cpu="100m"), make_node(), [], ["Insufficient cpu"]),
 ])
 def test_node_resources_fit(pod, node, others, want):
-    assert reasons(node_resources.fits(pod.build(), info(node, *others))) == want
+    assert reasons(node_resources.fits(pod.view(), info(node, *others))) == want
 
 
 def test_least_allocated_and_balanced_scores():
     empty = info(make_node())
     busy = info(make_node(), make_pod("o").node("n1").requests(cpu="2", memory="4Gi"))
-    pod = PodInfo.of(make_pod().requests(cpu="1", memory="2Gi").build())
+    pod = PodInfo.of(make_pod().requests(cpu="1", memory="2Gi").view())
     assert node_resources.least_allocated(pod, empty) == 75
     assert node_resources.least_allocated(pod, busy) == 25
-    lopsided = PodInfo.of(make_pod().requests(cpu="4", memory="0").build())
+    lopsided = PodInfo.of(make_pod().requests(cpu="4", memory="0").view())
     assert node_resources.balanced_allocation(pod, empty) == 100
     assert node_resources.balanced_allocation(lopsided, empty) == 50
     # a pod without requests counts as 100m / 200Mi for least-allocated
-    bare = PodInfo.of(make_pod().build())
+    bare = PodInfo.of(make_pod().view())
     assert node_resources.least_allocated(bare, empty) == (97 + 97) // 2
 
 
@@ -251,4 +251,4 @@ def test_least_allocated_and_balanced_scores():
 ])
 def test_spread_group_count(pod, others, want):
     node = info(make_node(), *others)
-    assert spread.group_count(PodInfo.of(pod.build()), node) == want
+    assert spread.group_count(PodInfo.of(pod.view()), node) == want

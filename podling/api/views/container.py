@@ -1,0 +1,300 @@
+"""Views of a container (``spec.containers[]`` / ``spec.initContainers[]``) and its parts.
+
+Quantities (``resources``, ``divisor``) stay as written (strings or numbers): each reader
+parses them with its own error handling. Fields not listed are not read by podling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ..types import ObjMap
+from . import _read
+
+
+@dataclass(frozen=True)
+class ContainerPortView:
+    """``ports[]``: ``container_port`` / ``host_port`` 0 when unset, ``protocol`` "TCP",
+    ``host_ip`` "" (the scheduler reads "" as 0.0.0.0)."""
+
+    name: str = ""
+    container_port: int = 0
+    host_port: int = 0
+    protocol: str = "TCP"
+    host_ip: str = ""
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "ContainerPortView":
+        p = _read.obj(obj)
+        if not p:
+            return _read.default(cls)
+        return cls(name=_read.text(p.get("name")),
+                   container_port=_read.integer(p.get("containerPort")),
+                   host_port=_read.integer(p.get("hostPort")),
+                   protocol=_read.text(p.get("protocol"), "TCP"),
+                   host_ip=_read.text(p.get("hostIP")))
+
+
+@dataclass(frozen=True)
+class ResourcesView:
+    """``resources``: ``requests`` and ``limits`` as written ({} when unset)."""
+
+    requests: Mapping[str, Any] = field(default_factory=dict)
+    limits: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "ResourcesView":
+        r = _read.obj(obj)
+        if not r:
+            return _read.default(cls)
+        return cls(requests=dict(_read.obj(r.get("requests"))),
+                   limits=dict(_read.obj(r.get("limits"))))
+
+
+@dataclass(frozen=True)
+class ResourceFieldRefView:
+    """``env[].valueFrom.resourceFieldRef``; ``divisor`` None when unset."""
+
+    container_name: str = ""
+    resource: str = ""
+    divisor: Any = None
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "ResourceFieldRefView":
+        r = _read.obj(obj)
+        if not r:
+            return _read.default(cls)
+        return cls(container_name=_read.text(r.get("containerName")),
+                   resource=_read.text(r.get("resource")), divisor=r.get("divisor") or None)
+
+
+@dataclass(frozen=True)
+class EnvVarSourceView:
+    """``env[].valueFrom``: ``field_path`` (None without a fieldRef), ``resource_field_ref``
+    (None without one) and ``kinds``, the source keys as written (``secretKeyRef`` …), for
+    naming unsupported ones."""
+
+    field_path: str | None = None
+    resource_field_ref: ResourceFieldRefView | None = None
+    kinds: tuple[str, ...] = ()
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "EnvVarSourceView":
+        s = _read.obj(obj)
+        if not s:
+            return _read.default(cls)
+        field_ref = s.get("fieldRef")
+        resource_ref = s.get("resourceFieldRef")
+        return cls(
+            field_path=None if field_ref is None
+            else _read.text(_read.obj(field_ref).get("fieldPath")),
+            resource_field_ref=None if resource_ref is None
+            else ResourceFieldRefView.from_obj(resource_ref),
+            kinds=tuple(str(k) for k in s))
+
+
+@dataclass(frozen=True)
+class EnvVarView:
+    """``env[]``: ``value`` "" when unset; ``value_from`` None unless set and non-empty."""
+
+    name: str = ""
+    value: str = ""
+    value_from: EnvVarSourceView | None = None
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "EnvVarView":
+        e = _read.obj(obj)
+        if not e:
+            return _read.default(cls)
+        source = _read.obj(e.get("valueFrom"))
+        return cls(name=_read.text(e.get("name")), value=_read.text(e.get("value")),
+                   value_from=EnvVarSourceView.from_obj(source) if source else None)
+
+
+@dataclass(frozen=True)
+class HTTPGetActionView:
+    """``httpGet``: ``port`` as written (a number or a port name; None when unset),
+    ``scheme`` "HTTP", ``headers`` (name, value) pairs in order."""
+
+    path: str = ""
+    port: int | str | None = None
+    host: str = ""
+    scheme: str = "HTTP"
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "HTTPGetActionView":
+        a = _read.obj(obj)
+        if not a:
+            return _read.default(cls)
+        headers = tuple((_read.text(h.get("name")), _read.text(h.get("value")))
+                        for h in _read.objs(a.get("httpHeaders")))
+        port = a.get("port")
+        return cls(path=_read.text(a.get("path")),
+                   port=port if isinstance(port, (int, str)) else None,
+                   host=_read.text(a.get("host")), scheme=_read.text(a.get("scheme"), "HTTP"),
+                   headers=headers)
+
+
+@dataclass(frozen=True)
+class HandlerView:
+    """A lifecycle handler: exactly one of ``exec_command`` (None when not exec),
+    ``http_get``, ``sleep_seconds`` is set in a valid pod; ``kinds`` are the keys as
+    written (for "invalid handler" messages)."""
+
+    exec_command: tuple[str, ...] | None = None
+    http_get: HTTPGetActionView | None = None
+    sleep_seconds: float | None = None
+    kinds: tuple[str, ...] = ()
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "HandlerView":
+        h = _read.obj(obj)
+        if not h:
+            return _read.default(cls)
+        return cls(
+            exec_command=None if "exec" not in h
+            else _read.texts(_read.obj(h["exec"]).get("command")),
+            http_get=None if "httpGet" not in h else HTTPGetActionView.from_obj(h["httpGet"]),
+            sleep_seconds=None if "sleep" not in h
+            else float(_read.obj(h["sleep"]).get("seconds") or 0),
+            kinds=tuple(sorted(str(k) for k in h)))
+
+
+@dataclass(frozen=True)
+class LifecycleView:
+    """``lifecycle``: hooks None when unset or empty; ``stop_signal`` "" when unset."""
+
+    post_start: HandlerView | None = None
+    pre_stop: HandlerView | None = None
+    stop_signal: str = ""
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "LifecycleView":
+        lc = _read.obj(obj)
+        if not lc:
+            return _read.default(cls)
+        post, pre = _read.obj(lc.get("postStart")), _read.obj(lc.get("preStop"))
+        return cls(post_start=HandlerView.from_obj(post) if post else None,
+                   pre_stop=HandlerView.from_obj(pre) if pre else None,
+                   stop_signal=_read.text(lc.get("stopSignal")))
+
+
+@dataclass(frozen=True)
+class VolumeMountView:
+    """``volumeMounts[]``; strings "" when unset (``mount_propagation`` "" = private)."""
+
+    name: str = ""
+    mount_path: str = ""
+    read_only: bool = False
+    sub_path: str = ""
+    sub_path_expr: str = ""
+    mount_propagation: str = ""
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "VolumeMountView":
+        m = _read.obj(obj)
+        if not m:
+            return _read.default(cls)
+        return cls(name=_read.text(m.get("name")), mount_path=_read.text(m.get("mountPath")),
+                   read_only=bool(m.get("readOnly")), sub_path=_read.text(m.get("subPath")),
+                   sub_path_expr=_read.text(m.get("subPathExpr")),
+                   mount_propagation=_read.text(m.get("mountPropagation")))
+
+
+@dataclass(frozen=True)
+class SecurityContextView:
+    """A container's ``securityContext``. Fields where unset differs from false / 0
+    (``run_as_*``, ``allow_privilege_escalation``) are None when unset; the rest read as
+    false / "" / ()."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool | None = None
+    privileged: bool = False
+    read_only_root_filesystem: bool = False
+    allow_privilege_escalation: bool | None = None
+    capabilities_add: tuple[str, ...] = ()
+    capabilities_drop: tuple[str, ...] = ()
+    proc_mount: str = ""
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "SecurityContextView":
+        sc = _read.obj(obj)
+        if not sc:
+            return _read.default(cls)
+        caps = _read.obj(sc.get("capabilities"))
+        return cls(run_as_user=_read.opt_int(sc.get("runAsUser")),
+                   run_as_group=_read.opt_int(sc.get("runAsGroup")),
+                   run_as_non_root=_read.opt_bool(sc.get("runAsNonRoot")),
+                   privileged=bool(sc.get("privileged")),
+                   read_only_root_filesystem=bool(sc.get("readOnlyRootFilesystem")),
+                   allow_privilege_escalation=_read.opt_bool(sc.get("allowPrivilegeEscalation")),
+                   capabilities_add=_read.texts(caps.get("add")),
+                   capabilities_drop=_read.texts(caps.get("drop")),
+                   proc_mount=_read.text(sc.get("procMount")))
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    """One container. Defaults: strings "", except ``image_pull_policy`` "IfNotPresent",
+    ``termination_message_path`` "/dev/termination-log" and ``termination_message_policy``
+    "File" (the API server's defaults); ``restart_policy`` "" (only a sidecar init
+    container has one: "Always"). ``readiness_probe`` and ``env_from`` are kept as written
+    (probes are not modelled; envFrom is refused). ``raw`` is the container as received,
+    for the spec hash, which must not change with this view (not compared)."""
+
+    name: str = ""
+    image: str = ""
+    image_pull_policy: str = "IfNotPresent"
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    working_dir: str = ""
+    env: tuple[EnvVarView, ...] = ()
+    env_from: tuple[ObjMap, ...] = ()
+    ports: tuple[ContainerPortView, ...] = ()
+    resources: ResourcesView = field(default_factory=ResourcesView)
+    lifecycle: LifecycleView = field(default_factory=LifecycleView)
+    volume_mounts: tuple[VolumeMountView, ...] = ()
+    security_context: SecurityContextView = field(default_factory=SecurityContextView)
+    restart_policy: str = ""
+    readiness_probe: ObjMap = field(default_factory=dict)
+    tty: bool = False
+    stdin: bool = False
+    stdin_once: bool = False
+    termination_message_path: str = "/dev/termination-log"
+    termination_message_policy: str = "File"
+    raw: ObjMap = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "ContainerView":
+        c = _read.obj(obj)
+        if not c:
+            return _read.default(cls)
+        return cls(
+            name=_read.text(c.get("name")), image=_read.text(c.get("image")),
+            image_pull_policy=_read.text(c.get("imagePullPolicy"), "IfNotPresent"),
+            command=_read.texts(c.get("command")), args=_read.texts(c.get("args")),
+            working_dir=_read.text(c.get("workingDir")),
+            env=tuple(EnvVarView.from_obj(e) for e in _read.objs(c.get("env"))),
+            env_from=_read.objs(c.get("envFrom")),
+            ports=tuple(ContainerPortView.from_obj(p) for p in _read.objs(c.get("ports"))),
+            resources=ResourcesView.from_obj(c.get("resources")),
+            lifecycle=LifecycleView.from_obj(c.get("lifecycle")),
+            volume_mounts=tuple(VolumeMountView.from_obj(m)
+                                for m in _read.objs(c.get("volumeMounts"))),
+            security_context=SecurityContextView.from_obj(c.get("securityContext")),
+            restart_policy=_read.text(c.get("restartPolicy")),
+            readiness_probe=dict(_read.obj(c.get("readinessProbe"))),
+            tty=bool(c.get("tty")), stdin=bool(c.get("stdin")),
+            stdin_once=bool(c.get("stdinOnce")),
+            termination_message_path=_read.text(c.get("terminationMessagePath"),
+                                                "/dev/termination-log"),
+            termination_message_policy=_read.text(c.get("terminationMessagePolicy"), "File"),
+            raw=c)
+
+    @property
+    def is_sidecar(self) -> bool:
+        """An init container with ``restartPolicy: Always`` keeps running beside the app."""
+        return self.restart_policy == "Always"
