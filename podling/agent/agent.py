@@ -17,20 +17,20 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION, NODES
-from ..client import ApiClient, Informer
-from ..images.interface import ImageService, RootfsService
-from ..network.interface import NetworkPlugin
-from ..runtime.interface import RuntimeService
-from .backoff import Backoff
-from .config import AgentConfig
-from .events import EventRecorder
-from .node_status import NodeStatusLoop
-from .pleg import Pleg
-from .pod_workers import PodWorkers
-from .server import NodeServer
-from .status_manager import StatusManager
-from .sync import PodSyncer
+from podling.api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION, NODES
+from podling.client import ApiClient, Informer
+from podling.images.interface import ImageService, RootfsService
+from podling.network.interface import NetworkPlugin
+from podling.runtime.interface import RuntimeService
+from podling.agent.backoff import Backoff
+from podling.agent.config import AgentConfig
+from podling.agent.events import EventRecorder
+from podling.agent.node.node_status import NodeStatusLoop
+from podling.agent.pleg import Pleg
+from podling.agent.pod.pod_workers import PodWorkers
+from podling.agent.node.server import NodeServer
+from podling.agent.pod.status_manager import StatusManager
+from podling.agent.pod.sync import PodSyncer
 
 log = logging.getLogger(__name__)
 REGISTER_RETRY_SECONDS = 2.0

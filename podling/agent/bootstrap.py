@@ -25,10 +25,10 @@ from typing import Any
 
 import aiohttp
 
-from ..api import errors
-from ..client import ApiClient, ClientConfig
-from ..util import jointoken
-from ..util.files import atomic_write
+from podling.api import errors
+from podling.client import ApiClient, ClientConfig
+from podling.util import jointoken
+from podling.util.files import atomic_write
 
 NODE_TOKENS_PATH = "/podling/v1/nodetokens"
 NODE_CONFIG_PATH = "/podling/v1/nodeconfig/"

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..images.errors import ImageError, InvalidImageName
-from ..images.interface import Image, ImageService
-from .backoff import go_duration
+from podling.images.errors import ImageError, InvalidImageName
+from podling.images.interface import Image, ImageService
+from podling.agent.backoff import go_duration
 
 
 @dataclass

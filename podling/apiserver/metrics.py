@@ -3,7 +3,7 @@
     GET /apis/metrics.k8s.io/v1beta1/nodes[/{name}]                       NodeMetrics[List]
     GET /apis/metrics.k8s.io/v1beta1[/namespaces/{ns}]/pods[/{name}]      PodMetrics[List]
 
-Nothing is stored: each request GETs ``/stats/summary`` (podling.agent.stats) from every
+Nothing is stored: each request GETs ``/stats/summary`` (podling.agent.node.stats) from every
 Ready node it needs, concurrently, with a short timeout; a node that does not answer is
 left out, like one metrics-server could not scrape. Lists take label selectors and field
 selectors on ``metadata.name`` / ``metadata.namespace``; a pod or node without metrics is
@@ -24,14 +24,14 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from ..api import errors, selectors
-from ..api.quantity import FORMAT_BINARY_SI, format_quantity
-from ..api.resources import METRICS_GROUP, Resource
-from ..util.timefmt import now_rfc3339
-from . import bodies
-from .registry.store import RegistryStore
-from .streaming.node import NodeDialer
-from .requestinfo import RequestInfo
+from podling.api import errors, selectors
+from podling.api.quantity import FORMAT_BINARY_SI, format_quantity
+from podling.api.resources import METRICS_GROUP, Resource
+from podling.util.timefmt import now_rfc3339
+from podling.apiserver import bodies
+from podling.apiserver.registry.store import RegistryStore
+from podling.apiserver.streaming.node import NodeDialer
+from podling.apiserver.requestinfo import RequestInfo
 
 log = logging.getLogger(__name__)
 

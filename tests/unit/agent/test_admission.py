@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from podling.agent import admission
-from podling.agent.admission import Rejection, admit
+from podling.agent.node import admission
+from podling.agent.node.admission import Rejection, admit
 from podling.agent.config import AgentConfig
-from podling.agent.sync import PodSyncer
+from podling.agent.pod.sync import PodSyncer
 from podling.api import fit
 
 AFFINITY_MSG = ("Predicate NodeAffinity failed: node(s) didn't match Pod's node "

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from podling.agent import labels as L
-from podling.agent.container_config import (ContainerConfigError, build_container_config,
+from podling.agent.kuberuntime import labels as L
+from podling.agent.kuberuntime.container_config import (ContainerConfigError, build_container_config,
                                             expand, mapping_for, milli_cpu_to_quota,
                                             milli_cpu_to_shares, normalize_signal)
 from podling.images.interface import ImageConfig

@@ -10,7 +10,7 @@ import pytest
 
 from podling.agent.config import AgentConfig
 from podling.agent.events import EventRecorder
-from podling.agent.node_status import (
+from podling.agent.node.node_status import (
     KUBELET_VERSION, STATUS_REPORT_SECONDS, NodeStatusLoop, Pressure, allocatable,
     default_route, desired_conditions, merge_conditions, primary_ipv4, ready_message,
 )

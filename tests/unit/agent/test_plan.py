@@ -6,7 +6,7 @@ import pytest
 from agent_builders import T0, cs, make_pod, sandbox
 
 from podling.agent.backoff import Backoff
-from podling.agent.plan import (
+from podling.agent.pod.plan import (
     CRASH_LOOP_BACK_OFF,
     KILL_NOT_IN_SPEC,
     KILL_SPEC_CHANGED,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from podling.agent.podfiles import (PodFiles, hostname_for, hosts_file, pod_file_mounts,
+from podling.agent.kuberuntime.podfiles import (PodFiles, hostname_for, hosts_file, pod_file_mounts,
                                     resolv_conf, write_pod_files)
 from podling.runtime.interface import Mount
 

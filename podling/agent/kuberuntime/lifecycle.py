@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 
-from podling.agent.plan import format_pod
+from podling.agent.pod.plan import format_pod
 from podling.runtime.interface import ExecResult, ExecTimeout
 
 MINIMUM_GRACE_SECONDS = 2.0

@@ -51,7 +51,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from podling.agent import labels as L
+from podling.agent.kuberuntime import labels as L
 from podling.agent.backoff import Backoff, go_duration
 from podling.runtime.interface import (
     ContainerState,

@@ -19,23 +19,27 @@ import shutil
 import time
 from typing import Any, Awaitable, Callable
 
-from ..api import errors
-from ..api.resources import NODES, PODS
-from ..images.interface import ImageService, RootfsService
-from ..network.interface import NetworkError, NetworkPlugin, PodNetworkInfo, PortMapping
-from ..runtime.interface import (ContainerState, NamespaceMode, NamespaceOptions,
+from podling.api import errors
+from podling.api.resources import NODES, PODS
+from podling.images.interface import ImageService, RootfsService
+from podling.network.interface import NetworkError, NetworkPlugin, PodNetworkInfo, PortMapping
+from podling.runtime.interface import (ContainerState, NamespaceMode, NamespaceOptions,
                                  PodSandboxConfig, PodSandboxStatus, RuntimeError_,
                                  RuntimeService, SandboxState)
-from . import admission, labels, lifecycle, podfiles, volumes
-from .backoff import Backoff
-from .config import AgentConfig
-from .containers import ContainerManager, PodContextInfo
-from .images import ImagePuller
-from .plan import compute_pod_actions
-from .pod_workers import DONE
-from .status import pod_status, ts
-from .status_manager import StatusManager
-from .termination import with_messages
+from podling.agent.node import admission
+from podling.agent.kuberuntime import labels
+from podling.agent.kuberuntime import lifecycle
+from podling.agent.kuberuntime import podfiles
+from podling.agent.kuberuntime import volumes
+from podling.agent.backoff import Backoff
+from podling.agent.config import AgentConfig
+from podling.agent.kuberuntime.containers import ContainerManager, PodContextInfo
+from podling.agent.images import ImagePuller
+from podling.agent.pod.plan import compute_pod_actions
+from podling.agent.pod.pod_workers import DONE
+from podling.agent.pod.status import pod_status, ts
+from podling.agent.pod.status_manager import StatusManager
+from podling.agent.kuberuntime.termination import with_messages
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0

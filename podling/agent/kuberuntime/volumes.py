@@ -27,7 +27,7 @@ import shutil
 import stat
 from typing import Any, Mapping
 
-from podling.agent.container_config import ContainerConfigError, expand
+from podling.agent.kuberuntime.container_config import ContainerConfigError, expand
 from podling.api.quantity import QuantityError, parse_quantity
 from podling.runtime.interface import Mount, MountPropagation
 

@@ -18,17 +18,20 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..images.interface import Image, RootfsService
-from ..runtime.interface import (ContainerStartError, ContainerStatus, Mount, RuntimeError_,
+from podling.images.interface import Image, RootfsService
+from podling.runtime.interface import (ContainerStartError, ContainerStatus, Mount, RuntimeError_,
                                  RuntimeService)
-from . import labels, lifecycle, podfiles, volumes
-from .backoff import Backoff
-from .container_config import (ContainerConfigError, PodContext, build_container_config,
+from podling.agent.kuberuntime import labels
+from podling.agent.kuberuntime import lifecycle
+from podling.agent.kuberuntime import podfiles
+from podling.agent.kuberuntime import volumes
+from podling.agent.backoff import Backoff
+from podling.agent.kuberuntime.container_config import (ContainerConfigError, PodContext, build_container_config,
                                container_env)
-from .images import ImagePuller, ImagePullFailure
-from .plan import ContainerStart, note_start
-from .status import IMAGE_ANNOTATION, IMAGE_ID_ANNOTATION
-from .termination import message_file
+from podling.agent.images import ImagePuller, ImagePullFailure
+from podling.agent.pod.plan import ContainerStart, note_start
+from podling.agent.pod.status import IMAGE_ANNOTATION, IMAGE_ID_ANNOTATION
+from podling.agent.kuberuntime.termination import message_file
 
 STOP_SIGNAL = "io.podling.container.stopSignal"
 Waiting = tuple[str, str]

@@ -41,7 +41,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from podling.agent.plan import latest_by_name, restart_count_of, should_restart
+from podling.agent.pod.plan import latest_by_name, restart_count_of, should_restart
 from podling.runtime.interface import (
     ContainerState,
     ContainerStatus,

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..api.fit import (CPU, EPHEMERAL_STORAGE, MEMORY, PODS, is_terminal, matches_node,
+from podling.api.fit import (CPU, EPHEMERAL_STORAGE, MEMORY, PODS, is_terminal, matches_node,
                        pod_requests, resource_list)
 
 Obj = dict[str, Any]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from podling.agent import labels as L
+from podling.agent.kuberuntime import labels as L
 from podling.api.quantity import QuantityError, parse_quantity
 from podling.images.interface import ImageConfig
 from podling.runtime.interface import ContainerConfig, Mount, Resources, SecurityOptions

@@ -29,10 +29,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from ..api.errors import ApiError
-from ..api.resources import LEASES, NODES
-from ..client.errors import ApiConnectionError
-from .config import AgentConfig
+from podling.api.errors import ApiError
+from podling.api.resources import LEASES, NODES
+from podling.client.errors import ApiConnectionError
+from podling.agent.config import AgentConfig
 
 if TYPE_CHECKING:
     from ..client.rest import ApiClient
