@@ -1,12 +1,16 @@
-"""Starting and stopping one container of a pod, with the kubelet's events and hooks.
+"""Configuring, running and stopping one container of a pod, with the kubelet's events and
+hooks (kubelet kuberuntime_container.go).
 
-    start:  image (pull policy) → rootfs → pod files + mounts → config → create → start
-            → postStart (the next container waits for it; a failure kills this one)
-    stop:   Killing event → preStop (within the grace period) → stop signal → SIGKILL after
-            the remaining grace (at least 2 s)
+    configure:  rootfs → env (once) → volume + pod file mounts → termination-log file
+                → ContainerConfig
+    run:        create → Created → start → Started → postStart (the next container waits for
+                it; a failure kills this one)
+    stop:       Killing event → preStop (within the grace period) → stop signal → SIGKILL
+                after the remaining grace (at least 2 s)
 
-Failures that leave the container waiting are returned as (reason, message); they are the
-``waiting`` entries of the pod status (ErrImagePull, CreateContainerConfigError, …).
+Failures that leave the container waiting are returned as :class:`Waiting` values; they
+become the ``waiting`` state of the container status (CreateContainerConfigError,
+PostStartHookError, …). Image pulling and back-off are the caller's business.
 """
 
 from __future__ import annotations
@@ -16,30 +20,30 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from podling.images.interface import Image, RootfsService
-from podling.runtime.interface import (ContainerStartError, ContainerStatus, Mount, RuntimeError_,
-                                 RuntimeService)
-from podling.agent.kuberuntime import labels
-from podling.agent.kuberuntime import lifecycle
-from podling.agent.kuberuntime import podfiles
-from podling.agent.kuberuntime import volumes
-from podling.agent.backoff import Backoff
-from podling.agent.kuberuntime.container_config import (ContainerConfigError, PodContext, build_container_config,
-                               container_env)
-from podling.agent.images import ImagePuller, ImagePullFailure
-from podling.agent.pod.plan import ContainerStart, note_start
-from podling.agent.pod.status import IMAGE_ANNOTATION, IMAGE_ID_ANNOTATION
+from podling.agent.events import EventRecorder
+from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
+from podling.agent.kuberuntime.container_config import build_container_config
+from podling.agent.kuberuntime.env import PodContext, container_env
+from podling.agent.kuberuntime.errors import ContainerConfigError
 from podling.agent.kuberuntime.termination import message_file
+from podling.images.interface import Image, RootfsService
+from podling.runtime.interface import (ContainerConfig, ContainerStartError, ContainerStatus,
+                                       Mount, RuntimeError_, RuntimeService)
 
-STOP_SIGNAL = "io.podling.container.stopSignal"
-Waiting = tuple[str, str]
+
+class Waiting(NamedTuple):
+    """Why a container is not running: its waiting ``reason`` and ``message``."""
+
+    reason: str
+    message: str
 
 
-@dataclass
-class PodContextInfo:
-    """What starting containers needs to know about the pod beyond its spec."""
+@dataclass(frozen=True)
+class SandboxContext:
+    """What starting a container in the pod's sandbox needs beyond its spec. ``downward``
+    carries the pod and host IPs and the node's CPU and memory for the downward API."""
 
     sandbox_id: str
     pod_dir: str
@@ -47,64 +51,69 @@ class PodContextInfo:
     host_ip: str
     volumes: dict[str, str]
     files: podfiles.PodFiles
+    downward: PodContext
 
 
 def rootfs_key(pod: dict[str, Any], name: str, attempt: int) -> str:
+    """The rootfs of one attempt of one container; prefixed by the pod uid."""
     return f"{pod['metadata']['uid']}-{name}-{attempt}"
 
 
 class ContainerManager:
-    """Starts and stops containers; shared by every pod of the node."""
+    """Configures, runs and stops containers; shared by every pod of the node. Each method
+    records the kubelet's events for what it did."""
 
-    def __init__(self, *, runtime: RuntimeService, rootfs: RootfsService, puller: ImagePuller,
-                 recorder, backoff: Backoff, node_name: str) -> None:
+    def __init__(self, *, runtime: RuntimeService, rootfs: RootfsService,
+                 recorder: EventRecorder, node_name: str) -> None:
         self.runtime = runtime
         self.rootfs = rootfs
-        self.puller = puller
         self.recorder = recorder
-        self.backoff = backoff
         self.node_name = node_name
 
-    def _event(self, pod: dict, type_: str, reason: str, message: str, name: str,
-               init: bool = False) -> None:
+    def _event(self, pod: dict[str, Any], type_: str, reason: str, message: str, *,
+               name: str, init: bool = False) -> None:
         path = f"spec.{'initContainers' if init else 'containers'}{{{name}}}"
         self.recorder.event(pod, type_, reason, message, field_path=path)
 
-    async def start(self, pod: dict[str, Any], start: ContainerStart, ctx: PodContextInfo, *,
-                    init: bool = False) -> Waiting | None:
-        """Start ``start.container``; None when it runs, else why it waits."""
-        container, name = start.container, start.container["name"]
+    async def configure(self, pod: dict[str, Any], container: dict[str, Any], *, image: Image,
+                        restart_count: int, ctx: SandboxContext,
+                        init: bool = False) -> ContainerConfig | Waiting:
+        """The runtime config of attempt ``restart_count``; a Waiting (after a Warning
+        ``Failed`` event) when the spec cannot be configured."""
         try:
-            image = await self.puller.ensure(pod, container)
-        except ImagePullFailure as exc:
-            return exc.reason, exc.message
-        try:
-            config = await self._config(pod, container, image, start.restart_count, ctx, init)
+            return await self._config(pod, container, image=image, restart_count=restart_count,
+                                      ctx=ctx, init=init)
         except (ContainerConfigError, volumes.VolumeError) as exc:
-            self._event(pod, "Warning", "Failed", f"Error: {exc.message}", name, init)
-            return exc.reason, exc.message
-        note_start(self.backoff, pod, start, time.time())
+            self._event(pod, "Warning", "Failed", f"Error: {exc.message}",
+                        name=container["name"], init=init)
+            return Waiting(exc.reason, exc.message)
+
+    async def run(self, pod: dict[str, Any], container: dict[str, Any],
+                  config: ContainerConfig, *, ctx: SandboxContext,
+                  init: bool = False) -> Waiting | None:
+        """Create and start the container, then run its postStart hook. None when it runs,
+        or when it exited at start (the restart policy decides); else why it waits."""
+        name = container["name"]
         try:
             cid = await self.runtime.create_container(ctx.sandbox_id, config)
         except RuntimeError_ as exc:
-            self._event(pod, "Warning", "Failed", f"Error: {exc}", name, init)
-            return "CreateContainerError", str(exc)
-        self._event(pod, "Normal", "Created", f"Created container: {name}", name, init)
+            self._event(pod, "Warning", "Failed", f"Error: {exc}", name=name, init=init)
+            return Waiting("CreateContainerError", str(exc))
+        self._event(pod, "Normal", "Created", f"Created container: {name}", name=name, init=init)
         try:
             await self.runtime.start_container(cid)
         except (ContainerStartError, RuntimeError_) as exc:
-            self._event(pod, "Warning", "Failed", f"Error: {exc}", name, init)
+            self._event(pod, "Warning", "Failed", f"Error: {exc}", name=name, init=init)
             return None  # the container is EXITED with StartError; the restart policy decides
-        self._event(pod, "Normal", "Started", f"Started container {name}", name, init)
-        return await self._post_start(pod, container, cid, ctx, init,
+        self._event(pod, "Normal", "Started", f"Started container {name}", name=name, init=init)
+        return await self._post_start(pod, container, cid, ctx=ctx, init=init,
                                       stop_signal=config.stop_signal)
 
-    async def _config(self, pod: dict, container: dict, image: Image, restart_count: int,
-                      ctx: PodContextInfo, init: bool):
+    async def _config(self, pod: dict[str, Any], container: dict[str, Any], *, image: Image,
+                      restart_count: int, ctx: SandboxContext, init: bool) -> ContainerConfig:
         name = container["name"]
-        key = rootfs_key(pod, name, restart_count)
-        rootfs = await self.rootfs.prepare_rootfs(image, key)
-        env = container_env(pod, container, _pod_context(ctx))
+        rootfs = await self.rootfs.prepare_rootfs(image, rootfs_key(pod, name, restart_count))
+        env = container_env(pod, container, ctx.downward)
         mounts = await asyncio.to_thread(volumes.volume_mounts, pod, container, ctx.volumes,
                                          env=env, pod_dir=ctx.pod_dir)
         mounts += podfiles.pod_file_mounts(ctx.files, container)
@@ -112,18 +121,18 @@ class ContainerManager:
         log_path = os.path.join(ctx.pod_dir, "logs", name, f"{restart_count}.log")
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         config = build_container_config(
-            pod, container, image=image.config, rootfs=rootfs,
-            pod_ip=ctx.pod_ips[0] if ctx.pod_ips else "", host_ip=ctx.host_ip,
+            pod, container, image=image.config, rootfs=rootfs, env=env,
             node_name=self.node_name, restart_count=restart_count, log_path=log_path,
-            mounts=mounts, container_type="init" if init else "app",
-            pod_ips=tuple(ctx.pod_ips), host_ips=(ctx.host_ip,))
+            mounts=mounts, container_type="init" if init else "app")
         annotations = dict(config.annotations, **{
-            STOP_SIGNAL: config.stop_signal, IMAGE_ANNOTATION: container.get("image", ""),
-            IMAGE_ID_ANNOTATION: image.repo_digests[0] if image.repo_digests else image.id})
+            labels.STOP_SIGNAL_ANNOTATION: config.stop_signal,
+            labels.IMAGE_ANNOTATION: container.get("image", ""),
+            labels.IMAGE_ID_ANNOTATION: image.repo_digests[0] if image.repo_digests
+            else image.id})
         return dataclasses.replace(config, annotations=annotations)
 
     @staticmethod
-    def _termination_log(container: dict, pod_dir: str, restart_count: int) -> Mount:
+    def _termination_log(container: dict[str, Any], pod_dir: str, restart_count: int) -> Mount:
         """A fresh file for the container's termination message."""
         host = message_file(pod_dir, container["name"], restart_count)
         os.makedirs(os.path.dirname(host), exist_ok=True)
@@ -132,8 +141,8 @@ class ContainerManager:
         path = container.get("terminationMessagePath") or "/dev/termination-log"
         return Mount(host_path=host, container_path=path)
 
-    async def _post_start(self, pod: dict, container: dict, cid: str, ctx: PodContextInfo,
-                          init: bool, *, stop_signal: str) -> Waiting | None:
+    async def _post_start(self, pod: dict[str, Any], container: dict[str, Any], cid: str, *,
+                          ctx: SandboxContext, init: bool, stop_signal: str) -> Waiting | None:
         hook = (container.get("lifecycle") or {}).get("postStart")
         if not hook:
             return None
@@ -144,20 +153,22 @@ class ContainerManager:
         if result.ok:
             return None
         name = container["name"]
-        self._event(pod, "Warning", "FailedPostStartHook", result.message, name, init)
-        self._event(pod, "Normal", "Killing", "FailedPostStartHook", name, init)
+        self._event(pod, "Warning", "FailedPostStartHook", result.message, name=name, init=init)
+        self._event(pod, "Normal", "Killing", "FailedPostStartHook", name=name, init=init)
         await self.runtime.stop_container(cid, lifecycle.MINIMUM_GRACE_SECONDS,
                                           signal=stop_signal)
-        return "PostStartHookError", result.message
+        return Waiting("PostStartHookError", result.message)
 
     async def stop(self, pod: dict[str, Any], status: ContainerStatus,
                    spec: dict[str, Any] | None, *, grace: float, message: str = "") -> None:
         """The kubelet's kill sequence for one container (idempotent)."""
         name = status.labels.get(labels.CONTAINER_NAME, status.name)
         init = status.labels.get(labels.CONTAINER_TYPE) == "init"
-        self._event(pod, "Normal", "Killing", message or f"Stopping container {name}", name, init)
+        self._event(pod, "Normal", "Killing", message or f"Stopping container {name}",
+                    name=name, init=init)
         elapsed = 0.0
-        if lifecycle.should_run_prestop(spec, grace) and status.state.value == "RUNNING":
+        if spec is not None and lifecycle.should_run_prestop(spec, grace) \
+                and status.state.value == "RUNNING":
             started = time.monotonic()
             result = await lifecycle.run_hook(
                 spec["lifecycle"]["preStop"], container=spec, pod=pod,
@@ -166,17 +177,11 @@ class ContainerManager:
                 timeout=grace)
             elapsed = time.monotonic() - started
             if not result.ok:
-                self._event(pod, "Warning", "FailedPreStopHook", result.message, name, init)
+                self._event(pod, "Warning", "FailedPreStopHook", result.message, name=name,
+                            init=init)
         remaining = lifecycle.kill_sequence_plan(grace, elapsed)
-        signal = status.annotations.get(STOP_SIGNAL, "SIGTERM")
+        signal = status.annotations.get(labels.STOP_SIGNAL_ANNOTATION, "SIGTERM")
         try:
             await self.runtime.stop_container(status.id, remaining, signal=signal)
         except RuntimeError_:
             pass  # gone already
-
-
-def _pod_context(ctx: PodContextInfo) -> PodContext:
-    cpus = os.cpu_count() or 1
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return PodContext(pod_ips=tuple(ctx.pod_ips), host_ips=(ctx.host_ip,),
-                      node_cpu_milli=cpus * 1000, node_memory_bytes=memory)

@@ -11,32 +11,32 @@ an ordinary client, exactly as the kubelet does::
 Every failure is logged and retried on the next tick: :meth:`run` never raises (except
 cancellation) and never retries inline in a tight loop.
 
-Conditions follow the kubelet's setters: ``MemoryPressure``, ``DiskPressure``, ``PIDPressure``
-and ``Ready`` with the kubelet's reasons and messages; ``lastTransitionTime`` moves only when a
-condition's status changes, ``lastHeartbeatTime`` on every status report.
+Conditions follow the kubelet's setters (:mod:`.conditions`); ``lastTransitionTime`` moves
+only when a condition's status changes, ``lastHeartbeatTime`` on every status report. Host
+facts come from :mod:`.host`, the Lease from :mod:`.lease`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import fcntl
 import logging
-import os
-import socket
-import struct
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from podling.api.errors import ApiError
-from podling.api.resources import LEASES, NODES
-from podling.client.errors import ApiConnectionError
 from podling.agent.config import AgentConfig
+from podling.agent.node.conditions import (condition_events, desired_conditions,
+                                           merge_conditions, without_heartbeats)
+from podling.agent.node.host import (Pressure, allocatable, capacity, node_info, primary_ipv4,
+                                     probe_pressure)
+from podling.agent.node.lease import NodeLease
+from podling.api.errors import ApiError
+from podling.api.resources import NODES
+from podling.client.errors import ApiConnectionError
 
 if TYPE_CHECKING:
-    from ..client.rest import ApiClient
-    from .events import EventRecorder
+    from podling.agent.events import EventRecorder
+    from podling.client.rest import ApiClient
 
 log = logging.getLogger(__name__)
 
@@ -44,232 +44,11 @@ Obj = dict[str, Any]
 Clock = Callable[[], float]  # seconds since the epoch, like time.time
 ReadyCheck = Callable[[], Awaitable[list[str]]]
 
-KUBELET_VERSION = "v1.32.0-podling"
-LEASE_NAMESPACE = "kube-node-lease"
 STATUS_REPORT_SECONDS = 300.0  # the kubelet's nodeStatusReportFrequency
-MEMORY_EVICTION_KI = 100 * 1024  # evictionHard memory.available<100Mi
-DISK_EVICTION_FRACTION = 0.10  # evictionHard nodefs.available<10%
-INODES_EVICTION_FRACTION = 0.05  # evictionHard nodefs.inodesFree<5%
-PID_PRESSURE_FRACTION = 0.10  # PIDPressure when fewer than 10% of pid_max are free
-_SIOCGIFADDR = 0x8915
-_warned: list[bool] = []  # the loopback fallback is logged once per process
-
-
-# --- host facts (blocking reads: call them in a thread) --------------------------------
-
-
-@dataclass(frozen=True)
-class Pressure:
-    """Which resources are short; each maps to one node condition."""
-
-    memory: bool = False
-    disk: bool = False
-    pid: bool = False
-
-
-def _read(path: str, default: str = "") -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return default
-
-
-def _meminfo() -> dict[str, int]:
-    """``/proc/meminfo`` in KiB by field name."""
-    values: dict[str, int] = {}
-    for line in _read("/proc/meminfo").splitlines():
-        key, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[0].isdigit():
-            values[key] = int(parts[0])
-    return values
-
-
-def _existing_dir(path: str) -> str:
-    """``path`` or its closest existing ancestor (the data dir may not exist yet)."""
-    path = os.path.abspath(path)
-    while not os.path.isdir(path) and path != os.path.dirname(path):
-        path = os.path.dirname(path)
-    return path
-
-
-def _os_image() -> str:
-    for line in _read("/etc/os-release").splitlines():
-        if line.startswith("PRETTY_NAME="):
-            return line.split("=", 1)[1].strip().strip('"').strip("'")
-    return "Linux"
-
-
-def default_route() -> tuple[str, str] | None:
-    """(interface, gateway) of the lowest-metric IPv4 default route in /proc/net/route."""
-    best: tuple[int, str, str] | None = None
-    for line in _read("/proc/net/route").splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 8 or fields[1] != "00000000" or fields[7] != "00000000":
-            continue
-        if not int(fields[3], 16) & 1:  # RTF_UP
-            continue
-        gateway = socket.inet_ntoa(struct.pack("<I", int(fields[2], 16)))
-        metric = int(fields[6])
-        if best is None or metric < best[0]:
-            best = (metric, fields[0], gateway)
-    return (best[1], best[2]) if best else None
-
-
-def interface_ipv4(interface: str) -> str | None:
-    """The primary IPv4 address of ``interface`` (SIOCGIFADDR; sends nothing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            packed = fcntl.ioctl(s.fileno(), _SIOCGIFADDR,
-                                 struct.pack("256s", interface.encode()[:15]))
-        except OSError:
-            return None
-    return socket.inet_ntoa(packed[20:24])
-
-
-def primary_ipv4() -> str:
-    """The host's primary IPv4: the address of the default route's interface, else loopback."""
-    route = default_route()
-    address = interface_ipv4(route[0]) if route else None
-    if not address:
-        if not _warned:
-            log.warning("no IPv4 default route with an address; using 127.0.0.1 as InternalIP")
-            _warned.append(True)
-        return "127.0.0.1"
-    return address
-
-
-def capacity(config: AgentConfig) -> dict[str, str]:
-    """cpu, memory (KiB), pods and ephemeral-storage (KiB of the data dir's filesystem)."""
-    st = os.statvfs(_existing_dir(config.data_dir))
-    return {"cpu": str(os.cpu_count() or 1),
-            "memory": f"{_meminfo().get('MemTotal', 0)}Ki",
-            "pods": str(config.max_pods),
-            "ephemeral-storage": f"{st.f_blocks * st.f_frsize // 1024}Ki"}
-
-
-def allocatable(cap: dict[str, str]) -> dict[str, str]:
-    """Capacity minus the kubelet's default hard eviction thresholds (no reservations)."""
-    memory = max(0, int(cap["memory"][:-2]) - MEMORY_EVICTION_KI)
-    storage = int(cap["ephemeral-storage"][:-2])
-    return dict(cap, memory=f"{memory}Ki",
-                **{"ephemeral-storage": f"{int(storage * (1 - DISK_EVICTION_FRACTION))}Ki"})
-
-
-def node_info(config: AgentConfig, runtime_version: str) -> dict[str, str]:
-    """``status.nodeInfo`` as ``kubectl describe node`` shows it under System Info."""
-    return {"machineID": _read("/etc/machine-id"),
-            "systemUUID": _read("/sys/class/dmi/id/product_uuid"),
-            "bootID": _read("/proc/sys/kernel/random/boot_id"),
-            "kernelVersion": os.uname().release,
-            "osImage": _os_image(),
-            "containerRuntimeVersion": runtime_version,
-            "kubeletVersion": KUBELET_VERSION,
-            "kubeProxyVersion": "",
-            "operatingSystem": "linux",
-            "architecture": config.architecture}
-
-
-def probe_pressure(data_dir: str) -> Pressure:
-    """Memory, disk and PID pressure against the kubelet's default hard eviction thresholds."""
-    mem = _meminfo()
-    memory = "MemAvailable" in mem and mem["MemAvailable"] < MEMORY_EVICTION_KI
-    st = os.statvfs(_existing_dir(data_dir))
-    disk = (st.f_blocks > 0 and st.f_bavail < st.f_blocks * DISK_EVICTION_FRACTION) or \
-        (st.f_files > 0 and st.f_favail < st.f_files * INODES_EVICTION_FRACTION)
-    pid = False
-    try:
-        total = int(_read("/proc/loadavg").split()[3].split("/")[1])
-        pid_max = int(_read("/proc/sys/kernel/pid_max"))
-        pid = pid_max - total < pid_max * PID_PRESSURE_FRACTION
-    except (IndexError, ValueError):
-        pass
-    return Pressure(memory=memory, disk=bool(disk), pid=pid)
-
-
-# --- pure status computation ------------------------------------------------------------
-
-# type → ((status-if-short reason, message), (status-if-fine reason, message), event names)
-_PRESSURE = {
-    "MemoryPressure": (("KubeletHasInsufficientMemory",
-                        "kubelet has insufficient memory available"),
-                       ("KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                       ("NodeHasInsufficientMemory", "NodeHasSufficientMemory")),
-    "DiskPressure": (("KubeletHasDiskPressure", "kubelet has disk pressure"),
-                     ("KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                     ("NodeHasDiskPressure", "NodeHasNoDiskPressure")),
-    "PIDPressure": (("KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
-                    ("KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                    ("NodeHasInsufficientPID", "NodeHasSufficientPID")),
-}
-CONDITION_TYPES = ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
-
-
-def ready_message(problems: list[str]) -> str:
-    """The NotReady message: one problem as is, several as ``[a, b]`` (an aggregate error)."""
-    return problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
-
-
-def desired_conditions(problems: list[str], pressure: Pressure) -> dict[str, tuple[str, str, str]]:
-    """type → (status, reason, message), in the kubelet's order."""
-    out: dict[str, tuple[str, str, str]] = {}
-    for type_, short in (("MemoryPressure", pressure.memory), ("DiskPressure", pressure.disk),
-                         ("PIDPressure", pressure.pid)):
-        (bad_reason, bad_msg), (ok_reason, ok_msg), _ = _PRESSURE[type_]
-        out[type_] = ("True", bad_reason, bad_msg) if short else ("False", ok_reason, ok_msg)
-    if problems:
-        out["Ready"] = ("False", "KubeletNotReady", ready_message(problems))
-    else:
-        out["Ready"] = ("True", "KubeletReady", "kubelet is posting ready status")
-    return out
-
-
-def merge_conditions(previous: list[Obj], desired: dict[str, tuple[str, str, str]],
-                     now: str) -> list[Obj]:
-    """New conditions stamped with ``now`` as heartbeat; ``lastTransitionTime`` is kept from
-    ``previous`` when that condition's status is unchanged."""
-    before = {c.get("type"): c for c in previous if isinstance(c, dict)}
-    out = []
-    for type_, (status, reason, message) in desired.items():
-        old = before.get(type_) or {}
-        transition = old.get("lastTransitionTime") if old.get("status") == status else None
-        out.append({"type": type_, "status": status, "reason": reason, "message": message,
-                    "lastHeartbeatTime": now, "lastTransitionTime": transition or now})
-    return out
-
-
-def without_heartbeats(status: Obj) -> Obj:
-    """``status`` minus the heartbeat times: what decides whether a report is due early."""
-    conditions = [{k: v for k, v in c.items() if k != "lastHeartbeatTime"}
-                  for c in status.get("conditions") or []]
-    return dict(status, conditions=conditions)
-
-
-def condition_events(previous: list[Obj], current: list[Obj]) -> list[tuple[str, str]]:
-    """(type, reason) of the node events the kubelet records for new or flipped conditions:
-    ``NodeHasSufficientMemory``…, ``NodeReady`` / ``NodeNotReady``."""
-    before = {c.get("type"): c.get("status") for c in previous}
-    events = []
-    for cond in current:
-        type_, status = cond["type"], cond["status"]
-        if before.get(type_) == status:
-            continue
-        if type_ == "Ready":
-            reason = "NodeReady" if status == "True" else "NodeNotReady"
-        else:
-            bad, good = _PRESSURE[type_][2]
-            reason = bad if status == "True" else good
-        events.append(("Warning" if reason == "NodeNotReady" else "Normal", reason))
-    return events
 
 
 def _time(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _micro_time(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # --- the loop ----------------------------------------------------------------------------
@@ -304,7 +83,8 @@ class NodeStatusLoop:
         self.recorder = recorder
         self._pressure = pressure or (lambda: probe_pressure(config.data_dir))
         self.node: Obj | None = None  # the last Node the server returned
-        self._lease: Obj | None = None
+        self.lease = NodeLease(client, config.node_name,
+                               duration_seconds=config.lease_duration_seconds, clock=clock)
         self._reported: Obj | None = None  # last status sent, without heartbeats
         self._reported_at = 0.0
 
@@ -415,43 +195,14 @@ class NodeStatusLoop:
         """Whether the server's Node shows other condition statuses than ours (e.g. the node
         lifecycle controller set them Unknown while we were away): then report at once."""
         self.node = await self.client.get(NODES, self.name)
-        def statuses(conditions: list) -> dict:
+        def statuses(conditions: list[Obj] | None) -> dict[Any, Any]:
             return {c.get("type"): c.get("status") for c in conditions or []}
         return statuses(((self.node or {}).get("status") or {}).get("conditions")) != \
             statuses(status.get("conditions"))
 
-    def _lease_body(self, lease: Obj | None) -> Obj:
-        meta: Obj = {"name": self.name, "namespace": LEASE_NAMESPACE}
-        if lease is not None:
-            meta = dict(lease["metadata"])
-        if self.node and (self.node.get("metadata") or {}).get("uid"):
-            meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": self.name,
-                                        "uid": self.node["metadata"]["uid"]}]
-        spec = dict((lease or {}).get("spec") or {})
-        spec.update(holderIdentity=self.name,
-                    leaseDurationSeconds=self.config.lease_duration_seconds,
-                    renewTime=_micro_time(self.clock()))
-        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
-                "spec": spec}
-
     async def renew_lease(self) -> Obj:
-        """Create or renew ``kube-node-lease/<node>`` (renewTime = now). A stale cached copy
-        (409) or a vanished lease (404) is re-read on the next call. Raises on API errors."""
-        if self._lease is None:
-            try:
-                self._lease = await self.client.get(LEASES, self.name, LEASE_NAMESPACE)
-            except ApiError as exc:
-                if exc.code != 404:
-                    raise
-                self._lease = await self.client.create(LEASES, self._lease_body(None),
-                                                       LEASE_NAMESPACE)
-                return self._lease
-        try:
-            self._lease = await self.client.update(LEASES, self._lease_body(self._lease))
-        except ApiError:
-            self._lease = None
-            raise
-        return self._lease
+        """Create or renew ``kube-node-lease/<node>`` (see :class:`.lease.NodeLease`)."""
+        return await self.lease.renew(((self.node or {}).get("metadata") or {}).get("uid", ""))
 
     async def tick(self) -> None:
         """One pass: register if needed, renew the lease, report status. Never raises

@@ -12,6 +12,7 @@ node's kubelet-client token, which only the API server (and this node) know — 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import os
@@ -70,7 +71,9 @@ class NodeServer:
         site = web.TCPSite(self._runner, host, port, ssl_context=self._tls(host),
                            reuse_address=True)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        server = site._server
+        assert isinstance(server, asyncio.Server)  # a started TCPSite serves with one
+        self.port = server.sockets[0].getsockname()[1]
         if socket_path:
             await self._serve_unix(socket_path)
         return self.port

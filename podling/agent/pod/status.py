@@ -5,7 +5,8 @@ Only the status manager writes the result to the API. Inputs are the pod from th
 runtime's sandboxes and containers of this pod (every attempt, every sandbox), the agent's
 ``waiting`` reasons (last start failure per container name: ErrImagePull, ImagePullBackOff,
 CrashLoopBackOff, CreateContainerConfigError, …; the kubelet's reason cache) and
-``readiness`` results (container name → ready) from the probers.
+``readiness`` results (container name → ready; no prober supplies them yet, see
+:mod:`podling.agent.prober`).
 
 Container status state (per spec container, newest runtime instance first)::
 
@@ -41,7 +42,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from podling.agent.pod.plan import latest_by_name, restart_count_of, should_restart
+from podling.agent.kuberuntime.labels import IMAGE_ANNOTATION, IMAGE_ID_ANNOTATION
+from podling.agent.pod.restart import latest_by_name, restart_count_of, should_restart
 from podling.runtime.interface import (
     ContainerState,
     ContainerStatus,
@@ -52,8 +54,6 @@ from podling.runtime.interface import (
 from podling.util.timefmt import format_rfc3339
 
 CONTAINER_ID_SCHEME = "podling://"
-IMAGE_ANNOTATION = "io.podling.container.image"
-IMAGE_ID_ANNOTATION = "io.podling.container.imageID"
 STATUS_UNKNOWN = "ContainerStatusUnknown"
 MSG_GONE_DELETED = ("The container could not be located when the pod was deleted.  "
                     "The container used to be Running")
@@ -241,10 +241,11 @@ def get_phase(pod: dict[str, Any], init_statuses: list[dict[str, Any]],
     for c in spec.get("initContainers") or []:
         st = by_name.get(c["name"])
         kind = _state(st)
-        if kind == "terminated":
+        before = _stopped_before(st) if st is not None else None
+        if st is not None and kind == "terminated":
             failed_init += st["state"]["terminated"].get("exitCode", 0) != 0
-        elif kind == "waiting" and _stopped_before(st) is not None:
-            failed_init += _stopped_before(st).get("exitCode", 0) != 0
+        elif kind == "waiting" and before is not None:
+            failed_init += before.get("exitCode", 0) != 0
         else:
             pending_init += 1
     unknown = running = waiting = stopped = succeeded = 0
@@ -385,9 +386,9 @@ def merge_conditions(new: list[dict[str, Any]], old: list[dict[str, Any]],
     out = []
     for c in new:
         before = old_by_type.get(c["type"])
-        keep = before is not None and before.get("status") == c["status"] \
-            and before.get("lastTransitionTime")
-        when = before["lastTransitionTime"] if keep else ts(now)
+        kept = before.get("lastTransitionTime") if before is not None \
+            and before.get("status") == c["status"] else None
+        when = kept or ts(now)
         out.append({**c, "lastProbeTime": None, "lastTransitionTime": when})
     out.append(old_by_type.get("PodScheduled") or {
         "type": "PodScheduled", "status": "True", "lastProbeTime": None,
