@@ -70,10 +70,12 @@ class ContainerManager:
         self.recorder = recorder
         self.node_name = node_name
 
-    def _event(self, pod: dict[str, Any], type_: str, reason: str, message: str, *,
-               name: str, init: bool = False) -> None:
+    def _event(self, pod: dict[str, Any], reason: str, message: str, *, name: str,
+               init: bool = False, warning: bool = False) -> None:
+        """An event about container ``name`` of ``pod`` (Normal unless ``warning``)."""
         path = f"spec.{'initContainers' if init else 'containers'}{{{name}}}"
-        self.recorder.event(pod, type_, reason, message, field_path=path)
+        self.recorder.event(pod, "Warning" if warning else "Normal", reason, message,
+                            field_path=path)
 
     async def configure(self, pod: dict[str, Any], container: dict[str, Any], *, image: Image,
                         restart_count: int, ctx: SandboxContext,
@@ -84,8 +86,8 @@ class ContainerManager:
             return await self._config(pod, container, image=image, restart_count=restart_count,
                                       ctx=ctx, init=init)
         except (ContainerConfigError, volumes.VolumeError) as exc:
-            self._event(pod, "Warning", "Failed", f"Error: {exc.message}",
-                        name=container["name"], init=init)
+            self._event(pod, "Failed", f"Error: {exc.message}",
+                        name=container["name"], init=init, warning=True)
             return Waiting(exc.reason, exc.message)
 
     async def run(self, pod: dict[str, Any], container: dict[str, Any],
@@ -97,15 +99,15 @@ class ContainerManager:
         try:
             cid = await self.runtime.create_container(ctx.sandbox_id, config)
         except RuntimeError_ as exc:
-            self._event(pod, "Warning", "Failed", f"Error: {exc}", name=name, init=init)
+            self._event(pod, "Failed", f"Error: {exc}", name=name, init=init, warning=True)
             return Waiting("CreateContainerError", str(exc))
-        self._event(pod, "Normal", "Created", f"Created container: {name}", name=name, init=init)
+        self._event(pod, "Created", f"Created container: {name}", name=name, init=init)
         try:
             await self.runtime.start_container(cid)
         except (ContainerStartError, RuntimeError_) as exc:
-            self._event(pod, "Warning", "Failed", f"Error: {exc}", name=name, init=init)
+            self._event(pod, "Failed", f"Error: {exc}", name=name, init=init, warning=True)
             return None  # the container is EXITED with StartError; the restart policy decides
-        self._event(pod, "Normal", "Started", f"Started container {name}", name=name, init=init)
+        self._event(pod, "Started", f"Started container {name}", name=name, init=init)
         return await self._post_start(pod, container, cid, ctx=ctx, init=init,
                                       stop_signal=config.stop_signal)
 
@@ -153,8 +155,9 @@ class ContainerManager:
         if result.ok:
             return None
         name = container["name"]
-        self._event(pod, "Warning", "FailedPostStartHook", result.message, name=name, init=init)
-        self._event(pod, "Normal", "Killing", "FailedPostStartHook", name=name, init=init)
+        self._event(pod, "FailedPostStartHook", result.message, name=name, init=init,
+                    warning=True)
+        self._event(pod, "Killing", "FailedPostStartHook", name=name, init=init)
         await self.runtime.stop_container(cid, lifecycle.MINIMUM_GRACE_SECONDS,
                                           signal=stop_signal)
         return Waiting("PostStartHookError", result.message)
@@ -164,7 +167,7 @@ class ContainerManager:
         """The kubelet's kill sequence for one container (idempotent)."""
         name = status.labels.get(labels.CONTAINER_NAME, status.name)
         init = status.labels.get(labels.CONTAINER_TYPE) == "init"
-        self._event(pod, "Normal", "Killing", message or f"Stopping container {name}",
+        self._event(pod, "Killing", message or f"Stopping container {name}",
                     name=name, init=init)
         elapsed = 0.0
         if spec is not None and lifecycle.should_run_prestop(spec, grace) \
@@ -177,8 +180,8 @@ class ContainerManager:
                 timeout=grace)
             elapsed = time.monotonic() - started
             if not result.ok:
-                self._event(pod, "Warning", "FailedPreStopHook", result.message, name=name,
-                            init=init)
+                self._event(pod, "FailedPreStopHook", result.message, name=name,
+                            init=init, warning=True)
         remaining = lifecycle.kill_sequence_plan(grace, elapsed)
         signal = status.annotations.get(labels.STOP_SIGNAL_ANNOTATION, "SIGTERM")
         try:

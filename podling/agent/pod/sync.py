@@ -140,7 +140,7 @@ class PodSyncer:
             return result
         actions = compute_pod_actions(pod, observed.sandboxes, observed.containers,  # 3
                                       now=time.time(), backoff=self.backoff)
-        await self._kill(pod, actions, observed, result)  # 4
+        await self._kill(pod, actions, observed, result=result)  # 4
         self._back_off(pod, actions, result)  # 5
         starts = actions.create_sandbox or actions.next_init_container is not None \
             or bool(actions.containers_to_start)
@@ -149,10 +149,10 @@ class PodSyncer:
             if ctx is not None:
                 if actions.next_init_container is not None:
                     await self._init_container(pod, actions.next_init_container, ctx,
-                                               result)  # 7
+                                               result=result)  # 7
                 else:
                     await self._app_containers(pod, actions.containers_to_start, ctx,
-                                               result)  # 8
+                                               result=result)  # 8
         changed = starts or actions.kill_pod or bool(actions.containers_to_kill
                                                      or actions.kill_sandboxes)
         await self._report(pod, result, None if changed else observed)  # 9
@@ -185,7 +185,7 @@ class PodSyncer:
         result.add(SyncAction.REPORT_STATUS)
         return False
 
-    async def _kill(self, pod: Obj, actions: PodActions, observed: Observed,
+    async def _kill(self, pod: Obj, actions: PodActions, observed: Observed, *,
                     result: PodSyncResult) -> None:
         """The containers to kill, concurrently; then each sandbox to kill, once."""
         by_id = {c.id: c for c in observed.containers}
@@ -260,14 +260,14 @@ class PodSyncer:
         result.add(SyncAction.CREATE_POD_SANDBOX, started.sandbox_id)
         return started.sandbox_id
 
-    async def _init_container(self, pod: Obj, start: ContainerStart, ctx: SandboxContext,
+    async def _init_container(self, pod: Obj, start: ContainerStart, ctx: SandboxContext, *,
                               result: PodSyncResult) -> None:
         waiting = await self._start(pod, start, ctx, init=True)
         result.add(SyncAction.INIT_CONTAINER, start.name, error=waiting.reason if waiting
                    else "", message=waiting.message if waiting else "")
 
     async def _app_containers(self, pod: Obj, starts: list[ContainerStart],
-                              ctx: SandboxContext, result: PodSyncResult) -> None:
+                              ctx: SandboxContext, *, result: PodSyncResult) -> None:
         for start in starts:
             waiting = await self._start(pod, start, ctx, init=False)
             result.add(SyncAction.START_CONTAINER, start.name, error=waiting.reason if waiting
