@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import math
 import signal
+from decimal import Decimal
 from typing import Any, Literal, Mapping
 
 from podling.agent.kuberuntime import labels as L
-from podling.agent.kuberuntime.env import expand, mapping_for, merge_env, milli, parse_config_quantity
+from podling.agent.kuberuntime.env import (expand, mapping_for, merge_env, milli,
+                                           parse_config_quantity)
 from podling.agent.kuberuntime.errors import CREATE_CONTAINER_ERROR, ContainerConfigError
 from podling.agent.kuberuntime.users import (ResolvedUser, check_run_as_non_root,
                                              effective_security_context, resolve_user)
@@ -70,9 +72,12 @@ def build_resources(container: Mapping[str, Any]) -> Resources:
     100 ms period (always set, as the kubelet does), memory limit in bytes."""
     res = container.get("resources") or {}
     requests, limits = res.get("requests") or {}, res.get("limits") or {}
-    cpu_req = milli(parse_config_quantity(requests["cpu"], "requests.cpu")) if "cpu" in requests else 0
-    cpu_lim = milli(parse_config_quantity(limits["cpu"], "limits.cpu")) if "cpu" in limits else 0
-    mem = math.ceil(parse_config_quantity(limits["memory"], "limits.memory")) if "memory" in limits else 0
+    def amount(values: Mapping[str, Any], name: str, what: str) -> Decimal:
+        return parse_config_quantity(values[name], what) if name in values else Decimal(0)
+
+    cpu_req = milli(amount(requests, "cpu", "requests.cpu"))
+    cpu_lim = milli(amount(limits, "cpu", "limits.cpu"))
+    mem = math.ceil(amount(limits, "memory", "limits.memory"))
     shares = milli_cpu_to_shares(cpu_req if cpu_req or not cpu_lim else cpu_lim)
     return Resources(cpu_shares=shares, cpu_quota=milli_cpu_to_quota(cpu_lim),
                      cpu_period=QUOTA_PERIOD, memory_limit_bytes=mem)

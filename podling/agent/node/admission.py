@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from podling.api.fit import (CPU, EPHEMERAL_STORAGE, MEMORY, PODS, is_terminal, matches_node,
-                       pod_requests, resource_list)
+                             pod_requests, resource_list)
 
 Obj = dict[str, Any]
 

@@ -22,12 +22,12 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from podling.runtime.interface import ContainerState, RuntimeService
-from podling.util.certs import self_signed
 from podling.agent.kuberuntime import labels
 from podling.agent.kuberuntime.logs import LogNotFound, LogOptions, pick_file, read_logs
 from podling.agent.node.stats import NodeStats
 from podling.agent.node.streaming import NodeStreams
+from podling.runtime.interface import ContainerState, RuntimeService
+from podling.util.certs import self_signed
 
 
 def _int(query, name: str) -> int | None:

@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
+from podling.agent.kuberuntime import labels
 from podling.api import remotecommand as rc
 from podling.runtime.interface import (ContainerState, ExecSession, PortForwardError,
-                                 RuntimeError_, RuntimeService, SandboxState)
-from podling.agent.kuberuntime import labels
+                                       RuntimeError_, RuntimeService, SandboxState)
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from podling.agent.kuberuntime import labels as L
-from podling.agent.kuberuntime.container_config import (build_container_config,
-                                                        milli_cpu_to_quota,
+from podling.agent.kuberuntime.container_config import (build_container_config, milli_cpu_to_quota,
                                                         milli_cpu_to_shares, normalize_signal)
 from podling.agent.kuberuntime.env import PodContext, container_env, expand, mapping_for
 from podling.agent.kuberuntime.errors import ContainerConfigError
