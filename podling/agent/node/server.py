@@ -7,7 +7,8 @@
 
 HTTPS with a self-signed certificate; every request needs ``Authorization: Bearer`` with this
 node's kubelet-client token, which only the API server (and this node) know — see
-:mod:`.bootstrap` (an agent started without one accepts its own API token instead).
+:mod:`podling.agent.bootstrap` (an agent started without one accepts its own API token
+instead).
 """
 
 from __future__ import annotations
