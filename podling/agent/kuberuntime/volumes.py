@@ -9,7 +9,8 @@ Layout under the pod directory (kubelet-like)::
 Lifecycle: :func:`prepare_volumes` (idempotent, before the first container of the pod and
 again on every sync that starts something) → :func:`volume_mounts` per container start →
 :func:`cleanup_volumes` once every container of the pod is gone. All of it is blocking
-(syscalls, ``mount``): run it in a thread from async code. Requires root for tmpfs and subPath bind mounts.
+(syscalls, ``mount``): run it in a thread from async code. Requires root for tmpfs and
+subPath bind mounts.
 
 subPath safety: the path is opened one component at a time relative to a directory fd with
 ``O_NOFOLLOW``; any symlink component, ``..`` or absolute path is refused, missing
