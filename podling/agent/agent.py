@@ -67,6 +67,7 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        """Node API up, Node registered, pod syncer, workers, PLEG and pod informer running."""
         self.node_api = NodeServer(token=self.config.kubelet_client_token or self.config.token,
                                    pods_dir=self.config.pods_dir,
                                    runtime=self.parts.runtime, find_pod=self._find_pod)
