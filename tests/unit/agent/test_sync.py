@@ -209,20 +209,20 @@ async def test_worker_requeues_after_the_result(requeue_after, want) -> None:
 
 async def test_worker_ends_when_the_pod_is_done() -> None:
     calls: list[bool] = []
+    synced = asyncio.Event()
 
     async def sync(pod, terminating) -> PodSyncResult:
         calls.append(terminating)
+        synced.set()
         return PodSyncResult(done=terminating)
 
     workers = PodWorkers(sync, resync_seconds=30.0, jitter=lambda d: d)
-    pod = {"metadata": {"uid": "u1", "name": "p"}}
-    workers.update(pod)
-    await asyncio.sleep(0.01)
+    workers.update({"metadata": {"uid": "u1", "name": "p"}})
+    await asyncio.wait_for(synced.wait(), 5)
     workers.update({"metadata": {"uid": "u1", "name": "p", "deletionTimestamp": "x"}})
-    for _ in range(100):
+    for _ in range(500):
         if not workers.known():
             break
         await asyncio.sleep(0.01)
     assert calls == [False, True] and workers.known() == set()
     await workers.stop()
-
