@@ -42,8 +42,9 @@ from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.kuberuntime.termination import with_messages
 from podling.agent.node.admitter import Admitter
 from podling.agent.node.host import HostResources, host_resources
-from podling.agent.pod.plan import (CRASH_LOOP_BACK_OFF, REASON_RESTART, ContainerStart,
-                                    PodActions, compute_pod_actions)
+from podling.agent.pod.plan import (CRASH_LOOP_BACK_OFF, REASON_RESTART,
+                                    SANDBOX_CHANGED_MESSAGE, ContainerStart, PodActions,
+                                    compute_pod_actions)
 from podling.agent.pod.restart import backoff_key
 from podling.agent.pod.status import pod_status
 from podling.agent.pod.status_manager import StatusManager
@@ -247,8 +248,7 @@ class PodSyncer:
         for cid in actions.purge_init_containers:
             await self.runtime.remove_container(cid)
         if actions.sandbox_changed:
-            self.recorder.event(pod, "Normal", "SandboxChanged",
-                                "Pod sandbox changed, it will be killed and re-created.")
+            self.recorder.event(pod, "Normal", "SandboxChanged", SANDBOX_CHANGED_MESSAGE)
         started = await self.sandboxes.run(pod, attempt=actions.sandbox_attempt,
                                            pod_dir=pod_dir)
         if started.error:
