@@ -1,9 +1,11 @@
 """The node agent (podling's kubelet): wiring of its loops around one pod syncer.
 
-    API ──informer(spec.nodeName=me)──▶ PodWorkers ──▶ PodSyncer.sync(pod) ──▶ runtime/images/network
-     ▲                                     ▲                │
-     │                       PLEG (exits) ─┘                ▼
-     └──── StatusManager (pods/status), EventRecorder, NodeStatusLoop (Node, Lease)
+    API ──informer(spec.nodeName=me)──▶ pod.PodWorkers ──▶ pod.PodSyncer.sync_pod(pod)
+     ▲                                     ▲                   │ (kuberuntime)
+     │                       PLEG (exits) ─┘                   ▼
+     │                                              runtime / images / network interfaces
+     └──── pod.StatusManager (pods/status), EventRecorder,
+           node.NodeStatusLoop (Node, Lease), node.NodeServer (logs, exec, stats)
 
 The agent talks to the API server over HTTP only and keeps no database of its own: after a
 restart it adopts whatever the runtime reports (labels carry pod identity).
@@ -17,20 +19,21 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION, NODES
-from ..client import ApiClient, Informer
-from ..images.interface import ImageService, RootfsService
-from ..network.interface import NetworkPlugin
-from ..runtime.interface import RuntimeService
-from .backoff import Backoff
-from .config import AgentConfig
-from .events import EventRecorder
-from .node_status import NodeStatusLoop
-from .pleg import Pleg
-from .pod_workers import PodWorkers
-from .server import NodeServer
-from .status_manager import StatusManager
-from .sync import PodSyncer
+from podling.agent.backoff import Backoff
+from podling.agent.config import AgentConfig
+from podling.agent.events import EventRecorder
+from podling.agent.node.host import host_resources
+from podling.agent.node.node_status import NodeStatusLoop
+from podling.agent.node.server import NodeServer
+from podling.agent.pleg import Pleg
+from podling.agent.pod.pod_workers import PodWorkers
+from podling.agent.pod.status_manager import StatusManager
+from podling.agent.pod.sync import PodSyncer
+from podling.api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION, NODES
+from podling.client import ApiClient, Informer
+from podling.images.interface import ImageService, RootfsService
+from podling.network.interface import NetworkPlugin
+from podling.runtime.interface import RuntimeService
 
 log = logging.getLogger(__name__)
 REGISTER_RETRY_SECONDS = 2.0
@@ -61,24 +64,26 @@ class Agent:
         self.workers: PodWorkers | None = None
         self.informer: Informer | None = None
         self.pleg: Pleg | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        """Node API up, Node registered, pod syncer, workers, PLEG and pod informer running."""
         self.node_api = NodeServer(token=self.config.kubelet_client_token or self.config.token,
                                    pods_dir=self.config.pods_dir,
                                    runtime=self.parts.runtime, find_pod=self._find_pod)
         port = await self.node_api.start(self.config.node_api_address, self.config.node_api_port,
                                          socket_path=self._node_api_socket)
-        node_ip = await self._register(port)
-        cidr = await self.node_status.pod_cidr() or "10.42.0.0/24"
+        node_status, node_ip = await self._register(port)
+        cidr = await node_status.pod_cidr() or "10.42.0.0/24"
         network = self.parts.network_for_cidr(cidr)
         self.syncer = PodSyncer(self.config, client=self.client, runtime=self.parts.runtime,
                                 images=self.parts.images, rootfs=self.parts.rootfs,
                                 network=network, recorder=self.recorder,
                                 status=StatusManager(self.client), backoff=Backoff(),
-                                node_ip=node_ip)
-        self.workers = PodWorkers(self.syncer.sync, resync_seconds=self.config.resync_seconds)
-        self.pleg = Pleg(self.parts.runtime, self.workers.notify)
+                                node_ip=node_ip, host=host_resources())
+        workers = self.workers = PodWorkers(self.syncer.sync,
+                                            resync_seconds=self.config.resync_seconds)
+        self.pleg = Pleg(self.parts.runtime, workers.notify)
         self.pleg.start()
         self.informer = Informer(self.client, "pods",
                                  field_selector=f"spec.nodeName={self.config.node_name}")
@@ -86,23 +91,24 @@ class Agent:
         self.informer.start()
         await self.informer.wait_synced()
         self._tasks.append(asyncio.create_task(self._orphans(), name="agent-orphans"))
-        self.recorder.event(self.node_status.node or {}, "Normal", "Starting",
-                            "Starting kubelet.")
+        self.recorder.event(node_status.node or {}, "Normal", "Starting", "Starting kubelet.")
 
-    async def _register(self, node_api_port: int) -> str:
-        self.node_status = NodeStatusLoop(
+    async def _register(self, node_api_port: int) -> tuple[NodeStatusLoop, str]:
+        """Register the Node (retrying until the server answers), start its status loop and
+        advertise the node API; returns the loop and the node's InternalIP."""
+        node_status = self.node_status = NodeStatusLoop(
             self.client, self.config, ready_check=self._ready_problems,
             runtime_version=self.parts.runtime_version, recorder=self.recorder,
             kubelet_port=node_api_port)
         while True:
             try:
-                node = await self.node_status.register()
+                node = await node_status.register()
                 break
             except Exception as exc:  # the server may not be up yet
                 log.warning("registering node %s failed (%s); retrying", self.config.node_name,
                             exc)
                 await asyncio.sleep(REGISTER_RETRY_SECONDS)
-        self._tasks.append(asyncio.create_task(self.node_status.run(), name="node-status"))
+        self._tasks.append(asyncio.create_task(node_status.run(), name="node-status"))
         addresses = (node.get("status") or {}).get("addresses") or []
         node_ip = next((a["address"] for a in addresses if a.get("type") == "InternalIP"),
                        "127.0.0.1")
@@ -111,7 +117,7 @@ class Agent:
         await self.client.patch(NODES, self.config.node_name, {"metadata": {"annotations": {
             NODE_API_ANNOTATION: f"https://{advertised}:{node_api_port}",
             NODE_API_SOCKET_ANNOTATION: self._node_api_socket}}})
-        return node_ip
+        return node_status, node_ip
 
     @property
     def _node_api_socket(self) -> str:
@@ -136,6 +142,7 @@ class Agent:
     async def _orphans(self) -> None:
         """Periodically remove sandboxes of pods this node no longer has (level-triggered)."""
         assert self.syncer is not None and self.informer is not None
+        assert self.workers is not None
         while True:
             try:
                 live = {p["metadata"]["uid"] for p in self.informer.list()}

@@ -25,10 +25,10 @@ from typing import Any
 
 import aiohttp
 
-from ..api import errors
-from ..client import ApiClient, ClientConfig
-from ..util import jointoken
-from ..util.files import atomic_write
+from podling.api import errors
+from podling.client import ApiClient, ClientConfig
+from podling.util import jointoken
+from podling.util.files import atomic_write
 
 NODE_TOKENS_PATH = "/podling/v1/nodetokens"
 NODE_CONFIG_PATH = "/podling/v1/nodeconfig/"
@@ -56,15 +56,16 @@ async def resolve(server_url: str, token_text: str, *, node_name: str, data_dir:
         ca = ca_file or os.path.join(data_dir, "server", "ca.crt")
         token = token_text.strip()
     else:
-        ca = await trusted_ca(server_url, join, data_dir, ca_file)
-        token = await _node_token(server_url, join, ca, node_name, data_dir)
-    config = await _node_config(server_url, token, ca, node_name)
+        ca = await trusted_ca(server_url, join, data_dir, ca_file=ca_file)
+        token = await _node_token(server_url, join, ca=ca, node_name=node_name,
+                                  data_dir=data_dir)
+    config = await _node_config(server_url, token, ca=ca, node_name=node_name)
     if config is None:
         raise JoinError(f"the server at {server_url} does not accept the token")
     return Credentials(token, ca, str(config.get("kubeletClientToken") or token))
 
 
-async def trusted_ca(server_url: str, join: jointoken.JoinToken, data_dir: str,
+async def trusted_ca(server_url: str, join: jointoken.JoinToken, data_dir: str, *,
                      ca_file: str = "") -> str:
     """A CA file whose sha256 is the join token's: ``ca_file`` if given, else the server's
     ``/cacerts`` fetched without verification, checked, and saved in ``data_dir``."""
@@ -103,34 +104,36 @@ def _token_path(data_dir: str, node_name: str) -> str:
     return os.path.join(data_dir, "agent", "credentials", f"{node_name}.token")
 
 
-async def _node_token(server_url: str, join: jointoken.JoinToken, ca: str, node_name: str,
+async def _node_token(server_url: str, join: jointoken.JoinToken, *, ca: str, node_name: str,
                       data_dir: str) -> str:
     path = _token_path(data_dir, node_name)
     if os.path.exists(path):
         with open(path) as f:
             saved = f.read().strip()
-        if saved and await _node_config(server_url, saved, ca, node_name) is not None:
+        if saved and await _node_config(server_url, saved, ca=ca,
+                                        node_name=node_name) is not None:
             return saved
-    answer = await _call(server_url, join.secret, ca, "POST", NODE_TOKENS_PATH,
-                         {"nodeName": node_name})
+    answer = await _call(server_url, join.secret, ca=ca, method="POST", path=NODE_TOKENS_PATH,
+                         body={"nodeName": node_name})
     token = str(answer["token"])
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     atomic_write(path, token.encode(), 0o600)
     return token
 
 
-async def _node_config(server_url: str, token: str, ca: str,
+async def _node_config(server_url: str, token: str, *, ca: str,
                        node_name: str) -> dict[str, Any] | None:
     """``GET nodeconfig/<node>``; None when the token is not (or no longer) accepted."""
     try:
-        return await _call(server_url, token, ca, "GET", NODE_CONFIG_PATH + node_name)
+        return await _call(server_url, token, ca=ca, method="GET",
+                           path=NODE_CONFIG_PATH + node_name)
     except JoinError as exc:
         if isinstance(exc.__cause__, errors.ApiError) and exc.__cause__.code in (401, 403):
             return None
         raise
 
 
-async def _call(server_url: str, token: str, ca: str, method: str, path: str,
+async def _call(server_url: str, token: str, *, ca: str, method: str, path: str,
                 body: Any = None) -> Any:
     try:
         async with ApiClient(ClientConfig(server=server_url, token=token,

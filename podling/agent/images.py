@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from ..images.errors import ImageError, InvalidImageName
-from ..images.interface import Image, ImageService
-from .backoff import go_duration
+from podling.agent.backoff import Backoff, go_duration
+from podling.agent.events import EventRecorder
+from podling.images.interface import Image, ImageError, ImageService, InvalidImageName
+
+
+class TimeSource(Protocol):
+    """Where pull times come from: the ``time`` module, or a fake in tests."""
+
+    def time(self) -> float: ...
 
 
 @dataclass
@@ -31,7 +37,8 @@ class ImagePullFailure(Exception):
 class ImagePuller:
     """Applies a container's imagePullPolicy through the ImageService."""
 
-    def __init__(self, images: ImageService, recorder, backoff, clock=time) -> None:
+    def __init__(self, images: ImageService, recorder: EventRecorder, *, backoff: Backoff,
+                 clock: TimeSource = time) -> None:
         self._images = images
         self._recorder = recorder
         self._backoff = backoff
@@ -43,8 +50,8 @@ class ImagePuller:
         try:
             return await self._ensure(pod, container)
         except ImagePullFailure as exc:
-            self._event(pod, "Warning", "Failed", f"Error: {exc.reason}",
-                        f"spec.containers{{{container['name']}}}")
+            self._event(pod, "Failed", f"Error: {exc.reason}",
+                        field_path=f"spec.containers{{{container['name']}}}", warning=True)
             raise
 
     async def _ensure(self, pod: dict[str, Any], container: dict[str, Any]) -> Image:
@@ -57,42 +64,45 @@ class ImagePuller:
         except InvalidImageName:
             message = (f'Failed to apply default image tag "{ref}": couldn\'t parse image name '
                        f'"{ref}": invalid reference format')
-            self._event(pod, "Warning", "InspectFailed", message, field_path)
+            self._event(pod, "InspectFailed", message, field_path=field_path, warning=True)
             raise ImagePullFailure("InvalidImageName", message) from None
         if present is not None and policy != "Always":
-            self._event(pod, "Normal", "Pulled",
-                        f'Container image "{ref}" already present on machine', field_path)
+            self._event(pod, "Pulled",
+                        f'Container image "{ref}" already present on machine',
+                        field_path=field_path)
             return present
         if policy == "Never":
             message = f'Container image "{ref}" is not present with pull policy of Never'
-            self._event(pod, "Warning", "ErrImageNeverPull", message, field_path)
+            self._event(pod, "ErrImageNeverPull", message, field_path=field_path, warning=True)
             raise ImagePullFailure("ErrImageNeverPull", message)
         waiting, _ = self._backoff.in_backoff(key, self._clock.time())
         if waiting:
             message = f'Back-off pulling image "{ref}"'
-            self._event(pod, "Normal", "BackOff", message, field_path)
+            self._event(pod, "BackOff", message, field_path=field_path)
             raise ImagePullFailure("ImagePullBackOff", message)
-        return await self._pull(pod, ref, key, field_path)
+        return await self._pull(pod, ref, key=key, field_path=field_path)
 
-    async def _pull(self, pod: dict[str, Any], ref: str, key: tuple[str, str],
+    async def _pull(self, pod: dict[str, Any], ref: str, *, key: tuple[str, str],
                     field_path: str) -> Image:
-        self._event(pod, "Normal", "Pulling", f'Pulling image "{ref}"', field_path)
+        self._event(pod, "Pulling", f'Pulling image "{ref}"', field_path=field_path)
         started = self._clock.time()
         try:
             image = await self._images.pull_image(ref)
         except ImageError as exc:
             self._backoff.record_failure(key, self._clock.time())
-            self._event(pod, "Warning", "Failed", f'Failed to pull image "{ref}": {exc}',
-                        field_path)
+            self._event(pod, "Failed", f'Failed to pull image "{ref}": {exc}',
+                        field_path=field_path, warning=True)
             raise ImagePullFailure("ErrImagePull", f'failed to pull image "{ref}": {exc}') \
                 from None
         self._backoff.reset(key)
         took = go_duration(self._clock.time() - started)
-        self._event(pod, "Normal", "Pulled",
+        self._event(pod, "Pulled",
                     f'Successfully pulled image "{ref}" in {took} ({took} including waiting). '
-                    f'Image size: {image.size} bytes.', field_path)
+                    f'Image size: {image.size} bytes.', field_path=field_path)
         return image
 
-    def _event(self, pod: dict[str, Any], type_: str, reason: str, message: str,
-               field_path: str) -> None:
-        self._recorder.event(pod, type_, reason, message, field_path=field_path)
+    def _event(self, pod: dict[str, Any], reason: str, message: str, *, field_path: str,
+               warning: bool = False) -> None:
+        """An event about the container at ``field_path`` (Normal unless ``warning``)."""
+        self._recorder.event(pod, "Warning" if warning else "Normal", reason, message,
+                             field_path=field_path)

@@ -11,8 +11,8 @@ import asyncio
 import logging
 from typing import Callable
 
-from ..runtime.interface import RuntimeService, SandboxNotFound
-from . import labels
+from podling.agent.kuberuntime import labels
+from podling.runtime.interface import RuntimeService, SandboxNotFound
 
 log = logging.getLogger(__name__)
 

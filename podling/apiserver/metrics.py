@@ -3,7 +3,7 @@
     GET /apis/metrics.k8s.io/v1beta1/nodes[/{name}]                       NodeMetrics[List]
     GET /apis/metrics.k8s.io/v1beta1[/namespaces/{ns}]/pods[/{name}]      PodMetrics[List]
 
-Nothing is stored: each request GETs ``/stats/summary`` (podling.agent.stats) from every
+Nothing is stored: each request GETs ``/stats/summary`` (podling.agent.node.stats) from every
 Ready node it needs, concurrently, with a short timeout; a node that does not answer is
 left out, like one metrics-server could not scrape. Lists take label selectors and field
 selectors on ``metadata.name`` / ``metadata.namespace``; a pod or node without metrics is

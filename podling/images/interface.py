@@ -1,13 +1,19 @@
 """The ImageService protocol (DESIGN.md §3) and the values it deals in.
 
-The agent uses images only through this module. Digests are ``sha256:<hex>`` strings;
-references are normalised (``nginx`` → ``docker.io/library/nginx:latest``).
+The agent uses images only through this module, including the errors it reports
+(re-exported from :mod:`.errors`). Digests are ``sha256:<hex>`` strings; references are
+normalised (``nginx`` → ``docker.io/library/nginx:latest``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
+
+from .errors import ImageError, InvalidImageName
+
+__all__ = ["Image", "ImageConfig", "ImageError", "ImageService", "InvalidImageName",
+           "ProgressCallback", "PullProgress", "RegistryAuth", "RootfsService"]
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Iterator
 
 import pytest
 
-from podling.agent import volumes
-from podling.agent.container_config import ContainerConfigError
+from podling.agent.kuberuntime import volumes
+from podling.agent.kuberuntime.errors import ContainerConfigError
 from podling.images import content as content_mod
 from podling.images import service as service_mod
 from podling.images import tarsafe

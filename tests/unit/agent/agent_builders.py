@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from podling.agent import labels as L
+from podling.agent.kuberuntime import labels as L
 from podling.runtime.interface import (
     ContainerState,
     ContainerStatus,

@@ -1,6 +1,6 @@
-"""Agent admission (the kubelet's predicate admit handler): pure checks as tables, and the
-call site in PodSyncer (a refused pod fails with the kubelet's status and event and starts
-nothing)."""
+"""Agent admission (the kubelet's predicate admit handler): pure checks as tables, the
+Admitter's bookkeeping, and the admit step of sync_pod (a refused pod fails with the
+kubelet's status and event and starts nothing)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ from typing import Any
 
 import pytest
 
-from podling.agent import admission
-from podling.agent.admission import Rejection, admit
+from podling.agent.backoff import Backoff
 from podling.agent.config import AgentConfig
-from podling.agent.sync import PodSyncer
+from podling.agent.node import admission
+from podling.agent.node.admission import Rejection, admit
+from podling.agent.node.admitter import Admitter
+from podling.agent.node.host import HostResources
+from podling.agent.pod.sync import PodSyncer
+from podling.agent.pod.sync_result import SyncAction
 from podling.api import fit
+from podling.runtime.fake import FakeRuntime
 
 AFFINITY_MSG = ("Predicate NodeAffinity failed: node(s) didn't match Pod's node "
                 "affinity/selector")
@@ -170,20 +175,7 @@ def test_pod_requests(spec, want):
 
 # -- the call site -----------------------------------------------------------------------------
 
-
-class FakeRuntime:
-    def __init__(self) -> None:
-        self.started: list[Any] = []
-
-    async def list_pod_sandbox(self, labels=None):
-        return []
-
-    async def list_containers(self, labels=None):
-        return []
-
-    async def run_pod_sandbox(self, config):
-        self.started.append(config)
-        raise AssertionError("a refused pod must start nothing")
+NOW = 1_700_000_000.0
 
 
 class FakeStatus:
@@ -208,48 +200,65 @@ class FakeRecorder:
         self.events.append((type_, reason, message))
 
 
-def syncer(the_node: dict[str, Any] | None) -> PodSyncer:
+def node_reader(the_node: dict[str, Any] | None):
     async def get_node():
         return the_node
+    return get_node
 
+
+async def unreadable_node():
+    raise AssertionError("an admitted pod is not judged again")
+
+
+def syncer(the_node: dict[str, Any] | None) -> PodSyncer:
     config = AgentConfig(server_url="", token="", ca_file="", node_name="n1",
                          data_dir="/nonexistent")
     return PodSyncer(config, client=None, runtime=FakeRuntime(), images=None, rootfs=None,
                      network=None, recorder=FakeRecorder(), status=FakeStatus(),
-                     backoff=None, node_ip="10.0.0.1", get_node=get_node)
+                     backoff=Backoff(), node_ip="10.0.0.1",
+                     host=HostResources(cpu_milli=2000, memory_bytes=1 << 30),
+                     get_node=node_reader(the_node))
 
 
 async def test_refused_pod_fails_with_event_and_starts_nothing():
     s = syncer(node())
     p = pod(selector={"disk": "ssd"})
-    delay = await s.sync(p, False)
-    assert delay == s.config.resync_seconds
+    result = await s.sync(p, False)
+    assert result.requeue_after is None and not result.done  # the periodic resync
+    assert [(r.action, r.error) for r in result.errors()] == [
+        (SyncAction.ADMIT, "NodeAffinity")]
     assert s.recorder.events == [("Warning", "NodeAffinity", AFFINITY_MSG)]
     uid, status = s.status.written[-1]
     assert uid == "u1" and status["phase"] == "Failed" and status["reason"] == "NodeAffinity"
     assert status["message"] == "Pod was rejected: " + AFFINITY_MSG and status["startTime"]
     # later syncs (even with the stale Pending copy) keep it refused, without new events
     await s.sync(p, False)
-    assert len(s.recorder.events) == 1 and s.runtime.started == []
+    assert len(s.recorder.events) == 1
+    assert [name for name, _ in s.runtime.calls] == ["list_pod_sandbox", "list_containers"] * 2
 
 
 async def test_admitted_pods_count_against_later_ones():
-    s = syncer(node(cpu="2"))
+    admitter = Admitter(node_reader(node(cpu="2")))
     first, second = pod("a", cpu="1500m"), pod("b", cpu="1")
-    assert await s._admit(first, False) is None
-    assert await s._admit(second, False) == s.config.resync_seconds
-    assert s.recorder.events == [("Warning", "OutOfcpu",
-                                  "Node didn't have enough resource: cpu, requested: 1000, "
-                                  "used: 1500, capacity: 2000")]
+    assert (await admitter.decide(first, has_sandbox=False, now=NOW)).admit
+    refused = await admitter.decide(second, has_sandbox=False, now=NOW)
+    assert (refused.admit, refused.new, refused.reason, refused.message) == (
+        False, True, "OutOfcpu",
+        "Node didn't have enough resource: cpu, requested: 1000, used: 1500, capacity: 2000")
+    again = await admitter.decide(second, has_sandbox=False, now=NOW + 1)
+    assert not again.admit and not again.new and again.status == refused.status
     # an admitted pod is not judged again, even once the node changed
-    s._get_node = None
-    assert await s._admit(first, False) is None
+    admitter._get_node = unreadable_node
+    assert (await admitter.decide(first, has_sandbox=False, now=NOW)).admit
 
 
 async def test_running_pod_is_not_admitted_again_and_unknown_node_waits():
     s = syncer(None)
-    assert await s._admit(pod("r", cpu="64", phase="Running"), True) is None
-    assert await s._admit(pod("w"), False) == 5.0  # the Node could not be read: retry
+    admitted = await s.admitter.decide(pod("r", cpu="64", phase="Running"), has_sandbox=True,
+                                       now=NOW)
+    assert admitted.admit
+    result = await s.sync(pod("w"), False)  # the Node could not be read: retry soon
+    assert result.requeue_after == 5.0 and not result.done
     assert s.status.written == [] and s.recorder.events == []
 
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from podling.agent import labels as L
-from podling.agent.container_config import (ContainerConfigError, build_container_config,
-                                            expand, mapping_for, milli_cpu_to_quota,
-                                            milli_cpu_to_shares, normalize_signal)
+from podling.agent.kuberuntime import labels as L
+from podling.agent.kuberuntime.container_config import (build_container_config, milli_cpu_to_quota,
+                                                        milli_cpu_to_shares, normalize_signal)
+from podling.agent.kuberuntime.env import PodContext, container_env, expand, mapping_for
+from podling.agent.kuberuntime.errors import ContainerConfigError
 from podling.images.interface import ImageConfig
 from podling.runtime.interface import Mount, Resources
 
@@ -30,13 +31,17 @@ def make_pod(**spec: Any) -> dict[str, Any]:
 
 
 def build(pod: dict[str, Any] | None = None, container: dict[str, Any] | None = None,
-          image: ImageConfig | None = None, rootfs: str = "/nonexistent", **kw: Any):
+          image: ImageConfig | None = None, rootfs: str = "/nonexistent", *,
+          pod_ips: tuple[str, ...] = ("10.0.0.5",), host_ips: tuple[str, ...] = ("192.168.1.2",),
+          **kw: Any):
+    """The env as the agent computes it (once, from the pod context), then the config."""
     pod = pod or make_pod()
     container = container if container is not None else pod["spec"]["containers"][0]
-    args = dict(image=image or ImageConfig(cmd=["sh"]), rootfs=rootfs, pod_ip="10.0.0.5",
-                host_ip="192.168.1.2", node_name="n1", restart_count=0,
-                log_path="/logs/c/0.log", mounts=[], container_type="app",
-                node_cpu_milli=NODE_CPU, node_memory_bytes=NODE_MEM)
+    env = container_env(pod, container, PodContext(tuple(pod_ips), tuple(host_ips),
+                                                   NODE_CPU, NODE_MEM))
+    args = dict(image=image or ImageConfig(cmd=["sh"]), rootfs=rootfs, env=env,
+                node_name="n1", restart_count=0, log_path="/logs/c/0.log", mounts=[],
+                container_type="app")
     args.update(kw)
     return build_container_config(pod, container, **args)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from podling.agent.lifecycle import (
+from podling.agent.kuberuntime.lifecycle import (
     HookResult,
     go_quote,
     grace_period_seconds,

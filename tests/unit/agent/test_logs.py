@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from podling.agent.logs import LogOptions, read_logs
+from podling.agent.kuberuntime.logs import LogOptions, read_logs
 
 STAMP = "2026-11-27T12:55:51.203941239+00:00"
 

@@ -10,10 +10,10 @@ import pytest
 
 from podling.agent.config import AgentConfig
 from podling.agent.events import EventRecorder
-from podling.agent.node_status import (
-    KUBELET_VERSION, STATUS_REPORT_SECONDS, NodeStatusLoop, Pressure, allocatable,
-    default_route, desired_conditions, merge_conditions, primary_ipv4, ready_message,
-)
+from podling.agent.node.conditions import desired_conditions, merge_conditions, ready_message
+from podling.agent.node.host import (KUBELET_VERSION, Pressure, allocatable, default_route,
+                                     primary_ipv4)
+from podling.agent.node.node_status import STATUS_REPORT_SECONDS, NodeStatusLoop
 from podling.api.resources import EVENTS, LEASES, NODES
 from podling.apiserver.server import ServerConfig, start
 from podling.client import ApiClient, ClientConfig

@@ -6,7 +6,7 @@ import pytest
 from agent_builders import T0, cs, make_pod, sandbox
 
 from podling.agent.backoff import Backoff
-from podling.agent.plan import (
+from podling.agent.pod.plan import (
     CRASH_LOOP_BACK_OFF,
     KILL_NOT_IN_SPEC,
     KILL_SPEC_CHANGED,
@@ -15,8 +15,8 @@ from podling.agent.plan import (
     REASON_RESTART,
     REASON_SPEC_CHANGED,
     compute_pod_actions,
-    note_start,
 )
+from podling.agent.pod.sync import record_restart
 
 NOW = T0 + 100
 
@@ -243,7 +243,7 @@ def test_crash_loop_back_off_sequence():
             now += a.requeue_after
             a = plan(pod, [sandbox()], [exited], now=now, backoff=bo)
             assert started(a) == [("a", REASON_RESTART)] and a.waiting == {}
-        note_start(bo, pod, a.containers_to_start[0], now)
+        record_restart(bo, pod, a.containers_to_start[0], now=now)
         restarts += 1
     assert delays == [10, 20, 40, 80, 160, 300]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from podling.agent.podfiles import (PodFiles, hostname_for, hosts_file, pod_file_mounts,
-                                    resolv_conf, write_pod_files)
+from podling.agent.kuberuntime.podfiles import (PodFiles, hostname_for, hosts_file,
+                                                pod_file_mounts, resolv_conf, write_pod_files)
 from podling.runtime.interface import Mount
 
 FIXED = (b"# Kubernetes-managed hosts file.\n"

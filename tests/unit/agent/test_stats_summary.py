@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from podling.agent import labels
-from podling.agent.stats import (CpuRates, HostReaders, NodeMemory, NodeStats, Rate,
-                                 parse_meminfo, parse_proc_stat)
+from podling.agent.kuberuntime import labels
+from podling.agent.node.stats import (CpuRates, HostReaders, NodeMemory, NodeStats, Rate,
+                                      parse_meminfo, parse_proc_stat)
 from podling.runtime.fake import FakeRuntime
 from podling.runtime.interface import ContainerConfig, PodSandboxConfig
 from podling.util.clock import FakeClock

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from agent_builders import T0, cs, make_pod, sandbox
 
-from podling.agent.status import get_phase, pod_status, ts
+from podling.agent.pod.status import get_phase, pod_status, ts
 
 NOW = T0 + 100
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from podling.agent import labels
-from podling.agent.termination import message_file, termination_message, with_messages
+from podling.agent.kuberuntime import labels
+from podling.agent.kuberuntime.termination import message_file, termination_message, with_messages
 from podling.runtime.interface import ContainerState, ContainerStatus
 
 

@@ -12,9 +12,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from podling.agent.container_config import ContainerConfigError
-from podling.agent.volumes import (VolumeError, cleanup_volumes, is_mount_point, mounts_under,
-                                   prepare_volumes, volume_mounts)
+from podling.agent.kuberuntime.errors import ContainerConfigError
+from podling.agent.kuberuntime.volumes import (VolumeError, cleanup_volumes, is_mount_point,
+                                               mounts_under, prepare_volumes, volume_mounts)
 from podling.runtime.interface import Mount, MountPropagation
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts)")

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from podling.agent import labels
-from podling.agent.server import NodeServer
+from podling.agent.kuberuntime import labels
+from podling.agent.node.server import NodeServer
 from podling.api import remotecommand as rc
 from podling.api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION
 from podling.apiserver.app import build_app, registry_stores

@@ -34,10 +34,10 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from ..runtime.interface import ContainerState, ContainerStats, NotFound, RuntimeService
-from ..util.clock import Clock, SystemClock
-from ..util.timefmt import format_rfc3339
-from . import labels
+from podling.agent.kuberuntime import labels
+from podling.runtime.interface import ContainerState, ContainerStats, NotFound, RuntimeService
+from podling.util.clock import Clock, SystemClock
+from podling.util.timefmt import format_rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -1,20 +1,21 @@
 """What one sync of a pod must do: a pure plan (DESIGN.md §5.1, kubelet computePodActions).
 
 ``compute_pod_actions`` looks at the pod from the API and what the runtime reports and
-returns a ``PodActions``; ``sync_pod`` executes it in this order:
+returns a ``PodActions``; :meth:`podling.agent.pod.sync.PodSyncer.sync_pod` executes it:
 
-1. ``containers_to_kill`` (each with its message for the Killing event, preStop, grace),
-   then stop ``kill_sandboxes``; when ``kill_pod`` also tear down the network of the pod.
-2. if ``create_sandbox``: remove ``purge_init_containers``, run a new sandbox with
-   ``sandbox_attempt`` (emit SandboxChanged when ``sandbox_changed``), set up its network.
-3. start ``next_init_container`` (then stop: the next sync looks again), else start
-   ``containers_to_start`` in order. Before each start call ``note_start`` so that
-   CrashLoopBackOff steps.
-4. report ``waiting`` (CrashLoopBackOff reasons) to the status generator and resync after
-   ``requeue_after`` seconds when it is set.
+1. kill: ``containers_to_kill`` (each with its message for the Killing event, preStop,
+   grace), then stop ``kill_sandboxes`` (with ``kill_pod`` these are all the READY ones).
+2. back-off: ``waiting`` lists the containers held by CrashLoopBackOff.
+3. sandbox: if ``create_sandbox``, remove ``purge_init_containers``, run a new sandbox with
+   ``sandbox_attempt`` (SandboxChanged when ``sandbox_changed``) and set up its network.
+4. start ``next_init_container`` (then stop: the next sync looks again), else start
+   ``containers_to_start`` in order; a start whose reason is ``REASON_RESTART`` steps the
+   container's back-off (the executor does that, not the plan).
+5. report ``waiting`` to the status generator; resync after ``requeue_after`` seconds when
+   it is set.
 
-The function only *reads* the back-off; it never mutates anything. It assumes the inputs
-are already filtered to this pod (labels ``io.kubernetes.pod.uid``).
+The function only *reads* the back-off; it never mutates anything and does no I/O. It
+assumes the inputs are already filtered to this pod (labels ``io.kubernetes.pod.uid``).
 
 Sandbox decision (kubelet ``PodSandboxChanged``)::
 
@@ -51,8 +52,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from podling.agent import labels as L
 from podling.agent.backoff import Backoff, go_duration
+from podling.agent.kuberuntime import labels as L
+from podling.agent.pod.restart import (backoff_key, is_terminating, latest_by_name,
+                                       restart_count_of, restart_policy, should_restart)
 from podling.runtime.interface import (
     ContainerState,
     ContainerStatus,
@@ -133,69 +136,6 @@ class PodActions:
     requeue_after: float | None = None
 
 
-# -- small helpers (also used by status.py) ---------------------------------------------------
-
-
-def restart_policy(pod: dict[str, Any]) -> str:
-    return str(pod.get("spec", {}).get("restartPolicy") or "Always")
-
-
-def format_pod(pod: dict[str, Any]) -> str:
-    """The kubelet's ``format.Pod``: ``<name>_<namespace>(<uid>)``."""
-    meta = pod.get("metadata", {})
-    return f"{meta.get('name', '')}_{meta.get('namespace', 'default')}({meta.get('uid', '')})"
-
-
-def backoff_key(pod: dict[str, Any], container_name: str) -> tuple[str, str]:
-    return (str(pod.get("metadata", {}).get("uid", "")), container_name)
-
-
-def restart_count_of(status: ContainerStatus) -> int:
-    """The restart count stamped on a container (annotation; the attempt as a fallback)."""
-    try:
-        return int(status.annotations.get(L.RESTART_COUNT, status.attempt))
-    except ValueError:
-        return status.attempt
-
-
-def latest_by_name(containers: list[ContainerStatus]) -> dict[str, ContainerStatus]:
-    """The newest instance of each container name."""
-    out: dict[str, ContainerStatus] = {}
-    for c in sorted(containers, key=lambda c: (c.created_at, c.attempt)):
-        out[c.name] = c
-    return out
-
-
-def should_restart(pod: dict[str, Any], status: ContainerStatus | None) -> bool:
-    """kubelet ``ShouldContainerBeRestarted`` for the newest instance ``status``."""
-    if pod.get("metadata", {}).get("deletionTimestamp"):
-        return False
-    if status is None:
-        return True
-    if status.state == ContainerState.RUNNING:
-        return False
-    if status.state in (ContainerState.UNKNOWN, ContainerState.CREATED):
-        return True
-    policy = restart_policy(pod)
-    if policy == "Never":
-        return False
-    return not (policy == "OnFailure" and status.exit_code == 0)
-
-
-def note_start(backoff: Backoff, pod: dict[str, Any], start: ContainerStart,
-               now: float) -> None:
-    """Call right before executing ``start``: a restart steps the container's back-off."""
-    if start.reason == REASON_RESTART:
-        backoff.record_failure(backoff_key(pod, start.name), now,
-                               since=start.backoff_since or None)
-
-
-def is_terminating(pod: dict[str, Any]) -> bool:
-    """Deleted, or already in a terminal phase: kill, start nothing."""
-    return bool(pod.get("metadata", {}).get("deletionTimestamp")) or \
-        pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
-
-
 # -- the plan ---------------------------------------------------------------------------------
 
 
@@ -209,9 +149,11 @@ def compute_pod_actions(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
     else:
         create, attempt, keep = _sandbox_decision(pod, ordered)
         if create or keep is None:
-            actions = _plan_new_sandbox(pod, ordered, containers, attempt, now, backoff)
+            actions = _plan_new_sandbox(pod, ordered, containers, attempt=attempt, now=now,
+                                        backoff=backoff)
         else:
-            actions = _plan_existing(pod, ordered, keep, containers, now, backoff)
+            actions = _plan_existing(pod, ordered, keep, containers=containers, now=now,
+                                     backoff=backoff)
     if actions.kill_pod:
         _kill_everything(ordered, containers, actions)
     _attach_specs(pod, actions)
@@ -219,14 +161,14 @@ def compute_pod_actions(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
 
 
 def _plan_existing(pod: dict[str, Any], ordered: list[PodSandboxStatus],
-                   keep: PodSandboxStatus, containers: list[ContainerStatus], now: float,
+                   keep: PodSandboxStatus, *, containers: list[ContainerStatus], now: float,
                    backoff: Backoff) -> PodActions:
     actions = PodActions(sandbox_id=keep.id, sandbox_attempt=keep.metadata.attempt)
-    _kill_strays(pod, ordered, keep, containers, actions)
+    _kill_strays(pod, ordered, keep, containers=containers, actions=actions)
     kept = [c for c in containers if c.sandbox_id == keep.id]
     latest = latest_by_name(containers)
-    if _plan_init(pod, latest_by_name(kept), latest, now, backoff, actions):
-        _plan_app(pod, latest, now, backoff, actions)
+    if _plan_init(pod, latest_by_name(kept), latest, now=now, backoff=backoff, actions=actions):
+        _plan_app(pod, latest, now=now, backoff=backoff, actions=actions)
     return actions
 
 
@@ -270,7 +212,7 @@ def _attach_specs(pod: dict[str, Any], actions: PodActions) -> None:
 
 
 def _plan_new_sandbox(pod: dict[str, Any], ordered: list[PodSandboxStatus],
-                      containers: list[ContainerStatus], attempt: int, now: float,
+                      containers: list[ContainerStatus], *, attempt: int, now: float,
                       backoff: Backoff) -> PodActions:
     actions = PodActions(
         kill_pod=True, create_sandbox=True, sandbox_attempt=attempt,
@@ -292,10 +234,12 @@ def _plan_new_sandbox(pod: dict[str, Any], ordered: list[PodSandboxStatus],
         actions.purge_init_containers = [c.id for c in containers
                                          if c.name in {i["name"] for i in inits}]
         actions.next_init_container = _start_or_wait(
-            pod, 0, inits[0], latest.get(inits[0]["name"]), now, backoff, actions)
+            pod, 0, inits[0], st=latest.get(inits[0]["name"]), now=now, backoff=backoff,
+            actions=actions)
         return actions
     for idx, c in apps:
-        start = _start_or_wait(pod, idx, c, latest.get(c["name"]), now, backoff, actions)
+        start = _start_or_wait(pod, idx, c, st=latest.get(c["name"]), now=now,
+                               backoff=backoff, actions=actions)
         if start:
             actions.containers_to_start.append(start)
     return actions
@@ -341,7 +285,7 @@ def _find_next_init(pod: dict[str, Any], init_latest: dict[str, ContainerStatus]
 
 
 def _plan_init(pod: dict[str, Any], init_latest: dict[str, ContainerStatus],
-               latest: dict[str, ContainerStatus], now: float, backoff: Backoff,
+               latest: dict[str, ContainerStatus], *, now: float, backoff: Backoff,
                actions: PodActions) -> bool:
     """Plan the init step; True when initialization is done and app containers may run."""
     last, nxt, done = _find_next_init(pod, init_latest, latest)
@@ -356,11 +300,12 @@ def _plan_init(pod: dict[str, Any], init_latest: dict[str, ContainerStatus],
             actions.kill_pod = True
             return False
     actions.next_init_container = _start_or_wait(
-        pod, nxt, container, init_latest.get(container["name"]), now, backoff, actions)
+        pod, nxt, container, st=init_latest.get(container["name"]), now=now, backoff=backoff,
+        actions=actions)
     return False
 
 
-def _plan_app(pod: dict[str, Any], latest: dict[str, ContainerStatus], now: float,
+def _plan_app(pod: dict[str, Any], latest: dict[str, ContainerStatus], *, now: float,
               backoff: Backoff, actions: PodActions) -> None:
     keep = wanted = 0
     for idx, c in enumerate(pod.get("spec", {}).get("containers") or []):
@@ -368,7 +313,8 @@ def _plan_app(pod: dict[str, Any], latest: dict[str, ContainerStatus], now: floa
         if st is None or st.state != ContainerState.RUNNING:
             if should_restart(pod, st):
                 wanted += 1
-                start = _start_or_wait(pod, idx, c, st, now, backoff, actions)
+                start = _start_or_wait(pod, idx, c, st=st, now=now, backoff=backoff,
+                                       actions=actions)
                 if start:
                     actions.containers_to_start.append(start)
             continue
@@ -385,7 +331,7 @@ def _plan_app(pod: dict[str, Any], latest: dict[str, ContainerStatus], now: floa
         actions.kill_pod = True
 
 
-def _start_or_wait(pod: dict[str, Any], idx: int, container: dict[str, Any],
+def _start_or_wait(pod: dict[str, Any], idx: int, container: dict[str, Any], *,
                    st: ContainerStatus | None, now: float, backoff: Backoff,
                    actions: PodActions) -> ContainerStart | None:
     """A start for ``container`` replacing ``st``, or None (and a CrashLoopBackOff waiting
@@ -405,7 +351,7 @@ def _start_or_wait(pod: dict[str, Any], idx: int, container: dict[str, Any],
         if held:
             delay = go_duration(backoff.current(key, since))
             actions.waiting[name] = (CRASH_LOOP_BACK_OFF, (
-                f"back-off {delay} restarting failed container={name} pod={format_pod(pod)}"))
+                f"back-off {delay} restarting failed container={name} pod={L.format_pod(pod)}"))
             if actions.requeue_after is None or remaining < actions.requeue_after:
                 actions.requeue_after = remaining
             return None
@@ -413,7 +359,7 @@ def _start_or_wait(pod: dict[str, Any], idx: int, container: dict[str, Any],
 
 
 def _kill_strays(pod: dict[str, Any], ordered: list[PodSandboxStatus], keep: PodSandboxStatus,
-                 containers: list[ContainerStatus], actions: PodActions) -> None:
+                 *, containers: list[ContainerStatus], actions: PodActions) -> None:
     """Live containers outside the kept sandbox or not in the spec are stopped."""
     specs = _spec_by_name(pod)
     for c in containers:

@@ -1,8 +1,14 @@
 """One serialized worker per pod UID (DESIGN.md §4).
 
-    update(pod) ──▶ [worker uid] ──▶ sync(pod) ──▶ returns a requeue delay or DONE
-                        ▲   │
-           notify(uid) ─┘   └── sleeps until the next update, notify, or requeue time
+    update(pod) ──▶ [worker uid] ──▶ sync(pod, terminating) ──▶ PodSyncResult
+                        ▲   │                                      │ done ─▶ the worker ends
+           notify(uid) ─┘   └── sleeps until the next update, notify, or requeue time ◀┘
+
+The requeue time: ``requeue_after`` of the result when it is sooner than the resync period
+(a back-off expiring, a retry); else the resync period, jittered (±10% by default) so that
+pods admitted together do not resync in lockstep. A sync that raises is retried after a
+jittered ``RETRY_SECONDS``. Tests inject ``jitter`` (e.g. the identity) to stay
+deterministic.
 
 A worker keeps only the latest desired state of its pod. Once a pod has been seen with a
 ``deletionTimestamp`` (or as removed from the API), that termination request sticks: a later
@@ -14,14 +20,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from podling.agent.pod.sync_result import PodSyncResult
+
 log = logging.getLogger(__name__)
 
-DONE = -1.0  # sync's answer when the pod is finished with and the worker can go
 RETRY_SECONDS = 2.0  # after a failed sync
+JITTER_FRACTION = 0.1
 Obj = dict[str, Any]
+Sync = Callable[[Obj, bool], Awaitable[PodSyncResult]]
+Jitter = Callable[[float], float]
+
+
+def jittered(seconds: float) -> float:
+    """``seconds`` ± JITTER_FRACTION, uniformly."""
+    return seconds * random.uniform(1 - JITTER_FRACTION, 1 + JITTER_FRACTION)
 
 
 @dataclass
@@ -29,17 +45,18 @@ class _Worker:
     pod: Obj
     terminating: bool
     wake: asyncio.Event
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
 
 
 class PodWorkers:
-    """Runs ``sync(pod, terminating)`` per pod; ``sync`` returns seconds until it wants to
-    run again (level-triggered resync), or DONE."""
+    """Runs ``sync(pod, terminating)`` per pod and requeues it after the result's delay
+    (level-triggered resync) until the result is ``done``."""
 
-    def __init__(self, sync: Callable[[Obj, bool], Awaitable[float]], *,
-                 resync_seconds: float = 30.0) -> None:
+    def __init__(self, sync: Sync, *, resync_seconds: float = 30.0,
+                 jitter: Jitter = jittered) -> None:
         self._sync = sync
         self._resync = resync_seconds
+        self._jitter = jitter
         self._workers: dict[str, _Worker] = {}
         self._closed = False
 
@@ -66,7 +83,14 @@ class PodWorkers:
             worker.wake.set()
 
     def known(self) -> set[str]:
+        """The uids of the pods that have a worker."""
         return set(self._workers)
+
+    def _next_delay(self, result: PodSyncResult) -> float:
+        wanted = result.requeue_after
+        if wanted is not None and 0 < wanted < self._resync:
+            return wanted
+        return self._jitter(self._resync)
 
     async def _run(self, uid: str, worker: _Worker) -> None:
         delay = 0.0
@@ -78,18 +102,22 @@ class PodWorkers:
                     pass
             worker.wake.clear()
             try:
-                delay = await self._sync(worker.pod, worker.terminating)
+                result = await self._sync(worker.pod, worker.terminating)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("sync of pod %s failed; retrying in %gs", uid, RETRY_SECONDS)
-                await asyncio.sleep(RETRY_SECONDS)  # wake-ups do not cut a retry delay short
+                retry = self._jitter(RETRY_SECONDS)
+                log.exception("sync of pod %s failed; retrying in %.1fs", uid, retry)
+                await asyncio.sleep(retry)  # wake-ups do not cut a retry delay short
                 delay = 0.0
                 continue
-            if delay == DONE:
+            for failed in result.errors():
+                log.debug("pod %s: %s %s: %s %s", uid, failed.action.value, failed.target,
+                          failed.error, failed.message)
+            if result.done:
                 self._workers.pop(uid, None)
                 return
-            delay = min(delay, self._resync) if delay > 0 else self._resync
+            delay = self._next_delay(result)
 
     async def stop(self) -> None:
         """Cancel every worker (containers keep running; a restarted agent adopts them)."""

@@ -267,3 +267,8 @@ def pod_file_mounts(pod_files: PodFiles, container: Mapping[str, Any]) -> list[M
               (pod_files.resolv_path, ETC_RESOLV, readonly)]
     return [Mount(host_path=src, container_path=dst, readonly=ro)
             for src, dst, ro in wanted if dst not in own]
+
+
+def pod_dir(pods_dir: str, uid: str) -> str:
+    """The pod's directory under the agent's ``pods_dir``: its files, volumes and logs."""
+    return os.path.join(pods_dir, uid)

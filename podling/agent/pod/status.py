@@ -5,7 +5,8 @@ Only the status manager writes the result to the API. Inputs are the pod from th
 runtime's sandboxes and containers of this pod (every attempt, every sandbox), the agent's
 ``waiting`` reasons (last start failure per container name: ErrImagePull, ImagePullBackOff,
 CrashLoopBackOff, CreateContainerConfigError, …; the kubelet's reason cache) and
-``readiness`` results (container name → ready) from the probers.
+``readiness`` results (container name → ready; no prober supplies them yet, see
+:mod:`podling.agent.prober`).
 
 Container status state (per spec container, newest runtime instance first)::
 
@@ -41,7 +42,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from podling.agent.plan import latest_by_name, restart_count_of, should_restart
+from podling.agent.kuberuntime.labels import IMAGE_ANNOTATION, IMAGE_ID_ANNOTATION
+from podling.agent.pod.restart import latest_by_name, restart_count_of, should_restart
 from podling.runtime.interface import (
     ContainerState,
     ContainerStatus,
@@ -52,8 +54,6 @@ from podling.runtime.interface import (
 from podling.util.timefmt import format_rfc3339
 
 CONTAINER_ID_SCHEME = "podling://"
-IMAGE_ANNOTATION = "io.podling.container.image"
-IMAGE_ID_ANNOTATION = "io.podling.container.imageID"
 STATUS_UNKNOWN = "ContainerStatusUnknown"
 MSG_GONE_DELETED = ("The container could not be located when the pod was deleted.  "
                     "The container used to be Running")
@@ -76,7 +76,7 @@ def pod_status(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
     transitions and a first startTime."""
     spec = pod.get("spec", {})
     prev = previous_status or {}
-    ctx = _Ctx(pod, containers, prev, waiting, readiness or {})
+    ctx = _Ctx(pod, containers, prev=prev, waiting=waiting, readiness=readiness or {})
     init_statuses = [ctx.container_status(c, init=True) for c in spec.get("initContainers") or []]
     app_statuses = [ctx.container_status(c, init=False) for c in spec.get("containers") or []]
     terminal = bool(pod.get("metadata", {}).get("deletionTimestamp")) and not any(
@@ -87,8 +87,8 @@ def pod_status(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
     ips = list(pod_ips) or [p["ip"] for p in prev.get("podIPs") or [] if p.get("ip")]
     status: dict[str, Any] = {"phase": phase}
     conds = [_ready_to_start(pod, sandboxes, ips),
-             initialized_condition(pod, init_statuses, app_statuses, phase),
-             *_ready_conditions(pod, app_statuses, phase, prev)]
+             initialized_condition(pod, init_statuses, app_statuses, phase=phase),
+             *_ready_conditions(pod, app_statuses, phase=phase, prev=prev)]
     status["conditions"] = merge_conditions(conds, prev.get("conditions") or [], now)
     if host_ip:
         status["hostIP"] = host_ip
@@ -112,7 +112,7 @@ def pod_status(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
 class _Ctx:
     """What every container status needs; a bag of inputs, no state of its own."""
 
-    def __init__(self, pod: dict[str, Any], containers: list[ContainerStatus],
+    def __init__(self, pod: dict[str, Any], containers: list[ContainerStatus], *,
                  prev: dict[str, Any], waiting: dict[str, tuple[str, str]],
                  readiness: dict[str, bool]) -> None:
         self.pod = pod
@@ -241,10 +241,11 @@ def get_phase(pod: dict[str, Any], init_statuses: list[dict[str, Any]],
     for c in spec.get("initContainers") or []:
         st = by_name.get(c["name"])
         kind = _state(st)
-        if kind == "terminated":
+        before = _stopped_before(st) if st is not None else None
+        if st is not None and kind == "terminated":
             failed_init += st["state"]["terminated"].get("exitCode", 0) != 0
-        elif kind == "waiting" and _stopped_before(st) is not None:
-            failed_init += _stopped_before(st).get("exitCode", 0) != 0
+        elif kind == "waiting" and before is not None:
+            failed_init += before.get("exitCode", 0) != 0
         else:
             pending_init += 1
     unknown = running = waiting = stopped = succeeded = 0
@@ -288,7 +289,7 @@ def _any_app_started(pod: dict[str, Any], app_statuses: list[dict[str, Any]]) ->
 # -- conditions ----------------------------------------------------------------------------------
 
 
-def _cond(kind: str, ok: bool, reason: str = "", message: str = "") -> dict[str, Any]:
+def _cond(kind: str, ok: bool, reason: str = "", *, message: str = "") -> dict[str, Any]:
     c: dict[str, Any] = {"type": kind, "status": "True" if ok else "False"}
     if reason:
         c["reason"] = reason
@@ -313,7 +314,7 @@ def _ready_to_start(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
 
 
 def initialized_condition(pod: dict[str, Any], init_statuses: list[dict[str, Any]],
-                          app_statuses: list[dict[str, Any]], phase: str) -> dict[str, Any]:
+                          app_statuses: list[dict[str, Any]], *, phase: str) -> dict[str, Any]:
     """Initialized: False/ContainersNotInitialized until every init container exited 0."""
     inits = pod.get("spec", {}).get("initContainers") or []
     if not inits:
@@ -332,11 +333,11 @@ def initialized_condition(pod: dict[str, Any], init_statuses: list[dict[str, Any
     if incomplete:
         msgs.append(f"containers with incomplete status: {_go_list(incomplete)}")
     if msgs:
-        return _cond("Initialized", False, "ContainersNotInitialized", ", ".join(msgs))
+        return _cond("Initialized", False, "ContainersNotInitialized", message=", ".join(msgs))
     return _cond("Initialized", True)
 
 
-def _ready_conditions(pod: dict[str, Any], app_statuses: list[dict[str, Any]], phase: str,
+def _ready_conditions(pod: dict[str, Any], app_statuses: list[dict[str, Any]], *, phase: str,
                       prev: dict[str, Any]) -> list[dict[str, Any]]:
     """[Ready, ContainersReady] (kubelet GeneratePodReadyCondition / ContainersReady)."""
     by_name = {s["name"]: s for s in app_statuses}
@@ -352,7 +353,7 @@ def _ready_conditions(pod: dict[str, Any], app_statuses: list[dict[str, Any]], p
         if unready:
             msgs.append(f"containers with unready status: {_go_list(unready)}")
         cr = _cond("ContainersReady", not msgs, "ContainersNotReady" if msgs else "",
-                   ", ".join(msgs))
+                   message=", ".join(msgs))
     if cr["status"] != "True":
         ready = {**cr, "type": "Ready"}
     else:
@@ -372,7 +373,7 @@ def _readiness_gates(pod: dict[str, Any], prev: dict[str, Any]) -> dict[str, Any
             msgs.append(f'the status of pod readiness gate "{kind}" is not "True", '
                         f'but {c.get("status")}')
     if msgs:
-        return _cond("Ready", False, "ReadinessGatesNotReady", ", ".join(msgs))
+        return _cond("Ready", False, "ReadinessGatesNotReady", message=", ".join(msgs))
     return _cond("Ready", True)
 
 
@@ -385,9 +386,9 @@ def merge_conditions(new: list[dict[str, Any]], old: list[dict[str, Any]],
     out = []
     for c in new:
         before = old_by_type.get(c["type"])
-        keep = before is not None and before.get("status") == c["status"] \
-            and before.get("lastTransitionTime")
-        when = before["lastTransitionTime"] if keep else ts(now)
+        kept = before.get("lastTransitionTime") if before is not None \
+            and before.get("status") == c["status"] else None
+        when = kept or ts(now)
         out.append({**c, "lastProbeTime": None, "lastTransitionTime": when})
     out.append(old_by_type.get("PodScheduled") or {
         "type": "PodScheduled", "status": "True", "lastProbeTime": None,

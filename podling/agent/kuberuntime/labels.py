@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Mapping
 
 POD_NAME = "io.kubernetes.pod.name"
 POD_NAMESPACE = "io.kubernetes.pod.namespace"
@@ -24,12 +24,23 @@ TERMINATION_MESSAGE_POLICY = "io.kubernetes.container.terminationMessagePolicy"
 GRACE_PERIOD = "io.kubernetes.pod.terminationGracePeriod"
 POD_SPEC_HOSTNAME = "io.podling.pod.hostname"
 
+# container annotations the agent reads back for the pod status and for stopping
+IMAGE_ANNOTATION = "io.podling.container.image"  # the image as the spec named it
+IMAGE_ID_ANNOTATION = "io.podling.container.imageID"  # its digest (or image id)
+STOP_SIGNAL_ANNOTATION = "io.podling.container.stopSignal"
+
 
 def pod_labels(pod: dict[str, Any], node_name: str) -> dict[str, str]:
     """Labels that identify the pod on a sandbox or container."""
     meta = pod["metadata"]
     return {POD_NAME: meta["name"], POD_NAMESPACE: meta.get("namespace", "default"),
             POD_UID: meta["uid"], MANAGED_BY: node_name}
+
+
+def format_pod(pod: Mapping[str, Any]) -> str:
+    """The kubelet's ``format.Pod``, how messages name a pod: ``<name>_<namespace>(<uid>)``."""
+    meta = pod.get("metadata", {})
+    return f"{meta.get('name', '')}_{meta.get('namespace', 'default')}({meta.get('uid', '')})"
 
 
 def container_hash(container: dict[str, Any]) -> str:

@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from ..api.fit import (CPU, EPHEMERAL_STORAGE, MEMORY, PODS, is_terminal, matches_node,
-                       pod_requests, resource_list)
+from podling.api.fit import (CPU, EPHEMERAL_STORAGE, MEMORY, PODS, is_terminal, matches_node,
+                             pod_requests, resource_list)
 
 Obj = dict[str, Any]
 
@@ -54,7 +54,7 @@ class Rejection:
         return out
 
 
-def _insufficient(resource: str, requested: int, used: int, capacity: int) -> Rejection:
+def _insufficient(resource: str, *, requested: int, used: int, capacity: int) -> Rejection:
     return Rejection(f"OutOf{resource}",
                      f"Node didn't have enough resource: {resource}, requested: {requested}, "
                      f"used: {used}, capacity: {capacity}")
@@ -70,7 +70,7 @@ def resource_rejection(pod: Obj, allocatable: Obj, others: list[Obj]) -> Rejecti
     is ignored unless it is a native one (the kubelet drops missing extended resources)."""
     free = resource_list(allocatable)
     if len(others) + 1 > free.get(PODS, 0):
-        return _insufficient(PODS, 1, len(others), free.get(PODS, 0))
+        return _insufficient(PODS, requested=1, used=len(others), capacity=free.get(PODS, 0))
     wanted = pod_requests(pod)
     used: dict[str, int] = {}
     for other in others:
@@ -81,7 +81,8 @@ def resource_rejection(pod: Obj, allocatable: Obj, others: list[Obj]) -> Rejecti
     for resource in order:
         have, taken = free.get(resource, 0), used.get(resource, 0)
         if wanted[resource] > 0 and wanted[resource] > have - taken:
-            return _insufficient(resource, wanted[resource], taken, have)
+            return _insufficient(resource, requested=wanted[resource], used=taken,
+                                 capacity=have)
     return None
 
 

@@ -11,9 +11,9 @@ import dataclasses
 import os
 from typing import Any
 
-from ..runtime.interface import ContainerState, ContainerStatus
-from . import labels
-from .logs import parse_record
+from podling.agent.kuberuntime import labels
+from podling.agent.kuberuntime.logs import parse_record
+from podling.runtime.interface import ContainerState, ContainerStatus
 
 MAX_FILE_BYTES = 4096
 MAX_LOG_LINES = 80

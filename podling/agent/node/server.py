@@ -7,11 +7,13 @@
 
 HTTPS with a self-signed certificate; every request needs ``Authorization: Bearer`` with this
 node's kubelet-client token, which only the API server (and this node) know — see
-:mod:`.bootstrap` (an agent started without one accepts its own API token instead).
+:mod:`podling.agent.bootstrap` (an agent started without one accepts its own API token
+instead).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import os
@@ -21,12 +23,12 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from ..runtime.interface import ContainerState, RuntimeService
-from ..util.certs import self_signed
-from . import labels
-from .logs import LogNotFound, LogOptions, pick_file, read_logs
-from .stats import NodeStats
-from .streaming import NodeStreams
+from podling.agent.kuberuntime import labels
+from podling.agent.kuberuntime.logs import LogNotFound, LogOptions, pick_file, read_logs
+from podling.agent.node.stats import NodeStats
+from podling.agent.node.streaming import NodeStreams
+from podling.runtime.interface import ContainerState, RuntimeService
+from podling.util.certs import self_signed
 
 
 def _int(query, name: str) -> int | None:
@@ -70,7 +72,9 @@ class NodeServer:
         site = web.TCPSite(self._runner, host, port, ssl_context=self._tls(host),
                            reuse_address=True)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
+        server = site._server
+        assert isinstance(server, asyncio.Server)  # a started TCPSite serves with one
+        self.port = server.sockets[0].getsockname()[1]
         if socket_path:
             await self._serve_unix(socket_path)
         return self.port

@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
-from ..api import remotecommand as rc
-from ..runtime.interface import (ContainerState, ExecSession, PortForwardError,
-                                 RuntimeError_, RuntimeService, SandboxState)
-from . import labels
+from podling.agent.kuberuntime import labels
+from podling.api import remotecommand as rc
+from podling.runtime.interface import (ContainerState, ExecSession, PortForwardError,
+                                       RuntimeError_, RuntimeService, SandboxState)
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,10 @@ Layout under the pod directory (kubelet-like)::
     <pod_dir>/volume-subpaths/<volume>/<container>/<i>   bind mount of a verified subPath
 
 Lifecycle: :func:`prepare_volumes` (idempotent, before the first container of the pod and
-again on every sync) → :func:`volume_mounts` per container start → :func:`cleanup_volumes`
-once every container of the pod is gone. All of it is blocking (syscalls, ``mount``): run it
-in a thread from async code. Requires root for tmpfs and subPath bind mounts.
+again on every sync that starts something) → :func:`volume_mounts` per container start →
+:func:`cleanup_volumes` once every container of the pod is gone. All of it is blocking
+(syscalls, ``mount``): run it in a thread from async code. Requires root for tmpfs and
+subPath bind mounts.
 
 subPath safety: the path is opened one component at a time relative to a directory fd with
 ``O_NOFOLLOW``; any symlink component, ``..`` or absolute path is refused, missing
@@ -27,7 +28,8 @@ import shutil
 import stat
 from typing import Any, Mapping
 
-from podling.agent.container_config import ContainerConfigError, expand
+from podling.agent.kuberuntime.env import expand
+from podling.agent.kuberuntime.errors import ContainerConfigError
 from podling.api.quantity import QuantityError, parse_quantity
 from podling.runtime.interface import Mount, MountPropagation
 
@@ -57,7 +59,8 @@ class VolumeError(Exception):
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+def _mount(source: str, target: str, fstype: str | None, *, flags: int,
+           data: str | None) -> None:
     rc = _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
                      ctypes.c_ulong(flags), data.encode() if data else None)
     if rc != 0:
@@ -139,7 +142,7 @@ def prepare_empty_dir(pod_dir: str, name: str, spec: Mapping[str, Any]) -> str:
                 raise VolumeError(f"volume {name!r}: invalid sizeLimit: {e}") from e
             options = f"size={size}"
         try:
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options)
+            _mount("tmpfs", path, "tmpfs", flags=MS_NOSUID | MS_NODEV, data=options)
         except OSError as e:
             raise VolumeError(f"MountVolume.SetUp failed for volume {name!r} : {e}") from e
     elif medium not in ("", "Memory"):
@@ -320,7 +323,7 @@ def _bind_fd(fd: int, target: str, fail: str) -> None:
         else:
             os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o640))
     try:
-        _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND, None)
+        _mount(f"/proc/self/fd/{fd}", target, None, flags=MS_BIND, data=None)
     except OSError as e:
         raise ContainerConfigError(f"{fail}: {e.strerror}") from e
 

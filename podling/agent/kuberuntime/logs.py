@@ -13,7 +13,7 @@ import os
 import re
 from collections import deque
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable
 
 FOLLOW_POLL_SECONDS = 0.2
 
@@ -93,7 +93,7 @@ def render(records: list[str], options: LogOptions, now: dt.datetime) -> list[st
 
 
 async def read_logs(path: str, options: LogOptions, *,
-                    running: "callable | None" = None) -> AsyncIterator[bytes]:
+                    running: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[bytes]:
     """Yield the log as ``kubectl logs`` expects it; with ``follow``, keep yielding new
     lines while ``running()`` says the container is still running. A file that the runtime
     starts afresh (conmon's size cap truncates or re-creates it) is followed from its start."""

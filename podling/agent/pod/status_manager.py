@@ -10,8 +10,8 @@ import json
 import logging
 from typing import Any
 
-from ..api import errors
-from ..api.resources import PODS
+from podling.api import errors
+from podling.api.resources import PODS
 
 log = logging.getLogger(__name__)
 

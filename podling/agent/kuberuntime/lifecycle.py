@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 
-from podling.agent.plan import format_pod
+from podling.agent.kuberuntime.labels import format_pod
 from podling.runtime.interface import ExecResult, ExecTimeout
 
 MINIMUM_GRACE_SECONDS = 2.0
@@ -80,10 +80,11 @@ async def run_hook(handler: dict[str, Any], *, container: dict[str, Any], pod: d
     try:
         async with asyncio.timeout(timeout):
             if "exec" in handler:
-                return await _run_exec(handler["exec"], container, pod, exec_sync, timeout)
+                return await _run_exec(handler["exec"], container, pod, exec_sync=exec_sync,
+                                       timeout=timeout)
             if "httpGet" in handler:
-                return await _run_http(handler["httpGet"], container, pod, pod_ip,
-                                       check_status)
+                return await _run_http(handler["httpGet"], container, pod, pod_ip=pod_ip,
+                                       check_status=check_status)
             if "sleep" in handler:
                 await sleep(float(handler["sleep"].get("seconds", 0)))
                 return HookResult(True)
@@ -93,7 +94,7 @@ async def run_hook(handler: dict[str, Any], *, container: dict[str, Any], pod: d
     return HookResult(False, f"invalid handler: {sorted(handler)}")
 
 
-async def _run_exec(action: dict[str, Any], container: dict[str, Any], pod: dict[str, Any],
+async def _run_exec(action: dict[str, Any], container: dict[str, Any], pod: dict[str, Any], *,
                     exec_sync: ExecSync, timeout: float) -> HookResult:
     argv = [str(a) for a in action.get("command") or []]
     joined = " ".join(argv)
@@ -143,7 +144,7 @@ def http_url(action: dict[str, Any], container: dict[str, Any], pod_ip: str) -> 
     return f"{scheme}://{host}:{resolve_port(action.get('port'), container)}{path}"
 
 
-async def _run_http(action: dict[str, Any], container: dict[str, Any], pod: dict[str, Any],
+async def _run_http(action: dict[str, Any], container: dict[str, Any], pod: dict[str, Any], *,
                     pod_ip: str, check_status: bool) -> HookResult:
     headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     for h in action.get("httpHeaders") or []:

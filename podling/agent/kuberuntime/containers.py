@@ -1,0 +1,190 @@
+"""Configuring, running and stopping one container of a pod, with the kubelet's events and
+hooks (kubelet kuberuntime_container.go).
+
+    configure:  rootfs → env (once) → volume + pod file mounts → termination-log file
+                → ContainerConfig
+    run:        create → Created → start → Started → postStart (the next container waits for
+                it; a failure kills this one)
+    stop:       Killing event → preStop (within the grace period) → stop signal → SIGKILL
+                after the remaining grace (at least 2 s)
+
+Failures that leave the container waiting are returned as :class:`Waiting` values; they
+become the ``waiting`` state of the container status (CreateContainerConfigError,
+PostStartHookError, …). Image pulling and back-off are the caller's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from podling.agent.events import EventRecorder
+from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
+from podling.agent.kuberuntime.container_config import build_container_config
+from podling.agent.kuberuntime.env import PodContext, container_env
+from podling.agent.kuberuntime.errors import ContainerConfigError
+from podling.agent.kuberuntime.termination import message_file
+from podling.images.interface import Image, RootfsService
+from podling.runtime.interface import (ContainerConfig, ContainerStartError, ContainerStatus,
+                                       Mount, RuntimeError_, RuntimeService)
+
+
+class Waiting(NamedTuple):
+    """Why a container is not running: its waiting ``reason`` and ``message``."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SandboxContext:
+    """What starting a container in the pod's sandbox needs beyond its spec. ``downward``
+    carries the pod and host IPs and the node's CPU and memory for the downward API."""
+
+    sandbox_id: str
+    pod_dir: str
+    pod_ips: list[str]
+    host_ip: str
+    volumes: dict[str, str]
+    files: podfiles.PodFiles
+    downward: PodContext
+
+
+def rootfs_key(pod: dict[str, Any], name: str, attempt: int) -> str:
+    """The rootfs of one attempt of one container; prefixed by the pod uid."""
+    return f"{pod['metadata']['uid']}-{name}-{attempt}"
+
+
+class ContainerManager:
+    """Configures, runs and stops containers; shared by every pod of the node. Each method
+    records the kubelet's events for what it did."""
+
+    def __init__(self, *, runtime: RuntimeService, rootfs: RootfsService,
+                 recorder: EventRecorder, node_name: str) -> None:
+        self.runtime = runtime
+        self.rootfs = rootfs
+        self.recorder = recorder
+        self.node_name = node_name
+
+    def _event(self, pod: dict[str, Any], reason: str, message: str, *, name: str,
+               init: bool = False, warning: bool = False) -> None:
+        """An event about container ``name`` of ``pod`` (Normal unless ``warning``)."""
+        path = f"spec.{'initContainers' if init else 'containers'}{{{name}}}"
+        self.recorder.event(pod, "Warning" if warning else "Normal", reason, message,
+                            field_path=path)
+
+    async def configure(self, pod: dict[str, Any], container: dict[str, Any], *, image: Image,
+                        restart_count: int, ctx: SandboxContext,
+                        init: bool = False) -> ContainerConfig | Waiting:
+        """The runtime config of attempt ``restart_count``; a Waiting (after a Warning
+        ``Failed`` event) when the spec cannot be configured."""
+        try:
+            return await self._config(pod, container, image=image, restart_count=restart_count,
+                                      ctx=ctx, init=init)
+        except (ContainerConfigError, volumes.VolumeError) as exc:
+            self._event(pod, "Failed", f"Error: {exc.message}",
+                        name=container["name"], init=init, warning=True)
+            return Waiting(exc.reason, exc.message)
+
+    async def run(self, pod: dict[str, Any], container: dict[str, Any],
+                  config: ContainerConfig, *, ctx: SandboxContext,
+                  init: bool = False) -> Waiting | None:
+        """Create and start the container, then run its postStart hook. None when it runs,
+        or when it exited at start (the restart policy decides); else why it waits."""
+        name = container["name"]
+        try:
+            cid = await self.runtime.create_container(ctx.sandbox_id, config)
+        except RuntimeError_ as exc:
+            self._event(pod, "Failed", f"Error: {exc}", name=name, init=init, warning=True)
+            return Waiting("CreateContainerError", str(exc))
+        self._event(pod, "Created", f"Created container: {name}", name=name, init=init)
+        try:
+            await self.runtime.start_container(cid)
+        except (ContainerStartError, RuntimeError_) as exc:
+            self._event(pod, "Failed", f"Error: {exc}", name=name, init=init, warning=True)
+            return None  # the container is EXITED with StartError; the restart policy decides
+        self._event(pod, "Started", f"Started container {name}", name=name, init=init)
+        return await self._post_start(pod, container, cid, ctx=ctx, init=init,
+                                      stop_signal=config.stop_signal)
+
+    async def _config(self, pod: dict[str, Any], container: dict[str, Any], *, image: Image,
+                      restart_count: int, ctx: SandboxContext, init: bool) -> ContainerConfig:
+        name = container["name"]
+        rootfs = await self.rootfs.prepare_rootfs(image, rootfs_key(pod, name, restart_count))
+        env = container_env(pod, container, ctx.downward)
+        mounts = await asyncio.to_thread(volumes.volume_mounts, pod, container, ctx.volumes,
+                                         env=env, pod_dir=ctx.pod_dir)
+        mounts += podfiles.pod_file_mounts(ctx.files, container)
+        mounts.append(self._termination_log(container, ctx.pod_dir, restart_count))
+        log_path = os.path.join(ctx.pod_dir, "logs", name, f"{restart_count}.log")
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        config = build_container_config(
+            pod, container, image=image.config, rootfs=rootfs, env=env,
+            node_name=self.node_name, restart_count=restart_count, log_path=log_path,
+            mounts=mounts, container_type="init" if init else "app")
+        annotations = dict(config.annotations, **{
+            labels.STOP_SIGNAL_ANNOTATION: config.stop_signal,
+            labels.IMAGE_ANNOTATION: container.get("image", ""),
+            labels.IMAGE_ID_ANNOTATION: image.repo_digests[0] if image.repo_digests
+            else image.id})
+        return dataclasses.replace(config, annotations=annotations)
+
+    @staticmethod
+    def _termination_log(container: dict[str, Any], pod_dir: str, restart_count: int) -> Mount:
+        """A fresh file for the container's termination message."""
+        host = message_file(pod_dir, container["name"], restart_count)
+        os.makedirs(os.path.dirname(host), exist_ok=True)
+        with open(host, "w"):
+            pass
+        path = container.get("terminationMessagePath") or "/dev/termination-log"
+        return Mount(host_path=host, container_path=path)
+
+    async def _post_start(self, pod: dict[str, Any], container: dict[str, Any], cid: str, *,
+                          ctx: SandboxContext, init: bool, stop_signal: str) -> Waiting | None:
+        hook = (container.get("lifecycle") or {}).get("postStart")
+        if not hook:
+            return None
+        result = await lifecycle.run_hook(
+            hook, container=container, pod=pod, pod_ip=ctx.pod_ips[0] if ctx.pod_ips else "",
+            exec_sync=lambda argv, timeout: self.runtime.exec_sync(cid, argv, timeout),
+            timeout=lifecycle.grace_period_seconds(pod) or 30.0)
+        if result.ok:
+            return None
+        name = container["name"]
+        self._event(pod, "FailedPostStartHook", result.message, name=name, init=init,
+                    warning=True)
+        self._event(pod, "Killing", "FailedPostStartHook", name=name, init=init)
+        await self.runtime.stop_container(cid, lifecycle.MINIMUM_GRACE_SECONDS,
+                                          signal=stop_signal)
+        return Waiting("PostStartHookError", result.message)
+
+    async def stop(self, pod: dict[str, Any], status: ContainerStatus,
+                   spec: dict[str, Any] | None, *, grace: float, message: str = "") -> None:
+        """The kubelet's kill sequence for one container (idempotent)."""
+        name = status.labels.get(labels.CONTAINER_NAME, status.name)
+        init = status.labels.get(labels.CONTAINER_TYPE) == "init"
+        self._event(pod, "Killing", message or f"Stopping container {name}",
+                    name=name, init=init)
+        elapsed = 0.0
+        if spec is not None and lifecycle.should_run_prestop(spec, grace) \
+                and status.state.value == "RUNNING":
+            started = time.monotonic()
+            result = await lifecycle.run_hook(
+                spec["lifecycle"]["preStop"], container=spec, pod=pod,
+                pod_ip=((pod.get("status") or {}).get("podIP") or ""),
+                exec_sync=lambda argv, t: self.runtime.exec_sync(status.id, argv, t),
+                timeout=grace)
+            elapsed = time.monotonic() - started
+            if not result.ok:
+                self._event(pod, "FailedPreStopHook", result.message, name=name,
+                            init=init, warning=True)
+        remaining = lifecycle.kill_sequence_plan(grace, elapsed)
+        signal = status.annotations.get(labels.STOP_SIGNAL_ANNOTATION, "SIGTERM")
+        try:
+            await self.runtime.stop_container(status.id, remaining, signal=signal)
+        except RuntimeError_:
+            pass  # gone already

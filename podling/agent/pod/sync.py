@@ -1,0 +1,318 @@
+"""``sync_pod``: one pass that moves a pod towards its spec (kubelet ``SyncPod``).
+
+    sync_pod(pod)
+      1 observe ── list the pod's sandboxes and containers (by the pod-uid label)
+      2 admit ──── refused ─▶ Warning event (once), report the Failed status ─▶ end
+                   Node unreadable ─▶ end, requeue in RETRY_SECONDS
+      3 plan ───── compute_pod_actions (pure) ─▶ PodActions
+      4 kill ───── containers_to_kill (concurrently), then kill_sandboxes: each sandbox is
+                   stopped once, network first
+      5 back-off ─ a BackOff event per container CrashLoopBackOff holds
+      6 sandbox ── only if something starts: volumes, a new sandbox + network when the plan
+                   says so, pod files ─▶ SandboxContext (or end of the starts on failure)
+      7 init ───── start next_init_container, then skip 8 (the next sync looks again)
+      8 app ────── start containers_to_start in order
+      9 report ─── pod_status (pure) from the runtime (listed again if anything changed)
+                   ─▶ StatusManager
+
+A container start is: image (pull policy) ─▶ config (env computed once) ─▶ a restart steps
+the container's back-off ─▶ create ─▶ start ─▶ postStart.
+
+Every step appends its :class:`.sync_result.SyncResult` values to the ``PodSyncResult`` it
+returns; expected failures (a pull, a mount, a sandbox) are results and events, and the next
+sync retries them. Other errors propagate: the pod worker retries the whole sync. Every
+step is idempotent (level-triggered). Pods being deleted go to :mod:`.teardown` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Awaitable, Callable, NamedTuple
+
+from podling.agent.backoff import Backoff
+from podling.agent.config import AgentConfig
+from podling.agent.events import EventRecorder
+from podling.agent.images import ImagePuller, ImagePullFailure
+from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
+from podling.agent.kuberuntime.containers import ContainerManager, SandboxContext, Waiting
+from podling.agent.kuberuntime.env import PodContext
+from podling.agent.kuberuntime.sandbox import SandboxManager
+from podling.agent.kuberuntime.termination import with_messages
+from podling.agent.node.admitter import Admitter
+from podling.agent.node.host import HostResources, host_resources
+from podling.agent.pod.plan import (CRASH_LOOP_BACK_OFF, REASON_RESTART,
+                                    SANDBOX_CHANGED_MESSAGE, ContainerStart, PodActions,
+                                    compute_pod_actions)
+from podling.agent.pod.restart import backoff_key
+from podling.agent.pod.status import pod_status
+from podling.agent.pod.status_manager import StatusManager
+from podling.agent.pod.sync_result import PodSyncResult, SyncAction
+from podling.agent.pod.teardown import PodTeardown
+from podling.api.resources import NODES
+from podling.client import ApiClient
+from podling.images.interface import ImageService, RootfsService
+from podling.network.interface import NetworkPlugin
+from podling.runtime.interface import (ContainerStatus, PodSandboxStatus, RuntimeService,
+                                       SandboxState)
+
+log = logging.getLogger(__name__)
+RETRY_SECONDS = 5.0  # when the Node cannot be read for admission
+Obj = dict[str, Any]
+
+
+class Observed(NamedTuple):
+    """The runtime's view of one pod: every sandbox and container with its uid label."""
+
+    sandboxes: list[PodSandboxStatus]
+    containers: list[ContainerStatus]
+
+
+def record_restart(backoff: Backoff, pod: Obj, start: ContainerStart, *, now: float) -> None:
+    """Step the container's CrashLoopBackOff when ``start`` restarts it; call right before
+    creating the container (kubelet: the back-off entry is updated when a restart is
+    attempted)."""
+    if start.reason == REASON_RESTART:
+        backoff.record_failure(backoff_key(pod, start.name), now,
+                               since=start.backoff_since or None)
+
+
+class PodSyncer:
+    """Syncs and terminates the pods of one node. The pod workers call :meth:`sync`, one
+    call per pod at a time; different pods sync concurrently."""
+
+    def __init__(self, config: AgentConfig, *, client: ApiClient, runtime: RuntimeService,
+                 images: ImageService, rootfs: RootfsService, network: NetworkPlugin,
+                 recorder: EventRecorder, status: StatusManager, backoff: Backoff,
+                 node_ip: str, host: HostResources | None = None,
+                 get_node: Callable[[], Awaitable[Obj | None]] | None = None) -> None:
+        self.config = config
+        self.client = client
+        self.runtime = runtime
+        self.network = network
+        self.recorder = recorder
+        self.status = status
+        self.backoff = backoff
+        self.node_ip = node_ip
+        self.host = host or host_resources()
+        self.puller = ImagePuller(images, recorder, backoff=backoff)
+        self.containers = ContainerManager(runtime=runtime, rootfs=rootfs, recorder=recorder,
+                                           node_name=config.node_name)
+        self.sandboxes = SandboxManager(runtime=runtime, network=network, rootfs=rootfs,
+                                        recorder=recorder, node_name=config.node_name)
+        self.admitter = Admitter(get_node or self._read_node)
+        self.teardown = PodTeardown(client=client, runtime=runtime, containers=self.containers,
+                                    sandboxes=self.sandboxes, config=config)
+        self._pod_ips: dict[str, list[str]] = {}
+
+    async def readiness_problems(self) -> list[str]:
+        """Why the node is not ready as far as pods are concerned ([] when it is)."""
+        if await self.network.ready():
+            return []
+        return ["container runtime network not ready: NetworkReady=false "
+                "reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin "
+                "not initialized"]
+
+    async def sync(self, pod: Obj, terminating: bool) -> PodSyncResult:
+        """The pod worker's entry: :meth:`sync_pod`, or the teardown of a pod being
+        deleted (``terminating``), after which the pod's bookkeeping is forgotten."""
+        if not terminating:
+            return await self.sync_pod(pod)
+        result = await self.teardown.terminate(pod)
+        if result.done:
+            uid = pod["metadata"]["uid"]
+            self.status.forget(uid)
+            self._pod_ips.pop(uid, None)
+            self.admitter.forget(uid)
+        return result
+
+    async def remove_orphans(self, live_uids: set[str]) -> None:
+        """Remove sandboxes this node made for pods it no longer has."""
+        await self.teardown.remove_orphans(live_uids)
+
+    # -- the steps (see the module docstring) -------------------------------------------
+
+    async def sync_pod(self, pod: Obj) -> PodSyncResult:
+        """Steps 1-9 for a pod that should run; see the module docstring."""
+        result = PodSyncResult()
+        observed = await self._observe(pod)  # 1
+        if not await self._admit(pod, observed, result):  # 2
+            return result
+        actions = compute_pod_actions(pod, observed.sandboxes, observed.containers,  # 3
+                                      now=time.time(), backoff=self.backoff)
+        await self._kill(pod, actions, observed, result=result)  # 4
+        self._back_off(pod, actions, result)  # 5
+        starts = actions.create_sandbox or actions.next_init_container is not None \
+            or bool(actions.containers_to_start)
+        if starts:  # volumes and pod files are (re)made only when something starts
+            ctx = await self._sandbox(pod, actions, result)  # 6
+            if ctx is not None:
+                if actions.next_init_container is not None:
+                    await self._init_container(pod, actions.next_init_container, ctx,
+                                               result=result)  # 7
+                else:
+                    await self._app_containers(pod, actions.containers_to_start, ctx,
+                                               result=result)  # 8
+        changed = starts or actions.kill_pod or bool(actions.containers_to_kill
+                                                     or actions.kill_sandboxes)
+        await self._report(pod, result, None if changed else observed)  # 9
+        result.requeue_after = actions.requeue_after
+        return result
+
+    async def _observe(self, pod: Obj) -> Observed:
+        uid = pod["metadata"]["uid"]
+        sandboxes = await self.runtime.list_pod_sandbox({labels.POD_UID: uid})
+        containers = await self.runtime.list_containers(labels={labels.POD_UID: uid})
+        return Observed(sandboxes, containers)
+
+    async def _admit(self, pod: Obj, observed: Observed, result: PodSyncResult) -> bool:
+        """True to go on; else the sync ends here (refused: its status is reported)."""
+        decision = await self.admitter.decide(pod, has_sandbox=bool(observed.sandboxes),
+                                              now=time.time())
+        if decision.admit:
+            result.add(SyncAction.ADMIT)
+            return True
+        if decision.retry:
+            result.add(SyncAction.ADMIT, error="NodeUnknown",
+                       message=f"node {self.config.node_name} could not be read")
+            result.requeue_after = RETRY_SECONDS
+            return False
+        if decision.new:
+            self.recorder.event(pod, "Warning", decision.reason, decision.message)
+        result.add(SyncAction.ADMIT, error=decision.reason, message=decision.message)
+        assert decision.status is not None
+        await self.status.set_status(pod, decision.status)
+        result.add(SyncAction.REPORT_STATUS)
+        return False
+
+    async def _kill(self, pod: Obj, actions: PodActions, observed: Observed, *,
+                    result: PodSyncResult) -> None:
+        """The containers to kill, concurrently; then each sandbox to kill, once."""
+        by_id = {c.id: c for c in observed.containers}
+        kills = [(by_id[cid], kill) for cid, kill in actions.containers_to_kill.items()
+                 if cid in by_id]
+        grace = lifecycle.grace_period_seconds(pod)
+        await asyncio.gather(*(self.containers.stop(pod, status, kill.container, grace=grace,
+                                                    message=kill.message)
+                               for status, kill in kills))
+        for _, kill in kills:
+            result.add(SyncAction.KILL_CONTAINER, kill.name)
+        by_sandbox_id = {s.id: s for s in observed.sandboxes}
+        for sandbox_id in actions.kill_sandboxes:  # with kill_pod: every READY sandbox
+            sandbox = by_sandbox_id.get(sandbox_id)
+            if sandbox is not None:
+                await self.sandboxes.stop(pod, sandbox)
+                result.add(SyncAction.KILL_POD_SANDBOX, sandbox_id)
+
+    def _back_off(self, pod: Obj, actions: PodActions, result: PodSyncResult) -> None:
+        """The kubelet's Warning BackOff for each container CrashLoopBackOff holds."""
+        for name, (reason, message) in actions.waiting.items():
+            if reason == CRASH_LOOP_BACK_OFF:
+                self.recorder.event(
+                    pod, "Warning", "BackOff",
+                    f"Back-off restarting failed container {name} in pod "
+                    f"{labels.format_pod(pod)}", field_path=f"spec.containers{{{name}}}")
+            result.add(SyncAction.BACK_OFF, name, error=reason, message=message)
+
+    async def _sandbox(self, pod: Obj, actions: PodActions,
+                       result: PodSyncResult) -> SandboxContext | None:
+        """Volumes, the new sandbox if the plan wants one, pod files; None on a failure."""
+        pod_dir = podfiles.pod_dir(self.config.pods_dir, pod["metadata"]["uid"])
+        try:
+            prepared = await asyncio.to_thread(volumes.prepare_volumes, pod, pod_dir)
+        except volumes.VolumeError as exc:
+            self.recorder.event(pod, "Warning", "FailedMount", exc.message)
+            result.add(SyncAction.CONFIG_POD_SANDBOX, error="FailedMount", message=exc.message)
+            return None
+        sandbox_id: str | None = actions.sandbox_id
+        if actions.create_sandbox:
+            sandbox_id = await self._create_sandbox(pod, actions, pod_dir=pod_dir,
+                                                    result=result)
+        if sandbox_id is None:
+            return None
+        ips = self._ips(pod)
+        files = await asyncio.to_thread(
+            podfiles.write_pod_files, pod_dir, pod, ips, node_name=self.config.node_name,
+            cluster_domain=self.config.cluster_domain, cluster_dns=self.config.cluster_dns)
+        result.add(SyncAction.CONFIG_POD_SANDBOX, sandbox_id)
+        downward = PodContext(pod_ips=tuple(ips), host_ips=(self.node_ip,),
+                              node_cpu_milli=self.host.cpu_milli,
+                              node_memory_bytes=self.host.memory_bytes)
+        return SandboxContext(sandbox_id=sandbox_id, pod_dir=pod_dir, pod_ips=ips,
+                              host_ip=self.node_ip, volumes=prepared, files=files,
+                              downward=downward)
+
+    async def _create_sandbox(self, pod: Obj, actions: PodActions, *, pod_dir: str,
+                              result: PodSyncResult) -> str | None:
+        for cid in actions.purge_init_containers:
+            await self.runtime.remove_container(cid)
+        if actions.sandbox_changed:
+            self.recorder.event(pod, "Normal", "SandboxChanged", SANDBOX_CHANGED_MESSAGE)
+        started = await self.sandboxes.run(pod, attempt=actions.sandbox_attempt,
+                                           pod_dir=pod_dir)
+        if started.error:
+            result.add(SyncAction.CREATE_POD_SANDBOX, error="FailedCreatePodSandBox",
+                       message=started.error)
+            return None
+        if started.pod_ips is not None:
+            self._pod_ips[pod["metadata"]["uid"]] = list(started.pod_ips)
+        result.add(SyncAction.CREATE_POD_SANDBOX, started.sandbox_id)
+        return started.sandbox_id
+
+    async def _init_container(self, pod: Obj, start: ContainerStart, ctx: SandboxContext, *,
+                              result: PodSyncResult) -> None:
+        waiting = await self._start(pod, start, ctx, init=True)
+        result.add(SyncAction.INIT_CONTAINER, start.name, error=waiting.reason if waiting
+                   else "", message=waiting.message if waiting else "")
+
+    async def _app_containers(self, pod: Obj, starts: list[ContainerStart],
+                              ctx: SandboxContext, *, result: PodSyncResult) -> None:
+        for start in starts:
+            waiting = await self._start(pod, start, ctx, init=False)
+            result.add(SyncAction.START_CONTAINER, start.name, error=waiting.reason if waiting
+                       else "", message=waiting.message if waiting else "")
+
+    async def _start(self, pod: Obj, start: ContainerStart, ctx: SandboxContext, *,
+                     init: bool) -> Waiting | None:
+        """One container start (see the module docstring); None when it runs."""
+        try:
+            image = await self.puller.ensure(pod, start.container)
+        except ImagePullFailure as exc:
+            return Waiting(exc.reason, exc.message)
+        config = await self.containers.configure(
+            pod, start.container, image=image, restart_count=start.restart_count, ctx=ctx,
+            init=init)
+        if isinstance(config, Waiting):
+            return config
+        record_restart(self.backoff, pod, start, now=time.time())
+        return await self.containers.run(pod, start.container, config, ctx=ctx, init=init)
+
+    async def _report(self, pod: Obj, result: PodSyncResult,
+                      observed: Observed | None) -> None:
+        """Write the pod's status from ``observed`` (listed afresh when None)."""
+        sandboxes, containers = observed or await self._observe(pod)
+        pod_dir = podfiles.pod_dir(self.config.pods_dir, pod["metadata"]["uid"])
+        containers = await asyncio.to_thread(with_messages, pod_dir, pod, containers)
+        live = [s for s in sandboxes if s.state == SandboxState.READY]
+        status = pod_status(pod, live or sandboxes, containers, now=time.time(),
+                            waiting=result.waiting(), pod_ips=self._ips(pod),
+                            host_ip=self.node_ip, previous_status=pod.get("status") or {})
+        await self.status.set_status(pod, status)
+        result.add(SyncAction.REPORT_STATUS)
+
+    def _ips(self, pod: Obj) -> list[str]:
+        if (pod.get("spec") or {}).get("hostNetwork"):
+            return [self.node_ip]
+        known = self._pod_ips.get(pod["metadata"]["uid"])
+        if known:
+            return known
+        return [p["ip"] for p in (pod.get("status") or {}).get("podIPs") or [] if p.get("ip")]
+
+    async def _read_node(self) -> Obj | None:
+        try:
+            node: Obj = await self.client.get(NODES, self.config.node_name)
+            return node
+        except Exception as exc:  # API trouble: admit later
+            log.warning("reading node %s for admission failed: %s", self.config.node_name, exc)
+            return None

@@ -1,0 +1,94 @@
+"""The end of a pod on this node (kubelet ``SyncTerminatingPod`` + ``SyncTerminatedPod``):
+
+    terminate(pod)
+      1 observe ── list the pod's sandboxes and containers
+      2 kill ───── every RUNNING / CREATED container, concurrently (Killing, preStop, grace)
+      3 release ── each sandbox: network DEL, stop, remove; the pod's rootfs, volumes, dir
+      4 delete ─── the grace-0 delete of the pod in the API (uid precondition)
+                   ─▶ done; an API error other than gone / replaced / forbidden ─▶ retry
+
+``remove_orphans`` releases the sandboxes of pods this node no longer has. Both are
+idempotent; runtime and network errors propagate and the caller retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from podling.agent.config import AgentConfig
+from podling.agent.kuberuntime import labels, lifecycle, podfiles
+from podling.agent.kuberuntime.containers import ContainerManager
+from podling.agent.kuberuntime.sandbox import SandboxManager
+from podling.agent.pod.sync_result import PodSyncResult, SyncAction
+from podling.api import errors
+from podling.api.resources import PODS
+from podling.client import ApiClient
+from podling.runtime.interface import ContainerState, PodSandboxStatus, RuntimeService
+
+log = logging.getLogger(__name__)
+RETRY_SECONDS = 5.0  # after a failed final delete
+Obj = dict[str, Any]
+
+
+class PodTeardown:
+    """Terminates pods being deleted and removes orphaned sandboxes."""
+
+    def __init__(self, *, client: ApiClient, runtime: RuntimeService,
+                 containers: ContainerManager, sandboxes: SandboxManager,
+                 config: AgentConfig) -> None:
+        self.client = client
+        self.runtime = runtime
+        self.containers = containers
+        self.sandboxes = sandboxes
+        self.config = config
+
+    async def terminate(self, pod: Obj) -> PodSyncResult:
+        """Steps 1-4 (module docstring); ``done`` once the pod is gone from the API."""
+        meta = pod["metadata"]
+        result = PodSyncResult()
+        sandboxes = await self.runtime.list_pod_sandbox({labels.POD_UID: meta["uid"]})
+        containers = await self.runtime.list_containers(labels={labels.POD_UID: meta["uid"]})
+        grace = lifecycle.grace_period_seconds(pod)
+        specs = {c["name"]: c for c in (pod.get("spec") or {}).get("containers") or []}
+        running = [c for c in containers if c.state in (ContainerState.RUNNING,
+                                                        ContainerState.CREATED)]
+        await asyncio.gather(*(self.containers.stop(
+            pod, c, specs.get(c.labels.get(labels.CONTAINER_NAME, "")), grace=grace)
+            for c in running))
+        for c in running:
+            result.add(SyncAction.KILL_CONTAINER, c.labels.get(labels.CONTAINER_NAME, c.name))
+        await self._release(pod, sandboxes)
+        result.add(SyncAction.RELEASE_POD)
+        try:
+            await self.client.delete(PODS, meta["name"], meta.get("namespace"), grace_period=0,
+                                     preconditions={"uid": meta["uid"]})
+        except errors.ApiError as exc:
+            if exc.code not in (403, 404, 409):  # gone, replaced, or no longer ours
+                log.warning("final delete of pod %s failed: %s", meta["name"], exc.message)
+                result.add(SyncAction.DELETE_POD, error=str(exc.code), message=exc.message)
+                result.requeue_after = RETRY_SECONDS
+                return result
+        result.add(SyncAction.DELETE_POD)
+        result.done = True
+        return result
+
+    async def _release(self, pod: Obj, sandboxes: list[PodSandboxStatus]) -> None:
+        await self.sandboxes.release(
+            pod, sandboxes, pod_dir=podfiles.pod_dir(self.config.pods_dir, pod["metadata"]["uid"]))
+
+    async def remove_orphans(self, live_uids: set[str]) -> None:
+        """Release the sandboxes this node made for pods not in ``live_uids``."""
+        mine = await self.runtime.list_pod_sandbox({labels.MANAGED_BY: self.config.node_name})
+        by_pod: dict[str, list[PodSandboxStatus]] = {}
+        for sandbox in mine:
+            uid = sandbox.labels.get(labels.POD_UID, "")
+            if uid and uid not in live_uids:
+                by_pod.setdefault(uid, []).append(sandbox)
+        for uid, sandboxes in by_pod.items():
+            ghost = {"metadata": {"uid": uid, "name": sandboxes[0].metadata.name,
+                                  "namespace": sandboxes[0].metadata.namespace}}
+            log.info("removing orphaned pod %s/%s", ghost["metadata"]["namespace"],
+                     ghost["metadata"]["name"])
+            await self._release(ghost, sandboxes)
