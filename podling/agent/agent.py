@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from podling.agent.backoff import Backoff
 from podling.agent.config import AgentConfig
-from podling.agent.events import EventRecorder
+from podling.client.events import EventRecorder
 from podling.agent.node.host import host_resources
 from podling.agent.node.node_status import NodeStatusLoop
 from podling.agent.node.server import NodeServer

@@ -1,9 +1,9 @@
 """Exponential back-off per key, as the kubelet's (client-go flowcontrol.Backoff).
 
 Used for the CrashLoopBackOff of restarting containers (key ``(pod uid, container name)``)
-and for ImagePullBackOff (key ``(pod uid, image)``). Numbers (docs/k8s-formats.md): 10 s
-initial, doubling, capped at 300 s, forgotten after ``reset_after`` (600 s) without a new
-failure.
+and for ImagePullBackOff (key ``(pod uid, "image:" + container name)``). Numbers
+(docs/kubernetes-fidelity.md §3): 10 s initial, doubling, capped at 300 s, forgotten after
+``reset_after`` (600 s) without a new failure.
 
 Per key::
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from podling.agent.backoff import Backoff, go_duration
-from podling.agent.events import EventRecorder
+from podling.client.events import EventRecorder
 from podling.images.interface import Image, ImageError, ImageService, InvalidImageName
 
 

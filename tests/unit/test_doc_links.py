@@ -1,5 +1,6 @@
 """Every ``docs/….md`` the code, tests, benchmarks and docs point at is in the repository,
-and nothing points outside it (the project documents itself)."""
+every ``podling/….py`` the docs name exists, and nothing points outside the repository (the
+project documents itself)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOC_REFERENCE = re.compile(r"docs/[A-Za-z0-9_.-]+\.md")
+SOURCE_REFERENCE = re.compile(r"podling/[A-Za-z0-9_/]+\.py")
 OUTSIDE = re.compile(r"\.\./shared|/work/shared")
 
 
@@ -28,7 +30,10 @@ def test_references_resolve_inside_the_repository():
     for path in _sources():
         text = path.read_text(errors="replace")
         name = path.relative_to(ROOT)
-        missing = sorted({r for r in DOC_REFERENCE.findall(text) if not (ROOT / r).is_file()})
+        references = set(DOC_REFERENCE.findall(text))
+        if path.suffix == ".md":
+            references |= set(SOURCE_REFERENCE.findall(text))
+        missing = sorted(r for r in references if not (ROOT / r).is_file())
         if missing:
             problems.append(f"{name} points at missing {missing}")
         if OUTSIDE.search(text):

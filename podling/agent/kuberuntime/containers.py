@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from podling.agent.events import EventRecorder
+from podling.client.events import EventRecorder
 from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
 from podling.agent.kuberuntime.container_config import build_container_config
 from podling.agent.kuberuntime.env import PodContext, container_env

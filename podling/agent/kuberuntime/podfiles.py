@@ -51,7 +51,7 @@ def _alias_section(spec: Mapping[str, Any]) -> str:
 
 def hosts_file(pod: Mapping[str, Any], pod_ips: Sequence[str], *, host_network: bool,
                node_hosts: bytes, cluster_domain: str) -> bytes:
-    """The kubelet's managed hosts file (docs/k8s-formats.md), byte for byte.
+    """The kubelet's managed hosts file (docs/kubernetes-fidelity.md §7.1), byte for byte.
 
     Normal pods: header, the fixed localhost block, one line per pod IP (with the FQDN form
     ``<hostname>.<subdomain>.<ns>.svc.<clusterDomain>`` when spec.subdomain is set and a

@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from podling.agent.events import EventRecorder
+from podling.client.events import EventRecorder
 from podling.agent.kuberuntime import labels, podfiles, volumes
 from podling.images.interface import RootfsService
 from podling.network.interface import NetworkError, NetworkPlugin, PodNetworkInfo, PortMapping

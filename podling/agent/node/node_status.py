@@ -35,7 +35,7 @@ from podling.api.resources import NODES
 from podling.client.errors import ApiConnectionError
 
 if TYPE_CHECKING:
-    from podling.agent.events import EventRecorder
+    from podling.client.events import EventRecorder
     from podling.client.rest import ApiClient
 
 log = logging.getLogger(__name__)

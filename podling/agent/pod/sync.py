@@ -33,7 +33,7 @@ from typing import Any, Awaitable, Callable, NamedTuple
 
 from podling.agent.backoff import Backoff
 from podling.agent.config import AgentConfig
-from podling.agent.events import EventRecorder
+from podling.client.events import EventRecorder
 from podling.agent.images import ImagePuller, ImagePullFailure
 from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
 from podling.agent.kuberuntime.containers import ContainerManager, SandboxContext, Waiting

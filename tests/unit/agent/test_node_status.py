@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator
 import pytest
 
 from podling.agent.config import AgentConfig
-from podling.agent.events import EventRecorder
+from podling.client.events import EventRecorder
 from podling.agent.node.conditions import desired_conditions, merge_conditions, ready_message
 from podling.agent.node.host import (KUBELET_VERSION, Pressure, allocatable, default_route,
                                      primary_ipv4)
