@@ -9,7 +9,7 @@
   term matches nothing.
 
 The rules take the typed views (:mod:`podling.api.views`); ``pod_requests``,
-``is_terminal``, ``requirement_matches`` and ``matches_node`` also take JSON objects for
+``requirement_matches`` and ``matches_node`` also take JSON objects for
 callers not yet on the views. Nothing here does I/O or mutates its arguments.
 """
 
@@ -18,17 +18,15 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from .pods import TERMINAL_PHASES, is_terminal  # noqa: F401 - re-exported for older callers
 from .quantity import QuantityError, parse_quantity
 from .types import ObjMap
-from .views import (ContainerView, NodeSelectorRequirementView,
-                    NodeSelectorTermView, NodeView, PodSpecView, PodStatusView, PodView)
+from .views import (ContainerView, NodeSelectorRequirementView, NodeSelectorTermView, NodeView,
+                    PodSpecView, PodView)
 
 Resources = dict[str, int]
 
 CPU, MEMORY, EPHEMERAL_STORAGE, PODS = "cpu", "memory", "ephemeral-storage", "pods"
-__all__ = ["CPU", "EPHEMERAL_STORAGE", "MEMORY", "PODS", "TERMINAL_PHASES", "Resources",
-           "is_terminal"]
+__all__ = ["CPU", "EPHEMERAL_STORAGE", "MEMORY", "PODS", "Resources"]
 
 
 # -- resources ---------------------------------------------------------------------------------

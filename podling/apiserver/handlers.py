@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..api import errors, patch, protobuf, selectors, unimplemented
 from ..api.resources import BINDINGS, METRICS_GROUP, Resource
+from ..api.types import Obj
 from ..storage.interface import Preconditions
 from . import authz, bodies, encoding, requestinfo, watch
 from .auth import USER_KEY
@@ -26,7 +27,6 @@ from .streaming.node import NodeDialer
 from .streaming.portforward import serve_port_forward
 from .streaming.remotecommand import serve_remote_command
 
-Obj = dict[str, Any]
 PATCH_TYPES = {
     "application/json-patch+json": "json",
     "application/merge-patch+json": "merge",

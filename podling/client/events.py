@@ -38,17 +38,17 @@ import collections
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from ..api.errors import ApiError
 from ..api.resources import EVENTS
+from ..api.types import Obj
 from ..util.timefmt import epoch_rfc3339
 from .errors import ApiConnectionError
 from .rest import ApiClient
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 EVENT_TYPES = ("Normal", "Warning")
 CACHE_SIZE = 4096  # client-go's maxLruCacheEntries
 DROP_LOG_EVERY = 100

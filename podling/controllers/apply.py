@@ -8,13 +8,13 @@ server's whole pipeline (strategies, validation, optimistic concurrency), exactl
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Callable
 
 from ..api.errors import ApiError
 from ..api.resources import Resource
+from ..api.types import Obj
 from ..client import ApiClient, resource_path
 
-Obj = dict[str, Any]
 ATTEMPTS = 5
 
 

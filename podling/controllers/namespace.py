@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from ..api.errors import ApiError
 from ..api.resources import NAMESPACES, RESOURCES, Resource
+from ..api.types import Obj
 from ..client import DELETED, ApiClient, ApiConnectionError, Informer
 from .apply import update_object
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 DRAIN_RETRY_SECONDS = 0.5
 RESYNC_SECONDS = 300.0
 FINALIZER = "kubernetes"

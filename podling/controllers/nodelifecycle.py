@@ -25,19 +25,19 @@ Pods on unreachable nodes are not evicted (no tolerationSeconds handling).
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from typing import Any
 
 from ..api import errors
 from ..api.resources import LEASES, NODES
+from ..api.types import Obj
 from ..client import ApiClient
 from ..util.clock import Clock, SystemClock
+from ..util.timefmt import epoch_rfc3339
 from .apply import update_object
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 
 LEASE_NAMESPACE = "kube-node-lease"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
@@ -53,11 +53,6 @@ MAX_PERIOD_SECONDS = 5.0  # kube-controller-manager's --node-monitor-period
 def default_period(grace_seconds: float) -> float:
     """How often to re-check: a quarter of the grace, between 0.2 s and 5 s."""
     return min(MAX_PERIOD_SECONDS, max(0.2, grace_seconds / 4))
-
-
-def format_time(seconds: float) -> str:
-    """Epoch seconds as a Kubernetes metav1.Time string."""
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def heartbeat(node: Obj, lease: Obj | None) -> tuple[Any, Any]:
@@ -194,7 +189,7 @@ class NodeLifecycleController:
 
     async def _converge(self, node: Obj, unreachable: bool, now: float) -> None:
         name = node["metadata"]["name"]
-        stamp = format_time(now)
+        stamp = epoch_rfc3339(now)
         try:
             if unreachable:
                 if any((condition(node, t) or {}).get("status") != "Unknown"

@@ -21,8 +21,6 @@ to swap a component for a symlink cannot redirect the mount.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import shutil
 import stat
@@ -32,13 +30,10 @@ from podling.agent.kuberuntime.env import expand
 from podling.agent.kuberuntime.errors import ContainerConfigError
 from podling.api.quantity import QuantityError, parse_quantity
 from podling.runtime.interface import Mount, MountPropagation
+from podling.util.mounts import (MS_BIND, MS_NODEV, MS_NOSUID, is_mountpoint, mount, mounts_under,
+                                 unmount)
 
 FAILED_MOUNT = "FailedMount"
-
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_BIND = 0x1000
-MNT_DETACH = 0x2
 
 _PROPAGATION = {None: MountPropagation.PRIVATE, "None": MountPropagation.PRIVATE,
                 "HostToContainer": MountPropagation.HOST_TO_CONTAINER,
@@ -52,56 +47,6 @@ class VolumeError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
-
-
-# -- syscalls -------------------------------------------------------------------------------
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _mount(source: str, target: str, fstype: str | None, *, flags: int,
-           data: str | None) -> None:
-    rc = _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
-                     ctypes.c_ulong(flags), data.encode() if data else None)
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
-
-
-def _umount(target: str) -> None:
-    if _libc.umount2(target.encode(), MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        if err not in (22, 2):  # EINVAL: not a mount point; ENOENT: gone
-            raise OSError(err, f"umount {target}: {os.strerror(err)}")
-
-
-def mounts_under(path: str) -> list[str]:
-    """Mount points at or below ``path`` in this process's mount namespace, deepest first."""
-    root = os.path.realpath(path)
-    found = []
-    with open("/proc/self/mountinfo", "rb") as f:
-        for line in f:
-            point = _unescape(line.split()[4].decode("utf-8", "surrogateescape"))
-            if point == root or point.startswith(root.rstrip("/") + "/"):
-                found.append(point)
-    return sorted(set(found), key=lambda p: (-p.count("/"), p))
-
-
-def is_mount_point(path: str) -> bool:
-    """True when ``path`` is a mount point (bind mounts of the same filesystem included)."""
-    return os.path.realpath(path) in mounts_under(path)
-
-
-def _unescape(text: str) -> str:
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and len(text[i + 1:i + 4]) == 3 and text[i + 1:i + 4].isdigit():
-            out.append(chr(int(text[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
 
 
 # -- prepare ----------------------------------------------------------------------------------
@@ -133,7 +78,7 @@ def prepare_empty_dir(pod_dir: str, name: str, spec: Mapping[str, Any]) -> str:
     path = empty_dir_path(pod_dir, name)
     os.makedirs(path, exist_ok=True)
     medium = spec.get("medium") or ""
-    if medium == "Memory" and not is_mount_point(path):
+    if medium == "Memory" and not is_mountpoint(path):
         options = None
         if spec.get("sizeLimit") not in (None, ""):
             try:
@@ -142,7 +87,7 @@ def prepare_empty_dir(pod_dir: str, name: str, spec: Mapping[str, Any]) -> str:
                 raise VolumeError(f"volume {name!r}: invalid sizeLimit: {e}") from e
             options = f"size={size}"
         try:
-            _mount("tmpfs", path, "tmpfs", flags=MS_NOSUID | MS_NODEV, data=options)
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options)
         except OSError as e:
             raise VolumeError(f"MountVolume.SetUp failed for volume {name!r} : {e}") from e
     elif medium not in ("", "Memory"):
@@ -314,16 +259,16 @@ def _bind_fd(fd: int, target: str, fail: str) -> None:
     is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
     os.makedirs(os.path.dirname(target), mode=0o750, exist_ok=True)
     for _ in range(16):  # a previous attempt's bind (possibly stacked): take it down
-        if not is_mount_point(target):
+        if not is_mountpoint(target):
             break
-        _umount(target)
+        unmount(target)
     if not os.path.lexists(target):
         if is_dir:
             os.mkdir(target, 0o750)
         else:
             os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o640))
     try:
-        _mount(f"/proc/self/fd/{fd}", target, None, flags=MS_BIND, data=None)
+        mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
     except OSError as e:
         raise ContainerConfigError(f"{fail}: {e.strerror}") from e
 
@@ -341,7 +286,7 @@ def cleanup_volumes(pod_dir: str) -> None:
             continue
         for point in mounts_under(root):
             try:
-                _umount(point)
+                unmount(point)
             except OSError as e:
                 raise VolumeError(f"cleanup of {pod_dir}: {e}") from e
         if mounts_under(root):

@@ -21,12 +21,12 @@ Warning event carries the reason and the bare message. Everything here is pure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
-from podling.api.fit import (CPU, EPHEMERAL_STORAGE, MEMORY, PODS, is_terminal, matches_node,
-                             pod_requests, resource_list)
-
-Obj = dict[str, Any]
+from podling.api.fit import (CPU, EPHEMERAL_STORAGE, MEMORY, PODS, matches_node, pod_requests,
+                             resource_list)
+from podling.api.pods import is_terminal
+from podling.api.types import Obj
 
 REJECTED_PREFIX = "Pod was rejected: "
 NODE_AFFINITY = "NodeAffinity"

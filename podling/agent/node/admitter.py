@@ -13,16 +13,15 @@ pods cannot both take the last CPU. The checks themselves are in :mod:`.admissio
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from podling.agent.node import admission
-from podling.util.timefmt import format_rfc3339
+from podling.api.types import Obj
+from podling.util.timefmt import epoch_rfc3339
 
 log = logging.getLogger(__name__)
-Obj = dict[str, Any]
 GetNode = Callable[[], Awaitable[Obj | None]]
 
 
@@ -72,7 +71,7 @@ class Admitter:
     def _refuse(self, pod: Obj, refusal: admission.Rejection, now: float) -> AdmitResult:
         meta = pod["metadata"]
         log.info("pod %s/%s rejected: %s", meta.get("namespace"), meta["name"], refusal.message)
-        start = format_rfc3339(dt.datetime.fromtimestamp(now, dt.timezone.utc))
+        start = epoch_rfc3339(now)
         status = refusal.status(pod.get("status"), start_time=start)
         self._rejected[meta["uid"]] = status
         return AdmitResult(False, refusal.reason, refusal.message, status=status, new=True)

@@ -5,11 +5,8 @@ the node events recorded when one changes. Pure.
 
 from __future__ import annotations
 
-from typing import Any
-
 from podling.agent.node.host import Pressure
-
-Obj = dict[str, Any]
+from podling.api.types import Obj
 
 # type → ((status-if-short reason, message), (status-if-fine reason, message), event names)
 _PRESSURE = {

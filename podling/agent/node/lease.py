@@ -4,22 +4,17 @@ tick of the node loop (kubelet nodelease controller). Its only writer is that lo
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from podling.api.errors import ApiError
 from podling.api.resources import LEASES
+from podling.api.types import Obj
+from podling.util.timefmt import epoch_rfc3339
 
 if TYPE_CHECKING:
     from podling.client.rest import ApiClient
 
-Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
-
-
-def micro_time(seconds: float) -> str:
-    """An API MicroTime: RFC 3339 with microseconds, UTC."""
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class NodeLease:
@@ -42,7 +37,7 @@ class NodeLease:
                                         "uid": node_uid}]
         spec = dict((lease or {}).get("spec") or {})
         spec.update(holderIdentity=self.name, leaseDurationSeconds=self.duration_seconds,
-                    renewTime=micro_time(self.clock()))
+                    renewTime=epoch_rfc3339(self.clock(), micro=True))
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta,
                 "spec": spec}
 

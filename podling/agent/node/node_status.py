@@ -19,20 +19,21 @@ facts come from :mod:`.host`, the Lease from :mod:`.lease`.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from podling.agent.config import AgentConfig
-from podling.agent.node.conditions import (condition_events, desired_conditions,
-                                           merge_conditions, without_heartbeats)
+from podling.agent.node.conditions import (condition_events, desired_conditions, merge_conditions,
+                                           without_heartbeats)
 from podling.agent.node.host import (Pressure, allocatable, capacity, node_info, primary_ipv4,
                                      probe_pressure)
 from podling.agent.node.lease import NodeLease
 from podling.api.errors import ApiError
 from podling.api.resources import NODES
+from podling.api.types import Obj
 from podling.client.errors import ApiConnectionError
+from podling.util.timefmt import epoch_rfc3339
 
 if TYPE_CHECKING:
     from podling.client.events import EventRecorder
@@ -40,15 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Clock = Callable[[], float]  # seconds since the epoch, like time.time
 ReadyCheck = Callable[[], Awaitable[list[str]]]
 
 STATUS_REPORT_SECONDS = 300.0  # the kubelet's nodeStatusReportFrequency
-
-
-def _time(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- the loop ----------------------------------------------------------------------------
@@ -129,7 +125,7 @@ class NodeStatusLoop:
         previous = ((self.node or {}).get("status") or {}).get("conditions") or []
         conditions = merge_conditions(previous, desired_conditions(await self._problems(),
                                                                    pressure),
-                                      _time(self.clock()))
+                                      epoch_rfc3339(self.clock()))
         return dict(static, conditions=conditions)
 
     # -- registration ----------------------------------------------------------------------

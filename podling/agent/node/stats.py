@@ -29,15 +29,15 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from aiohttp import web
 
 from podling.agent.kuberuntime import labels
+from podling.api.types import Obj
 from podling.runtime.interface import ContainerState, ContainerStats, NotFound, RuntimeService
 from podling.util.clock import Clock, SystemClock
-from podling.util.timefmt import format_rfc3339
+from podling.util.timefmt import epoch_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ MIN_WINDOW = 0.5  # seconds: the shortest span a rate is computed over
 MAX_AGE = 60.0  # seconds: an older previous sample is not used
 SETTLE = 1.0  # seconds between the two samples of a request without usable history
 NODE_KEY = "\0node"
-
-Obj = dict[str, Any]
 
 
 # -- the host ---------------------------------------------------------------------------
@@ -178,12 +176,8 @@ class _Samples:
     containers: list[_ContainerSample]
 
 
-def _time(when: float) -> str:
-    return format_rfc3339(datetime.fromtimestamp(when, timezone.utc))
-
-
 def _cpu(when: float, usage_ns: int, rate: Rate | None) -> Obj:
-    cpu: Obj = {"time": _time(when), "usageCoreNanoSeconds": usage_ns}
+    cpu: Obj = {"time": epoch_rfc3339(when), "usageCoreNanoSeconds": usage_ns}
     if rate is not None:
         cpu["usageNanoCores"] = rate.nanocores
         cpu["windowSeconds"] = round(rate.window, 3)
@@ -263,7 +257,7 @@ class NodeStats:
         memory = samples.memory
         node = {"nodeName": self._node_name or self._pod_node(samples) or socket.gethostname(),
                 "cpu": _cpu(samples.time, samples.node_cpu_ns, rates.get(NODE_KEY)),
-                "memory": {"time": _time(samples.time),
+                "memory": {"time": epoch_rfc3339(samples.time),
                            "availableBytes": memory.available_bytes,
                            "usageBytes": memory.usage_bytes,
                            "workingSetBytes": memory.working_set_bytes}}
@@ -284,9 +278,9 @@ def _pods(containers: list[_ContainerSample], rates: dict[str, Rate | None]) -> 
                        "uid": meta["uid"]}, "containers": []})
         s = c.stats
         entry["containers"].append({
-            "name": c.name, "startTime": _time(c.started_at),
+            "name": c.name, "startTime": epoch_rfc3339(c.started_at),
             "cpu": _cpu(s.timestamp, s.cpu_usage_core_nanoseconds, rates.get(s.container_id)),
-            "memory": {"time": _time(s.timestamp), "usageBytes": s.memory_usage_bytes,
+            "memory": {"time": epoch_rfc3339(s.timestamp), "usageBytes": s.memory_usage_bytes,
                        "workingSetBytes": s.memory_working_set_bytes}})
     for entry in by_pod.values():
         entry["containers"].sort(key=lambda c: c["name"])

@@ -22,15 +22,15 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from podling.agent.pod.sync_result import PodSyncResult
+from podling.api.types import Obj
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 2.0  # after a failed sync
 JITTER_FRACTION = 0.1
-Obj = dict[str, Any]
 Sync = Callable[[Obj, bool], Awaitable[PodSyncResult]]
 Jitter = Callable[[float], float]
 

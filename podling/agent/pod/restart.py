@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from podling.agent.kuberuntime import labels as L
+from podling.api.pods import is_terminal
 from podling.runtime.interface import ContainerState, ContainerStatus
 
 
@@ -56,5 +57,4 @@ def should_restart(pod: dict[str, Any], status: ContainerStatus | None) -> bool:
 
 def is_terminating(pod: dict[str, Any]) -> bool:
     """Deleted, or already in a terminal phase: kill, start nothing."""
-    return bool(pod.get("metadata", {}).get("deletionTimestamp")) or \
-        pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+    return bool(pod.get("metadata", {}).get("deletionTimestamp")) or is_terminal(pod)

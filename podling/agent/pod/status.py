@@ -39,19 +39,14 @@ probes are not modelled here).
 
 from __future__ import annotations
 
-import datetime as _dt
 from typing import Any
 
 from podling.agent.kuberuntime.labels import IMAGE_ANNOTATION, IMAGE_ID_ANNOTATION
 from podling.agent.pod.restart import latest_by_name, restart_count_of, should_restart
-from podling.runtime.interface import (
-    ContainerState,
-    ContainerStatus,
-    NamespaceMode,
-    PodSandboxStatus,
-    SandboxState,
-)
-from podling.util.timefmt import format_rfc3339
+from podling.api.pods import is_terminal_phase
+from podling.runtime.interface import (ContainerState, ContainerStatus, NamespaceMode,
+                                       PodSandboxStatus, SandboxState)
+from podling.util.timefmt import epoch_rfc3339
 
 CONTAINER_ID_SCHEME = "podling://"
 STATUS_UNKNOWN = "ContainerStatusUnknown"
@@ -60,11 +55,6 @@ MSG_GONE_DELETED = ("The container could not be located when the pod was deleted
 MSG_GONE_TERMINATED = "The container could not be located when the pod was terminated"
 
 KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
-
-
-def ts(seconds: float) -> str:
-    """A float epoch time as an API timestamp."""
-    return format_rfc3339(_dt.datetime.fromtimestamp(seconds, _dt.timezone.utc))
 
 
 def pod_status(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
@@ -82,7 +72,7 @@ def pod_status(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
     terminal = bool(pod.get("metadata", {}).get("deletionTimestamp")) and not any(
         c.state in (ContainerState.RUNNING, ContainerState.CREATED) for c in containers)
     phase = get_phase(pod, init_statuses, app_statuses, terminal=terminal)
-    if prev.get("phase") in ("Succeeded", "Failed"):
+    if is_terminal_phase(prev.get("phase")):
         phase = prev["phase"]
     ips = list(pod_ips) or [p["ip"] for p in prev.get("podIPs") or [] if p.get("ip")]
     status: dict[str, Any] = {"phase": phase}
@@ -96,7 +86,7 @@ def pod_status(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
     if ips:
         status["podIP"] = ips[0]
         status["podIPs"] = [{"ip": ip} for ip in ips]
-    status["startTime"] = prev.get("startTime") or ts(now)
+    status["startTime"] = prev.get("startTime") or epoch_rfc3339(now)
     for key in ("qosClass", "reason", "message", "nominatedNodeName"):
         if prev.get(key):
             status[key] = prev[key]
@@ -212,7 +202,7 @@ class _Ctx:
 def _times(d: dict[str, Any], **fields: float) -> dict[str, Any]:
     for key, value in fields.items():
         if value:
-            d[key] = ts(value)
+            d[key] = epoch_rfc3339(value)
     return d
 
 
@@ -388,10 +378,10 @@ def merge_conditions(new: list[dict[str, Any]], old: list[dict[str, Any]],
         before = old_by_type.get(c["type"])
         kept = before.get("lastTransitionTime") if before is not None \
             and before.get("status") == c["status"] else None
-        when = kept or ts(now)
+        when = kept or epoch_rfc3339(now)
         out.append({**c, "lastProbeTime": None, "lastTransitionTime": when})
     out.append(old_by_type.get("PodScheduled") or {
         "type": "PodScheduled", "status": "True", "lastProbeTime": None,
-        "lastTransitionTime": ts(now)})
+        "lastTransitionTime": epoch_rfc3339(now)})
     out.extend(c for c in old if c.get("type") not in (*KUBELET_CONDITIONS, "PodScheduled"))
     return out

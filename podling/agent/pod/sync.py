@@ -29,11 +29,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable, NamedTuple
+from typing import Awaitable, Callable, NamedTuple
 
 from podling.agent.backoff import Backoff
 from podling.agent.config import AgentConfig
-from podling.client.events import EventRecorder
 from podling.agent.images import ImagePuller, ImagePullFailure
 from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
 from podling.agent.kuberuntime.containers import ContainerManager, SandboxContext, Waiting
@@ -42,16 +41,17 @@ from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.kuberuntime.termination import with_messages
 from podling.agent.node.admitter import Admitter
 from podling.agent.node.host import HostResources, host_resources
-from podling.agent.pod.plan import (CRASH_LOOP_BACK_OFF, REASON_RESTART,
-                                    SANDBOX_CHANGED_MESSAGE, ContainerStart, PodActions,
-                                    compute_pod_actions)
+from podling.agent.pod.plan import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
+                                    ContainerStart, PodActions, compute_pod_actions)
 from podling.agent.pod.restart import backoff_key
 from podling.agent.pod.status import pod_status
 from podling.agent.pod.status_manager import StatusManager
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.agent.pod.teardown import PodTeardown
 from podling.api.resources import NODES
+from podling.api.types import Obj
 from podling.client import ApiClient
+from podling.client.events import EventRecorder
 from podling.images.interface import ImageService, RootfsService
 from podling.network.interface import NetworkPlugin
 from podling.runtime.interface import (ContainerStatus, PodSandboxStatus, RuntimeService,
@@ -59,7 +59,6 @@ from podling.runtime.interface import (ContainerStatus, PodSandboxStatus, Runtim
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # when the Node cannot be read for admission
-Obj = dict[str, Any]
 
 
 class Observed(NamedTuple):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from podling.agent.config import AgentConfig
 from podling.agent.kuberuntime import labels, lifecycle, podfiles
@@ -24,12 +23,12 @@ from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.api import errors
 from podling.api.resources import PODS
+from podling.api.types import Obj
 from podling.client import ApiClient
 from podling.runtime.interface import ContainerState, PodSandboxStatus, RuntimeService
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # after a failed final delete
-Obj = dict[str, Any]
 
 
 class PodTeardown:

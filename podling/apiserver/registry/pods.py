@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from ...api import defaults, errors, validation
 from ...api.errors import Cause
+from ...api.pods import is_terminal
 from .strategy import Obj, Strategy
-
-TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 class PodStrategy(Strategy):
@@ -42,7 +41,7 @@ class PodStrategy(Strategy):
         """Kubernetes' pod rule: the request's value, else the spec's; 0 when the pod never
         reached a node or has finished; a negative value counts as 1."""
         spec = obj.get("spec") or {}
-        if not spec.get("nodeName") or (obj.get("status") or {}).get("phase") in TERMINAL_PHASES:
+        if not spec.get("nodeName") or is_terminal(obj):
             return 0
         grace = requested if requested is not None else spec.get("terminationGracePeriodSeconds", 30)
         return 1 if grace < 0 else grace

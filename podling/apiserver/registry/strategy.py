@@ -17,16 +17,15 @@ through the store it is given (the same pipeline), never by writing to storage d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...api import validation
 from ...api.errors import Cause
 from ...api.resources import Resource
+from ...api.types import Obj
 
 if TYPE_CHECKING:
     from .store import RegistryStore
-
-Obj = dict[str, Any]
 
 
 class Strategy:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from agent_builders import T0, cs, make_pod, sandbox
 
-from podling.agent.pod.status import get_phase, pod_status, ts
+from podling.agent.pod.status import get_phase, pod_status
+from podling.util.timefmt import epoch_rfc3339
 
 NOW = T0 + 100
 
@@ -110,7 +111,7 @@ def test_running_container_status_fields():
     s = status(pod, [c])["containerStatuses"][0]
     assert s == {"name": "a", "image": "busybox", "imageID": "", "containerID": "podling://abc",
                  "lastState": {}, "restartCount": 1, "ready": True, "started": True,
-                 "state": {"running": {"startedAt": ts(T0 + 2)}}}
+                 "state": {"running": {"startedAt": epoch_rfc3339(T0 + 2)}}}
 
 
 def test_terminated_state_and_last_state_from_previous_instance():
@@ -121,8 +122,8 @@ def test_terminated_state_and_last_state_from_previous_instance():
     s = status(pod, [second, first])["containerStatuses"][0]
     assert s["containerID"] == "podling://two" and "running" in s["state"]
     assert s["lastState"] == {"terminated": {
-        "exitCode": 2, "reason": "Error", "message": "boom", "startedAt": ts(T0),
-        "finishedAt": ts(T0 + 3), "containerID": "podling://one"}}
+        "exitCode": 2, "reason": "Error", "message": "boom", "startedAt": epoch_rfc3339(T0),
+        "finishedAt": epoch_rfc3339(T0 + 3), "containerID": "podling://one"}}
 
 
 @pytest.mark.parametrize("reason", ["Completed", "OOMKilled", "StartError"])
@@ -154,7 +155,7 @@ def test_image_annotations_used_when_present():
 def test_vanished_running_container_reported_as_status_unknown():
     pod = make_pod("a")
     prev = {"containerStatuses": [{"name": "a", "restartCount": 2, "lastState": {},
-                                   "state": {"running": {"startedAt": ts(T0)}}}]}
+                                   "state": {"running": {"startedAt": epoch_rfc3339(T0)}}}]}
     s = status(pod, [], prev=prev)["containerStatuses"][0]
     assert s["lastState"]["terminated"]["reason"] == "ContainerStatusUnknown"
     assert s["lastState"]["terminated"]["exitCode"] == 137
@@ -191,7 +192,7 @@ def test_conditions_of_a_running_pod_in_kubelet_order():
     assert [c["type"] for c in st["conditions"]] == [
         "PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
     assert all(c["status"] == "True" for c in st["conditions"])
-    assert all(c["lastTransitionTime"] == ts(NOW) for c in st["conditions"])
+    assert all(c["lastTransitionTime"] == epoch_rfc3339(NOW) for c in st["conditions"])
 
 
 def test_succeeded_pod_conditions():
@@ -224,15 +225,15 @@ def test_transition_times_kept_when_unchanged_and_pod_scheduled_kept():
     prev = {**first, "conditions": [
         *first["conditions"][:-1],
         {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"},
-        {"type": "DisruptionTarget", "status": "True", "lastTransitionTime": ts(T0)}]}
+        {"type": "DisruptionTarget", "status": "True", "lastTransitionTime": epoch_rfc3339(T0)}]}
     second = status(pod, [cs(pod, "a")], prev=prev, now=T0 + 50)
     times = {c["type"]: c["lastTransitionTime"] for c in second["conditions"]}
-    assert times["PodReadyToStartContainers"] == ts(T0)  # unchanged (True both times)
-    assert times["Initialized"] == ts(T0)
-    assert times["Ready"] == ts(T0 + 50)  # False -> True
+    assert times["PodReadyToStartContainers"] == epoch_rfc3339(T0)  # unchanged (True both times)
+    assert times["Initialized"] == epoch_rfc3339(T0)
+    assert times["Ready"] == epoch_rfc3339(T0 + 50)  # False -> True
     assert times["PodScheduled"] == "2020-01-01T00:00:00Z"
     assert "DisruptionTarget" in times
-    assert second["startTime"] == first["startTime"] == ts(T0)
+    assert second["startTime"] == first["startTime"] == epoch_rfc3339(T0)
 
 
 def test_readiness_gates():

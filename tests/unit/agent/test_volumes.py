@@ -13,9 +13,10 @@ from typing import Any, Iterator
 import pytest
 
 from podling.agent.kuberuntime.errors import ContainerConfigError
-from podling.agent.kuberuntime.volumes import (VolumeError, cleanup_volumes, is_mount_point,
-                                               mounts_under, prepare_volumes, volume_mounts)
+from podling.agent.kuberuntime.volumes import (VolumeError, cleanup_volumes, prepare_volumes,
+                                               volume_mounts)
 from podling.runtime.interface import Mount, MountPropagation
+from podling.util.mounts import is_mountpoint, mounts_under
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts)")
 
@@ -222,7 +223,7 @@ def test_sub_path_bind_mounted(pod_dir) -> None:
     base = os.path.join(pod_dir, "volume-subpaths", "data", "c")
     assert mounts == [Mount(os.path.join(base, "0"), "/x"),
                       Mount(os.path.join(base, "1"), "/f", readonly=True)]
-    assert is_mount_point(os.path.join(base, "0")) and is_mount_point(os.path.join(base, "1"))
+    assert is_mountpoint(os.path.join(base, "0")) and is_mountpoint(os.path.join(base, "1"))
     with open(os.path.join(base, "1")) as f:
         assert f.read() == "hello"
     assert _mounts(pod, prepared, pod_dir=pod_dir) == mounts   # redo: no stacked mounts

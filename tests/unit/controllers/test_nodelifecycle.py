@@ -13,9 +13,9 @@ import pytest
 from podling.api.errors import ApiError
 from podling.client import ApiClient
 from podling.controllers import nodelifecycle
-from podling.controllers.nodelifecycle import (UNREACHABLE_TAINT, NodeLifecycleController,
-                                               format_time)
+from podling.controllers.nodelifecycle import UNREACHABLE_TAINT, NodeLifecycleController
 from podling.util.clock import FakeClock
+from podling.util.timefmt import epoch_rfc3339
 
 GRACE = 40.0
 TYPES = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
@@ -44,7 +44,7 @@ async def env(client: ApiClient):
 
 
 async def renew(client: ApiClient, name: str, clock: FakeClock) -> None:
-    stamp = format_time(clock.now()).replace("Z", ".000000Z")
+    stamp = epoch_rfc3339(clock.now()).replace("Z", ".000000Z")
     try:
         lease = await client.get("leases", name, "kube-node-lease")
     except ApiError:
@@ -83,7 +83,7 @@ async def test_a_silent_node_turns_unknown_and_unreachable_after_the_grace(env) 
     clock.advance(1)
     await controller.sync()
     node = await client.get("nodes", "n1")
-    now = format_time(clock.now())
+    now = epoch_rfc3339(clock.now())
     for type_, cond in conditions(node).items():
         assert (cond["status"], cond["reason"], cond["message"]) == \
             ("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status."), type_
@@ -108,7 +108,7 @@ async def test_later_passes_keep_the_first_transition_time_and_write_nothing(env
     again = await client.get("nodes", "n1")
     assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
     assert conditions(again)["Ready"]["lastTransitionTime"] == \
-        format_time(clock.now() - 30)
+        epoch_rfc3339(clock.now() - 30)
 
 
 async def test_renewals_keep_the_node_reachable(env) -> None:
@@ -137,7 +137,7 @@ async def test_recovery_removes_the_taints_once_the_agent_reports_ready(env) -> 
     await controller.sync()
     assert unreachable(await client.get("nodes", "n1"))
 
-    stamp = format_time(clock.now())
+    stamp = epoch_rfc3339(clock.now())
 
     def ready(n: dict) -> dict:
         for cond in n["status"]["conditions"]:
@@ -172,7 +172,7 @@ async def test_status_heartbeats_count_as_signs_of_life(env) -> None:
     await controller.sync()
     for _ in range(4):
         clock.advance(GRACE / 2)
-        stamp = format_time(clock.now())
+        stamp = epoch_rfc3339(clock.now())
 
         def beat(n: dict) -> dict:
             for cond in n["status"]["conditions"]:
