@@ -1,6 +1,6 @@
 """Async client for the podling API: REST (:class:`ApiClient`) and informers.
 
-Only ``podling.api`` and ``podling.util`` may be imported from here (see DESIGN.md §2).
+Only ``podling.api`` and ``podling.util`` may be imported from here (docs/architecture.md §2).
 """
 
 from ..api.errors import ApiError

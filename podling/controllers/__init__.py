@@ -1,4 +1,5 @@
-"""Controllers: API clients that converge cluster state, like the scheduler (DESIGN.md §2).
+"""Controllers: API clients that converge cluster state, like the scheduler
+(docs/architecture.md §2).
 
 - :mod:`.namespace` — empties and finalizes namespaces being deleted
 - :mod:`.nodelifecycle` — marks nodes whose agent went silent Unknown and unreachable

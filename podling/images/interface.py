@@ -1,4 +1,4 @@
-"""The ImageService protocol (DESIGN.md §3) and the values it deals in.
+"""The ImageService protocol (docs/architecture.md §3) and the values it deals in.
 
 The agent uses images only through this module, including the errors it reports
 (re-exported from :mod:`.errors`). Digests are ``sha256:<hex>`` strings; references are

@@ -1,4 +1,4 @@
-"""``LocalImageService``: the node's image store (DESIGN.md §3 ImageService).
+"""``LocalImageService``: the node's image store (docs/architecture.md §3).
 
 Layout under ``ImageStoreConfig.root`` (``<data-dir>/images``)::
 

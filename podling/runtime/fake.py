@@ -1,4 +1,4 @@
-"""FakeRuntime: an in-memory RuntimeService for the agent's unit tests (DESIGN.md §5.4).
+"""FakeRuntime: an in-memory RuntimeService for the agent's unit tests (docs/architecture.md §5).
 
 It follows the same state machines and error contracts as the real runtime (the runtime
 conformance suite runs against both), and adds test controls:

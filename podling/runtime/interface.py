@@ -1,4 +1,4 @@
-"""The CRI-shaped RuntimeService protocol (DESIGN.md §3) and the values it deals in.
+"""The CRI-shaped RuntimeService protocol (docs/architecture.md §3) and the values it deals in.
 
 The agent uses the container runtime only through this module. Implementations:
 ``podling.runtime.fake.FakeRuntime`` (in memory, for unit tests) and

@@ -9,7 +9,7 @@ A cycle for one pod (Kubernetes' ``schedulePod``)::
     several         ──▶ each score plugin scores every feasible node, normalises to
                         0..100, times its weight; the highest total wins (ties: random)
 
-Plugins return values, never raise for an expected outcome (DESIGN.md §5.3): a filter
+Plugins return values, never raise for an expected outcome (docs/architecture.md §5): a filter
 returns ``None`` (fits) or a :class:`Status`; a scorer returns an int.
 """
 

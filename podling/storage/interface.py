@@ -1,4 +1,4 @@
-"""The Storage protocol every backend implements (DESIGN.md §3).
+"""The Storage protocol every backend implements (docs/architecture.md §3).
 
 Values are JSON dicts. The store stamps ``metadata.resourceVersion`` from one global,
 monotonically increasing revision; every write (create, update, delete) takes the next

@@ -1,4 +1,4 @@
-"""The SQLite backend: the embedded default store (DESIGN.md §3, §4).
+"""The SQLite backend: the embedded default store (docs/architecture.md §3, §4).
 
 Layout. :class:`SqliteStore` is a :class:`~podling.storage.cache.CachedStore`: reads, lists
 and watches are served from memory; each write is made durable by :meth:`SqliteStore._persist`

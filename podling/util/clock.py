@@ -1,4 +1,4 @@
-"""Clocks: the real one and a fake one for tests (DESIGN.md §5.4).
+"""Clocks: the real one and a fake one for tests (docs/architecture.md §5).
 
 Code that measures time takes a ``Clock`` instead of calling ``time.time()`` /
 ``asyncio.sleep`` directly, so that tests can move time by hand.

@@ -10,7 +10,7 @@ import re
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOC_REFERENCE = re.compile(r"docs/[A-Za-z0-9_.-]+\.md")
 SOURCE_REFERENCE = re.compile(r"podling/[A-Za-z0-9_/]+\.py")
-OUTSIDE = re.compile(r"\.\./shared|/work/shared")
+OUTSIDE = re.compile(r"\.\./shared|/work/shared|DESIGN\.md")
 
 
 def _sources() -> list[pathlib.Path]:

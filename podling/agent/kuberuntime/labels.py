@@ -1,4 +1,4 @@
-"""How pod identity travels in runtime labels and annotations (DESIGN.md §3).
+"""How pod identity travels in runtime labels and annotations (docs/architecture.md §3).
 
 The runtime is the source of truth: a restarted agent rebuilds its whole view by listing
 sandboxes and containers and reading these keys. Names follow the kubelet's.

@@ -2,10 +2,10 @@
 lifecycle/handlers.go, kuberuntime_container.go killContainer).
 
 ``run_hook`` runs one ``LifecycleHandler`` (``exec``, ``httpGet`` or ``sleep``) and returns
-an ``HookResult``; a failed hook is a value, never an exception (DESIGN.md §5.3). The caller
-decides what a failure means (postStart: FailedPostStartHook event, kill, restart per
-restartPolicy; preStop: FailedPreStopHook event, the kill goes on) and emits the events
-with ``HookResult.message``.
+an ``HookResult``; a failed hook is a value, never an exception (docs/architecture.md §5).
+The caller decides what a failure means (postStart: FailedPostStartHook event, kill,
+restart per restartPolicy; preStop: FailedPreStopHook event, the kill goes on) and emits
+the events with ``HookResult.message``.
 
 Kill sequence of one container (executed by the caller)::
 

@@ -1,7 +1,7 @@
 """The node loop: registers this agent's Node, heartbeats through its Lease, reports status.
 
-This loop is the only writer of the Node object (DESIGN.md §4). It talks to the API server as
-an ordinary client, exactly as the kubelet does::
+This loop is the only writer of the Node object (docs/architecture.md §4). It talks to the
+API server as an ordinary client, exactly as the kubelet does::
 
     register() ──▶ tick() every heartbeat_seconds ─────────────────────────────┐
       create Node (or adopt it:      ├─ renew Lease kube-node-lease/<node>    │

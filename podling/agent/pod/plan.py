@@ -1,4 +1,4 @@
-"""What one sync of a pod must do: a pure plan (DESIGN.md §5.1, kubelet computePodActions).
+"""What one sync of a pod must do: a pure plan (docs/architecture.md §5, kubelet computePodActions).
 
 ``compute_pod_actions`` looks at the pod from the API and what the runtime reports and
 returns a ``PodActions``; :meth:`podling.agent.pod.sync.PodSyncer.sync_pod` executes it:

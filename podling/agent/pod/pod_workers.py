@@ -1,4 +1,4 @@
-"""One serialized worker per pod UID (DESIGN.md §4).
+"""One serialized worker per pod UID (docs/architecture.md §4).
 
     update(pod) ──▶ [worker uid] ──▶ sync(pod, terminating) ──▶ PodSyncResult
                         ▲   │                                      │ done ─▶ the worker ends

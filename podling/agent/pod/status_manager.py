@@ -1,4 +1,4 @@
-"""The single writer of pod status to the API (DESIGN.md §4).
+"""The single writer of pod status to the API (docs/architecture.md §4).
 
 The agent computes a status after every sync; the manager sends it to ``pods/status`` only
 when it differs from what it last sent for that pod, and forgets pods that are gone.

@@ -1,4 +1,4 @@
-"""The per-resource policy the generic store runs (DESIGN.md §3, "Registry strategy").
+"""The per-resource policy the generic store runs (docs/architecture.md §3).
 
 A strategy says how one resource (or one subresource: pods/status, pods/binding, …) is
 defaulted, prepared, validated and deleted; the generic store (:mod:`.store`) runs the fixed
@@ -105,13 +105,6 @@ class Strategy:
         """Whether a terminating object must stay: finalizers remain, or its grace runs."""
         meta = obj.get("metadata") or {}
         return bool(meta.get("finalizers")) or bool(meta.get("deletionGracePeriodSeconds"))
-
-    # -- reading -----------------------------------------------------------------------
-
-    def table_resource(self) -> str:
-        """Which of :mod:`podling.api.tables`' column sets renders this resource."""
-        return self.resource.name
-
 
 def _status_update_metadata(new: Obj, old: Obj) -> Obj:
     """A status update keeps the stored metadata; only its resourceVersion precondition counts."""

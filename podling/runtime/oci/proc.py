@@ -1,4 +1,5 @@
-"""Subprocesses with a deadline (DESIGN.md §4): every child is killed and reaped on failure.
+"""Subprocesses with a deadline (docs/architecture.md §4): every child is killed and reaped on
+failure.
 
 ``run(argv, timeout=…)`` returns a ``Completed`` value for any exit status (callers decide
 what a non-zero status means) and raises ``RuntimeCommandError`` only when the command cannot

@@ -1,4 +1,4 @@
-"""The RuntimeService conformance suite (DESIGN.md §5.5): every implementation passes it.
+"""The RuntimeService conformance suite (docs/architecture.md §5): every implementation passes it.
 
 A check is ``async def check_x(h: RuntimeHarness)``. The harness supplies the runtime and
 builds configs; containers run a POSIX ``sh -c`` script from this small vocabulary, which

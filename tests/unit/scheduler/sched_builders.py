@@ -1,4 +1,4 @@
-"""Small fluent builders for Pod and Node dicts (DESIGN.md §5.6)."""
+"""Small fluent builders for Pod and Node dicts (docs/architecture.md §5)."""
 
 from __future__ import annotations
 
