@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sched_builders import make_pod
+from builders import make_pod
 
 from podling.client import ApiClient
 from podling.scheduler.events import EventWriter
