@@ -13,7 +13,9 @@ send (no server-side defaults), except that a pod has a ``uid`` (unique per buil
 ``status.phase: Pending`` so it can be fed straight to code that reads pods from the API.
 
 A new pod has one container ``c`` (image ``busybox``); the first :meth:`PodBuilder.container`
-call replaces that default container, later calls add or update containers by name.
+call replaces that default container, later calls append (duplicates included: validation
+tests want them). :meth:`PodBuilder.bare` strips what only the server adds (uid, status) and
+the scheduler name, leaving exactly what a user writes.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ _uids = itertools.count(1)
 class PodBuilder:
     """Builds a v1 Pod dict; see the module docstring."""
 
-    def __init__(self, name: str, namespace: str = "default") -> None:
+    def __init__(self, name: str, namespace: str | None = "default") -> None:
+        meta: Obj = {"name": name} if namespace is None else {"name": name,
+                                                               "namespace": namespace}
         self.obj: Obj = {"apiVersion": "v1", "kind": "Pod",
-                         "metadata": {"name": name, "namespace": namespace,
-                                      "uid": f"uid-{name}-{next(_uids)}"},
+                         "metadata": {**meta, "uid": f"uid-{name}-{next(_uids)}"},
                          "spec": {"schedulerName": "default-scheduler",
                                   "containers": [{"name": "c", "image": "busybox"}]},
                          "status": {"phase": "Pending"}}
@@ -118,16 +121,13 @@ class PodBuilder:
     def container(self, name: str, image: str = "busybox", *,
                   command: list[str] | None = None, args: list[str] | None = None,
                   **fields: Any) -> "PodBuilder":
-        """Add (or, when one has this name, update) a container; ``fields`` are further
-        container fields spelled as in the API (``imagePullPolicy=…``, ``lifecycle=…``)."""
+        """Append a container; ``fields`` are further container fields spelled as in the
+        API (``imagePullPolicy=…``, ``lifecycle=…``)."""
         if self._default_container:
             self.spec["containers"] = []
             self._default_container = False
-        found = [c for c in self.spec["containers"] if c["name"] == name]
-        c: Obj = found[0] if found else {"name": name}
-        if not found:
-            self.spec["containers"].append(c)
-        c["image"] = image
+        c: Obj = {"name": name, "image": image}
+        self.spec["containers"].append(c)
         if command is not None:
             c["command"] = list(command)
         if args is not None:
@@ -185,6 +185,13 @@ class PodBuilder:
 
     def no_status(self) -> "PodBuilder":
         self.obj.pop("status", None)
+        return self
+
+    def bare(self) -> "PodBuilder":
+        """Only what a user writes: no uid, no status, no schedulerName (a namespace stays;
+        ``namespace=None`` in :func:`make_pod` leaves it out too)."""
+        self.no_uid().no_status()
+        self.spec.pop("schedulerName", None)
         return self
 
     def build(self) -> Obj:
@@ -245,7 +252,7 @@ class NodeBuilder:
         return copy.deepcopy(self.obj)
 
 
-def make_pod(name: str = "p", namespace: str = "default") -> PodBuilder:
+def make_pod(name: str = "p", namespace: str | None = "default") -> PodBuilder:
     return PodBuilder(name, namespace)
 
 
