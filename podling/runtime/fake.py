@@ -10,6 +10,9 @@ conformance suite runs against both), and adds test controls:
   e.g. to make a container exit right away;
 * ``exit_on_start(name, code, times=None)`` — containers named ``name`` exit with ``code``
   as soon as they start (a crashing program), for the next ``times`` starts or for ever;
+* ``fail_start_of(name, message, times=1)`` — the next starts of containers named ``name``
+  fail as a real runtime's do: the container is EXITED/StartError (exit code 128) and
+  ``start_container`` raises ContainerStartError(message);
 * ``await wait_for_calls(method, count, where=…)`` — wait (no polling, no clock) until the
   call log holds ``count`` calls of ``method`` matching ``where``;
 * ``exec_handler`` — ``(container_id, argv) -> ExecResult`` for ``exec_sync``;
@@ -37,10 +40,11 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 from .fake_streams import FakeProcess, FakeSession, Handler
 from .interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, STDERR, STDOUT,
-                        ContainerConfig, ContainerExit, ContainerNotFound, ContainerState,
-                        ContainerStats, ContainerStatus, ExecResult, InvalidState, NamespaceMode,
-                        PodSandboxConfig, PodSandboxStatus, PortForwardError, SandboxNotFound,
-                        SandboxNotReady, SandboxState, exit_reason, labels_match)
+                        ContainerConfig, ContainerExit, ContainerNotFound, ContainerStartError,
+                        ContainerState, ContainerStats, ContainerStatus, ExecResult,
+                        InvalidState, NamespaceMode, PodSandboxConfig, PodSandboxStatus,
+                        PortForwardError, SandboxNotFound, SandboxNotReady, SandboxState,
+                        exit_reason, labels_match)
 
 StartHook = Callable[["FakeRuntime", str, ContainerConfig], Awaitable[None] | None]
 ExecHandler = Callable[[str, list[str]], ExecResult]
@@ -102,6 +106,7 @@ class FakeRuntime:
         self._serving: set[asyncio.Task[None]] = set()
         self._stats: dict[str, tuple[int, int, int]] = {}
         self._exit_on_start: dict[str, tuple[int, int | None]] = {}
+        self._start_errors: dict[str, list[str]] = {}
         self._call_waiters: list[asyncio.Future[None]] = []
 
     # -- test controls -----------------------------------------------------------------------
@@ -122,6 +127,17 @@ class FakeRuntime:
         start: the next ``times`` starts (None: every start until changed). The start call
         itself succeeds, as with a program that crashes at once."""
         self._exit_on_start[name] = (code, times)
+
+    def fail_start_of(self, name: str, message: str, *, times: int = 1) -> None:
+        """The next ``times`` starts of containers named ``name`` fail with StartError."""
+        self._start_errors.setdefault(name, []).extend([message] * times)
+
+    def _start_error_if_told(self, c: _Container) -> None:
+        queued = self._start_errors.get(c.config.name)
+        if queued:
+            message = queued.pop(0)
+            self._finish(c, START_ERROR_EXIT_CODE, REASON_START_ERROR, message)
+            raise ContainerStartError(message)
 
     def _crash_if_told(self, c: _Container) -> None:
         rule = self._exit_on_start.get(c.config.name)
@@ -279,6 +295,7 @@ class FakeRuntime:
         c = self._container(container_id)
         if c.state is not ContainerState.CREATED:
             raise InvalidState(f"container {container_id} is {c.state.value}, not CREATED")
+        self._start_error_if_told(c)
         c.state, c.started_at, c.pid = ContainerState.RUNNING, self.clock(), next(self._pids)
         self._crash_if_told(c)
         if self.on_start is not None:

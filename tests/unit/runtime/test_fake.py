@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from podling.runtime.fake import FakeRuntime
-from podling.runtime.interface import (ContainerConfig, ContainerState, ExecResult,
-                                       InvalidState, NamespaceMode, NamespaceOptions,
-                                       PodSandboxConfig, RuntimeCommandError, RuntimeService,
-                                       SandboxState)
+from podling.runtime.interface import (ContainerConfig, ContainerStartError, ContainerState,
+                                       ExecResult, InvalidState, NamespaceMode,
+                                       NamespaceOptions, PodSandboxConfig, RuntimeCommandError,
+                                       RuntimeService, SandboxState)
 
 
 def sandbox(name: str = "p", **kw: object) -> PodSandboxConfig:
@@ -181,3 +181,19 @@ async def test_wait_for_calls_times_out_with_a_count() -> None:
     rt = FakeRuntime()
     with pytest.raises(AssertionError, match="0 of 1 calls of start_container"):
         await rt.wait_for_calls("start_container", timeout=0.05)
+
+
+async def test_fail_start_of_leaves_an_exited_start_error() -> None:
+    rt = FakeRuntime()
+    events = rt.exit_events()
+    sid = await rt.run_pod_sandbox(sandbox())
+    rt.fail_start_of("c", 'exec: "x": not found')
+    cid = await rt.create_container(sid, container("c"))
+    with pytest.raises(ContainerStartError, match='exec: "x": not found'):
+        await rt.start_container(cid)
+    status = await rt.container_status(cid)
+    assert (status.state, status.exit_code, status.reason, status.message) == (
+        ContainerState.EXITED, 128, "StartError", 'exec: "x": not found')
+    assert (await asyncio.wait_for(events.__anext__(), 5)).container_id == cid
+    again = await started(rt, sid)  # only the next start failed
+    assert (await rt.container_status(again)).state is ContainerState.RUNNING
