@@ -22,6 +22,7 @@ share one download; ``remove_image`` is idempotent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from dataclasses import replace
 from typing import Any, Iterable
@@ -158,7 +159,7 @@ class FakeImageService:
         if task is None:
             task = asyncio.get_running_loop().create_task(self._pull(name, progress))
             self._pulls[name] = task
-            task.add_done_callback(lambda t, n=name: self._pull_done(n, t))
+            task.add_done_callback(functools.partial(self._pull_done, name))
         return await asyncio.shield(task)
 
     def _pull_done(self, name: str, task: asyncio.Task[Image]) -> None:
