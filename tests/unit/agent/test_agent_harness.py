@@ -122,6 +122,27 @@ async def test_restart_policy(agent_harness: AgentHarness, policy: str, code: in
     assert phase(pod) == final_phase
 
 
+@pytest.mark.parametrize("policy, final_phase", [("Never", "Failed"), ("Always", "Running")])
+async def test_start_error(agent_harness: AgentHarness, policy: str, final_phase: str) -> None:
+    h = agent_harness
+    why = 'exec: "/app": stat /app: no such file or directory'
+    h.runtime.fail_start_of("app", why)  # only the first start fails
+    await h.create_pod(make_pod("p").node(h.node_name).restart_policy(policy)
+                       .container("app", command=["/app"]).build())
+    event = await h.wait_event("p", "Failed")
+    assert event["message"] == f"Error: {why}"
+    if policy == "Never":
+        pod = await h.wait_pod("p", lambda p: phase(p) == "Failed", "Failed")
+        term = container_status(pod, "app")["state"]["terminated"]
+        assert (term["reason"], term["exitCode"], term["message"]) == ("StartError", 128, why)
+        assert restarts(pod) == 0
+    else:
+        pod = await h.wait_pod("p", lambda p: restarts(p) == 1 and state_of(p) == "running",
+                               "the restart after the StartError")
+        assert container_status(pod, "app")["lastState"]["terminated"]["reason"] == "StartError"
+    assert phase(pod) == final_phase
+
+
 # -- crash loop --------------------------------------------------------------------------------
 
 
