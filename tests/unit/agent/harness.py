@@ -134,14 +134,17 @@ class AgentHarness:
         """The Events about pod ``pod_name``, oldest first."""
         items, _ = await self.client.list(
             EVENTS, "default", field_selector=f"involvedObject.name={pod_name}")
-        return sorted(items, key=lambda e: e.get("metadata", {}).get("resourceVersion", ""))
+        return sorted(items, key=lambda e: int(e["metadata"]["resourceVersion"]))
 
-    async def wait_event(self, pod_name: str, reason: str, timeout: float = TIMEOUT) -> Obj:
-        """The first Event with ``reason`` about the pod."""
+    async def wait_event(self, pod_name: str, reason: str, message: str | None = None,
+                         timeout: float = TIMEOUT) -> Obj:
+        """The first Event with ``reason`` (and ``message``, when given) about the pod. The
+        agent records Events asynchronously: wait for one before reading ``events``."""
         async def find() -> Obj | None:
-            return next((e for e in await self.events(pod_name) if e.get("reason") == reason),
-                        None)
-        return await wait_until(find, f"event {reason} for pod {pod_name}", timeout)
+            return next((e for e in await self.events(pod_name) if e.get("reason") == reason
+                         and message in (None, e.get("message"))), None)
+        return await wait_until(find, f"event {reason} {message or ''} for pod {pod_name}",
+                                timeout)
 
     # -- the runtime side ------------------------------------------------------------------
 

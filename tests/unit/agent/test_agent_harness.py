@@ -17,6 +17,7 @@ from harness import (POD_UID_LABEL, AgentHarness, agent_harness,  # noqa: F401
 
 from podling.api.resources import PODS
 from podling.images.errors import RegistryUnauthorized
+from podling.network.interface import NetworkError
 from podling.runtime.interface import ContainerState, ExecResult
 
 Obj = dict[str, Any]
@@ -72,6 +73,7 @@ async def test_pod_runs_with_sandbox_network_and_node(agent_harness: AgentHarnes
     assert pod["status"]["hostIP"]
     cs = container_status(pod, "app")
     assert cs["containerID"].startswith("podling://") and cs["restartCount"] == 0
+    await h.wait_event("p", "Started")
     assert [e["reason"] for e in await h.events("p") if e["reason"] in
             ("Pulling", "Pulled", "Created", "Started")] == \
         ["Pulling", "Pulled", "Created", "Started"]  # no tag: imagePullPolicy Always
@@ -83,6 +85,7 @@ async def test_present_image_is_not_pulled_again(agent_harness: AgentHarness) ->
     h = agent_harness
     h.images.add_local("busybox:1.36")  # a tag other than latest: IfNotPresent
     await run_pod(h, make_pod("p").container("app", "busybox:1.36", command=SLEEP))
+    await h.wait_event("p", "Started")
     pulled = [e["message"] for e in await h.events("p") if e["reason"] == "Pulled"]
     assert pulled == ['Container image "busybox:1.36" already present on machine']
     assert h.images.calls_of("pull_image") == []
@@ -129,8 +132,8 @@ async def test_start_error(agent_harness: AgentHarness, policy: str, final_phase
     h.runtime.fail_start_of("app", why)  # only the first start fails
     await h.create_pod(make_pod("p").node(h.node_name).restart_policy(policy)
                        .container("app", command=["/app"]).build())
-    event = await h.wait_event("p", "Failed")
-    assert event["message"] == f"Error: {why}"
+    event = await h.wait_event("p", "Failed", f"Error: {why}")
+    assert event["type"] == "Warning"
     if policy == "Never":
         pod = await h.wait_pod("p", lambda p: phase(p) == "Failed", "Failed")
         term = container_status(pod, "app")["state"]["terminated"]
@@ -207,7 +210,7 @@ async def test_pre_stop_runs_before_the_kill(agent_harness: AgentHarness) -> Non
     kill = next(i for i, (m, a) in enumerate(log) if m == "stop_container" and a[0] == cid)
     assert log[pre_stop][1][1] == hook
     assert pre_stop < kill
-    assert "Killing" in [e["reason"] for e in await h.events("p")]
+    assert (await h.wait_event("p", "Killing"))["message"] == "Stopping container app"
 
 
 # -- deletion ----------------------------------------------------------------------------------
@@ -249,9 +252,9 @@ async def test_image_pull_error_then_back_off(agent_harness: AgentHarness) -> No
                            "ImagePullBackOff")
     assert container_status(pod, "app")["state"]["waiting"]["message"] == \
         'Back-off pulling image "nosuch/image:v1"'
+    await h.wait_event("p", "Failed", "Error: ErrImagePull")
+    await h.wait_event("p", "Failed", "Error: ImagePullBackOff")
     failed = [e["message"] for e in await h.events("p") if e["reason"] == "Failed"]
-    assert "Error: ErrImagePull" in failed
-    assert "Error: ImagePullBackOff" in failed
     assert any(m.startswith('Failed to pull image "nosuch/image:v1": ') for m in failed)
     assert h.runtime.calls_of("create_container") == []
     assert phase(pod) == "Pending"
@@ -261,9 +264,10 @@ async def test_injected_pull_error_is_err_image_pull(agent_harness: AgentHarness
     h = agent_harness
     h.images.fail_pull("busybox", RegistryUnauthorized("unauthorized: authentication required"))
     await h.create_pod(make_pod("p").node(h.node_name).container("app", command=SLEEP).build())
-    event = await h.wait_event("p", "Failed")
-    assert event["message"] == ('Failed to pull image "busybox": '
-                                'unauthorized: authentication required')
+    event = await h.wait_event("p", "Failed", 'Failed to pull image "busybox": '
+                               'unauthorized: authentication required')
+    assert event["type"] == "Warning"
+    await h.wait_event("p", "Failed", "Error: ErrImagePull")
     assert (await h.wait_event("p", "BackOff"))["message"] == 'Back-off pulling image "busybox"'
     assert h.images.calls_of("pull_image") == [("busybox",)]  # held back, not retried yet
 
@@ -311,3 +315,87 @@ async def test_restarted_agent_adopts_running_containers(agent_harness: AgentHar
                            "the adopted container to be restarted")
     assert container_status(pod, "app")["lastState"]["terminated"]["exitCode"] == 2
     assert len(h.runtime.calls_of("run_pod_sandbox")) == before["run_pod_sandbox"]
+
+
+async def test_exit_while_the_agent_was_down_is_found_on_restart(
+        agent_harness: AgentHarness) -> None:
+    h = agent_harness
+    pod = await run_pod(h, make_pod("p").container("app", command=SLEEP))
+    running = await h.running_container(pod, "app")
+    await h.stop_agent()
+    h.runtime.exit_container(running.id, 9)  # nobody is listening for exit events
+    await h.start_agent()
+    pod = await h.wait_pod("p", lambda p: restarts(p) == 1 and state_of(p) == "running",
+                           "the restart of the container that exited meanwhile")
+    assert container_status(pod, "app")["lastState"]["terminated"]["exitCode"] == 9
+
+
+async def test_pod_deleted_while_the_agent_was_down(agent_harness: AgentHarness) -> None:
+    h = agent_harness
+    pod = await run_pod(h, make_pod("p").container("app", command=SLEEP))
+    cid = (await h.running_container(pod, "app")).id
+    await h.stop_agent()
+    await h.client.delete(PODS, "p", "default", grace_period=10)
+    assert (await h.get_pod("p") or {})["metadata"]["deletionTimestamp"]  # waits for a kubelet
+    await h.start_agent()
+    await h.wait_gone("p")
+    assert cid in [a[0] for a in h.runtime.calls_of("stop_container")]
+    assert await h.runtime.list_pod_sandbox({POD_UID_LABEL: pod["metadata"]["uid"]}) == []
+
+
+async def test_pod_force_deleted_while_the_agent_was_down_is_cleaned_up(
+        agent_harness: AgentHarness) -> None:
+    h = agent_harness
+    pod = await run_pod(h, make_pod("p").container("app", command=SLEEP))
+    await h.stop_agent()
+    await h.client.delete(PODS, "p", "default", grace_period=0)
+    await h.wait_gone("p")
+    await h.start_agent()
+    uid = pod["metadata"]["uid"]
+    await h.runtime.wait_for_calls("remove_pod_sandbox")
+    assert await h.runtime.list_pod_sandbox({POD_UID_LABEL: uid}) == []
+    assert await h.containers(pod) == []
+
+
+# -- sandbox and init containers ---------------------------------------------------------------
+
+
+async def test_network_setup_failure_is_retried(agent_harness: AgentHarness) -> None:
+    h = agent_harness
+    [net] = h.networks
+    net.fail_next("setup_pod", NetworkError("failed to allocate for range 0"))
+    pod = await run_pod(h, make_pod("p").container("app", command=SLEEP))
+    event = await h.wait_event("p", "FailedCreatePodSandBox")
+    assert event["message"] == "Failed to create pod sandbox: failed to allocate for range 0"
+    removed = [a[0] for a in h.runtime.calls_of("remove_pod_sandbox")]
+    [live] = await h.runtime.list_pod_sandbox({POD_UID_LABEL: pod["metadata"]["uid"]})
+    assert len(removed) == 1 and removed[0] != live.id  # the failed one was undone
+    assert pod["status"]["podIP"] == net.attached[live.id]
+
+
+async def test_init_containers_run_in_order_before_the_app(
+        agent_harness: AgentHarness) -> None:
+    h = agent_harness
+    h.runtime.exit_on_start("init-a", 0)
+    h.runtime.exit_on_start("init-b", 0)
+    pod = await run_pod(h, make_pod("p").init("init-a", command=["true"])
+                        .init("init-b", command=["true"]).container("app", command=SLEEP))
+    started = [h.runtime.container_config(a[0]).name
+               for a in h.runtime.calls_of("start_container")]
+    assert started == ["init-a", "init-b", "app"]
+    inits = {s["name"]: s for s in pod["status"]["initContainerStatuses"]}
+    assert {n: s["state"]["terminated"]["reason"] for n, s in inits.items()} == {
+        "init-a": "Completed", "init-b": "Completed"}
+
+
+async def test_failed_init_container_with_never_fails_the_pod(
+        agent_harness: AgentHarness) -> None:
+    h = agent_harness
+    h.runtime.exit_on_start("setup", 3)
+    await h.create_pod(make_pod("p").node(h.node_name).restart_policy("Never")
+                       .init("setup", command=["false"]).container("app", command=SLEEP)
+                       .build())
+    pod = await h.wait_pod("p", lambda p: phase(p) == "Failed", "Failed")
+    [init] = pod["status"]["initContainerStatuses"]
+    assert init["state"]["terminated"]["exitCode"] == 3
+    assert await h.containers(pod, "app") == []  # the app container never started
