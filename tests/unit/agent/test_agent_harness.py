@@ -399,3 +399,32 @@ async def test_failed_init_container_with_never_fails_the_pod(
     [init] = pod["status"]["initContainerStatuses"]
     assert init["state"]["terminated"]["exitCode"] == 3
     assert await h.containers(pod, "app") == []  # the app container never started
+
+
+async def test_host_network_pod_gets_the_node_ip_and_no_pod_network(
+        agent_harness: AgentHarness) -> None:
+    h = agent_harness
+    pod = await run_pod(h, make_pod("p").set_spec(hostNetwork=True)
+                        .container("app", command=SLEEP))
+    [net] = h.networks
+    assert [c.method for c in net.calls if c.method == "setup_pod"] == []
+    assert pod["status"]["podIP"] == pod["status"]["hostIP"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "agent bug: a deletion waits for the pod's sync in progress — PodWorkers.update() only "
+    "records the kill request and the worker sees it after sync() returns, so a pull that "
+    "hangs (a slow registry) keeps a deleted pod's deletion from finishing; the kubelet "
+    "cancels the in-flight sync when a kill request arrives"))
+async def test_deleting_a_pod_whose_image_pull_hangs(agent_harness: AgentHarness) -> None:
+    h = agent_harness
+    h.images.hold_pulls()  # the registry never answers
+    await h.create_pod(make_pod("p").node(h.node_name).container("app", command=SLEEP).build())
+    await h.wait_event("p", "Pulling")
+    assert h.images.in_flight() == ["docker.io/library/busybox:latest"]
+    await h.client.delete(PODS, "p", "default", grace_period=5)
+    try:
+        await h.wait_gone("p", timeout=3)
+    finally:
+        h.images.release_pulls()
+    assert h.runtime.calls_of("create_container") == []
