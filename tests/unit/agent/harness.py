@@ -14,6 +14,13 @@ The tests talk to the agent only through the API and the fakes (black box): they
 ``podling.agent`` modules other than ``agent`` and ``config``. The agent resyncs every
 ``RESYNC`` seconds; waits poll the API with a timeout (``wait_*``) or block on the fake's call
 log (``FakeRuntime.wait_for_calls``) — no test sleeps for a fixed time.
+
+Stopping the agent: ``Agent.stop()`` can hang for ever when a pod worker is woken in the
+same loop iteration as its cancellation (an agent bug: PodWorkers waits with
+``asyncio.wait_for(event.wait(), delay)``, and Python 3.11's ``wait_for`` swallows the
+cancellation when the inner wait has just completed; the worker then loops on). So the
+fixture deletes every pod and waits until they are gone before stopping the agent, and tests
+that stop it mid-way first wait until it is quiet (:meth:`AgentHarness.quiesce`).
 """
 
 from __future__ import annotations
@@ -93,6 +100,31 @@ class AgentHarness:
         await asyncio.wait_for(agent.start(), TIMEOUT)
         self.agent = agent
         return agent
+
+    async def quiesce(self, pod: Obj) -> None:
+        """Wait until the agent has started two more syncs of ``pod`` (one whole sync ran
+        after this call); with nothing changing, its worker is then idle, not woken."""
+        uid = pod["metadata"]["uid"]
+
+        def of_pod(args: tuple[Any, ...]) -> bool:
+            return any(isinstance(a, dict) and a.get(POD_UID_LABEL) == uid for a in args)
+        seen = len([a for a in self.runtime.calls_of("list_containers") if of_pod(a)])
+        await self.runtime.wait_for_calls("list_containers", seen + 2, where=of_pod)
+
+    async def delete_all_pods(self, timeout: float = TIMEOUT) -> None:
+        """Delete every pod (graceful: the agent stops them) and wait until none is left."""
+        items, _ = await self.client.list(PODS)
+        for pod in items:
+            meta = pod["metadata"]
+            try:
+                await self.client.delete(PODS, meta["name"], meta.get("namespace"))
+            except errors.ApiError as exc:
+                if exc.code != 404:
+                    raise
+
+        async def none_left() -> bool:
+            return not (await self.client.list(PODS))[0]
+        await wait_until(none_left, "every pod to be deleted", timeout)
 
     async def stop_agent(self) -> None:
         """Stop the Agent; containers keep running in the FakeRuntime."""
@@ -194,6 +226,8 @@ async def agent_harness(tmp_path: Path) -> AsyncIterator[AgentHarness]:
     try:
         await harness.start_agent()
         yield harness
+        if harness.agent is not None:
+            await harness.delete_all_pods()  # see the module docstring
     finally:
         await harness.stop_agent()
         await harness.runtime.close()

@@ -38,12 +38,6 @@ def state_of(pod: Obj, name: str = "app") -> str:
     return next(iter(state), "")
 
 
-def of_pod(pod: Obj):  # type: ignore[no-untyped-def]
-    """A call-log filter: list_* calls about this pod (by its uid label)."""
-    uid = pod["metadata"]["uid"]
-    return lambda args: any(isinstance(a, dict) and a.get(POD_UID_LABEL) == uid for a in args)
-
-
 async def run_pod(h: AgentHarness, builder: Any) -> Obj:
     """Create the pod on the harness node and return it once Running."""
     created = await h.create_pod(builder.node(h.node_name).build())
@@ -51,13 +45,6 @@ async def run_pod(h: AgentHarness, builder: Any) -> Obj:
     return await h.wait_pod(name, lambda p: phase(p) == "Running"
                             and all(cs.get("ready") for cs in p["status"]["containerStatuses"]),
                             "the pod to run")
-
-
-async def synced_twice_more(h: AgentHarness, pod: Obj) -> None:
-    """Wait until the agent has started two more syncs of ``pod`` (so one full sync has
-    run after this call); each sync lists the pod's containers once."""
-    seen = len([a for a in h.runtime.calls_of("list_containers") if of_pod(pod)(a)])
-    await h.runtime.wait_for_calls("list_containers", seen + 2, where=of_pod(pod))
 
 
 # -- running a pod -----------------------------------------------------------------------------
@@ -117,7 +104,7 @@ async def test_restart_policy(agent_harness: AgentHarness, policy: str, code: in
         assert (await h.running_container(pod, "app")).id != first.id
     else:
         pod = await h.wait_pod("p", lambda p: phase(p) == final_phase, final_phase)
-        await synced_twice_more(h, pod)
+        await h.quiesce(pod)
         pod = await h.get_pod("p") or {}
         assert restarts(pod) == 0
         assert container_status(pod, "app")["state"]["terminated"]["exitCode"] == code
@@ -304,9 +291,10 @@ async def test_restarted_agent_adopts_running_containers(agent_harness: AgentHar
     before = {m: len(h.runtime.calls_of(m)) for m in
               ("run_pod_sandbox", "create_container", "start_container", "stop_container",
                "stop_pod_sandbox", "remove_pod_sandbox")}
+    await h.quiesce(pod)
     await h.stop_agent()
     await h.start_agent()
-    await synced_twice_more(h, pod)
+    await h.quiesce(pod)
     after = {m: len(h.runtime.calls_of(m)) for m in before}
     assert after == before  # nothing recreated, nothing stopped
     assert (await h.running_container(pod, "app")).id == running.id
@@ -322,6 +310,7 @@ async def test_exit_while_the_agent_was_down_is_found_on_restart(
     h = agent_harness
     pod = await run_pod(h, make_pod("p").container("app", command=SLEEP))
     running = await h.running_container(pod, "app")
+    await h.quiesce(pod)
     await h.stop_agent()
     h.runtime.exit_container(running.id, 9)  # nobody is listening for exit events
     await h.start_agent()
@@ -334,6 +323,7 @@ async def test_pod_deleted_while_the_agent_was_down(agent_harness: AgentHarness)
     h = agent_harness
     pod = await run_pod(h, make_pod("p").container("app", command=SLEEP))
     cid = (await h.running_container(pod, "app")).id
+    await h.quiesce(pod)
     await h.stop_agent()
     await h.client.delete(PODS, "p", "default", grace_period=10)
     assert (await h.get_pod("p") or {})["metadata"]["deletionTimestamp"]  # waits for a kubelet
@@ -347,6 +337,7 @@ async def test_pod_force_deleted_while_the_agent_was_down_is_cleaned_up(
         agent_harness: AgentHarness) -> None:
     h = agent_harness
     pod = await run_pod(h, make_pod("p").container("app", command=SLEEP))
+    await h.quiesce(pod)
     await h.stop_agent()
     await h.client.delete(PODS, "p", "default", grace_period=0)
     await h.wait_gone("p")
