@@ -75,6 +75,11 @@ class PodBuilder:
              "controller": True}]
         return self
 
+    def set_meta(self, **fields: Any) -> "PodBuilder":
+        """Any metadata fields, spelled as in the API (``generateName=…``)."""
+        self.meta.update(fields)
+        return self
+
     def deleting(self, timestamp: str = "2024-01-01T00:00:00Z",
                  grace: int | None = None) -> "PodBuilder":
         """Mark the pod as being deleted (``deletionTimestamp``, optional grace period)."""
@@ -135,6 +140,19 @@ class PodBuilder:
         c.update(fields)
         return self
 
+    def no_containers(self) -> "PodBuilder":
+        """Drop every container (the default one included)."""
+        self.spec["containers"] = []
+        self._default_container = False
+        return self
+
+    def init_container(self, name: str = "init", image: str = "busybox",
+                       **fields: Any) -> "PodBuilder":
+        """Append an init container with any fields spelled as in the API."""
+        self.spec.setdefault("initContainers", []).append({"name": name, "image": image,
+                                                           **fields})
+        return self
+
     def init(self, name: str, sidecar: bool = False, *, image: str = "busybox",
              command: list[str] | None = None, **requests: str) -> "PodBuilder":
         """Add an init container (a sidecar with ``sidecar``) requesting ``requests``."""
@@ -161,6 +179,11 @@ class PodBuilder:
         return self
 
     # -- pod-level spec and status ------------------------------------------------------
+
+    def volume(self, name: str, **source: Any) -> "PodBuilder":
+        """Append a volume: ``volume("data", emptyDir={})``."""
+        self.spec.setdefault("volumes", []).append({"name": name, **source})
+        return self
 
     def restart_policy(self, policy: str) -> "PodBuilder":
         self.spec["restartPolicy"] = policy
