@@ -102,14 +102,16 @@ class AgentHarness:
         return agent
 
     async def quiesce(self, pod: Obj) -> None:
-        """Wait until the agent has started two more syncs of ``pod`` (one whole sync ran
-        after this call); with nothing changing, its worker is then idle, not woken."""
+        """Wait until the agent has listed ``pod``'s containers three more times (a sync of a
+        pod that needs nothing lists once): two whole syncs ran after this call, so the echo
+        of any status written before has arrived. With nothing changing, the pod's worker
+        is then idle and nothing wakes it."""
         uid = pod["metadata"]["uid"]
 
         def of_pod(args: tuple[Any, ...]) -> bool:
             return any(isinstance(a, dict) and a.get(POD_UID_LABEL) == uid for a in args)
         seen = len([a for a in self.runtime.calls_of("list_containers") if of_pod(a)])
-        await self.runtime.wait_for_calls("list_containers", seen + 2, where=of_pod)
+        await self.runtime.wait_for_calls("list_containers", seen + 3, where=of_pod)
 
     async def delete_all_pods(self, timeout: float = TIMEOUT) -> None:
         """Delete every pod (graceful: the agent stops them) and wait until none is left."""
