@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from builders import make_pod
+from builders import PodBuilder, make_pod
 from harness import (POD_UID_LABEL, AgentHarness, agent_harness,  # noqa: F401
                      container_status, waiting_reason)
 
@@ -33,12 +33,12 @@ def restarts(pod: Obj, name: str = "app") -> int:
 
 
 def state_of(pod: Obj, name: str = "app") -> str:
-    """"running" / "waiting" / "terminated" / "" of the container in the pod's status."""
+    """The container's state in the pod's status: running, waiting, terminated or ""."""
     state = container_status(pod, name).get("state") or {}
     return next(iter(state), "")
 
 
-async def run_pod(h: AgentHarness, builder: Any) -> Obj:
+async def run_pod(h: AgentHarness, builder: PodBuilder) -> Obj:
     """Create the pod on the harness node and return it once Running."""
     created = await h.create_pod(builder.node(h.node_name).build())
     name = created["metadata"]["name"]
