@@ -8,6 +8,13 @@ conformance suite runs against both), and adds test controls:
 * ``exit_container(id, code, oom=False)`` — the "process" of a RUNNING container exits;
 * ``on_start`` — an optional hook ``(runtime, container_id, config)`` called after a start,
   e.g. to make a container exit right away;
+* ``exit_on_start(name, code, times=None)`` — containers named ``name`` exit with ``code``
+  as soon as they start (a crashing program), for the next ``times`` starts or for ever;
+* ``fail_start_of(name, message, times=1)`` — the next starts of containers named ``name``
+  fail as a real runtime's do: the container is EXITED/StartError (exit code 128) and
+  ``start_container`` raises ContainerStartError(message);
+* ``await wait_for_calls(method, count, where=…)`` — wait (no polling, no clock) until the
+  call log holds ``count`` calls of ``method`` matching ``where``;
 * ``exec_handler`` — ``(container_id, argv) -> ExecResult`` for ``exec_sync``;
 * ``exec_process`` / ``attach_process`` — handlers playing the program behind ``exec`` /
   ``attach`` sessions (fake_streams.py; default: ``exec_handler``'s result / quiet until the
@@ -33,10 +40,11 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine
 
 from .fake_streams import FakeProcess, FakeSession, Handler
 from .interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, STDERR, STDOUT,
-                        ContainerConfig, ContainerExit, ContainerNotFound, ContainerState,
-                        ContainerStats, ContainerStatus, ExecResult, InvalidState, NamespaceMode,
-                        PodSandboxConfig, PodSandboxStatus, PortForwardError, SandboxNotFound,
-                        SandboxNotReady, SandboxState, exit_reason, labels_match)
+                        ContainerConfig, ContainerExit, ContainerNotFound, ContainerStartError,
+                        ContainerState, ContainerStats, ContainerStatus, ExecResult,
+                        InvalidState, NamespaceMode, PodSandboxConfig, PodSandboxStatus,
+                        PortForwardError, SandboxNotFound, SandboxNotReady, SandboxState,
+                        exit_reason, labels_match)
 
 StartHook = Callable[["FakeRuntime", str, ContainerConfig], Awaitable[None] | None]
 ExecHandler = Callable[[str, list[str]], ExecResult]
@@ -97,6 +105,9 @@ class FakeRuntime:
         self._listeners: dict[tuple[str, int], PortHandler] = {}
         self._serving: set[asyncio.Task[None]] = set()
         self._stats: dict[str, tuple[int, int, int]] = {}
+        self._exit_on_start: dict[str, tuple[int, int | None]] = {}
+        self._start_errors: dict[str, list[str]] = {}
+        self._call_waiters: list[asyncio.Future[None]] = []
 
     # -- test controls -----------------------------------------------------------------------
 
@@ -111,6 +122,60 @@ class FakeRuntime:
             return
         self._finish(c, code, exit_reason(code, oom=oom))
 
+    def exit_on_start(self, name: str, code: int, *, times: int | None = None) -> None:
+        """Containers whose config name is ``name`` exit with ``code`` right after each
+        start: the next ``times`` starts (None: every start until changed). The start call
+        itself succeeds, as with a program that crashes at once."""
+        self._exit_on_start[name] = (code, times)
+
+    def fail_start_of(self, name: str, message: str, *, times: int = 1) -> None:
+        """The next ``times`` starts of containers named ``name`` fail with StartError."""
+        self._start_errors.setdefault(name, []).extend([message] * times)
+
+    def _start_error_if_told(self, c: _Container) -> None:
+        queued = self._start_errors.get(c.config.name)
+        if queued:
+            message = queued.pop(0)
+            self._finish(c, START_ERROR_EXIT_CODE, REASON_START_ERROR, message)
+            raise ContainerStartError(message)
+
+    def _crash_if_told(self, c: _Container) -> None:
+        rule = self._exit_on_start.get(c.config.name)
+        if rule is None:
+            return
+        code, times = rule
+        if times is not None:
+            if times <= 1:
+                del self._exit_on_start[c.config.name]
+            else:
+                self._exit_on_start[c.config.name] = (code, times - 1)
+        self._finish(c, code, exit_reason(code))
+
+    async def wait_for_calls(self, method: str, count: int = 1, *,
+                             where: Callable[[tuple[Any, ...]], bool] | None = None,
+                             timeout: float = 10.0) -> list[tuple[Any, ...]]:
+        """The args of the calls of ``method`` matching ``where``, once there are at least
+        ``count`` of them; AssertionError after ``timeout`` seconds. Wakes on each call."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            found = [a for a in self.calls_of(method) if where is None or where(a)]
+            if len(found) >= count:
+                return found
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"{len(found)} of {count} calls of {method} after "
+                                     f"{timeout}s")
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._call_waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                if waiter in self._call_waiters:
+                    self._call_waiters.remove(waiter)
+
     def crash_sandbox(self, sandbox_id: str) -> None:
         """The pause process dies: the sandbox becomes NOTREADY."""
         self._sandbox(sandbox_id).state = SandboxState.NOTREADY
@@ -122,6 +187,10 @@ class FakeRuntime:
 
     def _enter(self, method: str, *args: Any) -> None:
         self.calls.append((method, args))
+        waiters, self._call_waiters = self._call_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         queued = self._failures.get(method)
         if queued:
             raise queued.pop(0)
@@ -226,7 +295,9 @@ class FakeRuntime:
         c = self._container(container_id)
         if c.state is not ContainerState.CREATED:
             raise InvalidState(f"container {container_id} is {c.state.value}, not CREATED")
+        self._start_error_if_told(c)
         c.state, c.started_at, c.pid = ContainerState.RUNNING, self.clock(), next(self._pids)
+        self._crash_if_told(c)
         if self.on_start is not None:
             result = self.on_start(self, container_id, c.config)
             if result is not None:

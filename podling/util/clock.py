@@ -4,7 +4,9 @@ Code that measures time takes a ``Clock`` instead of calling ``time.time()`` /
 ``asyncio.sleep`` directly, so that tests can move time by hand.
 
 ``now()`` is wall-clock seconds since the Unix epoch (float), the unit every podling
-timestamp uses; ``monotonic()`` is for measuring durations.
+timestamp uses; ``monotonic()`` is for measuring durations. Both clocks are also callable
+(``clock()`` is ``clock.now()``), so they fit parameters typed ``Callable[[], float]``
+(``time.time``-like) as well as ``Clock``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class SystemClock:
     def now(self) -> float:
         return time.time()
 
+    def __call__(self) -> float:
+        return time.time()
+
     def monotonic(self) -> float:
         return time.monotonic()
 
@@ -57,6 +62,9 @@ class FakeClock:
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
 
     def now(self) -> float:
+        return self._now
+
+    def __call__(self) -> float:
         return self._now
 
     def monotonic(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from builders import make_pod
 
 from podling.api import decode
 from podling.api.decode import DecodeError
@@ -15,8 +16,8 @@ LEASE = "io.k8s.api.coordination.v1.Lease"
 
 
 def pod(**spec: object) -> dict:
-    base = {"containers": [{"name": "c", "image": "nginx"}]}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {**base, **spec}}
+    """What a user writes: pod p, container c (nginx), ``spec`` on top."""
+    return make_pod("p", namespace=None).container("c", "nginx").bare().set_spec(**spec).build()
 
 
 # ----------------------------------------------------------------------------- JSON

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+from builders import make_pod
 
 from podling.api.defaults import (admit_pod_defaults, compute_qos_class, default_event,
                                   default_lease, default_namespace, default_node, default_pod,
@@ -44,10 +45,8 @@ def test_parse_image_tag() -> None:
 
 
 def _pod(**spec: Any) -> dict[str, Any]:
-    base = {"containers": [{"name": "c", "image": "nginx"}]}
-    base.update(spec)
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "p", "namespace": "default"}, "spec": base}
+    """What a user writes: default/p, container c (nginx), ``spec`` on top."""
+    return make_pod("p").container("c", "nginx").bare().set_spec(**spec).build()
 
 
 def test_pod_defaults_match_a_kubernetes_get() -> None:

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+from builders import make_pod
 
 from podling.api import schema
 from podling.api.patch import PatchError, json_merge_patch, json_patch, strategic_merge_patch
@@ -19,11 +20,10 @@ def container(name: str, image: str = "nginx", **fields: Any) -> dict:
 
 def pod(*containers: dict, labels: dict | None = None, **spec: Any) -> dict:
     """A small Pod; ``spec`` entries land in ``.spec`` next to the containers."""
-    meta: dict[str, Any] = {"name": "p", "namespace": "default"}
+    builder = make_pod("p").bare().set_spec(containers=list(containers), **spec)
     if labels is not None:
-        meta["labels"] = labels
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"containers": list(containers), **spec}}
+        builder.labels(**labels)
+    return builder.build()
 
 
 def names(obj: dict, field: str = "containers") -> list[str]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from builders import make_pod
 
 from podling.api.unimplemented import unimplemented_fields, warning_text
 
 
 def pod(**spec: object) -> dict:
-    base = {"containers": [{"name": "c", "image": "nginx"}]}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {**base, **spec}}
+    """What a user writes: pod p, container c (nginx), ``spec`` on top."""
+    return make_pod("p", namespace=None).container("c", "nginx").bare().set_spec(**spec).build()
 
 
 def container(**fields: object) -> dict:

@@ -6,6 +6,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+import builders
 import pytest
 
 from podling.api.defaults import default_pod
@@ -15,38 +16,22 @@ from podling.api.validation import validate_pod
 Pod = dict[str, Any]
 
 
-class PodBuilder:
-    """``make_pod("p").container("a").spec(hostPID=True).build()`` -> a defaulted pod dict."""
+class PodBuilder(builders.PodBuilder):
+    """tests/builders.py's pod as these tables need it: no container until one is added
+    (``container()`` defaults to c / nginx), and ``build()`` returns what the server
+    validates: the bare pod with the API defaults applied.
+    ``make_pod("p").container("a").set_spec(hostPID=True).build()``"""
 
     def __init__(self, name: str) -> None:
-        self.obj: Pod = {"apiVersion": "v1", "kind": "Pod",
-                         "metadata": {"name": name, "namespace": "default"},
-                         "spec": {"containers": []}}
+        super().__init__(name)
+        self.no_containers().bare()
 
     def container(self, name: str = "c", image: str = "nginx", **fields: Any) -> PodBuilder:
-        self.obj["spec"]["containers"].append({"name": name, "image": image, **fields})
-        return self
-
-    def init_container(self, name: str = "init", image: str = "busybox",
-                       **fields: Any) -> PodBuilder:
-        self.obj["spec"].setdefault("initContainers", []).append(
-            {"name": name, "image": image, **fields})
-        return self
-
-    def volume(self, name: str, **source: Any) -> PodBuilder:
-        self.obj["spec"].setdefault("volumes", []).append({"name": name, **source})
-        return self
-
-    def spec(self, **fields: Any) -> PodBuilder:
-        self.obj["spec"].update(fields)
-        return self
-
-    def meta(self, **fields: Any) -> PodBuilder:
-        self.obj["metadata"].update(fields)
+        super().container(name, image, **fields)
         return self
 
     def build(self) -> Pod:
-        pod = copy.deepcopy(self.obj)
+        pod = super().build()
         default_pod(pod)
         return pod
 
@@ -110,13 +95,13 @@ INVALID: list[tuple[str, Any, str, str, str]] = [
      "spec.initContainers[0].livenessProbe", "FieldValueForbidden",
      "may not be set for init containers without restartPolicy=Always"),
     # --- pod enums ---
-    ("restart-policy", ok().spec(restartPolicy="Sometimes").build(), "spec.restartPolicy",
+    ("restart-policy", ok().set_spec(restartPolicy="Sometimes").build(), "spec.restartPolicy",
      "FieldValueNotSupported",
      'Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never"'),
-    ("dns-policy", ok().spec(dnsPolicy="Google").build(), "spec.dnsPolicy",
+    ("dns-policy", ok().set_spec(dnsPolicy="Google").build(), "spec.dnsPolicy",
      "FieldValueNotSupported",
      'supported values: "ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"'),
-    ("preemption-policy", ok().spec(preemptionPolicy="Always").build(), "spec.preemptionPolicy",
+    ("preemption-policy", ok().set_spec(preemptionPolicy="Always").build(), "spec.preemptionPolicy",
      "FieldValueNotSupported", 'supported values: "PreemptLowerPriority", "Never"'),
     # --- ports ---
     ("port-protocol", make_pod().container(ports=[{"containerPort": 80, "protocol": "ICMP"}])
@@ -144,7 +129,7 @@ INVALID: list[tuple[str, Any, str, str, str]] = [
      "spec.containers[0].ports[1].name", "FieldValueDuplicate", 'Duplicate value: "web"'),
     ("host-network-host-port", make_pod().container(ports=[{"containerPort": 80,
                                                              "hostPort": 8080}])
-     .spec(hostNetwork=True).build(), "spec.containers[0].ports[0].hostPort",
+     .set_spec(hostNetwork=True).build(), "spec.containers[0].ports[0].hostPort",
      "FieldValueInvalid",
      "Invalid value: 8080: must match `containerPort` when `hostNetwork` is true"),
     ("host-port-conflict", make_pod().container("a", ports=[{"containerPort": 80,
@@ -250,10 +235,10 @@ INVALID: list[tuple[str, Any, str, str, str]] = [
      .volume("d", emptyDir={}).build(), "spec.containers[0].volumeMounts.mountPropagation",
      "FieldValueForbidden", "Bidirectional mount propagation is available only to privileged"),
     # --- host namespaces and security ---
-    ("share-pid-and-host-pid", ok().spec(shareProcessNamespace=True, hostPID=True).build(),
+    ("share-pid-and-host-pid", ok().set_spec(shareProcessNamespace=True, hostPID=True).build(),
      "spec.securityContext.shareProcessNamespace", "FieldValueInvalid",
      "Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled"),
-    ("run-as-user-negative", ok().spec(securityContext={"runAsUser": -1}).build(),
+    ("run-as-user-negative", ok().set_spec(securityContext={"runAsUser": -1}).build(),
      "spec.securityContext.runAsUser", "FieldValueInvalid",
      "Invalid value: -1: must be between 0 and 4294967295, inclusive"),
     ("container-run-as-group", make_pod().container(securityContext={"runAsGroup": 2**33})
@@ -262,78 +247,78 @@ INVALID: list[tuple[str, Any, str, str, str]] = [
     ("proc-mount-unmasked", make_pod().container(securityContext={"procMount": "Unmasked"})
      .build(), "spec.containers[0].securityContext.procMount", "FieldValueInvalid",
      "`hostUsers` must be false to use `Unmasked`"),
-    ("seccomp-type", ok().spec(securityContext={"seccompProfile": {"type": "Strict"}}).build(),
+    ("seccomp-type", ok().set_spec(securityContext={"seccompProfile": {"type": "Strict"}}).build(),
      "spec.securityContext.seccompProfile.type", "FieldValueNotSupported",
      'supported values: "Localhost", "RuntimeDefault", "Unconfined"'),
     ("no-escalation-but-privileged", make_pod().container(securityContext={
         "allowPrivilegeEscalation": False, "privileged": True}).build(),
      "spec.containers[0].securityContext", "FieldValueInvalid",
      "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"),
-    ("net-sysctl-host-network", ok().spec(hostNetwork=True, securityContext={
+    ("net-sysctl-host-network", ok().set_spec(hostNetwork=True, securityContext={
         "sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}).build(),
      "spec.securityContext.sysctls[0].name", "FieldValueInvalid",
      "may not be specified when 'hostNetwork' is true"),
-    ("host-users-false-host-pid", ok().spec(hostPID=True, securityContext={"hostUsers": False})
+    ("host-users-false-host-pid", ok().set_spec(hostPID=True, securityContext={"hostUsers": False})
      .build(), "spec.HostPID", "FieldValueForbidden", "when `pod.Spec.HostUsers` is false"),
     # --- hostAliases, names ---
-    ("host-alias-ip", ok().spec(hostAliases=[{"ip": "999.1.1.1", "hostnames": ["a"]}]).build(),
+    ("host-alias-ip", ok().set_spec(hostAliases=[{"ip": "999.1.1.1", "hostnames": ["a"]}]).build(),
      "spec.hostAliases[0].ip", "FieldValueInvalid", 'Invalid value: "999.1.1.1": ' + IP_MSG),
-    ("host-alias-hostname", ok().spec(hostAliases=[{"ip": "10.0.0.1", "hostnames": ["Bad_Host"]}])
+    ("host-alias-hostname", ok().set_spec(hostAliases=[{"ip": "10.0.0.1", "hostnames": ["Bad_Host"]}])
      .build(), "spec.hostAliases[0].hostnames[0]", "FieldValueInvalid", SUBDOMAIN_MSG),
-    ("node-name", ok().spec(nodeName="Node_1").build(), "spec.nodeName", "FieldValueInvalid",
+    ("node-name", ok().set_spec(nodeName="Node_1").build(), "spec.nodeName", "FieldValueInvalid",
      SUBDOMAIN_MSG),
-    ("hostname", ok().spec(hostname="web.1").build(), "spec.hostname", "FieldValueInvalid",
+    ("hostname", ok().set_spec(hostname="web.1").build(), "spec.hostname", "FieldValueInvalid",
      'Invalid value: "web.1": must not contain dots'),
-    ("subdomain", ok().spec(subdomain="Sub").build(), "spec.subdomain", "FieldValueInvalid",
+    ("subdomain", ok().set_spec(subdomain="Sub").build(), "spec.subdomain", "FieldValueInvalid",
      LABEL_MSG),
-    ("priority-class-name", ok().spec(priorityClassName="High_Prio").build(),
+    ("priority-class-name", ok().set_spec(priorityClassName="High_Prio").build(),
      "spec.priorityClassName", "FieldValueInvalid", SUBDOMAIN_MSG),
-    ("node-selector-value", ok().spec(nodeSelector={"disk": "x" * 64}).build(),
+    ("node-selector-value", ok().set_spec(nodeSelector={"disk": "x" * 64}).build(),
      "spec.nodeSelector", "FieldValueInvalid", "must be no more than 63 characters"),
-    ("node-selector-key", ok().spec(nodeSelector={"-disk": "ssd"}).build(), "spec.nodeSelector",
+    ("node-selector-key", ok().set_spec(nodeSelector={"-disk": "ssd"}).build(), "spec.nodeSelector",
      "FieldValueInvalid", "name part must consist of alphanumeric characters, '-', '_' or '.'"),
     # --- tolerations and affinity ---
-    ("toleration-operator", ok().spec(tolerations=[{"key": "k", "operator": "In"}]).build(),
+    ("toleration-operator", ok().set_spec(tolerations=[{"key": "k", "operator": "In"}]).build(),
      "spec.tolerations[0].operator", "FieldValueNotSupported",
      'Unsupported value: "In": supported values: "Equal", "Exists"'),
-    ("toleration-exists-value", ok().spec(tolerations=[{"key": "k", "operator": "Exists",
+    ("toleration-exists-value", ok().set_spec(tolerations=[{"key": "k", "operator": "Exists",
                                                         "value": "v"}]).build(),
      "spec.tolerations[0].operator", "FieldValueInvalid",
      "value must be empty when `operator` is 'Exists'"),
-    ("toleration-effect", ok().spec(tolerations=[{"key": "k", "effect": "NoRun"}]).build(),
+    ("toleration-effect", ok().set_spec(tolerations=[{"key": "k", "effect": "NoRun"}]).build(),
      "spec.tolerations[0].effect", "FieldValueNotSupported",
      'supported values: "NoSchedule", "PreferNoSchedule", "NoExecute"'),
-    ("toleration-empty-key", ok().spec(tolerations=[{"operator": "Equal", "value": "v"}]).build(),
+    ("toleration-empty-key", ok().set_spec(tolerations=[{"operator": "Equal", "value": "v"}]).build(),
      "spec.tolerations[0].operator", "FieldValueInvalid",
      "operator must be Exists when `key` is empty"),
-    ("toleration-seconds-effect", ok().spec(tolerations=[{
+    ("toleration-seconds-effect", ok().set_spec(tolerations=[{
         "key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}])
      .build(), "spec.tolerations[0].effect", "FieldValueInvalid",
      "effect must be 'NoExecute' when `tolerationSeconds` is set"),
-    ("node-affinity-no-terms", ok().spec(affinity={"nodeAffinity": {
+    ("node-affinity-no-terms", ok().set_spec(affinity={"nodeAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}}).build(),
      "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution."
      "nodeSelectorTerms", "FieldValueRequired", "must have at least one node selector term"),
-    ("node-affinity-operator", ok().spec(affinity={"nodeAffinity": {
+    ("node-affinity-operator", ok().set_spec(affinity={"nodeAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
             {"matchExpressions": [{"key": "k", "operator": "Near", "values": ["a"]}]}]}}})
      .build(), "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution."
      "nodeSelectorTerms[0].matchExpressions[0].operator", "FieldValueInvalid",
      'Invalid value: "Near": not a valid selector operator'),
-    ("preferred-weight", ok().spec(affinity={"nodeAffinity": {
+    ("preferred-weight", ok().set_spec(affinity={"nodeAffinity": {
         "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 0, "preference": {}}]}})
      .build(), "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]"
      ".weight", "FieldValueInvalid", "Invalid value: 0: must be in the range 1-100"),
-    ("pod-affinity-topology-key", ok().spec(affinity={"podAffinity": {
+    ("pod-affinity-topology-key", ok().set_spec(affinity={"podAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {}}]}}).build(),
      "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey",
      "FieldValueRequired", "Required value: can not be empty"),
-    ("scheduling-gate-duplicate", ok().spec(schedulingGates=[{"name": "a"}, {"name": "a"}])
+    ("scheduling-gate-duplicate", ok().set_spec(schedulingGates=[{"name": "a"}, {"name": "a"}])
      .build(), "spec.schedulingGates[1]", "FieldValueDuplicate", 'Duplicate value: "a"'),
     # --- numbers ---
     ("grace-missing", mutate(ok(), lambda p: p["spec"].pop("terminationGracePeriodSeconds")),
      "spec.terminationGracePeriodSeconds", "FieldValueRequired", "Required value"),
-    ("active-deadline", ok().spec(activeDeadlineSeconds=0).build(), "spec.activeDeadlineSeconds",
+    ("active-deadline", ok().set_spec(activeDeadlineSeconds=0).build(), "spec.activeDeadlineSeconds",
      "FieldValueInvalid", "Invalid value: 0: must be between 1 and 2147483647, inclusive"),
     # --- hooks and probes ---
     ("post-start-no-handler", make_pod().container(lifecycle={"postStart": {}}).build(),
@@ -372,14 +357,14 @@ INVALID: list[tuple[str, Any, str, str, str]] = [
      "spec.containers[0].startupProbe.tcpSocket.port", "FieldValueInvalid",
      "must contain only alpha-numeric characters"),
     # --- dns ---
-    ("dns-none-without-config", ok().spec(dnsPolicy="None").build(), "spec.dnsConfig",
+    ("dns-none-without-config", ok().set_spec(dnsPolicy="None").build(), "spec.dnsConfig",
      "FieldValueRequired", "Required value: must provide `dnsConfig` when `dnsPolicy` is None"),
-    ("dns-none-without-nameservers", ok().spec(dnsPolicy="None", dnsConfig={"searches": ["a"]})
+    ("dns-none-without-nameservers", ok().set_spec(dnsPolicy="None", dnsConfig={"searches": ["a"]})
      .build(), "spec.dnsConfig.nameservers", "FieldValueRequired",
      "must provide at least one DNS nameserver when `dnsPolicy` is None"),
-    ("dns-nameserver-ip", ok().spec(dnsConfig={"nameservers": ["dns.local"]}).build(),
+    ("dns-nameserver-ip", ok().set_spec(dnsConfig={"nameservers": ["dns.local"]}).build(),
      "spec.dnsConfig.nameservers[0]", "FieldValueInvalid", IP_MSG),
-    ("dns-too-many-nameservers", ok().spec(dnsConfig={"nameservers": [
+    ("dns-too-many-nameservers", ok().set_spec(dnsConfig={"nameservers": [
         "1.1.1.1", "8.8.8.8", "9.9.9.9", "1.0.0.1"]}).build(), "spec.dnsConfig.nameservers",
      "FieldValueInvalid", "must not have more than 3 nameservers"),
     # --- metadata ---
@@ -387,37 +372,37 @@ INVALID: list[tuple[str, Any, str, str, str]] = [
      "FieldValueRequired", "Required value: name or generateName is required"),
     ("name-invalid", make_pod("My_Pod").container().build(), "metadata.name",
      "FieldValueInvalid", 'Invalid value: "My_Pod": ' + SUBDOMAIN_MSG),
-    ("generate-name-invalid", mutate(ok().meta(generateName="Web_"), lambda p: None),
+    ("generate-name-invalid", mutate(ok().set_meta(generateName="Web_"), lambda p: None),
      "metadata.generateName", "FieldValueInvalid", SUBDOMAIN_MSG),
     ("namespace-missing", mutate(ok(), lambda p: p["metadata"].pop("namespace")),
      "metadata.namespace", "FieldValueRequired", "Required value"),
-    ("namespace-invalid", ok().meta(namespace="Bad_NS").build(), "metadata.namespace",
+    ("namespace-invalid", ok().set_meta(namespace="Bad_NS").build(), "metadata.namespace",
      "FieldValueInvalid", LABEL_MSG),
-    ("label-value", ok().meta(labels={"app": "-web"}).build(), "metadata.labels",
+    ("label-value", ok().set_meta(labels={"app": "-web"}).build(), "metadata.labels",
      "FieldValueInvalid", "a valid label must be an empty string or consist of alphanumeric"),
-    ("label-key-prefix", ok().meta(labels={"Example.com/app": "web"}).build(), "metadata.labels",
+    ("label-key-prefix", ok().set_meta(labels={"Example.com/app": "web"}).build(), "metadata.labels",
      "FieldValueInvalid", "prefix part " + SUBDOMAIN_MSG),
-    ("annotation-key", ok().meta(annotations={"a/b/c": "x"}).build(), "metadata.annotations",
+    ("annotation-key", ok().set_meta(annotations={"a/b/c": "x"}).build(), "metadata.annotations",
      "FieldValueInvalid", "a qualified name must consist of alphanumeric characters"),
-    ("annotations-too-big", ok().meta(annotations={"big": "x" * (256 * 1024)}).build(),
+    ("annotations-too-big", ok().set_meta(annotations={"big": "x" * (256 * 1024)}).build(),
      "metadata.annotations", "FieldValueTooLong", "Too long: may not be more than 262144 bytes"),
-    ("finalizer-not-standard", ok().meta(finalizers=["cleanup"]).build(),
+    ("finalizer-not-standard", ok().set_meta(finalizers=["cleanup"]).build(),
      "metadata.finalizers[0]", "FieldValueInvalid",
      'Invalid value: "cleanup": name is neither a standard finalizer name nor is it fully '
      "qualified"),
-    ("owner-reference-uid", ok().meta(ownerReferences=[{"apiVersion": "v1", "kind": "Node",
+    ("owner-reference-uid", ok().set_meta(ownerReferences=[{"apiVersion": "v1", "kind": "Node",
                                                         "name": "n"}]).build(),
      "metadata.ownerReferences.uid", "FieldValueInvalid", 'Invalid value: "": must not be empty'),
-    ("deletion-cost", ok().meta(annotations={"controller.kubernetes.io/pod-deletion-cost": "x"})
+    ("deletion-cost", ok().set_meta(annotations={"controller.kubernetes.io/pod-deletion-cost": "x"})
      .build(), "metadata.annotations[controller.kubernetes.io/pod-deletion-cost]",
      "FieldValueInvalid", 'Invalid value: "x": must be a 32bit integer'),
     # --- create-only rules ---
-    ("ephemeral-on-create", ok().spec(ephemeralContainers=[{"name": "dbg", "image": "busybox"}])
+    ("ephemeral-on-create", ok().set_spec(ephemeralContainers=[{"name": "dbg", "image": "busybox"}])
      .build(), "spec.ephemeralContainers", "FieldValueForbidden", "cannot be set on create"),
-    ("node-name-with-gates", ok().spec(nodeName="n1", schedulingGates=[{"name": "wait"}]).build(),
+    ("node-name-with-gates", ok().set_spec(nodeName="n1", schedulingGates=[{"name": "wait"}]).build(),
      "spec.nodeName", "FieldValueForbidden",
      "cannot be set until all schedulingGates have been cleared"),
-    ("readiness-gate", ok().spec(readinessGates=[{"conditionType": "bad/cond/x"}]).build(),
+    ("readiness-gate", ok().set_spec(readinessGates=[{"conditionType": "bad/cond/x"}]).build(),
      "spec.readinessGates[0].conditionType", "FieldValueInvalid", "a qualified name must"),
 ]
 
@@ -456,7 +441,7 @@ def test_exact_rendering_of_common_causes() -> None:
 
 
 def test_causes_come_in_kubernetes_order() -> None:
-    pod = make_pod("Bad_Name").container("A", image="").spec(restartPolicy="x").build()
+    pod = make_pod("Bad_Name").container("A", image="").set_spec(restartPolicy="x").build()
     fields = [c.field for c in validate_pod(pod)]
     assert fields == ["metadata.name", "spec.containers[0].name", "spec.containers[0].image",
                       "spec.restartPolicy"]
@@ -481,24 +466,24 @@ def test_garbage_shapes_never_raise() -> None:
 VALID: list[tuple[str, Pod]] = [
     ("minimal", ok().build()),
     ("node-selector", make_pod("selector").container("nginx", image="nginx:1.25")
-     .spec(nodeSelector={"disktype": "ssd", "kubernetes.io/hostname": "node-1"}).build()),
-    ("node-name", make_pod("pinned").container("nginx").spec(nodeName="node-1").build()),
+     .set_spec(nodeSelector={"disktype": "ssd", "kubernetes.io/hostname": "node-1"}).build()),
+    ("node-name", make_pod("pinned").container("nginx").set_spec(nodeName="node-1").build()),
     ("host-aliases", make_pod("aliases").container("cat-hosts", image="busybox",
                                                    command=["cat", "/etc/hosts"])
-     .spec(restartPolicy="Never", hostAliases=[
+     .set_spec(restartPolicy="Never", hostAliases=[
          {"ip": "127.0.0.1", "hostnames": ["foo.local", "bar.local"]},
          {"ip": "10.1.2.3", "hostnames": ["foo.remote", "bar.remote"]},
          {"ip": "2001:db8::1", "hostnames": ["v6.remote"]}]).build()),
     ("share-process-namespace", make_pod("nginx").container("nginx")
      .container("shell", image="busybox:1.28", command=["sleep", "3600"],
                 securityContext={"capabilities": {"add": ["SYS_PTRACE"]}}, stdin=True, tty=True)
-     .spec(shareProcessNamespace=True).build()),
+     .set_spec(shareProcessNamespace=True).build()),
     ("host-namespaces-and-hooks", make_pod("hostns").container(
         "lifecycle-demo", image="nginx", ports=[{"containerPort": 80}],
         lifecycle={"postStart": {"exec": {"command": ["/bin/sh", "-c",
                                                       "echo hello > /usr/share/message"]}},
                    "preStop": {"exec": {"command": ["/bin/sh", "-c", "nginx -s quit"]}}})
-     .spec(hostPID=True, hostIPC=True, hostNetwork=True).build()),
+     .set_spec(hostPID=True, hostIPC=True, hostNetwork=True).build()),
     ("http-hooks-and-probes", make_pod().container(
         ports=[{"name": "http", "containerPort": 8080}],
         lifecycle={"preStop": {"httpGet": {"port": "http", "path": "/quit"}},
@@ -526,7 +511,7 @@ VALID: list[tuple[str, Pod]] = [
     ("sidecar", make_pod().container().init_container(
         "log", restartPolicy="Always", readinessProbe={"exec": {"command": ["true"]}},
         lifecycle={"preStop": LIFECYCLE_EXEC}).build()),
-    ("tolerations-affinity", ok().spec(
+    ("tolerations-affinity", ok().set_spec(
         tolerations=[{"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule"},
                      {"operator": "Exists"},
                      {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
@@ -538,14 +523,14 @@ VALID: list[tuple[str, Pod]] = [
                 {"weight": 10, "podAffinityTerm": {
                     "labelSelector": {"matchLabels": {"app": "web"}},
                     "topologyKey": "kubernetes.io/hostname"}}]}}).build()),
-    ("dns", ok().spec(dnsPolicy="None", hostname="web-0", subdomain="svc", dnsConfig={
+    ("dns", ok().set_spec(dnsPolicy="None", hostname="web-0", subdomain="svc", dnsConfig={
         "nameservers": ["1.1.1.1"], "searches": ["ns.svc.cluster.local."],
         "options": [{"name": "ndots", "value": "2"}]}).build()),
-    ("metadata", ok().meta(labels={"app": "web", "example.com/tier": ""},
+    ("metadata", ok().set_meta(labels={"app": "web", "example.com/tier": ""},
                            annotations={"Example.com/Note": "hi"},
                            finalizers=["example.com/cleanup", "foregroundDeletion"],
                            generateName="web-").build()),
-    ("security", ok().spec(securityContext={"runAsUser": 1000, "runAsGroup": 0,
+    ("security", ok().set_spec(securityContext={"runAsUser": 1000, "runAsGroup": 0,
                                             "fsGroup": 2000, "seccompProfile": {
                                                 "type": "RuntimeDefault"}},
                            activeDeadlineSeconds=60, priorityClassName="high",

@@ -1,4 +1,4 @@
-"""Builders and polling helpers shared by the client tests."""
+"""Polling and TLS helpers shared by the client tests (pods: tests/builders.py)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,6 @@ from typing import Any, Callable
 from podling.apiserver.server import RunningServer
 
 Obj = dict[str, Any]
-
-
-def make_pod(name: str, labels: dict[str, str] | None = None, node: str = "") -> Obj:
-    pod: Obj = {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": name, "labels": labels or {}},
-                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
-    if node:
-        pod["spec"]["nodeName"] = node
-    return pod
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -11,7 +11,8 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from client_testlib import eventually, make_pod
+from builders import make_pod
+from client_testlib import eventually
 from podling.client import (ADDED, DELETED, MODIFIED, SYNC, ApiClient, ApiConnectionError,
                             Backoff, BackoffPolicy, ClientConfig, Informer, InformerOptions)
 
@@ -79,7 +80,7 @@ async def _started(informers: list[Informer], informer: Informer) -> Informer:
 
 async def test_initial_sync_fills_the_store_and_reports_added(client, informers) -> None:
     for name in ("a", "b"):
-        await client.create("pods", make_pod(name))
+        await client.create("pods", make_pod(name).bare().build())
     informer = Informer(client, "pods", namespace="default", resync_period=None, options=FAST)
     recorder = Recorder()
     informer.add_handler(recorder)
@@ -98,9 +99,9 @@ async def test_live_events_arrive_in_order_with_old_state(client, informers) -> 
     recorder = Recorder()
     informer.add_handler(recorder)
     await _started(informers, informer)
-    created = await client.create("pods", make_pod("web"))
+    created = await client.create("pods", make_pod("web").bare().build())
     patched = await client.patch("pods", "web", {"metadata": {"labels": {"x": "1"}}})
-    await client.create("pods", make_pod("other"))
+    await client.create("pods", make_pod("other").bare().build())
     await client.delete("pods", "web")
     await eventually(lambda: len(recorder.events) == 4)
     rv_created = created["metadata"]["resourceVersion"]
@@ -119,7 +120,7 @@ async def test_relist_after_expired_synthesises_the_differences(start_server, in
     server = await start_server(history=5)
     async with ApiClient(ClientConfig.from_kubeconfig(server.config.kubeconfig_path)) as api:
         for name in ("gone", "same", "changed", "replaced"):
-            await api.create("pods", make_pod(name))
+            await api.create("pods", make_pod(name).bare().build())
         gated = GatedClient(api)
         informer = Informer(gated, "pods", resync_period=None, options=FAST)
         recorder = Recorder()
@@ -134,9 +135,9 @@ async def test_relist_after_expired_synthesises_the_differences(start_server, in
         await api.delete("pods", "gone")
         await api.patch("pods", "changed", {"metadata": {"labels": {"v": "2"}}})
         await api.delete("pods", "replaced")
-        await api.create("pods", make_pod("replaced"))
+        await api.create("pods", make_pod("replaced").bare().build())
         for i in range(6):  # push the informer's version out of the server's history
-            await api.create("pods", make_pod(f"new{i}"))
+            await api.create("pods", make_pod(f"new{i}").bare().build())
         gated.gate.set()
 
         await eventually(lambda: len(recorder.events) >= 10)
@@ -154,7 +155,7 @@ async def test_relist_after_expired_synthesises_the_differences(start_server, in
         assert informer.get("default", "same") is not None
 
         recorder.events.clear()  # and it keeps watching after the re-list
-        await api.create("pods", make_pod("after"))
+        await api.create("pods", make_pod("after").bare().build())
         await eventually(lambda: recorder.names() == [(ADDED, "after")])
 
 
@@ -164,7 +165,7 @@ async def test_reconnects_after_the_server_restarts(start_server, tmp_path, info
     server = await start_server(datastore="sqlite", data_dir=data_dir)
     config = ClientConfig.from_kubeconfig(server.config.kubeconfig_path)
     async with ApiClient(config) as api:
-        await api.create("pods", make_pod("before"))
+        await api.create("pods", make_pod("before").bare().build())
         informer = Informer(api, "pods", resync_period=None, options=FAST)
         recorder = Recorder()
         informer.add_handler(recorder)
@@ -172,7 +173,7 @@ async def test_reconnects_after_the_server_restarts(start_server, tmp_path, info
         await server.stop()
         await asyncio.sleep(0.2)  # the informer fails to re-list meanwhile and backs off
         server = await start_server(datastore="sqlite", data_dir=data_dir, port=server.port)
-        await api.create("pods", make_pod("after"))
+        await api.create("pods", make_pod("after").bare().build())
         await eventually(lambda: informer.get("default", "after") is not None)
     assert recorder.names() == [(ADDED, "before"), (ADDED, "after")]
 
@@ -193,11 +194,11 @@ async def test_failing_handlers_do_not_stop_delivery(client, informers) -> None:
     for handler in (broken_sync, broken_async, good):
         informer.add_handler(handler)
     await _started(informers, informer)
-    await client.create("pods", make_pod("one"))
-    await client.create("pods", make_pod("two"))
+    await client.create("pods", make_pod("one").bare().build())
+    await client.create("pods", make_pod("two").bare().build())
     await eventually(lambda: seen == ["ADDED one", "ADDED two"])
     informer.remove_handler(good)
-    await client.create("pods", make_pod("three"))
+    await client.create("pods", make_pod("three").bare().build())
     await eventually(lambda: informer.get("default", "three") is not None)
     assert seen == ["ADDED one", "ADDED two"]
 
@@ -213,7 +214,7 @@ async def test_stop_leaves_no_tasks_running(client) -> None:
         await asyncio.sleep(10)  # a handler busy at stop() time is cancelled
 
     informer.add_handler(slow)
-    await client.create("pods", make_pod("a"))
+    await client.create("pods", make_pod("a").bare().build())
     informer.start()
     with pytest.raises(RuntimeError, match="already started"):
         informer.start()
@@ -227,7 +228,7 @@ async def test_stop_leaves_no_tasks_running(client) -> None:
 
 async def test_resync_redelivers_every_object_as_sync(client, informers) -> None:
     for name in ("a", "b"):
-        await client.create("pods", make_pod(name))
+        await client.create("pods", make_pod(name).bare().build())
     informer = Informer(client, "pods", resync_period=0.05, options=FAST)
     seen: list[tuple[str, str, bool]] = []
 
@@ -243,8 +244,8 @@ async def test_resync_redelivers_every_object_as_sync(client, informers) -> None
 
 
 async def test_selectors_limit_the_store(client, informers) -> None:
-    await client.create("pods", make_pod("web", {"app": "web"}))
-    await client.create("pods", make_pod("db", {"app": "db"}))
+    await client.create("pods", make_pod("web").labels(app="web").bare().build())
+    await client.create("pods", make_pod("db").labels(app="db").bare().build())
     informer = Informer(client, "pods", namespace="default", label_selector="app=web",
                         resync_period=None, options=FAST)
     recorder = Recorder()

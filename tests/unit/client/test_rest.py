@@ -13,7 +13,8 @@ from typing import Any, AsyncIterator
 import pytest
 import yaml
 
-from client_testlib import ca_file, make_pod
+from builders import make_pod
+from client_testlib import ca_file
 from podling.api.resources import LEASES, NODES, PODS
 from podling.client import (ApiClient, ApiConnectionError, ApiError, ClientConfig, ConfigError,
                             Expired, resource_path)
@@ -106,9 +107,9 @@ def test_resource_path_rejects_a_namespace_for_cluster_scoped_resources() -> Non
 # --- CRUD -----------------------------------------------------------------------------------
 
 async def test_create_get_list_update(client: ApiClient) -> None:
-    created = await client.create("pods", make_pod("web", {"app": "web"}))
+    created = await client.create("pods", make_pod("web").labels(app="web").bare().build())
     assert created["metadata"]["namespace"] == "default" and created["metadata"]["uid"]
-    await client.create(PODS, make_pod("db", {"app": "db"}))
+    await client.create(PODS, make_pod("db").labels(app="db").bare().build())
     got = await client.get("pods", "web")
     assert got["metadata"]["uid"] == created["metadata"]["uid"]
 
@@ -128,7 +129,7 @@ async def test_create_get_list_update(client: ApiClient) -> None:
 
 
 async def test_update_status_changes_only_status(client: ApiClient) -> None:
-    pod = await client.create("pods", make_pod("web"))
+    pod = await client.create("pods", make_pod("web").bare().build())
     pod["status"]["phase"] = "Running"
     pod["metadata"]["labels"] = {"ignored": "yes"}
     updated = await client.update_status("pods", pod)
@@ -153,7 +154,7 @@ async def test_cluster_scoped_and_grouped_resources(client: ApiClient) -> None:
 # --- patch ----------------------------------------------------------------------------------
 
 async def test_patch_types(client: ApiClient) -> None:
-    await client.create("pods", make_pod("web", {"app": "web"}))
+    await client.create("pods", make_pod("web").labels(app="web").bare().build())
     merged = await client.patch("pods", "web", {"metadata": {"labels": {"app": None, "x": "1"}}})
     assert merged["metadata"]["labels"] == {"x": "1"}
 
@@ -174,7 +175,7 @@ async def test_patch_types(client: ApiClient) -> None:
 
 
 async def test_bad_patches(client: ApiClient) -> None:
-    await client.create("pods", make_pod("web"))
+    await client.create("pods", make_pod("web").bare().build())
     with pytest.raises(ValueError, match="patch_type"):
         await client.patch("pods", "web", {}, patch_type="apply")  # type: ignore[arg-type]
     with pytest.raises(ApiError) as info:
@@ -186,7 +187,7 @@ async def test_bad_patches(client: ApiClient) -> None:
 # --- delete and bind ------------------------------------------------------------------------
 
 async def test_delete_unbound_pod_then_not_found(client: ApiClient) -> None:
-    pod = await client.create("pods", make_pod("web"))
+    pod = await client.create("pods", make_pod("web").bare().build())
     with pytest.raises(ApiError) as info:
         await client.delete("pods", "web", preconditions={"uid": "not-the-uid"})
     assert (info.value.code, info.value.reason) == (409, "Conflict")
@@ -200,7 +201,7 @@ async def test_delete_unbound_pod_then_not_found(client: ApiClient) -> None:
 
 
 async def test_graceful_delete_of_a_bound_pod(client: ApiClient) -> None:
-    await client.create("pods", make_pod("web", node="n1"))
+    await client.create("pods", make_pod("web").node("n1").bare().build())
     marked = await client.delete("pods", "web", grace_period=20)
     assert marked["metadata"]["deletionTimestamp"]
     assert marked["metadata"]["deletionGracePeriodSeconds"] == 20
@@ -210,7 +211,7 @@ async def test_graceful_delete_of_a_bound_pod(client: ApiClient) -> None:
 
 
 async def test_bind(client: ApiClient) -> None:
-    pod = await client.create("pods", make_pod("web"))
+    pod = await client.create("pods", make_pod("web").bare().build())
     with pytest.raises(ApiError) as info:
         await client.bind("default", "web", "n1", uid="wrong-uid")
     assert info.value.code == 409
@@ -227,12 +228,11 @@ async def test_bind(client: ApiClient) -> None:
 # --- errors ---------------------------------------------------------------------------------
 
 async def test_already_exists_and_invalid(client: ApiClient) -> None:
-    await client.create("pods", make_pod("web"))
+    await client.create("pods", make_pod("web").bare().build())
     with pytest.raises(ApiError) as info:
-        await client.create("pods", make_pod("web"))
+        await client.create("pods", make_pod("web").bare().build())
     assert (info.value.code, info.value.reason) == (409, "AlreadyExists")
-    bad = make_pod("bad")
-    bad["spec"]["containers"][0]["image"] = ""
+    bad = make_pod("bad").container("c", image="").bare().build()
     with pytest.raises(ApiError) as info:
         await client.create("pods", bad)
     assert (info.value.code, info.value.reason) == (422, "Invalid")
@@ -296,11 +296,11 @@ async def _collect(events: AsyncIterator[tuple[str, Obj]], count: int,
 
 
 async def test_watch_streams_changes_in_order(client: ApiClient) -> None:
-    await client.create("pods", make_pod("old"))
+    await client.create("pods", make_pod("old").bare().build())
     _, rv = await client.list("pods", "default")
     async with contextlib.aclosing(client.watch("pods", "default", resource_version=rv)) as events:
         collector = asyncio.create_task(_collect(events, 3))
-        await client.create("pods", make_pod("web"))
+        await client.create("pods", make_pod("web").bare().build())
         await client.patch("pods", "web", {"metadata": {"labels": {"a": "b"}}})
         await client.delete("pods", "web")
         seen = await asyncio.wait_for(collector, 5)
@@ -309,7 +309,7 @@ async def test_watch_streams_changes_in_order(client: ApiClient) -> None:
 
 async def test_watch_from_zero_starts_with_the_current_state(client: ApiClient) -> None:
     for name in ("a", "b"):
-        await client.create("pods", make_pod(name, {"app": name}))
+        await client.create("pods", make_pod(name).labels(app=name).bare().build())
     events = client.watch("pods", "default", resource_version="0", label_selector="app=b")
     async with contextlib.aclosing(events):
         assert await asyncio.wait_for(_collect(events, 1), 5) == [("ADDED", "b")]
@@ -330,7 +330,7 @@ async def test_watch_from_a_compacted_version_raises_expired(start_server) -> No
     async with ApiClient(ClientConfig.from_kubeconfig(server.config.kubeconfig_path)) as api:
         _, rv = await api.list("pods")
         for i in range(6):
-            await api.create("pods", make_pod(f"p{i}"))
+            await api.create("pods", make_pod(f"p{i}").bare().build())
         with pytest.raises(Expired) as info:
             async for _ in api.watch("pods", resource_version=rv):
                 pass

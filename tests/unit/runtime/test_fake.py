@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from podling.runtime.fake import FakeRuntime
-from podling.runtime.interface import (ContainerConfig, ContainerState, ExecResult,
-                                       InvalidState, NamespaceMode, NamespaceOptions,
-                                       PodSandboxConfig, RuntimeCommandError, RuntimeService,
-                                       SandboxState)
+from podling.runtime.interface import (ContainerConfig, ContainerStartError, ContainerState,
+                                       ExecResult, InvalidState, NamespaceMode,
+                                       NamespaceOptions, PodSandboxConfig, RuntimeCommandError,
+                                       RuntimeService, SandboxState)
 
 
 def sandbox(name: str = "p", **kw: object) -> PodSandboxConfig:
@@ -134,3 +134,66 @@ async def test_on_start_hook_sync_and_configs() -> None:
     sid = await rt.run_pod_sandbox(sandbox())
     cid = await started(rt, sid, "web")
     assert seen == ["web"] and rt.container_config(cid).name == "web"
+
+
+@pytest.mark.parametrize("times, codes", [
+    (1, [1, None]),           # the first start crashes, the second runs
+    (2, [3, 3, None]),
+    (None, [7, 7, 7]),         # every start crashes
+])
+async def test_exit_on_start(times: int | None, codes: list[int | None]) -> None:
+    rt = FakeRuntime()
+    sid = await rt.run_pod_sandbox(sandbox())
+    rt.exit_on_start("c", codes[0] or 0, times=times)
+    seen = []
+    for _ in codes:
+        status = await rt.container_status(await started(rt, sid))
+        seen.append(status.exit_code if status.state is ContainerState.EXITED else None)
+    assert seen == codes
+    other = await rt.container_status(await started(rt, sid, "other"))
+    assert other.state is ContainerState.RUNNING
+
+
+async def test_exit_on_start_emits_an_exit_event() -> None:
+    rt = FakeRuntime()
+    events = rt.exit_events()
+    sid = await rt.run_pod_sandbox(sandbox())
+    rt.exit_on_start("c", 2)
+    cid = await started(rt, sid)
+    event = await asyncio.wait_for(events.__anext__(), 5)
+    assert (event.container_id, event.exit_code) == (cid, 2)
+
+
+async def test_wait_for_calls_wakes_on_the_matching_call() -> None:
+    rt = FakeRuntime()
+    sid = await rt.run_pod_sandbox(sandbox())
+    waiter = asyncio.create_task(rt.wait_for_calls("stop_pod_sandbox", 2,
+                                                   where=lambda args: args[0] == sid))
+    await rt.stop_pod_sandbox("other")
+    await rt.stop_pod_sandbox(sid)
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await rt.stop_pod_sandbox(sid)
+    assert await asyncio.wait_for(waiter, 5) == [(sid,), (sid,)]
+
+
+async def test_wait_for_calls_times_out_with_a_count() -> None:
+    rt = FakeRuntime()
+    with pytest.raises(AssertionError, match="0 of 1 calls of start_container"):
+        await rt.wait_for_calls("start_container", timeout=0.05)
+
+
+async def test_fail_start_of_leaves_an_exited_start_error() -> None:
+    rt = FakeRuntime()
+    events = rt.exit_events()
+    sid = await rt.run_pod_sandbox(sandbox())
+    rt.fail_start_of("c", 'exec: "x": not found')
+    cid = await rt.create_container(sid, container("c"))
+    with pytest.raises(ContainerStartError, match='exec: "x": not found'):
+        await rt.start_container(cid)
+    status = await rt.container_status(cid)
+    assert (status.state, status.exit_code, status.reason, status.message) == (
+        ContainerState.EXITED, 128, "StartError", 'exec: "x": not found')
+    assert (await asyncio.wait_for(events.__anext__(), 5)).container_id == cid
+    again = await started(rt, sid)  # only the next start failed
+    assert (await rt.container_status(again)).state is ContainerState.RUNNING

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import AsyncIterator
 
 import pytest
-from sched_cluster import NODE_NAMES, node_body
+from sched_cluster import NODE_NAMES, ready_node
 
 from podling.apiserver.server import RunningServer, ServerConfig, start
 from podling.client import ApiClient, ClientConfig
@@ -31,7 +31,7 @@ async def client(server: RunningServer) -> AsyncIterator[ApiClient]:
 async def cluster(client: ApiClient) -> AsyncIterator[ApiClient]:
     """Three Ready nodes (4 cpu, 8Gi, 110 pods) and a started scheduler."""
     for name in NODE_NAMES:
-        await client.create("nodes", node_body(name))
+        await client.create("nodes", ready_node(name).build())
     scheduler = Scheduler(client)
     scheduler.start()
     assert await scheduler.wait_synced(10)

@@ -1,4 +1,4 @@
-"""Helpers shared by the scheduler's server-backed tests (node bodies, polling)."""
+"""Helpers shared by the scheduler's server-backed tests (the nodes, polling)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,14 @@ import asyncio
 import time
 from typing import Any, Awaitable, Callable
 
+from builders import NodeBuilder, make_node
+
 NODE_NAMES = ("172.31.2.11", "172.31.2.12", "172.31.2.13")
 
 
-def node_body(name: str, *, cpu: str = "4", memory: str = "8Gi", pods: str = "110",
-              labels: dict[str, str] | None = None, taints: list[dict] | None = None
-              ) -> dict[str, Any]:
-    resources = {"cpu": cpu, "memory": memory, "pods": pods}
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name,
-                         "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
-            "spec": {"taints": taints} if taints else {},
-            "status": {"capacity": resources, "allocatable": resources,
-                       "conditions": [{"type": "Ready", "status": "True",
-                                       "reason": "KubeletReady",
-                                       "message": "kubelet is posting ready status"}]}}
+def ready_node(name: str) -> NodeBuilder:
+    """An agent-less node as the scheduler tests register it: Ready as a kubelet reports."""
+    return make_node(name).ready(reason="KubeletReady", message="kubelet is posting ready status")
 
 
 async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float = 10.0,

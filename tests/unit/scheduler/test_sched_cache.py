@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sched_builders import make_node, make_pod
+from builders import make_node, make_pod
 
 from podling.api.views import NodeView, PodView
 from podling.scheduler.cache import SchedulerCache, node_changed

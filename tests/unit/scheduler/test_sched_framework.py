@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from sched_builders import expr, make_node, make_pod, term
+from builders import expr, make_node, make_pod, term
 
 from podling.scheduler.framework import (Code, FitError, NodeInfo, PodInfo, Status,
                                          default_normalize, histogram, schedule_one)

@@ -4,7 +4,7 @@ tests/unit/client/test_event_recorder.py)."""
 from __future__ import annotations
 
 import pytest
-from sched_builders import make_pod
+from builders import make_pod
 
 from podling.api.views import PodView
 from podling.scheduler.scheduler import (is_pending_for, scheduling_inputs_changed,

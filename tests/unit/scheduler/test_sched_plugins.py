@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sched_builders import expr, make_node, make_pod, term
+from builders import expr, make_node, make_pod, term
 
 from podling.scheduler.framework import Code, NodeInfo, PodInfo
 from podling.scheduler.plugins import (node_affinity, node_name, node_ports, node_ready,

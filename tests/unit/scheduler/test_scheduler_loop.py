@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sched_cluster import NODE_NAMES, node_body, wait_for
+from builders import PodBuilder, expr, make_pod, term
+from sched_cluster import NODE_NAMES, ready_node, wait_for
 
 from podling.client import ApiClient
 
@@ -14,29 +15,14 @@ NS = "default"
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 
 
-def pod_body(name: str, *, selector: dict | None = None, node: str | None = None,
-             cpu: str | None = None, tolerations: list | None = None,
-             affinity: Obj | None = None, labels: dict | None = None) -> Obj:
-    container: Obj = {"name": "c", "image": "busybox:1.36"}
-    if cpu:
-        container["resources"] = {"requests": {"cpu": cpu}}
-    spec: Obj = {"containers": [container]}
-    if selector:
-        spec["nodeSelector"] = selector
-    if node:
-        spec["nodeName"] = node
-    if tolerations:
-        spec["tolerations"] = tolerations
-    if affinity:
-        spec["affinity"] = {"nodeAffinity": affinity}
-    meta: Obj = {"name": name}
-    if labels:
-        meta["labels"] = labels
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+def on(node: str) -> dict[str, str]:
+    """A nodeSelector for one node by its hostname label."""
+    return {"kubernetes.io/hostname": node}
 
 
-async def create(client: ApiClient, name: str, **kw: Any) -> Obj:
-    return await client.create("pods", pod_body(name, **kw), NS)
+async def create(client: ApiClient, pod: PodBuilder) -> Obj:
+    """Create the pod as a client would send it (no uid, no status)."""
+    return await client.create("pods", pod.no_uid().no_status().build(), NS)
 
 
 async def bound_to(client: ApiClient, name: str, timeout: float = 10.0) -> str:
@@ -72,7 +58,7 @@ def msg(n: int, hist: str, post: str) -> str:
 
 
 async def test_node_selector_lands_on_the_named_node(cluster: ApiClient) -> None:
-    await create(cluster, "web", selector={"kubernetes.io/hostname": "172.31.2.12"})
+    await create(cluster, make_pod("web").selector(**on("172.31.2.12")))
     assert await bound_to(cluster, "web") == "172.31.2.12"
     pod = await cluster.get("pods", "web", NS)
     scheduled = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
@@ -83,7 +69,7 @@ async def test_node_selector_lands_on_the_named_node(cluster: ApiClient) -> None
 
 
 async def test_pending_until_a_node_is_labelled(cluster: ApiClient) -> None:
-    await create(cluster, "ssd", selector={"disk": "ssd"})
+    await create(cluster, make_pod("ssd").selector(disk="ssd"))
     want = msg(3, "3 node(s) didn't match Pod's node affinity/selector", f"3 {NOT_HELPFUL}")
     pod = await unschedulable(cluster, "ssd", want)
     cond = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"][0]
@@ -102,8 +88,8 @@ async def test_pending_until_a_node_is_labelled(cluster: ApiClient) -> None:
 
 
 async def test_node_name_pods_bypass_the_scheduler(cluster: ApiClient) -> None:
-    await create(cluster, "pinned", node="172.31.2.11")
-    await create(cluster, "marker", selector={"kubernetes.io/hostname": "172.31.2.11"})
+    await create(cluster, make_pod("pinned").node("172.31.2.11"))
+    await create(cluster, make_pod("marker").selector(**on("172.31.2.11")))
     await bound_to(cluster, "marker")
     await wait_for(lambda: events(cluster, "marker", "Scheduled"), 5, "marker's event")
     assert await events(cluster, "pinned", "Scheduled") == []
@@ -119,16 +105,15 @@ async def test_taints_and_tolerations(cluster: ApiClient) -> None:
     await cluster.patch("nodes", "172.31.2.12", {"metadata": {"labels": {"gpu": "yes"}}})
     await cluster.patch("nodes", "172.31.2.11", {"metadata": {"labels": {"gpu": "yes"}}})
     await wait_for(lambda: _node_has_taint(cluster), 5, "taint visible")
-    await create(cluster, "plain", selector={"kubernetes.io/hostname": "172.31.2.11"})
+    await create(cluster, make_pod("plain").selector(**on("172.31.2.11")))
     await unschedulable(cluster, "plain", msg(
         3, "1 node(s) had untolerated taint {dedicated: gpu}, "
            "2 node(s) didn't match Pod's node affinity/selector", f"3 {NOT_HELPFUL}"))
-    await create(cluster, "tolerant", selector={"kubernetes.io/hostname": "172.31.2.11"},
-                 tolerations=[{"key": "dedicated", "operator": "Equal", "value": "gpu",
-                               "effect": "NoSchedule"}])
+    await create(cluster, make_pod("tolerant").selector(**on("172.31.2.11"))
+                 .toleration("dedicated", "Equal", "gpu", "NoSchedule"))
     assert await bound_to(cluster, "tolerant") == "172.31.2.11"
     for i in range(4):  # untolerating pods selecting gpu nodes only go to .12
-        await create(cluster, f"g{i}", selector={"gpu": "yes"})
+        await create(cluster, make_pod(f"g{i}").selector(gpu="yes"))
         assert await bound_to(cluster, f"g{i}") == "172.31.2.12"
 
 
@@ -139,30 +124,22 @@ async def _node_has_taint(client: ApiClient) -> bool:
 
 async def test_required_and_preferred_affinity(cluster: ApiClient) -> None:
     await cluster.patch("nodes", "172.31.2.13", {"metadata": {"labels": {"zone": "b"}}})
-    required = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "NotIn",
-                               "values": ["172.31.2.11", "172.31.2.12"]}]}]}}
-    await create(cluster, "req", affinity=required)
+    await create(cluster, make_pod("req").required(
+        term(expr("kubernetes.io/hostname", "NotIn", "172.31.2.11", "172.31.2.12"))))
     assert await bound_to(cluster, "req") == "172.31.2.13"
-    fields = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["172.31.2.12"]}]}]}}
-    await create(cluster, "byname", affinity=fields)
+    await create(cluster, make_pod("byname").required(
+        term(fields=[expr("metadata.name", "In", "172.31.2.12")])))
     assert await bound_to(cluster, "byname") == "172.31.2.12"
-    preferred = {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 100, "preference": {"matchExpressions": [
-            {"key": "zone", "operator": "In", "values": ["b"]}]}}]}
     for i in range(3):
-        await create(cluster, f"pref{i}", affinity=preferred)
+        await create(cluster, make_pod(f"pref{i}").preferred(100, term(expr("zone", "In", "b"))))
         assert await bound_to(cluster, f"pref{i}") == "172.31.2.13"
-    nowhere = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z"]}]}]}}
-    await create(cluster, "nowhere", affinity=nowhere)
+    await create(cluster, make_pod("nowhere").required(term(expr("zone", "In", "z"))))
     await unschedulable(cluster, "nowhere", msg(
         3, "3 node(s) didn't match Pod's node affinity/selector", f"3 {NOT_HELPFUL}"))
 
 
 async def test_too_big_for_every_node(cluster: ApiClient) -> None:
-    await create(cluster, "huge", cpu="64")
+    await create(cluster, make_pod("huge").requests(cpu="64"))
     await unschedulable(cluster, "huge", msg(
         3, "3 Insufficient cpu", "3 No preemption victims found for incoming pod"))
 
@@ -171,7 +148,7 @@ async def test_cordon_is_respected(cluster: ApiClient) -> None:
     for name in NODE_NAMES:
         await cluster.patch("nodes", name, {"spec": {"unschedulable": True}})
     await wait_for(lambda: _all_cordoned(cluster), 5, "cordon visible")
-    await create(cluster, "c1")
+    await create(cluster, make_pod("c1"))
     await unschedulable(cluster, "c1", msg(3, "3 node(s) were unschedulable",
                                            f"3 {NOT_HELPFUL}"))
     await cluster.patch("nodes", "172.31.2.12", {"spec": {"unschedulable": None}})
@@ -184,10 +161,9 @@ async def _all_cordoned(client: ApiClient) -> bool:
 
 
 async def test_deleting_a_pod_frees_resources(cluster: ApiClient) -> None:
-    on_11 = {"kubernetes.io/hostname": "172.31.2.11"}
-    await create(cluster, "first", selector=on_11, cpu="3")
+    await create(cluster, make_pod("first").selector(**on("172.31.2.11")).requests(cpu="3"))
     assert await bound_to(cluster, "first") == "172.31.2.11"
-    await create(cluster, "second", selector=on_11, cpu="2")
+    await create(cluster, make_pod("second").selector(**on("172.31.2.11")).requests(cpu="2"))
     await unschedulable(cluster, "second", msg(
         3, "1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector",
         f"1 No preemption victims found for incoming pod, 2 {NOT_HELPFUL}"))
@@ -196,15 +172,15 @@ async def test_deleting_a_pod_frees_resources(cluster: ApiClient) -> None:
 
 
 async def test_a_node_added_later_takes_the_pod(cluster: ApiClient) -> None:
-    await create(cluster, "late", selector={"kubernetes.io/hostname": "172.31.2.14"})
+    await create(cluster, make_pod("late").selector(**on("172.31.2.14")))
     await unschedulable(cluster, "late", msg(
         3, "3 node(s) didn't match Pod's node affinity/selector", f"3 {NOT_HELPFUL}"))
-    await cluster.create("nodes", node_body("172.31.2.14"))
+    await cluster.create("nodes", ready_node("172.31.2.14").build())
     assert await bound_to(cluster, "late", timeout=5) == "172.31.2.14"
 
 
 async def test_repeated_failures_aggregate_into_one_event(cluster: ApiClient) -> None:
-    await create(cluster, "again", selector={"disk": "nvme"})
+    await create(cluster, make_pod("again").selector(disk="nvme"))
     want = msg(3, "3 node(s) didn't match Pod's node affinity/selector", f"3 {NOT_HELPFUL}")
     await unschedulable(cluster, "again", want)
     for i in range(2):  # irrelevant-but-scheduling-visible changes retry the pod
@@ -218,10 +194,8 @@ async def test_repeated_failures_aggregate_into_one_event(cluster: ApiClient) ->
 
 
 async def test_pods_of_other_schedulers_are_left_alone(cluster: ApiClient) -> None:
-    body = pod_body("other")
-    body["spec"]["schedulerName"] = "my-scheduler"
-    await cluster.create("pods", body, NS)
-    await create(cluster, "marker2")
+    await create(cluster, make_pod("other").scheduler("my-scheduler"))
+    await create(cluster, make_pod("marker2"))
     await bound_to(cluster, "marker2")
     pod = await cluster.get("pods", "other", NS)
     assert not pod["spec"].get("nodeName") and not pod["status"].get("conditions")

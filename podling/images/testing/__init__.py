@@ -1,0 +1,1 @@
+"""Test support for image services: the ImageService conformance suite."""

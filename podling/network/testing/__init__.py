@@ -1,0 +1,1 @@
+"""Test support for network plugins: the NetworkPlugin conformance suite."""
