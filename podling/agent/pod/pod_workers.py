@@ -12,8 +12,11 @@ deterministic.
 
 A worker keeps only the latest desired state of its pod. Once a pod has been seen with a
 ``deletionTimestamp`` (or as removed from the API), that termination request sticks: a later
-ordinary update never turns it back into a running pod. ``sync`` is never run twice at once
-for one pod; different pods sync concurrently.
+ordinary update never turns it back into a running pod, and an ordinary sync in progress is
+cancelled so that termination starts at once (as the kubelet cancels its in-flight sync: a
+hanging image pull must not hold a deletion). ``sync`` is never run twice at once for one
+pod; different pods sync concurrently. A cancelled sync leaves whatever it created for the
+terminating sync to remove (every sync starts from what the runtime reports).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class _Worker:
     terminating: bool
     wake: asyncio.Event
     task: asyncio.Task[None] | None = None
+    in_flight: asyncio.Future[PodSyncResult] | None = None  # an ordinary sync running now
 
 
 class PodWorkers:
@@ -73,6 +77,9 @@ class PodWorkers:
             worker.task = asyncio.create_task(self._run(uid, worker), name=f"pod-{uid}")
         else:
             worker.pod = pod
+            if terminating and not worker.terminating and worker.in_flight is not None:
+                log.info("pod %s is terminating: cancelling the sync in progress", uid)
+                worker.in_flight.cancel()
             worker.terminating = worker.terminating or terminating
         worker.wake.set()
 
@@ -94,21 +101,21 @@ class PodWorkers:
 
     async def _run(self, uid: str, worker: _Worker) -> None:
         delay = 0.0
-        while True:
+        while not self._closed:
             if delay > 0:
-                try:
-                    await asyncio.wait_for(worker.wake.wait(), delay)
-                except asyncio.TimeoutError:
-                    pass
+                await _wait_for_wake(worker.wake, delay)
             worker.wake.clear()
             try:
-                result = await self._sync(worker.pod, worker.terminating)
+                result = await self._sync_once(worker)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 retry = self._jitter(RETRY_SECONDS)
                 log.exception("sync of pod %s failed; retrying in %.1fs", uid, retry)
                 await asyncio.sleep(retry)  # wake-ups do not cut a retry delay short
+                delay = 0.0
+                continue
+            if result is None:  # superseded by a termination request
                 delay = 0.0
                 continue
             for failed in result.errors():
@@ -119,6 +126,20 @@ class PodWorkers:
                 return
             delay = self._next_delay(result)
 
+    async def _sync_once(self, worker: _Worker) -> PodSyncResult | None:
+        """One sync of the worker's pod; None when a termination request cancelled it."""
+        sync = asyncio.ensure_future(self._sync(worker.pod, worker.terminating))
+        worker.in_flight = None if worker.terminating else sync
+        try:
+            return await sync
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if sync.cancelled() and current is not None and not current.cancelling():
+                return None  # the sync was cancelled, not this worker
+            raise
+        finally:
+            worker.in_flight = None
+
     async def stop(self) -> None:
         """Cancel every worker (containers keep running; a restarted agent adopts them)."""
         self._closed = True
@@ -127,3 +148,13 @@ class PodWorkers:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
+
+
+async def _wait_for_wake(wake: asyncio.Event, seconds: float) -> None:
+    """Wait until ``wake`` is set or ``seconds`` pass. Unlike ``asyncio.wait_for`` on Python
+    3.11, a cancellation that arrives as the event is set is never swallowed."""
+    try:
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+    except TimeoutError:
+        pass

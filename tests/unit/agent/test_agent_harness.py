@@ -402,11 +402,6 @@ async def test_host_network_pod_gets_the_node_ip_and_no_pod_network(
     assert pod["status"]["podIP"] == pod["status"]["hostIP"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent bug: a deletion waits for the pod's sync in progress — PodWorkers.update() only "
-    "records the kill request and the worker sees it after sync() returns, so a pull that "
-    "hangs (a slow registry) keeps a deleted pod's deletion from finishing; the kubelet "
-    "cancels the in-flight sync when a kill request arrives"))
 async def test_deleting_a_pod_whose_image_pull_hangs(agent_harness: AgentHarness) -> None:
     h = agent_harness
     h.images.hold_pulls()  # the registry never answers
