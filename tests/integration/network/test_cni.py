@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
+from cni_host import assert_no_leftovers, free_cidr, free_port, sh, veths
 
 from podling.network.cni import CniNetwork
 from podling.network.cni_config import CniConfig, default_plugin_dir
@@ -53,35 +54,8 @@ print(c.recv(100).decode())
 """
 
 
-def sh(*argv: str, check: bool = True) -> str:
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    if check and res.returncode != 0:
-        raise AssertionError(f"{argv} failed: {res.stderr}")
-    return res.stdout
-
-
 def in_ns(ns: str, *argv: str, check: bool = True) -> str:
     return sh("ip", "netns", "exec", ns, *argv, check=check)
-
-
-def veths() -> set[str]:
-    return {line.split(":")[1].strip().split("@")[0]
-            for line in sh("ip", "-o", "link", "show", "type", "veth").splitlines()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_cidr() -> str:
-    routes = sh("ip", "-4", "route", "show", "table", "all")
-    for _ in range(50):
-        cidr = f"10.199.{secrets.randbelow(250) + 1}.0/24"
-        if cidr.split("/")[0][:-1] not in routes:
-            return cidr
-    raise AssertionError("no free 10.199.x.0/24")
 
 
 @dataclass
@@ -113,33 +87,11 @@ class Env:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
 
 
-NETNS_CLEANUP_TIMEOUT = 10.0
-
-
-def leftovers(env: Env, veths_before: set[str]) -> list[str]:
-    cfg = env.net.config
-    out = []
-    if os.path.exists(f"/sys/class/net/{cfg.bridge_name}"):
-        out.append(f"bridge {cfg.bridge_name}")
-    if veths() - veths_before:
-        out.append(f"veths {veths() - veths_before}")
-    rules = [line for line in sh("iptables-save").splitlines()
-             if cfg.network_name in line or env.tag in line or env.cidr.rsplit(".", 1)[0] in line]
-    if rules:
-        out.append(f"iptables {rules}")
-    namespaces = [n for n in sh("ip", "netns", "list").split() if env.tag in n]
-    if namespaces:
-        out.append(f"netns {namespaces}")
-    if os.path.exists(cfg.state_dir):
-        out.append(f"state dir {os.listdir(cfg.state_dir)}")
-    return out
-
-
 @pytest.fixture
 async def env(tmp_path):
     tag = secrets.token_hex(3)
     before = veths()
-    cidr = free_cidr()
+    cidr = free_cidr(199)
     cfg = CniConfig(state_dir=str(tmp_path / "cni"), pod_cidr=cidr, network_name=f"pdt{tag}",
                     bridge_name=f"pdt{tag}", plugin_timeout=20)
     e = Env(CniNetwork(cfg), cidr, tag)
@@ -152,11 +104,7 @@ async def env(tmp_path):
         await e.net.purge()
         for name in e.namespaces:
             sh("ip", "netns", "del", name, check=False)
-        # the kernel destroys a deleted namespace (and the veth pairs in it) asynchronously
-        deadline = time.monotonic() + NETNS_CLEANUP_TIMEOUT
-        while (left := leftovers(e, before)) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert not left, f"leftovers after the test: {left}"
+        await assert_no_leftovers(cfg, tag, cidr, before)
 
 
 def assert_attached(ns: str, ip: str, cidr: str) -> None:

@@ -28,12 +28,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Callable
 
 import pytest
+from inprocess import wait_until
 
 from podling.agent.agent import Agent, AgentParts
 from podling.agent.config import AgentConfig
@@ -52,20 +52,6 @@ TIMEOUT = 10.0
 POD_UID_LABEL = "io.kubernetes.pod.uid"  # the CRI label every runtime object carries
 CONTAINER_NAME_LABEL = "io.kubernetes.container.name"
 Obj = dict[str, Any]
-
-
-async def wait_until(check: Callable[[], Awaitable[Any]], what: str,
-                     timeout: float = TIMEOUT) -> Any:
-    """Poll ``check`` until it returns something truthy (returned); AssertionError naming
-    ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @dataclass

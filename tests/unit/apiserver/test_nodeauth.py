@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import AsyncIterator
 
 import pytest
+from inprocess import server  # noqa: F401 - fixture
 
 from podling.agent import bootstrap
 from podling.api import errors
 from podling.apiserver.nodeauth import NodeAuth
-from podling.apiserver.server import RunningServer, ServerConfig, start
+from podling.apiserver.server import RunningServer
 from podling.client import ApiClient, ClientConfig
 from podling.util import jointoken
-
-
-@pytest.fixture
-async def server(tmp_path) -> AsyncIterator[RunningServer]:
-    running = await start(ServerConfig(data_dir=str(tmp_path / "server-data"), port=0,
-                                       datastore="memory"))
-    yield running
-    await running.stop()
 
 
 def join_text(server: RunningServer) -> str:

@@ -6,25 +6,11 @@ from __future__ import annotations
 from typing import AsyncIterator
 
 import pytest
+from inprocess import client, server  # noqa: F401 - fixtures
 from sched_cluster import NODE_NAMES, ready_node
 
-from podling.apiserver.server import RunningServer, ServerConfig, start
-from podling.client import ApiClient, ClientConfig
+from podling.client import ApiClient
 from podling.scheduler import Scheduler
-
-
-@pytest.fixture
-async def server(tmp_path) -> AsyncIterator[RunningServer]:
-    running = await start(ServerConfig(data_dir=str(tmp_path / "server"), port=0,
-                                       datastore="memory"))
-    yield running
-    await running.stop()
-
-
-@pytest.fixture
-async def client(server: RunningServer) -> AsyncIterator[ApiClient]:
-    async with ApiClient(ClientConfig.from_kubeconfig(server.config.kubeconfig_path)) as api:
-        yield api
 
 
 @pytest.fixture

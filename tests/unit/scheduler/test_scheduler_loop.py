@@ -6,7 +6,8 @@ import asyncio
 from typing import Any
 
 from builders import PodBuilder, expr, make_pod, term
-from sched_cluster import NODE_NAMES, ready_node, wait_for
+from inprocess import wait_until
+from sched_cluster import NODE_NAMES, ready_node
 
 from podling.client import ApiClient
 
@@ -29,7 +30,7 @@ async def bound_to(client: ApiClient, name: str, timeout: float = 10.0) -> str:
     async def check() -> str:
         pod = await client.get("pods", name, NS)
         return pod["spec"].get("nodeName") or ""
-    return await wait_for(check, timeout, f"pod {name} to be bound")
+    return await wait_until(check, f"pod {name} to be bound", timeout)
 
 
 async def events(client: ApiClient, name: str, reason: str) -> list[Obj]:
@@ -47,7 +48,7 @@ async def unschedulable(client: ApiClient, name: str, message: str) -> Obj:
             return pod | {"_events": evs}
         return None
     try:
-        return await wait_for(check, 10, f"pod {name} unschedulable")
+        return await wait_until(check, f"pod {name} unschedulable", 10)
     except AssertionError:
         pod = await client.get("pods", name, NS)
         raise AssertionError(f"{pod['status']} events={await events(client, name, 'FailedScheduling')}")
@@ -63,7 +64,7 @@ async def test_node_selector_lands_on_the_named_node(cluster: ApiClient) -> None
     pod = await cluster.get("pods", "web", NS)
     scheduled = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
     assert scheduled[0]["status"] == "True"
-    evs = await wait_for(lambda: events(cluster, "web", "Scheduled"), 5, "Scheduled event")
+    evs = await wait_until(lambda: events(cluster, "web", "Scheduled"), "Scheduled event", 5)
     assert evs[0]["message"] == "Successfully assigned default/web to 172.31.2.12"
     assert evs[0]["type"] == "Normal" and evs[0]["source"]["component"] == "default-scheduler"
 
@@ -91,7 +92,7 @@ async def test_node_name_pods_bypass_the_scheduler(cluster: ApiClient) -> None:
     await create(cluster, make_pod("pinned").node("172.31.2.11"))
     await create(cluster, make_pod("marker").selector(**on("172.31.2.11")))
     await bound_to(cluster, "marker")
-    await wait_for(lambda: events(cluster, "marker", "Scheduled"), 5, "marker's event")
+    await wait_until(lambda: events(cluster, "marker", "Scheduled"), "marker's event", 5)
     assert await events(cluster, "pinned", "Scheduled") == []
     pod = await cluster.get("pods", "pinned", NS)
     assert pod["spec"]["nodeName"] == "172.31.2.11"
@@ -104,7 +105,7 @@ async def test_taints_and_tolerations(cluster: ApiClient) -> None:
         {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}})
     await cluster.patch("nodes", "172.31.2.12", {"metadata": {"labels": {"gpu": "yes"}}})
     await cluster.patch("nodes", "172.31.2.11", {"metadata": {"labels": {"gpu": "yes"}}})
-    await wait_for(lambda: _node_has_taint(cluster), 5, "taint visible")
+    await wait_until(lambda: _node_has_taint(cluster), "taint visible", 5)
     await create(cluster, make_pod("plain").selector(**on("172.31.2.11")))
     await unschedulable(cluster, "plain", msg(
         3, "1 node(s) had untolerated taint {dedicated: gpu}, "
@@ -147,7 +148,7 @@ async def test_too_big_for_every_node(cluster: ApiClient) -> None:
 async def test_cordon_is_respected(cluster: ApiClient) -> None:
     for name in NODE_NAMES:
         await cluster.patch("nodes", name, {"spec": {"unschedulable": True}})
-    await wait_for(lambda: _all_cordoned(cluster), 5, "cordon visible")
+    await wait_until(lambda: _all_cordoned(cluster), "cordon visible", 5)
     await create(cluster, make_pod("c1"))
     await unschedulable(cluster, "c1", msg(3, "3 node(s) were unschedulable",
                                            f"3 {NOT_HELPFUL}"))
@@ -190,7 +191,7 @@ async def test_repeated_failures_aggregate_into_one_event(cluster: ApiClient) ->
     async def counted() -> bool:
         evs = await events(cluster, "again", "FailedScheduling")
         return len(evs) == 1 and evs[0]["count"] >= 2
-    await wait_for(counted, 10, "an aggregated FailedScheduling event")
+    await wait_until(counted, "an aggregated FailedScheduling event", 10)
 
 
 async def test_pods_of_other_schedulers_are_left_alone(cluster: ApiClient) -> None:
