@@ -30,10 +30,12 @@ from podling.agent.config import AgentConfig
 from podling.agent.node.host import HostResources
 from podling.agent.pod.status_manager import StatusManager
 from podling.agent.pod.sync import PodSyncer
+from podling.agent.pod.sync_result import PodSyncResult
 from podling.api.errors import ApiError
 from podling.api.types import Obj
 from podling.client.events import EventRecorder
-from podling.images.interface import Image, ImageConfig, ImageService
+from podling.images.interface import (Image, ImageConfig, ImageService, ProgressCallback,
+                                      RegistryAuth)
 from podling.network.fake import FakeNetwork
 from podling.runtime.fake import FakeRuntime
 from podling.util.clock import FakeClock
@@ -139,7 +141,8 @@ class FakeImages(ImageService):
         self.calls.append(("image_status", ref))
         return self.present.get(ref)
 
-    async def pull_image(self, ref, auth=None, progress=None) -> Image:  # type: ignore[no-untyped-def]
+    async def pull_image(self, ref: str, auth: RegistryAuth | None = None,
+                         progress: ProgressCallback | None = None) -> Image:
         self.calls.append(("pull_image", ref))
         if self.fail_pulls:
             raise self.fail_pulls.pop(0)
@@ -195,7 +198,7 @@ class Harness:
         self.syncer = _syncer(self)
         return self.syncer
 
-    async def sync(self, pod: Obj, terminating: bool = False):  # type: ignore[no-untyped-def]
+    async def sync(self, pod: Obj, terminating: bool = False) -> PodSyncResult:
         return await self.syncer.sync(pod, terminating)
 
     def calls(self) -> list[str]:

@@ -100,7 +100,7 @@ def worker_task(uid: str) -> asyncio.Task[Any]:
 
 
 @pytest.fixture
-async def make():  # type: ignore[no-untyped-def]
+async def make():
     """A factory of (PodWorkers, ScriptedSync); every PodWorkers made is stopped after."""
     made: list[PodWorkers] = []
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from sync_harness import NODE_IP, Harness, ctr, deleted, make_harness, make_pod
 
 from podling.agent.pod.sync_result import SyncAction
 from podling.api.errors import ApiError
 from podling.images.errors import RegistryError
 from podling.runtime.interface import ExecResult
-
-from sync_harness import NODE_IP, Harness, ctr, deleted, make_harness, make_pod
 
 SANDBOX_CHANGED = "Pod sandbox changed, it will be killed and re-created."
 BACKOFF_EVENT = "Back-off restarting failed container c in pod p_default(u1)"
@@ -135,7 +134,7 @@ async def test_the_back_off_ends_when_the_injected_clock_passes_it(tmp_path) -> 
 # -- lifecycle hooks ----------------------------------------------------------------------------
 
 
-def hook_exits(failing: list[str], code: int = 1):  # type: ignore[no-untyped-def]
+def hook_exits(failing: list[str], code: int = 1):
     return lambda cid, argv: ExecResult(code if argv == failing else 0, b"", b"no")
 
 
