@@ -11,7 +11,8 @@ from sync_harness import NODE_IP, Harness, ctr, deleted, make_harness, make_pod
 from podling.agent.pod.sync_result import SyncAction
 from podling.api.errors import ApiError
 from podling.images.errors import RegistryError
-from podling.runtime.interface import ExecResult
+from podling.network.interface import NetworkError
+from podling.runtime.interface import ExecResult, RuntimeError_
 
 SANDBOX_CHANGED = "Pod sandbox changed, it will be killed and re-created."
 BACKOFF_EVENT = "Back-off restarting failed container c in pod p_default(u1)"
@@ -379,6 +380,38 @@ async def test_a_dead_sandbox_gives_its_network_back_before_the_new_one(h) -> No
     await h.sync(h.api_pod(pod))
     assert h.network.methods() == ["teardown_pod", "setup_pod"]
     assert old_sandbox not in h.network.attached
+
+
+# -- sandbox failures ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fail, error, undone", [
+    ("run_pod_sandbox", RuntimeError_("pause image missing"), False),
+    ("setup_pod", NetworkError("no IP addresses available in range set"), True),
+])
+async def test_a_failed_sandbox_is_undone_reported_and_retried(h, fail, error,
+                                                               undone) -> None:
+    if fail == "setup_pod":
+        h.network.fail_next(fail, error)
+    else:
+        h.runtime.fail_next(fail, error)
+    pod = make_pod()
+    result = await h.sync(pod)
+    assert [(r.action, r.error) for r in result.errors()] == [
+        (SyncAction.CREATE_POD_SANDBOX, "FailedCreatePodSandBox")]
+    assert "create_container" not in h.calls()
+    created = [args for name, args in h.runtime.calls if name == "pod_sandbox_status"]
+    assert h.runtime.calls_of("remove_pod_sandbox") == created  # the undo of the acquire
+    assert bool(created) is undone and h.network.attached == {}
+    assert await h.events() == [
+        ("Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {error}")]
+    assert h.container_status()["state"]["waiting"]["reason"] == "ContainerCreating"
+    assert h.status()["phase"] == "Pending"
+    h.forget_calls()
+    await h.sync(h.api_pod(pod))  # the next pass tries again
+    assert h.calls().count("run_pod_sandbox") == 1
+    assert h.container_status()["state"].keys() == {"running"}
+    assert len(h.network.attached) == 1
 
 
 # -- image pulls --------------------------------------------------------------------------------
