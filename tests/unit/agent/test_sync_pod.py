@@ -382,6 +382,36 @@ async def test_a_dead_sandbox_gives_its_network_back_before_the_new_one(h) -> No
     assert old_sandbox not in h.network.attached
 
 
+# -- init containers ----------------------------------------------------------------------------
+
+
+def names_created(h: Harness) -> list[str]:
+    return [args[1].name for args in h.runtime.calls_of("create_container")]
+
+
+@pytest.mark.parametrize("policy, init_code, then_created, phase", [
+    ("Always", 0, ["c"], "Running"),  # done: the app container starts
+    ("Always", 1, ["i"], "Pending"),  # failed: the init container again
+    ("OnFailure", 1, ["i"], "Pending"),
+    ("Never", 1, [], "Failed"),  # failed under Never: the pod fails, nothing more runs
+])
+async def test_init_containers_run_first_and_one_at_a_time(h, policy, init_code,
+                                                           then_created, phase) -> None:
+    pod = make_pod(ctr("c"), policy=policy, initContainers=[ctr("i")])
+    await h.sync(pod)
+    assert names_created(h) == ["i"]  # the app container waits for it
+    assert h.status()["phase"] == "Pending"
+    [cid] = h.started()
+    h.exit(cid, init_code, ago=500)
+    h.forget_calls()
+    await h.sync(h.api_pod(pod))
+    assert names_created(h) == then_created
+    assert h.status()["phase"] == phase
+    initialized = next(c for c in h.status()["conditions"] if c["type"] == "Initialized")
+    assert initialized["status"] == ("True" if init_code == 0 else "False")
+    assert bool(sandbox_ids(h)) is (phase == "Failed")
+
+
 # -- sandbox failures ---------------------------------------------------------------------------
 
 
