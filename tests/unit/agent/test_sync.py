@@ -8,102 +8,33 @@ import os
 from typing import Any
 
 import pytest
+from sync_harness import Harness, ctr, make_harness
+from sync_harness import make_pod as harness_pod
 
-from podling.agent.backoff import Backoff
-from podling.agent.config import AgentConfig
 from podling.agent.kuberuntime.sandbox import namespace_options
-from podling.agent.node.host import HostResources
 from podling.agent.pod.pod_workers import PodWorkers
-from podling.agent.pod.sync import PodSyncer
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
-from podling.images.interface import Image, ImageConfig
-from podling.network.fake import FakeNetwork
-from podling.runtime.fake import FakeRuntime
 from podling.runtime.interface import ContainerConfig
 
-IMAGE = Image(id="sha256:img", names=("docker.io/library/busybox:latest",),
-              manifest_digest="sha256:m", repo_digests=("busybox@sha256:m",), layers=(),
-              size=10, config=ImageConfig(cmd=["sh"]))
 
-
-class FakeImages:
-    async def image_status(self, ref: str) -> Image | None:
-        return IMAGE
-
-    async def pull_image(self, ref, auth=None, progress=None) -> Image:
-        return IMAGE
-
-
-class FakeRootfs:
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.keys: list[str] = []
-
-    async def prepare_rootfs(self, image: Image, key: str) -> str:
-        self.keys.append(key)
-        return os.path.join(self.root, key)
-
-    async def remove_rootfs(self, key: str) -> None:
-        self.keys.remove(key)
-
-    async def list_rootfs(self) -> list[str]:
-        return list(self.keys)
-
-
-class FakeStatus:
-    def __init__(self) -> None:
-        self.written: list[dict[str, Any]] = []
-
-    async def set_status(self, pod, status) -> bool:
-        self.written.append(status)
-        return True
-
-    def forget(self, uid) -> None:
-        pass
-
-
-class FakeRecorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    def event(self, obj, type_, reason, message, field_path=None) -> None:
-        self.events.append((reason, message))
-
-
-async def any_node() -> dict[str, Any] | None:
-    return {"metadata": {"name": "n1"}, "status": {}}
-
-
-def make_syncer(tmp_path) -> PodSyncer:
-    config = AgentConfig(server_url="", token="", ca_file="", node_name="n1",
-                         data_dir=str(tmp_path))
-    return PodSyncer(config, client=None, runtime=FakeRuntime(), images=FakeImages(),
-                     rootfs=FakeRootfs(str(tmp_path / "rootfs")), network=FakeNetwork(),
-                     recorder=FakeRecorder(), status=FakeStatus(), backoff=Backoff(),
-                     node_ip="192.168.1.2",
-                     host=HostResources(cpu_milli=2000, memory_bytes=1 << 30),
-                     get_node=any_node)
+@pytest.fixture
+async def s(tmp_path):
+    harness = make_harness(tmp_path)
+    yield harness
+    await harness.close()
 
 
 def make_pod(**spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": "p", "namespace": "default", "uid": "u1"},
-            "spec": {"nodeName": "n1", "restartPolicy": "Always",
-                     "containers": [{"name": "c", "image": "busybox",
-                                     "env": [{"name": "IP", "valueFrom": {"fieldRef": {
-                                         "fieldPath": "status.podIP"}}},
-                                             {"name": "CPU", "valueFrom": {
-                                                 "resourceFieldRef": {
-                                                     "resource": "limits.cpu"}}}]}],
-                     **spec},
-            "status": {"phase": "Pending"}}
+    env = [{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+           {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}]
+    return harness_pod(ctr(env=env), **spec)
 
 
-def runtime_calls(s: PodSyncer) -> list[str]:
-    return [name for name, _ in s.runtime.calls]
+def runtime_calls(s: Harness) -> list[str]:
+    return s.calls()
 
 
-async def test_a_new_pod_gets_a_sandbox_then_its_container(tmp_path) -> None:
-    s = make_syncer(tmp_path)
+async def test_a_new_pod_gets_a_sandbox_then_its_container(s) -> None:
     result = await s.sync(make_pod(), False)
     assert runtime_calls(s) == ["list_pod_sandbox", "list_containers", "run_pod_sandbox",
                                 "pod_sandbox_status", "create_container", "start_container",
@@ -114,17 +45,16 @@ async def test_a_new_pod_gets_a_sandbox_then_its_container(tmp_path) -> None:
         (SyncAction.CONFIG_POD_SANDBOX, ""), (SyncAction.START_CONTAINER, ""),
         (SyncAction.REPORT_STATUS, "")]
     assert result.requeue_after is None and not result.done
-    assert [reason for reason, _ in s.recorder.events] == ["Pulled", "Created", "Started"]
+    assert await s.reasons() == ["Pulled", "Created", "Started"]
     config: ContainerConfig = s.runtime.calls_of("create_container")[0][1]
     env = dict(e.split("=", 1) for e in config.env)
     assert env["IP"] == "10.42.0.2" and env["CPU"] == "2"  # downward API: pod IP, host CPUs
-    status = s.status.written[-1]
+    status = s.status()
     assert status["podIP"] == "10.42.0.2" and status["hostIP"] == "192.168.1.2"
     assert status["containerStatuses"][0]["state"].keys() == {"running"}
 
 
-async def test_a_sandbox_killed_with_the_pod_is_stopped_once(tmp_path) -> None:
-    s = make_syncer(tmp_path)
+async def test_a_sandbox_killed_with_the_pod_is_stopped_once(s) -> None:
     pod = make_pod()
     await s.sync(pod, False)
     s.runtime.calls.clear()
@@ -139,46 +69,38 @@ async def test_a_sandbox_killed_with_the_pod_is_stopped_once(tmp_path) -> None:
     assert [r.action for r in result.results][:4] == [
         SyncAction.ADMIT, SyncAction.KILL_CONTAINER, SyncAction.KILL_POD_SANDBOX,
         SyncAction.CREATE_POD_SANDBOX]
-    assert ("SandboxChanged", "Pod sandbox changed, it will be killed and re-created.") \
-        in s.recorder.events
+    assert ("Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.") \
+        in await s.events()
 
 
-async def test_a_crashing_container_waits_in_back_off(tmp_path) -> None:
-    s = make_syncer(tmp_path)
+async def test_a_crashing_container_waits_in_back_off(s) -> None:
     pod = make_pod()
     await s.sync(pod, False)  # start
     cid = s.runtime.calls_of("start_container")[0][0]
-    s.runtime.exit_container(cid, 1)
+    s.exit(cid, 1)
     await s.sync(pod, False)  # the first restart is immediate (and steps the back-off)
     assert len(s.runtime.calls_of("start_container")) == 2
     cid = s.runtime.calls_of("start_container")[1][0]
-    s.runtime.exit_container(cid, 1)
-    s.recorder.events.clear()
+    s.exit(cid, 1)
+    await s.events()
+    s.client.events.clear()
     result = await s.sync(pod, False)
     assert len(s.runtime.calls_of("start_container")) == 2  # held back
     assert 0 < (result.requeue_after or 0) <= 10
     assert result.waiting()["c"][0] == "CrashLoopBackOff"
-    assert s.recorder.events == [
-        ("BackOff", "Back-off restarting failed container c in pod p_default(u1)")]
-    waiting = s.status.written[-1]["containerStatuses"][0]["state"]["waiting"]
+    assert await s.events() == [
+        ("Warning", "BackOff", "Back-off restarting failed container c in pod p_default(u1)")]
+    waiting = s.status()["containerStatuses"][0]["state"]["waiting"]
     assert waiting["reason"] == "CrashLoopBackOff"
 
 
-async def test_terminate_releases_everything_and_is_done(tmp_path) -> None:
-    class Client:
-        deleted: list[str] = []
-
-        async def delete(self, resource, name, namespace=None, **kw):
-            self.deleted.append(name)
-
-    s = make_syncer(tmp_path)
-    s.teardown.client = Client()
+async def test_terminate_releases_everything_and_is_done(s, tmp_path) -> None:
     pod = make_pod()
     await s.sync(pod, False)
     result = await s.sync(pod, True)
-    assert result.done and s.teardown.client.deleted == ["p"]
+    assert result.done and [name for name, _, _ in s.client.deletes] == ["p"]
     assert s.runtime.calls_of("stop_pod_sandbox") and s.runtime.calls_of("remove_pod_sandbox")
-    assert s.sandboxes.rootfs.keys == []
+    assert s.rootfs.keys == []
     assert not os.path.exists(tmp_path / "agent" / "pods" / "u1")
 
 
