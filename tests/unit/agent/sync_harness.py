@@ -2,7 +2,7 @@
 
     FakeRuntime ─┐                       ┌─ FakeApiClient: pods/status patches, Events,
     FakeNetwork ─┼─ PodSyncer ─ StatusManager / EventRecorder ─┘   final deletes, the Node
-    FakeImages ──┤   (real)        (real)
+    FakeImageService ──┤   (real)        (real)
     FakeRootfs ──┘
 
 Only the boundaries are fakes: the status manager and the event recorder are the real ones,
@@ -34,17 +34,13 @@ from podling.agent.pod.sync_result import PodSyncResult
 from podling.api.errors import ApiError
 from podling.api.types import Obj
 from podling.client.events import EventRecorder
-from podling.images.interface import (Image, ImageConfig, ImageService, ProgressCallback,
-                                      RegistryAuth)
+from podling.images.fake import FakeImageService, FakeRootfs
 from podling.network.fake import FakeNetwork
 from podling.runtime.fake import FakeRuntime
 from podling.util.clock import FakeClock
 
 NODE = "n1"
 NODE_IP = "192.168.1.2"
-IMAGE = Image(id="sha256:img", names=("docker.io/library/busybox:latest",),
-              manifest_digest="sha256:m", repo_digests=("busybox@sha256:m",), layers=(),
-              size=10, config=ImageConfig(cmd=["sh"]))
 
 
 # -- builders ---------------------------------------------------------------------------------
@@ -128,54 +124,6 @@ class FakeApiClient:
         return {}
 
 
-class FakeImages(ImageService):
-    """An image store: ``present`` refs resolve; pulls succeed unless ``fail_pulls`` holds
-    errors (one per pull). ``calls`` logs (method, ref)."""
-
-    def __init__(self, *present: str) -> None:
-        self.present = {ref: IMAGE for ref in present}
-        self.fail_pulls: list[Exception] = []
-        self.calls: list[tuple[str, str]] = []
-
-    async def image_status(self, ref: str) -> Image | None:
-        self.calls.append(("image_status", ref))
-        return self.present.get(ref)
-
-    async def pull_image(self, ref: str, auth: RegistryAuth | None = None,
-                         progress: ProgressCallback | None = None) -> Image:
-        self.calls.append(("pull_image", ref))
-        if self.fail_pulls:
-            raise self.fail_pulls.pop(0)
-        self.present[ref] = IMAGE
-        return IMAGE
-
-    async def list_images(self) -> list[Image]:
-        return list(self.present.values())
-
-    async def remove_image(self, ref: str) -> None:
-        self.present.pop(ref, None)
-
-
-class FakeRootfs:
-    """Root filesystems as keys only."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.keys: list[str] = []
-
-    async def prepare_rootfs(self, image: Image, key: str) -> str:
-        if key not in self.keys:
-            self.keys.append(key)
-        return os.path.join(self.root, key)
-
-    async def remove_rootfs(self, key: str) -> None:
-        if key in self.keys:
-            self.keys.remove(key)
-
-    async def list_rootfs(self) -> list[str]:
-        return list(self.keys)
-
-
 # -- the harness ------------------------------------------------------------------------------
 
 
@@ -188,7 +136,7 @@ class Harness:
     clock: FakeClock
     runtime: FakeRuntime
     network: FakeNetwork
-    images: FakeImages
+    images: FakeImageService
     rootfs: FakeRootfs
     client: FakeApiClient
     recorder: EventRecorder
@@ -269,7 +217,8 @@ def make_harness(tmp_path: Any, *, clock_start: float | None = None) -> Harness:
     clock = FakeClock(time.time() - 1000 if clock_start is None else clock_start)
     client = FakeApiClient()
     h = Harness(tmp=str(tmp_path), clock=clock, runtime=FakeRuntime(clock=clock.now),
-                network=FakeNetwork(), images=FakeImages("busybox"),
+                network=FakeNetwork(),
+                images=FakeImageService(remote=["busybox"], local=["busybox"]),
                 rootfs=FakeRootfs(os.path.join(str(tmp_path), "rootfs")), client=client,
                 recorder=EventRecorder(client, "kubelet", NODE,  # type: ignore[arg-type]
                                        clock=clock.now),

@@ -7,16 +7,18 @@ import os
 from typing import Any, AsyncIterator
 
 import pytest
+from inprocess import wait_until
 
 from podling.agent.config import AgentConfig
-from podling.client.events import EventRecorder
 from podling.agent.node.conditions import desired_conditions, merge_conditions, ready_message
 from podling.agent.node.host import (KUBELET_VERSION, Pressure, allocatable, default_route,
                                      primary_ipv4)
 from podling.agent.node.node_status import STATUS_REPORT_SECONDS, NodeStatusLoop
+from podling.api.errors import ApiError
 from podling.api.resources import EVENTS, LEASES, NODES
 from podling.apiserver.server import ServerConfig, start
 from podling.client import ApiClient, ClientConfig
+from podling.client.events import EventRecorder
 
 T0 = 1_800_000_000.0
 
@@ -156,19 +158,22 @@ async def test_run_heartbeats_until_cancelled(client: ApiClient, tmp_path) -> No
     clock = FakeClock()
     loop = make_loop(client, tmp_path, clock)
     task = asyncio.create_task(loop.run())
+
+    async def renew_time() -> str | None:
+        try:
+            return (await client.get(LEASES, "node1", "kube-node-lease"))["spec"]["renewTime"]
+        except ApiError as e:  # the Lease is created a moment after the Node
+            assert e.code == 404, e
+            return None
+
     try:
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if loop.registered:
-                break
-        first = (await client.get(LEASES, "node1", "kube-node-lease"))["spec"]["renewTime"]
+        first = await wait_until(renew_time, "the node's Lease")
         clock.advance(5)
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            lease = await client.get(LEASES, "node1", "kube-node-lease")
-            if lease["spec"]["renewTime"] != first:
-                break
-        assert lease["spec"]["renewTime"] > first
+
+        async def renewed() -> str | None:
+            now = await renew_time()
+            return now if now and now > first else None
+        await wait_until(renewed, "a renewed Lease")
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -100,7 +100,7 @@ async def test_terminate_releases_everything_and_is_done(s, tmp_path) -> None:
     result = await s.sync(pod, True)
     assert result.done and [name for name, _, _ in s.client.deletes] == ["p"]
     assert s.runtime.calls_of("stop_pod_sandbox") and s.runtime.calls_of("remove_pod_sandbox")
-    assert s.rootfs.keys == []
+    assert s.rootfs.prepared == {}
     assert not os.path.exists(tmp_path / "agent" / "pods" / "u1")
 
 

@@ -208,7 +208,7 @@ async def test_pre_stop_runs_before_the_stop(h, how, grace, hook_code, prestop_r
     else:
         changed = h.api_pod(pod)
         changed["spec"]["containers"][0]["image"] = "busybox:2"
-        h.images.present["busybox:2"] = h.images.present["busybox"]
+        h.images.add_local("busybox:2")
         await h.sync(changed)
     stops = [(name, args[0]) for name, args in h.runtime.calls
              if name in ("exec_sync", "stop_container")]
@@ -243,7 +243,7 @@ async def test_a_deleted_pod_is_stopped_released_and_deleted(h, grace, stop_time
         < calls.index("remove_pod_sandbox")
     assert h.network.methods() == ["teardown_pod"] and h.network.attached == {}
     assert h.client.deletes == [("p", 0, {"uid": "u1"})]
-    assert h.rootfs.keys == []
+    assert h.rootfs.prepared == {}
     assert await h.reasons() == [*["Pulled", "Created", "Started"] * 2, "Killing", "Killing"]
 
 
@@ -448,8 +448,8 @@ async def test_a_failed_sandbox_is_undone_reported_and_retried(h, fail, error,
 
 
 async def test_a_failed_pull_waits_in_err_image_pull_then_image_pull_back_off(h) -> None:
-    h.images.present.clear()
-    h.images.fail_pulls.append(RegistryError("manifest unknown"))
+    await h.images.remove_image("busybox")
+    h.images.fail_pull("busybox", RegistryError("manifest unknown"))
     pod = make_pod(ctr(image="busybox"))
     result = await h.sync(pod)
     assert "create_container" not in h.calls()
@@ -464,7 +464,7 @@ async def test_a_failed_pull_waits_in_err_image_pull_then_image_pull_back_off(h)
     h.client.events.clear()
     h.images.calls.clear()
     await h.sync(h.api_pod(pod))  # within the image back-off: no pull
-    assert h.images.calls == [("image_status", "busybox")]
+    assert h.images.calls == [("image_status", ("busybox",))]
     assert "create_container" not in h.calls()
     assert h.container_status()["state"]["waiting"] == {
         "reason": "ImagePullBackOff", "message": 'Back-off pulling image "busybox"'}
@@ -482,9 +482,9 @@ async def test_a_failed_pull_waits_in_err_image_pull_then_image_pull_back_off(h)
 async def test_the_pull_policy_decides_whether_to_pull(h, present, policy, pulled,
                                                        reason) -> None:
     if not present:
-        h.images.present.clear()
+        await h.images.remove_image("busybox")
     await h.sync(make_pod(ctr(imagePullPolicy=policy)))
-    assert (("pull_image", "busybox") in h.images.calls) is pulled
+    assert bool(h.images.calls_of("pull_image")) is pulled
     assert ("create_container" in h.calls()) is (reason is None)
     if reason:
         assert h.container_status()["state"]["waiting"]["reason"] == reason
