@@ -1,4 +1,4 @@
-"""A PodSyncer wired to fakes at every boundary, for the sync tests (DESIGN.md §5.4).
+"""A PodSyncer wired to fakes at every boundary, for the sync tests (docs/architecture.md §5).
 
     FakeRuntime ─┐                       ┌─ FakeApiClient: pods/status patches, Events,
     FakeNetwork ─┼─ PodSyncer ─ StatusManager / EventRecorder ─┘   final deletes, the Node

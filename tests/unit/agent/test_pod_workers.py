@@ -1,5 +1,5 @@
 """Table tests of PodWorkers with a scripted ``sync``: coalescing, concurrency, sticky kills,
-requeues, the end of a worker, stop() and failed syncs (DESIGN.md §4).
+requeues, the end of a worker, stop() and failed syncs (docs/architecture.md §4).
 
 Every wait is on an asyncio event with a timeout; no test sleeps or measures time. The
 resync period is an hour unless a case is about it, so a sync that is not caused by the

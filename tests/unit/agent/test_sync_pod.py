@@ -119,7 +119,7 @@ async def test_a_second_failure_within_the_back_off_is_held(h, ago, held) -> Non
 @pytest.mark.xfail(strict=True, reason=(
     "PodSyncer has no clock seam: sync.py passes time.time() as `now` to "
     "compute_pod_actions and record_restart (and builds its ImagePuller on the time module), "
-    "so advancing a FakeClock never ends a CrashLoopBackOff; DESIGN/util.clock says code that "
+    "so advancing a FakeClock never ends a CrashLoopBackOff; util.clock says code that "
     "measures time takes a Clock"))
 async def test_the_back_off_ends_when_the_injected_clock_passes_it(tmp_path) -> None:
     h = make_harness(tmp_path, clock_start=time.time())
