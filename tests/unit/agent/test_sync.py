@@ -3,7 +3,6 @@ the runtime calls in order, the events, the status written and the PodSyncResult
 
 from __future__ import annotations
 
-import asyncio
 import os
 from typing import Any
 
@@ -12,8 +11,7 @@ from sync_harness import Harness, ctr, make_harness
 from sync_harness import make_pod as harness_pod
 
 from podling.agent.kuberuntime.sandbox import namespace_options
-from podling.agent.pod.pod_workers import PodWorkers
-from podling.agent.pod.sync_result import PodSyncResult, SyncAction
+from podling.agent.pod.sync_result import SyncAction
 from podling.runtime.interface import ContainerConfig
 
 
@@ -108,43 +106,3 @@ def test_namespace_options_of_host_namespaces() -> None:
     opts = namespace_options({"hostNetwork": True, "hostPID": True})
     assert (opts.network.name, opts.pid.name, opts.ipc.name) == ("NODE", "NODE", "POD")
 
-
-# -- the pod worker's requeue --------------------------------------------------------------
-
-
-@pytest.mark.parametrize("requeue_after, want", [
-    (None, 30.0 * 2),  # the resync period, through the (doubling) test jitter
-    (4.0, 4.0),  # a back-off deadline sooner than the resync: exact
-    (90.0, 30.0 * 2),  # later than the resync: the resync wins
-])
-async def test_worker_requeues_after_the_result(requeue_after, want) -> None:
-    delays: list[float] = []
-
-    async def sync(pod, terminating) -> PodSyncResult:
-        return PodSyncResult(requeue_after=requeue_after, done=len(delays) > 0)
-
-    workers = PodWorkers(sync, resync_seconds=30.0, jitter=lambda d: d * 2)
-    result = PodSyncResult(requeue_after=requeue_after)
-    delays.append(workers._next_delay(result))
-    assert delays == [want]
-
-
-async def test_worker_ends_when_the_pod_is_done() -> None:
-    calls: list[bool] = []
-    synced = asyncio.Event()
-
-    async def sync(pod, terminating) -> PodSyncResult:
-        calls.append(terminating)
-        synced.set()
-        return PodSyncResult(done=terminating)
-
-    workers = PodWorkers(sync, resync_seconds=30.0, jitter=lambda d: d)
-    workers.update({"metadata": {"uid": "u1", "name": "p"}})
-    await asyncio.wait_for(synced.wait(), 5)
-    workers.update({"metadata": {"uid": "u1", "name": "p", "deletionTimestamp": "x"}})
-    for _ in range(500):
-        if not workers.known():
-            break
-        await asyncio.sleep(0.01)
-    assert calls == [False, True] and workers.known() == set()
-    await workers.stop()
