@@ -15,7 +15,9 @@ send (no server-side defaults), except that a pod has a ``uid`` (unique per buil
 A new pod has one container ``c`` (image ``busybox``); the first :meth:`PodBuilder.container`
 call replaces that default container, later calls append (duplicates included: validation
 tests want them). :meth:`PodBuilder.bare` strips what only the server adds (uid, status) and
-the scheduler name, leaving exactly what a user writes.
+the scheduler name, leaving exactly what a user writes; :meth:`NodeBuilder.bare` leaves a Node
+with nothing but its name. ``set_meta`` / ``set_spec`` / ``set_status`` take any other fields,
+spelled as in the API.
 """
 
 from __future__ import annotations
