@@ -15,7 +15,9 @@ send (no server-side defaults), except that a pod has a ``uid`` (unique per buil
 A new pod has one container ``c`` (image ``busybox``); the first :meth:`PodBuilder.container`
 call replaces that default container, later calls append (duplicates included: validation
 tests want them). :meth:`PodBuilder.bare` strips what only the server adds (uid, status) and
-the scheduler name, leaving exactly what a user writes.
+the scheduler name, leaving exactly what a user writes; :meth:`NodeBuilder.bare` leaves a Node
+with nothing but its name. ``set_meta`` / ``set_spec`` / ``set_status`` take any other fields,
+spelled as in the API.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ _uids = itertools.count(1)
 class PodBuilder:
     """Builds a v1 Pod dict; see the module docstring."""
 
-    def __init__(self, name: str, namespace: str | None = "default") -> None:
-        meta: Obj = {"name": name} if namespace is None else {"name": name,
-                                                               "namespace": namespace}
+    def __init__(self, name: str | None, namespace: str | None = "default") -> None:
+        meta: Obj = {} if name is None else {"name": name}
+        if namespace is not None:
+            meta["namespace"] = namespace
         self.obj: Obj = {"apiVersion": "v1", "kind": "Pod",
                          "metadata": {**meta, "uid": f"uid-{name}-{next(_uids)}"},
                          "spec": {"schedulerName": "default-scheduler",
@@ -80,6 +83,10 @@ class PodBuilder:
     def set_meta(self, **fields: Any) -> "PodBuilder":
         """Any metadata fields, spelled as in the API (``generateName=…``)."""
         self.meta.update(fields)
+        return self
+
+    def finalizers(self, *names: str) -> "PodBuilder":
+        self.meta["finalizers"] = list(names)
         return self
 
     def deleting(self, timestamp: str = "2024-01-01T00:00:00Z",
@@ -212,6 +219,11 @@ class PodBuilder:
         self.obj.pop("status", None)
         return self
 
+    def set_status(self, **fields: Any) -> "PodBuilder":
+        """Any status fields, spelled as in the API (a status is added after :meth:`bare`)."""
+        self.obj.setdefault("status", {}).update(fields)
+        return self
+
     def bare(self) -> "PodBuilder":
         """Only what a user writes: no uid, no status, no schedulerName (a namespace stays;
         ``namespace=None`` in :func:`make_pod` leaves it out too)."""
@@ -228,53 +240,96 @@ class PodBuilder:
 
 
 class NodeBuilder:
-    """Builds a v1 Node dict: Ready, 4 cpu, 8Gi memory, 110 pods, hostname label."""
+    """Builds a v1 Node dict: Ready, 4 cpu, 8Gi memory, 110 pods, hostname label, no spec
+    (:meth:`bare` for a Node with nothing but its name)."""
 
     def __init__(self, name: str) -> None:
         self.obj: Obj = {"apiVersion": "v1", "kind": "Node",
                          "metadata": {"name": name,
                                       "labels": {"kubernetes.io/hostname": name}},
-                         "spec": {},
                          "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
                                     "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
                                     "conditions": [{"type": "Ready", "status": "True"}]}}
 
+    @property
+    def spec(self) -> Obj:
+        return self.obj.setdefault("spec", {})
+
+    @property
+    def status(self) -> Obj:
+        return self.obj.setdefault("status", {})
+
+    def bare(self) -> "NodeBuilder":
+        """Only apiVersion, kind and ``metadata.name`` (no labels, no status): the smallest
+        Node a client can create. Later calls add to it (``labels`` adds ``labels: {}``)."""
+        self.obj["metadata"] = {"name": self.obj["metadata"]["name"]}
+        self.obj.pop("spec", None)
+        self.obj.pop("status", None)
+        return self
+
     def labels(self, **labels: str) -> "NodeBuilder":
         """Add labels (the hostname label stays)."""
-        self.obj["metadata"]["labels"].update(labels)
+        self.obj["metadata"].setdefault("labels", {}).update(labels)
+        return self
+
+    def annotations(self, **annotations: str) -> "NodeBuilder":
+        self.obj["metadata"].setdefault("annotations", {}).update(annotations)
+        return self
+
+    def set_meta(self, **fields: Any) -> "NodeBuilder":
+        """Any metadata fields, spelled as in the API."""
+        self.obj["metadata"].update(fields)
         return self
 
     def taint(self, key: str, value: str = "", effect: str = "NoSchedule") -> "NodeBuilder":
         t = {"key": key, "effect": effect}
         if value:
             t["value"] = value
-        self.obj["spec"].setdefault("taints", []).append(t)
+        self.spec.setdefault("taints", []).append(t)
         return self
 
     def taints(self, *taints: Obj) -> "NodeBuilder":
         """Add taints given as API dicts (``{"key": …, "effect": …}``)."""
-        self.obj["spec"].setdefault("taints", []).extend(copy.deepcopy(list(taints)))
+        self.spec.setdefault("taints", []).extend(copy.deepcopy(list(taints)))
         return self
 
     def cordon(self) -> "NodeBuilder":
-        self.obj["spec"]["unschedulable"] = True
+        self.spec["unschedulable"] = True
+        return self
+
+    def set_spec(self, **fields: Any) -> "NodeBuilder":
+        """Any spec fields, spelled as in the API (adds ``spec: {}`` even with none)."""
+        self.spec.update(fields)
         return self
 
     def ready(self, status: str | None = "True", *, reason: str = "",
-              message: str = "") -> "NodeBuilder":
-        """The Ready condition's status (None: no conditions at all)."""
+              message: str = "", **fields: Any) -> "NodeBuilder":
+        """The Ready condition's status (None: no conditions at all); ``fields`` are further
+        condition fields (``lastHeartbeatTime=…``)."""
         cond: Obj = {"type": "Ready", "status": status}
         if reason:
             cond["reason"] = reason
         if message:
             cond["message"] = message
-        self.obj["status"]["conditions"] = [] if status is None else [cond]
+        cond.update(fields)
+        self.status["conditions"] = [] if status is None else [cond]
+        return self
+
+    def condition(self, type: str, status: str, **fields: Any) -> "NodeBuilder":
+        """Add a condition (``fields`` spelled as in the API), replacing one of that type."""
+        conds = [c for c in self.status.get("conditions", []) if c["type"] != type]
+        self.status["conditions"] = conds + [{"type": type, "status": status, **fields}]
         return self
 
     def allocatable(self, **res: str) -> "NodeBuilder":
         """Set allocatable and capacity alike."""
-        self.obj["status"]["allocatable"].update(res)
-        self.obj["status"]["capacity"].update(res)
+        self.status.setdefault("allocatable", {}).update(res)
+        self.status.setdefault("capacity", {}).update(res)
+        return self
+
+    def set_status(self, **fields: Any) -> "NodeBuilder":
+        """Any other status fields, spelled as in the API (``addresses=[…]``)."""
+        self.status.update(fields)
         return self
 
     def build(self) -> Obj:
@@ -285,7 +340,8 @@ class NodeBuilder:
         return NodeView.from_obj(self.build())
 
 
-def make_pod(name: str = "p", namespace: str | None = "default") -> PodBuilder:
+def make_pod(name: str | None = "p", namespace: str | None = "default") -> PodBuilder:
+    """A pod builder (``name=None``: no ``metadata.name``, for ``generateName`` cases)."""
     return PodBuilder(name, namespace)
 
 

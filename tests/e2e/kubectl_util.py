@@ -14,6 +14,8 @@ import time
 import uuid
 from typing import Callable
 
+from builders import make_pod
+
 
 def unique(prefix: str) -> str:
     """A DNS-1123 name unique to this call."""
@@ -49,14 +51,11 @@ def pod_manifest(name: str, namespace: str | None = None, image: str = "nginx:1.
                  labels: dict | None = None, spec_extra: dict | None = None,
                  container_extra: dict | None = None) -> str:
     """A one-container Pod manifest as JSON (which is valid YAML for ``kubectl -f -``)."""
-    metadata: dict = {"name": name}
-    if namespace:
-        metadata["namespace"] = namespace
-    if labels:
-        metadata["labels"] = labels
     container = {"name": "main", "image": image, **(container_extra or {})}
-    spec = {"containers": [container], **(spec_extra or {})}
-    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
+    pod = make_pod(name, namespace or None).container(**container)
+    if labels:
+        pod.labels(**labels)
+    return json.dumps(pod.bare().set_spec(**(spec_extra or {})).build())
 
 
 def jsonpath(server, *args: str, path: str) -> str:

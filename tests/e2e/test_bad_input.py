@@ -16,6 +16,7 @@ import uuid
 from typing import Any, Callable
 
 import pytest
+from builders import make_pod
 
 PODS = "/api/v1/namespaces/default/pods"
 RESPONSE_CODES: list[tuple[str, str, int]] = []
@@ -76,15 +77,11 @@ def unique(prefix: str = "p") -> str:
 
 
 def pod(name: str | None = None, labels: dict | None = None, **spec: Any) -> dict:
-    body: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name or unique()},
-        "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]},
-    }
+    """A bare pod (image busybox:1.36, a unique name unless given) with ``spec`` added."""
+    body = make_pod(name or unique(), None).container("c", "busybox:1.36").bare()
     if labels:
-        body["metadata"]["labels"] = labels
-    body["spec"].update(spec)
-    return body
+        body.labels(**labels)
+    return body.set_spec(**spec).build()
 
 
 def assert_status(body: Any, code: int, reason: str) -> None:

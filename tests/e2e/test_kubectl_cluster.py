@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+from builders import make_node
 
 from kubectl_util import get_json, is_gone, jsonpath, new_namespace, pod_manifest, unique, \
     wait_until
@@ -21,26 +22,20 @@ def _create_json(server, obj: dict, *args: str):
 
 
 def _node(name: str, ready: str = "True", **spec) -> dict:
-    return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
-                                              "node-role.kubernetes.io/worker": ""}},
-        "spec": spec,
-        "status": {
-            "conditions": [{"type": "Ready", "status": ready, "reason": "KubeletReady",
-                            "message": "kubelet is posting ready status",
-                            "lastHeartbeatTime": "2025-01-01T00:00:00Z",
-                            "lastTransitionTime": "2025-01-01T00:00:00Z"}],
-            "addresses": [{"type": "InternalIP", "address": "10.9.8.7"},
-                          {"type": "Hostname", "address": name}],
-            "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-            "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
-            "nodeInfo": {"kubeletVersion": "v1.32.0", "osImage": "Debian GNU/Linux 12",
-                         "kernelVersion": "6.1.0", "containerRuntimeVersion": "podling://0.1",
-                         "operatingSystem": "linux", "architecture": "amd64",
-                         "machineID": "", "systemUUID": "", "bootID": "",
-                         "kubeProxyVersion": ""}},
-    }
+    """A worker Node as an agent reports it (4 cpu, 8Gi, 110 pods; address, node info)."""
+    return (make_node(name).labels(**{"node-role.kubernetes.io/worker": ""}).set_spec(**spec)
+            .ready(ready, reason="KubeletReady", message="kubelet is posting ready status",
+                   lastHeartbeatTime="2025-01-01T00:00:00Z",
+                   lastTransitionTime="2025-01-01T00:00:00Z")
+            .set_status(addresses=[{"type": "InternalIP", "address": "10.9.8.7"},
+                                   {"type": "Hostname", "address": name}],
+                        nodeInfo={"kubeletVersion": "v1.32.0", "osImage": "Debian GNU/Linux 12",
+                                  "kernelVersion": "6.1.0",
+                                  "containerRuntimeVersion": "podling://0.1",
+                                  "operatingSystem": "linux", "architecture": "amd64",
+                                  "machineID": "", "systemUUID": "", "bootID": "",
+                                  "kubeProxyVersion": ""})
+            .build())
 
 
 # -- namespaces -----------------------------------------------------------------------------

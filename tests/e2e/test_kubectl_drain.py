@@ -11,6 +11,7 @@ import json
 import shutil
 
 import pytest
+from builders import make_node, make_pod
 
 from podling_e2e import start_server, wait_for
 
@@ -18,18 +19,9 @@ GRACE = 3  # --node-monitor-grace-period for the lifecycle test
 
 
 def node_yaml(name: str) -> str:
-    return json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-                       "status": {"conditions": [
-                           {"type": "Ready", "status": "True", "reason": "KubeletReady",
-                            "message": "kubelet is posting ready status"}]}})
-
-
-def pod_yaml(name: str, node: str, grace: int | None = None) -> str:
-    spec: dict = {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}
-    if grace is not None:
-        spec["terminationGracePeriodSeconds"] = grace
-    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-                       "spec": spec})
+    """A bare Node, Ready as a kubelet reports it, as JSON for ``kubectl create -f -``."""
+    return json.dumps(make_node(name).bare().ready(
+        reason="KubeletReady", message="kubelet is posting ready status").build())
 
 
 def micro_now() -> str:
@@ -77,7 +69,8 @@ def test_drain_evicts_the_pods_of_the_node(slow_server) -> None:
     for name in ("n1", "n2"):
         srv.kubectl("create", "-f", "-", input=node_yaml(name))
     for pod, node in (("a", "n1"), ("b", "n1"), ("other", "n2")):
-        srv.kubectl("create", "-f", "-", input=pod_yaml(pod, node))
+        srv.kubectl("create", "-f", "-", input=json.dumps(
+            make_pod(pod, None).bare().node(node).build()))
     refused = srv.kubectl("drain", "n1", "--ignore-daemonsets", "--timeout=20s", check=False)
     assert refused.returncode != 0
     assert "cannot delete Pods that declare no controller (use --force to override)" in \
@@ -95,7 +88,8 @@ def test_drain_evicts_the_pods_of_the_node(slow_server) -> None:
 def test_drain_with_a_grace_period_marks_pods_terminating(slow_server) -> None:
     srv = slow_server
     srv.kubectl("create", "-f", "-", input=node_yaml("n1"))
-    srv.kubectl("create", "-f", "-", input=pod_yaml("slow", "n1", grace=60))
+    srv.kubectl("create", "-f", "-", input=json.dumps(
+        make_pod("slow", None).bare().node("n1").grace(60).build()))
     # no agent finishes the pod, so drain waits for it and gives up after its timeout
     result = srv.kubectl("drain", "n1", "--force", "--timeout=3s", check=False)
     assert result.returncode != 0

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from builders import make_node, make_pod
 
 from podling.util import jointoken
 
@@ -59,19 +60,10 @@ def _join(server, node: str) -> Http:
     return Http(server, issued["token"])
 
 
-def _node(name: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
-
-
 def _lease(name: str) -> dict:
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": name, "namespace": "kube-node-lease"},
             "spec": {"holderIdentity": name, "leaseDurationSeconds": 40}}
-
-
-def _pod(name: str, node: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}}
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +72,10 @@ def cluster(shared_server):
     admin = Http(shared_server, shared_server.token)
     a, b = _join(shared_server, A), _join(shared_server, B)
     for http, name in ((a, A), (b, B)):
-        assert http("POST", "/api/v1/nodes", _node(name))[0] == 201
+        assert http("POST", "/api/v1/nodes", make_node(name).bare().build())[0] == 201
         assert http("POST", LEASES, _lease(name))[0] == 201
         assert admin("POST", "/api/v1/namespaces/default/pods",
-                     _pod(f"pod-{name}", name))[0] == 201
+                     make_pod(f"pod-{name}", None).bare().node(name).build())[0] == 201
     return shared_server, a, b
 
 
@@ -105,7 +97,7 @@ def test_node_writes_only_its_own_node(cluster) -> None:
                                  'patch resource "nodes" in API group "" at the cluster scope')
     assert a("PATCH", f"/api/v1/nodes/{B}/status", {"status": {}}, MERGE)[0] == 403
     assert a("DELETE", f"/api/v1/nodes/{B}")[0] == 403
-    code, status = a("POST", "/api/v1/nodes", _node("node-c"))
+    code, status = a("POST", "/api/v1/nodes", make_node("node-c").bare().build())
     assert code == 403 and "is not allowed to modify node" in status["message"]
     assert a("GET", f"/api/v1/nodes/{B}")[0] == 200  # reads of nodes are allowed
     assert a("GET", "/api/v1/nodes")[0] == 200
@@ -139,7 +131,8 @@ def test_node_reads_only_pods_bound_to_it(cluster) -> None:
                                  'get resource "pods" in API group "" in the namespace '
                                  '"default"')
     assert a("GET", "/api/v1/namespaces/default/pods/absent")[0] == 404
-    assert a("POST", "/api/v1/namespaces/default/pods", _pod("sneaky", A))[0] == 403
+    sneaky = make_pod("sneaky", None).bare().node(A).build()
+    assert a("POST", "/api/v1/namespaces/default/pods", sneaky)[0] == 403
     assert a("GET", "/api/v1/namespaces")[0] == 403
 
 

@@ -18,6 +18,7 @@ import time
 import uuid
 
 import pytest
+from builders import make_pod
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
@@ -29,12 +30,11 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def pod_body(name: str, labels: dict | None = None, **spec) -> client.V1Pod:
-    return client.V1Pod(
-        api_version="v1", kind="Pod",
-        metadata=client.V1ObjectMeta(name=name, labels=labels or {}),
-        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox:1.36")],
-                              **spec))
+def pod_body(name: str, labels: dict | None = None, **spec) -> dict:
+    """A bare pod (image busybox:1.36, ``labels`` even if none; ``spec`` fields spelled as
+    in the API), as the dict the client sends for a V1Pod."""
+    return (make_pod(name, None).container("c", "busybox:1.36").bare()
+            .labels(**(labels or {})).set_spec(**spec).build())
 
 
 def wait_for(condition, timeout: float = WAIT, what: str = "condition"):
@@ -278,7 +278,7 @@ def test_watch_timeout_ends_the_stream(core):
 def test_strategic_merge_patch_with_a_dict(core):
     name = unique("smp")
     core.create_namespaced_pod(NS, pod_body(name, {"a": "1"}, tolerations=[
-        client.V1Toleration(key="k1", operator="Exists", effect="NoSchedule")]))
+        {"key": "k1", "operator": "Exists", "effect": "NoSchedule"}]))
     patched = core.patch_namespaced_pod(name, NS, {
         "metadata": {"labels": {"b": "2"}},
         "spec": {"containers": [{"name": "c", "image": "busybox:1.37"}]},

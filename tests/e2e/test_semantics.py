@@ -10,7 +10,8 @@ import threading
 import time
 import urllib.parse
 
-from test_watch import Watch, call, name_of, ok, pod, unique
+from builders import make_node
+from test_watch import Watch, call, name_of, ok, pod, unique, unscheduled
 
 STALE = ("the object has been modified; please apply your changes to the latest version and "
          "try again")
@@ -38,16 +39,12 @@ def lease(name: str, **meta) -> dict:
             "metadata": {"name": name, **meta}, "spec": {"holderIdentity": "e2e"}}
 
 
-def node(name: str, **meta) -> dict:
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, **meta}}
-
-
 def scheduled_pod(name: str, grace: int | None = None) -> dict:
-    obj = pod(name)
-    obj["spec"]["nodeName"] = "e2e-absent-node"
+    """test_watch's pod, bound to a node that does not exist."""
+    obj = unscheduled(name).node("e2e-absent-node")
     if grace is not None:
-        obj["spec"]["terminationGracePeriodSeconds"] = grace
-    return obj
+        obj.grace(grace)
+    return obj.build()
 
 
 def rv(obj: dict) -> int:
@@ -320,7 +317,8 @@ def test_a_lease_finalizer_keeps_it_until_an_update_clears_it(server):
 
 def test_a_cluster_scoped_finalizer_keeps_it_until_a_json_patch_clears_it(server):
     name = unique("finn")
-    ok(server, "POST", "/api/v1/nodes", node(name, finalizers=["example.com/x"]))
+    ok(server, "POST", "/api/v1/nodes",
+       make_node(name).bare().set_meta(finalizers=["example.com/x"]).build())
     path = f"/api/v1/nodes/{name}"
     _check_finalizer_blocks(server, path)
     status, body = call(server, "PATCH", path,

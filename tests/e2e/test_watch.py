@@ -18,6 +18,7 @@ import time
 import urllib.parse
 import uuid
 
+from builders import PodBuilder, make_pod
 from podling_e2e import start_server
 
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io"
@@ -128,11 +129,14 @@ def rv_of(event: dict) -> int:
     return int(event["object"]["metadata"]["resourceVersion"])
 
 
+def unscheduled(name: str, **labels: str) -> PodBuilder:
+    """A bare pod (image busybox:1.36, ``labels`` even if none) that no scheduler takes."""
+    return (make_pod(name, None).container("c", "busybox:1.36").bare().labels(**labels)
+            .scheduler(NO_SCHEDULER))
+
+
 def pod(name: str, **labels: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": dict(labels)},
-            "spec": {"schedulerName": NO_SCHEDULER,
-                     "containers": [{"name": "c", "image": "busybox:1.36"}]}}
+    return unscheduled(name, **labels).build()
 
 
 def unique(prefix: str) -> str:

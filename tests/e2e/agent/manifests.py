@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from builders import make_pod
+
 GRACE = 2
 
 
@@ -11,7 +13,9 @@ def busybox(name: str, script: str, **extra) -> dict:
 
 
 def pod(name: str, node: str, containers: list[dict], **spec) -> dict:
-    """A pod bound to ``node`` (no scheduler) with a short termination grace period."""
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"nodeName": node, "terminationGracePeriodSeconds": GRACE,
-                     "containers": containers, **spec}}
+    """A bare pod bound to ``node`` (no scheduler) with a short termination grace period;
+    ``containers`` are API dicts (:func:`busybox`), ``spec`` further spec fields."""
+    built = make_pod(name, None).bare().node(node).grace(GRACE).no_containers()
+    for c in containers:
+        built.container(**c)
+    return built.set_spec(**spec).build()

@@ -16,9 +16,10 @@ import signal
 import subprocess
 
 import pytest
+from builders import make_pod
 
-from test_pod_lifecycle import (cstatus, events, find_events, host_leftovers, pod_json,
-                                pod_runtime_ids)
+from test_pod_lifecycle import (HP_MOUNT, cstatus, events, find_events, host_leftovers,
+                                host_dir, pod_json, pod_runtime_ids)
 
 N = 10
 SLEEPER = 'trap "exit 0" TERM; while true; do sleep 0.5; done'
@@ -49,27 +50,15 @@ def conmon_count(cid: str) -> int:
 
 def pod_manifest(cluster, name: str, script: str, policy: str = "Always",
                  hp: str = "") -> str:
-    volume = f"""
-  volumes:
-  - name: hp
-    hostPath: {{path: {hp}, type: DirectoryOrCreate}}""" if hp else ""
-    mount = "\n    volumeMounts: [{name: hp, mountPath: /hp}]" if hp else ""
-    return f"""
-apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  labels: {{app: rs}}
-spec:
-  nodeName: {cluster.node}
-  restartPolicy: {policy}
-  terminationGracePeriodSeconds: 5{volume}
-  containers:
-  - name: c
-    image: busybox
-    imagePullPolicy: IfNotPresent
-    command: [sh, -c, {json.dumps(script)}]{mount}
-"""
+    """A bare busybox pod labelled app=rs running ``sh -c script`` on the node (grace 5 s),
+    as JSON; with ``hp``, that host directory is mounted at /hp."""
+    pod = (make_pod(name, None).bare().labels(app="rs").node(cluster.node)
+           .restart_policy(policy).grace(5)
+           .container("c", command=["sh", "-c", script], imagePullPolicy="IfNotPresent",
+                      **(HP_MOUNT if hp else {})))
+    if hp:
+        pod.set_spec(**host_dir(hp))
+    return json.dumps(pod.build())
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +101,7 @@ def test_kill9_and_restart_keeps_containers(restart_cluster, e2e_start_server, w
     docs.append(pod_manifest(cluster, "rs-exit-always", (
         "while [ ! -f /hp/go-always ]; do sleep 0.2; done; rm /hp/go-always; exit 4"),
         hp=hp))
-    cluster.apply("---".join(docs))
+    cluster.apply("\n---\n".join(docs))
     cluster.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=rs", "--timeout=180s",
                     timeout=200)
     every = sleepers + ["rs-exit-never", "rs-exit-always"]

@@ -20,6 +20,7 @@ import sys
 import time
 
 import pytest
+from builders import make_pod
 from kubectl_util import get_json, is_gone, unique, wait_until
 from podling_e2e import node_leftovers, runc_list
 
@@ -107,10 +108,9 @@ class Multi:
 
 
 def pod_json(name: str, command: str = "echo READY; exec sleep 3600", **spec) -> str:
-    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-                       "spec": {"terminationGracePeriodSeconds": 1,
-                                "containers": [{"name": "main", "image": "busybox",
-                                                "command": ["sh", "-c", command]}], **spec}})
+    """A bare busybox pod running ``sh -c command`` (grace 1 s) with ``spec`` added, as JSON."""
+    return json.dumps(make_pod(name, None).container("main", command=["sh", "-c", command])
+                      .bare().grace(1).set_spec(**spec).build())
 
 
 def wait_running(multi: Multi, name: str, timeout: float = 90) -> dict:

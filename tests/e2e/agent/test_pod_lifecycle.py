@@ -19,6 +19,7 @@ import threading
 import time
 
 import pytest
+from builders import make_pod
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -227,23 +228,28 @@ class PodWatch:
 
 
 def busybox_pod(cluster, name: str, script: str, *, policy: str = "Always",
-                extra_spec: str = "", extra_container: str = "") -> str:
-    """A one-container busybox pod running ``sh -c script``, pinned to the node."""
-    return f"""
-apiVersion: v1
-kind: Pod
-metadata: {{name: {name}}}
-spec:
-  nodeName: {cluster.node}
-  restartPolicy: {policy}
-{extra_spec}
-  containers:
-  - name: c
-    image: busybox
-    imagePullPolicy: IfNotPresent
-    command: [sh, -c, {json.dumps(script)}]
-{extra_container}
-"""
+                spec: dict | None = None, container: dict | None = None) -> str:
+    """A bare one-container busybox pod running ``sh -c script``, pinned to the node, as
+    JSON for ``kubectl apply``; ``spec`` / ``container``: further fields, spelled as in the
+    API."""
+    return json.dumps(
+        make_pod(name, None).bare().node(cluster.node).restart_policy(policy)
+        .container("c", command=["sh", "-c", script], imagePullPolicy="IfNotPresent",
+                   **(container or {}))
+        .set_spec(**(spec or {})).build())
+
+
+def sh_hook(script: str) -> dict:
+    """A lifecycle handler running ``sh -c script``."""
+    return {"exec": {"command": ["sh", "-c", script]}}
+
+
+def host_dir(path: str) -> dict:
+    """Pod spec fields: a hostPath volume ``hp`` of ``path`` (see HP_MOUNT)."""
+    return {"volumes": [{"name": "hp", "hostPath": {"path": path, "type": "DirectoryOrCreate"}}]}
+
+
+HP_MOUNT = {"volumeMounts": [{"name": "hp", "mountPath": "/hp"}]}
 
 
 # -- restartPolicy matrix -------------------------------------------------------------------------
@@ -435,12 +441,8 @@ def test_post_start_writes_file_the_entrypoint_reads(cluster, wait):
     name = "lc-poststart"
     script = ("while [ ! -f /tmp/hooked ]; do sleep 0.1; done; "
               "echo \"entrypoint read: $(cat /tmp/hooked)\"; exec sleep 3600")
-    cluster.apply(busybox_pod(cluster, name, script, extra_container="""
-    lifecycle:
-      postStart:
-        exec:
-          command: [sh, -c, "echo written-by-poststart > /tmp/hooked"]
-"""))
+    cluster.apply(busybox_pod(cluster, name, script, container={
+        "lifecycle": {"postStart": sh_hook("echo written-by-poststart > /tmp/hooked")}}))
     cluster.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "--timeout=60s")
     pod = pod_json(cluster, name)
     uid = pod["metadata"]["uid"]
@@ -458,12 +460,8 @@ def test_post_start_writes_file_the_entrypoint_reads(cluster, wait):
 
 def test_failing_post_start_kills_and_restarts(cluster, wait):
     name = "lc-poststart-fail"
-    cluster.apply(busybox_pod(cluster, name, "exec sleep 3600", extra_container="""
-    lifecycle:
-      postStart:
-        exec:
-          command: [sh, -c, "echo hook-out; exit 1"]
-"""))
+    cluster.apply(busybox_pod(cluster, name, "exec sleep 3600", container={
+        "lifecycle": {"postStart": sh_hook("echo hook-out; exit 1")}}))
     pod = wait(lambda: (lambda p: p if cstatus(p).get("restartCount", 0) >= 1 else None)(
         pod_json(cluster, name)), 90, message="the container was not restarted")
     uid = pod["metadata"]["uid"]
@@ -494,18 +492,11 @@ while true; do sleep 0.2; done
 def test_pre_stop_delays_the_stop_signal(cluster, wait, tmp_path):
     name = "lc-prestop"
     hp = str(tmp_path / "hp")
-    cluster.apply(busybox_pod(cluster, name, PRESTOP_SCRIPT, extra_spec=f"""
-  terminationGracePeriodSeconds: 30
-  volumes:
-  - name: hp
-    hostPath: {{path: {hp}, type: DirectoryOrCreate}}
-""", extra_container="""
-    volumeMounts: [{name: hp, mountPath: /hp}]
-    lifecycle:
-      preStop:
-        exec:
-          command: [sh, -c, 'cut -d " " -f1 /proc/uptime > /hp/prestop; sleep 5']
-"""))
+    cluster.apply(busybox_pod(
+        cluster, name, PRESTOP_SCRIPT,
+        spec={"terminationGracePeriodSeconds": 30, **host_dir(hp)},
+        container={**HP_MOUNT, "lifecycle": {
+            "preStop": sh_hook('cut -d " " -f1 /proc/uptime > /hp/prestop; sleep 5')}}))
     cluster.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "--timeout=60s")
     took = delete_and_check(cluster, name)
     prestop = read_float(os.path.join(hp, "prestop"))
@@ -531,14 +522,9 @@ while true; do cut -d " " -f1 /proc/uptime > /hp/alive.tmp; mv /hp/alive.tmp /hp
 def test_container_ignoring_sigterm_is_killed_after_grace(cluster, wait, tmp_path):
     name = "lc-ignore-term"
     hp = str(tmp_path / "hp")
-    cluster.apply(busybox_pod(cluster, name, IGNORE_TERM_SCRIPT, extra_spec=f"""
-  terminationGracePeriodSeconds: 3
-  volumes:
-  - name: hp
-    hostPath: {{path: {hp}, type: DirectoryOrCreate}}
-""", extra_container="""
-    volumeMounts: [{name: hp, mountPath: /hp}]
-"""))
+    cluster.apply(busybox_pod(cluster, name, IGNORE_TERM_SCRIPT,
+                              spec={"terminationGracePeriodSeconds": 3, **host_dir(hp)},
+                              container=HP_MOUNT))
     cluster.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "--timeout=60s")
     wait(lambda: read_float(os.path.join(hp, "alive")), 30, message="container never wrote")
     took = delete_and_check(cluster, name, timeout=60)

@@ -12,6 +12,7 @@ import json
 import threading
 
 import pytest
+from builders import make_node
 from kubectl_util import new_namespace, pod_manifest, wait_until
 
 from podling.client import ApiClient, ClientConfig
@@ -49,18 +50,10 @@ class SchedulerThread:
         self.thread.join(10)
 
 
-def node_manifest(name: str) -> str:
-    res = {"cpu": "4", "memory": "8Gi", "pods": "110"}
-    return json.dumps({"apiVersion": "v1", "kind": "Node",
-                       "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-                       "status": {"capacity": res, "allocatable": res,
-                                  "conditions": [{"type": "Ready", "status": "True"}]}})
-
-
 @pytest.fixture
 def cluster(server):
     for name in NODES:
-        server.kubectl("create", "-f", "-", input=node_manifest(name))
+        server.kubectl("create", "-f", "-", input=json.dumps(make_node(name).build()))
     sched = SchedulerThread(server.kubeconfig)
     yield server
     sched.stop()

@@ -19,19 +19,9 @@ from podling.api.resources import EVENTS, LEASES, NODES
 from podling.apiserver.server import ServerConfig, start
 from podling.client import ApiClient, ClientConfig
 from podling.client.events import EventRecorder
+from podling.util.clock import FakeClock
 
 T0 = 1_800_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Readiness:
@@ -76,7 +66,7 @@ def conditions(node: dict) -> dict[str, dict]:
 
 
 async def test_register_creates_the_node(client: ApiClient, tmp_path) -> None:
-    loop = make_loop(client, tmp_path, FakeClock())
+    loop = make_loop(client, tmp_path, FakeClock(T0))
     await loop.register()
     node = await client.get(NODES, "node1")
     arch = loop.config.architecture
@@ -112,7 +102,7 @@ async def test_register_creates_the_node(client: ApiClient, tmp_path) -> None:
 
 
 async def test_nodes_table_shows_ready(client: ApiClient, tmp_path) -> None:
-    await make_loop(client, tmp_path, FakeClock()).register()
+    await make_loop(client, tmp_path, FakeClock(T0)).register()
     table = await _table(client)
     row = table["rows"][0]["cells"]
     assert row[0] == "node1" and row[1] == "Ready"
@@ -125,7 +115,7 @@ async def _table(client: ApiClient) -> dict:
 
 
 async def test_lease_created_and_renewed(client: ApiClient, tmp_path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     loop = make_loop(client, tmp_path, clock)
     await loop.tick()
     node = await client.get(NODES, "node1")
@@ -142,7 +132,7 @@ async def test_lease_created_and_renewed(client: ApiClient, tmp_path) -> None:
 
 
 async def test_lease_recreated_after_deletion(client: ApiClient, tmp_path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     loop = make_loop(client, tmp_path, clock)
     await loop.tick()
     await client.delete(LEASES, "node1", "kube-node-lease")
@@ -155,7 +145,7 @@ async def test_lease_recreated_after_deletion(client: ApiClient, tmp_path) -> No
 
 
 async def test_run_heartbeats_until_cancelled(client: ApiClient, tmp_path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     loop = make_loop(client, tmp_path, clock)
     task = asyncio.create_task(loop.run())
 
@@ -181,7 +171,7 @@ async def test_run_heartbeats_until_cancelled(client: ApiClient, tmp_path) -> No
 
 
 async def test_not_ready_flip_and_transition_times(client: ApiClient, tmp_path) -> None:
-    clock, ready = FakeClock(), Readiness()
+    clock, ready = FakeClock(T0), Readiness()
     loop = make_loop(client, tmp_path, clock, ready)
     await loop.tick()
     clock.advance(10)
@@ -213,7 +203,7 @@ async def test_not_ready_flip_and_transition_times(client: ApiClient, tmp_path) 
 
 async def test_status_reported_every_five_minutes_when_unchanged(client: ApiClient,
                                                                   tmp_path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     loop = make_loop(client, tmp_path, clock)
     await loop.register()
     clock.advance(STATUS_REPORT_SECONDS - 1)
@@ -229,7 +219,7 @@ async def test_ready_check_exception_is_a_problem(client: ApiClient, tmp_path) -
     async def broken() -> list[str]:
         raise RuntimeError("boom")
 
-    loop = NodeStatusLoop(client, make_config(tmp_path), ready_check=broken, clock=FakeClock())
+    loop = NodeStatusLoop(client, make_config(tmp_path), ready_check=broken, clock=FakeClock(T0))
     await loop.tick()
     conds = conditions(await client.get(NODES, "node1"))
     assert conds["Ready"]["status"] == "False"
@@ -237,7 +227,7 @@ async def test_ready_check_exception_is_a_problem(client: ApiClient, tmp_path) -
 
 
 async def test_reregistration_adopts_existing_node(client: ApiClient, tmp_path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     await make_loop(client, tmp_path, clock).register()
     await client.patch(NODES, "node1", {"metadata": {"labels": {"custom": "kept",
                                                                 "zone": "old"}}})
@@ -258,7 +248,7 @@ async def test_reregistration_adopts_existing_node(client: ApiClient, tmp_path) 
 
 
 async def test_pod_cidr(client: ApiClient, tmp_path) -> None:
-    loop = make_loop(client, tmp_path, FakeClock())
+    loop = make_loop(client, tmp_path, FakeClock(T0))
     await loop.register()
     node = await client.get(NODES, "node1")
     expected = (node.get("spec") or {}).get("podCIDR")  # the server may assign one
@@ -270,7 +260,7 @@ async def test_pod_cidr(client: ApiClient, tmp_path) -> None:
 
 
 async def test_node_events_recorded(client: ApiClient, tmp_path) -> None:
-    clock, ready = FakeClock(), Readiness()
+    clock, ready = FakeClock(T0), Readiness()
     recorder = EventRecorder(client, "kubelet", "node1", clock=clock)
     loop = make_loop(client, tmp_path, clock, ready, recorder=recorder,
                      pressure=lambda: Pressure())
@@ -293,7 +283,7 @@ async def test_unreachable_server_never_raises(tmp_path) -> None:
     api = ApiClient(ClientConfig(server="https://127.0.0.1:1", insecure_skip_tls_verify=True,
                                  request_timeout=1, connect_timeout=1))
     try:
-        loop = make_loop(api, tmp_path, FakeClock())
+        loop = make_loop(api, tmp_path, FakeClock(T0))
         await loop.tick()
         assert not loop.registered
     finally:
@@ -336,7 +326,7 @@ async def test_a_node_set_unknown_by_the_server_is_reported_again_at_once(
         client: ApiClient, tmp_path) -> None:
     """After the node lifecycle controller marks the node Unknown, the next status sync
     reports Ready=True again without waiting for the periodic report."""
-    loop = make_loop(client, tmp_path, FakeClock())
+    loop = make_loop(client, tmp_path, FakeClock(T0))
     await loop.register()
     node = await client.get(NODES, "node1")
     unknown = [dict(c, status="Unknown") for c in node["status"]["conditions"]]

@@ -1,11 +1,14 @@
-"""Object builders and helpers for the registry tests (``make_pod("p").node("n1")``)."""
+"""Object builders and helpers for the registry tests (``make_pod().node("n1")``): pods and
+nodes are thin layers over ``tests/builders.py``."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any, Awaitable, Callable
 
+import builders
 import pytest
+from builders import PodBuilder
 
 from podling.api.errors import ApiError
 from podling.apiserver.registry.store import RegistryStore
@@ -15,40 +18,10 @@ Obj = dict[str, Any]
 
 # --- builders ------------------------------------------------------------------------------
 
-class PodBuilder:
-    """``make_pod("web").node("n1").finalizers("example.com/x").build()``"""
-
-    def __init__(self, name: str | None) -> None:
-        meta: Obj = {"name": name} if name else {}
-        self.obj: Obj = {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-                         "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
-
-    def node(self, name: str) -> PodBuilder:
-        self.obj["spec"]["nodeName"] = name
-        return self
-
-    def grace(self, seconds: int) -> PodBuilder:
-        self.obj["spec"]["terminationGracePeriodSeconds"] = seconds
-        return self
-
-    def finalizers(self, *names: str) -> PodBuilder:
-        self.obj["metadata"]["finalizers"] = list(names)
-        return self
-
-    def meta(self, **fields: Any) -> PodBuilder:
-        self.obj["metadata"].update(fields)
-        return self
-
-    def status(self, **fields: Any) -> PodBuilder:
-        self.obj["status"] = fields
-        return self
-
-    def build(self) -> Obj:
-        return copy.deepcopy(self.obj)
-
-
 def make_pod(name: str | None = "web") -> PodBuilder:
-    return PodBuilder(name)
+    """What a client POSTs in these tests: ``builders.make_pod(name).bare()`` with image
+    ``nginx`` and no namespace (the store is given one); ``name=None`` leaves the name out."""
+    return builders.make_pod(name, namespace=None).container("c", "nginx").bare()
 
 
 def make_namespace(name: str) -> Obj:
@@ -61,7 +34,8 @@ def make_lease(name: str, **meta: Any) -> Obj:
 
 
 def make_node(name: str) -> Obj:
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+    """A Node with nothing but its name."""
+    return builders.make_node(name).bare().build()
 
 
 def binding_to(node: str, **meta: Any) -> Obj:

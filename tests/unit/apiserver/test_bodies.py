@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import StreamReader
 from aiohttp.test_utils import make_mocked_request
+from builders import make_pod
 
 from podling.api import resources
 from podling.api.errors import ApiError
@@ -123,8 +124,9 @@ def test_media_type(header: str | None, expected: str) -> None:
 # --- fieldValidation ---------------------------------------------------------------------
 
 def pod(**extra_spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-            "spec": {"containers": [{"name": "c", "image": "nginx"}], **extra_spec}}
+    """A bare pod ``p`` (no namespace, image nginx) with ``extra_spec`` in its spec."""
+    return (make_pod("p", namespace=None).container("c", "nginx").bare()
+            .set_spec(**extra_spec).build())
 
 
 def check(obj: Any, mode: str, duplicates: list[str] | None = None) -> tuple[dict, list[str]]:

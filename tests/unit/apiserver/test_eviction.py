@@ -6,6 +6,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from builders import make_pod
 
 from podling.apiserver.app import build_app, registry_stores
 from podling.apiserver.auth import ADMIN, TokenAuthenticator
@@ -36,13 +37,12 @@ def eviction(name: str, **delete_options: Any) -> dict:
     return body
 
 
-async def make_pod(client: TestClient, name: str, node: str | None = "n1") -> dict:
-    spec: dict = {"containers": [{"name": "c", "image": "busybox"}]}
+async def create_pod(client: TestClient, name: str, node: str | None = "n1") -> dict:
+    """POST a bare pod ``name``, bound to ``node`` unless it is None."""
+    pod = make_pod(name, namespace=None).bare()
     if node:
-        spec["nodeName"] = node
-    response = await client.post(PODS, json={"apiVersion": "v1", "kind": "Pod",
-                                             "metadata": {"name": name}, "spec": spec},
-                                 headers=AUTH)
+        pod.node(node)
+    response = await client.post(PODS, json=pod.build(), headers=AUTH)
     assert response.status == 201, await response.text()
     return await response.json()
 
@@ -60,7 +60,7 @@ async def get_pod(client: TestClient, name: str) -> tuple[int, dict]:
 
 
 async def test_evicting_a_bound_pod_deletes_it_gracefully(client: TestClient) -> None:
-    await make_pod(client, "web")
+    await create_pod(client, "web")
     assert await evict(client, "web", eviction("web")) == SUCCESS
     status, pod = await get_pod(client, "web")
     assert status == 200
@@ -72,19 +72,19 @@ async def test_evicting_a_bound_pod_deletes_it_gracefully(client: TestClient) ->
 
 
 async def test_grace_period_zero_removes_the_pod_at_once(client: TestClient) -> None:
-    await make_pod(client, "web")
+    await create_pod(client, "web")
     assert await evict(client, "web", eviction("web", gracePeriodSeconds=0)) == SUCCESS
     assert (await get_pod(client, "web"))[0] == 404
 
 
 async def test_an_unbound_pod_goes_at_once(client: TestClient) -> None:
-    await make_pod(client, "pending", node=None)
+    await create_pod(client, "pending", node=None)
     await evict(client, "pending", eviction("pending"))
     assert (await get_pod(client, "pending"))[0] == 404
 
 
 async def test_a_terminating_pod_answers_201_too(client: TestClient) -> None:
-    await make_pod(client, "web")
+    await create_pod(client, "web")
     await evict(client, "web", eviction("web", gracePeriodSeconds=20))
     assert await evict(client, "web", eviction("web")) == SUCCESS
     _, pod = await get_pod(client, "web")
@@ -98,7 +98,7 @@ async def test_a_missing_pod_is_404(client: TestClient) -> None:
 
 
 async def test_preconditions_are_honoured(client: TestClient) -> None:
-    pod = await make_pod(client, "web")
+    pod = await create_pod(client, "web")
     body = await evict(client, "web", eviction("web", preconditions={"uid": "other"}),
                        status=409)
     assert body["reason"] == "Conflict"
@@ -110,13 +110,13 @@ async def test_preconditions_are_honoured(client: TestClient) -> None:
 
 
 async def test_a_stale_resource_version_is_409(client: TestClient) -> None:
-    await make_pod(client, "web")
+    await create_pod(client, "web")
     await evict(client, "web", eviction("web", preconditions={"resourceVersion": "1"}),
                 status=409)
 
 
 async def test_dry_run_changes_nothing(client: TestClient) -> None:
-    before = await make_pod(client, "web")
+    before = await create_pod(client, "web")
     await evict(client, "web", eviction("web", gracePeriodSeconds=0), query="?dryRun=All")
     await evict(client, "web", eviction("web", gracePeriodSeconds=0, dryRun=["All"]))
     status, after = await get_pod(client, "web")
@@ -125,7 +125,7 @@ async def test_dry_run_changes_nothing(client: TestClient) -> None:
 
 
 async def test_the_name_must_match_the_url(client: TestClient) -> None:
-    await make_pod(client, "web")
+    await create_pod(client, "web")
     body = await evict(client, "web", eviction("other"), status=400)
     assert body["message"] == "name in URL does not match name in Eviction object"
 
@@ -139,13 +139,13 @@ async def test_the_name_must_match_the_url(client: TestClient) -> None:
       "deleteOptions": {"gracePeriodSeconds": "soon"}}, "gracePeriodSeconds"),
 ])
 async def test_bad_bodies_are_400(client: TestClient, body: dict, fragment: str) -> None:
-    await make_pod(client, "web")
+    await create_pod(client, "web")
     answer = await evict(client, "web", body, status=400)
     assert fragment in answer["message"]
 
 
 async def test_strict_decoding_rejects_unknown_fields(client: TestClient) -> None:
-    await make_pod(client, "web")
+    await create_pod(client, "web")
     body = {**eviction("web"), "bogus": 1}
     answer = await evict(client, "web", body, status=400, query="?fieldValidation=Strict")
     assert 'unknown field "bogus"' in answer["message"]
@@ -155,7 +155,7 @@ async def test_strict_decoding_rejects_unknown_fields(client: TestClient) -> Non
 
 
 async def test_only_post_is_served(client: TestClient) -> None:
-    await make_pod(client, "web")
+    await create_pod(client, "web")
     response = await client.get(f"{PODS}/web/eviction", headers=AUTH)
     assert response.status == 405
 

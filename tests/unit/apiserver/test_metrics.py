@@ -9,6 +9,7 @@ from typing import Any, AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from builders import NodeBuilder, make_node, make_pod
 
 from podling.apiserver import discovery
 from podling.apiserver.app import build_app, registry_stores
@@ -76,17 +77,9 @@ def dead_url() -> str:
         return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
-def node(name: str, url: str, ready: str = "True", labels: dict | None = None) -> dict:
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": labels or {},
-                         "annotations": {"podling.io/node-api": url}},
-            "status": {"conditions": [{"type": "Ready", "status": ready}]}}
-
-
-def pod(name: str, namespace: str, uid: str, node_name: str, labels: dict) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": name, "namespace": namespace, "uid": uid, "labels": labels},
-        "spec": {"nodeName": node_name, "containers": [{"name": "c", "image": "busybox"}]}}
+def node(name: str, url: str) -> NodeBuilder:
+    """A Node with only a name and its node API address (the agent's annotation)."""
+    return make_node(name).bare().annotations(**{"podling.io/node-api": url})
 
 
 @pytest.fixture
@@ -96,16 +89,18 @@ async def client(node_api) -> AsyncIterator[TestClient]:
     await ensure_built_in(stores["namespaces"])
     await stores["namespaces"].create(None, {"apiVersion": "v1", "kind": "Namespace",
                                              "metadata": {"name": "prod"}})
-    await stores["nodes"].create(None, node("n1", url, labels={"zone": "a"}))
-    await stores["nodes"].create(None, node("n2", dead_url(), labels={"zone": "b"}))
-    await stores["nodes"].create(None, node("n3", url, ready="Unknown"))
-    for args in [("web", "default", "UID-web", "n1", {"app": "web", "tier": "front"}),
-                 ("db", "prod", "UID-db", "n1", {"app": "db"}),
-                 ("young", "default", "UID-young", "n1", {"app": "web"}),
-                 ("old", "default", "UID-new", "n1", {}),
-                 ("away", "default", "UID-away", "n2", {"app": "web"})]:
+    await stores["nodes"].create(None, node("n1", url).labels(zone="a").ready().build())
+    await stores["nodes"].create(None, node("n2", dead_url()).labels(zone="b").ready().build())
+    await stores["nodes"].create(None, node("n3", url).labels().ready("Unknown").build())
+    for name, ns, uid, node_name, labels in [
+            ("web", "default", "UID-web", "n1", {"app": "web", "tier": "front"}),
+            ("db", "prod", "UID-db", "n1", {"app": "db"}),
+            ("young", "default", "UID-young", "n1", {"app": "web"}),
+            ("old", "default", "UID-new", "n1", {}),
+            ("away", "default", "UID-away", "n2", {"app": "web"})]:
         # straight into storage: the registry would give the pod a uid of its own
-        await stores["pods"].storage.create(stores["pods"].key(args[1], args[0]), pod(*args))
+        pod = make_pod(name, ns).bare().uid(uid).node(node_name).labels(**labels).build()
+        await stores["pods"].storage.create(stores["pods"].key(ns, name), pod)
     node_user = User("system:node:n1", ("system:nodes", "system:authenticated"))
     app = build_app(stores, TokenAuthenticator({TOKEN: ADMIN, NODE_TOKEN: node_user}),
                     node_token=lambda name: f"{KUBELET_TOKEN}-{name}")

@@ -42,11 +42,11 @@ async def test_create_stamps_system_fields_and_applies_defaults(pods: RegistrySt
 
 
 async def test_create_ignores_client_supplied_system_fields(pods: RegistryStore) -> None:
-    sent = make_pod().meta(uid="client-uid", creationTimestamp="2000-01-01T00:00:00Z",
-                           resourceVersion="999", generation=7, namespace="elsewhere",
-                           deletionTimestamp="2000-01-01T00:00:00Z",
-                           deletionGracePeriodSeconds=5) \
-        .status(phase="Running", podIP="10.0.0.9").build()
+    sent = make_pod().set_meta(uid="client-uid", creationTimestamp="2000-01-01T00:00:00Z",
+                               resourceVersion="999", generation=7, namespace="elsewhere",
+                               deletionTimestamp="2000-01-01T00:00:00Z",
+                               deletionGracePeriodSeconds=5) \
+        .set_status(phase="Running", podIP="10.0.0.9").build()
     meta = (await pods.create("default", sent))["metadata"]
     assert meta["uid"] != "client-uid"
     assert meta["creationTimestamp"] != "2000-01-01T00:00:00Z"
@@ -64,7 +64,7 @@ async def test_each_create_gets_a_new_uid(pods: RegistryStore) -> None:
 
 
 async def test_generate_name(pods: RegistryStore) -> None:
-    created = await pods.create("default", make_pod(None).meta(generateName="web-").build())
+    created = await pods.create("default", make_pod(None).set_meta(generateName="web-").build())
     name = created["metadata"]["name"]
     assert re.fullmatch(r"web-[a-z0-9]{5}", name)
     assert created["metadata"]["generateName"] == "web-"
@@ -72,7 +72,7 @@ async def test_generate_name(pods: RegistryStore) -> None:
 
 
 async def test_name_wins_over_generate_name(pods: RegistryStore) -> None:
-    created = await pods.create("default", make_pod("fixed").meta(generateName="web-").build())
+    created = await pods.create("default", make_pod("fixed").set_meta(generateName="web-").build())
     assert created["metadata"]["name"] == "fixed"
 
 

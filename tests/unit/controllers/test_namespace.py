@@ -8,6 +8,7 @@ import time
 from typing import AsyncIterator, Awaitable, Callable
 
 import pytest
+from builders import make_pod
 
 from podling.api.errors import ApiError
 from podling.client import ApiClient
@@ -18,13 +19,6 @@ WAIT = 5.0  # seconds before a condition that should hold soon counts as a failu
 
 def namespace(name: str) -> dict:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-
-
-def pod(name: str, node: str | None = None) -> dict:
-    spec: dict = {"containers": [{"name": "c", "image": "nginx"}]}
-    if node:
-        spec["nodeName"] = node
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -64,7 +58,7 @@ async def test_a_deleted_namespace_is_emptied_finalized_and_gone(
         client: ApiClient, controller: NamespaceController) -> None:
     for name in ("team", "keep"):
         await client.create("namespaces", namespace(name))
-        await client.create("pods", pod("a"), name)
+        await client.create("pods", make_pod("a", None).bare().build(), name)
     await client.create("leases", {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                                    "metadata": {"name": "l"}, "spec": {}}, "team")
     await client.create("events", {"apiVersion": "v1", "kind": "Event",
@@ -84,7 +78,7 @@ async def test_a_deleted_namespace_is_emptied_finalized_and_gone(
 async def test_it_waits_for_terminating_pods(client: ApiClient,
                                             controller: NamespaceController) -> None:
     await client.create("namespaces", namespace("team"))
-    await client.create("pods", pod("bound", node="n1"), "team")
+    await client.create("pods", make_pod("bound", None).bare().node("n1").build(), "team")
     await client.delete("namespaces", "team")
 
     async def pod_terminating() -> bool:
@@ -103,7 +97,7 @@ async def test_it_waits_for_terminating_pods(client: ApiClient,
 
 async def test_it_picks_up_namespaces_terminating_before_it_started(client: ApiClient) -> None:
     await client.create("namespaces", namespace("team"))
-    await client.create("pods", pod("web"), "team")
+    await client.create("pods", make_pod("web", None).bare().build(), "team")
     await client.delete("namespaces", "team")
     late = NamespaceController(client, retry_seconds=0.02)
     late.start()
@@ -115,10 +109,10 @@ async def test_it_picks_up_namespaces_terminating_before_it_started(client: ApiC
 
 async def test_new_content_is_refused_while_terminating(client: ApiClient) -> None:
     await client.create("namespaces", namespace("team"))
-    await client.create("pods", pod("bound", node="n1"), "team")
+    await client.create("pods", make_pod("bound", None).bare().node("n1").build(), "team")
     await client.delete("namespaces", "team")
     with pytest.raises(ApiError) as caught:
-        await client.create("pods", pod("late"), "team")
+        await client.create("pods", make_pod("late", None).bare().build(), "team")
     assert caught.value.code == 403
     assert caught.value.message == ("unable to create new content in namespace team because "
                                     "it is being terminated")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from builders import make_node
 
 from podling.api.errors import ApiError
 from podling.client import ApiClient
@@ -23,11 +24,12 @@ EARLIER = "2023-11-14T22:00:00Z"
 
 
 def node_body(name: str, ready: str = "True") -> dict:
-    conditions = [{"type": t, "status": ready if t == "Ready" else "False", "reason": "R",
-                   "message": "m", "lastHeartbeatTime": EARLIER, "lastTransitionTime": EARLIER}
-                  for t in TYPES]
-    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
-            "status": {"conditions": conditions}}
+    """A bare Node with the four conditions, all last heard of at EARLIER."""
+    node = make_node(name).bare()
+    for t in TYPES:
+        node.condition(t, ready if t == "Ready" else "False", reason="R", message="m",
+                       lastHeartbeatTime=EARLIER, lastTransitionTime=EARLIER)
+    return node.build()
 
 
 def lease_body(name: str, renew: str) -> dict:
