@@ -12,16 +12,9 @@ import pytest
 from podling.api.resources import EVENTS, PODS
 from podling.client import ApiClient, ClientConfig
 from podling.client.events import EventRecorder, container_field_path, object_reference
+from podling.util.clock import FakeClock
 
 T0 = 1_800_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -33,7 +26,7 @@ async def pod(client: ApiClient) -> dict[str, Any]:
 
 @pytest.fixture
 async def recorder(client: ApiClient) -> AsyncIterator[EventRecorder]:
-    rec = EventRecorder(client, "kubelet", "node1", clock=FakeClock(), retry_seconds=0.01)
+    rec = EventRecorder(client, "kubelet", "node1", clock=FakeClock(T0), retry_seconds=0.01)
     yield rec
     await rec.close()
 
@@ -65,12 +58,12 @@ async def test_event_fields(client: ApiClient, recorder: EventRecorder, pod: dic
 
 
 async def test_repeated_events_aggregate(client: ApiClient, pod: dict) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     recorder = EventRecorder(client, "kubelet", "node1", clock=clock)
     for _ in range(3):
         recorder.event(pod, "Warning", "BackOff", "Back-off restarting failed container main",
                        field_path="spec.containers{main}")
-        clock.now += 10
+        clock.advance(10)
     await recorder.flush()
     [event] = await events_of(client)
     assert event["count"] == 3
@@ -96,10 +89,10 @@ async def test_distinct_messages_and_fields_are_separate(client: ApiClient,
 
 
 async def test_window_expiry_starts_a_new_event(client: ApiClient, pod: dict) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     recorder = EventRecorder(client, "kubelet", "node1", clock=clock, window_seconds=60)
     recorder.event(pod, "Normal", "Pulled", "already present")
-    clock.now += 61
+    clock.advance(61)
     recorder.event(pod, "Normal", "Pulled", "already present")
     await recorder.close()
     assert [e["count"] for e in await events_of(client)] == [1, 1]
@@ -130,7 +123,7 @@ async def test_node_events_go_to_default_namespace(client: ApiClient,
 
 
 async def test_bounded_queue_drops_oldest(client: ApiClient, pod: dict) -> None:
-    recorder = EventRecorder(client, "kubelet", "node1", clock=FakeClock(), max_queue=2)
+    recorder = EventRecorder(client, "kubelet", "node1", clock=FakeClock(T0), max_queue=2)
     for i in range(5):  # queued synchronously: the sender has not run yet
         recorder.event(pod, "Normal", "Created", f"Created container: c{i}")
     await recorder.close()
@@ -178,7 +171,7 @@ def test_references() -> None:
 
 
 def scheduler_recorder(client: ApiClient, **kwargs: Any) -> EventRecorder:
-    return EventRecorder(client, "default-scheduler", clock=FakeClock(), window_seconds=600,
+    return EventRecorder(client, "default-scheduler", clock=FakeClock(T0), window_seconds=600,
                          lanes=4, **kwargs)
 
 
@@ -231,7 +224,7 @@ class OrderLog:
 async def test_order_per_object_is_the_recording_order() -> None:
     api = OrderLog()
     recorder = EventRecorder(api, "default-scheduler",  # type: ignore[arg-type]
-                             clock=FakeClock(), lanes=3)
+                             clock=FakeClock(T0), lanes=3)
     objects = [{"metadata": {"name": f"n{i}", "uid": f"u{i}"}} for i in range(7)]
     for step in range(4):
         for obj in objects:
