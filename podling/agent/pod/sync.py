@@ -50,6 +50,7 @@ from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.agent.pod.teardown import PodTeardown
 from podling.api.resources import NODES
 from podling.api.types import Obj
+from podling.api.views import PodView
 from podling.client import ApiClient
 from podling.client.events import EventRecorder
 from podling.images.interface import ImageService, RootfsService
@@ -167,7 +168,8 @@ class PodSyncer:
 
     async def _admit(self, pod: Obj, observed: Observed, result: PodSyncResult) -> bool:
         """True to go on; else the sync ends here (refused: its status is reported)."""
-        decision = await self.admitter.decide(pod, has_sandbox=bool(observed.sandboxes),
+        decision = await self.admitter.decide(PodView.from_obj(pod),
+                                              has_sandbox=bool(observed.sandboxes),
                                               now=time.time())
         if decision.admit:
             result.add(SyncAction.ADMIT)
