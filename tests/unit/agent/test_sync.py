@@ -16,6 +16,7 @@ from podling.agent.node.host import HostResources
 from podling.agent.pod.pod_workers import PodWorkers
 from podling.agent.pod.sync import PodSyncer
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
+from podling.api.views import PodSpecView
 from podling.images.interface import Image, ImageConfig
 from podling.network.fake import FakeNetwork
 from podling.runtime.fake import FakeRuntime
@@ -183,7 +184,7 @@ async def test_terminate_releases_everything_and_is_done(tmp_path) -> None:
 
 
 def test_namespace_options_of_host_namespaces() -> None:
-    opts = namespace_options({"hostNetwork": True, "hostPID": True})
+    opts = namespace_options(PodSpecView.from_obj({"hostNetwork": True, "hostPID": True}))
     assert (opts.network.name, opts.pid.name, opts.ipc.name) == ("NODE", "NODE", "POD")
 
 
