@@ -401,3 +401,15 @@ def test_working_dir_defaults() -> None:
     assert cfg.annotations[L.GRACE_PERIOD] == "30"
     assert cfg.annotations[L.TERMINATION_MESSAGE_POLICY] == "File"
     assert cfg.labels[L.CONTAINER_TYPE] == "app"
+
+
+def test_spec_hash_is_of_the_container_as_received() -> None:
+    """The hash recorded on a container is of its JSON as received (ContainerView.raw),
+    pinned: a change would restart every adopted container of a running node."""
+    raw = {"name": "c", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+           "env": [{"name": "A", "value": "1"}]}
+    cfg = build(container=raw, image=ImageConfig(cmd=["x"]))
+    assert cfg.annotations[L.CONTAINER_HASH] == L.container_hash(raw) == "c1d36427b714ee76"
+    # the defaults the view fills in (imagePullPolicy, terminationMessagePath …) are not
+    assert build(container={"name": "c"}, image=ImageConfig(cmd=["x"])).annotations[
+        L.CONTAINER_HASH] == L.container_hash({"name": "c"})
