@@ -30,6 +30,7 @@ from podling.agent.pod.pod_workers import PodWorkers
 from podling.agent.pod.status_manager import StatusManager
 from podling.agent.pod.sync import PodSyncer
 from podling.api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION, NODES
+from podling.api.views import NodeView
 from podling.client import ApiClient, Informer
 from podling.images.interface import ImageService, RootfsService
 from podling.network.interface import NetworkPlugin
@@ -109,9 +110,8 @@ class Agent:
                             exc)
                 await asyncio.sleep(REGISTER_RETRY_SECONDS)
         self._tasks.append(asyncio.create_task(node_status.run(), name="node-status"))
-        addresses = (node.get("status") or {}).get("addresses") or []
-        node_ip = next((a["address"] for a in addresses if a.get("type") == "InternalIP"),
-                       "127.0.0.1")
+        internal_ip = NodeView.from_obj(node).address("InternalIP")
+        node_ip = "127.0.0.1" if internal_ip is None else internal_ip
         advertised = node_ip if self.config.node_api_address in ("0.0.0.0", "") \
             else self.config.node_api_address
         await self.client.patch(NODES, self.config.node_name, {"metadata": {"annotations": {

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from podling.agent.backoff import Backoff, go_duration
+from podling.api.views import ContainerView, PodView
 from podling.client.events import EventRecorder
 from podling.images.interface import Image, ImageError, ImageService, InvalidImageName
 
@@ -44,21 +45,21 @@ class ImagePuller:
         self._backoff = backoff
         self._clock = clock
 
-    async def ensure(self, pod: dict[str, Any], container: dict[str, Any]) -> Image:
+    async def ensure(self, pod: PodView, container: ContainerView) -> Image:
         """The image to run ``container`` with; raises ImagePullFailure after a Warning
         ``Failed`` event ``Error: <reason>``, as the kubelet records for every image failure."""
         try:
             return await self._ensure(pod, container)
         except ImagePullFailure as exc:
             self._event(pod, "Failed", f"Error: {exc.reason}",
-                        field_path=f"spec.containers{{{container['name']}}}", warning=True)
+                        field_path=f"spec.containers{{{container.name}}}", warning=True)
             raise
 
-    async def _ensure(self, pod: dict[str, Any], container: dict[str, Any]) -> Image:
-        ref, name = container.get("image", ""), container["name"]
-        policy = container.get("imagePullPolicy", "IfNotPresent")
+    async def _ensure(self, pod: PodView, container: ContainerView) -> Image:
+        ref, name = container.image, container.name
+        policy = container.image_pull_policy
         field_path = f"spec.containers{{{name}}}"
-        key = (pod["metadata"]["uid"], "image:" + name)
+        key = (pod.metadata.uid, "image:" + name)
         try:
             present = await self._images.image_status(ref)
         except InvalidImageName:
@@ -82,7 +83,7 @@ class ImagePuller:
             raise ImagePullFailure("ImagePullBackOff", message)
         return await self._pull(pod, ref, key=key, field_path=field_path)
 
-    async def _pull(self, pod: dict[str, Any], ref: str, *, key: tuple[str, str],
+    async def _pull(self, pod: PodView, ref: str, *, key: tuple[str, str],
                     field_path: str) -> Image:
         self._event(pod, "Pulling", f'Pulling image "{ref}"', field_path=field_path)
         started = self._clock.time()
@@ -101,8 +102,8 @@ class ImagePuller:
                     f'Image size: {image.size} bytes.', field_path=field_path)
         return image
 
-    def _event(self, pod: dict[str, Any], reason: str, message: str, *, field_path: str,
+    def _event(self, pod: PodView, reason: str, message: str, *, field_path: str,
                warning: bool = False) -> None:
         """An event about the container at ``field_path`` (Normal unless ``warning``)."""
-        self._recorder.event(pod, "Warning" if warning else "Normal", reason, message,
+        self._recorder.event(pod.raw, "Warning" if warning else "Normal", reason, message,
                              field_path=field_path)

@@ -42,7 +42,7 @@ from typing import Callable
 
 from ..api.errors import ApiError
 from ..api.resources import EVENTS
-from ..api.types import Obj
+from ..api.types import Obj, ObjMap
 from ..util.timefmt import epoch_rfc3339
 from .errors import ApiConnectionError
 from .rest import ApiClient
@@ -54,7 +54,7 @@ CACHE_SIZE = 4096  # client-go's maxLruCacheEntries
 DROP_LOG_EVERY = 100
 
 
-def object_reference(obj: Obj, field_path: str | None = None) -> Obj:
+def object_reference(obj: ObjMap, field_path: str | None = None) -> Obj:
     """The involvedObject for ``obj`` (a Pod or Node as the API returns it).
 
     List items carry no kind: an object without one is a Pod if it has a namespace, else a
@@ -162,7 +162,7 @@ class EventRecorder:
 
     # -- producer side ---------------------------------------------------------------------
 
-    def event(self, obj: Obj, type: str, reason: str, message: str,
+    def event(self, obj: ObjMap, type: str, reason: str, message: str,
               field_path: str | None = None) -> None:
         """Queue one event about ``obj``. Never blocks, never raises for API trouble;
         ignored (with a log line) after :meth:`close` or for an unknown ``type``."""

@@ -21,6 +21,7 @@ from podling.agent.kuberuntime.env import (expand, mapping_for, merge_env, milli
 from podling.agent.kuberuntime.errors import CREATE_CONTAINER_ERROR, ContainerConfigError
 from podling.agent.kuberuntime.users import (ResolvedUser, check_run_as_non_root,
                                              effective_security_context, resolve_user)
+from podling.api.views import ContainerView, PodView, SecurityContextView
 from podling.images.interface import ImageConfig
 from podling.runtime.interface import ContainerConfig, Mount, Resources, SecurityOptions
 
@@ -34,14 +35,14 @@ QUOTA_PERIOD = 100000
 MIN_QUOTA = 1000
 
 
-def build_command(container: Mapping[str, Any], image: ImageConfig,
+def build_command(container: ContainerView, image: ImageConfig,
                   env: Mapping[str, str]) -> list[str]:
     """Kubernetes' rules: ``command`` replaces ENTRYPOINT and drops CMD; ``args`` replaces
     CMD. ``$(VAR)`` in command/args expands from the container's env. Raises
     :class:`ContainerConfigError` (CreateContainerError) when nothing is left to run."""
     mapping = mapping_for(env)
-    command = [expand(str(c), mapping) for c in container.get("command") or []]
-    args = [expand(str(a), mapping) for a in container.get("args") or []]
+    command = [expand(c, mapping) for c in container.command]
+    args = [expand(a, mapping) for a in container.args]
     if command:
         argv = command + args
     else:
@@ -67,11 +68,11 @@ def milli_cpu_to_quota(milli: int, period: int = QUOTA_PERIOD) -> int:
     return max(MIN_QUOTA, milli * period // 1000)
 
 
-def build_resources(container: Mapping[str, Any]) -> Resources:
+def build_resources(container: ContainerView) -> Resources:
     """cpu shares from the request (the limit when no request), quota from the limit with a
     100 ms period (always set, as the kubelet does), memory limit in bytes."""
-    res = container.get("resources") or {}
-    requests, limits = res.get("requests") or {}, res.get("limits") or {}
+    requests, limits = container.resources.requests, container.resources.limits
+
     def amount(values: Mapping[str, Any], name: str, what: str) -> Decimal:
         return parse_config_quantity(values[name], what) if name in values else Decimal(0)
 
@@ -91,18 +92,17 @@ def cap_name(name: str) -> str:
     return "CAP_" + upper
 
 
-def build_security(container: Mapping[str, Any]) -> SecurityOptions:
+def build_security(container: ContainerView) -> SecurityOptions:
     """privileged, capabilities, readOnlyRootFilesystem; ``allowPrivilegeEscalation: false``
     → no_new_privs (unset → False, as Kubernetes); ``procMount: Unmasked`` → no masking."""
-    sc = container.get("securityContext") or {}
-    caps = sc.get("capabilities") or {}
-    unmasked = sc.get("procMount") == "Unmasked"
+    sc: SecurityContextView = container.security_context
+    unmasked = sc.proc_mount == "Unmasked"
     return SecurityOptions(
-        privileged=bool(sc.get("privileged")),
-        capabilities_add=tuple(cap_name(c) for c in caps.get("add") or []),
-        capabilities_drop=tuple(cap_name(c) for c in caps.get("drop") or []),
-        readonly_rootfs=bool(sc.get("readOnlyRootFilesystem")),
-        no_new_privs=sc.get("allowPrivilegeEscalation") is False,
+        privileged=sc.privileged,
+        capabilities_add=tuple(cap_name(c) for c in sc.capabilities_add),
+        capabilities_drop=tuple(cap_name(c) for c in sc.capabilities_drop),
+        readonly_rootfs=sc.read_only_root_filesystem,
+        no_new_privs=sc.allow_privilege_escalation is False,
         masked_paths=() if unmasked else None,
         readonly_paths=() if unmasked else None,
     )
@@ -120,7 +120,7 @@ def normalize_signal(name: str) -> str:
 
 
 def build_container_config(
-    pod: dict[str, Any], container: dict[str, Any], *, image: ImageConfig, rootfs: str,
+    pod: PodView, container: ContainerView, *, image: ImageConfig, rootfs: str,
     env: Mapping[str, str], node_name: str, restart_count: int, log_path: str,
     mounts: list[Mount], container_type: Literal["app", "init"] = "app", hostname: str = "",
 ) -> ContainerConfig:
@@ -138,54 +138,49 @@ def build_container_config(
     full_env = merge_env(merge_env(base, image.env), [f"{k}={v}" for k, v in env.items()])
     user = _user_for(pod, container, image=image, rootfs=rootfs)
     return ContainerConfig(
-        name=container["name"], rootfs=rootfs, command=command, attempt=restart_count,
-        env=full_env, working_dir=container.get("workingDir") or image.working_dir or "/",
+        name=container.name, rootfs=rootfs, command=command, attempt=restart_count,
+        env=full_env, working_dir=container.working_dir or image.working_dir or "/",
         uid=user.uid, gid=user.gid, additional_gids=user.additional_gids,
-        tty=bool(container.get("tty")), stdin=bool(container.get("stdin")),
-        stdin_once=bool(container.get("stdinOnce")), log_path=log_path, mounts=list(mounts),
+        tty=container.tty, stdin=container.stdin,
+        stdin_once=container.stdin_once, log_path=log_path, mounts=list(mounts),
         resources=build_resources(container), security=build_security(container),
-        stop_signal=normalize_signal(((container.get("lifecycle") or {}).get("stopSignal"))
-                                     or image.stop_signal),
+        stop_signal=normalize_signal(container.lifecycle.stop_signal or image.stop_signal),
         labels=container_labels(pod, container, node_name=node_name,
                                 container_type=container_type),
         annotations=container_annotations(pod, container, restart_count))
 
 
-def _user_for(pod: Mapping[str, Any], container: Mapping[str, Any], *, image: ImageConfig,
+def _user_for(pod: PodView, container: ContainerView, *, image: ImageConfig,
               rootfs: str) -> ResolvedUser:
     sc = effective_security_context(pod, container)
-    pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
-    extra = ([int(pod_sc["fsGroup"])] if pod_sc.get("fsGroup") is not None else []) + \
-        [int(g) for g in pod_sc.get("supplementalGroups") or []]
-    run_as_user = sc.get("runAsUser")
-    run_as_group = sc.get("runAsGroup")
-    return resolve_user(rootfs, image.user,
-                        run_as_user=int(run_as_user) if run_as_user is not None else None,
-                        run_as_group=int(run_as_group) if run_as_group is not None else None,
-                        extra_gids=extra)
+    pod_sc = pod.spec.security_context
+    extra = ([pod_sc.fs_group] if pod_sc.fs_group is not None else []) + \
+        list(pod_sc.supplemental_groups)
+    return resolve_user(rootfs, image.user, run_as_user=sc.run_as_user,
+                        run_as_group=sc.run_as_group, extra_gids=extra)
 
 
-def container_labels(pod: Mapping[str, Any], container: Mapping[str, Any], *, node_name: str,
+def container_labels(pod: PodView, container: ContainerView, *, node_name: str,
                      container_type: str) -> dict[str, str]:
     """Pod identity labels + container name and type ("app" or "init")."""
     if container_type not in ("app", "init"):
         raise ValueError(f"container_type must be 'app' or 'init', not {container_type!r}")
-    result = L.pod_labels(dict(pod), node_name)
-    result[L.CONTAINER_NAME] = container["name"]
+    result = L.pod_labels(pod, node_name)
+    result[L.CONTAINER_NAME] = container.name
     result[L.CONTAINER_TYPE] = container_type
     return result
 
 
-def container_annotations(pod: Mapping[str, Any], container: Mapping[str, Any],
+def container_annotations(pod: PodView, container: ContainerView,
                           restart_count: int) -> dict[str, str]:
-    """Spec hash, restart count, termination message path/policy and the pod's grace period
-    (defaults applied as the API server would: /dev/termination-log, File, 30)."""
-    grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+    """Spec hash (of the container as received, ``container.raw``), restart count,
+    termination message path/policy and the pod's grace period (defaults applied as the API
+    server would: /dev/termination-log, File, 30)."""
+    grace = pod.spec.termination_grace_period_seconds
     return {
-        L.CONTAINER_HASH: L.container_hash(dict(container)),
+        L.CONTAINER_HASH: L.container_hash(container.raw),
         L.RESTART_COUNT: str(restart_count),
-        L.TERMINATION_MESSAGE_PATH:
-            container.get("terminationMessagePath") or "/dev/termination-log",
-        L.TERMINATION_MESSAGE_POLICY: container.get("terminationMessagePolicy") or "File",
+        L.TERMINATION_MESSAGE_PATH: container.termination_message_path,
+        L.TERMINATION_MESSAGE_POLICY: container.termination_message_policy,
         L.GRACE_PERIOD: str(30 if grace is None else grace),
     }

@@ -20,14 +20,15 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from podling.client.events import EventRecorder
 from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
 from podling.agent.kuberuntime.container_config import build_container_config
 from podling.agent.kuberuntime.env import PodContext, container_env
 from podling.agent.kuberuntime.errors import ContainerConfigError
 from podling.agent.kuberuntime.termination import message_file
+from podling.api.views import ContainerView, PodView
+from podling.client.events import EventRecorder
 from podling.images.interface import Image, RootfsService
 from podling.runtime.interface import (ContainerConfig, ContainerStartError, ContainerStatus,
                                        Mount, RuntimeError_, RuntimeService)
@@ -54,9 +55,9 @@ class SandboxContext:
     downward: PodContext
 
 
-def rootfs_key(pod: dict[str, Any], name: str, attempt: int) -> str:
+def rootfs_key(pod: PodView, name: str, attempt: int) -> str:
     """The rootfs of one attempt of one container; prefixed by the pod uid."""
-    return f"{pod['metadata']['uid']}-{name}-{attempt}"
+    return f"{pod.metadata.uid}-{name}-{attempt}"
 
 
 class ContainerManager:
@@ -70,14 +71,14 @@ class ContainerManager:
         self.recorder = recorder
         self.node_name = node_name
 
-    def _event(self, pod: dict[str, Any], reason: str, message: str, *, name: str,
+    def _event(self, pod: PodView, reason: str, message: str, *, name: str,
                init: bool = False, warning: bool = False) -> None:
         """An event about container ``name`` of ``pod`` (Normal unless ``warning``)."""
         path = f"spec.{'initContainers' if init else 'containers'}{{{name}}}"
-        self.recorder.event(pod, "Warning" if warning else "Normal", reason, message,
+        self.recorder.event(pod.raw, "Warning" if warning else "Normal", reason, message,
                             field_path=path)
 
-    async def configure(self, pod: dict[str, Any], container: dict[str, Any], *, image: Image,
+    async def configure(self, pod: PodView, container: ContainerView, *, image: Image,
                         restart_count: int, ctx: SandboxContext,
                         init: bool = False) -> ContainerConfig | Waiting:
         """The runtime config of attempt ``restart_count``; a Waiting (after a Warning
@@ -87,15 +88,15 @@ class ContainerManager:
                                       ctx=ctx, init=init)
         except (ContainerConfigError, volumes.VolumeError) as exc:
             self._event(pod, "Failed", f"Error: {exc.message}",
-                        name=container["name"], init=init, warning=True)
+                        name=container.name, init=init, warning=True)
             return Waiting(exc.reason, exc.message)
 
-    async def run(self, pod: dict[str, Any], container: dict[str, Any],
+    async def run(self, pod: PodView, container: ContainerView,
                   config: ContainerConfig, *, ctx: SandboxContext,
                   init: bool = False) -> Waiting | None:
         """Create and start the container, then run its postStart hook. None when it runs,
         or when it exited at start (the restart policy decides); else why it waits."""
-        name = container["name"]
+        name = container.name
         try:
             cid = await self.runtime.create_container(ctx.sandbox_id, config)
         except RuntimeError_ as exc:
@@ -111,9 +112,9 @@ class ContainerManager:
         return await self._post_start(pod, container, cid, ctx=ctx, init=init,
                                       stop_signal=config.stop_signal)
 
-    async def _config(self, pod: dict[str, Any], container: dict[str, Any], *, image: Image,
+    async def _config(self, pod: PodView, container: ContainerView, *, image: Image,
                       restart_count: int, ctx: SandboxContext, init: bool) -> ContainerConfig:
-        name = container["name"]
+        name = container.name
         rootfs = await self.rootfs.prepare_rootfs(image, rootfs_key(pod, name, restart_count))
         env = container_env(pod, container, ctx.downward)
         mounts = await asyncio.to_thread(volumes.volume_mounts, pod, container, ctx.volumes,
@@ -128,25 +129,24 @@ class ContainerManager:
             mounts=mounts, container_type="init" if init else "app")
         annotations = dict(config.annotations, **{
             labels.STOP_SIGNAL_ANNOTATION: config.stop_signal,
-            labels.IMAGE_ANNOTATION: container.get("image", ""),
+            labels.IMAGE_ANNOTATION: container.image,
             labels.IMAGE_ID_ANNOTATION: image.repo_digests[0] if image.repo_digests
             else image.id})
         return dataclasses.replace(config, annotations=annotations)
 
     @staticmethod
-    def _termination_log(container: dict[str, Any], pod_dir: str, restart_count: int) -> Mount:
+    def _termination_log(container: ContainerView, pod_dir: str, restart_count: int) -> Mount:
         """A fresh file for the container's termination message."""
-        host = message_file(pod_dir, container["name"], restart_count)
+        host = message_file(pod_dir, container.name, restart_count)
         os.makedirs(os.path.dirname(host), exist_ok=True)
         with open(host, "w"):
             pass
-        path = container.get("terminationMessagePath") or "/dev/termination-log"
-        return Mount(host_path=host, container_path=path)
+        return Mount(host_path=host, container_path=container.termination_message_path)
 
-    async def _post_start(self, pod: dict[str, Any], container: dict[str, Any], cid: str, *,
+    async def _post_start(self, pod: PodView, container: ContainerView, cid: str, *,
                           ctx: SandboxContext, init: bool, stop_signal: str) -> Waiting | None:
-        hook = (container.get("lifecycle") or {}).get("postStart")
-        if not hook:
+        hook = container.lifecycle.post_start
+        if hook is None:
             return None
         result = await lifecycle.run_hook(
             hook, container=container, pod=pod, pod_ip=ctx.pod_ips[0] if ctx.pod_ips else "",
@@ -154,7 +154,7 @@ class ContainerManager:
             timeout=lifecycle.grace_period_seconds(pod) or 30.0)
         if result.ok:
             return None
-        name = container["name"]
+        name = container.name
         self._event(pod, "FailedPostStartHook", result.message, name=name, init=init,
                     warning=True)
         self._event(pod, "Killing", "FailedPostStartHook", name=name, init=init)
@@ -162,20 +162,20 @@ class ContainerManager:
                                           signal=stop_signal)
         return Waiting("PostStartHookError", result.message)
 
-    async def stop(self, pod: dict[str, Any], status: ContainerStatus,
-                   spec: dict[str, Any] | None, *, grace: float, message: str = "") -> None:
+    async def stop(self, pod: PodView, status: ContainerStatus,
+                   spec: ContainerView | None, *, grace: float, message: str = "") -> None:
         """The kubelet's kill sequence for one container (idempotent)."""
         name = status.labels.get(labels.CONTAINER_NAME, status.name)
         init = status.labels.get(labels.CONTAINER_TYPE) == "init"
         self._event(pod, "Killing", message or f"Stopping container {name}",
                     name=name, init=init)
         elapsed = 0.0
-        if spec is not None and lifecycle.should_run_prestop(spec, grace) \
+        pre_stop = spec.lifecycle.pre_stop if spec is not None else None
+        if spec is not None and pre_stop is not None and lifecycle.should_run_prestop(spec, grace) \
                 and status.state.value == "RUNNING":
             started = time.monotonic()
             result = await lifecycle.run_hook(
-                spec["lifecycle"]["preStop"], container=spec, pod=pod,
-                pod_ip=((pod.get("status") or {}).get("podIP") or ""),
+                pre_stop, container=spec, pod=pod, pod_ip=pod.status.pod_ip,
                 exec_sync=lambda argv, t: self.runtime.exec_sync(status.id, argv, t),
                 timeout=grace)
             elapsed = time.monotonic() - started

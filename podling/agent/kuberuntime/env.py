@@ -15,7 +15,9 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping, Sequence
 
 from podling.agent.kuberuntime.errors import ContainerConfigError
+from podling.agent.kuberuntime.labels import namespace
 from podling.api.quantity import QuantityError, parse_quantity
+from podling.api.views import ContainerView, EnvVarSourceView, PodView, ResourceFieldRefView
 
 
 def expand(text: str, mapping: Callable[[str], str]) -> str:
@@ -79,16 +81,16 @@ def _subscript(path: str, prefix: str) -> str | None:
     return None
 
 
-def field_ref_value(pod: Mapping[str, Any], path: str, ctx: PodContext) -> str:
+def field_ref_value(pod: PodView, path: str, ctx: PodContext) -> str:
     """The value of a downward API ``fieldRef.fieldPath`` (kubelet podFieldSelectorRuntimeValue
     + fieldpath.ExtractFieldPathAsString). Raises ContainerConfigError for unknown paths."""
-    meta, spec = pod.get("metadata", {}), pod.get("spec", {})
+    meta, spec = pod.metadata, pod.spec
     simple = {
-        "metadata.name": meta.get("name", ""),
-        "metadata.namespace": meta.get("namespace", "default"),
-        "metadata.uid": meta.get("uid", ""),
-        "spec.nodeName": spec.get("nodeName", ""),
-        "spec.serviceAccountName": spec.get("serviceAccountName", ""),
+        "metadata.name": meta.name,
+        "metadata.namespace": namespace(pod),
+        "metadata.uid": meta.uid,
+        "spec.nodeName": spec.node_name,
+        "spec.serviceAccountName": spec.service_account_name,
         "status.hostIP": ctx.host_ips[0] if ctx.host_ips else "",
         "status.hostIPs": ",".join(ctx.host_ips),
         "status.podIP": ctx.pod_ips[0] if ctx.pod_ips else "",
@@ -96,8 +98,8 @@ def field_ref_value(pod: Mapping[str, Any], path: str, ctx: PodContext) -> str:
     }
     if path in simple:
         return simple[path]
-    for prefix in ("metadata.labels", "metadata.annotations"):
-        values = meta.get(prefix.split(".")[1]) or {}
+    for prefix, values in (("metadata.labels", meta.labels),
+                           ("metadata.annotations", meta.annotations)):
         if path == prefix:
             return _format_map(values)
         key = _subscript(path, prefix)
@@ -106,12 +108,6 @@ def field_ref_value(pod: Mapping[str, Any], path: str, ctx: PodContext) -> str:
     raise ContainerConfigError(f"unsupported fieldPath: {path}")
 
 
-def _find_container(pod: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
-    spec = pod.get("spec", {})
-    for c in list(spec.get("containers") or []) + list(spec.get("initContainers") or []):
-        if c.get("name") == name:
-            return c
-    return None
 
 
 def parse_config_quantity(value: Any, what: str) -> Decimal:
@@ -122,21 +118,21 @@ def parse_config_quantity(value: Any, what: str) -> Decimal:
         raise ContainerConfigError(f"invalid quantity {value!r} for {what}: {e}") from e
 
 
-def resource_field_value(pod: Mapping[str, Any], container: Mapping[str, Any],
-                         ref: Mapping[str, Any], *, ctx: PodContext) -> str:
+def resource_field_value(pod: PodView, container: ContainerView, ref: ResourceFieldRefView, *,
+                         ctx: PodContext) -> str:
     """``resourceFieldRef``: limits default to node allocatable; the result is the ceiling of
     value / divisor (cpu compared in millicores, memory in bytes), as the kubelet does."""
     target = container
-    if ref.get("containerName"):
-        found = _find_container(pod, ref["containerName"])
+    if ref.container_name:
+        found = pod.spec.container(ref.container_name)
         if found is None:
-            raise ContainerConfigError(f"cannot find container {ref['containerName']!r}")
+            raise ContainerConfigError(f"cannot find container {ref.container_name!r}")
         target = found
-    resource = ref.get("resource", "")
+    resource = ref.resource
     kind, _, name = resource.partition(".")
     if kind not in ("limits", "requests") or name not in ("cpu", "memory"):
         raise ContainerConfigError(f"unsupported container resource : {resource}")
-    values = (target.get("resources") or {}).get(kind) or {}
+    values = target.resources.limits if kind == "limits" else target.resources.requests
     if name in values:
         amount = parse_config_quantity(values[name], resource)
     elif kind == "limits":
@@ -144,7 +140,7 @@ def resource_field_value(pod: Mapping[str, Any], container: Mapping[str, Any],
                   else Decimal(ctx.node_memory_bytes))
     else:
         amount = Decimal(0)
-    divisor = parse_config_quantity(ref.get("divisor") or "1",
+    divisor = parse_config_quantity(ref.divisor or "1",
                                     resource + " divisor") or Decimal(1)
     if name == "cpu":
         result = math.ceil(milli(amount) / milli(divisor))
@@ -158,36 +154,34 @@ def milli(value: Decimal) -> int:
     return math.ceil(value * 1000)
 
 
-def container_env(pod: Mapping[str, Any], container: Mapping[str, Any],
-                  ctx: PodContext) -> dict[str, str]:
+def container_env(pod: PodView, container: ContainerView, ctx: PodContext) -> dict[str, str]:
     """The kubelet's ``makeEnvironmentVariables`` for ``container.env`` (in spec order; a
     repeated name keeps its first position and its last value). ``$(VAR)`` expands against
     the earlier entries only. ``envFrom`` and configMap/secret refs are not supported yet."""
-    name = container.get("name", "")
-    if container.get("envFrom"):
+    name = container.name
+    if container.env_from:
         raise ContainerConfigError(
             f"container {name}: envFrom (configMap/secret) is not supported by podling yet")
     env: dict[str, str] = {}
-    for var in container.get("env") or []:
-        key = var.get("name", "")
-        source = var.get("valueFrom")
-        if source:
-            env[key] = _value_from(pod, container, key, source=source, ctx=ctx)
+    for var in container.env:
+        key = var.name
+        if var.value_from is not None:
+            env[key] = _value_from(pod, container, key, source=var.value_from, ctx=ctx)
         else:
-            value = var.get("value") or ""
-            env[key] = expand(value, mapping_for(env)) if value else ""
+            env[key] = expand(var.value, mapping_for(env)) if var.value else ""
     return env
 
 
-def _value_from(pod: Mapping[str, Any], container: Mapping[str, Any], key: str, *,
-                source: Mapping[str, Any], ctx: PodContext) -> str:
-    if "fieldRef" in source:
-        return field_ref_value(pod, source["fieldRef"].get("fieldPath", ""), ctx)
-    if "resourceFieldRef" in source:
-        return resource_field_value(pod, container, source["resourceFieldRef"], ctx=ctx)
-    what = next((k for k in ("secretKeyRef", "configMapKeyRef") if k in source), "/".join(source))
+def _value_from(pod: PodView, container: ContainerView, key: str, *,
+                source: EnvVarSourceView, ctx: PodContext) -> str:
+    if source.field_path is not None:
+        return field_ref_value(pod, source.field_path, ctx)
+    if source.resource_field_ref is not None:
+        return resource_field_value(pod, container, source.resource_field_ref, ctx=ctx)
+    what = next((k for k in ("secretKeyRef", "configMapKeyRef") if k in source.kinds),
+                "/".join(source.kinds))
     raise ContainerConfigError(
-        f"container {container.get('name', '')}: env {key!r} uses valueFrom.{what}, "
+        f"container {container.name}: env {key!r} uses valueFrom.{what}, "
         "which is not supported by podling yet")
 
 

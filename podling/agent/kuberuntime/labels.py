@@ -10,6 +10,8 @@ import hashlib
 import json
 from typing import Any, Mapping
 
+from podling.api.views import PodView
+
 POD_NAME = "io.kubernetes.pod.name"
 POD_NAMESPACE = "io.kubernetes.pod.namespace"
 POD_UID = "io.kubernetes.pod.uid"
@@ -30,20 +32,28 @@ IMAGE_ID_ANNOTATION = "io.podling.container.imageID"  # its digest (or image id)
 STOP_SIGNAL_ANNOTATION = "io.podling.container.stopSignal"
 
 
-def pod_labels(pod: dict[str, Any], node_name: str) -> dict[str, str]:
+def namespace(pod: PodView) -> str:
+    """The pod's namespace; ``default`` when it has none (the view reads a missing one as
+    "", the agent as the API server's default)."""
+    return pod.metadata.namespace or "default"
+
+
+def pod_labels(pod: PodView, node_name: str) -> dict[str, str]:
     """Labels that identify the pod on a sandbox or container."""
-    meta = pod["metadata"]
-    return {POD_NAME: meta["name"], POD_NAMESPACE: meta.get("namespace", "default"),
-            POD_UID: meta["uid"], MANAGED_BY: node_name}
+    meta = pod.metadata
+    return {POD_NAME: meta.name, POD_NAMESPACE: namespace(pod), POD_UID: meta.uid,
+            MANAGED_BY: node_name}
 
 
-def format_pod(pod: Mapping[str, Any]) -> str:
+def format_pod(pod: PodView) -> str:
     """The kubelet's ``format.Pod``, how messages name a pod: ``<name>_<namespace>(<uid>)``."""
-    meta = pod.get("metadata", {})
-    return f"{meta.get('name', '')}_{meta.get('namespace', 'default')}({meta.get('uid', '')})"
+    meta = pod.metadata
+    return f"{meta.name}_{namespace(pod)}({meta.uid})"
 
 
-def container_hash(container: dict[str, Any]) -> str:
-    """A stable hash of a container's spec; a change means the container must be re-created."""
-    canonical = json.dumps(container, sort_keys=True, separators=(",", ":"))
+def container_hash(container: Mapping[str, Any]) -> str:
+    """A stable hash of a container's spec as received (``ContainerView.raw``, never the
+    view: adopted containers keep their recorded hash across upgrades); a change means the
+    container must be re-created."""
+    canonical = json.dumps(dict(container), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 import aiohttp
 
 from podling.agent.kuberuntime.labels import format_pod
+from podling.api.views import ContainerView, HandlerView, HTTPGetActionView, PodView
 from podling.runtime.interface import ExecResult, ExecTimeout
 
 MINIMUM_GRACE_SECONDS = 2.0
@@ -65,7 +66,7 @@ def go_quote(text: str) -> str:
     return "".join(out)
 
 
-async def run_hook(handler: dict[str, Any], *, container: dict[str, Any], pod: dict[str, Any],
+async def run_hook(handler: HandlerView, *, container: ContainerView, pod: PodView,
                    exec_sync: ExecSync, pod_ip: str, timeout: float,
                    sleep: Sleep = asyncio.sleep, check_status: bool = True) -> HookResult:
     """Run ``handler`` for ``container`` of ``pod``, giving up after ``timeout`` seconds.
@@ -79,24 +80,24 @@ async def run_hook(handler: dict[str, Any], *, container: dict[str, Any], pod: d
     """
     try:
         async with asyncio.timeout(timeout):
-            if "exec" in handler:
-                return await _run_exec(handler["exec"], container, pod, exec_sync=exec_sync,
-                                       timeout=timeout)
-            if "httpGet" in handler:
-                return await _run_http(handler["httpGet"], container, pod, pod_ip=pod_ip,
+            if handler.exec_command is not None:
+                return await _run_exec(handler.exec_command, container, pod,
+                                       exec_sync=exec_sync, timeout=timeout)
+            if handler.http_get is not None:
+                return await _run_http(handler.http_get, container, pod, pod_ip=pod_ip,
                                        check_status=check_status)
-            if "sleep" in handler:
-                await sleep(float(handler["sleep"].get("seconds", 0)))
+            if handler.sleep_seconds is not None:
+                await sleep(handler.sleep_seconds)
                 return HookResult(True)
     except TimeoutError:
-        return HookResult(False, f"lifecycle hook for Container {container.get('name')!r} "
+        return HookResult(False, f"lifecycle hook for Container {container.name!r} "
                                  f"in Pod {format_pod(pod)!r} did not finish in {timeout:g}s")
-    return HookResult(False, f"invalid handler: {sorted(handler)}")
+    return HookResult(False, f"invalid handler: {list(handler.kinds)}")
 
 
-async def _run_exec(action: dict[str, Any], container: dict[str, Any], pod: dict[str, Any], *,
+async def _run_exec(command: tuple[str, ...], container: ContainerView, pod: PodView, *,
                     exec_sync: ExecSync, timeout: float) -> HookResult:
-    argv = [str(a) for a in action.get("command") or []]
+    argv = list(command)
     joined = " ".join(argv)
     try:
         result = await exec_sync(argv, timeout)
@@ -110,45 +111,44 @@ async def _run_exec(action: dict[str, Any], container: dict[str, Any], pod: dict
     except Exception as e:  # the runtime's errors (not running, not found) become a failure
         error, output = str(e) or type(e).__name__, b""
     return HookResult(False, (
-        f"Exec lifecycle hook ([{joined}]) for Container \"{container.get('name', '')}\" "
+        f"Exec lifecycle hook ([{joined}]) for Container \"{container.name}\" "
         f"in Pod \"{format_pod(pod)}\" failed - error: {error}, "
         f"message: {go_quote(output.decode(errors='replace'))}"))
 
 
-def resolve_port(port: Any, container: dict[str, Any]) -> int:
+def resolve_port(port: int | str | None, container: ContainerView) -> int:
     """A port number, or the containerPort of the named port; raises ValueError."""
     if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
         number = int(port)
     else:
-        found = [p.get("containerPort") for p in container.get("ports") or []
-                 if p.get("name") == port]
+        found = [p.container_port for p in container.ports if p.name == port]
         if not found:
-            raise ValueError(f"couldn't find port: {port} in {container.get('name', '')}")
-        number = int(found[0])
+            raise ValueError(f"couldn't find port: {port} in {container.name}")
+        number = found[0]
     if not 0 < number < 65536:
         raise ValueError(f"invalid port number: {number}")
     return number
 
 
-def http_url(action: dict[str, Any], container: dict[str, Any], pod_ip: str) -> str:
+def http_url(action: HTTPGetActionView, container: ContainerView, pod_ip: str) -> str:
     """The URL an httpGet action requests (raises ValueError on a bad port or host)."""
-    scheme = str(action.get("scheme") or "HTTP").lower()
-    host = action.get("host") or pod_ip
+    scheme = action.scheme.lower()
+    host = action.host or pod_ip
     if not host:
         raise ValueError("failed to find networking container: the pod has no IP")
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    path = str(action.get("path") or "")
+    path = action.path
     if not path.startswith("/"):
         path = "/" + path
-    return f"{scheme}://{host}:{resolve_port(action.get('port'), container)}{path}"
+    return f"{scheme}://{host}:{resolve_port(action.port, container)}{path}"
 
 
-async def _run_http(action: dict[str, Any], container: dict[str, Any], pod: dict[str, Any], *,
+async def _run_http(action: HTTPGetActionView, container: ContainerView, pod: PodView, *,
                     pod_ip: str, check_status: bool) -> HookResult:
     headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
-    for h in action.get("httpHeaders") or []:
-        headers[str(h.get("name", ""))] = str(h.get("value", ""))
+    for name, value in action.headers:
+        headers[name] = value
     try:
         url = http_url(action, container, pod_ip)
         insecure = ssl.create_default_context()
@@ -164,27 +164,26 @@ async def _run_http(action: dict[str, Any], container: dict[str, Any], pod: dict
         return HookResult(True)
     except (aiohttp.ClientError, ValueError, OSError) as e:
         return HookResult(False, (
-            f"HTTP lifecycle hook ({action.get('path', '')}) for Container "
-            f"\"{container.get('name', '')}\" in Pod \"{format_pod(pod)}\" failed - "
+            f"HTTP lifecycle hook ({action.path}) for Container "
+            f"\"{container.name}\" in Pod \"{format_pod(pod)}\" failed - "
             f"error: {e}"))
 
 
 # -- kill sequence -------------------------------------------------------------------------------
 
 
-def grace_period_seconds(pod: dict[str, Any]) -> float:
+def grace_period_seconds(pod: PodView) -> float:
     """The grace period to kill ``pod`` with: ``metadata.deletionGracePeriodSeconds`` once
     deleted, else ``spec.terminationGracePeriodSeconds`` (default 30)."""
-    meta, spec = pod.get("metadata", {}), pod.get("spec", {})
-    value = meta.get("deletionGracePeriodSeconds")
+    value = pod.metadata.deletion_grace_period_seconds
     if value is None:
-        value = spec.get("terminationGracePeriodSeconds")
+        value = pod.spec.termination_grace_period_seconds
     return float(DEFAULT_GRACE_SECONDS if value is None else value)
 
 
-def should_run_prestop(container: dict[str, Any] | None, grace: float) -> bool:
+def should_run_prestop(container: ContainerView | None, grace: float) -> bool:
     """preStop runs only when the container has one and the grace period is positive."""
-    return bool(container and (container.get("lifecycle") or {}).get("preStop")) and grace > 0
+    return container is not None and container.lifecycle.pre_stop is not None and grace > 0
 
 
 def kill_sequence_plan(grace: float, prestop_elapsed: float) -> float:

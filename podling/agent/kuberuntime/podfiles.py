@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
+from podling.agent.kuberuntime.labels import namespace
+from podling.api.views import ContainerView, PodSpecView, PodView
 from podling.runtime.interface import Mount
 from podling.util.files import atomic_write
 
@@ -40,16 +42,15 @@ ETC_RESOLV = "/etc/resolv.conf"
 # -- /etc/hosts -----------------------------------------------------------------------------
 
 
-def _alias_section(spec: Mapping[str, Any]) -> str:
-    aliases = spec.get("hostAliases") or []
+def _alias_section(spec: PodSpecView) -> str:
+    aliases = spec.host_aliases
     if not aliases:
         return ""
-    lines = [f"{a.get('ip', '')}\t" + "\t".join(a.get("hostnames") or []) + "\n"
-             for a in aliases]
+    lines = [f"{a.ip}\t" + "\t".join(a.hostnames) + "\n" for a in aliases]
     return "\n# Entries added by HostAliases.\n" + "".join(lines)
 
 
-def hosts_file(pod: Mapping[str, Any], pod_ips: Sequence[str], *, host_network: bool,
+def hosts_file(pod: PodView, pod_ips: Sequence[str], *, host_network: bool,
                node_hosts: bytes, cluster_domain: str) -> bytes:
     """The kubelet's managed hosts file (docs/kubernetes-fidelity.md §7.1), byte for byte.
 
@@ -58,8 +59,7 @@ def hosts_file(pod: Mapping[str, Any], pod_ips: Sequence[str], *, host_network: 
     cluster domain is known), then the hostAliases section. hostNetwork pods: the host-network
     header, ``node_hosts`` copied as is, then the hostAliases section.
     """
-    spec = pod.get("spec") or {}
-    aliases = _alias_section(spec).encode()
+    aliases = _alias_section(pod.spec).encode()
     if host_network:
         return HOSTS_HEADER_HOST_NETWORK.encode() + node_hosts + aliases
     hostname = hostname_for(pod, "")
@@ -71,26 +71,24 @@ def hosts_file(pod: Mapping[str, Any], pod_ips: Sequence[str], *, host_network: 
     return (HOSTS_HEADER + _FIXED_BLOCK + "".join(lines)).encode() + aliases
 
 
-def pod_domain(pod: Mapping[str, Any], cluster_domain: str) -> str:
+def pod_domain(pod: PodView, cluster_domain: str) -> str:
     """``<subdomain>.<ns>.svc.<clusterDomain>``, or "" without a subdomain or cluster domain."""
-    subdomain = (pod.get("spec") or {}).get("subdomain") or ""
+    subdomain = pod.spec.subdomain
     if not subdomain or not cluster_domain:
         return ""
-    namespace = (pod.get("metadata") or {}).get("namespace", "default")
-    return f"{subdomain}.{namespace}.svc.{cluster_domain}"
+    return f"{subdomain}.{namespace(pod)}.svc.{cluster_domain}"
 
 
-def hostname_for(pod: Mapping[str, Any], node_name: str, *,
+def hostname_for(pod: PodView, node_name: str, *,
                  node_hostname: str | None = None) -> str:
     """The pod's hostname: spec.hostname, else the pod name, truncated to 63 characters with
     trailing ``-``/``.`` removed (kubelet truncatePodHostnameIfNeeded). Under hostNetwork the
     host's UTS namespace is used, so this is the machine's hostname (``node_hostname``, by
     default ``socket.gethostname()``; ``node_name`` if that is empty)."""
-    spec = pod.get("spec") or {}
-    if spec.get("hostNetwork"):
+    if pod.spec.host_network:
         return node_hostname if node_hostname is not None else (socket.gethostname()
                                                                  or node_name)
-    name = spec.get("hostname") or (pod.get("metadata") or {}).get("name", "")
+    name = pod.spec.hostname or pod.metadata.name
     if len(name) <= HOSTNAME_MAX:
         return name
     return name[:HOSTNAME_MAX].rstrip("-.")
@@ -145,14 +143,13 @@ def _dedupe(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def effective_dns_policy(pod: Mapping[str, Any], cluster_dns: Sequence[str]) -> str:
+def effective_dns_policy(pod: PodView, cluster_dns: Sequence[str]) -> str:
     """ClusterFirst / Default / None after the kubelet's rules: ClusterFirst on a hostNetwork
     pod means Default; ClusterFirstWithHostNet means ClusterFirst; ClusterFirst without any
     cluster DNS server falls back to Default (the kubelet does the same, with a warning
     event)."""
-    spec = pod.get("spec") or {}
-    policy = spec.get("dnsPolicy") or "ClusterFirst"
-    if policy == "ClusterFirst" and spec.get("hostNetwork"):
+    policy = pod.spec.dns_policy
+    if policy == "ClusterFirst" and pod.spec.host_network:
         policy = "Default"
     elif policy == "ClusterFirstWithHostNet":
         policy = "ClusterFirst"
@@ -161,15 +158,15 @@ def effective_dns_policy(pod: Mapping[str, Any], cluster_dns: Sequence[str]) -> 
     return policy
 
 
-def pod_dns_config(pod: Mapping[str, Any], *, host: DNSConfig, cluster_dns: Sequence[str],
+def pod_dns_config(pod: PodView, *, host: DNSConfig, cluster_dns: Sequence[str],
                    cluster_domain: str) -> DNSConfig:
     """The kubelet's GetPodDNS: the policy's base config, then spec.dnsConfig merged
     (nameservers and searches appended without duplicates, options by name), then the limits
     (3 nameservers, 32 search domains / 2048 characters)."""
     policy = effective_dns_policy(pod, cluster_dns)
-    namespace = (pod.get("metadata") or {}).get("namespace", "default")
+    ns = namespace(pod)
     if policy == "ClusterFirst":
-        cluster = ([f"{namespace}.svc.{cluster_domain}", f"svc.{cluster_domain}", cluster_domain]
+        cluster = ([f"{ns}.svc.{cluster_domain}", f"svc.{cluster_domain}", cluster_domain]
                    if cluster_domain else [])
         servers, searches = list(cluster_dns), _dedupe(cluster + list(host.searches))
         options = list(DEFAULT_DNS_OPTIONS)
@@ -178,11 +175,11 @@ def pod_dns_config(pod: Mapping[str, Any], *, host: DNSConfig, cluster_dns: Sequ
     else:
         servers, searches, options = list(host.nameservers), list(host.searches), \
             list(host.options)
-    extra = (pod.get("spec") or {}).get("dnsConfig") or {}
-    servers = _dedupe(servers + list(extra.get("nameservers") or []))
-    searches = _dedupe(searches + list(extra.get("searches") or []))
-    options = merge_options(options, [o["name"] + (f":{o['value']}" if o.get("value") else "")
-                                      for o in extra.get("options") or [] if o.get("name")])
+    extra = pod.spec.dns_config
+    servers = _dedupe(servers + list(extra.nameservers))
+    searches = _dedupe(searches + list(extra.searches))
+    options = merge_options(options, [name + (f":{value}" if value else "")
+                                      for name, value in extra.options])
     return DNSConfig(tuple(servers[:MAX_DNS_NAMESERVERS]), tuple(_limit_searches(searches)),
                      tuple(options))
 
@@ -206,7 +203,7 @@ def format_resolv_conf(dns: DNSConfig) -> bytes:
     return out.encode()
 
 
-def resolv_conf(pod: Mapping[str, Any], *, host_resolv: bytes, cluster_dns: Sequence[str],
+def resolv_conf(pod: PodView, *, host_resolv: bytes, cluster_dns: Sequence[str],
                 cluster_domain: str) -> bytes:
     """/etc/resolv.conf for the pod's dnsPolicy (see :func:`pod_dns_config`)."""
     dns = pod_dns_config(pod, host=parse_resolv_conf(host_resolv), cluster_dns=cluster_dns,
@@ -232,7 +229,7 @@ def _read(path: str) -> bytes:
         return b""
 
 
-def write_pod_files(pod_dir: str, pod: Mapping[str, Any], pod_ips: Sequence[str], *,
+def write_pod_files(pod_dir: str, pod: PodView, pod_ips: Sequence[str], *,
                     node_name: str, cluster_domain: str, cluster_dns: Sequence[str],
                     node_hosts_path: str = "/etc/hosts",
                     host_resolv_path: str = "/etc/resolv.conf",
@@ -241,7 +238,7 @@ def write_pod_files(pod_dir: str, pod: Mapping[str, Any], pod_ips: Sequence[str]
     atomically, ``pod_dir`` created if missing). Idempotent; call before every container
     start. Blocking file I/O: run it in a thread from async code."""
     os.makedirs(pod_dir, mode=0o750, exist_ok=True)
-    host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
+    host_network = pod.spec.host_network
     files = PodFiles(os.path.join(pod_dir, "etc-hosts"), os.path.join(pod_dir, "etc-hostname"),
                      os.path.join(pod_dir, "etc-resolv.conf"))
     atomic_write(files.hosts_path,
@@ -256,12 +253,12 @@ def write_pod_files(pod_dir: str, pod: Mapping[str, Any], pod_ips: Sequence[str]
     return files
 
 
-def pod_file_mounts(pod_files: PodFiles, container: Mapping[str, Any]) -> list[Mount]:
+def pod_file_mounts(pod_files: PodFiles, container: ContainerView) -> list[Mount]:
     """Bind mounts of the three files, each skipped when the container mounts that path
     itself. /etc/hosts is read-write (kubelet); hostname and resolv.conf are read-only only
     with readOnlyRootFilesystem (containerd)."""
-    own = {os.path.normpath(m.get("mountPath", "")) for m in container.get("volumeMounts") or []}
-    readonly = bool((container.get("securityContext") or {}).get("readOnlyRootFilesystem"))
+    own = {os.path.normpath(m.mount_path) for m in container.volume_mounts}
+    readonly = container.security_context.read_only_root_filesystem
     wanted = [(pod_files.hosts_path, ETC_HOSTS, False),
               (pod_files.hostname_path, ETC_HOSTNAME, readonly),
               (pod_files.resolv_path, ETC_RESOLV, readonly)]

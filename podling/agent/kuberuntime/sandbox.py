@@ -17,10 +17,10 @@ import asyncio
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Any
 
-from podling.client.events import EventRecorder
 from podling.agent.kuberuntime import labels, podfiles, volumes
+from podling.api.views import PodSpecView, PodView
+from podling.client.events import EventRecorder
 from podling.images.interface import RootfsService
 from podling.network.interface import NetworkError, NetworkPlugin, PodNetworkInfo, PortMapping
 from podling.runtime.interface import (NamespaceMode, NamespaceOptions, PodSandboxConfig,
@@ -48,11 +48,11 @@ class SandboxManager:
         self.recorder = recorder
         self.node_name = node_name
 
-    async def run(self, pod: dict[str, Any], *, attempt: int, pod_dir: str) -> SandboxStart:
+    async def run(self, pod: PodView, *, attempt: int, pod_dir: str) -> SandboxStart:
         """A new sandbox (attempt ``attempt``) with its network set up."""
-        spec, meta = pod.get("spec") or {}, pod["metadata"]
+        spec, meta = pod.spec, pod.metadata
         config = PodSandboxConfig(
-            name=meta["name"], namespace=meta.get("namespace", "default"), uid=meta["uid"],
+            name=meta.name, namespace=labels.namespace(pod), uid=meta.uid,
             attempt=attempt, hostname=podfiles.hostname_for(pod, self.node_name),
             log_directory=os.path.join(pod_dir, "logs"),
             labels=labels.pod_labels(pod, self.node_name),
@@ -61,7 +61,7 @@ class SandboxManager:
             sandbox_id = await self.runtime.run_pod_sandbox(config)
         except RuntimeError_ as exc:
             return self._failed(pod, exc)
-        if spec.get("hostNetwork"):
+        if spec.host_network:
             return SandboxStart(sandbox_id)
         status = await self.runtime.pod_sandbox_status(sandbox_id)
         try:
@@ -73,25 +73,25 @@ class SandboxManager:
             return failed
         return SandboxStart(sandbox_id, tuple(ips.ips))
 
-    def _failed(self, pod: dict[str, Any], exc: Exception) -> SandboxStart:
+    def _failed(self, pod: PodView, exc: Exception) -> SandboxStart:
         message = f"Failed to create pod sandbox: {exc}"
-        self.recorder.event(pod, "Warning", "FailedCreatePodSandBox", message)
+        self.recorder.event(pod.raw, "Warning", "FailedCreatePodSandBox", message)
         return SandboxStart(error=message)
 
-    async def stop(self, pod: dict[str, Any], sandbox: PodSandboxStatus) -> None:
+    async def stop(self, pod: PodView, sandbox: PodSandboxStatus) -> None:
         """Tear down the sandbox's pod network (not under hostNetwork), then stop it."""
         if sandbox.namespace_options.network != NamespaceMode.NODE:
             await self.network.teardown_pod(sandbox.network_namespace_path or None,
                                             network_info(pod, sandbox.id))
         await self.runtime.stop_pod_sandbox(sandbox.id)
 
-    async def release(self, pod: dict[str, Any], sandboxes: list[PodSandboxStatus], *,
+    async def release(self, pod: PodView, sandboxes: list[PodSandboxStatus], *,
                       pod_dir: str) -> None:
         """Stop and remove ``sandboxes``, then the pod's rootfs, volumes and directory."""
         for sandbox in sandboxes:
             await self.stop(pod, sandbox)
             await self.runtime.remove_pod_sandbox(sandbox.id)
-        uid = pod["metadata"]["uid"]
+        uid = pod.metadata.uid
         for key in await self.rootfs.list_rootfs():
             if key.startswith(uid + "-"):
                 await self.rootfs.remove_rootfs(key)
@@ -99,25 +99,25 @@ class SandboxManager:
         await asyncio.to_thread(shutil.rmtree, pod_dir, True)
 
 
-def namespace_options(spec: dict[str, Any]) -> NamespaceOptions:
+def namespace_options(spec: PodSpecView) -> NamespaceOptions:
     """hostNetwork / hostPID / hostIPC / shareProcessNamespace as CRI namespace modes."""
-    if spec.get("hostPID"):
+    if spec.host_pid:
         pid = NamespaceMode.NODE
-    elif spec.get("shareProcessNamespace"):
+    elif spec.share_process_namespace:
         pid = NamespaceMode.POD
     else:
         pid = NamespaceMode.CONTAINER
     return NamespaceOptions(
-        network=NamespaceMode.NODE if spec.get("hostNetwork") else NamespaceMode.POD,
-        pid=pid, ipc=NamespaceMode.NODE if spec.get("hostIPC") else NamespaceMode.POD)
+        network=NamespaceMode.NODE if spec.host_network else NamespaceMode.POD,
+        pid=pid, ipc=NamespaceMode.NODE if spec.host_ipc else NamespaceMode.POD)
 
 
-def network_info(pod: dict[str, Any], sandbox_id: str) -> PodNetworkInfo:
-    """The pod as the network plugin sees it: identity and its hostPorts."""
-    meta, spec = pod["metadata"], pod.get("spec") or {}
-    ports = tuple(PortMapping(container_port=p["containerPort"], host_port=p["hostPort"],
-                              protocol=p.get("protocol", "TCP"), host_ip=p.get("hostIP", ""))
-                  for c in spec.get("containers") or [] for p in c.get("ports") or []
-                  if p.get("hostPort"))
-    return PodNetworkInfo(namespace=meta.get("namespace", "default"), name=meta["name"],
-                          uid=meta["uid"], sandbox_id=sandbox_id, port_mappings=ports)
+def network_info(pod: PodView, sandbox_id: str) -> PodNetworkInfo:
+    """The pod as the network plugin sees it: identity and the hostPorts of its app
+    containers."""
+    meta = pod.metadata
+    ports = tuple(PortMapping(container_port=p.container_port, host_port=p.host_port,
+                              protocol=p.protocol, host_ip=p.host_ip)
+                  for c in pod.spec.containers for p in c.ports if p.host_port)
+    return PodNetworkInfo(namespace=labels.namespace(pod), name=meta.name,
+                          uid=meta.uid, sandbox_id=sandbox_id, port_mappings=ports)

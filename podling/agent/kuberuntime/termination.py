@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
 
 from podling.agent.kuberuntime import labels
 from podling.agent.kuberuntime.logs import parse_record
+from podling.api.views import ContainerView, PodView
 from podling.runtime.interface import ContainerState, ContainerStatus
 
 MAX_FILE_BYTES = 4096
@@ -36,25 +36,25 @@ def _tail_of_log(path: str) -> str:
     return "".join(lines).encode()[-MAX_LOG_BYTES:].decode(errors="ignore")
 
 
-def termination_message(pod_dir: str, spec: dict[str, Any], status: ContainerStatus) -> str:
+def termination_message(pod_dir: str, spec: ContainerView, status: ContainerStatus) -> str:
+    """The message of the exited container ``status`` of ``spec`` (see the module
+    docstring); "" when it left none."""
     restart = int(status.annotations.get(labels.RESTART_COUNT, status.attempt) or 0)
     try:
-        with open(message_file(pod_dir, spec["name"], restart), "rb") as f:
+        with open(message_file(pod_dir, spec.name, restart), "rb") as f:
             text = f.read(MAX_FILE_BYTES).decode(errors="replace")
     except OSError:
         text = ""
-    if not text and spec.get("terminationMessagePolicy") == "FallbackToLogsOnError" \
+    if not text and spec.termination_message_policy == "FallbackToLogsOnError" \
             and status.exit_code != 0:
         text = _tail_of_log(status.log_path)
     return text
 
 
-def with_messages(pod_dir: str, pod: dict[str, Any],
+def with_messages(pod_dir: str, pod: PodView,
                   containers: list[ContainerStatus]) -> list[ContainerStatus]:
     """The runtime statuses with each exited container's termination message filled in."""
-    spec = pod.get("spec") or {}
-    specs = {c["name"]: c for c in (spec.get("containers") or []) +
-             (spec.get("initContainers") or [])}
+    specs = {c.name: c for c in pod.spec.containers + pod.spec.init_containers}
     result = []
     for status in containers:
         container = specs.get(status.labels.get(labels.CONTAINER_NAME, status.name))

@@ -12,12 +12,14 @@ import json
 import os
 import stat
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Sequence, TypeVar
 
 from podling.agent.kuberuntime.errors import ContainerConfigError
 from podling.agent.kuberuntime.labels import format_pod
+from podling.api.views import ContainerView, PodView
 
 _MAX_ETC_FILE = 4 << 20
+T = TypeVar("T")
 
 
 def read_rootfs_etc_file(rootfs: str, name: str) -> str:
@@ -97,15 +99,14 @@ def resolve_user(rootfs: str, user: str, *, run_as_user: int | None,
     return ResolvedUser(uid, gid, gids)
 
 
-def check_run_as_non_root(pod: Mapping[str, Any], container: Mapping[str, Any],
-                          image_user: str) -> None:
+def check_run_as_non_root(pod: PodView, container: ContainerView, image_user: str) -> None:
     """The kubelet's ``verifyRunAsNonRoot`` (effective security context: container over pod)."""
     sc = effective_security_context(pod, container)
-    if not sc.get("runAsNonRoot"):
+    if not sc.run_as_non_root:
         return
-    who = f"(pod: {json.dumps(format_pod(pod))}, container: {container.get('name', '')})"
-    if sc.get("runAsUser") is not None:
-        if int(sc["runAsUser"]) == 0:
+    who = f"(pod: {json.dumps(format_pod(pod))}, container: {container.name})"
+    if sc.run_as_user is not None:
+        if sc.run_as_user == 0:
             raise ContainerConfigError(f"container's runAsUser breaks non-root policy {who}")
         return
     name = image_user.partition(":")[0]
@@ -117,11 +118,25 @@ def check_run_as_non_root(pod: Mapping[str, Any], container: Mapping[str, Any],
         raise ContainerConfigError(f"container has runAsNonRoot and image will run as root {who}")
 
 
-def effective_security_context(pod: Mapping[str, Any],
-                               container: Mapping[str, Any]) -> dict[str, Any]:
-    """runAsUser / runAsGroup / runAsNonRoot of the pod, overridden by the container's."""
-    pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
-    c_sc = container.get("securityContext") or {}
-    merged = {k: pod_sc[k] for k in ("runAsUser", "runAsGroup", "runAsNonRoot") if k in pod_sc}
-    merged.update({k: v for k, v in c_sc.items() if v is not None})
-    return merged
+@dataclass(frozen=True)
+class EffectiveUser:
+    """The identity fields of the effective security context; None when neither the
+    container nor the pod sets one."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    run_as_non_root: bool | None = None
+
+
+def effective_security_context(pod: PodView, container: ContainerView) -> EffectiveUser:
+    """runAsUser / runAsGroup / runAsNonRoot of the pod, overridden by the container's
+    (a field the container sets, even to 0 / false, wins)."""
+    pod_sc, c_sc = pod.spec.security_context, container.security_context
+    return EffectiveUser(run_as_user=_first_set(c_sc.run_as_user, pod_sc.run_as_user),
+                         run_as_group=_first_set(c_sc.run_as_group, pod_sc.run_as_group),
+                         run_as_non_root=_first_set(c_sc.run_as_non_root,
+                                                    pod_sc.run_as_non_root))
+
+
+def _first_set(mine: T | None, theirs: T | None) -> T | None:
+    return theirs if mine is None else mine

@@ -24,11 +24,12 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from typing import Any, Mapping
+from typing import Mapping
 
 from podling.agent.kuberuntime.env import expand
 from podling.agent.kuberuntime.errors import ContainerConfigError
 from podling.api.quantity import QuantityError, parse_quantity
+from podling.api.views import ContainerView, EmptyDirView, HostPathView, PodView, VolumeMountView
 from podling.runtime.interface import Mount, MountPropagation
 from podling.util.mounts import (MS_BIND, MS_NODEV, MS_NOSUID, is_mountpoint, mount, mounts_under,
                                  unmount)
@@ -56,33 +57,32 @@ def empty_dir_path(pod_dir: str, name: str) -> str:
     return os.path.join(pod_dir, "volumes", "empty-dir", name)
 
 
-def prepare_volumes(pod: Mapping[str, Any], pod_dir: str) -> dict[str, str]:
+def prepare_volumes(pod: PodView, pod_dir: str) -> dict[str, str]:
     """Set up every volume of the pod; returns ``{volume name: host path}``. Idempotent (a
     Memory emptyDir already mounted stays). Raises :class:`VolumeError` (FailedMount)."""
     prepared: dict[str, str] = {}
-    for vol in (pod.get("spec") or {}).get("volumes") or []:
-        name = vol.get("name", "")
-        sources = [k for k in vol if k != "name" and vol[k] is not None]
-        if "hostPath" in sources:
-            prepared[name] = prepare_host_path(name, vol["hostPath"] or {})
+    for vol in pod.spec.volumes:
+        name, sources = vol.name, vol.sources
+        if vol.host_path is not None:
+            prepared[name] = prepare_host_path(name, vol.host_path)
         elif "emptyDir" in sources or not sources:  # no source: the API's emptyDir default
-            prepared[name] = prepare_empty_dir(pod_dir, name, vol.get("emptyDir") or {})
+            prepared[name] = prepare_empty_dir(pod_dir, name, vol.empty_dir or EmptyDirView())
         else:
             raise VolumeError(
                 f"volume {name!r}: {sources[0]} volumes are not supported by podling yet")
     return prepared
 
 
-def prepare_empty_dir(pod_dir: str, name: str, spec: Mapping[str, Any]) -> str:
+def prepare_empty_dir(pod_dir: str, name: str, spec: EmptyDirView) -> str:
     """A 0777 directory; with ``medium: Memory`` a tmpfs (``size=`` from sizeLimit) on it."""
     path = empty_dir_path(pod_dir, name)
     os.makedirs(path, exist_ok=True)
-    medium = spec.get("medium") or ""
+    medium = spec.medium
     if medium == "Memory" and not is_mountpoint(path):
         options = None
-        if spec.get("sizeLimit") not in (None, ""):
+        if spec.size_limit is not None:
             try:
-                size = int(parse_quantity(spec["sizeLimit"]))
+                size = int(parse_quantity(spec.size_limit))
             except QuantityError as e:
                 raise VolumeError(f"volume {name!r}: invalid sizeLimit: {e}") from e
             options = f"size={size}"
@@ -96,12 +96,11 @@ def prepare_empty_dir(pod_dir: str, name: str, spec: Mapping[str, Any]) -> str:
     return path
 
 
-def prepare_host_path(name: str, spec: Mapping[str, Any]) -> str:
+def prepare_host_path(name: str, spec: HostPathView) -> str:
     """The kubelet's hostPath type checks; DirectoryOrCreate makes the directory (0755, with
     parents), FileOrCreate an empty 0644 file (its parent must exist, as in Kubernetes).
     With no type and a missing path, a directory is created (containerd does the same)."""
-    path = spec.get("path", "")
-    kind = spec.get("type") or ""
+    path, kind = spec.path, spec.type
     try:
         problem = check_host_path(path, kind)
     except OSError as e:
@@ -150,7 +149,7 @@ def check_host_path(path: str, kind: str) -> str | None:
 # -- volumeMounts -----------------------------------------------------------------------------
 
 
-def volume_mounts(pod: Mapping[str, Any], container: Mapping[str, Any],
+def volume_mounts(pod: PodView, container: ContainerView,
                   prepared: Mapping[str, str], *, env: Mapping[str, str],
                   pod_dir: str | None = None) -> list[Mount]:
     """The container's volumeMounts as runtime mounts, in spec order.
@@ -161,9 +160,9 @@ def volume_mounts(pod: Mapping[str, Any], container: Mapping[str, Any],
     (CreateContainerConfigError) for subPath problems and unknown volumes.
     """
     result = []
-    cname = container.get("name", "")
-    for index, vm in enumerate(container.get("volumeMounts") or []):
-        name = vm.get("name", "")
+    cname = container.name
+    for index, vm in enumerate(container.volume_mounts):
+        name = vm.name
         if name not in prepared:
             raise ContainerConfigError(
                 f"cannot find volume {name!r} to mount into container {cname!r}")
@@ -174,16 +173,15 @@ def volume_mounts(pod: Mapping[str, Any], container: Mapping[str, Any],
                                   bind_target=(os.path.join(pod_dir, "volume-subpaths", name,
                                                             cname, str(index))
                                                if pod_dir else None))
-        result.append(Mount(host_path=source, container_path=vm.get("mountPath", ""),
-                            readonly=bool(vm.get("readOnly")),
-                            propagation=_PROPAGATION.get(vm.get("mountPropagation"),
+        result.append(Mount(host_path=source, container_path=vm.mount_path,
+                            readonly=vm.read_only,
+                            propagation=_PROPAGATION.get(vm.mount_propagation,
                                                          MountPropagation.PRIVATE)))
     return result
 
 
-def _subpath_of(vm: Mapping[str, Any], env: Mapping[str, str]) -> str:
-    sub = vm.get("subPath") or ""
-    expr = vm.get("subPathExpr") or ""
+def _subpath_of(vm: VolumeMountView, env: Mapping[str, str]) -> str:
+    sub, expr = vm.sub_path, vm.sub_path_expr
     if expr:
         missing: set[str] = set()
 

@@ -15,18 +15,19 @@ kubelet's order, the first failure winning:
                for the requested pod ports``
 
 A rejected pod gets ``phase: Failed``, the reason, and ``Pod was rejected: <message>``; the
-Warning event carries the reason and the bare message. Everything here is pure.
+Warning event carries the reason and the bare message. Everything here is pure and reads
+the pods and the Node through their views (an unset ``hostIP`` is the wildcard 0.0.0.0).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
-from podling.api.fit import (CPU, EPHEMERAL_STORAGE, MEMORY, PODS, matches_node, pod_requests,
-                             resource_list)
-from podling.api.pods import is_terminal
+from podling.api.fit import (CPU, EPHEMERAL_STORAGE, MEMORY, PODS, resource_list, spec_matches_node,
+                             spec_requests)
 from podling.api.types import Obj
+from podling.api.views import NodeView, PodView
 
 REJECTED_PREFIX = "Pod was rejected: "
 NODE_AFFINITY = "NodeAffinity"
@@ -45,10 +46,11 @@ class Rejection:
     def status_message(self) -> str:
         return REJECTED_PREFIX + self.message
 
-    def status(self, previous: Obj | None = None, *, start_time: str = "") -> Obj:
-        """The pod status to write (merged over the existing one by the caller's patch)."""
+    def status(self, previous_start: str = "", *, start_time: str = "") -> Obj:
+        """The pod status to write (merged over the existing one by the caller's patch);
+        ``startTime`` is the pod's ``previous_start`` if it had one, else ``start_time``."""
         out: Obj = {"phase": "Failed", "reason": self.reason, "message": self.status_message}
-        started = (previous or {}).get("startTime") or start_time
+        started = previous_start or start_time
         if started:
             out["startTime"] = started
         return out
@@ -64,17 +66,18 @@ def _predicate(name: str, reason: str) -> Rejection:
     return Rejection(name, f"Predicate {name} failed: {reason}")
 
 
-def resource_rejection(pod: Obj, allocatable: Obj, others: list[Obj]) -> Rejection | None:
+def resource_rejection(pod: PodView, allocatable: Mapping[str, Any],
+                       others: list[PodView]) -> Rejection | None:
     """The first resource that does not fit: pods, then cpu, memory, ephemeral-storage, then
     other resources by name. A resource the pod requests that the node does not list at all
     is ignored unless it is a native one (the kubelet drops missing extended resources)."""
     free = resource_list(allocatable)
     if len(others) + 1 > free.get(PODS, 0):
         return _insufficient(PODS, requested=1, used=len(others), capacity=free.get(PODS, 0))
-    wanted = pod_requests(pod)
+    wanted = spec_requests(pod.spec)
     used: dict[str, int] = {}
     for other in others:
-        for name, value in pod_requests(other).items():
+        for name, value in spec_requests(other.spec).items():
             used[name] = used.get(name, 0) + value
     order = [r for r in _NATIVE if r in wanted] + \
         sorted(r for r in wanted if r not in _NATIVE and r != PODS and r in free)
@@ -89,11 +92,11 @@ def resource_rejection(pod: Obj, allocatable: Obj, others: list[Obj]) -> Rejecti
 HostPort = tuple[str, str, int]  # (hostIP, protocol, hostPort)
 
 
-def host_ports(pod: Obj) -> list[HostPort]:
-    spec = pod.get("spec") or {}
-    return [(p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP", int(p["hostPort"]))
-            for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])
-            for p in c.get("ports") or [] if p.get("hostPort")]
+def host_ports(pod: PodView) -> list[HostPort]:
+    """The pod's (init containers' first) host ports; an unset hostIP is the wildcard
+    0.0.0.0."""
+    return [(p.host_ip or "0.0.0.0", p.protocol, p.host_port)
+            for c in pod.spec.all_containers() for p in c.ports if p.host_port]
 
 
 def ports_conflict(wanted: Iterable[HostPort], used: Iterable[HostPort]) -> bool:
@@ -104,17 +107,16 @@ def ports_conflict(wanted: Iterable[HostPort], used: Iterable[HostPort]) -> bool
                if (proto, port) == (uproto, uport))
 
 
-def admit(pod: Obj, node: Obj, others: Iterable[Obj]) -> Rejection | None:
+def admit(pod: PodView, node: NodeView, others: Iterable[PodView]) -> Rejection | None:
     """None when ``pod`` may run on ``node`` next to ``others`` (the pods admitted before;
     terminal ones and ``pod`` itself are skipped); else the first failed check."""
-    uid = (pod.get("metadata") or {}).get("uid")
-    active = [p for p in others if not is_terminal(p)
-              and (p.get("metadata") or {}).get("uid") != uid]
-    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    uid = pod.metadata.uid
+    active = [p for p in others if not p.status.terminal and p.metadata.uid != uid]
+    allocatable = node.allocatable
     rejection = resource_rejection(pod, allocatable, active) if allocatable else None
     if rejection is not None:  # (a Node that reported no allocatable yet is not judged)
         return rejection
-    if not matches_node(pod, node):
+    if not spec_matches_node(pod.spec, node):
         return _predicate(NODE_AFFINITY, NODE_AFFINITY_REASON)
     wanted = host_ports(pod)
     if wanted and ports_conflict(wanted, (hp for p in active for hp in host_ports(p))):
@@ -122,8 +124,6 @@ def admit(pod: Obj, node: Obj, others: Iterable[Obj]) -> Rejection | None:
     return None
 
 
-def needs_admission(pod: Obj, has_sandbox: bool) -> bool:
+def needs_admission(pod: PodView, has_sandbox: bool) -> bool:
     """A pod this node never started: no sandbox in the runtime and still Pending."""
-    phase = (pod.get("status") or {}).get("phase") or "Pending"
-    return not has_sandbox and phase == "Pending" and \
-        not (pod.get("metadata") or {}).get("deletionTimestamp")
+    return not has_sandbox and pod.status.phase == "Pending" and not pod.metadata.deleting

@@ -19,6 +19,7 @@ from typing import Awaitable, Callable
 
 from podling.agent.node import admission
 from podling.api.types import Obj
+from podling.api.views import NodeView, PodView
 from podling.util.timefmt import epoch_rfc3339
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,15 @@ class Admitter:
 
     def __init__(self, get_node: GetNode) -> None:
         self._get_node = get_node
-        self._admitted: dict[str, Obj] = {}  # uid → the latest copy of an admitted pod
+        self._admitted: dict[str, PodView] = {}  # uid → the latest copy of an admitted pod
         self._rejected: dict[str, Obj] = {}  # uid → the status of a refused pod
 
-    async def decide(self, pod: Obj, *, has_sandbox: bool, now: float) -> AdmitResult:
+    async def decide(self, pod: PodView, *, has_sandbox: bool, now: float) -> AdmitResult:
         """Admit ``pod`` (a pod this node already ran counts as admitted), or refuse it
         with the kubelet's status; see the module docstring. ``now`` stamps a refused pod's
         first startTime."""
-        uid = pod["metadata"]["uid"]
-        if (pod.get("status") or {}).get("phase", "Pending") != "Pending":
+        uid = pod.metadata.uid
+        if pod.status.phase != "Pending":
             self._admitted.setdefault(uid, pod)  # ran here before (a restart): counts at once
         if uid in self._rejected:
             return AdmitResult(False, status=self._rejected[uid])
@@ -62,18 +63,18 @@ class Admitter:
             if node is None:
                 return AdmitResult(False, retry=True)
             # no await from here on: admitting is atomic among the pods synced concurrently
-            refusal = admission.admit(pod, node, self._admitted.values())
+            refusal = admission.admit(pod, NodeView.from_obj(node), self._admitted.values())
             if refusal is not None:
                 return self._refuse(pod, refusal, now)
         self._admitted[uid] = pod
         return AdmitResult(True)
 
-    def _refuse(self, pod: Obj, refusal: admission.Rejection, now: float) -> AdmitResult:
-        meta = pod["metadata"]
-        log.info("pod %s/%s rejected: %s", meta.get("namespace"), meta["name"], refusal.message)
+    def _refuse(self, pod: PodView, refusal: admission.Rejection, now: float) -> AdmitResult:
+        meta = pod.metadata
+        log.info("pod %s/%s rejected: %s", meta.namespace or None, meta.name, refusal.message)
         start = epoch_rfc3339(now)
-        status = refusal.status(pod.get("status"), start_time=start)
-        self._rejected[meta["uid"]] = status
+        status = refusal.status(pod.status.start_time, start_time=start)
+        self._rejected[meta.uid] = status
         return AdmitResult(False, refusal.reason, refusal.message, status=status, new=True)
 
     def forget(self, uid: str) -> None:

@@ -32,6 +32,7 @@ from podling.agent.node.lease import NodeLease
 from podling.api.errors import ApiError
 from podling.api.resources import NODES
 from podling.api.types import Obj
+from podling.api.views import NodeView
 from podling.client.errors import ApiConnectionError
 from podling.util.timefmt import epoch_rfc3339
 
@@ -198,7 +199,7 @@ class NodeStatusLoop:
 
     async def renew_lease(self) -> Obj:
         """Create or renew ``kube-node-lease/<node>`` (see :class:`.lease.NodeLease`)."""
-        return await self.lease.renew(((self.node or {}).get("metadata") or {}).get("uid", ""))
+        return await self.lease.renew(NodeView.from_obj(self.node).metadata.uid)
 
     async def tick(self) -> None:
         """One pass: register if needed, renew the lease, report status. Never raises
@@ -233,4 +234,4 @@ class NodeStatusLoop:
             self.node = await self.client.get(NODES, self.name)
         except (ApiError, ApiConnectionError) as exc:
             log.warning("node %s: reading spec.podCIDR failed: %s", self.name, exc)
-        return ((self.node or {}).get("spec") or {}).get("podCIDR") or None
+        return NodeView.from_obj(self.node).pod_cidr or None

@@ -27,6 +27,7 @@ from podling.agent.kuberuntime import labels
 from podling.agent.kuberuntime.logs import LogNotFound, LogOptions, pick_file, read_logs
 from podling.agent.node.stats import NodeStats
 from podling.agent.node.streaming import NodeStreams
+from podling.api.views import PodView
 from podling.runtime.interface import ContainerState, RuntimeService
 from podling.util.certs import self_signed
 
@@ -122,7 +123,7 @@ class NodeServer:
                              tail_lines=_int(query, "tailLines"),
                              since_seconds=_int(query, "sinceSeconds"),
                              limit_bytes=_int(query, "limitBytes"))
-        uid = pod["metadata"]["uid"]
+        uid = PodView.from_obj(pod).metadata.uid
         container_dir = os.path.join(self._pods_dir, uid, "logs", container)
         try:
             path = pick_file(container_dir, previous=options.previous, pod=name,

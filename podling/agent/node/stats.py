@@ -35,6 +35,7 @@ from aiohttp import web
 
 from podling.agent.kuberuntime import labels
 from podling.api.types import Obj
+from podling.api.views import PodView
 from podling.runtime.interface import ContainerState, ContainerStats, NotFound, RuntimeService
 from podling.util.clock import Clock, SystemClock
 from podling.util.timefmt import epoch_rfc3339
@@ -162,7 +163,7 @@ class CpuRates:
 
 @dataclass(frozen=True)
 class _ContainerSample:
-    pod: Obj
+    pod: PodView
     name: str
     started_at: float
     stats: ContainerStats
@@ -226,13 +227,15 @@ class NodeStats:
 
     async def _containers(self) -> list[_ContainerSample]:
         newest: dict[tuple[str, str], Any] = {}
-        pods: dict[str, Obj] = {}
+        pods: dict[str, PodView] = {}
         for status in await self._runtime.list_containers():
             lab = status.labels
             if status.state is not ContainerState.RUNNING or labels.POD_UID not in lab:
                 continue
-            pod = self._find_pod(lab.get(labels.POD_NAMESPACE, ""), lab.get(labels.POD_NAME, ""))
-            if pod is None or pod["metadata"].get("uid") != lab[labels.POD_UID]:
+            found = self._find_pod(lab.get(labels.POD_NAMESPACE, ""),
+                                   lab.get(labels.POD_NAME, ""))
+            pod = PodView.from_obj(found)
+            if found is None or pod.metadata.uid != lab[labels.POD_UID]:
                 continue
             key = (lab[labels.POD_UID], lab.get(labels.CONTAINER_NAME, status.name))
             if key not in newest or newest[key].started_at < status.started_at:
@@ -265,17 +268,16 @@ class NodeStats:
 
     @staticmethod
     def _pod_node(samples: _Samples) -> str:
-        return next(((c.pod.get("spec") or {}).get("nodeName", "") for c in samples.containers),
-                    "")
+        return next((c.pod.spec.node_name for c in samples.containers), "")
 
 
 def _pods(containers: list[_ContainerSample], rates: dict[str, Rate | None]) -> list[Obj]:
     by_pod: dict[str, Obj] = {}
     for c in containers:
-        meta = c.pod["metadata"]
-        entry = by_pod.setdefault(meta["uid"], {
-            "podRef": {"name": meta["name"], "namespace": meta.get("namespace", "default"),
-                       "uid": meta["uid"]}, "containers": []})
+        meta = c.pod.metadata
+        entry = by_pod.setdefault(meta.uid, {
+            "podRef": {"name": meta.name, "namespace": labels.namespace(c.pod),
+                       "uid": meta.uid}, "containers": []})
         s = c.stats
         entry["containers"].append({
             "name": c.name, "startTime": epoch_rfc3339(c.started_at),

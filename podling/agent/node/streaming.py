@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 
 from podling.agent.kuberuntime import labels
 from podling.api import remotecommand as rc
+from podling.api.views import PodView
 from podling.runtime.interface import (ContainerState, ExecSession, PortForwardError,
                                        RuntimeError_, RuntimeService, SandboxState)
 
@@ -47,17 +48,17 @@ class NodeStreams:
 
     # -- lookups ---------------------------------------------------------------------------
 
-    def _pod(self, request: web.Request) -> dict[str, Any]:
+    def _pod(self, request: web.Request) -> PodView:
         name = request.match_info["pod"]
         pod = self._find_pod(request.match_info["namespace"], name)
         if pod is None:
             raise _refused(web.HTTPNotFound, f'pod "{name}" not found on this node')
-        return pod
+        return PodView.from_obj(pod)
 
     async def _running_container(self, request: web.Request) -> str:
         pod, name = self._pod(request), request.match_info["container"]
         found = await self._runtime.list_containers(
-            labels={labels.POD_UID: pod["metadata"]["uid"], labels.CONTAINER_NAME: name})
+            labels={labels.POD_UID: pod.metadata.uid, labels.CONTAINER_NAME: name})
         running = [c for c in found if c.state is ContainerState.RUNNING]
         if not running:
             raise _refused(web.HTTPNotFound, f'container not found ("{name}")')
@@ -154,10 +155,10 @@ class NodeStreams:
         if not 0 < port < 65536:
             raise _refused(web.HTTPBadRequest, f"invalid port {port}")
         sandboxes = await self._runtime.list_pod_sandbox(
-            labels={labels.POD_UID: pod["metadata"]["uid"]})
+            labels={labels.POD_UID: pod.metadata.uid})
         ready = [s for s in sandboxes if s.state is SandboxState.READY]
         if not ready:
-            raise _refused(web.HTTPNotFound, f'pod "{pod["metadata"]["name"]}" has no running '
+            raise _refused(web.HTTPNotFound, f'pod "{pod.metadata.name}" has no running '
                                              f'sandbox')
         ws = web.WebSocketResponse(protocols=(rc.PORT_FORWARD_NODE,), max_msg_size=0,
                                    heartbeat=None)

@@ -50,12 +50,12 @@ scope here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from podling.agent.backoff import Backoff, go_duration
 from podling.agent.kuberuntime import labels as L
 from podling.agent.pod.restart import (backoff_key, is_terminating, latest_by_name,
                                        restart_count_of, restart_policy, should_restart)
+from podling.api.views import ContainerView, PodView
 from podling.runtime.interface import (
     ContainerState,
     ContainerStatus,
@@ -86,14 +86,14 @@ class ContainerStart:
     ``backoff_since`` is the finish time of the instance it replaces (0 when none)."""
 
     index: int
-    container: dict[str, Any]
+    container: ContainerView
     reason: str
     restart_count: int = 0
     backoff_since: float = 0.0
 
     @property
     def name(self) -> str:
-        return str(self.container["name"])
+        return self.container.name
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ class ContainerKill:
     there is no preStop hook). ``message`` is the Killing event text."""
 
     name: str
-    container: dict[str, Any] | None
+    container: ContainerView | None
     message: str
     reason: str = KILL_STOP
 
@@ -139,10 +139,12 @@ class PodActions:
 # -- the plan ---------------------------------------------------------------------------------
 
 
-def compute_pod_actions(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
+def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
                         containers: list[ContainerStatus], *, now: float,
                         backoff: Backoff) -> PodActions:
-    """The actions that move the pod towards its spec; pure (see the module docstring)."""
+    """The actions that move the pod towards its spec; pure (see the module docstring).
+    The starts and kills carry the containers' views; a running container's recorded spec
+    hash is compared with the hash of ``ContainerView.raw``, the spec as received."""
     ordered = sorted(sandboxes, key=lambda s: (s.created_at, s.metadata.attempt), reverse=True)
     if is_terminating(pod):
         actions = PodActions(kill_pod=True)
@@ -160,7 +162,7 @@ def compute_pod_actions(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
     return actions
 
 
-def _plan_existing(pod: dict[str, Any], ordered: list[PodSandboxStatus],
+def _plan_existing(pod: PodView, ordered: list[PodSandboxStatus],
                    keep: PodSandboxStatus, *, containers: list[ContainerStatus], now: float,
                    backoff: Backoff) -> PodActions:
     actions = PodActions(sandbox_id=keep.id, sandbox_attempt=keep.metadata.attempt)
@@ -172,14 +174,14 @@ def _plan_existing(pod: dict[str, Any], ordered: list[PodSandboxStatus],
     return actions
 
 
-def _sandbox_decision(pod: dict[str, Any], ordered: list[PodSandboxStatus]
+def _sandbox_decision(pod: PodView, ordered: list[PodSandboxStatus]
                       ) -> tuple[bool, int, PodSandboxStatus | None]:
     """(create a new one?, its attempt, the sandbox to keep)."""
     if not ordered:
         return True, 0, None
     newest = ordered[0]
     ready = sum(1 for s in ordered if s.state == SandboxState.READY)
-    want_net = NamespaceMode.NODE if pod.get("spec", {}).get("hostNetwork") else NamespaceMode.POD
+    want_net = NamespaceMode.NODE if pod.spec.host_network else NamespaceMode.POD
     if ready > 1 or newest.state != SandboxState.READY or \
             newest.namespace_options.network != want_net:
         return True, newest.metadata.attempt + 1, None
@@ -197,13 +199,11 @@ def _kill_everything(ordered: list[PodSandboxStatus], containers: list[Container
     return actions
 
 
-def _spec_by_name(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    spec = pod.get("spec", {})
-    every = (spec.get("initContainers") or []) + (spec.get("containers") or [])
-    return {c["name"]: c for c in every}
+def _spec_by_name(pod: PodView) -> dict[str, ContainerView]:
+    return {c.name: c for c in pod.spec.all_containers()}
 
 
-def _attach_specs(pod: dict[str, Any], actions: PodActions) -> None:
+def _attach_specs(pod: PodView, actions: PodActions) -> None:
     specs = _spec_by_name(pod)
     for cid, kill in list(actions.containers_to_kill.items()):
         if kill.container is None and kill.name in specs:
@@ -211,7 +211,7 @@ def _attach_specs(pod: dict[str, Any], actions: PodActions) -> None:
                 kill.name, specs[kill.name], kill.message, kill.reason)
 
 
-def _plan_new_sandbox(pod: dict[str, Any], ordered: list[PodSandboxStatus],
+def _plan_new_sandbox(pod: PodView, ordered: list[PodSandboxStatus],
                       containers: list[ContainerStatus], *, attempt: int, now: float,
                       backoff: Backoff) -> PodActions:
     actions = PodActions(
@@ -222,23 +222,22 @@ def _plan_new_sandbox(pod: dict[str, Any], ordered: list[PodSandboxStatus],
         actions.create_sandbox = actions.sandbox_changed = False
         return actions
     latest = latest_by_name(containers)
-    spec = pod.get("spec", {})
-    apps = list(enumerate(spec.get("containers") or []))
+    apps = list(enumerate(pod.spec.containers))
     if policy == "OnFailure":
-        apps = [(i, c) for i, c in apps if not _succeeded(latest.get(c["name"]))]
-    inits = spec.get("initContainers") or []
+        apps = [(i, c) for i, c in apps if not _succeeded(latest.get(c.name))]
+    inits = pod.spec.init_containers
     if not apps and _find_next_init(pod, latest, latest)[2]:
         actions.create_sandbox = actions.sandbox_changed = False
         return actions
     if inits:
         actions.purge_init_containers = [c.id for c in containers
-                                         if c.name in {i["name"] for i in inits}]
+                                         if c.name in {i.name for i in inits}]
         actions.next_init_container = _start_or_wait(
-            pod, 0, inits[0], st=latest.get(inits[0]["name"]), now=now, backoff=backoff,
+            pod, 0, inits[0], st=latest.get(inits[0].name), now=now, backoff=backoff,
             actions=actions)
         return actions
     for idx, c in apps:
-        start = _start_or_wait(pod, idx, c, st=latest.get(c["name"]), now=now,
+        start = _start_or_wait(pod, idx, c, st=latest.get(c.name), now=now,
                                backoff=backoff, actions=actions)
         if start:
             actions.containers_to_start.append(start)
@@ -257,24 +256,23 @@ def _init_failed(status: ContainerStatus) -> bool:
         status.exit_code != 0 or status.reason == "OOMKilled")
 
 
-def _find_next_init(pod: dict[str, Any], init_latest: dict[str, ContainerStatus],
+def _find_next_init(pod: PodView, init_latest: dict[str, ContainerStatus],
                     app_latest: dict[str, ContainerStatus]
                     ) -> tuple[ContainerStatus | None, int | None, bool]:
     """kubelet ``findNextInitContainerToRun``: (last failed status, next index, done)."""
-    spec = pod.get("spec", {})
-    inits = spec.get("initContainers") or []
+    inits = pod.spec.init_containers
     if not inits:
         return None, None, True
-    for c in spec.get("containers") or []:
-        st = app_latest.get(c["name"])
+    for c in pod.spec.containers:
+        st = app_latest.get(c.name)
         if st is not None and st.state == ContainerState.RUNNING:
             return None, None, True
     for i in range(len(inits) - 1, -1, -1):
-        st = init_latest.get(inits[i]["name"])
+        st = init_latest.get(inits[i].name)
         if st is not None and _init_failed(st):
             return st, i, False
     for i in range(len(inits) - 1, -1, -1):
-        st = init_latest.get(inits[i]["name"])
+        st = init_latest.get(inits[i].name)
         if st is None:
             continue
         if st.state == ContainerState.RUNNING:
@@ -284,7 +282,7 @@ def _find_next_init(pod: dict[str, Any], init_latest: dict[str, ContainerStatus]
     return None, 0, False
 
 
-def _plan_init(pod: dict[str, Any], init_latest: dict[str, ContainerStatus],
+def _plan_init(pod: PodView, init_latest: dict[str, ContainerStatus],
                latest: dict[str, ContainerStatus], *, now: float, backoff: Backoff,
                actions: PodActions) -> bool:
     """Plan the init step; True when initialization is done and app containers may run."""
@@ -293,23 +291,23 @@ def _plan_init(pod: dict[str, Any], init_latest: dict[str, ContainerStatus],
         return True
     if nxt is None:
         return False
-    container = pod["spec"]["initContainers"][nxt]
+    container = pod.spec.init_containers[nxt]
     if last is not None and _init_failed(last):
         actions.init_failed = True
         if restart_policy(pod) == "Never":
             actions.kill_pod = True
             return False
     actions.next_init_container = _start_or_wait(
-        pod, nxt, container, st=init_latest.get(container["name"]), now=now, backoff=backoff,
+        pod, nxt, container, st=init_latest.get(container.name), now=now, backoff=backoff,
         actions=actions)
     return False
 
 
-def _plan_app(pod: dict[str, Any], latest: dict[str, ContainerStatus], *, now: float,
+def _plan_app(pod: PodView, latest: dict[str, ContainerStatus], *, now: float,
               backoff: Backoff, actions: PodActions) -> None:
     keep = wanted = 0
-    for idx, c in enumerate(pod.get("spec", {}).get("containers") or []):
-        st = latest.get(c["name"])
+    for idx, c in enumerate(pod.spec.containers):
+        st = latest.get(c.name)
         if st is None or st.state != ContainerState.RUNNING:
             if should_restart(pod, st):
                 wanted += 1
@@ -319,11 +317,11 @@ def _plan_app(pod: dict[str, Any], latest: dict[str, ContainerStatus], *, now: f
                     actions.containers_to_start.append(start)
             continue
         recorded = st.annotations.get(L.CONTAINER_HASH)
-        if recorded is None or recorded == L.container_hash(c):
+        if recorded is None or recorded == L.container_hash(c.raw):
             keep += 1
             continue
         actions.containers_to_kill[st.id] = ContainerKill(
-            c["name"], c, f"Container {c['name']} definition changed, will be restarted",
+            c.name, c, f"Container {c.name} definition changed, will be restarted",
             KILL_SPEC_CHANGED)
         actions.containers_to_start.append(ContainerStart(
             idx, c, REASON_SPEC_CHANGED, restart_count_of(st) + 1))
@@ -331,12 +329,12 @@ def _plan_app(pod: dict[str, Any], latest: dict[str, ContainerStatus], *, now: f
         actions.kill_pod = True
 
 
-def _start_or_wait(pod: dict[str, Any], idx: int, container: dict[str, Any], *,
+def _start_or_wait(pod: PodView, idx: int, container: ContainerView, *,
                    st: ContainerStatus | None, now: float, backoff: Backoff,
                    actions: PodActions) -> ContainerStart | None:
     """A start for ``container`` replacing ``st``, or None (and a CrashLoopBackOff waiting
     reason) while its back-off holds it."""
-    name = container["name"]
+    name = container.name
     if st is None:
         return ContainerStart(idx, container, REASON_NEW, 0)
     if st.state in (ContainerState.CREATED, ContainerState.UNKNOWN):
@@ -358,7 +356,7 @@ def _start_or_wait(pod: dict[str, Any], idx: int, container: dict[str, Any], *,
     return ContainerStart(idx, container, REASON_RESTART, restart_count_of(st) + 1, since)
 
 
-def _kill_strays(pod: dict[str, Any], ordered: list[PodSandboxStatus], keep: PodSandboxStatus,
+def _kill_strays(pod: PodView, ordered: list[PodSandboxStatus], keep: PodSandboxStatus,
                  *, containers: list[ContainerStatus], actions: PodActions) -> None:
     """Live containers outside the kept sandbox or not in the spec are stopped."""
     specs = _spec_by_name(pod)

@@ -6,21 +6,19 @@ Pure; shared by the plan (:mod:`.plan`) and the status generator (:mod:`.status`
 
 from __future__ import annotations
 
-from typing import Any
-
 from podling.agent.kuberuntime import labels as L
-from podling.api.pods import is_terminal
+from podling.api.views import PodView
 from podling.runtime.interface import ContainerState, ContainerStatus
 
 
-def restart_policy(pod: dict[str, Any]) -> str:
+def restart_policy(pod: PodView) -> str:
     """``spec.restartPolicy`` (default Always)."""
-    return str(pod.get("spec", {}).get("restartPolicy") or "Always")
+    return pod.spec.restart_policy
 
 
-def backoff_key(pod: dict[str, Any], container_name: str) -> tuple[str, str]:
+def backoff_key(pod: PodView, container_name: str) -> tuple[str, str]:
     """The CrashLoopBackOff key of one container of the pod."""
-    return (str(pod.get("metadata", {}).get("uid", "")), container_name)
+    return (pod.metadata.uid, container_name)
 
 
 def restart_count_of(status: ContainerStatus) -> int:
@@ -39,9 +37,9 @@ def latest_by_name(containers: list[ContainerStatus]) -> dict[str, ContainerStat
     return out
 
 
-def should_restart(pod: dict[str, Any], status: ContainerStatus | None) -> bool:
+def should_restart(pod: PodView, status: ContainerStatus | None) -> bool:
     """kubelet ``ShouldContainerBeRestarted`` for the newest instance ``status``."""
-    if pod.get("metadata", {}).get("deletionTimestamp"):
+    if pod.metadata.deleting:
         return False
     if status is None:
         return True
@@ -55,6 +53,6 @@ def should_restart(pod: dict[str, Any], status: ContainerStatus | None) -> bool:
     return not (policy == "OnFailure" and status.exit_code == 0)
 
 
-def is_terminating(pod: dict[str, Any]) -> bool:
+def is_terminating(pod: PodView) -> bool:
     """Deleted, or already in a terminal phase: kill, start nothing."""
-    return bool(pod.get("metadata", {}).get("deletionTimestamp")) or is_terminal(pod)
+    return pod.metadata.deleting or pod.status.terminal

@@ -1,7 +1,9 @@
 """The API PodStatus of a pod from what the runtime reports (pure; kubelet
 ``generateAPIPodStatus`` / ``convertToAPIContainerStatuses`` / ``getPhase`` / status/generate).
 
-Only the status manager writes the result to the API. Inputs are the pod from the API, the
+Only the status manager writes the result to the API. Inputs are the pod from the API (its
+view; the status the agent wrote before comes as the raw ``previous_status`` dict, since its
+container states and conditions are carried over as written), the
 runtime's sandboxes and containers of this pod (every attempt, every sandbox), the agent's
 ``waiting`` reasons (last start failure per container name: ErrImagePull, ImagePullBackOff,
 CrashLoopBackOff, CreateContainerConfigError, …; the kubelet's reason cache) and
@@ -44,6 +46,7 @@ from typing import Any
 from podling.agent.kuberuntime.labels import IMAGE_ANNOTATION, IMAGE_ID_ANNOTATION
 from podling.agent.pod.restart import latest_by_name, restart_count_of, should_restart
 from podling.api.pods import is_terminal_phase
+from podling.api.views import ContainerView, PodView
 from podling.runtime.interface import (ContainerState, ContainerStatus, NamespaceMode,
                                        PodSandboxStatus, SandboxState)
 from podling.util.timefmt import epoch_rfc3339
@@ -57,19 +60,18 @@ MSG_GONE_TERMINATED = "The container could not be located when the pod was termi
 KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
 
 
-def pod_status(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
+def pod_status(pod: PodView, sandboxes: list[PodSandboxStatus],
                containers: list[ContainerStatus], *, now: float,
                waiting: dict[str, tuple[str, str]], pod_ips: list[str], host_ip: str,
                previous_status: dict[str, Any],
                readiness: dict[str, bool] | None = None) -> dict[str, Any]:
     """The PodStatus to write (see the module docstring). Pure; ``now`` stamps new
     transitions and a first startTime."""
-    spec = pod.get("spec", {})
     prev = previous_status or {}
     ctx = _Ctx(pod, containers, prev=prev, waiting=waiting, readiness=readiness or {})
-    init_statuses = [ctx.container_status(c, init=True) for c in spec.get("initContainers") or []]
-    app_statuses = [ctx.container_status(c, init=False) for c in spec.get("containers") or []]
-    terminal = bool(pod.get("metadata", {}).get("deletionTimestamp")) and not any(
+    init_statuses = [ctx.container_status(c, init=True) for c in pod.spec.init_containers]
+    app_statuses = [ctx.container_status(c, init=False) for c in pod.spec.containers]
+    terminal = pod.metadata.deleting and not any(
         c.state in (ContainerState.RUNNING, ContainerState.CREATED) for c in containers)
     phase = get_phase(pod, init_statuses, app_statuses, terminal=terminal)
     if is_terminal_phase(prev.get("phase")):
@@ -102,12 +104,12 @@ def pod_status(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
 class _Ctx:
     """What every container status needs; a bag of inputs, no state of its own."""
 
-    def __init__(self, pod: dict[str, Any], containers: list[ContainerStatus], *,
+    def __init__(self, pod: PodView, containers: list[ContainerStatus], *,
                  prev: dict[str, Any], waiting: dict[str, tuple[str, str]],
                  readiness: dict[str, bool]) -> None:
         self.pod = pod
-        self.deleted = bool(pod.get("metadata", {}).get("deletionTimestamp"))
-        self.has_init = bool(pod.get("spec", {}).get("initContainers"))
+        self.deleted = pod.metadata.deleting
+        self.has_init = bool(pod.spec.init_containers)
         self.by_name: dict[str, list[ContainerStatus]] = {}
         for c in sorted(containers, key=lambda c: (c.created_at, c.attempt), reverse=True):
             self.by_name.setdefault(c.name, []).append(c)
@@ -117,8 +119,8 @@ class _Ctx:
         self.waiting = waiting
         self.readiness = readiness
 
-    def container_status(self, spec: dict[str, Any], *, init: bool) -> dict[str, Any]:
-        name = spec["name"]
+    def container_status(self, spec: ContainerView, *, init: bool) -> dict[str, Any]:
+        name = spec.name
         status = self._default(spec)
         instances = self.by_name.get(name, [])[:2]
         if instances:
@@ -132,16 +134,16 @@ class _Ctx:
             term = status["state"].get("terminated")
             status["ready"] = bool(term and term.get("exitCode") == 0)
         else:
-            has_probe = bool(spec.get("readinessProbe"))
+            has_probe = bool(spec.readiness_probe)
             status["ready"] = running and self.readiness.get(name, not has_probe)
         return status
 
-    def _default(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def _default(self, spec: ContainerView) -> dict[str, Any]:
         reason = "PodInitializing" if self.has_init else "ContainerCreating"
         status: dict[str, Any] = {
-            "name": spec["name"], "image": spec.get("image", ""), "imageID": "",
+            "name": spec.name, "image": spec.image, "imageID": "",
             "state": {"waiting": {"reason": reason}}, "lastState": {}, "restartCount": 0}
-        old = self.old.get(spec["name"])
+        old = self.old.get(spec.name)
         if old is None:
             return status
         if "terminated" in (old.get("state") or {}):
@@ -156,14 +158,14 @@ class _Ctx:
                 status["restartCount"] += 1
         return status
 
-    def _convert(self, spec: dict[str, Any], c: ContainerStatus) -> dict[str, Any]:
+    def _convert(self, spec: ContainerView, c: ContainerStatus) -> dict[str, Any]:
         cid = CONTAINER_ID_SCHEME + c.id
         status: dict[str, Any] = {
-            "name": spec["name"],
-            "image": c.annotations.get(IMAGE_ANNOTATION, spec.get("image", "")),
+            "name": spec.name,
+            "image": c.annotations.get(IMAGE_ANNOTATION, spec.image),
             "imageID": c.annotations.get(IMAGE_ID_ANNOTATION, ""), "containerID": cid,
             "lastState": {}, "restartCount": restart_count_of(c)}
-        old = self.old.get(spec["name"]) or {}
+        old = self.old.get(spec.name) or {}
         if c.state == ContainerState.RUNNING:
             status["state"] = {"running": _times({}, startedAt=c.started_at)}
         elif c.state == ContainerState.EXITED:
@@ -184,8 +186,8 @@ class _Ctx:
             status["state"] = {"waiting": {}}
         return status
 
-    def _apply_waiting(self, spec: dict[str, Any], status: dict[str, Any], *, init: bool) -> None:
-        name = spec["name"]
+    def _apply_waiting(self, spec: ContainerView, status: dict[str, Any], *, init: bool) -> None:
+        name = spec.name
         latest = self.latest.get(name)
         if init and latest is not None and latest.state == ContainerState.EXITED \
                 and latest.exit_code == 0:
@@ -221,15 +223,14 @@ def _stopped_before(status: dict[str, Any]) -> dict[str, Any] | None:
     return (status.get("lastState") or {}).get("terminated")
 
 
-def get_phase(pod: dict[str, Any], init_statuses: list[dict[str, Any]],
+def get_phase(pod: PodView, init_statuses: list[dict[str, Any]],
               app_statuses: list[dict[str, Any]], *, terminal: bool = False) -> str:
     """kubelet getPhase over API container statuses (see the module docstring)."""
-    spec = pod.get("spec", {})
-    policy = spec.get("restartPolicy") or "Always"
+    policy = pod.spec.restart_policy
     by_name = {s["name"]: s for s in init_statuses + app_statuses}
     pending_init = failed_init = 0
-    for c in spec.get("initContainers") or []:
-        st = by_name.get(c["name"])
+    for c in pod.spec.init_containers:
+        st = by_name.get(c.name)
         kind = _state(st)
         before = _stopped_before(st) if st is not None else None
         if st is not None and kind == "terminated":
@@ -239,8 +240,8 @@ def get_phase(pod: dict[str, Any], init_statuses: list[dict[str, Any]],
         else:
             pending_init += 1
     unknown = running = waiting = stopped = succeeded = 0
-    for c in spec.get("containers") or []:
-        st = by_name.get(c["name"])
+    for c in pod.spec.containers:
+        st = by_name.get(c.name)
         kind = _state(st)
         if st is None or kind == "unknown":
             unknown += 1
@@ -270,8 +271,8 @@ def get_phase(pod: dict[str, Any], init_statuses: list[dict[str, Any]],
     return "Pending"
 
 
-def _any_app_started(pod: dict[str, Any], app_statuses: list[dict[str, Any]]) -> bool:
-    names = {c["name"] for c in pod.get("spec", {}).get("containers") or []}
+def _any_app_started(pod: PodView, app_statuses: list[dict[str, Any]]) -> bool:
+    names = {c.name for c in pod.spec.containers}
     return any(_state(s) in ("running", "terminated") for s in app_statuses
                if s["name"] in names)
 
@@ -292,10 +293,10 @@ def _go_list(names: list[str]) -> str:
     return "[" + " ".join(names) + "]"
 
 
-def _ready_to_start(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
+def _ready_to_start(pod: PodView, sandboxes: list[PodSandboxStatus],
                     ips: list[str]) -> dict[str, Any]:
     ordered = sorted(sandboxes, key=lambda s: (s.created_at, s.metadata.attempt), reverse=True)
-    host_net = bool(pod.get("spec", {}).get("hostNetwork"))
+    host_net = pod.spec.host_network
     want = NamespaceMode.NODE if host_net else NamespaceMode.POD
     ok = bool(ordered) and ordered[0].state == SandboxState.READY \
         and sum(s.state == SandboxState.READY for s in ordered) == 1 \
@@ -303,16 +304,16 @@ def _ready_to_start(pod: dict[str, Any], sandboxes: list[PodSandboxStatus],
     return _cond("PodReadyToStartContainers", ok)
 
 
-def initialized_condition(pod: dict[str, Any], init_statuses: list[dict[str, Any]],
+def initialized_condition(pod: PodView, init_statuses: list[dict[str, Any]],
                           app_statuses: list[dict[str, Any]], *, phase: str) -> dict[str, Any]:
     """Initialized: False/ContainersNotInitialized until every init container exited 0."""
-    inits = pod.get("spec", {}).get("initContainers") or []
+    inits = pod.spec.init_containers
     if not inits:
         return _cond("Initialized", True)
     by_name = {s["name"]: s for s in init_statuses}
-    unknown = [c["name"] for c in inits if c["name"] not in by_name]
-    incomplete = [c["name"] for c in inits if c["name"] in by_name and
-                  (by_name[c["name"]]["state"].get("terminated") or {}).get("exitCode", 1) != 0]
+    unknown = [c.name for c in inits if c.name not in by_name]
+    incomplete = [c.name for c in inits if c.name in by_name and
+                  (by_name[c.name]["state"].get("terminated") or {}).get("exitCode", 1) != 0]
     if phase == "Succeeded" and not unknown:
         return _cond("Initialized", True, "PodCompleted")
     if _any_app_started(pod, app_statuses):
@@ -327,11 +328,11 @@ def initialized_condition(pod: dict[str, Any], init_statuses: list[dict[str, Any
     return _cond("Initialized", True)
 
 
-def _ready_conditions(pod: dict[str, Any], app_statuses: list[dict[str, Any]], *, phase: str,
+def _ready_conditions(pod: PodView, app_statuses: list[dict[str, Any]], *, phase: str,
                       prev: dict[str, Any]) -> list[dict[str, Any]]:
     """[Ready, ContainersReady] (kubelet GeneratePodReadyCondition / ContainersReady)."""
     by_name = {s["name"]: s for s in app_statuses}
-    names = [c["name"] for c in pod.get("spec", {}).get("containers") or []]
+    names = [c.name for c in pod.spec.containers]
     unknown = [n for n in names if n not in by_name]
     unready = [n for n in names if n in by_name and not by_name[n].get("ready")]
     if phase == "Succeeded" and not unknown:
@@ -351,11 +352,10 @@ def _ready_conditions(pod: dict[str, Any], app_statuses: list[dict[str, Any]], *
     return [ready, cr]
 
 
-def _readiness_gates(pod: dict[str, Any], prev: dict[str, Any]) -> dict[str, Any]:
+def _readiness_gates(pod: PodView, prev: dict[str, Any]) -> dict[str, Any]:
     conds = {c.get("type"): c for c in prev.get("conditions") or []}
     msgs = []
-    for gate in pod.get("spec", {}).get("readinessGates") or []:
-        kind = gate.get("conditionType", "")
+    for kind in pod.spec.readiness_gates:
         c = conds.get(kind)
         if c is None:
             msgs.append(f'corresponding condition of pod readiness gate "{kind}" does not exist.')

@@ -12,6 +12,7 @@ from typing import Any
 
 from podling.api import errors
 from podling.api.resources import PODS
+from podling.api.types import ObjMap
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,9 @@ class StatusManager:
         self._client = client
         self._sent: dict[str, str] = {}
 
-    async def set_status(self, pod: dict[str, Any], status: dict[str, Any]) -> bool:
-        """Write ``status`` for ``pod`` if it changed; True when written.
+    async def set_status(self, pod: ObjMap, status: dict[str, Any]) -> bool:
+        """Write ``status`` for ``pod`` (the object as received, ``PodView.raw``: its
+        metadata names the target) if it changed; True when written.
 
         A pod that no longer exists (404) or was replaced (409 on the uid precondition) is
         not an error: the next sync sees the new state."""

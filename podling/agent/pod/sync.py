@@ -50,6 +50,7 @@ from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.agent.pod.teardown import PodTeardown
 from podling.api.resources import NODES
 from podling.api.types import Obj
+from podling.api.views import PodView
 from podling.client import ApiClient
 from podling.client.events import EventRecorder
 from podling.images.interface import ImageService, RootfsService
@@ -68,7 +69,7 @@ class Observed(NamedTuple):
     containers: list[ContainerStatus]
 
 
-def record_restart(backoff: Backoff, pod: Obj, start: ContainerStart, *, now: float) -> None:
+def record_restart(backoff: Backoff, pod: PodView, start: ContainerStart, *, now: float) -> None:
     """Step the container's CrashLoopBackOff when ``start`` restarts it; call right before
     creating the container (kubelet: the back-off entry is updated when a restart is
     attempted)."""
@@ -115,12 +116,14 @@ class PodSyncer:
 
     async def sync(self, pod: Obj, terminating: bool) -> PodSyncResult:
         """The pod worker's entry: :meth:`sync_pod`, or the teardown of a pod being
-        deleted (``terminating``), after which the pod's bookkeeping is forgotten."""
+        deleted (``terminating``), after which the pod's bookkeeping is forgotten. ``pod``
+        is the object from the API; its view is built here, once per sync."""
         if not terminating:
             return await self.sync_pod(pod)
-        result = await self.teardown.terminate(pod)
+        view = PodView.from_obj(pod)
+        result = await self.teardown.terminate(view)
         if result.done:
-            uid = pod["metadata"]["uid"]
+            uid = view.metadata.uid
             self.status.forget(uid)
             self._pod_ips.pop(uid, None)
             self.admitter.forget(uid)
@@ -132,8 +135,10 @@ class PodSyncer:
 
     # -- the steps (see the module docstring) -------------------------------------------
 
-    async def sync_pod(self, pod: Obj) -> PodSyncResult:
-        """Steps 1-9 for a pod that should run; see the module docstring."""
+    async def sync_pod(self, obj: Obj) -> PodSyncResult:
+        """Steps 1-9 for a pod that should run; see the module docstring. ``obj`` is the
+        pod from the API: every step reads its view, built once here."""
+        pod = PodView.from_obj(obj)
         result = PodSyncResult()
         observed = await self._observe(pod)  # 1
         if not await self._admit(pod, observed, result):  # 2
@@ -159,13 +164,13 @@ class PodSyncer:
         result.requeue_after = actions.requeue_after
         return result
 
-    async def _observe(self, pod: Obj) -> Observed:
-        uid = pod["metadata"]["uid"]
+    async def _observe(self, pod: PodView) -> Observed:
+        uid = pod.metadata.uid
         sandboxes = await self.runtime.list_pod_sandbox({labels.POD_UID: uid})
         containers = await self.runtime.list_containers(labels={labels.POD_UID: uid})
         return Observed(sandboxes, containers)
 
-    async def _admit(self, pod: Obj, observed: Observed, result: PodSyncResult) -> bool:
+    async def _admit(self, pod: PodView, observed: Observed, result: PodSyncResult) -> bool:
         """True to go on; else the sync ends here (refused: its status is reported)."""
         decision = await self.admitter.decide(pod, has_sandbox=bool(observed.sandboxes),
                                               now=time.time())
@@ -178,14 +183,14 @@ class PodSyncer:
             result.requeue_after = RETRY_SECONDS
             return False
         if decision.new:
-            self.recorder.event(pod, "Warning", decision.reason, decision.message)
+            self.recorder.event(pod.raw, "Warning", decision.reason, decision.message)
         result.add(SyncAction.ADMIT, error=decision.reason, message=decision.message)
         assert decision.status is not None
-        await self.status.set_status(pod, decision.status)
+        await self.status.set_status(pod.raw, decision.status)
         result.add(SyncAction.REPORT_STATUS)
         return False
 
-    async def _kill(self, pod: Obj, actions: PodActions, observed: Observed, *,
+    async def _kill(self, pod: PodView, actions: PodActions, observed: Observed, *,
                     result: PodSyncResult) -> None:
         """The containers to kill, concurrently; then each sandbox to kill, once."""
         by_id = {c.id: c for c in observed.containers}
@@ -204,24 +209,24 @@ class PodSyncer:
                 await self.sandboxes.stop(pod, sandbox)
                 result.add(SyncAction.KILL_POD_SANDBOX, sandbox_id)
 
-    def _back_off(self, pod: Obj, actions: PodActions, result: PodSyncResult) -> None:
+    def _back_off(self, pod: PodView, actions: PodActions, result: PodSyncResult) -> None:
         """The kubelet's Warning BackOff for each container CrashLoopBackOff holds."""
         for name, (reason, message) in actions.waiting.items():
             if reason == CRASH_LOOP_BACK_OFF:
                 self.recorder.event(
-                    pod, "Warning", "BackOff",
+                    pod.raw, "Warning", "BackOff",
                     f"Back-off restarting failed container {name} in pod "
                     f"{labels.format_pod(pod)}", field_path=f"spec.containers{{{name}}}")
             result.add(SyncAction.BACK_OFF, name, error=reason, message=message)
 
-    async def _sandbox(self, pod: Obj, actions: PodActions,
+    async def _sandbox(self, pod: PodView, actions: PodActions,
                        result: PodSyncResult) -> SandboxContext | None:
         """Volumes, the new sandbox if the plan wants one, pod files; None on a failure."""
-        pod_dir = podfiles.pod_dir(self.config.pods_dir, pod["metadata"]["uid"])
+        pod_dir = podfiles.pod_dir(self.config.pods_dir, pod.metadata.uid)
         try:
             prepared = await asyncio.to_thread(volumes.prepare_volumes, pod, pod_dir)
         except volumes.VolumeError as exc:
-            self.recorder.event(pod, "Warning", "FailedMount", exc.message)
+            self.recorder.event(pod.raw, "Warning", "FailedMount", exc.message)
             result.add(SyncAction.CONFIG_POD_SANDBOX, error="FailedMount", message=exc.message)
             return None
         sandbox_id: str | None = actions.sandbox_id
@@ -242,12 +247,12 @@ class PodSyncer:
                               host_ip=self.node_ip, volumes=prepared, files=files,
                               downward=downward)
 
-    async def _create_sandbox(self, pod: Obj, actions: PodActions, *, pod_dir: str,
+    async def _create_sandbox(self, pod: PodView, actions: PodActions, *, pod_dir: str,
                               result: PodSyncResult) -> str | None:
         for cid in actions.purge_init_containers:
             await self.runtime.remove_container(cid)
         if actions.sandbox_changed:
-            self.recorder.event(pod, "Normal", "SandboxChanged", SANDBOX_CHANGED_MESSAGE)
+            self.recorder.event(pod.raw, "Normal", "SandboxChanged", SANDBOX_CHANGED_MESSAGE)
         started = await self.sandboxes.run(pod, attempt=actions.sandbox_attempt,
                                            pod_dir=pod_dir)
         if started.error:
@@ -255,24 +260,24 @@ class PodSyncer:
                        message=started.error)
             return None
         if started.pod_ips is not None:
-            self._pod_ips[pod["metadata"]["uid"]] = list(started.pod_ips)
+            self._pod_ips[pod.metadata.uid] = list(started.pod_ips)
         result.add(SyncAction.CREATE_POD_SANDBOX, started.sandbox_id)
         return started.sandbox_id
 
-    async def _init_container(self, pod: Obj, start: ContainerStart, ctx: SandboxContext, *,
+    async def _init_container(self, pod: PodView, start: ContainerStart, ctx: SandboxContext, *,
                               result: PodSyncResult) -> None:
         waiting = await self._start(pod, start, ctx, init=True)
         result.add(SyncAction.INIT_CONTAINER, start.name, error=waiting.reason if waiting
                    else "", message=waiting.message if waiting else "")
 
-    async def _app_containers(self, pod: Obj, starts: list[ContainerStart],
+    async def _app_containers(self, pod: PodView, starts: list[ContainerStart],
                               ctx: SandboxContext, *, result: PodSyncResult) -> None:
         for start in starts:
             waiting = await self._start(pod, start, ctx, init=False)
             result.add(SyncAction.START_CONTAINER, start.name, error=waiting.reason if waiting
                        else "", message=waiting.message if waiting else "")
 
-    async def _start(self, pod: Obj, start: ContainerStart, ctx: SandboxContext, *,
+    async def _start(self, pod: PodView, start: ContainerStart, ctx: SandboxContext, *,
                      init: bool) -> Waiting | None:
         """One container start (see the module docstring); None when it runs."""
         try:
@@ -287,26 +292,29 @@ class PodSyncer:
         record_restart(self.backoff, pod, start, now=time.time())
         return await self.containers.run(pod, start.container, config, ctx=ctx, init=init)
 
-    async def _report(self, pod: Obj, result: PodSyncResult,
+    async def _report(self, pod: PodView, result: PodSyncResult,
                       observed: Observed | None) -> None:
-        """Write the pod's status from ``observed`` (listed afresh when None)."""
+        """Write the pod's status from ``observed`` (listed afresh when None). The status
+        the agent wrote before is read as the raw dict (its states and conditions carry
+        over as written)."""
         sandboxes, containers = observed or await self._observe(pod)
-        pod_dir = podfiles.pod_dir(self.config.pods_dir, pod["metadata"]["uid"])
+        pod_dir = podfiles.pod_dir(self.config.pods_dir, pod.metadata.uid)
         containers = await asyncio.to_thread(with_messages, pod_dir, pod, containers)
         live = [s for s in sandboxes if s.state == SandboxState.READY]
+        written = dict(pod.raw.get("status") or {})  # as written: carried over, not read
         status = pod_status(pod, live or sandboxes, containers, now=time.time(),
                             waiting=result.waiting(), pod_ips=self._ips(pod),
-                            host_ip=self.node_ip, previous_status=pod.get("status") or {})
-        await self.status.set_status(pod, status)
+                            host_ip=self.node_ip, previous_status=written)
+        await self.status.set_status(pod.raw, status)
         result.add(SyncAction.REPORT_STATUS)
 
-    def _ips(self, pod: Obj) -> list[str]:
-        if (pod.get("spec") or {}).get("hostNetwork"):
+    def _ips(self, pod: PodView) -> list[str]:
+        if pod.spec.host_network:
             return [self.node_ip]
-        known = self._pod_ips.get(pod["metadata"]["uid"])
+        known = self._pod_ips.get(pod.metadata.uid)
         if known:
             return known
-        return [p["ip"] for p in (pod.get("status") or {}).get("podIPs") or [] if p.get("ip")]
+        return list(pod.status.pod_ips)
 
     async def _read_node(self) -> Obj | None:
         try:

@@ -23,7 +23,7 @@ from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.api import errors
 from podling.api.resources import PODS
-from podling.api.types import Obj
+from podling.api.views import PodView
 from podling.client import ApiClient
 from podling.runtime.interface import ContainerState, PodSandboxStatus, RuntimeService
 
@@ -43,14 +43,14 @@ class PodTeardown:
         self.sandboxes = sandboxes
         self.config = config
 
-    async def terminate(self, pod: Obj) -> PodSyncResult:
+    async def terminate(self, pod: PodView) -> PodSyncResult:
         """Steps 1-4 (module docstring); ``done`` once the pod is gone from the API."""
-        meta = pod["metadata"]
+        meta = pod.metadata
         result = PodSyncResult()
-        sandboxes = await self.runtime.list_pod_sandbox({labels.POD_UID: meta["uid"]})
-        containers = await self.runtime.list_containers(labels={labels.POD_UID: meta["uid"]})
+        sandboxes = await self.runtime.list_pod_sandbox({labels.POD_UID: meta.uid})
+        containers = await self.runtime.list_containers(labels={labels.POD_UID: meta.uid})
         grace = lifecycle.grace_period_seconds(pod)
-        specs = {c["name"]: c for c in (pod.get("spec") or {}).get("containers") or []}
+        specs = {c.name: c for c in pod.spec.containers}
         running = [c for c in containers if c.state in (ContainerState.RUNNING,
                                                         ContainerState.CREATED)]
         await asyncio.gather(*(self.containers.stop(
@@ -61,11 +61,11 @@ class PodTeardown:
         await self._release(pod, sandboxes)
         result.add(SyncAction.RELEASE_POD)
         try:
-            await self.client.delete(PODS, meta["name"], meta.get("namespace"), grace_period=0,
-                                     preconditions={"uid": meta["uid"]})
+            await self.client.delete(PODS, meta.name, meta.namespace or None, grace_period=0,
+                                     preconditions={"uid": meta.uid})
         except errors.ApiError as exc:
             if exc.code not in (403, 404, 409):  # gone, replaced, or no longer ours
-                log.warning("final delete of pod %s failed: %s", meta["name"], exc.message)
+                log.warning("final delete of pod %s failed: %s", meta.name, exc.message)
                 result.add(SyncAction.DELETE_POD, error=str(exc.code), message=exc.message)
                 result.requeue_after = RETRY_SECONDS
                 return result
@@ -73,9 +73,9 @@ class PodTeardown:
         result.done = True
         return result
 
-    async def _release(self, pod: Obj, sandboxes: list[PodSandboxStatus]) -> None:
+    async def _release(self, pod: PodView, sandboxes: list[PodSandboxStatus]) -> None:
         await self.sandboxes.release(
-            pod, sandboxes, pod_dir=podfiles.pod_dir(self.config.pods_dir, pod["metadata"]["uid"]))
+            pod, sandboxes, pod_dir=podfiles.pod_dir(self.config.pods_dir, pod.metadata.uid))
 
     async def remove_orphans(self, live_uids: set[str]) -> None:
         """Release the sandboxes this node made for pods not in ``live_uids``."""
@@ -86,8 +86,8 @@ class PodTeardown:
             if uid and uid not in live_uids:
                 by_pod.setdefault(uid, []).append(sandbox)
         for uid, sandboxes in by_pod.items():
-            ghost = {"metadata": {"uid": uid, "name": sandboxes[0].metadata.name,
-                                  "namespace": sandboxes[0].metadata.namespace}}
-            log.info("removing orphaned pod %s/%s", ghost["metadata"]["namespace"],
-                     ghost["metadata"]["name"])
+            first = sandboxes[0].metadata
+            ghost = PodView.from_obj({"metadata": {"uid": uid, "name": first.name,
+                                                   "namespace": first.namespace}})
+            log.info("removing orphaned pod %s/%s", first.namespace, first.name)
             await self._release(ghost, sandboxes)

@@ -17,6 +17,7 @@ from podling.agent.node.host import HostResources
 from podling.agent.pod.sync import PodSyncer
 from podling.agent.pod.sync_result import SyncAction
 from podling.api import fit
+from podling.api.views import NodeView, PodView
 from podling.runtime.fake import FakeRuntime
 
 AFFINITY_MSG = ("Predicate NodeAffinity failed: node(s) didn't match Pod's node "
@@ -126,16 +127,17 @@ def expr(key: str, op: str, *values: str) -> dict[str, Any]:
     (pod(cpu="64"), {"metadata": {"name": "n1"}, "status": {}}, [], None),
 ])
 def test_admit(the_pod, the_node, others, want):
-    assert admit(the_pod, the_node, others) == want
+    assert admit(PodView.from_obj(the_pod), NodeView.from_obj(the_node),
+                 [PodView.from_obj(o) for o in others]) == want
 
 
 def test_rejection_status_keeps_start_time_and_prefixes_the_message():
     r = Rejection("NodeAffinity", AFFINITY_MSG)
-    assert r.status({"startTime": "2024-01-01T00:00:00Z"}, start_time="2025-01-01T00:00:00Z") \
+    assert r.status("2024-01-01T00:00:00Z", start_time="2025-01-01T00:00:00Z") \
         == {"phase": "Failed", "reason": "NodeAffinity",
             "message": "Pod was rejected: " + AFFINITY_MSG,
             "startTime": "2024-01-01T00:00:00Z"}
-    assert r.status({}, start_time="2025-01-01T00:00:00Z")["startTime"] == \
+    assert r.status("", start_time="2025-01-01T00:00:00Z")["startTime"] == \
         "2025-01-01T00:00:00Z"
 
 
@@ -152,7 +154,7 @@ def test_needs_admission(status, has_sandbox, deleted, want):
     p["status"] = status
     if deleted:
         p["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
-    assert admission.needs_admission(p, has_sandbox) is want
+    assert admission.needs_admission(PodView.from_obj(p), has_sandbox) is want
 
 
 @pytest.mark.parametrize("spec, want", [
@@ -239,7 +241,7 @@ async def test_refused_pod_fails_with_event_and_starts_nothing():
 
 async def test_admitted_pods_count_against_later_ones():
     admitter = Admitter(node_reader(node(cpu="2")))
-    first, second = pod("a", cpu="1500m"), pod("b", cpu="1")
+    first, second = PodView.from_obj(pod("a", cpu="1500m")), PodView.from_obj(pod("b", cpu="1"))
     assert (await admitter.decide(first, has_sandbox=False, now=NOW)).admit
     refused = await admitter.decide(second, has_sandbox=False, now=NOW)
     assert (refused.admit, refused.new, refused.reason, refused.message) == (
@@ -254,8 +256,8 @@ async def test_admitted_pods_count_against_later_ones():
 
 async def test_running_pod_is_not_admitted_again_and_unknown_node_waits():
     s = syncer(None)
-    admitted = await s.admitter.decide(pod("r", cpu="64", phase="Running"), has_sandbox=True,
-                                       now=NOW)
+    admitted = await s.admitter.decide(PodView.from_obj(pod("r", cpu="64", phase="Running")),
+                                       has_sandbox=True, now=NOW)
     assert admitted.admit
     result = await s.sync(pod("w"), False)  # the Node could not be read: retry soon
     assert result.requeue_after == 5.0 and not result.done

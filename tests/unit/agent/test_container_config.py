@@ -13,6 +13,7 @@ from podling.agent.kuberuntime.container_config import (build_container_config, 
                                                         milli_cpu_to_shares, normalize_signal)
 from podling.agent.kuberuntime.env import PodContext, container_env, expand, mapping_for
 from podling.agent.kuberuntime.errors import ContainerConfigError
+from podling.api.views import ContainerView, PodView
 from podling.images.interface import ImageConfig
 from podling.runtime.interface import Mount, Resources
 
@@ -35,15 +36,16 @@ def build(pod: dict[str, Any] | None = None, container: dict[str, Any] | None = 
           pod_ips: tuple[str, ...] = ("10.0.0.5",), host_ips: tuple[str, ...] = ("192.168.1.2",),
           **kw: Any):
     """The env as the agent computes it (once, from the pod context), then the config."""
-    pod = pod or make_pod()
-    container = container if container is not None else pod["spec"]["containers"][0]
-    env = container_env(pod, container, PodContext(tuple(pod_ips), tuple(host_ips),
+    pod_view = PodView.from_obj(pod or make_pod())
+    view = (ContainerView.from_obj(container) if container is not None
+            else pod_view.spec.containers[0])
+    env = container_env(pod_view, view, PodContext(tuple(pod_ips), tuple(host_ips),
                                                    NODE_CPU, NODE_MEM))
     args = dict(image=image or ImageConfig(cmd=["sh"]), rootfs=rootfs, env=env,
                 node_name="n1", restart_count=0, log_path="/logs/c/0.log", mounts=[],
                 container_type="app")
     args.update(kw)
-    return build_container_config(pod, container, **args)
+    return build_container_config(pod_view, view, **args)
 
 
 def env_dict(cfg) -> dict[str, str]:
@@ -399,3 +401,15 @@ def test_working_dir_defaults() -> None:
     assert cfg.annotations[L.GRACE_PERIOD] == "30"
     assert cfg.annotations[L.TERMINATION_MESSAGE_POLICY] == "File"
     assert cfg.labels[L.CONTAINER_TYPE] == "app"
+
+
+def test_spec_hash_is_of_the_container_as_received() -> None:
+    """The hash recorded on a container is of its JSON as received (ContainerView.raw),
+    pinned: a change would restart every adopted container of a running node."""
+    raw = {"name": "c", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+           "env": [{"name": "A", "value": "1"}]}
+    cfg = build(container=raw, image=ImageConfig(cmd=["x"]))
+    assert cfg.annotations[L.CONTAINER_HASH] == L.container_hash(raw) == "c1d36427b714ee76"
+    # the defaults the view fills in (imagePullPolicy, terminationMessagePath …) are not
+    assert build(container={"name": "c"}, image=ImageConfig(cmd=["x"])).annotations[
+        L.CONTAINER_HASH] == L.container_hash({"name": "c"})

@@ -17,10 +17,12 @@ from podling.agent.kuberuntime.lifecycle import (
     run_hook,
     should_run_prestop,
 )
+from podling.api.views import ContainerView, HandlerView, HTTPGetActionView, PodView
 from podling.runtime.interface import ExecResult, ExecTimeout, InvalidState
 
-POD = {"metadata": {"name": "web", "namespace": "default", "uid": "u1"}, "spec": {}}
-C = {"name": "app", "ports": [{"name": "http", "containerPort": 8080}]}
+POD = PodView.from_obj({"metadata": {"name": "web", "namespace": "default", "uid": "u1"},
+                        "spec": {}})
+C = ContainerView.from_obj({"name": "app", "ports": [{"name": "http", "containerPort": 8080}]})
 
 
 class FakeExec:
@@ -44,7 +46,8 @@ class FakeExec:
 
 async def hook(handler: dict[str, Any], exec_sync=None, *, pod_ip="127.0.0.1", timeout=5.0,
                **kw) -> HookResult:
-    return await run_hook(handler, container=C, pod=POD, exec_sync=exec_sync or FakeExec(),
+    return await run_hook(HandlerView.from_obj(handler), container=C, pod=POD,
+                          exec_sync=exec_sync or FakeExec(),
                           pod_ip=pod_ip, timeout=timeout, **kw)
 
 
@@ -127,8 +130,9 @@ async def test_http_get_ok_with_headers(server):
 
 async def test_http_get_named_port_and_explicit_host(server):
     port, seen = server
-    c = {"name": "app", "ports": [{"name": "admin", "containerPort": port}]}
-    r = await run_hook({"httpGet": {"path": "/a", "port": "admin", "host": "127.0.0.1"}},
+    c = ContainerView.from_obj({"name": "app", "ports": [{"name": "admin", "containerPort": port}]})
+    r = await run_hook(HandlerView.from_obj(
+        {"httpGet": {"path": "/a", "port": "admin", "host": "127.0.0.1"}}),
                        container=c, pod=POD, exec_sync=FakeExec(), pod_ip="", timeout=5)
     assert r.ok and seen[0]["path"] == "/a"
 
@@ -168,12 +172,12 @@ async def test_http_get_unknown_named_port():
     ({"port": 80, "path": "/x"}, "fd00::1", "http://[fd00::1]:80/x"),
 ])
 def test_http_url(action, ip, url):
-    assert http_url(action, C, ip) == url
+    assert http_url(HTTPGetActionView.from_obj(action), C, ip) == url
 
 
 def test_http_url_without_pod_ip():
     with pytest.raises(ValueError):
-        http_url({"port": 80}, C, "")
+        http_url(HTTPGetActionView.from_obj({"port": 80}), C, "")
 
 
 @pytest.mark.parametrize("grace, elapsed, remaining", [
@@ -188,13 +192,15 @@ def test_kill_sequence_plan(grace, elapsed, remaining):
     ({"deletionGracePeriodSeconds": 0}, {"terminationGracePeriodSeconds": 5}, 0),
 ])
 def test_grace_period_seconds(meta, spec, grace):
-    assert grace_period_seconds({"metadata": meta, "spec": spec}) == grace
+    assert grace_period_seconds(PodView.from_obj({"metadata": meta, "spec": spec})) == grace
 
 
 def test_should_run_prestop():
-    c = {"name": "a", "lifecycle": {"preStop": {"exec": {"command": ["x"]}}}}
+    c = ContainerView.from_obj({"name": "a",
+                                "lifecycle": {"preStop": {"exec": {"command": ["x"]}}}})
     assert should_run_prestop(c, 30) and not should_run_prestop(c, 0)
-    assert not should_run_prestop({"name": "a"}, 30) and not should_run_prestop(None, 30)
+    assert not should_run_prestop(ContainerView.from_obj({"name": "a"}), 30)
+    assert not should_run_prestop(None, 30)
 
 
 def test_go_quote():

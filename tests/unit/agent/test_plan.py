@@ -17,12 +17,13 @@ from podling.agent.pod.plan import (
     compute_pod_actions,
 )
 from podling.agent.pod.sync import record_restart
+from podling.api.views import PodView
 
 NOW = T0 + 100
 
 
 def plan(pod, sandboxes, containers, *, now=NOW, backoff=None):
-    return compute_pod_actions(pod, sandboxes, containers, now=now,
+    return compute_pod_actions(PodView.from_obj(pod), sandboxes, containers, now=now,
                                backoff=backoff or Backoff())
 
 
@@ -88,7 +89,7 @@ def test_sandbox_recreated(sandboxes, attempt):
     assert a.create_sandbox and a.kill_pod and a.sandbox_changed
     assert a.sandbox_attempt == attempt and a.sandbox_id == ""
     assert "live" in a.containers_to_kill
-    assert a.containers_to_kill["live"].container == pod["spec"]["containers"][0]
+    assert a.containers_to_kill["live"].container.raw == pod["spec"]["containers"][0]
     assert a.kill_sandboxes == [s.id for s in sorted(sandboxes, key=lambda s: -s.created_at)
                                 if s.state.value == "READY"]
     assert started(a) == [("a", REASON_RESTART)]
@@ -216,7 +217,7 @@ def test_deleted_or_terminal_pod_is_killed(status):
     a = plan(pod, [sandbox()], [cs(pod, "a", cid="ca"), cs(pod, "x", "exited")])
     assert a.kill_pod and not a.create_sandbox and a.containers_to_start == []
     assert list(a.containers_to_kill) == ["ca"] and a.kill_sandboxes == ["sb1"]
-    assert a.containers_to_kill["ca"].container["name"] == "a"  # preStop must run
+    assert a.containers_to_kill["ca"].container.name == "a"  # preStop must run
     assert a.containers_to_kill["ca"].message == "Stopping container a"
 
 
@@ -243,7 +244,7 @@ def test_crash_loop_back_off_sequence():
             now += a.requeue_after
             a = plan(pod, [sandbox()], [exited], now=now, backoff=bo)
             assert started(a) == [("a", REASON_RESTART)] and a.waiting == {}
-        record_restart(bo, pod, a.containers_to_start[0], now=now)
+        record_restart(bo, PodView.from_obj(pod), a.containers_to_start[0], now=now)
         restarts += 1
     assert delays == [10, 20, 40, 80, 160, 300]
 

@@ -10,6 +10,7 @@ import pytest
 
 from podling.agent.kuberuntime.podfiles import (PodFiles, hostname_for, hosts_file,
                                                 pod_file_mounts, resolv_conf, write_pod_files)
+from podling.api.views import ContainerView, PodView
 from podling.runtime.interface import Mount
 
 FIXED = (b"# Kubernetes-managed hosts file.\n"
@@ -24,12 +25,12 @@ HOST_RESOLV = (b"# generated\nnameserver 192.168.0.1\nnameserver 192.168.0.2\n"
                b"search example.com corp.example.\noptions edns0 ndots:2\n")
 
 
-def make_pod(name: str = "web", **spec: Any) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": "ns1", "uid": "u1"},
-            "spec": {"containers": [{"name": "c"}], **spec}}
+def make_pod(name: str = "web", **spec: Any) -> PodView:
+    return PodView.from_obj({"metadata": {"name": name, "namespace": "ns1", "uid": "u1"},
+                             "spec": {"containers": [{"name": "c"}], **spec}})
 
 
-def hosts(pod: dict[str, Any], ips=("10.244.0.5",), host_network=False) -> bytes:
+def hosts(pod: PodView, ips=("10.244.0.5",), host_network=False) -> bytes:
     return hosts_file(pod, list(ips), host_network=host_network, node_hosts=NODE_HOSTS,
                       cluster_domain="cluster.local")
 
@@ -92,7 +93,7 @@ def test_hostname_for(pod, expected) -> None:
 
 # -- resolv.conf ----------------------------------------------------------------------------
 
-def resolv(pod: dict[str, Any], cluster_dns=("10.96.0.10",)) -> bytes:
+def resolv(pod: PodView, cluster_dns=("10.96.0.10",)) -> bytes:
     return resolv_conf(pod, host_resolv=HOST_RESOLV, cluster_dns=list(cluster_dns),
                        cluster_domain="cluster.local")
 
@@ -190,7 +191,7 @@ FILES = PodFiles("/p/etc-hosts", "/p/etc-hostname", "/p/etc-resolv.conf")
 
 
 def test_pod_file_mounts() -> None:
-    assert pod_file_mounts(FILES, {"name": "c"}) == [
+    assert pod_file_mounts(FILES, ContainerView.from_obj({"name": "c"})) == [
         Mount("/p/etc-hosts", "/etc/hosts"), Mount("/p/etc-hostname", "/etc/hostname"),
         Mount("/p/etc-resolv.conf", "/etc/resolv.conf")]
 
@@ -198,6 +199,6 @@ def test_pod_file_mounts() -> None:
 def test_pod_file_mounts_skips_own_etc_hosts_and_readonly_rootfs() -> None:
     container = {"name": "c", "volumeMounts": [{"name": "v", "mountPath": "/etc/hosts"}],
                  "securityContext": {"readOnlyRootFilesystem": True}}
-    assert pod_file_mounts(FILES, container) == [
+    assert pod_file_mounts(FILES, ContainerView.from_obj(container)) == [
         Mount("/p/etc-hostname", "/etc/hostname", readonly=True),
         Mount("/p/etc-resolv.conf", "/etc/resolv.conf", readonly=True)]

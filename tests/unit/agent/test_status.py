@@ -6,6 +6,7 @@ import pytest
 from agent_builders import T0, cs, make_pod, sandbox
 
 from podling.agent.pod.status import get_phase, pod_status
+from podling.api.views import PodView
 from podling.util.timefmt import epoch_rfc3339
 
 NOW = T0 + 100
@@ -13,9 +14,9 @@ NOW = T0 + 100
 
 def status(pod, containers, *, sandboxes=None, waiting=None, prev=None, readiness=None,
            ips=("10.42.0.5",), now=NOW):
-    return pod_status(pod, [sandbox()] if sandboxes is None else sandboxes, containers,
-                      now=now, waiting=waiting or {}, pod_ips=list(ips), host_ip="192.168.1.2",
-                      previous_status=prev or {}, readiness=readiness)
+    return pod_status(PodView.from_obj(pod), [sandbox()] if sandboxes is None else sandboxes,
+                      containers, now=now, waiting=waiting or {}, pod_ips=list(ips),
+                      host_ip="192.168.1.2", previous_status=prev or {}, readiness=readiness)
 
 
 def conds(st):
@@ -100,7 +101,7 @@ def test_deleted_pod_becomes_terminal(code, phase):
 
 
 def test_get_phase_without_statuses_is_pending():
-    assert get_phase(make_pod("a"), [], []) == "Pending"
+    assert get_phase(PodView.from_obj(make_pod("a")), [], []) == "Pending"
 
 
 # -- container statuses -------------------------------------------------------------------------

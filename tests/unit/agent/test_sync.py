@@ -12,6 +12,7 @@ from sync_harness import make_pod as harness_pod
 
 from podling.agent.kuberuntime.sandbox import namespace_options
 from podling.agent.pod.sync_result import SyncAction
+from podling.api.views import PodSpecView
 from podling.runtime.interface import ContainerConfig
 
 
@@ -103,6 +104,6 @@ async def test_terminate_releases_everything_and_is_done(s, tmp_path) -> None:
 
 
 def test_namespace_options_of_host_namespaces() -> None:
-    opts = namespace_options({"hostNetwork": True, "hostPID": True})
+    opts = namespace_options(PodSpecView.from_obj({"hostNetwork": True, "hostPID": True}))
     assert (opts.network.name, opts.pid.name, opts.ipc.name) == ("NODE", "NODE", "POD")
 

@@ -4,6 +4,7 @@ import pytest
 
 from podling.agent.kuberuntime import labels
 from podling.agent.kuberuntime.termination import message_file, termination_message, with_messages
+from podling.api.views import ContainerView, PodView
 from podling.runtime.interface import ContainerState, ContainerStatus
 
 
@@ -38,7 +39,7 @@ LOG = ("2026-11-27T12:00:00.0Z stdout F first\n"
 ])
 def test_termination_message(tmp_path, policy, exit_code, file_text, expected):
     write_message(tmp_path, file_text)
-    spec = {"name": "c", "terminationMessagePolicy": policy}
+    spec = ContainerView.from_obj({"name": "c", "terminationMessagePolicy": policy})
     assert termination_message(str(tmp_path), spec, status(tmp_path, exit_code=exit_code,
                                                            log=LOG)) == expected
 
@@ -46,13 +47,14 @@ def test_termination_message(tmp_path, policy, exit_code, file_text, expected):
 def test_file_is_capped_and_read_for_the_right_restart(tmp_path):
     write_message(tmp_path, "old", restart=0)
     write_message(tmp_path, "x" * 5000, restart=1)
-    spec = {"name": "c", "terminationMessagePolicy": "File"}
+    spec = ContainerView.from_obj({"name": "c", "terminationMessagePolicy": "File"})
     assert termination_message(str(tmp_path), spec, status(tmp_path, restart=1)) == "x" * 4096
 
 
 def test_running_containers_are_left_alone(tmp_path):
     write_message(tmp_path, "bye")
-    pod = {"spec": {"containers": [{"name": "c", "terminationMessagePolicy": "File"}]}}
+    pod = PodView.from_obj(
+        {"spec": {"containers": [{"name": "c", "terminationMessagePolicy": "File"}]}})
     running = status(tmp_path, state=ContainerState.RUNNING)
     exited = status(tmp_path)
     assert with_messages(str(tmp_path), pod, [running])[0].message == ""

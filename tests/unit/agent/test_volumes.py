@@ -15,6 +15,7 @@ import pytest
 from podling.agent.kuberuntime.errors import ContainerConfigError
 from podling.agent.kuberuntime.volumes import (VolumeError, cleanup_volumes, prepare_volumes,
                                                volume_mounts)
+from podling.api.views import PodView
 from podling.runtime.interface import Mount, MountPropagation
 from podling.util.mounts import is_mountpoint, mounts_under
 
@@ -33,10 +34,11 @@ def pod_dir(tmp_path) -> Iterator[str]:
 
 
 def make_pod(volumes: list[dict[str, Any]], mounts: list[dict[str, Any]] | None = None
-             ) -> dict[str, Any]:
-    return {"metadata": {"name": "p", "namespace": "default", "uid": "u1"},
-            "spec": {"volumes": volumes,
-                     "containers": [{"name": "c", "volumeMounts": mounts or []}]}}
+             ) -> PodView:
+    return PodView.from_obj({"metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+                             "spec": {"volumes": volumes,
+                                      "containers": [{"name": "c",
+                                                      "volumeMounts": mounts or []}]}})
 
 
 # -- emptyDir -------------------------------------------------------------------------------
@@ -177,7 +179,7 @@ def test_volume_mounts_plain(pod_dir, host) -> None:
                     {"name": "h", "mountPath": "/h", "readOnly": True,
                      "mountPropagation": "HostToContainer"}])
     prepared = prepare_volumes(pod, pod_dir)
-    assert volume_mounts(pod, pod["spec"]["containers"][0], prepared, env={}) == [
+    assert volume_mounts(pod, pod.spec.containers[0], prepared, env={}) == [
         Mount(prepared["data"], "/data"),
         Mount(host["dir"], "/h", readonly=True,
               propagation=MountPropagation.HOST_TO_CONTAINER)]
@@ -187,11 +189,11 @@ def test_volume_mounts_plain(pod_dir, host) -> None:
 def test_volume_mount_unknown_volume(pod_dir) -> None:
     pod = make_pod([], [{"name": "nope", "mountPath": "/x"}])
     with pytest.raises(ContainerConfigError, match="cannot find volume 'nope'"):
-        volume_mounts(pod, pod["spec"]["containers"][0], {}, env={})
+        volume_mounts(pod, pod.spec.containers[0], {}, env={})
 
 
 def _mounts(pod, prepared, env=None, pod_dir=None):
-    return volume_mounts(pod, pod["spec"]["containers"][0], prepared, env=env or {},
+    return volume_mounts(pod, pod.spec.containers[0], prepared, env=env or {},
                          pod_dir=pod_dir)
 
 
