@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable
 
 from podling.agent.backoff import Backoff, go_duration
 from podling.api.views import ContainerView, PodView
 from podling.client.events import EventRecorder
 from podling.images.interface import Image, ImageError, ImageService, InvalidImageName
-
-
-class TimeSource(Protocol):
-    """Where pull times come from: the ``time`` module, or a fake in tests."""
-
-    def time(self) -> float: ...
 
 
 @dataclass
@@ -39,7 +33,7 @@ class ImagePuller:
     """Applies a container's imagePullPolicy through the ImageService."""
 
     def __init__(self, images: ImageService, recorder: EventRecorder, *, backoff: Backoff,
-                 clock: TimeSource = time) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self._images = images
         self._recorder = recorder
         self._backoff = backoff
@@ -76,7 +70,7 @@ class ImagePuller:
             message = f'Container image "{ref}" is not present with pull policy of Never'
             self._event(pod, "ErrImageNeverPull", message, field_path=field_path, warning=True)
             raise ImagePullFailure("ErrImageNeverPull", message)
-        waiting, _ = self._backoff.in_backoff(key, self._clock.time())
+        waiting, _ = self._backoff.in_backoff(key, self._clock())
         if waiting:
             message = f'Back-off pulling image "{ref}"'
             self._event(pod, "BackOff", message, field_path=field_path)
@@ -86,17 +80,17 @@ class ImagePuller:
     async def _pull(self, pod: PodView, ref: str, *, key: tuple[str, str],
                     field_path: str) -> Image:
         self._event(pod, "Pulling", f'Pulling image "{ref}"', field_path=field_path)
-        started = self._clock.time()
+        started = self._clock()
         try:
             image = await self._images.pull_image(ref)
         except ImageError as exc:
-            self._backoff.record_failure(key, self._clock.time())
+            self._backoff.record_failure(key, self._clock())
             self._event(pod, "Failed", f'Failed to pull image "{ref}": {exc}',
                         field_path=field_path, warning=True)
             raise ImagePullFailure("ErrImagePull", f'failed to pull image "{ref}": {exc}') \
                 from None
         self._backoff.reset(key)
-        took = go_duration(self._clock.time() - started)
+        took = go_duration(self._clock() - started)
         self._event(pod, "Pulled",
                     f'Successfully pulled image "{ref}" in {took} ({took} including waiting). '
                     f'Image size: {image.size} bytes.', field_path=field_path)

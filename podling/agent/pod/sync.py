@@ -86,8 +86,10 @@ class PodSyncer:
                  images: ImageService, rootfs: RootfsService, network: NetworkPlugin,
                  recorder: EventRecorder, status: StatusManager, backoff: Backoff,
                  node_ip: str, host: HostResources | None = None,
-                 get_node: Callable[[], Awaitable[Obj | None]] | None = None) -> None:
+                 get_node: Callable[[], Awaitable[Obj | None]] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.clock = clock  # epoch seconds: back-off, restarts, status times
         self.client = client
         self.runtime = runtime
         self.network = network
@@ -96,7 +98,7 @@ class PodSyncer:
         self.backoff = backoff
         self.node_ip = node_ip
         self.host = host or host_resources()
-        self.puller = ImagePuller(images, recorder, backoff=backoff)
+        self.puller = ImagePuller(images, recorder, backoff=backoff, clock=clock)
         self.containers = ContainerManager(runtime=runtime, rootfs=rootfs, recorder=recorder,
                                            node_name=config.node_name)
         self.sandboxes = SandboxManager(runtime=runtime, network=network, rootfs=rootfs,
@@ -144,7 +146,7 @@ class PodSyncer:
         if not await self._admit(pod, observed, result):  # 2
             return result
         actions = compute_pod_actions(pod, observed.sandboxes, observed.containers,  # 3
-                                      now=time.time(), backoff=self.backoff)
+                                      now=self.clock(), backoff=self.backoff)
         await self._kill(pod, actions, observed, result=result)  # 4
         self._back_off(pod, actions, result)  # 5
         starts = actions.create_sandbox or actions.next_init_container is not None \
@@ -173,7 +175,7 @@ class PodSyncer:
     async def _admit(self, pod: PodView, observed: Observed, result: PodSyncResult) -> bool:
         """True to go on; else the sync ends here (refused: its status is reported)."""
         decision = await self.admitter.decide(pod, has_sandbox=bool(observed.sandboxes),
-                                              now=time.time())
+                                              now=self.clock())
         if decision.admit:
             result.add(SyncAction.ADMIT)
             return True
@@ -289,7 +291,7 @@ class PodSyncer:
             init=init)
         if isinstance(config, Waiting):
             return config
-        record_restart(self.backoff, pod, start, now=time.time())
+        record_restart(self.backoff, pod, start, now=self.clock())
         return await self.containers.run(pod, start.container, config, ctx=ctx, init=init)
 
     async def _report(self, pod: PodView, result: PodSyncResult,
@@ -302,7 +304,7 @@ class PodSyncer:
         containers = await asyncio.to_thread(with_messages, pod_dir, pod, containers)
         live = [s for s in sandboxes if s.state == SandboxState.READY]
         written = dict(pod.raw.get("status") or {})  # as written: carried over, not read
-        status = pod_status(pod, live or sandboxes, containers, now=time.time(),
+        status = pod_status(pod, live or sandboxes, containers, now=self.clock(),
                             waiting=result.waiting(), pod_ips=self._ips(pod),
                             host_ip=self.node_ip, previous_status=written)
         await self.status.set_status(pod.raw, status)

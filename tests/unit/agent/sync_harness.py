@@ -8,18 +8,14 @@
 Only the boundaries are fakes: the status manager and the event recorder are the real ones,
 writing to :class:`FakeApiClient`, so the tests read what the API would receive.
 
-Time: the FakeRuntime stamps created / started / finished times from ``clock`` (a
-:class:`FakeClock`). PodSyncer has no clock seam — it reads ``time.time()`` — so the clock
-starts far in the past and :meth:`Harness.exit` places a container's exit ``ago`` seconds
-before the agent's real now; the back-off is counted from that finish time. When PodSyncer
-grows a ``clock`` parameter, :func:`make_harness` passes the FakeClock to it (see the xfail
-test in test_sync_pod.py).
+Time: one :class:`FakeClock` drives the FakeRuntime's created / started / finished times,
+the PodSyncer, its back-off and the event recorder; :meth:`Harness.exit` ends a container
+and lets ``ago`` seconds pass.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import os
 import time
 from dataclasses import dataclass, field
@@ -164,12 +160,8 @@ class Harness:
 
     def exit(self, cid: str, code: int, *, ago: float = 0.0) -> None:
         """The container's process exited ``code``, ``ago`` seconds before the agent's now."""
-        if syncer_takes_clock():  # the agent's now is the clock: exit, then let time pass
-            self.runtime.exit_container(cid, code)
-            self.clock.advance(ago)
-            return
-        self.clock.set(max(self.clock.now(), time.time() - ago))
         self.runtime.exit_container(cid, code)
+        self.clock.advance(ago)
 
     async def events(self) -> list[tuple[str, str, str]]:
         """(type, reason, message) of every event occurrence written so far."""
@@ -197,24 +189,18 @@ class Harness:
         await self.recorder.close(1.0)
 
 
-def syncer_takes_clock() -> bool:
-    """Whether PodSyncer has the clock seam the xfail test in test_sync_pod.py asks for."""
-    return "clock" in inspect.signature(PodSyncer).parameters
-
-
 def _syncer(h: Harness) -> PodSyncer:
     config = AgentConfig(server_url="", token="", ca_file="", node_name=NODE, data_dir=h.tmp)
-    kwargs: dict[str, Any] = {"clock": h.clock} if syncer_takes_clock() else {}
     return PodSyncer(config, client=h.client, runtime=h.runtime,  # type: ignore[arg-type]
                      images=h.images, rootfs=h.rootfs, network=h.network,
                      recorder=h.recorder, status=StatusManager(h.client),
                      backoff=Backoff(clock=h.clock), node_ip=NODE_IP,
-                     host=HostResources(cpu_milli=2000, memory_bytes=1 << 30), **kwargs)
+                     host=HostResources(cpu_milli=2000, memory_bytes=1 << 30), clock=h.clock)
 
 
-def make_harness(tmp_path: Any, *, clock_start: float | None = None) -> Harness:
-    """A harness; the clock starts ``1000 s`` before the real now unless told otherwise."""
-    clock = FakeClock(time.time() - 1000 if clock_start is None else clock_start)
+def make_harness(tmp_path: Any) -> Harness:
+    """A harness whose fake clock starts at the real now."""
+    clock = FakeClock(time.time())
     client = FakeApiClient()
     h = Harness(tmp=str(tmp_path), clock=clock, runtime=FakeRuntime(clock=clock.now),
                 network=FakeNetwork(),

@@ -3,7 +3,6 @@ network and the API see for each situation a kubelet must handle."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from sync_harness import NODE_IP, Harness, ctr, deleted, make_harness, make_pod
@@ -116,13 +115,8 @@ async def test_a_second_failure_within_the_back_off_is_held(h, ago, held) -> Non
         assert result.requeue_after is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "PodSyncer has no clock seam: sync.py passes time.time() as `now` to "
-    "compute_pod_actions and record_restart (and builds its ImagePuller on the time module), "
-    "so advancing a FakeClock never ends a CrashLoopBackOff; util.clock says code that "
-    "measures time takes a Clock"))
 async def test_the_back_off_ends_when_the_injected_clock_passes_it(tmp_path) -> None:
-    h = make_harness(tmp_path, clock_start=time.time())
+    h = make_harness(tmp_path)
     try:
         pod = make_pod()
         h.exit(await run(h, pod), 1)
