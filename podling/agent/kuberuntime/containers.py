@@ -109,8 +109,7 @@ class ContainerManager:
             self._event(pod, "Failed", f"Error: {exc}", name=name, init=init, warning=True)
             return None  # the container is EXITED with StartError; the restart policy decides
         self._event(pod, "Started", f"Started container {name}", name=name, init=init)
-        return await self._post_start(pod, container, cid, ctx=ctx, init=init,
-                                      stop_signal=config.stop_signal)
+        return await self._post_start(pod, container, cid, ctx=ctx, init=init)
 
     async def _config(self, pod: PodView, container: ContainerView, *, image: Image,
                       restart_count: int, ctx: SandboxContext, init: bool) -> ContainerConfig:
@@ -144,7 +143,7 @@ class ContainerManager:
         return Mount(host_path=host, container_path=container.termination_message_path)
 
     async def _post_start(self, pod: PodView, container: ContainerView, cid: str, *,
-                          ctx: SandboxContext, init: bool, stop_signal: str) -> Waiting | None:
+                          ctx: SandboxContext, init: bool) -> Waiting | None:
         hook = container.lifecycle.post_start
         if hook is None:
             return None
@@ -154,12 +153,11 @@ class ContainerManager:
             timeout=lifecycle.grace_period_seconds(pod) or 30.0)
         if result.ok:
             return None
-        name = container.name
-        self._event(pod, "FailedPostStartHook", result.message, name=name, init=init,
-                    warning=True)
-        self._event(pod, "Killing", "FailedPostStartHook", name=name, init=init)
-        await self.runtime.stop_container(cid, lifecycle.MINIMUM_GRACE_SECONDS,
-                                          signal=stop_signal)
+        self._event(pod, "FailedPostStartHook", result.message, name=container.name,
+                    init=init, warning=True)
+        # killed as any container is (kubelet killContainer): the pod's grace, preStop first
+        await self.stop(pod, await self.runtime.container_status(cid), container,
+                        grace=lifecycle.grace_period_seconds(pod), message="FailedPostStartHook")
         return Waiting("PostStartHookError", result.message)
 
     async def stop(self, pod: PodView, status: ContainerStatus,

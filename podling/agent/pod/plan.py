@@ -4,7 +4,8 @@
 returns a ``PodActions``; :meth:`podling.agent.pod.sync.PodSyncer.sync_pod` executes it:
 
 1. kill: ``containers_to_kill`` (each with its message for the Killing event, preStop,
-   grace), then stop ``kill_sandboxes`` (with ``kill_pod`` these are all the READY ones).
+   grace), then stop ``kill_sandboxes`` (with ``kill_pod`` these are all the READY ones,
+   and every one, dead too, when a new sandbox replaces them).
 2. back-off: ``waiting`` lists the containers held by CrashLoopBackOff.
 3. sandbox: if ``create_sandbox``, remove ``purge_init_containers``, run a new sandbox with
    ``sandbox_attempt`` (SandboxChanged when ``sandbox_changed``) and set up its network.
@@ -112,7 +113,8 @@ class PodActions:
     """The plan of one sync.
 
     kill_pod: stop every live container (all listed in ``containers_to_kill``) and every
-    READY sandbox (``kill_sandboxes``), tear the pod network down. create_sandbox: then run
+    READY sandbox (``kill_sandboxes``; with ``create_sandbox`` every sandbox), tear the
+    pod network down. create_sandbox: then run
     a new sandbox with ``sandbox_attempt``; ``sandbox_changed`` says an old one existed
     (SandboxChanged event). sandbox_id: the sandbox to keep and start containers in
     ("" when a new one is created). init_failed: the last init container failed (the pod
@@ -190,12 +192,15 @@ def _sandbox_decision(pod: PodView, ordered: list[PodSandboxStatus]
 
 def _kill_everything(ordered: list[PodSandboxStatus], containers: list[ContainerStatus],
                      actions: PodActions) -> PodActions:
-    """Every live container and READY sandbox goes (kept entries keep their messages)."""
+    """Every live container and READY sandbox goes (kept entries keep their messages); a
+    sandbox about to be replaced goes even when it died, so that its network (its pod IP)
+    is given back before the new sandbox takes one."""
     for c in containers:
         if c.state in _LIVE and c.id not in actions.containers_to_kill:
             actions.containers_to_kill[c.id] = ContainerKill(
                 c.name, None, f"Stopping container {c.name}")
-    actions.kill_sandboxes = [s.id for s in ordered if s.state == SandboxState.READY]
+    actions.kill_sandboxes = [s.id for s in ordered
+                              if actions.create_sandbox or s.state == SandboxState.READY]
     return actions
 
 

@@ -147,6 +147,8 @@ class PodSyncer:
             return result
         actions = compute_pod_actions(pod, observed.sandboxes, observed.containers,  # 3
                                       now=self.clock(), backoff=self.backoff)
+        if actions.create_sandbox and actions.sandbox_changed:  # before the kills, as kubelet
+            self.recorder.event(pod.raw, "Normal", "SandboxChanged", SANDBOX_CHANGED_MESSAGE)
         await self._kill(pod, actions, observed, result=result)  # 4
         self._back_off(pod, actions, result)  # 5
         starts = actions.create_sandbox or actions.next_init_container is not None \
@@ -205,7 +207,7 @@ class PodSyncer:
         for _, kill in kills:
             result.add(SyncAction.KILL_CONTAINER, kill.name)
         by_sandbox_id = {s.id: s for s in observed.sandboxes}
-        for sandbox_id in actions.kill_sandboxes:  # with kill_pod: every READY sandbox
+        for sandbox_id in actions.kill_sandboxes:
             sandbox = by_sandbox_id.get(sandbox_id)
             if sandbox is not None:
                 await self.sandboxes.stop(pod, sandbox)
@@ -253,8 +255,6 @@ class PodSyncer:
                               result: PodSyncResult) -> str | None:
         for cid in actions.purge_init_containers:
             await self.runtime.remove_container(cid)
-        if actions.sandbox_changed:
-            self.recorder.event(pod.raw, "Normal", "SandboxChanged", SANDBOX_CHANGED_MESSAGE)
         started = await self.sandboxes.run(pod, attempt=actions.sandbox_attempt,
                                            pod_dir=pod_dir)
         if started.error:

@@ -101,7 +101,7 @@ def test_kill9_and_restart_keeps_containers(restart_cluster, e2e_start_server, w
     docs.append(pod_manifest(cluster, "rs-exit-always", (
         "while [ ! -f /hp/go-always ]; do sleep 0.2; done; rm /hp/go-always; exit 4"),
         hp=hp))
-    cluster.apply("\n---\n".join(docs))
+    cluster.apply("\n".join(docs))  # a stream of JSON objects, as kubectl reads one
     cluster.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=rs", "--timeout=180s",
                     timeout=200)
     every = sleepers + ["rs-exit-never", "rs-exit-always"]

@@ -460,7 +460,9 @@ def test_post_start_writes_file_the_entrypoint_reads(cluster, wait):
 
 def test_failing_post_start_kills_and_restarts(cluster, wait):
     name = "lc-poststart-fail"
-    cluster.apply(busybox_pod(cluster, name, "exec sleep 3600", container={
+    # killed as any container is, with the pod's grace: sleep as PID 1 ignores SIGTERM
+    cluster.apply(busybox_pod(cluster, name, "exec sleep 3600", spec={
+        "terminationGracePeriodSeconds": 2}, container={
         "lifecycle": {"postStart": sh_hook("echo hook-out; exit 1")}}))
     pod = wait(lambda: (lambda p: p if cstatus(p).get("restartCount", 0) >= 1 else None)(
         pod_json(cluster, name)), 90, message="the container was not restarted")

@@ -157,8 +157,9 @@ async def test_a_failed_post_start_hook_kills_the_container(
         assert "stop_container" not in calls and status["state"].keys() == {"running"}
         assert "FailedPostStartHook" not in [reason for _, reason, _ in events]
         return
-    assert calls[calls.index("exec_sync") + 1] == "stop_container"
-    assert h.runtime.calls_of("stop_container") == [(cid, 2.0, "SIGTERM")]
+    after_hook = calls[calls.index("exec_sync") + 1:]
+    assert after_hook[:2] == ["container_status", "stop_container"]  # killed at once
+    assert h.runtime.calls_of("stop_container") == [(cid, 30.0, "SIGTERM")]  # the pod's grace
     failed = [e for e in events if e[1] == "FailedPostStartHook"]
     assert len(failed) == 1 and failed[0][0] == "Warning"
     assert failed[0][2].startswith(
@@ -171,11 +172,6 @@ async def test_a_failed_post_start_hook_kills_the_container(
         assert status["state"]["terminated"]["exitCode"] == 143  # SIGTERM
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "after a failed postStart the container is stopped with a fixed 2 s and no preStop "
-    "(containers.py _post_start calls stop_container(cid, MINIMUM_GRACE_SECONDS)); the "
-    "kubelet's killContainer(..., reasonFailedPostStartHook, nil, nil) uses the pod's "
-    "terminationGracePeriodSeconds and runs the preStop hook first"))
 async def test_a_failed_post_start_hook_kills_with_the_pods_grace_and_pre_stop(h) -> None:
     h.runtime.exec_handler = hook_exits(["post"])
     pod = make_pod(ctr(post_start=["post"], pre_stop=["drain"]),
@@ -345,10 +341,6 @@ async def test_a_dead_sandbox_is_replaced_with_everything_in_it(h) -> None:
     assert h.status()["podIP"] == h.network.attached[new_sandbox]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SandboxChanged is recorded after the kills (sync.py _create_sandbox, step 6); the "
-    "kubelet records it in SyncPod step 1, before step 2 kills the pod, so `kubectl describe` "
-    "lists it before the Killing events"))
 async def test_sandbox_changed_is_recorded_before_the_kills(h) -> None:
     pod = make_pod()
     await h.sync(pod)
@@ -360,11 +352,6 @@ async def test_sandbox_changed_is_recorded_before_the_kills(h) -> None:
     assert (await h.reasons())[:2] == ["SandboxChanged", "Killing"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a dead (NOTREADY) sandbox is never stopped when it is replaced: plan.py kills only READY "
-    "sandboxes (kill_sandboxes), so its network is not torn down and its pod IP stays "
-    "allocated until the pod is deleted; the kubelet's killPodWithSyncResult stops every "
-    "sandbox of the pod, which releases the network"))
 async def test_a_dead_sandbox_gives_its_network_back_before_the_new_one(h) -> None:
     pod = make_pod()
     await h.sync(pod)
