@@ -5,6 +5,9 @@
 The content builders are pure; :func:`write_pod_files` writes all three atomically under the
 pod directory and may be called again at any time (each container start rewrites them, so
 edits made inside a container vanish when it is re-created, as in Kubernetes).
+
+The pod directory also keeps the IPs the network gave the pod's current sandbox
+(:func:`save_pod_ips`), so that an agent restarted before it reported them still knows them.
 """
 
 from __future__ import annotations
@@ -269,3 +272,22 @@ def pod_file_mounts(pod_files: PodFiles, container: ContainerView) -> list[Mount
 def pod_dir(pods_dir: str, uid: str) -> str:
     """The pod's directory under the agent's ``pods_dir``: its files, volumes and logs."""
     return os.path.join(pods_dir, uid)
+
+
+POD_IPS_FILE = "pod-ips"
+
+
+def save_pod_ips(pod_dir: str, ips: Sequence[str]) -> None:
+    """Remember the current sandbox's IPs (one per line), atomically."""
+    os.makedirs(pod_dir, mode=0o750, exist_ok=True)
+    atomic_write(os.path.join(pod_dir, POD_IPS_FILE), "".join(f"{ip}\n" for ip in ips).encode(),
+                 0o644)
+
+
+def load_pod_ips(pod_dir: str) -> list[str]:
+    """The IPs :func:`save_pod_ips` remembered; [] when there are none."""
+    try:
+        with open(os.path.join(pod_dir, POD_IPS_FILE)) as f:
+            return [line.strip() for line in f if line.strip()]
+    except FileNotFoundError:
+        return []

@@ -263,6 +263,7 @@ class PodSyncer:
             return None
         if started.pod_ips is not None:
             self._pod_ips[pod.metadata.uid] = list(started.pod_ips)
+            await asyncio.to_thread(podfiles.save_pod_ips, pod_dir, started.pod_ips)
         result.add(SyncAction.CREATE_POD_SANDBOX, started.sandbox_id)
         return started.sandbox_id
 
@@ -311,10 +312,15 @@ class PodSyncer:
         result.add(SyncAction.REPORT_STATUS)
 
     def _ips(self, pod: PodView) -> list[str]:
+        """The pod's IPs: the node's under hostNetwork; else those its sandbox got (kept
+        in memory and in the pod directory, for an agent restarted before reporting them)."""
         if pod.spec.host_network:
             return [self.node_ip]
-        known = self._pod_ips.get(pod.metadata.uid)
+        uid = pod.metadata.uid
+        known = self._pod_ips.get(uid) or podfiles.load_pod_ips(
+            podfiles.pod_dir(self.config.pods_dir, uid))
         if known:
+            self._pod_ips[uid] = known
             return known
         return list(pod.status.pod_ips)
 

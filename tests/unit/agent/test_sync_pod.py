@@ -296,11 +296,6 @@ async def test_a_restarted_agent_restarts_an_exited_container_in_the_same_sandbo
     assert h.container_status()["restartCount"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an adopted pod's IP comes only from the API status: PodSyncer keeps pod IPs in memory "
-    "(_pod_ips) and PodSandboxStatus carries none, so when the agent restarts before the "
-    "status with the podIP was written, the pod never reports its IP (the kubelet reads it "
-    "from the sandbox status)"))
 async def test_a_restarted_agent_reports_the_ip_of_an_adopted_sandbox(h) -> None:
     pod = make_pod()
     await h.sync(pod)
