@@ -30,6 +30,12 @@ class PodStrategy(Strategy):
                 f'pods "{obj["metadata"].get("name", "")}" is forbidden: {refused}')
         defaults.init_pod_status(obj)
         obj["metadata"]["generation"] = 1
+        _negative_grace_as_one(obj)
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        super().prepare_for_update(new, old)
+        if self.updates_spec:
+            _negative_grace_as_one(new)
 
     def validate(self, obj: Obj) -> list[Cause]:
         return validation.validate_pod(obj)
@@ -45,6 +51,16 @@ class PodStrategy(Strategy):
             return 0
         grace = requested if requested is not None else spec.get("terminationGracePeriodSeconds", 30)
         return 1 if grace < 0 else grace
+
+
+def _negative_grace_as_one(pod: Obj) -> None:
+    """Kubernetes (since 1.27) stores a negative ``spec.terminationGracePeriodSeconds`` as 1
+    on create and update; the update validation lets a stored negative value become 1."""
+    spec = pod.get("spec")
+    if isinstance(spec, dict):
+        grace = spec.get("terminationGracePeriodSeconds")
+        if isinstance(grace, int) and not isinstance(grace, bool) and grace < 0:
+            spec["terminationGracePeriodSeconds"] = 1
 
 
 class PodStatusStrategy(PodStrategy):

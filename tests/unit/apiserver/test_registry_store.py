@@ -302,3 +302,16 @@ async def test_invalid_update_is_422_and_not_stored(pods: RegistryStore) -> None
         "default", "web", edit(lambda p: p["spec"].update(restartPolicy="Never"))))
     assert err.details and err.details["causes"][0]["field"] == "spec"
     assert (await pods.get("default", "web"))["spec"]["restartPolicy"] == "Always"
+
+
+# --- pods: a negative terminationGracePeriodSeconds ------------------------------------------
+
+async def test_negative_grace_period_is_stored_as_one(pods: RegistryStore) -> None:
+    body = make_pod().build()
+    body["spec"]["terminationGracePeriodSeconds"] = -1
+    created = await pods.create("default", body)
+    assert created["spec"]["terminationGracePeriodSeconds"] == 1
+    again = copy.deepcopy(created)
+    again["spec"]["terminationGracePeriodSeconds"] = -5
+    updated = await pods.update("default", "web", replace_with(again))
+    assert updated["spec"]["terminationGracePeriodSeconds"] == 1
