@@ -26,7 +26,7 @@ from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
 from podling.agent.kuberuntime.container_config import build_container_config
 from podling.agent.kuberuntime.env import PodContext, container_env
 from podling.agent.kuberuntime.errors import ContainerConfigError
-from podling.agent.kuberuntime.termination import message_file
+from podling.agent.kuberuntime.termination import create_message_file
 from podling.api.views import ContainerView, PodView
 from podling.client.events import EventRecorder
 from podling.images.interface import Image, RootfsService
@@ -135,11 +135,8 @@ class ContainerManager:
 
     @staticmethod
     def _termination_log(container: ContainerView, pod_dir: str, restart_count: int) -> Mount:
-        """A fresh file for the container's termination message."""
-        host = message_file(pod_dir, container.name, restart_count)
-        os.makedirs(os.path.dirname(host), exist_ok=True)
-        with open(host, "w"):
-            pass
+        """A fresh file for the container's termination message, writable by any user."""
+        host = create_message_file(pod_dir, container.name, restart_count)
         return Mount(host_path=host, container_path=container.termination_message_path)
 
     async def _post_start(self, pod: PodView, container: ContainerView, cid: str, *,

@@ -25,6 +25,18 @@ def message_file(pod_dir: str, name: str, restart_count: int) -> str:
     return os.path.join(pod_dir, "containers", name, f"{restart_count}-termination-log")
 
 
+def create_message_file(pod_dir: str, name: str, restart_count: int) -> str:
+    """A fresh, empty message file for one attempt of a container, mode 0666 whatever the
+    umask, so that a container running as any user can write it (kubelet makeMounts
+    chmods the termination-log file it creates the same way)."""
+    path = message_file(pod_dir, name, restart_count)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w"):
+        pass
+    os.chmod(path, 0o666)
+    return path
+
+
 def _tail_of_log(path: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:

@@ -3,7 +3,8 @@
 import pytest
 
 from podling.agent.kuberuntime import labels
-from podling.agent.kuberuntime.termination import message_file, termination_message, with_messages
+from podling.agent.kuberuntime.termination import (create_message_file, message_file,
+                                                  termination_message, with_messages)
 from podling.api.views import ContainerView, PodView
 from podling.runtime.interface import ContainerState, ContainerStatus
 
@@ -59,3 +60,16 @@ def test_running_containers_are_left_alone(tmp_path):
     exited = status(tmp_path)
     assert with_messages(str(tmp_path), pod, [running])[0].message == ""
     assert with_messages(str(tmp_path), pod, [exited])[0].message == "bye"
+
+
+def test_message_file_is_created_empty_and_writable_by_any_user(tmp_path):
+    import os
+    import stat
+    old = os.umask(0o077)
+    try:
+        path = create_message_file(str(tmp_path), "c", 2)
+    finally:
+        os.umask(old)
+    assert path == message_file(str(tmp_path), "c", 2)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666
+    assert os.path.getsize(path) == 0
