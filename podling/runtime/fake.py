@@ -347,7 +347,7 @@ class FakeRuntime:
                 and labels_match(c.config.labels, labels)]
 
     async def exec_sync(self, container_id: str, argv: list[str],
-                        timeout: float) -> ExecResult:
+                        timeout: float | None) -> ExecResult:
         self._enter("exec_sync", container_id, list(argv), timeout)
         c = self._container(container_id)
         if c.state is not ContainerState.RUNNING:

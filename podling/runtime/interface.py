@@ -383,9 +383,10 @@ class RuntimeService(Protocol):
         ...
 
     async def exec_sync(self, container_id: str, argv: list[str],
-                        timeout: float) -> ExecResult:
-        """Run ``argv`` in a RUNNING container and collect its output. Raises
-        ContainerNotFound, InvalidState (not running), ExecTimeout."""
+                        timeout: float | None) -> ExecResult:
+        """Run ``argv`` in a RUNNING container and collect its output; ``timeout`` None
+        waits as long as it runs (CRI's timeout 0). Raises ContainerNotFound, InvalidState
+        (not running), ExecTimeout."""
         ...
 
     async def exec(self, container_id: str, argv: list[str], *, stdin: bool,

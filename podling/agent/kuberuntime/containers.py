@@ -3,8 +3,8 @@ hooks (kubelet kuberuntime_container.go).
 
     configure:  rootfs → env (once) → volume + pod file mounts → termination-log file
                 → ContainerConfig
-    run:        create → Created → start → Started → postStart (the next container waits for
-                it; a failure kills this one)
+    run:        create → Created → start → Started → postStart (no time limit, as in the
+                kubelet; the next container waits for it; a failure kills this one)
     stop:       Killing event → preStop (within the grace period) → stop signal → SIGKILL
                 after the remaining grace (at least 2 s)
 
@@ -147,7 +147,7 @@ class ContainerManager:
         result = await lifecycle.run_hook(
             hook, container=container, pod=pod, pod_ip=ctx.pod_ips[0] if ctx.pod_ips else "",
             exec_sync=lambda argv, timeout: self.runtime.exec_sync(cid, argv, timeout),
-            timeout=lifecycle.grace_period_seconds(pod) or 30.0)
+            timeout=None)  # the kubelet puts no limit on postStart (lifecycle.run_hook)
         if result.ok:
             return None
         self._event(pod, "FailedPostStartHook", result.message, name=container.name,

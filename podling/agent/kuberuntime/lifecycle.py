@@ -32,7 +32,7 @@ MINIMUM_GRACE_SECONDS = 2.0
 DEFAULT_GRACE_SECONDS = 30.0
 USER_AGENT = "kube-lifecycle/1.31"
 
-ExecSync = Callable[[list[str], float], Awaitable[ExecResult]]
+ExecSync = Callable[[list[str], float | None], Awaitable[ExecResult]]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -67,9 +67,14 @@ def go_quote(text: str) -> str:
 
 
 async def run_hook(handler: HandlerView, *, container: ContainerView, pod: PodView,
-                   exec_sync: ExecSync, pod_ip: str, timeout: float,
+                   exec_sync: ExecSync, pod_ip: str, timeout: float | None,
                    sleep: Sleep = asyncio.sleep, check_status: bool = True) -> HookResult:
-    """Run ``handler`` for ``container`` of ``pod``, giving up after ``timeout`` seconds.
+    """Run ``handler`` for ``container`` of ``pod``, giving up after ``timeout`` seconds
+    (None: no limit; cancelling the caller still stops it).
+
+    The kubelet bounds only preStop, by the grace period (executePreStopHook). postStart has
+    no limit: its exec runs with the CRI timeout 0, its httpGet with a client without a
+    timeout, its sleep for the seconds given; a pod deletion cancels the sync that runs it.
 
     exec: ``exec_sync(argv, timeout)`` in the container; a non-zero exit fails.
     httpGet: GET ``scheme://host:port/path`` (host defaults to ``pod_ip``; a named port is
@@ -91,12 +96,12 @@ async def run_hook(handler: HandlerView, *, container: ContainerView, pod: PodVi
                 return HookResult(True)
     except TimeoutError:
         return HookResult(False, f"lifecycle hook for Container {container.name!r} "
-                                 f"in Pod {format_pod(pod)!r} did not finish in {timeout:g}s")
+                                 f"in Pod {format_pod(pod)!r} did not finish in {timeout or 0:g}s")
     return HookResult(False, f"invalid handler: {list(handler.kinds)}")
 
 
 async def _run_exec(command: tuple[str, ...], container: ContainerView, pod: PodView, *,
-                    exec_sync: ExecSync, timeout: float) -> HookResult:
+                    exec_sync: ExecSync, timeout: float | None) -> HookResult:
     argv = list(command)
     joined = " ".join(argv)
     try:

@@ -40,7 +40,7 @@ class StreamingOps(RuntimeCore):
             directory=self.store.path("execs", new_id())))
 
     async def exec_sync(self, container_id: str, argv: list[str],
-                        timeout: float) -> ExecResult:
+                        timeout: float | None) -> ExecResult:
         session = await self.exec(container_id, argv, stdin=False, tty=False)
         try:
             return await asyncio.wait_for(_collect(session), timeout)

@@ -30,12 +30,12 @@ class FakeExec:
 
     def __init__(self, result: ExecResult | None = None, error: Exception | None = None,
                  delay: float = 0.0) -> None:
-        self.calls: list[tuple[list[str], float]] = []
+        self.calls: list[tuple[list[str], float | None]] = []
         self.result = result or ExecResult(0, b"", b"")
         self.error = error
         self.delay = delay
 
-    async def __call__(self, argv: list[str], timeout: float) -> ExecResult:
+    async def __call__(self, argv: list[str], timeout: float | None) -> ExecResult:
         self.calls.append((argv, timeout))
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -55,6 +55,12 @@ async def test_exec_success():
     fake = FakeExec()
     assert await hook({"exec": {"command": ["sh", "-c", "true"]}}, fake) == HookResult(True)
     assert fake.calls == [(["sh", "-c", "true"], 5.0)]
+
+
+async def test_exec_without_a_time_limit_waits_for_the_command():
+    fake = FakeExec(delay=0.05)
+    assert await hook({"exec": {"command": ["sleep"]}}, fake, timeout=None) == HookResult(True)
+    assert fake.calls == [(["sleep"], None)]
 
 
 async def test_exec_failure_message():

@@ -172,6 +172,23 @@ async def test_a_failed_post_start_hook_kills_the_container(
         assert status["state"]["terminated"]["exitCode"] == 143  # SIGTERM
 
 
+async def test_a_post_start_exec_hook_has_no_time_limit(h) -> None:
+    """The kubelet runs exec hooks with the CRI timeout 0: postStart is not cut off after
+    the grace period (only preStop is bounded by it)."""
+    h.runtime.exec_handler = hook_exits(["post"], 0)
+    pod = make_pod(ctr(post_start=["post"]), terminationGracePeriodSeconds=1)
+    cid = await run(h, pod)
+    assert h.runtime.calls_of("exec_sync") == [(cid, ["post"], None)]
+
+
+async def test_a_pre_stop_exec_hook_is_bounded_by_the_grace_period(h) -> None:
+    h.runtime.exec_handler = hook_exits(["drain"], 0)
+    pod = make_pod(ctr(pre_stop=["drain"]), terminationGracePeriodSeconds=7)
+    cid = await run(h, pod)
+    await h.sync(deleted(h.api_pod(pod), 7), True)
+    assert h.runtime.calls_of("exec_sync") == [(cid, ["drain"], 7.0)]
+
+
 async def test_a_failed_post_start_hook_kills_with_the_pods_grace_and_pre_stop(h) -> None:
     h.runtime.exec_handler = hook_exits(["post"])
     pod = make_pod(ctr(post_start=["post"], pre_stop=["drain"]),
