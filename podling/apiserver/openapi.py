@@ -76,7 +76,7 @@ _QUERY_PARAMS = {
                          "resourceVersionMatch", "sendInitialEvents", "timeoutSeconds"),
     "get": (),
     "log": ("container", "follow", "insecureSkipTLSVerifyBackend", "limitBytes", "previous",
-            "sinceSeconds", "tailLines", "timestamps"),
+            "sinceSeconds", "sinceTime", "tailLines", "timestamps"),
     "exec": ("command", "container", "stderr", "stdin", "stdout", "tty"),
     "attach": ("container", "stderr", "stdin", "stdout", "tty"),
     "portforward": ("ports",),

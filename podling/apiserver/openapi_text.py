@@ -48,6 +48,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "limitBytes": ("integer", "Stop after this many bytes of log."),
     "previous": ("boolean", "Read the log of the previous, terminated instance."),
     "sinceSeconds": ("integer", "Only log lines newer than this many seconds."),
+    "sinceTime": ("string", "Only log lines from this RFC 3339 time on."),
     "tailLines": ("integer", "Only the last this many lines of the log."),
     "timestamps": ("boolean", "Prefix every line with an RFC 3339 timestamp."),
 }

@@ -13,7 +13,8 @@ from aiohttp import web
 from ..api import errors
 from .streaming.node import NodeDialer, choose_container
 
-LOG_PARAMS = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "limitBytes")
+LOG_PARAMS = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "sinceTime",
+              "limitBytes")
 
 
 async def serve_pod_log(request: web.Request, dialer: NodeDialer, namespace: str,

@@ -8,6 +8,7 @@ calls ``strftime`` for API timestamps.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 
 _SECONDS = "%Y-%m-%dT%H:%M:%SZ"
 _MICRO = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -41,6 +42,27 @@ def parse_rfc3339(text: str) -> _dt.datetime:
     if value.tzinfo is None:
         raise ValueError(f"timestamp without a time zone: {text!r}")
     return value
+
+
+_RFC3339_ANY = re.compile(
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)")
+
+
+def parse_rfc3339_nano(text: str) -> tuple[_dt.datetime, int] | None:
+    """An RFC 3339 time with up to nanoseconds and any offset (a CRI log record's stamp,
+    Go's RFC3339Nano) as (the whole second in UTC, the nanoseconds); None if malformed."""
+    match = _RFC3339_ANY.fullmatch(text)
+    if not match:
+        return None
+    base, frac, zone = match.groups()
+    second = _dt.datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
+    return second.astimezone(_dt.timezone.utc), int((frac or "0").ljust(9, "0"))
+
+
+def format_rfc3339_nano(second: _dt.datetime, nanos: int) -> str:
+    """Kubernetes' RFC3339NanoFixed in UTC, as ``kubectl logs --timestamps`` prints it:
+    ``2026-12-03T17:00:00.123456789Z`` (always nine digits)."""
+    return second.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
 
 
 def human_duration(seconds: float) -> str:

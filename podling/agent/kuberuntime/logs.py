@@ -15,6 +15,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable
 
+from podling.util.timefmt import format_rfc3339_nano, parse_rfc3339_nano
+
 FOLLOW_POLL_SECONDS = 0.2
 
 
@@ -29,6 +31,7 @@ class LogOptions:
     timestamps: bool = False
     tail_lines: int | None = None
     since_seconds: int | None = None
+    since_time: dt.datetime | None = None
     limit_bytes: int | None = None
 
 
@@ -63,20 +66,20 @@ def parse_record(line: str) -> tuple[str, str, bool, str] | None:
     return parts[0], parts[1], parts[2] == "P", text
 
 
-def _parse_time(stamp: str) -> dt.datetime | None:
-    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", stamp)
-    if not match:
-        return None
-    base, frac, zone = match.groups()
-    zone = "+00:00" if zone == "Z" else zone
-    micro = (frac or "0")[:6].ljust(6, "0")
-    return dt.datetime.fromisoformat(f"{base}.{micro}{zone}")
+def _since(options: LogOptions, now: dt.datetime) -> dt.datetime | None:
+    """The earliest time of a line shown: the later of ``now - sinceSeconds`` and
+    ``sinceTime`` (kubelet NewLogOptions)."""
+    since = now - dt.timedelta(seconds=options.since_seconds) if options.since_seconds else None
+    if options.since_time is not None and (since is None or options.since_time > since):
+        since = options.since_time
+    return since
 
 
 def render(records: list[str], options: LogOptions, now: dt.datetime) -> list[str]:
-    """Join partial records into lines and apply timestamps / sinceSeconds."""
+    """Join partial records into lines and apply timestamps (RFC3339NanoFixed in UTC, as
+    the kubelet writes them) and sinceSeconds / sinceTime."""
     lines, pending = [], ""
-    since = now - dt.timedelta(seconds=options.since_seconds) if options.since_seconds else None
+    since = _since(options, now)
     for record in records:
         parsed = parse_record(record)
         if parsed is None:
@@ -85,11 +88,17 @@ def render(records: list[str], options: LogOptions, now: dt.datetime) -> list[st
         pending += text
         if partial:
             continue
-        when = _parse_time(stamp)
-        if since is None or (when is not None and when >= since):
-            lines.append((f"{stamp} " if options.timestamps else "") + pending + "\n")
+        when = parse_rfc3339_nano(stamp)
+        if since is None or (when is not None and _not_before(when, since)):
+            shown = format_rfc3339_nano(*when) if when is not None else stamp
+            lines.append((f"{shown} " if options.timestamps else "") + pending + "\n")
         pending = ""
     return lines
+
+
+def _not_before(when: tuple[dt.datetime, int], since: dt.datetime) -> bool:
+    second, nanos = when
+    return second + dt.timedelta(microseconds=nanos // 1000) >= since
 
 
 async def read_logs(path: str, options: LogOptions, *,

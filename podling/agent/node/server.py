@@ -1,7 +1,7 @@
 """The node API: what the API server proxies to a node.
 
     GET /containerLogs/{namespace}/{pod}/{container}?follow&previous&timestamps&tailLines
-        &sinceSeconds&limitBytes        → text/plain, streamed
+        &sinceSeconds&sinceTime&limitBytes       → text/plain, streamed
     GET /exec/…, /attach/…, /portforward/…  → WebSocket sessions (:mod:`.streaming`)
     GET /stats/summary                      → node and container CPU / memory (:mod:`.stats`)
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hmac
 import os
 import ssl
@@ -30,6 +31,7 @@ from podling.agent.node.streaming import NodeStreams
 from podling.api.views import PodView
 from podling.runtime.interface import ContainerState, RuntimeService
 from podling.util.certs import self_signed
+from podling.util.timefmt import parse_rfc3339
 
 
 def _int(query, name: str) -> int | None:
@@ -40,6 +42,17 @@ def _int(query, name: str) -> int | None:
         return int(value)
     except ValueError:
         raise web.HTTPBadRequest(text=f"{name} must be an integer") from None
+
+
+def _time(query, name: str) -> dt.datetime | None:
+    """An RFC 3339 query parameter (``sinceTime``), as metav1.Time parses it."""
+    value = query.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{name} must be an RFC 3339 time") from None
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -122,6 +135,7 @@ class NodeServer:
                              timestamps=query.get("timestamps") == "true",
                              tail_lines=_int(query, "tailLines"),
                              since_seconds=_int(query, "sinceSeconds"),
+                             since_time=_time(query, "sinceTime"),
                              limit_bytes=_int(query, "limitBytes"))
         uid = PodView.from_obj(pod).metadata.uid
         container_dir = os.path.join(self._pods_dir, uid, "logs", container)
