@@ -44,8 +44,9 @@ never exits blocks initialization — the API should reject them.
 
 A pod with ``metadata.deletionTimestamp`` or a terminal ``status.phase`` is killed and
 nothing is started. Containers whose name is not in the spec are killed.
-``activeDeadlineSeconds``, probes, ephemeral containers and in-place resize are out of
-scope here.
+A pod past its ``activeDeadlineSeconds`` is killed (``deadline_exceeded``); before it, the
+plan requeues at the deadline (:mod:`.deadline`). Probes, ephemeral containers and in-place
+resize are out of scope here.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from dataclasses import dataclass, field
 
 from podling.agent.backoff import Backoff, go_duration
 from podling.agent.kuberuntime import labels as L
+from podling.agent.pod import deadline
 from podling.agent.pod.restart import (backoff_key, is_terminating, latest_by_name,
                                        restart_count_of, restart_policy, should_restart)
 from podling.api.views import ContainerView, PodView
@@ -120,7 +122,8 @@ class PodActions:
     ("" when a new one is created). init_failed: the last init container failed (the pod
     is killed under restartPolicy Never, else it is restarted). waiting: container name →
     (reason, message) for containers held by back-off; requeue_after: seconds until the
-    first of them may start.
+    first of them may start (or the active deadline, if sooner). deadline_exceeded: the
+    pod is past ``activeDeadlineSeconds`` (:mod:`.deadline`): killed, reported Failed.
     """
 
     kill_pod: bool = False
@@ -136,6 +139,7 @@ class PodActions:
     containers_to_kill: dict[str, ContainerKill] = field(default_factory=dict)
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     requeue_after: float | None = None
+    deadline_exceeded: bool = False
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -150,6 +154,8 @@ def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
     ordered = sorted(sandboxes, key=lambda s: (s.created_at, s.metadata.attempt), reverse=True)
     if is_terminating(pod):
         actions = PodActions(kill_pod=True)
+    elif deadline.past_deadline(pod, now):  # kubelet: evicted, then killed
+        actions = PodActions(kill_pod=True, deadline_exceeded=True)
     else:
         create, attempt, keep = _sandbox_decision(pod, ordered)
         if create or keep is None:
@@ -158,6 +164,7 @@ def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
         else:
             actions = _plan_existing(pod, ordered, keep, containers=containers, now=now,
                                      backoff=backoff)
+        actions.requeue_after = deadline.requeue_after(pod, now, actions.requeue_after)
     if actions.kill_pod:
         _kill_everything(ordered, containers, actions)
     _attach_specs(pod, actions)

@@ -64,9 +64,11 @@ def pod_status(pod: PodView, sandboxes: list[PodSandboxStatus],
                containers: list[ContainerStatus], *, now: float,
                waiting: dict[str, tuple[str, str]], pod_ips: list[str], host_ip: str,
                previous_status: dict[str, Any],
-               readiness: dict[str, bool] | None = None) -> dict[str, Any]:
+               readiness: dict[str, bool] | None = None,
+               evicted: tuple[str, str] | None = None) -> dict[str, Any]:
     """The PodStatus to write (see the module docstring). Pure; ``now`` stamps new
-    transitions and a first startTime."""
+    transitions and a first startTime. ``evicted`` (reason, message): the kubelet ends the
+    pod (activeDeadlineSeconds): phase Failed with that reason and message."""
     prev = previous_status or {}
     ctx = _Ctx(pod, containers, prev=prev, waiting=waiting, readiness=readiness or {})
     init_statuses = [ctx.container_status(c, init=True) for c in pod.spec.init_containers]
@@ -76,6 +78,8 @@ def pod_status(pod: PodView, sandboxes: list[PodSandboxStatus],
     phase = get_phase(pod, init_statuses, app_statuses, terminal=terminal)
     if is_terminal_phase(prev.get("phase")):
         phase = prev["phase"]
+    elif evicted is not None:
+        phase = "Failed"
     ips = list(pod_ips) or [p["ip"] for p in prev.get("podIPs") or [] if p.get("ip")]
     status: dict[str, Any] = {"phase": phase}
     conds = [_ready_to_start(pod, sandboxes, ips),
@@ -92,6 +96,8 @@ def pod_status(pod: PodView, sandboxes: list[PodSandboxStatus],
     for key in ("qosClass", "reason", "message", "nominatedNodeName"):
         if prev.get(key):
             status[key] = prev[key]
+    if evicted is not None and not is_terminal_phase(prev.get("phase")):
+        status["reason"], status["message"] = evicted
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
     status["containerStatuses"] = app_statuses

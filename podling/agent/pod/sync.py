@@ -4,7 +4,8 @@
       1 observe ── list the pod's sandboxes and containers (by the pod-uid label)
       2 admit ──── refused ─▶ Warning event (once), report the Failed status ─▶ end
                    Node unreadable ─▶ end, requeue in RETRY_SECONDS
-      3 plan ───── compute_pod_actions (pure) ─▶ PodActions
+      3 plan ───── compute_pod_actions (pure) ─▶ PodActions; past activeDeadlineSeconds:
+                   a DeadlineExceeded event, every container killed, reported Failed
       4 kill ───── containers_to_kill (concurrently), then kill_sandboxes: each sandbox is
                    stopped once, network first
       5 back-off ─ a BackOff event per container CrashLoopBackOff holds
@@ -41,6 +42,7 @@ from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.kuberuntime.termination import with_messages
 from podling.agent.node.admitter import Admitter
 from podling.agent.node.host import HostResources, host_resources
+from podling.agent.pod import deadline
 from podling.agent.pod.plan import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
                                     ContainerStart, PodActions, compute_pod_actions)
 from podling.agent.pod.restart import backoff_key
@@ -147,6 +149,8 @@ class PodSyncer:
             return result
         actions = compute_pod_actions(pod, observed.sandboxes, observed.containers,  # 3
                                       now=self.clock(), backoff=self.backoff)
+        if actions.deadline_exceeded:  # as the kubelet, on each sync until it is Failed
+            self.recorder.event(pod.raw, "Normal", deadline.REASON, deadline.MESSAGE)
         if actions.create_sandbox and actions.sandbox_changed:  # before the kills, as kubelet
             self.recorder.event(pod.raw, "Normal", "SandboxChanged", SANDBOX_CHANGED_MESSAGE)
         await self._kill(pod, actions, observed, result=result)  # 4
@@ -164,7 +168,9 @@ class PodSyncer:
                                                result=result)  # 8
         changed = starts or actions.kill_pod or bool(actions.containers_to_kill
                                                      or actions.kill_sandboxes)
-        await self._report(pod, result, None if changed else observed)  # 9
+        await self._report(pod, result, None if changed else observed,  # 9
+                           evicted=(deadline.REASON, deadline.MESSAGE)
+                           if actions.deadline_exceeded else None)
         result.requeue_after = actions.requeue_after
         return result
 
@@ -296,7 +302,8 @@ class PodSyncer:
         return await self.containers.run(pod, start.container, config, ctx=ctx, init=init)
 
     async def _report(self, pod: PodView, result: PodSyncResult,
-                      observed: Observed | None) -> None:
+                      observed: Observed | None, *,
+                      evicted: tuple[str, str] | None = None) -> None:
         """Write the pod's status from ``observed`` (listed afresh when None). The status
         the agent wrote before is read as the raw dict (its states and conditions carry
         over as written)."""
@@ -307,7 +314,7 @@ class PodSyncer:
         written = dict(pod.raw.get("status") or {})  # as written: carried over, not read
         status = pod_status(pod, live or sandboxes, containers, now=self.clock(),
                             waiting=result.waiting(), pod_ips=self._ips(pod),
-                            host_ip=self.node_ip, previous_status=written)
+                            host_ip=self.node_ip, previous_status=written, evicted=evicted)
         await self.status.set_status(pod.raw, status)
         result.add(SyncAction.REPORT_STATUS)
 

@@ -128,7 +128,8 @@ class PodSpecView:
     """``spec``. Defaults: ``scheduler_name`` "default-scheduler", ``restart_policy``
     "Always", ``dns_policy`` "ClusterFirst", ``priority`` 0; other strings "", booleans
     false, lists (), maps {}. ``termination_grace_period_seconds`` is None when unset
-    (readers apply Kubernetes' 30). ``overhead`` is kept as written (quantities)."""
+    (readers apply Kubernetes' 30), ``active_deadline_seconds`` None when unset.
+    ``overhead`` is kept as written (quantities)."""
 
     node_name: str = ""
     scheduler_name: str = DEFAULT_SCHEDULER
@@ -138,6 +139,7 @@ class PodSpecView:
     volumes: tuple[VolumeView, ...] = ()
     restart_policy: str = "Always"
     termination_grace_period_seconds: int | None = None
+    active_deadline_seconds: int | None = None
     host_network: bool = False
     host_pid: bool = False
     host_ipc: bool = False
@@ -169,6 +171,7 @@ class PodSpecView:
             volumes=tuple(VolumeView.from_obj(v) for v in _read.objs(s.get("volumes"))),
             restart_policy=_read.text(s.get("restartPolicy"), "Always"),
             termination_grace_period_seconds=_read.opt_int(s.get("terminationGracePeriodSeconds")),
+            active_deadline_seconds=_read.opt_int(s.get("activeDeadlineSeconds")),
             host_network=bool(s.get("hostNetwork")), host_pid=bool(s.get("hostPID")),
             host_ipc=bool(s.get("hostIPC")),
             share_process_namespace=bool(s.get("shareProcessNamespace")),

@@ -285,3 +285,40 @@ def test_spec_change_ignores_back_off():
     bo.record_failure(("u1", "a"), NOW - 1)
     a = plan(pod, [sandbox()], [cs(pod, "a", spec_hash="old")], backoff=bo)
     assert started(a) == [("a", REASON_SPEC_CHANGED)]
+
+
+# -- activeDeadlineSeconds ----------------------------------------------------------------------
+
+def _stamp(epoch: float) -> str:
+    from podling.util.timefmt import epoch_rfc3339
+    return epoch_rfc3339(epoch)
+
+
+@pytest.mark.parametrize("deadline, start, exceeded, requeue", [
+    (None, T0, False, None),  # no deadline: no requeue
+    (150, T0, False, 50.0),  # 100 s of 150 gone: look again in 50 s
+    (100, T0, True, None),  # exactly at the deadline: exceeded (duration >= allowed)
+    (30, T0, True, None),
+    (30, None, False, 30.0),  # no startTime yet: counted from now
+])
+def test_active_deadline(deadline, start, exceeded, requeue):
+    extra = {} if deadline is None else {"activeDeadlineSeconds": deadline}
+    pod = make_pod("a", **extra)
+    if start is not None:
+        pod["status"]["startTime"] = _stamp(start)
+    a = plan(pod, [sandbox()], [cs(pod, "a")])
+    assert a.deadline_exceeded == exceeded
+    if exceeded:
+        assert a.kill_pod and list(a.containers_to_kill) and a.kill_sandboxes == ["sb1"]
+        assert not a.containers_to_start and not a.create_sandbox
+    else:
+        assert not a.kill_pod and a.requeue_after == requeue
+
+
+def test_active_deadline_requeues_at_the_sooner_of_deadline_and_back_off():
+    pod = make_pod("a", activeDeadlineSeconds=105)
+    pod["status"]["startTime"] = _stamp(T0)
+    backoff = Backoff()
+    a = plan(pod, [sandbox()], [cs(pod, "a", "exited", exit_code=1, finished=NOW - 1)],
+             backoff=backoff)
+    assert a.requeue_after == 5.0  # deadline in 5 s; a restart would start now

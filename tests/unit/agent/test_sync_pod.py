@@ -484,3 +484,32 @@ async def test_the_pull_policy_decides_whether_to_pull(h, present, policy, pulle
     else:
         assert h.container_status()["state"].keys() == {"running"}
         assert NODE_IP == h.status()["hostIP"]
+
+
+# -- activeDeadlineSeconds ----------------------------------------------------------------------
+
+
+async def test_a_pod_past_its_active_deadline_is_killed_and_failed(h) -> None:
+    pod = make_pod(ctr(), activeDeadlineSeconds=5, terminationGracePeriodSeconds=3)
+    first = await h.sync(pod)
+    [cid] = h.started()
+    assert first.requeue_after == 5.0  # the worker looks again at the deadline
+    h.clock.advance(2)
+    left = (await h.sync(h.api_pod(pod))).requeue_after  # startTime has whole seconds
+    assert left is not None and 2.0 < left <= 3.0
+    h.clock.advance(left)
+    h.forget_calls()
+    result = await h.sync(h.api_pod(pod))
+    assert h.runtime.calls_of("stop_container") == [(cid, 3.0, "SIGTERM")]
+    assert "stop_pod_sandbox" in h.calls() and "start_container" not in h.calls()
+    status = h.status()
+    assert (status["phase"], status["reason"], status["message"]) == (
+        "Failed", "DeadlineExceeded",
+        "Pod was active on the node longer than the specified deadline")
+    assert "terminated" in h.container_status()["state"]
+    assert ("Normal", "DeadlineExceeded",
+            "Pod was active on the node longer than the specified deadline") in await h.events()
+    assert result.requeue_after is None
+    h.forget_calls()
+    await h.sync(h.api_pod(pod))  # Failed is terminal: nothing starts again
+    assert "start_container" not in h.calls() and h.status()["reason"] == "DeadlineExceeded"
