@@ -3,6 +3,7 @@
 
 - :mod:`.namespace` — empties and finalizes namespaces being deleted
 - :mod:`.nodelifecycle` — marks nodes whose agent went silent Unknown and unreachable
+- :mod:`.podgc` — deletes the pods of nodes that no longer exist (after a 40 s quarantine)
 - :mod:`.manager` — runs them together
 
 They talk to the API server over HTTP only (``podling.client``); they never import
@@ -13,6 +14,7 @@ nodes strategy (``podling/apiserver/registry/nodes.py``), not by a controller.
 from .manager import ControllerConfig, ControllerManager
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController
+from .podgc import PodGCController
 
 __all__ = ["ControllerConfig", "ControllerManager", "NamespaceController",
-           "NodeLifecycleController"]
+           "NodeLifecycleController", "PodGCController"]

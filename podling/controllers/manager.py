@@ -15,21 +15,26 @@ from dataclasses import dataclass
 from ..client import ApiClient
 from .namespace import DRAIN_RETRY_SECONDS, NamespaceController
 from .nodelifecycle import DEFAULT_GRACE_SECONDS, NodeLifecycleController
+from .podgc import PERIOD_SECONDS, QUARANTINE_SECONDS, PodGCController
 
 
 @dataclass(frozen=True)
 class ControllerConfig:
     """``node_monitor_grace_seconds``: silence before a node turns Unknown (and its
     ``node_monitor_period``, None: a quarter of the grace, 0.2 s to 5 s);
-    ``namespace_retry_seconds``: pause between the passes that drain a namespace."""
+    ``namespace_retry_seconds``: pause between the passes that drain a namespace;
+    ``pod_gc_quarantine_seconds`` / ``pod_gc_period``: how long a missing node is waited
+    for before its pods are deleted, and how often PodGC looks (Kubernetes: 40 s, 20 s)."""
 
     node_monitor_grace_seconds: float = DEFAULT_GRACE_SECONDS
     node_monitor_period: float | None = None
     namespace_retry_seconds: float = DRAIN_RETRY_SECONDS
+    pod_gc_quarantine_seconds: float = QUARANTINE_SECONDS
+    pod_gc_period: float = PERIOD_SECONDS
 
 
 class ControllerManager:
-    """The namespace and node lifecycle controllers over one client."""
+    """The namespace, node lifecycle and pod GC controllers over one client."""
 
     def __init__(self, client: ApiClient, config: ControllerConfig = ControllerConfig()) -> None:
         self.namespaces = NamespaceController(client,
@@ -37,11 +42,15 @@ class ControllerManager:
         self.node_lifecycle = NodeLifecycleController(
             client, grace_seconds=config.node_monitor_grace_seconds,
             period=config.node_monitor_period)
+        self.pod_gc = PodGCController(client, quarantine_seconds=config.pod_gc_quarantine_seconds,
+                                      period=config.pod_gc_period)
 
     def start(self) -> None:
         self.namespaces.start()
         self.node_lifecycle.start()
+        self.pod_gc.start()
 
     async def stop(self) -> None:
+        await self.pod_gc.stop()
         await self.node_lifecycle.stop()
         await self.namespaces.stop()
