@@ -159,7 +159,8 @@ async def _run_http(action: HTTPGetActionView, container: ContainerView, pod: Po
         insecure = ssl.create_default_context()
         insecure.check_hostname = False
         insecure.verify_mode = ssl.CERT_NONE
-        async with aiohttp.ClientSession() as session:
+        # no client timeout (aiohttp's default is 5 min): the caller's bound, if any, applies
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
             async with session.get(url, headers=headers, ssl=insecure,
                                    allow_redirects=False) as resp:
                 await resp.read()
