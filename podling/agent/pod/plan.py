@@ -38,9 +38,8 @@ Container decision for each app container (kubelet ``ShouldContainerBeRestarted`
 Init containers run one at a time in spec order; a failed one is restarted (with back-off)
 unless restartPolicy is Never, which kills the pod (``init_failed``). Only the kept
 sandbox's init containers count (after a sandbox change they all run again; the old ones
-are listed in ``purge_init_containers``). Init containers with ``restartPolicy: Always``
-(sidecars) are NOT supported: they are treated as ordinary init containers, so one that
-never exits blocks initialization — the API should reject them.
+are listed in ``purge_init_containers``). Sidecars (init containers with ``restartPolicy:
+Always``) follow :mod:`.sidecars`.
 
 A pod with ``metadata.deletionTimestamp`` or a terminal ``status.phase`` is killed and
 nothing is started. Containers whose name is not in the spec are killed.
@@ -55,7 +54,7 @@ from dataclasses import dataclass, field
 
 from podling.agent.backoff import Backoff, go_duration
 from podling.agent.kuberuntime import labels as L
-from podling.agent.pod import deadline
+from podling.agent.pod import deadline, sidecars
 from podling.agent.pod.restart import (backoff_key, is_terminating, latest_by_name,
                                        restart_count_of, restart_policy, should_restart)
 from podling.api.views import ContainerView, PodView
@@ -86,13 +85,15 @@ _LIVE = (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN)
 class ContainerStart:
     """Start ``container`` (spec index ``index``) with this restart count / attempt.
 
-    ``backoff_since`` is the finish time of the instance it replaces (0 when none)."""
+    ``backoff_since`` is the finish time of the instance it replaces (0 when none);
+    ``init``: a sidecar restarted beside the app containers (index of initContainers)."""
 
     index: int
     container: ContainerView
     reason: str
     restart_count: int = 0
     backoff_since: float = 0.0
+    init: bool = False
 
     @property
     def name(self) -> str:
@@ -180,6 +181,8 @@ def _plan_existing(pod: PodView, ordered: list[PodSandboxStatus],
     latest = latest_by_name(containers)
     if _plan_init(pod, latest_by_name(kept), latest, now=now, backoff=backoff, actions=actions):
         _plan_app(pod, latest, now=now, backoff=backoff, actions=actions)
+        if actions.kill_pod:
+            sidecars.drop_sidecar_restarts(actions)
     return actions
 
 
@@ -247,6 +250,8 @@ def _plan_new_sandbox(pod: PodView, ordered: list[PodSandboxStatus],
         actions.next_init_container = _start_or_wait(
             pod, 0, inits[0], st=latest.get(inits[0].name), now=now, backoff=backoff,
             actions=actions)
+        if inits[0].is_sidecar:
+            sidecars.recheck(actions)
         return actions
     for idx, c in apps:
         start = _start_or_wait(pod, idx, c, st=latest.get(c.name), now=now,
@@ -298,6 +303,11 @@ def _plan_init(pod: PodView, init_latest: dict[str, ContainerStatus],
                latest: dict[str, ContainerStatus], *, now: float, backoff: Backoff,
                actions: PodActions) -> bool:
     """Plan the init step; True when initialization is done and app containers may run."""
+    if sidecars.has_sidecars(pod):
+        return sidecars.plan_init(
+            pod, init_latest, never=restart_policy(pod) == "Never", actions=actions,
+            start_or_wait=lambda i, c, st: _start_or_wait(pod, i, c, st=st, now=now,
+                                                          backoff=backoff, actions=actions))
     last, nxt, done = _find_next_init(pod, init_latest, latest)
     if done:
         return True

@@ -136,7 +136,7 @@ class _Ctx:
         self._apply_waiting(spec, status, init=init)
         running = "running" in status["state"]
         status["started"] = running
-        if init:
+        if init and not spec.is_sidecar:  # a sidecar is ready as an app container is
             term = status["state"].get("terminated")
             status["ready"] = bool(term and term.get("exitCode") == 0)
         else:
@@ -198,7 +198,7 @@ class _Ctx:
         if init and latest is not None and latest.state == ContainerState.EXITED \
                 and latest.exit_code == 0:
             return
-        if name not in self.waiting or not should_restart(self.pod, latest):
+        if name not in self.waiting or not (spec.is_sidecar or should_restart(self.pod, latest)):
             return
         if "terminated" in status["state"]:
             status["lastState"] = status["state"]
@@ -235,17 +235,22 @@ def get_phase(pod: PodView, init_statuses: list[dict[str, Any]],
     policy = pod.spec.restart_policy
     by_name = {s["name"]: s for s in init_statuses + app_statuses}
     pending_init = failed_init = 0
+    unknown = running = waiting = stopped = succeeded = 0
     for c in pod.spec.init_containers:
         st = by_name.get(c.name)
         kind = _state(st)
         before = _stopped_before(st) if st is not None else None
-        if st is not None and kind == "terminated":
+        if c.is_sidecar:  # kubelet: running counts, stopped sidecars do not
+            running += kind == "running"
+            unknown += st is None or kind == "unknown"
+            pending_init += kind == "waiting" and before is None
+            waiting += kind == "waiting" and before is None
+        elif st is not None and kind == "terminated":
             failed_init += st["state"]["terminated"].get("exitCode", 0) != 0
         elif kind == "waiting" and before is not None:
             failed_init += before.get("exitCode", 0) != 0
         else:
             pending_init += 1
-    unknown = running = waiting = stopped = succeeded = 0
     for c in pod.spec.containers:
         st = by_name.get(c.name)
         kind = _state(st)
@@ -318,8 +323,9 @@ def initialized_condition(pod: PodView, init_statuses: list[dict[str, Any]],
         return _cond("Initialized", True)
     by_name = {s["name"]: s for s in init_statuses}
     unknown = [c.name for c in inits if c.name not in by_name]
-    incomplete = [c.name for c in inits if c.name in by_name and
-                  (by_name[c.name]["state"].get("terminated") or {}).get("exitCode", 1) != 0]
+    incomplete = [c.name for c in inits if c.name in by_name and (
+        "running" not in by_name[c.name]["state"] if c.is_sidecar else
+        (by_name[c.name]["state"].get("terminated") or {}).get("exitCode", 1) != 0)]
     if phase == "Succeeded" and not unknown:
         return _cond("Initialized", True, "PodCompleted")
     if _any_app_started(pod, app_statuses):

@@ -42,7 +42,7 @@ from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.kuberuntime.termination import with_messages
 from podling.agent.node.admitter import Admitter
 from podling.agent.node.host import HostResources, host_resources
-from podling.agent.pod import deadline
+from podling.agent.pod import deadline, sidecars
 from podling.agent.pod.plan import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
                                     ContainerStart, PodActions, compute_pod_actions)
 from podling.agent.pod.restart import backoff_key
@@ -207,9 +207,11 @@ class PodSyncer:
         kills = [(by_id[cid], kill) for cid, kill in actions.containers_to_kill.items()
                  if cid in by_id]
         grace = lifecycle.grace_period_seconds(pod)
-        await asyncio.gather(*(self.containers.stop(pod, status, kill.container, grace=grace,
-                                                    message=kill.message)
-                               for status, kill in kills))
+        for last in (False, True):  # sidecars after the others, as the kubelet stops them
+            await asyncio.gather(*(self.containers.stop(pod, status, kill.container,
+                                                        grace=grace, message=kill.message)
+                                   for status, kill in kills
+                                   if sidecars.is_sidecar(pod, kill.name) == last))
         for _, kill in kills:
             result.add(SyncAction.KILL_CONTAINER, kill.name)
         by_sandbox_id = {s.id: s for s in observed.sandboxes}
@@ -282,7 +284,7 @@ class PodSyncer:
     async def _app_containers(self, pod: PodView, starts: list[ContainerStart],
                               ctx: SandboxContext, *, result: PodSyncResult) -> None:
         for start in starts:
-            waiting = await self._start(pod, start, ctx, init=False)
+            waiting = await self._start(pod, start, ctx, init=start.init)
             result.add(SyncAction.START_CONTAINER, start.name, error=waiting.reason if waiting
                        else "", message=waiting.message if waiting else "")
 

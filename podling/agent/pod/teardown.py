@@ -20,6 +20,7 @@ from podling.agent.config import AgentConfig
 from podling.agent.kuberuntime import labels, lifecycle, podfiles
 from podling.agent.kuberuntime.containers import ContainerManager
 from podling.agent.kuberuntime.sandbox import SandboxManager
+from podling.agent.pod import sidecars
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.api import errors
 from podling.api.resources import PODS
@@ -50,12 +51,14 @@ class PodTeardown:
         sandboxes = await self.runtime.list_pod_sandbox({labels.POD_UID: meta.uid})
         containers = await self.runtime.list_containers(labels={labels.POD_UID: meta.uid})
         grace = lifecycle.grace_period_seconds(pod)
-        specs = {c.name: c for c in pod.spec.containers}
+        specs = {c.name: c for c in pod.spec.all_containers()}  # sidecars have preStop too
         running = [c for c in containers if c.state in (ContainerState.RUNNING,
                                                         ContainerState.CREATED)]
-        await asyncio.gather(*(self.containers.stop(
-            pod, c, specs.get(c.labels.get(labels.CONTAINER_NAME, "")), grace=grace)
-            for c in running))
+        for last in (False, True):  # sidecars after the app containers
+            await asyncio.gather(*(self.containers.stop(
+                pod, c, specs.get(c.labels.get(labels.CONTAINER_NAME, "")), grace=grace)
+                for c in running if sidecars.is_sidecar(
+                    pod, c.labels.get(labels.CONTAINER_NAME, "")) == last))
         for c in running:
             result.add(SyncAction.KILL_CONTAINER, c.labels.get(labels.CONTAINER_NAME, c.name))
         await self._release(pod, sandboxes)

@@ -96,3 +96,35 @@ def test_a_pod_bound_to_a_missing_node_is_garbage_collected(cluster, wait):
     assert _get(cluster, "orphan") is not None
     # Kubernetes' PodGC: a 40 s quarantine, checked every 20 s
     wait(lambda: _get(cluster, "orphan") is None, timeout=120, interval=1.0)
+
+
+def _states(cluster, name: str) -> dict:
+    got = _get(cluster, name) or {}
+    status = got.get("status") or {}
+    return {"phase": status.get("phase"),
+            **{s["name"]: next(iter(s["state"]), "") for s in
+               (status.get("initContainerStatuses") or [])
+               + (status.get("containerStatuses") or [])}}
+
+
+def test_a_sidecar_runs_beside_the_app_and_lets_the_pod_succeed(cluster, wait):
+    manifest = pod("sidecar", cluster.node, [busybox(
+        "app", "for i in 1 2 3 4 5; do echo line $i >> /shared/log; sleep 1; done")],
+        restartPolicy="Never", volumes=[{"name": "shared", "emptyDir": {}}])
+    mount = [{"name": "shared", "mountPath": "/shared"}]
+    manifest["spec"]["containers"][0]["volumeMounts"] = mount
+    manifest["spec"]["initContainers"] = [busybox(
+        "tail", "touch /shared/log; tail -f /shared/log", restartPolicy="Always",
+        volumeMounts=mount)]
+    _apply(cluster, manifest)
+    both = wait(lambda: (s := _states(cluster, "sidecar")) and s.get("app") == "running"
+                and s, timeout=60)
+    assert both["tail"] == "running" and both["phase"] == "Running"
+    wait(lambda: "line 2" in cluster.kubectl("logs", "sidecar", "-c", "tail",
+                                              check=False).stdout, timeout=30)
+    done = wait(lambda: (s := _states(cluster, "sidecar")) and
+                s["phase"] in ("Succeeded", "Failed") and s, timeout=60)
+    assert done["phase"] == "Succeeded", done
+    assert done["app"] == "terminated" and done["tail"] == "terminated"
+    assert "line 5" in cluster.kubectl("logs", "sidecar", "-c", "tail").stdout
+    _delete(cluster, "sidecar")

@@ -322,3 +322,46 @@ def test_active_deadline_requeues_at_the_sooner_of_deadline_and_back_off():
     a = plan(pod, [sandbox()], [cs(pod, "a", "exited", exit_code=1, finished=NOW - 1)],
              backoff=backoff)
     assert a.requeue_after == 5.0  # deadline in 5 s; a restart would start now
+
+
+# -- sidecars (init containers with restartPolicy: Always) ------------------------------------
+
+def sidecar_pod(policy="Always"):
+    pod = make_pod("a", init=("side", "i2"), policy=policy)
+    pod["spec"]["initContainers"][0]["restartPolicy"] = "Always"
+    return pod
+
+
+@pytest.mark.parametrize("states, next_init, starts, kill", [
+    ({}, "side", [], False),  # the sidecar first
+    ({"side": ("running", 0)}, "i2", [], False),  # started: the next init container
+    ({"side": ("running", 0), "i2": ("exited", 0)}, None, [("a", REASON_NEW)], False),
+    ({"side": ("running", 0), "i2": ("exited", 0), "a": ("running", 0)}, None, [], False),
+    # a sidecar that exits is restarted beside the running app, whatever its exit code
+    ({"side": ("exited", 0), "i2": ("exited", 0), "a": ("running", 0)}, None,
+     [("side", REASON_RESTART)], False),
+    # before initialization an exited sidecar is started again before anything else
+    ({"side": ("exited", 1)}, "side", [], False),
+])
+def test_sidecars_start_in_order_and_keep_running(states, next_init, starts, kill):
+    pod = sidecar_pod()
+    statuses = [cs(pod, n, st, exit_code=code, created=T0 + i)
+                for i, (n, (st, code)) in enumerate(states.items())]
+    a = plan(pod, [sandbox()], statuses)
+    got = a.next_init_container
+    assert (None if got is None else got.name) == next_init
+    assert started(a) == starts and a.kill_pod == kill
+    assert all(s.init == (s.name == "side") for s in a.containers_to_start)
+    if next_init == "side":
+        assert a.requeue_after == 1.0  # look again once it runs
+
+
+@pytest.mark.parametrize("side_state", ["running", "exited"])
+def test_sidecars_do_not_keep_a_finished_pod_alive(side_state):
+    pod = sidecar_pod("Never")
+    statuses = [cs(pod, "side", side_state, exit_code=143), cs(pod, "i2", "exited"),
+                cs(pod, "a", "exited", exit_code=0, cid="app")]
+    a = plan(pod, [sandbox()], statuses)
+    assert a.kill_pod and a.containers_to_start == [] and a.next_init_container is None
+    killed = {k.name for k in a.containers_to_kill.values()}
+    assert killed == ({"side"} if side_state == "running" else set())

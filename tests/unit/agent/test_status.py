@@ -255,3 +255,33 @@ def test_ips_and_kept_fields():
     assert st["podIP"] == "10.42.0.9" and st["podIPs"] == [{"ip": "10.42.0.9"}]
     assert st["hostIP"] == "192.168.1.2" and st["hostIPs"] == [{"ip": "192.168.1.2"}]
     assert st["qosClass"] == "BestEffort" and st["startTime"] == "2020-01-01T00:00:00Z"
+
+
+# -- sidecars ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("side, app_code, phase", [
+    ("running", None, "Running"),  # app running, sidecar running
+    ("running", 0, "Running"),  # the app finished; the sidecar is still being stopped
+    ("exited", 0, "Succeeded"),  # stopped sidecars do not count
+    ("exited", 1, "Failed"),
+])
+def test_sidecar_phase_and_conditions(side, app_code, phase):
+    pod = make_pod("a", init=("side",), policy="Never")
+    pod["spec"]["initContainers"][0]["restartPolicy"] = "Always"
+    app = cs(pod, "a") if app_code is None else cs(pod, "a", "exited", exit_code=app_code)
+    st = status(pod, [cs(pod, "side", side, exit_code=143), app])
+    assert st["phase"] == phase
+    assert conds(st)["Initialized"][0] == "True"
+    [side_status] = st["initContainerStatuses"]
+    assert side_status["ready"] == (side == "running")
+    assert side_status["started"] == (side == "running")
+
+
+def test_a_starting_sidecar_keeps_the_pod_initializing():
+    pod = make_pod("a", init=("side", "i2"))
+    pod["spec"]["initContainers"][0]["restartPolicy"] = "Always"
+    st = status(pod, [cs(pod, "side")])
+    assert st["phase"] == "Pending"
+    assert conds(st)["Initialized"] == ("False", "ContainersNotInitialized",
+                                        "containers with incomplete status: [i2]")
+    assert st["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}

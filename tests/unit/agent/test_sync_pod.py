@@ -513,3 +513,43 @@ async def test_a_pod_past_its_active_deadline_is_killed_and_failed(h) -> None:
     h.forget_calls()
     await h.sync(h.api_pod(pod))  # Failed is terminal: nothing starts again
     assert "start_container" not in h.calls() and h.status()["reason"] == "DeadlineExceeded"
+
+
+# -- sidecars -----------------------------------------------------------------------------------
+
+
+async def test_a_sidecar_runs_beside_the_app_and_is_stopped_after_it(h) -> None:
+    pod = make_pod(ctr("app", pre_stop=["drain"]), policy="Never",
+                   initContainers=[ctr("side", restartPolicy="Always", pre_stop=["bye"])])
+    h.runtime.exec_handler = hook_exits(["drain"], 0)
+    first = await h.sync(pod)
+    [side] = h.started()
+    assert first.requeue_after == 1.0
+    assert h.status()["phase"] == "Pending"
+    await h.sync(h.api_pod(pod))  # the sidecar runs: the app starts beside it
+    side_again, app = h.started()
+    assert side_again == side
+    status = h.status()
+    assert status["phase"] == "Running"
+    assert status["initContainerStatuses"][0]["state"].keys() == {"running"}
+    h.exit(side, 1)  # a sidecar that exits is restarted, even under restartPolicy Never
+    await h.sync(h.api_pod(pod))
+    side2 = h.started()[-1]
+    assert side2 not in (side, app)
+    assert h.status()["initContainerStatuses"][0]["restartCount"] == 1
+    h.exit(app, 0)  # the app is done: the sidecar is stopped, the pod Succeeded
+    h.forget_calls()
+    await h.sync(h.api_pod(pod))
+    assert [args[0] for args in h.runtime.calls_of("stop_container")] == [side2]
+    assert "start_container" not in h.calls()
+    assert h.status()["phase"] == "Succeeded"
+
+
+async def test_deletion_stops_sidecars_after_the_app(h) -> None:
+    pod = make_pod(ctr("app"), initContainers=[ctr("side", restartPolicy="Always")])
+    await h.sync(pod)
+    await h.sync(h.api_pod(pod))
+    side, app = h.started()
+    h.forget_calls()
+    await h.sync(deleted(h.api_pod(pod), 5), True)
+    assert [args[0] for args in h.runtime.calls_of("stop_container")] == [app, side]

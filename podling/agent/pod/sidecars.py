@@ -1,0 +1,101 @@
+"""Sidecars: init containers with ``restartPolicy: Always`` (kubelet 1.32
+``computeInitContainerActions``, without probes: a sidecar counts as started once it runs).
+
+Pure; :mod:`.plan` calls :func:`plan_init` instead of its one-at-a-time init rule when the
+pod has a sidecar. Init containers are walked in spec order::
+
+    sidecar not running ─ before initialization ─▶ start it, wait (resync SIDECAR_RECHECK)
+                        └ after initialization ──▶ restart it (back-off), beside the app
+    sidecar running ─────────────────────────────▶ next
+    ordinary init, before initialization: none ─▶ start it; running ─▶ wait; exited 0 ─▶ next;
+                                          failed ─▶ init_failed (Never: kill the pod)
+    end of the list ─────────────────────────────▶ initialized: app containers may run
+
+"Initialized" means an app container already ran in the kept sandbox. Sidecars never keep
+a pod alive: when no app container is kept or started the plan kills the pod, sidecars
+included, and restarts none of them (see ``drop_sidecar_restarts``); the pod's phase ignores
+stopped sidecars (:mod:`.status`). Sidecars are stopped after the app containers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Protocol
+
+from podling.api.views import ContainerView, PodView
+from podling.runtime.interface import ContainerState, ContainerStatus
+
+SIDECAR_RECHECK = 1.0  # seconds: look again after starting a sidecar before the next init
+
+# plan.ContainerStart | None (plan imports this module, not the reverse)
+StartOrWait = Callable[[int, ContainerView, ContainerStatus | None], Any]
+
+
+class PodActions(Protocol):
+    """The fields of :class:`.plan.PodActions` this module sets."""
+
+    next_init_container: Any
+    init_failed: bool
+    kill_pod: bool
+    requeue_after: float | None
+    containers_to_start: list[Any]
+
+
+def has_sidecars(pod: PodView) -> bool:
+    return any(c.is_sidecar for c in pod.spec.init_containers)
+
+
+def is_sidecar(pod: PodView, name: str) -> bool:
+    return any(c.is_sidecar and c.name == name for c in pod.spec.init_containers)
+
+
+def _failed(st: ContainerStatus) -> bool:
+    return st.state == ContainerState.UNKNOWN or (st.state == ContainerState.EXITED and (
+        st.exit_code != 0 or st.reason == "OOMKilled"))
+
+
+def plan_init(pod: PodView, kept: dict[str, ContainerStatus], *, never: bool,
+              start_or_wait: StartOrWait, actions: PodActions) -> bool:
+    """The init step of a pod with sidecars; True when app containers may run. ``kept``:
+    the latest container of each name in the kept sandbox."""
+    initialized = any(c.name in kept for c in pod.spec.containers)
+    restarts: list[Any] = []
+    for idx, c in enumerate(pod.spec.init_containers):
+        st = kept.get(c.name)
+        running = st is not None and st.state == ContainerState.RUNNING
+        if c.is_sidecar:
+            if running:
+                continue
+            start = start_or_wait(idx, c, st)
+            if initialized:
+                restarts += [dataclasses.replace(start, init=True)] if start else []
+                continue
+            actions.next_init_container = start
+            recheck(actions)
+            return False
+        if initialized:
+            continue
+        if running:
+            return False
+        if st is not None and st.state == ContainerState.EXITED and not _failed(st):
+            continue
+        if st is not None and _failed(st):
+            actions.init_failed = True
+            if never:
+                actions.kill_pod = True
+                return False
+        actions.next_init_container = start_or_wait(idx, c, st)
+        return False
+    actions.containers_to_start[:0] = restarts
+    return True
+
+
+def recheck(actions: PodActions) -> None:
+    """Look again soon: a sidecar just started, the next init container waits for it."""
+    if actions.requeue_after is None or actions.requeue_after > SIDECAR_RECHECK:
+        actions.requeue_after = SIDECAR_RECHECK
+
+
+def drop_sidecar_restarts(actions: PodActions) -> None:
+    """When the pod is killed (no app container left to run), no sidecar restarts."""
+    actions.containers_to_start = [s for s in actions.containers_to_start if not s.init]
