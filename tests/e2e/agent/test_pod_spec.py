@@ -61,8 +61,9 @@ def test_logs_timestamps_are_rfc3339_nano_in_utc_and_since_time_filters(cluster,
     first = lines[0].split(" ")[0]
     assert cluster.kubectl("logs", "log-stamps", f"--since-time={first}").stdout == \
         "one\ntwo\n"
-    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).strftime(
-        "%Y-%m-%dT%H:%M:%S+01:00")  # another offset: one hour later is now
+    # another offset (kubectl sends it in UTC, whole seconds): 2 s after the lines
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1, seconds=2)).strftime(
+        "%Y-%m-%dT%H:%M:%S+01:00")
     future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)).strftime(
         "%Y-%m-%dT%H:%M:%SZ")
     assert cluster.kubectl("logs", "log-stamps", f"--since-time={future}").stdout == ""
