@@ -213,9 +213,15 @@ class ResourceHandlers:
             raise authz.forbidden(user, attrs)
 
     async def _authz_object(self, user: Any, attrs: authz.Attributes) -> Obj | None:
-        """The pod a node's request names, when the decision depends on it (404 if gone)."""
+        """The pod a node's request names, when the decision depends on it (404 if gone);
+        for a node reading a secret or configmap, the pods of that namespace bound to it."""
         if not authz.needs_object(user, attrs):
             return None
+        if attrs.resource in authz.POD_REFERENCED:
+            node = authz.node_name_of(user)
+            items, _ = await self.stores["pods"].list(attrs.namespace)
+            return {"items": [p for p in items
+                              if (p.get("spec") or {}).get("nodeName") == node]}
         return await self.stores["pods"].get(attrs.namespace, attrs.name or "")
 
     async def _decode(self, request: web.Request, resource: Resource) -> tuple[Obj, list[str]]:
