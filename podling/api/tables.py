@@ -4,8 +4,8 @@ kubectl asks for ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` and pr
 columns the server sends; without a Table it falls back to ``NAME AGE``. The column sets and
 cells follow Kubernetes' printers (pkg/printers/internalversion/printers.go) for pods, nodes,
 namespaces, configmaps, secrets, events and leases, rendered as the API server does (always
-"wide": kubectl hides ``priority: 1`` columns itself unless ``-o wide``). Any other resource gets the generic
-``Name`` / ``Created At`` table of the API server's default table convertor.
+"wide": kubectl hides ``priority: 1`` columns itself unless ``-o wide``). Any other resource
+gets the generic ``Name`` / ``Created At`` table of the API server's default table convertor.
 
 Pure functions: the caller passes ``now`` so ages are deterministic.
 """

@@ -37,10 +37,10 @@ Two kinds of users reach the resource handlers (see :mod:`.auth`):
 
 Rules that depend on the object (a pod's ``spec.nodeName``) are decided on the stored object,
 which the caller fetches when :func:`needs_object` says so; for a secret or a configmap that
-"object" is ``{"items": [...]}``, the pods of its namespace bound to the node. Creates whose name is only in the
-body (nodes, leases) are checked after decoding by :func:`check_create`. Deviation from
-Kubernetes: a node asking about a pod that does not exist gets 404 (Kubernetes answers 403),
-so the agent's "already gone" paths keep working.
+"object" is ``{"items": [...]}``, the pods of its namespace bound to the node. Creates whose
+name is only in the body (nodes, leases) are checked after decoding by :func:`check_create`.
+Deviation from Kubernetes: a node asking about a pod that does not exist gets 404 (Kubernetes
+answers 403), so the agent's "already gone" paths keep working.
 """
 
 from __future__ import annotations
