@@ -1,14 +1,18 @@
-"""ConfigMaps and Secrets through the generic store: stringData, defaults, immutability."""
+"""ConfigMaps and Secrets through the generic store (stringData, defaults, immutability),
+their Tables, and over HTTP (decoding errors, the type field selector)."""
 
 from __future__ import annotations
 
 import base64
 
 import pytest
+from inprocess import server  # noqa: F401 - fixture
 
 from podling.api import tables
 from podling.api.errors import ApiError
 from podling.apiserver.registry.store import RegistryStore
+from podling.apiserver.server import RunningServer
+from podling.client import ApiClient, ClientConfig
 
 
 def b64(text: str) -> str:
@@ -103,3 +107,26 @@ def test_tables(resource: str, obj: dict, cells: list) -> None:
     assert names == (["Name", "Data", "Age"] if resource == "configmaps"
                      else ["Name", "Type", "Data", "Age"])
     assert table["rows"][0]["cells"] == cells + ["60s"]
+
+
+# --- over HTTP: decoding errors, selectors -------------------------------------------------
+
+
+async def test_http_bad_base64_is_400_and_type_selects(server: RunningServer) -> None:
+    ns = "/api/v1/namespaces/default/secrets"
+    async with ApiClient(ClientConfig(server=server.url, token=server.admin_token,
+                                      ca_file=server.ca_file)) as api:
+        with pytest.raises(ApiError) as bad:
+            await api.request("POST", ns, body=secret_body(data={"a": "YWJjZ"}))
+        assert (bad.value.code, bad.value.message) == (
+            400, 'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at '
+                 "input byte 4")
+        await api.request("POST", ns, body={
+            "metadata": {"name": "t"}, "type": "kubernetes.io/tls",
+            "stringData": {"tls.crt": "c", "tls.key": "k"}})
+        await api.request("POST", ns, body=secret_body(stringData={"a": "1"}))
+        tls = await api.request("GET", ns + "?fieldSelector=type%3Dkubernetes.io%2Ftls")
+        assert [s["metadata"]["name"] for s in tls["items"]] == ["t"]
+        with pytest.raises(ApiError) as unsupported:
+            await api.request("GET", ns + "?fieldSelector=data.a%3D1")
+        assert unsupported.value.message == "field label not supported: data.a"
