@@ -96,6 +96,13 @@ def test_create_tls_and_docker_registry_secrets(shared_server, tmp_path) -> None
     assert reg["type"] == "kubernetes.io/dockerconfigjson"
     config = json.loads(base64.b64decode(reg["data"][".dockerconfigjson"]))
     assert config["auths"]["registry.example"]["username"] == "u"
+    (tmp_path / "other").mkdir()
+    _, other_key = tls_pair(tmp_path / "other")
+    mismatched = create(shared_server, {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": unique("pair")},
+        "type": "kubernetes.io/tls", "data": {"tls.crt": got["data"]["tls.crt"],
+                                              "tls.key": b64(open(other_key).read())}})
+    assert "Warning: tls: private key does not match public key" in mismatched.stderr
     out = shared_server.kubectl("get", "secrets", "--field-selector",
                                 "type=kubernetes.io/tls").stdout
     names = [line.split()[0] for line in out.splitlines()[1:]]

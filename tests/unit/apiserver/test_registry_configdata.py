@@ -130,3 +130,19 @@ async def test_http_bad_base64_is_400_and_type_selects(server: RunningServer) ->
         with pytest.raises(ApiError) as unsupported:
             await api.request("GET", ns + "?fieldSelector=data.a%3D1")
         assert unsupported.value.message == "field label not supported: data.a"
+
+
+def test_tls_secret_warnings(stores: dict) -> None:
+    from podling.util.certs import self_signed
+    cert, key = self_signed("a.test", ["a.test"])
+    _, other = self_signed("b.test", ["b.test"])
+    strategy = stores["secrets"].strategy
+
+    def tls(crt: bytes, k: bytes) -> dict:
+        return {"type": "kubernetes.io/tls", "data": {
+            "tls.crt": base64.b64encode(crt).decode(), "tls.key": base64.b64encode(k).decode()}}
+
+    assert strategy.warnings(tls(cert, key)) == []
+    assert strategy.warnings(tls(cert, other)) == ["tls: private key does not match public key"]
+    assert strategy.warnings({"type": "Opaque", "data": {}}) == []
+    assert stores["configmaps"].strategy.warnings({"data": {}}) == []
