@@ -132,13 +132,21 @@ def go_json_object_problem(raw: bytes) -> str | None:
     """None when ``raw`` is a JSON object (what ``json.Unmarshal`` into a
     ``map[string]interface{}`` accepts, or ``null``), else an error worded like Go's."""
     try:
-        value = json.loads(raw.decode("utf-8", errors="replace"))
+        value = json.loads(raw.decode("utf-8", errors="replace"), parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         return _go_syntax_error(exc)
+    except ValueError as exc:  # NaN / Infinity, which Go's JSON does not know
+        return str(exc)
     if value is None or isinstance(value, dict):
         return None
     kind = {bool: "bool", str: "string", list: "array"}.get(type(value), "number")
     return f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
+
+
+def _no_constant(name: str) -> Any:
+    if name.startswith("-"):
+        raise ValueError("invalid character 'I' in numeric literal")
+    raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
 def _go_syntax_error(exc: json.JSONDecodeError) -> str:

@@ -178,6 +178,8 @@ def test_validate_secret_update(new: dict, old: dict, expected: list[tuple[str, 
     (b'{"a" 1}', "invalid character '1' after object key"),
     (b'{"a": 1 "b": 2}', "invalid character '\"' after object key:value pair"),
     (b"x", "invalid character 'x' looking for beginning of value"),
+    (b'{"a": NaN}', "invalid character 'N' looking for beginning of value"),
+    (b'{"a": -Infinity}', "invalid character 'I' in numeric literal"),
     (b'"s"', "json: cannot unmarshal string into Go value of type map[string]interface {}"),
 ])
 def test_go_json_object_problem(raw: bytes, problem: str | None) -> None:
