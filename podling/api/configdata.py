@@ -99,9 +99,16 @@ def _canonical_map(obj: Obj, field: str) -> None:
         obj[field] = {k: canonical(v) if isinstance(v, str) else "" for k, v in values.items()}
 
 
+def _drop_empty(obj: Obj, *fields: str) -> None:
+    """Empty (or null) maps are not kept, as Kubernetes' storage does not keep them."""
+    for field in fields:
+        if field in obj and not obj[field]:
+            del obj[field]
+
+
 def prepare_secret(secret: Obj) -> None:
     """In place: ``type`` defaulted to Opaque, ``stringData`` merged into ``data`` (base64)
-    and removed, ``data`` values canonical."""
+    and removed, ``data`` values canonical, an empty ``data`` dropped."""
     if not secret.get("type"):
         secret["type"] = SECRET_TYPE_OPAQUE
     _canonical_map(secret, "data")
@@ -112,11 +119,13 @@ def prepare_secret(secret: Obj) -> None:
         for key, value in string_data.items():
             data[key] = base64.b64encode(str(value or "").encode()).decode()
         secret["data"] = data
+    _drop_empty(secret, "data")
 
 
 def prepare_config_map(config_map: Obj) -> None:
-    """In place: ``binaryData`` values canonical."""
+    """In place: ``binaryData`` values canonical; empty maps dropped."""
     _canonical_map(config_map, "binaryData")
+    _drop_empty(config_map, "data", "binaryData")
 
 
 def byte_sizes(values: Any) -> dict[str, int]:

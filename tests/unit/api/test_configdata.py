@@ -69,9 +69,12 @@ def test_canonical_reencodes_and_prepare_secret_merges_string_data() -> None:
     obj = {"data": {"a": "YW\nJj", "b": b64("old")}, "stringData": {"b": "new", "c": "x"}}
     configdata.prepare_secret(obj)
     assert obj == {"type": "Opaque", "data": {"a": "YWJj", "b": b64("new"), "c": b64("x")}}
-    typed = {"type": "kubernetes.io/tls"}
+    typed = {"type": "kubernetes.io/tls", "data": {}, "stringData": {}}
     configdata.prepare_secret(typed)
     assert typed == {"type": "kubernetes.io/tls"}
+    cm = {"data": {}, "binaryData": None}
+    configdata.prepare_config_map(cm)
+    assert cm == {}
 
 
 def test_decoding_reports_bad_base64_and_wrong_types_like_go() -> None:
