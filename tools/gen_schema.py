@@ -22,12 +22,16 @@ AUTHORIZATION = {"SelfSubjectAccessReview", "SelfSubjectAccessReviewSpec", "Reso
                  "NonResourceAttributes", "SubjectAccessReviewStatus", "FieldSelectorAttributes",
                  "LabelSelectorAttributes"}
 COORDINATION = {"Lease", "LeaseSpec", "LeaseList"}
+# Go []byte fields: base64 strings on the wire (OpenAPI format "byte").
+BYTE_FIELDS = {("V1Secret", "data"), ("V1ConfigMap", "binary_data")}
 
 # Top-level kinds served, with their group/version.
 ROOTS = {
     "V1Pod": ("", "v1"), "V1PodList": ("", "v1"), "V1Binding": ("", "v1"),
     "V1Node": ("", "v1"), "V1NodeList": ("", "v1"),
     "V1Namespace": ("", "v1"), "V1NamespaceList": ("", "v1"),
+    "V1ConfigMap": ("", "v1"), "V1ConfigMapList": ("", "v1"),
+    "V1Secret": ("", "v1"), "V1SecretList": ("", "v1"),
     "CoreV1Event": ("", "v1"), "CoreV1EventList": ("", "v1"),
     "V1Lease": ("coordination.k8s.io", "v1"), "V1LeaseList": ("coordination.k8s.io", "v1"),
     "V1SelfSubjectAccessReview": ("authorization.k8s.io", "v1"),
@@ -75,7 +79,10 @@ def generate() -> dict:
         cls = getattr(models, class_name)
         properties = {}
         for py_name, py_type in cls.openapi_types.items():
-            properties[cls.attribute_map[py_name]] = field_schema(py_type, pending)
+            fs = field_schema(py_type, pending)
+            if (class_name, py_name) in BYTE_FIELDS:
+                fs["additionalProperties"]["format"] = "byte"
+            properties[cls.attribute_map[py_name]] = fs
         entry: dict = {"properties": dict(sorted(properties.items()))}
         if class_name in ROOTS:
             group, version = ROOTS[class_name]

@@ -13,6 +13,7 @@ import re
 from typing import Any, NamedTuple
 
 from . import schema
+from .configdata import base64_problem
 
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
@@ -224,6 +225,8 @@ def _leaf_problem(value: Any, fs: dict[str, Any], where: _Where,
             return _type_message(value, where, _go_type(fs, owner, field))
         if fs.get("format") == "date-time":
             return _rfc3339_problem(value)
+        if fs.get("format") == "byte":  # Go []byte: base64
+            return base64_problem(value)
     elif kind == "integer":
         return _int_problem(value, fs.get("format", "int64"), where)
     elif kind == "boolean" and not isinstance(value, bool):
@@ -293,6 +296,8 @@ def _go_type(fs: dict[str, Any], owner: str, field: str) -> str:
         return "[]" + _go_type(fs["items"], owner, field)
     if kind == "object" and "additionalProperties" in fs:
         return "map[string]" + _go_type(fs["additionalProperties"], owner, field)
+    if kind == "string" and fs.get("format") == "byte":
+        return "[]uint8"
     if kind == "string":
         # metav1.Time decodes through a plain string, so Go names ``string`` there too.
         return _GO_STRING_TYPES.get((_short(owner), field), "string")

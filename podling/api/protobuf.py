@@ -1,7 +1,8 @@
 """Just enough of Kubernetes' protobuf encoding to read what kubectl only sends that way.
 
-``kubectl auth can-i`` posts its SelfSubjectAccessReview and ``kubectl create namespace`` its
-Namespace as ``application/vnd.kubernetes.protobuf``, and neither falls back to JSON. A Kubernetes protobuf
+``kubectl auth can-i`` posts its SelfSubjectAccessReview and ``kubectl create namespace``,
+``create configmap`` and ``create secret`` their objects as
+``application/vnd.kubernetes.protobuf``, and none falls back to JSON. A Kubernetes protobuf
 body is the magic ``k8s\\x00`` followed by a ``runtime.Unknown`` message:
 ``{1: TypeMeta{1: apiVersion, 2: kind}, 2: raw (the object's own message)}``.
 Responses are always JSON.
@@ -9,6 +10,7 @@ Responses are always JSON.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 MAGIC = b"k8s\x00"
@@ -135,5 +137,56 @@ def decode_namespace(body: bytes) -> dict[str, Any]:
     return decoded
 
 
-DECODERS = {"Namespace": decode_namespace,
+def _bytes_map(entries: list[bytes]) -> dict[str, str]:
+    """A protobuf map<string, bytes> as JSON has it: values base64."""
+    result = {}
+    for entry in entries:
+        pair = fields(entry)
+        key = pair.get(1, [b""])[-1].decode()
+        result[key] = base64.b64encode(pair.get(2, [b""])[-1]).decode()
+    return result
+
+
+def decode_config_map(body: bytes) -> dict[str, Any]:
+    """A core/v1 ConfigMap (``kubectl create configmap``): metadata, data, binaryData,
+    immutable."""
+    try:
+        api_version, kind, raw = unwrap(body)
+        cm = fields(raw)
+        decoded: dict[str, Any] = {"apiVersion": api_version or "v1", "kind": kind or "ConfigMap",
+                                   "metadata": _object_meta(cm.get(1, [b""])[-1])}
+        if 2 in cm:
+            decoded["data"] = _string_map(cm[2])
+        if 3 in cm:
+            decoded["binaryData"] = _bytes_map(cm[3])
+        if 4 in cm:
+            decoded["immutable"] = bool(cm[4][-1])
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise ProtobufError(f"malformed ConfigMap: {exc}") from None
+    return decoded
+
+
+def decode_secret(body: bytes) -> dict[str, Any]:
+    """A core/v1 Secret (``kubectl create secret``): metadata, data, type, stringData,
+    immutable."""
+    try:
+        api_version, kind, raw = unwrap(body)
+        secret = fields(raw)
+        decoded: dict[str, Any] = {"apiVersion": api_version or "v1", "kind": kind or "Secret",
+                                   "metadata": _object_meta(secret.get(1, [b""])[-1])}
+        if 2 in secret:
+            decoded["data"] = _bytes_map(secret[2])
+        if 3 in secret:
+            decoded["type"] = secret[3][-1].decode()
+        if 4 in secret:
+            decoded["stringData"] = _string_map(secret[4])
+        if 5 in secret:
+            decoded["immutable"] = bool(secret[5][-1])
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise ProtobufError(f"malformed Secret: {exc}") from None
+    return decoded
+
+
+DECODERS = {"Namespace": decode_namespace, "ConfigMap": decode_config_map,
+            "Secret": decode_secret,
             "SelfSubjectAccessReview": decode_self_subject_access_review}

@@ -75,6 +75,9 @@ NAMESPACES = Resource("", "v1", "namespaces", "namespace", "Namespace", False, s
                       short_names=("ns",),
                       subresources=(Subresource("status", "Namespace", _STATUS),
                                     Subresource("finalize", "Namespace", ("update",))))
+CONFIG_MAPS = Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, schema.CONFIG_MAP,
+                       short_names=("cm",))
+SECRETS = Resource("", "v1", "secrets", "secret", "Secret", True, schema.SECRET)
 EVENTS = Resource("", "v1", "events", "event", "Event", True, schema.EVENT, short_names=("ev",))
 BINDINGS = Resource("", "v1", "bindings", "binding", "Binding", True, schema.BINDING,
                     verbs=("create",))
@@ -83,8 +86,8 @@ SELF_SUBJECT_ACCESS_REVIEWS = Resource(
     "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "selfsubjectaccessreview",
     "SelfSubjectAccessReview", False, schema.SELF_SUBJECT_ACCESS_REVIEW, verbs=("create",))
 
-RESOURCES: tuple[Resource, ...] = (PODS, NODES, NAMESPACES, EVENTS, BINDINGS, LEASES,
-                                   SELF_SUBJECT_ACCESS_REVIEWS)
+RESOURCES: tuple[Resource, ...] = (PODS, NODES, NAMESPACES, CONFIG_MAPS, SECRETS, EVENTS,
+                                   BINDINGS, LEASES, SELF_SUBJECT_ACCESS_REVIEWS)
 
 GROUP_VERSIONS: tuple[str, ...] = ("v1", "coordination.k8s.io/v1", "authorization.k8s.io/v1")
 

@@ -439,6 +439,7 @@ _SUPPORTED_FIELDS: dict[str, tuple[str, ...]] = {
         "reason", "reportingComponent", "source", "type"),
     "nodes": ("metadata.name", "spec.unschedulable"),
     "namespaces": ("metadata.name", "status.phase"),
+    "secrets": _META_FIELDS + ("type",),
 }
 _FIELD_ALIASES = {"pods": {"spec.host": "spec.nodeName"}}
 

@@ -3,9 +3,9 @@
 kubectl asks for ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` and prints the
 columns the server sends; without a Table it falls back to ``NAME AGE``. The column sets and
 cells follow Kubernetes' printers (pkg/printers/internalversion/printers.go) for pods, nodes,
-namespaces, events and leases, rendered as the API server does (always "wide": kubectl hides
-``priority: 1`` columns itself unless ``-o wide``). Any other resource gets the generic
-``Name`` / ``Created At`` table of the API server's default table convertor.
+namespaces, configmaps, secrets, events and leases, rendered as the API server does (always
+"wide": kubectl hides ``priority: 1`` columns itself unless ``-o wide``). Any other resource
+gets the generic ``Name`` / ``Created At`` table of the API server's default table convertor.
 
 Pure functions: the caller passes ``now`` so ages are deterministic.
 """
@@ -77,6 +77,17 @@ COLUMNS: dict[str, list[dict[str, Any]]] = {
         _col("First Seen", "Time since the event was first observed.", priority=1),
         _col("Count", "How many times the event has occurred.", priority=1),
         _col("Name", _NAME_DESC, priority=1, fmt="name"),
+    ],
+    "configmaps": [
+        _NAME_COL,
+        _col("Data", "How many keys the ConfigMap holds (data and binaryData)."),
+        _AGE_COL,
+    ],
+    "secrets": [
+        _NAME_COL,
+        _col("Type", "The type of the Secret (Opaque, kubernetes.io/tls, ...)."),
+        _col("Data", "How many keys the Secret's data holds."),
+        _AGE_COL,
     ],
     "leases": [
         _NAME_COL,
@@ -192,6 +203,16 @@ def _lease_row(lease: Mapping[str, Any], now: datetime) -> Row:
     return [_name(lease), holder, _age(lease, now)], None
 
 
+def _config_map_row(cm: Mapping[str, Any], now: datetime) -> Row:
+    count = sum(len(cm.get(f) or {}) for f in ("data", "binaryData"))
+    return [_name(cm), count, _age(cm, now)], None
+
+
+def _secret_row(secret: Mapping[str, Any], now: datetime) -> Row:
+    return [_name(secret), secret.get("type") or "", len(secret.get("data") or {}),
+            _age(secret, now)], None
+
+
 def event_source(event: Mapping[str, Any]) -> str:
     """``component, host`` (``component`` alone without a host), falling back to
     reportingComponent / reportingInstance when ``source`` lacks them."""
@@ -234,4 +255,6 @@ _PRINTERS: dict[str, Callable[[Mapping[str, Any], datetime], Row]] = {
     "namespaces": _namespace_row,
     "events": _event_row,
     "leases": _lease_row,
+    "configmaps": _config_map_row,
+    "secrets": _secret_row,
 }

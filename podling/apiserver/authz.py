@@ -23,6 +23,9 @@ Two kinds of users reach the resource handlers (see :mod:`.auth`):
   leases (coordination)   get, create, update, patch, watch      namespace kube-node-lease,
                           (list/watch: fieldSelector             the node's own name
                           ``metadata.name=<name>``)
+  secrets, configmaps     get; list, watch with fieldSelector    a pod bound to the node
+                          ``metadata.name=<name>``               refers to it (Kubernetes'
+                                                                 Node authorizer graph)
   ======================  =====================================  ==========================
 
   Everything else is denied: 403 with Kubernetes' message, e.g.
@@ -33,10 +36,11 @@ Two kinds of users reach the resource handlers (see :mod:`.auth`):
   secret for a node credential (:mod:`.nodeauth`); every resource request is denied.
 
 Rules that depend on the object (a pod's ``spec.nodeName``) are decided on the stored object,
-which the caller fetches when :func:`needs_object` says so. Creates whose name is only in the
-body (nodes, leases) are checked after decoding by :func:`check_create`. Deviation from
-Kubernetes: a node asking about a pod that does not exist gets 404 (Kubernetes answers 403),
-so the agent's "already gone" paths keep working.
+which the caller fetches when :func:`needs_object` says so; for a secret or a configmap that
+"object" is ``{"items": [...]}``, the pods of its namespace bound to the node. Creates whose
+name is only in the body (nodes, leases) are checked after decoding by :func:`check_create`.
+Deviation from Kubernetes: a node asking about a pod that does not exist gets 404 (Kubernetes
+answers 403), so the agent's "already gone" paths keep working.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
-from ..api import errors, selectors
+from ..api import errors, references, selectors
 
 NODE_USER_PREFIX = "system:node:"
 NODES_GROUP = "system:nodes"
@@ -53,6 +57,9 @@ BOOTSTRAP_GROUP = "system:bootstrappers"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 COORDINATION = "coordination.k8s.io"
 READS = ("get", "list", "watch")
+#: what a node reads only when one of its pods refers to it → the pod's names of them
+POD_REFERENCED = {"secrets": references.secret_names,
+                  "configmaps": references.config_map_names}
 WRITES = ("create", "update", "patch")
 
 
@@ -104,10 +111,25 @@ def node_name_of(user: Subject) -> str | None:
 
 def needs_object(user: Subject, attrs: Attributes) -> bool:
     """Whether the decision for ``user`` depends on the stored object named by ``attrs``
-    (a node acting on one pod); fetch it and pass it to :func:`allowed`."""
-    return node_name_of(user) is not None and attrs.resource == "pods" and \
-        attrs.group == "" and bool(attrs.name) and attrs.path is None and \
-        not _pod_list_by_node(attrs, node_name_of(user) or "")
+    (a node acting on one pod: fetch the pod), or on the node's pods (a node reading a
+    secret or configmap, :func:`referenced_name` set: pass ``{"items": its pods bound to the
+    node in attrs.namespace}``); give it to :func:`allowed`."""
+    node = node_name_of(user)
+    if node is None or attrs.group != "" or attrs.path is not None:
+        return False
+    if attrs.resource in POD_REFERENCED:
+        return _namespaced_read(attrs) and bool(referenced_name(attrs))
+    return attrs.resource == "pods" and bool(attrs.name) and not _pod_list_by_node(attrs, node)
+
+
+def referenced_name(attrs: Attributes) -> str | None:
+    """The one secret / configmap a read names: by name, or a list / watch restricted to
+    ``metadata.name=<name>`` (as the kubelet watches one object)."""
+    if attrs.name:
+        return attrs.name
+    if attrs.verb in ("list", "watch"):
+        return _field_value(attrs, attrs.resource, "metadata.name")
+    return None
 
 
 def allowed(user: Subject, attrs: Attributes, obj: Mapping[str, Any] | None = None) -> bool:
@@ -133,7 +155,24 @@ def _node_allows(node: str, attrs: Attributes, obj: Mapping[str, Any] | None) ->
         return _node_nodes(node, attrs)
     if attrs.group == COORDINATION and attrs.resource == "leases":
         return _node_leases(node, attrs)
+    if attrs.group == "" and attrs.resource in POD_REFERENCED:
+        return _node_referenced(node, attrs, obj)
     return False
+
+
+def _node_referenced(node: str, attrs: Attributes, obj: Mapping[str, Any] | None) -> bool:
+    """A secret / configmap read that names one object some pod bound to ``node`` uses."""
+    name = referenced_name(attrs)
+    if not _namespaced_read(attrs) or not name or obj is None:
+        return False
+    names_of = POD_REFERENCED[attrs.resource]
+    return any(((pod.get("spec") or {}).get("nodeName") or "") == node and name in names_of(pod)
+               for pod in obj.get("items") or [])
+
+
+def _namespaced_read(attrs: Attributes) -> bool:
+    """A read of a namespaced object, not of a subresource."""
+    return attrs.verb in READS and not attrs.subresource and bool(attrs.namespace)
 
 
 def _pod_list_by_node(attrs: Attributes, node: str) -> bool:
@@ -201,6 +240,22 @@ def check_create(user: Subject, attrs: Attributes, obj: Mapping[str, Any]) -> No
                               "node", {"name": name, "group": COORDINATION, "kind": "leases"})
 
 
+def _node_reason(user: Subject, attrs: Attributes) -> str:
+    """The Node authorizer's reason for refusing a node a secret or configmap."""
+    node = node_name_of(user)
+    if node is None or attrs.group != "" or attrs.resource not in POD_REFERENCED:
+        return ""
+    if attrs.verb not in READS:
+        return ": can only read resources of this type"
+    if attrs.subresource:
+        return ": cannot read subresource"
+    if not attrs.namespace:
+        return ": can only read namespaced object of this type"
+    if not referenced_name(attrs):
+        return ": No Object name found"
+    return f": no relationship found between node '{node}' and this object"
+
+
 def forbidden(user: Subject, attrs: Attributes) -> errors.ApiError:
     """The 403 Kubernetes answers when the authorizer says no."""
     qualified = f"{attrs.resource}.{attrs.group}" if attrs.group else attrs.resource
@@ -208,7 +263,7 @@ def forbidden(user: Subject, attrs: Attributes) -> errors.ApiError:
     subject = f'{qualified} "{attrs.name}"' if attrs.name else qualified
     scope = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
     message = (f'{subject} is forbidden: User "{user.name}" cannot {attrs.verb} resource '
-               f'"{resource}" in API group "{attrs.group}" {scope}')
+               f'"{resource}" in API group "{attrs.group}" {scope}{_node_reason(user, attrs)}')
     details: dict[str, Any] = {"kind": attrs.resource}
     if attrs.name:
         details["name"] = attrs.name

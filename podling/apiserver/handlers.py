@@ -113,7 +113,7 @@ class ResourceHandlers:
         warnings += [unimplemented.warning_text(p)
                      for p in unimplemented.unimplemented_fields(info.resource.kind, obj)]
         created = await store.create(namespace, obj, dry_run=dry_run(request))
-        return bodies.respond(created, 201, warnings)
+        return bodies.respond(created, 201, warnings + store.strategy.warnings(created))
 
     async def _update(self, request: web.Request, info: requestinfo.RequestInfo,
                       store: RegistryStore) -> web.Response:
@@ -124,10 +124,10 @@ class ResourceHandlers:
                                      f"the name on the URL ({info.name})")
         meta["name"] = info.name
         self._body_namespace(obj, info)
+        strategy = store.strategy_for(info.subresource)
         updated = await store.update(info.namespace, info.name, lambda current: obj,
-                                     strategy=store.strategy_for(info.subresource),
-                                     dry_run=dry_run(request))
-        return bodies.respond(updated, 200, warnings)
+                                     strategy=strategy, dry_run=dry_run(request))
+        return bodies.respond(updated, 200, warnings + strategy.warnings(updated))
 
     async def _patch(self, request: web.Request, info: requestinfo.RequestInfo,
                      store: RegistryStore) -> web.Response:
@@ -151,10 +151,10 @@ class ResourceHandlers:
                 patched, info.resource, info.resource.type_name, info.resource.kind, [], mode)
             return patched
 
-        updated = await store.update(info.namespace, info.name, apply,
-                                     strategy=store.strategy_for(info.subresource),
+        strategy = store.strategy_for(info.subresource)
+        updated = await store.update(info.namespace, info.name, apply, strategy=strategy,
                                      dry_run=dry_run(request))
-        return bodies.respond(updated, 200, warnings)
+        return bodies.respond(updated, 200, warnings + strategy.warnings(updated))
 
     async def _delete(self, request: web.Request, info: requestinfo.RequestInfo,
                       store: RegistryStore) -> web.Response:
@@ -213,9 +213,15 @@ class ResourceHandlers:
             raise authz.forbidden(user, attrs)
 
     async def _authz_object(self, user: Any, attrs: authz.Attributes) -> Obj | None:
-        """The pod a node's request names, when the decision depends on it (404 if gone)."""
+        """The pod a node's request names, when the decision depends on it (404 if gone);
+        for a node reading a secret or configmap, the pods of that namespace bound to it."""
         if not authz.needs_object(user, attrs):
             return None
+        if attrs.resource in authz.POD_REFERENCED:
+            node = authz.node_name_of(user)
+            items, _ = await self.stores["pods"].list(attrs.namespace)
+            return {"items": [p for p in items
+                              if (p.get("spec") or {}).get("nodeName") == node]}
         return await self.stores["pods"].get(attrs.namespace, attrs.name or "")
 
     async def _decode(self, request: web.Request, resource: Resource) -> tuple[Obj, list[str]]:

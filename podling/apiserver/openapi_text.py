@@ -62,6 +62,22 @@ _TEXT: dict[str, str] = {
     "NodeList": "A list of Nodes.",
     "Namespace": "A Namespace scopes the names of the objects in it.",
     "NamespaceList": "A list of Namespaces.",
+    "ConfigMap": "A ConfigMap holds configuration data for pods: text in data, bytes in "
+                 "binaryData; at most 1 MiB altogether.",
+    "ConfigMapList": "A list of ConfigMaps.",
+    "ConfigMap.data": "Text values by key. Keys consist of alphanumeric characters, '-', '_' "
+                      "or '.', and none may also be in binaryData.",
+    "ConfigMap.binaryData": "Byte values by key, base64 on the wire.",
+    "ConfigMap.immutable": "Once true, data and binaryData can no longer change and immutable "
+                           "cannot be unset.",
+    "Secret": "A Secret holds sensitive data of a given type, at most 1 MiB.",
+    "SecretList": "A list of Secrets.",
+    "Secret.data": "Byte values by key, base64 on the wire.",
+    "Secret.stringData": "Write-only text values, merged into data on write (they win over "
+                         "data's); never returned.",
+    "Secret.type": "Opaque (the default), or a built-in type such as kubernetes.io/tls that "
+                   "requires certain keys. Cannot change.",
+    "Secret.immutable": "Once true, data can no longer change and immutable cannot be unset.",
     "Event": "An Event reports something that happened to an object, such as an image pull "
              "or a container start.",
     "EventList": "A list of Events.",

@@ -160,6 +160,33 @@ def test_node_records_events(cluster) -> None:
     assert a("DELETE", "/api/v1/namespaces/default/events/e.1")[0] == 403
 
 
+def test_node_reads_only_the_secrets_and_configmaps_of_its_pods(cluster) -> None:
+    server, a, b = cluster
+    admin = Http(server, server.token)
+    ns = "/api/v1/namespaces/default"
+    assert admin("POST", f"{ns}/secrets", {"metadata": {"name": f"sec-{A}"},
+                                           "stringData": {"k": "v"}})[0] == 201
+    assert admin("POST", f"{ns}/configmaps", {"metadata": {"name": f"cm-{A}"},
+                                              "data": {"k": "v"}})[0] == 201
+    pod = make_pod(f"uses-{A}", None).bare().node(A).build()
+    pod["spec"]["volumes"] = [{"name": "s", "secret": {"secretName": f"sec-{A}"}},
+                              {"name": "c", "configMap": {"name": f"cm-{A}"}}]
+    assert admin("POST", f"{ns}/pods", pod)[0] == 201
+    assert a("GET", f"{ns}/secrets/sec-{A}")[0] == 200
+    assert a("GET", f"{ns}/configmaps/cm-{A}")[0] == 200
+    assert a("GET", f"{ns}/secrets?fieldSelector=metadata.name%3Dsec-{A}")[0] == 200
+    assert a("GET", f"{ns}/secrets")[0] == 403
+    code, status = b("GET", f"{ns}/secrets/sec-{A}")
+    assert code == 403 and status["message"] == (
+        f'secrets "sec-{A}" is forbidden: User "system:node:{B}" cannot get resource "secrets" '
+        f'in API group "" in the namespace "default": no relationship found between node '
+        f"'{B}' and this object")
+    answer = _node_kubectl(server, a, "auth", "can-i", "get", f"secrets/sec-{A}")
+    assert answer.stdout.strip() == "yes", answer.stderr
+    assert _node_kubectl(server, b, "auth", "can-i", "get",
+                         f"secrets/sec-{A}").stdout.strip() == "no"
+
+
 def _node_kubectl(server, http: Http, *args: str) -> subprocess.CompletedProcess:
     config = {"apiVersion": "v1", "kind": "Config", "current-context": "node",
               "clusters": [{"name": "c", "cluster": {"server": server.url,

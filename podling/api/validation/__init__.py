@@ -6,6 +6,8 @@ follow Kubernetes so kubectl users and tests see the same text.
 """
 
 from podling.api.validation._util import not_found
+from podling.api.validation.configdata import (validate_config_map, validate_config_map_update,
+                                               validate_secret, validate_secret_update)
 from podling.api.validation.meta import (validate_annotations, validate_labels,
                                          validate_object_meta, validate_object_meta_update)
 from podling.api.validation.others import (validate_binding, validate_event, validate_lease,
@@ -17,6 +19,8 @@ from podling.api.validation.pod_update import (SPEC_FORBIDDEN_PREFIX, validate_p
 
 __all__ = [
     "SPEC_FORBIDDEN_PREFIX", "not_found", "validate_annotations", "validate_binding",
+    "validate_config_map", "validate_config_map_update", "validate_secret",
+    "validate_secret_update",
     "validate_event", "validate_labels", "validate_lease", "validate_namespace",
     "validate_namespace_update", "validate_node", "validate_node_update",
     "validate_object_meta", "validate_object_meta_update", "validate_pod",

@@ -1,8 +1,9 @@
 """Every served resource's strategies: the resource's own and its subresources'.
 
 :func:`registry_stores` builds one :class:`~.store.RegistryStore` per stored resource with
-them; the kinds' rules are in :mod:`.pods`, :mod:`.binding`, :mod:`.eviction`, :mod:`.nodes`
-and :mod:`.namespaces`; events and leases, which have no subresources, are here.
+them; the kinds' rules are in :mod:`.pods`, :mod:`.binding`, :mod:`.eviction`, :mod:`.nodes`,
+:mod:`.namespaces` and :mod:`.configdata` (configmaps, secrets); events and leases, which
+have no subresources, are here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from ...api import defaults, resources, validation
 from ...api.errors import Cause
 from ...storage.interface import Storage
 from .binding import PodBindingStrategy
+from .configdata import ConfigMapStrategy, SecretStrategy
 from .eviction import PodEvictionStrategy
 from .namespaces import NamespaceFinalizeStrategy, NamespaceStatusStrategy, NamespaceStrategy
 from .nodes import CLUSTER_CIDR, NodeStatusStrategy, NodeStrategy, PodCidrAllocator
@@ -50,6 +52,9 @@ def registry_stores(storage: Storage, *,
                                     subresources={
                                         "status": NamespaceStatusStrategy(namespaces),
                                         "finalize": NamespaceFinalizeStrategy(namespaces)}),
+        "configmaps": RegistryStore(resources.CONFIG_MAPS,
+                                    ConfigMapStrategy(resources.CONFIG_MAPS), storage),
+        "secrets": RegistryStore(resources.SECRETS, SecretStrategy(resources.SECRETS), storage),
         "events": RegistryStore(resources.EVENTS, EventStrategy(resources.EVENTS), storage),
         "leases": RegistryStore(resources.LEASES, LeaseStrategy(resources.LEASES), storage),
     }

@@ -6,6 +6,7 @@ pipeline around it and knows nothing about any kind:
 
     create:  decode → default → prepare_for_create → validate → store → after_create
     update:  decode → default → prepare_for_update(new, old) → validate_update(new, old) → store
+    both:    warnings(result) are sent as Warning headers
     delete:  check_graceful_delete(obj, grace) → remove now, or prepare_for_delete(obj) and
              mark deletionTimestamp; removed once blocks_deletion(obj) is False
 
@@ -54,6 +55,11 @@ class Strategy:
         """Causes that make ``obj`` invalid on create (metadata included)."""
         return validation.validate_object_meta(obj.get("metadata") or {},
                                                namespaced=self.resource.namespaced)
+
+    def warnings(self, obj: Obj) -> list[str]:
+        """Warning texts for a created or updated ``obj`` that is stored anyway (Kubernetes'
+        ``WarningsOnCreate`` / ``WarningsOnUpdate``)."""
+        return []
 
     async def after_create(self, store: RegistryStore, created: Obj) -> Obj:
         """Called once ``created`` is stored (never on a dry run); returns the object to

@@ -139,3 +139,31 @@ def test_malformed_bodies_raise_protobuf_error(body: bytes) -> None:
 
 def test_protobuf_error_is_a_value_error() -> None:
     assert issubclass(ProtobufError, ValueError)
+
+
+def entry(key: str, value: bytes | str) -> bytes:
+    """One map<string, …> entry."""
+    return field(1, key) + field(2, value)
+
+
+def test_config_map() -> None:
+    raw = (field(1, message(f1="cm", f3="ns") + field(11, entry("app", "x")))
+           + field(2, entry("a", "1")) + field(2, entry("b", "two"))
+           + field(3, entry("bin", b"\x00\xff")) + int_field(4, 1))
+    assert protobuf.DECODERS["ConfigMap"](envelope(raw, "v1", "ConfigMap")) == {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cm", "namespace": "ns", "labels": {"app": "x"}},
+        "data": {"a": "1", "b": "two"}, "binaryData": {"bin": "AP8="}, "immutable": True}
+
+
+def test_secret() -> None:
+    raw = (field(1, message(f1="s")) + field(2, entry("k", b"\x01"))
+           + field(3, "kubernetes.io/tls") + field(4, entry("t", "text")))
+    assert protobuf.DECODERS["Secret"](envelope(raw, "v1", "Secret")) == {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+        "data": {"k": "AQ=="}, "type": "kubernetes.io/tls", "stringData": {"t": "text"}}
+
+
+def test_truncated_secret_is_an_error() -> None:
+    with pytest.raises(ProtobufError):
+        protobuf.DECODERS["Secret"](envelope(field(1, message(f1="s"))[:-2], "v1", "Secret"))

@@ -234,6 +234,9 @@ def test_field_selector_errors(text: str, message: str) -> None:
     ("namespaces", "spec.finalizers=x", "field label not supported: spec.finalizers"),
     ("leases", "spec.holderIdentity=x", '"spec.holderIdentity" is not a known field selector: '
                                         'only "metadata.name", "metadata.namespace"'),
+    ("secrets", "data.a=x", "field label not supported: data.a"),
+    ("configmaps", "data.a=x", '"data.a" is not a known field selector: '
+                               'only "metadata.name", "metadata.namespace"'),
 ])
 def test_check_field_selector_rejects(resource: str, text: str, message: str) -> None:
     with pytest.raises(SelectorError) as err:
@@ -252,6 +255,7 @@ def test_check_field_selector_rejects(resource: str, text: str, message: str) ->
     ("nodes", "metadata.name=n,spec.unschedulable=false"),
     ("namespaces", "metadata.name=n,status.phase=Active"),
     ("leases", "metadata.name=n,metadata.namespace=kube-node-lease"),
+    ("secrets", "metadata.name=n,metadata.namespace=ns,type=kubernetes.io/tls"),
 ])
 def test_check_field_selector_accepts(resource: str, text: str) -> None:
     sel = parse_field_selector(text)
@@ -295,3 +299,9 @@ def test_event_node_namespace_lease_field_sets() -> None:
         "metadata.name": "a", "status.phase": "Active"}
     assert field_set("leases", {"metadata": {"name": "n1", "namespace": "kube-node-lease"}}) == {
         "metadata.name": "n1", "metadata.namespace": "kube-node-lease"}
+
+
+def test_secret_field_set() -> None:
+    secret = {"metadata": {"name": "s", "namespace": "ns"}, "type": "Opaque", "data": {}}
+    assert field_set("secrets", secret) == {"metadata.name": "s", "metadata.namespace": "ns",
+                                            "type": "Opaque"}

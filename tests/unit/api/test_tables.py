@@ -358,7 +358,7 @@ def test_namespace_lease_and_default_rows() -> None:
     assert table("leases", [{"metadata": {"name": "x"}}], now=NOW)["rows"][0]["cells"] == [
         "x", "", "<unknown>"]
     cm = {"metadata": {"name": "cfg", "creationTimestamp": "2024-04-30T10:00:00Z"}}
-    out = table("configmaps", [cm], now=NOW)
+    out = table("widgets", [cm], now=NOW)
     assert [c["name"] for c in out["columnDefinitions"]] == ["Name", "Created At"]
     assert out["columnDefinitions"][1]["type"] == "date"
     assert out["rows"][0]["cells"] == ["cfg", "2024-04-30T10:00:00Z"]

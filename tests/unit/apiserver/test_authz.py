@@ -152,3 +152,70 @@ def test_create_checks_the_name_in_the_body() -> None:
         authz.check_create(N1, attrs("create", "leases", **LEASE), {"metadata": {"name": "n2"}})
     assert lease.value.code == 403
     assert "can only access node lease with the same name" in lease.value.message
+
+
+# --- secrets and configmaps: only what a pod bound to the node refers to -----------------
+
+USES = {"spec": {"nodeName": "n1", "imagePullSecrets": [{"name": "pull"}],
+                 "containers": [{"name": "c", "env": [
+                     {"name": "A", "valueFrom": {"secretKeyRef": {"name": "env-s", "key": "k"}}},
+                     {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "env-c"}}}],
+                     "envFrom": [{"configMapRef": {"name": "from-c"}}]}],
+                 "volumes": [{"name": "v", "secret": {"secretName": "vol-s"}},
+                             {"name": "w", "configMap": {"name": "vol-c"}},
+                             {"name": "p", "projected": {"sources": [
+                                 {"secret": {"name": "proj-s"}},
+                                 {"configMap": {"name": "proj-c"}}]}}]}}
+ELSEWHERE = {"spec": {"nodeName": "n2", "volumes": [{"name": "v", "secret": {"secretName": "x"}}]}}
+MINE = {"items": [USES]}
+
+
+@pytest.mark.parametrize("attributes, obj, allowed", [
+    (attrs("get", "secrets", ns="default", name="pull"), MINE, True),
+    (attrs("get", "secrets", ns="default", name="env-s"), MINE, True),
+    (attrs("get", "secrets", ns="default", name="vol-s"), MINE, True),
+    (attrs("get", "secrets", ns="default", name="proj-s"), MINE, True),
+    (attrs("watch", "secrets", ns="default", fields="metadata.name=vol-s"), MINE, True),
+    (attrs("list", "secrets", ns="default", fields="metadata.name=vol-s"), MINE, True),
+    (attrs("get", "configmaps", ns="default", name="env-c"), MINE, True),
+    (attrs("get", "configmaps", ns="default", name="from-c"), MINE, True),
+    (attrs("get", "configmaps", ns="default", name="vol-c"), MINE, True),
+    (attrs("get", "configmaps", ns="default", name="proj-c"), MINE, True),
+    (attrs("get", "configmaps", ns="default", name="vol-s"), MINE, False),
+    (attrs("get", "secrets", ns="default", name="other"), MINE, False),
+    (attrs("get", "secrets", ns="default", name="x"), {"items": [ELSEWHERE]}, False),
+    (attrs("get", "secrets", ns="default", name="vol-s"), None, False),
+    (attrs("list", "secrets", ns="default"), MINE, False),
+    (attrs("list", "secrets"), MINE, False),
+    (attrs("update", "secrets", ns="default", name="vol-s"), MINE, False),
+    (attrs("delete", "configmaps", ns="default", name="vol-c"), MINE, False),
+])
+def test_node_reads_only_referenced_secrets_and_configmaps(attributes, obj, allowed) -> None:
+    assert authz.allowed(N1, attributes, obj) is allowed
+
+
+def test_node_lookup_is_asked_for_named_reads_only() -> None:
+    assert authz.needs_object(N1, attrs("get", "secrets", ns="d", name="s"))
+    assert authz.needs_object(N1, attrs("watch", "configmaps", ns="d", fields="metadata.name=c"))
+    assert not authz.needs_object(N1, attrs("list", "secrets", ns="d"))
+    assert not authz.needs_object(N1, attrs("create", "secrets", ns="d"))
+    assert not authz.needs_object(ADMIN, attrs("get", "secrets", ns="d", name="s"))
+
+
+@pytest.mark.parametrize("attributes, message", [
+    (attrs("get", "secrets", ns="default", name="s"),
+     'secrets "s" is forbidden: User "system:node:n1" cannot get resource "secrets" in API '
+     'group "" in the namespace "default": no relationship found between node \'n1\' and this '
+     'object'),
+    (attrs("create", "secrets", ns="default"),
+     'secrets is forbidden: User "system:node:n1" cannot create resource "secrets" in API '
+     'group "" in the namespace "default": can only read resources of this type'),
+    (attrs("list", "configmaps", ns="default"),
+     'configmaps is forbidden: User "system:node:n1" cannot list resource "configmaps" in API '
+     'group "" in the namespace "default": No Object name found'),
+    (attrs("list", "configmaps"),
+     'configmaps is forbidden: User "system:node:n1" cannot list resource "configmaps" in API '
+     'group "" at the cluster scope: can only read namespaced object of this type'),
+])
+def test_node_secret_denials_carry_the_node_authorizers_reason(attributes, message) -> None:
+    assert authz.forbidden(N1, attributes).message == message

@@ -63,7 +63,12 @@ async def test_aggregated_core_discovery(client: TestClient, accept: str) -> Non
     [v1] = core["versions"]
     assert (v1["version"], v1["freshness"]) == ("v1", "Current")
     resources = by_name(v1["resources"], "resource")
-    assert set(resources) == {"pods", "nodes", "namespaces", "events", "bindings"}
+    assert set(resources) == {"pods", "nodes", "namespaces", "configmaps", "secrets", "events",
+                              "bindings"}
+    assert resources["configmaps"]["shortNames"] == ["cm"]
+    assert "categories" not in resources["configmaps"] and "shortNames" not in resources["secrets"]
+    assert (resources["secrets"]["scope"], resources["secrets"]["singularResource"]) == \
+        ("Namespaced", "secret")
     pods = resources["pods"]
     assert pods["shortNames"] == ["po"]
     assert pods["categories"] == ["all"]
@@ -118,7 +123,10 @@ async def test_legacy_core_resource_list(client: TestClient) -> None:
     assert {"pods", "pods/status", "pods/binding", "pods/eviction", "pods/log", "pods/exec",
             "pods/attach", "pods/portforward", "nodes",
             "nodes/status", "namespaces",
-            "namespaces/status", "namespaces/finalize", "events", "bindings"} == set(resources)
+            "namespaces/status", "namespaces/finalize", "configmaps", "secrets", "events",
+            "bindings"} == set(resources)
+    assert resources["secrets"]["verbs"] == ["create", "delete", "deletecollection", "get",
+                                             "list", "patch", "update", "watch"]
     pods = resources["pods"]
     assert (pods["kind"], pods["namespaced"], pods["singularName"]) == ("Pod", True, "pod")
     assert (pods["shortNames"], pods["categories"]) == (["po"], ["all"])

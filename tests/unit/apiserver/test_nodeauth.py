@@ -156,3 +156,28 @@ async def test_bootstrap_with_admin_token(server: RunningServer, tmp_path) -> No
                                     data_dir=str(tmp_path), ca_file=server.ca_file)
     assert creds.token == server.admin_token
     assert creds.kubelet_client_token == server.node_auth.kubelet_client_token("n1")
+
+
+async def test_a_node_reads_only_the_secrets_its_pods_use(server: RunningServer) -> None:
+    admin, ns = server.admin_token, "/api/v1/namespaces/default"
+    for name in ("used", "unused"):
+        await call(server, admin, "POST", f"{ns}/secrets",
+                   {"metadata": {"name": name}, "stringData": {"k": "v"}})
+    await call(server, admin, "POST", f"{ns}/pods", {
+        "metadata": {"name": "p"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}],
+                 "volumes": [{"name": "v", "secret": {"secretName": "used"}}]}})
+    token = server.node_auth.issue("n1")
+    got = await call(server, token, "GET", f"{ns}/secrets/used")
+    assert got["data"] == {"k": "dg=="}
+    listed = await call(server, token, "GET", f"{ns}/secrets?fieldSelector=metadata.name%3Dused")
+    assert [s["metadata"]["name"] for s in listed["items"]] == ["used"]
+    for path in (f"{ns}/secrets/unused", f"{ns}/secrets", "/api/v1/secrets"):
+        with pytest.raises(errors.ApiError) as denied:
+            await call(server, token, "GET", path)
+        assert denied.value.code == 403, path
+    other = server.node_auth.issue("n2")
+    with pytest.raises(errors.ApiError) as elsewhere:
+        await call(server, other, "GET", f"{ns}/secrets/used")
+    assert elsewhere.value.message.endswith(
+        "no relationship found between node 'n2' and this object")
