@@ -7,8 +7,9 @@ container states and conditions are carried over as written), the
 runtime's sandboxes and containers of this pod (every attempt, every sandbox), the agent's
 ``waiting`` reasons (last start failure per container name: ErrImagePull, ImagePullBackOff,
 CrashLoopBackOff, CreateContainerConfigError, …; the kubelet's reason cache) and
-``readiness`` results (container name → ready; no prober supplies them yet, see
-:mod:`podling.agent.prober`).
+``readiness`` / ``started`` (container name → bool for running app containers, from
+:mod:`podling.agent.prober`; a running container missing from them is started, and ready
+unless it has a readinessProbe).
 
 Container status state (per spec container, newest runtime instance first)::
 
@@ -35,8 +36,8 @@ Choices (documented deviations): ``containerID`` is ``podling://<runtime id>``; 
 and imageID come from the container annotations ``io.podling.container.image`` /
 ``io.podling.container.imageID`` (falling back to the spec image and ""); ``podIPs`` keep
 their previous value when ``pod_ips`` is empty; PodReadyToStartContainers also requires a
-pod IP for non-hostNetwork pods; ``started`` is true for every running container (startup
-probes are not modelled here).
+pod IP for non-hostNetwork pods. ``started`` is false unless the container runs and has
+passed its startup probe; ``ready`` also needs ``started``.
 """
 
 from __future__ import annotations
@@ -64,11 +65,13 @@ def pod_status(pod: PodView, sandboxes: list[PodSandboxStatus],
                containers: list[ContainerStatus], *, now: float,
                waiting: dict[str, tuple[str, str]], pod_ips: list[str], host_ip: str,
                previous_status: dict[str, Any],
-               readiness: dict[str, bool] | None = None) -> dict[str, Any]:
+               readiness: dict[str, bool] | None = None,
+               started: dict[str, bool] | None = None) -> dict[str, Any]:
     """The PodStatus to write (see the module docstring). Pure; ``now`` stamps new
     transitions and a first startTime."""
     prev = previous_status or {}
-    ctx = _Ctx(pod, containers, prev=prev, waiting=waiting, readiness=readiness or {})
+    ctx = _Ctx(pod, containers, prev=prev, waiting=waiting, readiness=readiness or {},
+               started=started or {})
     init_statuses = [ctx.container_status(c, init=True) for c in pod.spec.init_containers]
     app_statuses = [ctx.container_status(c, init=False) for c in pod.spec.containers]
     terminal = pod.metadata.deleting and not any(
@@ -106,7 +109,7 @@ class _Ctx:
 
     def __init__(self, pod: PodView, containers: list[ContainerStatus], *,
                  prev: dict[str, Any], waiting: dict[str, tuple[str, str]],
-                 readiness: dict[str, bool]) -> None:
+                 readiness: dict[str, bool], started: dict[str, bool]) -> None:
         self.pod = pod
         self.deleted = pod.metadata.deleting
         self.has_init = bool(pod.spec.init_containers)
@@ -118,6 +121,7 @@ class _Ctx:
                     + (prev.get("containerStatuses") or [])}
         self.waiting = waiting
         self.readiness = readiness
+        self.started = started
 
     def container_status(self, spec: ContainerView, *, init: bool) -> dict[str, Any]:
         name = spec.name
@@ -129,13 +133,14 @@ class _Ctx:
                 status["lastState"] = self._convert(spec, instances[1])["state"]
         self._apply_waiting(spec, status, init=init)
         running = "running" in status["state"]
-        status["started"] = running
+        started = running and (init or self.started.get(name, True))
+        status["started"] = started
         if init:
             term = status["state"].get("terminated")
             status["ready"] = bool(term and term.get("exitCode") == 0)
         else:
-            has_probe = bool(spec.readiness_probe)
-            status["ready"] = running and self.readiness.get(name, not has_probe)
+            has_probe = spec.readiness_probe is not None
+            status["ready"] = started and self.readiness.get(name, not has_probe)
         return status
 
     def _default(self, spec: ContainerView) -> dict[str, Any]:
