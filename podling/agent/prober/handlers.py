@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from podling.agent.kuberuntime.lifecycle import http_url, resolve_port
+from podling.agent.kuberuntime.lifecycle import go_quote, http_url, resolve_port
 from podling.api.views import ContainerView, HTTPGetActionView, ProbeView
 from podling.runtime.interface import ExecResult, ExecTimeout
 
@@ -89,8 +89,7 @@ async def _run_exec(argv: list[str], target: ProbeTarget, timeout: float) -> Pro
     try:
         result = await target.exec_sync(argv, timeout)
     except ExecTimeout:
-        joined = " ".join(argv).replace("\\", "\\\\").replace('"', '\\"')
-        return ProbeOutcome(FAILURE, f'command "{joined}" timed out')
+        return ProbeOutcome(FAILURE, f"command {go_quote(' '.join(argv))} timed out")
     except Exception as exc:  # the runtime refused: not running, not found
         return ProbeOutcome(ERROR, str(exc) or type(exc).__name__)
     output = (result.stdout + result.stderr)[:MAX_OUTPUT].decode(errors="replace")

@@ -138,8 +138,8 @@ class ProbeManager:
             del self._results[key]
 
     def worker_count(self) -> int:
-        """How many workers exist (for tests and metrics)."""
-        return len(self._workers)
+        """How many workers are still probing (not ended, not cancelled)."""
+        return sum(1 for _, task in self._workers.values() if not task.done())
 
     # -- results ---------------------------------------------------------------------------
 
