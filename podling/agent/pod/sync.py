@@ -210,6 +210,8 @@ class PodSyncer:
         kills = [(by_id[cid], kill) for cid, kill in actions.containers_to_kill.items()
                  if cid in by_id]
         grace = lifecycle.grace_period_seconds(pod)
+        for _, kill in kills:
+            self.prober.stop_container(pod.metadata.uid, kill.name)
         await asyncio.gather(*(self.containers.stop(pod, status, kill.container,
                                                     grace=grace if kill.grace is None
                                                     else kill.grace, message=kill.message)

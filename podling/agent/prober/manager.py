@@ -130,6 +130,12 @@ class ProbeManager:
             entry[1].cancel()
         self._results.pop(key, None)
 
+    def stop_container(self, uid: str, name: str) -> None:
+        """Cancel the workers of the pod's container ``name`` and forget their results:
+        it is about to be killed (no probe runs into a stopping container). Idempotent."""
+        for key in [k for k in self._workers if k.uid == uid and k.container == name]:
+            self._stop(key)
+
     def remove_pod(self, uid: str) -> None:
         """Cancel every worker of the pod and forget its results (idempotent)."""
         for key in [k for k in self._workers if k.uid == uid]:
