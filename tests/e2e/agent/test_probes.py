@@ -70,10 +70,13 @@ def test_http_liveness_failure_restarts_nginx(cluster, wait) -> None:
     apply(cluster, pod(name, cluster.node, [{
         "name": "web", "image": "nginx", "command": ["sh", "-c", NGINX_WITH_HEALTHZ],
         "livenessProbe": {"httpGet": {"path": "/healthz.html", "port": 80},
-                          "periodSeconds": 1, "failureThreshold": 2}}]))
+                          "periodSeconds": 1, "failureThreshold": 3},
+        "readinessProbe": {"httpGet": {"path": "/healthz.html", "port": 80},
+                           "periodSeconds": 1}}]))
     try:
-        wait(lambda: ready_column(cluster, name) == "1/1", timeout=90)
+        wait(lambda: ready_column(cluster, name) == "1/1", timeout=90)  # the page is served
         first = cstatus(cluster, name)["containerID"]
+        assert cstatus(cluster, name)["restartCount"] == 0
         cluster.kubectl("exec", name, "--", "rm", "/usr/share/nginx/html/healthz.html")
         wait(lambda: cstatus(cluster, name).get("restartCount") == 1 and
              running(cluster, name), timeout=60)
