@@ -45,7 +45,7 @@ from podling.agent.node.host import HostResources, host_resources
 from podling.agent.pod.plan import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
                                     ContainerStart, PodActions, compute_pod_actions)
 from podling.agent.pod.restart import backoff_key
-from podling.agent.pod.status import pod_status
+from podling.agent.pod.status import KUBELET_CONDITIONS, pod_status
 from podling.agent.pod.status_manager import StatusManager
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.agent.pod.teardown import PodTeardown
@@ -316,7 +316,8 @@ class PodSyncer:
         pod_dir = podfiles.pod_dir(self.config.pods_dir, pod.metadata.uid)
         containers = await asyncio.to_thread(with_messages, pod_dir, pod, containers)
         live = [s for s in sandboxes if s.state == SandboxState.READY]
-        written = dict(pod.raw.get("status") or {})  # as written: carried over, not read
+        written = self.status.previous(  # as written: carried over, not read
+            pod.raw, own_conditions=(*KUBELET_CONDITIONS, "PodScheduled"))
         ips = self._ips(pod)
         self.prober.sync_pod(pod, containers, pod_ip=ips[0] if ips else "")
         ready, started = self.prober.container_states(pod, containers)

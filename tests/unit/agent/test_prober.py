@@ -429,3 +429,24 @@ async def test_manager_close_cancels_every_worker() -> None:
     await manager.close()
     await manager.close()
     assert manager.worker_count() == 0
+
+
+async def test_a_stale_pod_object_does_not_make_the_status_ping_pong(h) -> None:
+    """Syncs that get a pod object older than the agent's last write carry over what the
+    agent sent, not the stale conditions: a readiness change is written once."""
+    answers = {"code": 1}
+    h.runtime.exec_handler = lambda cid, argv: ExecResult(answers["code"], b"", b"")
+    pod = exec_pod("readinessProbe", failureThreshold=1)
+    await h.sync(pod)
+    await settle(h, 1)
+    stale = h.api_pod(pod)  # Ready False
+    answers["code"] = 0
+    await probe_period(h)
+    await h.sync(stale)  # Ready True, written
+    written = len(h.client.status_patches)
+    for _ in range(3):
+        h.clock.advance(1)
+        await h.sync(stale)
+    assert len(h.client.status_patches) == written
+    ready = {c["type"]: c for c in h.status()["conditions"]}["Ready"]
+    assert ready["status"] == "True"
