@@ -84,6 +84,7 @@ class Agent:
                                 node_ip=node_ip, host=host_resources())
         workers = self.workers = PodWorkers(self.syncer.sync,
                                             resync_seconds=self.config.resync_seconds)
+        self.syncer.prober.notify = workers.notify  # a probe result changed: sync the pod
         self.pleg = Pleg(self.parts.runtime, workers.notify)
         self.pleg.start()
         self.informer = Informer(self.client, "pods",
@@ -161,6 +162,8 @@ class Agent:
             await self.informer.stop()
         if self.workers:
             await self.workers.stop()
+        if self.syncer:
+            await self.syncer.prober.close()
         if self.pleg:
             await self.pleg.stop()
         await self.recorder.close()

@@ -23,11 +23,16 @@ _ENV: Tree = {"name": True, "value": True,
 _CONTAINER_SECURITY: Tree = {f: True for f in (
     "runAsUser", "runAsGroup", "runAsNonRoot", "privileged", "capabilities",
     "readOnlyRootFilesystem", "allowPrivilegeEscalation")}
+# Probes: every handler but grpc (no gRPC client yet: such a probe never succeeds).
+_PROBE: Tree = {f: True for f in (
+    "exec", "httpGet", "tcpSocket", "initialDelaySeconds", "timeoutSeconds", "periodSeconds",
+    "successThreshold", "failureThreshold", "terminationGracePeriodSeconds")}
 _CONTAINER: Tree = {
     **{f: True for f in (
-        "name", "image", "command", "args", "ports", "workingDir", "livenessProbe",
-        "readinessProbe", "startupProbe", "stdin", "stdinOnce", "tty", "terminationMessagePath",
-        "terminationMessagePolicy", "volumeMounts", "imagePullPolicy", "restartPolicy")},
+        "name", "image", "command", "args", "ports", "workingDir", "stdin", "stdinOnce",
+        "tty", "terminationMessagePath", "terminationMessagePolicy", "volumeMounts",
+        "imagePullPolicy", "restartPolicy")},
+    "livenessProbe": _PROBE, "readinessProbe": _PROBE, "startupProbe": _PROBE,
     "env": _ENV,
     "resources": {"limits": True, "requests": True},
     "securityContext": _CONTAINER_SECURITY,

@@ -42,105 +42,30 @@ are listed in ``purge_init_containers``). Sidecars (init containers with ``resta
 Always``) follow :mod:`.sidecars`.
 
 A pod with ``metadata.deletionTimestamp`` or a terminal ``status.phase`` is killed and
-nothing is started. Containers whose name is not in the spec are killed.
-A pod past its ``activeDeadlineSeconds`` is killed (``deadline_exceeded``); before it, the
-plan requeues at the deadline (:mod:`.deadline`). Probes, ephemeral containers and in-place
-resize are out of scope here.
+nothing is started. Containers whose name is not in the spec are killed. A running app
+container whose liveness (else startup) probe failed (``probe_failures``: container ID →
+kind) is killed and restarted as a crash. A pod past its ``activeDeadlineSeconds`` is killed
+(``deadline_exceeded``); before it, the plan requeues at the deadline (:mod:`.deadline`).
+Ephemeral containers and in-place resize are out of scope here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from podling.agent.backoff import Backoff, go_duration
 from podling.agent.kuberuntime import labels as L
 from podling.agent.pod import deadline, sidecars
-from podling.agent.pod.restart import (backoff_key, is_terminating, latest_by_name,
-                                       restart_count_of, restart_policy, should_restart)
+from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, KILL_NOT_IN_SPEC, KILL_PROBE,
+                                       KILL_SPEC_CHANGED, KILL_UNKNOWN, REASON_NEW, REASON_RESTART,
+                                       REASON_SPEC_CHANGED, ContainerKill, ContainerStart,
+                                       PodActions)
+from podling.agent.pod.restart import (after_probe_failure, backoff_key, is_terminating,
+                                       latest_by_name, restart_count_of, restart_policy,
+                                       should_restart)
 from podling.api.views import ContainerView, PodView
-from podling.runtime.interface import (
-    ContainerState,
-    ContainerStatus,
-    NamespaceMode,
-    PodSandboxStatus,
-    SandboxState,
-)
-
-REASON_NEW = "new"
-REASON_RESTART = "restart"
-REASON_SPEC_CHANGED = "spec changed"
-
-KILL_STOP = "stop"  # ordinary stop: pod killed, deleted, sandbox changed
-KILL_SPEC_CHANGED = "spec changed"
-KILL_UNKNOWN = "unknown state"  # CREATED / UNKNOWN leftover before a restart
-KILL_NOT_IN_SPEC = "not in spec"
-
-CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
-SANDBOX_CHANGED_MESSAGE = "Pod sandbox changed, it will be killed and re-created."
+from podling.runtime.interface import (ContainerState, ContainerStatus, NamespaceMode,
+                                       PodSandboxStatus, SandboxState)
 
 _LIVE = (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN)
-
-
-@dataclass(frozen=True)
-class ContainerStart:
-    """Start ``container`` (spec index ``index``) with this restart count / attempt.
-
-    ``backoff_since`` is the finish time of the instance it replaces (0 when none);
-    ``init``: a sidecar restarted beside the app containers (index of initContainers)."""
-
-    index: int
-    container: ContainerView
-    reason: str
-    restart_count: int = 0
-    backoff_since: float = 0.0
-    init: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.container.name
-
-
-@dataclass(frozen=True)
-class ContainerKill:
-    """Stop a container. ``container`` is its spec (None when it is not in the spec, then
-    there is no preStop hook). ``message`` is the Killing event text."""
-
-    name: str
-    container: ContainerView | None
-    message: str
-    reason: str = KILL_STOP
-
-
-@dataclass
-class PodActions:
-    """The plan of one sync.
-
-    kill_pod: stop every live container (all listed in ``containers_to_kill``) and every
-    READY sandbox (``kill_sandboxes``; with ``create_sandbox`` every sandbox), tear the
-    pod network down. create_sandbox: then run
-    a new sandbox with ``sandbox_attempt``; ``sandbox_changed`` says an old one existed
-    (SandboxChanged event). sandbox_id: the sandbox to keep and start containers in
-    ("" when a new one is created). init_failed: the last init container failed (the pod
-    is killed under restartPolicy Never, else it is restarted). waiting: container name →
-    (reason, message) for containers held by back-off; requeue_after: seconds until the
-    first of them may start (or the active deadline, if sooner). deadline_exceeded: the
-    pod is past ``activeDeadlineSeconds`` (:mod:`.deadline`): killed, reported Failed.
-    """
-
-    kill_pod: bool = False
-    create_sandbox: bool = False
-    sandbox_changed: bool = False
-    sandbox_attempt: int = 0
-    sandbox_id: str = ""
-    kill_sandboxes: list[str] = field(default_factory=list)
-    purge_init_containers: list[str] = field(default_factory=list)
-    next_init_container: ContainerStart | None = None
-    init_failed: bool = False
-    containers_to_start: list[ContainerStart] = field(default_factory=list)
-    containers_to_kill: dict[str, ContainerKill] = field(default_factory=dict)
-    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
-    requeue_after: float | None = None
-    deadline_exceeded: bool = False
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -148,7 +73,8 @@ class PodActions:
 
 def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
                         containers: list[ContainerStatus], *, now: float,
-                        backoff: Backoff) -> PodActions:
+                        backoff: Backoff, probe_failures: dict[str, str] | None = None
+                        ) -> PodActions:
     """The actions that move the pod towards its spec; pure (see the module docstring).
     The starts and kills carry the containers' views; a running container's recorded spec
     hash is compared with the hash of ``ContainerView.raw``, the spec as received."""
@@ -164,7 +90,7 @@ def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
                                         backoff=backoff)
         else:
             actions = _plan_existing(pod, ordered, keep, containers=containers, now=now,
-                                     backoff=backoff)
+                                     backoff=backoff, failures=probe_failures or {})
         actions.requeue_after = deadline.requeue_after(pod, now, actions.requeue_after)
     if actions.kill_pod:
         _kill_everything(ordered, containers, actions)
@@ -174,13 +100,13 @@ def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
 
 def _plan_existing(pod: PodView, ordered: list[PodSandboxStatus],
                    keep: PodSandboxStatus, *, containers: list[ContainerStatus], now: float,
-                   backoff: Backoff) -> PodActions:
+                   backoff: Backoff, failures: dict[str, str]) -> PodActions:
     actions = PodActions(sandbox_id=keep.id, sandbox_attempt=keep.metadata.attempt)
     _kill_strays(pod, ordered, keep, containers=containers, actions=actions)
     kept = [c for c in containers if c.sandbox_id == keep.id]
     latest = latest_by_name(containers)
     if _plan_init(pod, latest_by_name(kept), latest, now=now, backoff=backoff, actions=actions):
-        _plan_app(pod, latest, now=now, backoff=backoff, actions=actions)
+        _plan_app(pod, latest, now=now, backoff=backoff, actions=actions, failures=failures)
         if actions.kill_pod:
             sidecars.drop_sidecar_restarts(actions)
     return actions
@@ -326,7 +252,7 @@ def _plan_init(pod: PodView, init_latest: dict[str, ContainerStatus],
 
 
 def _plan_app(pod: PodView, latest: dict[str, ContainerStatus], *, now: float,
-              backoff: Backoff, actions: PodActions) -> None:
+              backoff: Backoff, actions: PodActions, failures: dict[str, str]) -> None:
     keep = wanted = 0
     for idx, c in enumerate(pod.spec.containers):
         st = latest.get(c.name)
@@ -337,6 +263,17 @@ def _plan_app(pod: PodView, latest: dict[str, ContainerStatus], *, now: float,
                                        actions=actions)
                 if start:
                     actions.containers_to_start.append(start)
+            continue
+        if st.id in failures:  # killed, restarted as a crash (restart.after_probe_failure)
+            after = after_probe_failure(pod, c, failures[st.id], now=now, backoff=backoff)
+            actions.containers_to_kill[st.id] = ContainerKill(c.name, c, after.message,
+                                                              KILL_PROBE, after.grace)
+            if after.restart and after.hold > 0:
+                _wait(pod, c.name, actions, now=now, backoff=backoff, remaining=after.hold)
+            elif after.restart:
+                actions.containers_to_start.append(ContainerStart(
+                    idx, c, REASON_RESTART, restart_count_of(st) + 1, now))
+            wanted += after.restart
             continue
         recorded = st.annotations.get(L.CONTAINER_HASH)
         if recorded is None or recorded == L.container_hash(c.raw):
@@ -349,6 +286,15 @@ def _plan_app(pod: PodView, latest: dict[str, ContainerStatus], *, now: float,
             idx, c, REASON_SPEC_CHANGED, restart_count_of(st) + 1))
     if keep == 0 and wanted == 0:
         actions.kill_pod = True
+
+
+def _wait(pod: PodView, name: str, actions: PodActions, *, now: float, backoff: Backoff,
+          remaining: float) -> None:  # hold ``name`` in CrashLoopBackOff for ``remaining`` s
+    delay = go_duration(backoff.current(backoff_key(pod, name), now))
+    actions.waiting[name] = (CRASH_LOOP_BACK_OFF, (
+        f"back-off {delay} restarting failed container={name} pod={L.format_pod(pod)}"))
+    if actions.requeue_after is None or remaining < actions.requeue_after:
+        actions.requeue_after = remaining
 
 
 def _start_or_wait(pod: PodView, idx: int, container: ContainerView, *,
@@ -369,11 +315,7 @@ def _start_or_wait(pod: PodView, idx: int, container: ContainerView, *,
         key = backoff_key(pod, name)
         held, remaining = backoff.in_backoff(key, now, since=since)
         if held:
-            delay = go_duration(backoff.current(key, since))
-            actions.waiting[name] = (CRASH_LOOP_BACK_OFF, (
-                f"back-off {delay} restarting failed container={name} pod={L.format_pod(pod)}"))
-            if actions.requeue_after is None or remaining < actions.requeue_after:
-                actions.requeue_after = remaining
+            _wait(pod, name, actions, now=since, backoff=backoff, remaining=remaining)
             return None
     return ContainerStart(idx, container, REASON_RESTART, restart_count_of(st) + 1, since)
 

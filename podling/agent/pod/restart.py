@@ -6,8 +6,11 @@ Pure; shared by the plan (:mod:`.plan`) and the status generator (:mod:`.status`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from podling.agent.backoff import Backoff
 from podling.agent.kuberuntime import labels as L
-from podling.api.views import PodView
+from podling.api.views import ContainerView, PodView
 from podling.runtime.interface import ContainerState, ContainerStatus
 
 
@@ -56,3 +59,34 @@ def should_restart(pod: PodView, status: ContainerStatus | None) -> bool:
 def is_terminating(pod: PodView) -> bool:
     """Deleted, or already in a terminal phase: kill, start nothing."""
     return pod.metadata.deleting or pod.status.terminal
+
+
+@dataclass(frozen=True)
+class ProbeRestart:
+    """What a failed liveness / startup probe means for its running container: the
+    Killing ``message``, the ``grace`` period (the probe's terminationGracePeriodSeconds,
+    None for the pod's), whether it ``restart``s, and for how many seconds an earlier
+    restart's back-off still ``hold``s it (0: start at once)."""
+
+    message: str
+    grace: float | None
+    restart: bool
+    hold: float
+
+
+def after_probe_failure(pod: PodView, container: ContainerView, kind: str, *, now: float,
+                        backoff: Backoff) -> ProbeRestart:
+    """kubelet computePodActions for a container whose ``kind`` ("liveness" | "startup")
+    probe failed: "Container <name> failed <kind> probe[, will be restarted]" (restarted
+    unless restartPolicy is Never). The restart counts as a crash: the back-off counted
+    from ``now`` holds it while an earlier restart's delay runs."""
+    restart = restart_policy(pod) != "Never"
+    probe = container.liveness_probe if kind == "liveness" else container.startup_probe
+    grace = None if probe is None or probe.termination_grace_period_seconds is None \
+        else float(probe.termination_grace_period_seconds)
+    message = f"Container {container.name} failed {kind} probe"
+    if restart:
+        message += ", will be restarted"
+    held, remaining = backoff.in_backoff(backoff_key(pod, container.name), now, since=now) \
+        if restart else (False, 0.0)
+    return ProbeRestart(message, grace, restart, remaining if held else 0.0)

@@ -20,25 +20,16 @@ stopped sidecars (:mod:`.status`). Sidecars are stopped after the app containers
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Protocol
+from typing import Callable
 
+from podling.agent.pod.actions import ContainerStart, PodActions
 from podling.api.views import ContainerView, PodView
 from podling.runtime.interface import ContainerState, ContainerStatus
 
 SIDECAR_RECHECK = 1.0  # seconds: look again after starting a sidecar before the next init
 
-# plan.ContainerStart | None (plan imports this module, not the reverse)
-StartOrWait = Callable[[int, ContainerView, ContainerStatus | None], Any]
-
-
-class PodActions(Protocol):
-    """The fields of :class:`.plan.PodActions` this module sets."""
-
-    next_init_container: Any
-    init_failed: bool
-    kill_pod: bool
-    requeue_after: float | None
-    containers_to_start: list[Any]
+# the plan's start (or None: held by back-off) of init container ``index``
+StartOrWait = Callable[[int, ContainerView, ContainerStatus | None], ContainerStart | None]
 
 
 def has_sidecars(pod: PodView) -> bool:
@@ -59,7 +50,7 @@ def plan_init(pod: PodView, kept: dict[str, ContainerStatus], *, never: bool,
     """The init step of a pod with sidecars; True when app containers may run. ``kept``:
     the latest container of each name in the kept sandbox."""
     initialized = any(c.name in kept for c in pod.spec.containers)
-    restarts: list[Any] = []
+    restarts: list[ContainerStart] = []
     for idx, c in enumerate(pod.spec.init_containers):
         st = kept.get(c.name)
         running = st is not None and st.state == ContainerState.RUNNING

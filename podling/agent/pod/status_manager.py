@@ -2,6 +2,13 @@
 
 The agent computes a status after every sync; the manager sends it to ``pods/status`` only
 when it differs from what it last sent for that pod, and forgets pods that are gone.
+
+:meth:`StatusManager.previous` is the status a sync carries over (as the kubelet's
+generateAPIPodStatus starts from the status manager's cache, not from the informer): what
+the agent last sent, plus the conditions other writers own from the pod as received. The
+pod object a sync gets may predate the agent's last write; carrying over its stale
+conditions would make two syncs in flight write two ``lastTransitionTime`` values in turn,
+for ever.
 """
 
 from __future__ import annotations
@@ -21,6 +28,21 @@ class StatusManager:
     def __init__(self, client) -> None:
         self._client = client
         self._sent: dict[str, str] = {}
+        self._last: dict[str, dict[str, Any]] = {}
+
+    def previous(self, pod: ObjMap, *, own_conditions: tuple[str, ...]) -> dict[str, Any]:
+        """The status to carry over for ``pod`` (see the module docstring): the last one
+        sent, with the API's conditions whose type is not in ``own_conditions``; the API's
+        status when nothing was sent yet (e.g. after an agent restart). A fresh dict."""
+        api = dict(pod.get("status") or {})
+        last = self._last.get(pod["metadata"]["uid"])
+        if last is None:
+            return api
+        out = json.loads(json.dumps(last))
+        others = [c for c in api.get("conditions") or [] if c.get("type") not in own_conditions]
+        out["conditions"] = [c for c in out.get("conditions") or []
+                             if c.get("type") in own_conditions] + others
+        return out
 
     async def set_status(self, pod: ObjMap, status: dict[str, Any]) -> bool:
         """Write ``status`` for ``pod`` (the object as received, ``PodView.raw``: its
@@ -44,7 +66,9 @@ class StatusManager:
                 return False
             raise
         self._sent[uid] = encoded
+        self._last[uid] = json.loads(encoded)
         return True
 
     def forget(self, uid: str) -> None:
         self._sent.pop(uid, None)
+        self._last.pop(uid, None)

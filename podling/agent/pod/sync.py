@@ -13,8 +13,9 @@
                    says so, pod files ─▶ SandboxContext (or end of the starts on failure)
       7 init ───── start next_init_container, then skip 8 (the next sync looks again)
       8 app ────── start containers_to_start in order
-      9 report ─── pod_status (pure) from the runtime (listed again if anything changed)
-                   ─▶ StatusManager
+      9 report ─── probe workers follow the running containers (prober.sync_pod); pod_status
+                   (pure) from the runtime (listed again if anything changed) and the probe
+                   results (started, ready) ─▶ StatusManager
 
 A container start is: image (pull policy) ─▶ config (env computed once) ─▶ a restart steps
 the container's back-off ─▶ create ─▶ start ─▶ postStart.
@@ -43,13 +44,16 @@ from podling.agent.kuberuntime.termination import with_messages
 from podling.agent.node.admitter import Admitter
 from podling.agent.node.host import HostResources, host_resources
 from podling.agent.pod import deadline, sidecars
-from podling.agent.pod.plan import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
-                                    ContainerStart, PodActions, compute_pod_actions)
+from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
+                                       ContainerStart, PodActions)
+from podling.agent.pod.conditions import KUBELET_CONDITIONS
+from podling.agent.pod.plan import compute_pod_actions
 from podling.agent.pod.restart import backoff_key
 from podling.agent.pod.status import pod_status
 from podling.agent.pod.status_manager import StatusManager
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.agent.pod.teardown import PodTeardown
+from podling.agent.prober import ProbeManager
 from podling.api.resources import NODES
 from podling.api.types import Obj
 from podling.api.views import PodView
@@ -59,6 +63,7 @@ from podling.images.interface import ImageService, RootfsService
 from podling.network.interface import NetworkPlugin
 from podling.runtime.interface import (ContainerStatus, PodSandboxStatus, RuntimeService,
                                        SandboxState)
+from podling.util.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # when the Node cannot be read for admission
@@ -89,7 +94,8 @@ class PodSyncer:
                  recorder: EventRecorder, status: StatusManager, backoff: Backoff,
                  node_ip: str, host: HostResources | None = None,
                  get_node: Callable[[], Awaitable[Obj | None]] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 prober: ProbeManager | None = None) -> None:
         self.config = config
         self.clock = clock  # epoch seconds: back-off, restarts, status times
         self.client = client
@@ -109,6 +115,9 @@ class PodSyncer:
         self.teardown = PodTeardown(client=client, runtime=runtime, containers=self.containers,
                                     sandboxes=self.sandboxes, config=config)
         self._pod_ips: dict[str, list[str]] = {}
+        self.prober = prober or ProbeManager(
+            runtime=runtime, recorder=recorder,
+            clock=clock if isinstance(clock, Clock) else SystemClock())
 
     async def readiness_problems(self) -> list[str]:
         """Why the node is not ready as far as pods are concerned ([] when it is)."""
@@ -125,6 +134,7 @@ class PodSyncer:
         if not terminating:
             return await self.sync_pod(pod)
         view = PodView.from_obj(pod)
+        self.prober.remove_pod(view.metadata.uid)
         result = await self.teardown.terminate(view)
         if result.done:
             uid = view.metadata.uid
@@ -148,7 +158,8 @@ class PodSyncer:
         if not await self._admit(pod, observed, result):  # 2
             return result
         actions = compute_pod_actions(pod, observed.sandboxes, observed.containers,  # 3
-                                      now=self.clock(), backoff=self.backoff)
+                                      now=self.clock(), backoff=self.backoff,
+                                      probe_failures=self.prober.failures(pod.metadata.uid))
         if actions.deadline_exceeded:  # as the kubelet, on each sync until it is Failed
             self.recorder.event(pod.raw, "Normal", deadline.REASON, deadline.MESSAGE)
         if actions.create_sandbox and actions.sandbox_changed:  # before the kills, as kubelet
@@ -207,11 +218,13 @@ class PodSyncer:
         kills = [(by_id[cid], kill) for cid, kill in actions.containers_to_kill.items()
                  if cid in by_id]
         grace = lifecycle.grace_period_seconds(pod)
+        for _, kill in kills:
+            self.prober.stop_container(pod.metadata.uid, kill.name)
         for last in (False, True):  # sidecars after the others, as the kubelet stops them
-            await asyncio.gather(*(self.containers.stop(pod, status, kill.container,
-                                                        grace=grace, message=kill.message)
-                                   for status, kill in kills
-                                   if sidecars.is_sidecar(pod, kill.name) == last))
+            await asyncio.gather(*(self.containers.stop(
+                pod, status, kill.container, grace=grace if kill.grace is None else kill.grace,
+                message=kill.message) for status, kill in kills
+                if sidecars.is_sidecar(pod, kill.name) == last))
         for _, kill in kills:
             result.add(SyncAction.KILL_CONTAINER, kill.name)
         by_sandbox_id = {s.id: s for s in observed.sandboxes}
@@ -313,10 +326,15 @@ class PodSyncer:
         pod_dir = podfiles.pod_dir(self.config.pods_dir, pod.metadata.uid)
         containers = await asyncio.to_thread(with_messages, pod_dir, pod, containers)
         live = [s for s in sandboxes if s.state == SandboxState.READY]
-        written = dict(pod.raw.get("status") or {})  # as written: carried over, not read
+        written = self.status.previous(  # as written: carried over, not read
+            pod.raw, own_conditions=(*KUBELET_CONDITIONS, "PodScheduled"))
+        ips = self._ips(pod)
+        self.prober.sync_pod(pod, containers, pod_ip=ips[0] if ips else "")
+        ready, started = self.prober.container_states(pod, containers)
         status = pod_status(pod, live or sandboxes, containers, now=self.clock(),
-                            waiting=result.waiting(), pod_ips=self._ips(pod),
-                            host_ip=self.node_ip, previous_status=written, evicted=evicted)
+                            waiting=result.waiting(), pod_ips=ips, host_ip=self.node_ip,
+                            previous_status=written, evicted=evicted, readiness=ready,
+                            started=started)
         await self.status.set_status(pod.raw, status)
         result.add(SyncAction.REPORT_STATUS)
 

@@ -1,4 +1,14 @@
-"""Container probes (liveness, readiness, startup) will live here: a worker per probe that
-runs it on its period and publishes the results the pod status reads. Nothing is implemented
-yet: nothing passes readiness results to ``pod.status.pod_status``, so a running container
-without a ``readinessProbe`` is ready and one with a ``readinessProbe`` never is."""
+"""Container probes (kubelet pkg/kubelet/prober): liveness, readiness and startup.
+
+    handlers.py  one run of a probe: exec (runtime exec_sync), httpGet, tcpSocket
+                 (grpc: not supported yet)
+    worker.py    one asyncio task per probe of a running container: delays, period,
+                 thresholds, Unhealthy events
+    manager.py   ProbeManager: starts / stops workers from what the runtime reports,
+                 keeps results, wakes the pod's worker when one changes; feeds the plan
+                 (liveness / startup failures) and the pod status (started, ready)
+"""
+
+from podling.agent.prober.manager import ProbeManager
+
+__all__ = ["ProbeManager"]

@@ -18,8 +18,8 @@ Views never write: a component that changes an object still builds and sends JSO
 """
 
 from .container import (ContainerPortView, ContainerView, EnvVarSourceView, EnvVarView,
-                        HandlerView, HTTPGetActionView, LifecycleView, ResourceFieldRefView,
-                        ResourcesView, SecurityContextView, VolumeMountView)
+                        HandlerView, HTTPGetActionView, LifecycleView, ProbeView,
+                        ResourceFieldRefView, ResourcesView, SecurityContextView, VolumeMountView)
 from .meta import ConditionView, ObjectMetaView, OwnerReferenceView, find_condition
 from .node import NodeAddressView, NodeView
 from .pod import (DEFAULT_SCHEDULER, TERMINAL_PHASES, DNSConfigView, EmptyDirView,
@@ -34,7 +34,7 @@ __all__ = [
     "HostAliasView", "HostPathView", "LifecycleView", "NodeAddressView", "NodeAffinityView",
     "NodeSelectorRequirementView", "NodeSelectorTermView", "NodeView", "ObjectMetaView",
     "OwnerReferenceView", "PodSecurityContextView", "PodSpecView", "PodStatusView", "PodView",
-    "PreferredSchedulingTermView", "ResourceFieldRefView", "ResourcesView",
+    "PreferredSchedulingTermView", "ProbeView", "ResourceFieldRefView", "ResourcesView",
     "SecurityContextView", "TERMINAL_PHASES", "TaintView", "TolerationView", "VolumeMountView",
     "VolumeView", "find_condition",
 ]

@@ -163,6 +163,59 @@ class HandlerView:
 
 
 @dataclass(frozen=True)
+class ProbeView:
+    """A ``livenessProbe`` / ``readinessProbe`` / ``startupProbe``. The handler fields are
+    None unless written (a valid probe has exactly one): ``exec_command``, ``http_get``,
+    ``tcp_port`` / ``tcp_host`` (``tcpSocket``), ``grpc_port`` / ``grpc_service``.
+    Numbers take Kubernetes' defaults when unset or 0 (the API server stores them):
+    ``period_seconds`` 10, ``timeout_seconds`` 1, ``success_threshold`` 1,
+    ``failure_threshold`` 3; ``initial_delay_seconds`` 0;
+    ``termination_grace_period_seconds`` None unless set (liveness / startup kills)."""
+
+    exec_command: tuple[str, ...] | None = None
+    http_get: HTTPGetActionView | None = None
+    tcp_port: int | str | None = None
+    tcp_host: str = ""
+    grpc_port: int | None = None
+    grpc_service: str = ""
+    initial_delay_seconds: int = 0
+    period_seconds: int = 10
+    timeout_seconds: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+    termination_grace_period_seconds: int | None = None
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "ProbeView | None":
+        """None when ``obj`` is not a non-empty map (no probe)."""
+        p = _read.obj(obj)
+        if not p:
+            return None
+        tcp = _read.obj(p.get("tcpSocket")) if "tcpSocket" in p else None
+        grpc = _read.obj(p.get("grpc")) if "grpc" in p else None
+        tcp_port = tcp.get("port") if tcp is not None else None
+        return cls(
+            exec_command=None if "exec" not in p
+            else _read.texts(_read.obj(p["exec"]).get("command")),
+            http_get=None if "httpGet" not in p else HTTPGetActionView.from_obj(p["httpGet"]),
+            tcp_port=tcp_port if isinstance(tcp_port, (int, str)) else None,
+            tcp_host=_read.text((tcp or {}).get("host")),
+            grpc_port=None if grpc is None else _read.integer(grpc.get("port")),
+            grpc_service=_read.text((grpc or {}).get("service")),
+            initial_delay_seconds=_read.integer(p.get("initialDelaySeconds")),
+            period_seconds=_read.integer(p.get("periodSeconds")) or 10,
+            timeout_seconds=_read.integer(p.get("timeoutSeconds")) or 1,
+            success_threshold=_read.integer(p.get("successThreshold")) or 1,
+            failure_threshold=_read.integer(p.get("failureThreshold")) or 3,
+            termination_grace_period_seconds=_read.opt_int(
+                p.get("terminationGracePeriodSeconds")))
+
+    @property
+    def is_tcp(self) -> bool:
+        return self.tcp_port is not None
+
+
+@dataclass(frozen=True)
 class LifecycleView:
     """``lifecycle``: hooks None when unset or empty; ``stop_signal`` "" when unset."""
 
@@ -241,8 +294,8 @@ class ContainerView:
     """One container. Defaults: strings "", except ``image_pull_policy`` "IfNotPresent",
     ``termination_message_path`` "/dev/termination-log" and ``termination_message_policy``
     "File" (the API server's defaults); ``restart_policy`` "" (only a sidecar init
-    container has one: "Always"). ``readiness_probe`` and ``env_from`` are kept as written
-    (probes are not modelled; envFrom is refused). ``raw`` is the container as received,
+    container has one: "Always"). ``liveness_probe``, ``readiness_probe`` and ``startup_probe`` are None when unset;
+    ``env_from`` is kept as written (envFrom is refused). ``raw`` is the container as received,
     for the spec hash, which must not change with this view (not compared)."""
 
     name: str = ""
@@ -259,7 +312,9 @@ class ContainerView:
     volume_mounts: tuple[VolumeMountView, ...] = ()
     security_context: SecurityContextView = field(default_factory=SecurityContextView)
     restart_policy: str = ""
-    readiness_probe: ObjMap = field(default_factory=dict)
+    liveness_probe: ProbeView | None = None
+    readiness_probe: ProbeView | None = None
+    startup_probe: ProbeView | None = None
     tty: bool = False
     stdin: bool = False
     stdin_once: bool = False
@@ -286,7 +341,9 @@ class ContainerView:
                                 for m in _read.objs(c.get("volumeMounts"))),
             security_context=SecurityContextView.from_obj(c.get("securityContext")),
             restart_policy=_read.text(c.get("restartPolicy")),
-            readiness_probe=dict(_read.obj(c.get("readinessProbe"))),
+            liveness_probe=ProbeView.from_obj(c.get("livenessProbe")),
+            readiness_probe=ProbeView.from_obj(c.get("readinessProbe")),
+            startup_probe=ProbeView.from_obj(c.get("startupProbe")),
             tty=bool(c.get("tty")), stdin=bool(c.get("stdin")),
             stdin_once=bool(c.get("stdinOnce")),
             termination_message_path=_read.text(c.get("terminationMessagePath"),

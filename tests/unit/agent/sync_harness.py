@@ -137,8 +137,10 @@ class Harness:
     client: FakeApiClient
     recorder: EventRecorder
     syncer: PodSyncer
+    _old: list[PodSyncer] = field(default_factory=list)  # syncers of earlier "agents"
 
     def restart_agent(self) -> PodSyncer:
+        self._old.append(self.syncer)
         self.syncer = _syncer(self)
         return self.syncer
 
@@ -186,6 +188,8 @@ class Harness:
         return next(s for s in self.status()["containerStatuses"] if s["name"] == name)
 
     async def close(self) -> None:
+        for syncer in [*self._old, self.syncer]:
+            await syncer.prober.close()
         await self.recorder.close(1.0)
 
 

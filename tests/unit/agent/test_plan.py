@@ -6,16 +6,10 @@ import pytest
 from agent_builders import T0, cs, make_pod, sandbox
 
 from podling.agent.backoff import Backoff
-from podling.agent.pod.plan import (
-    CRASH_LOOP_BACK_OFF,
-    KILL_NOT_IN_SPEC,
-    KILL_SPEC_CHANGED,
-    KILL_UNKNOWN,
-    REASON_NEW,
-    REASON_RESTART,
-    REASON_SPEC_CHANGED,
-    compute_pod_actions,
-)
+from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, KILL_NOT_IN_SPEC, KILL_SPEC_CHANGED,
+                                       KILL_UNKNOWN, REASON_NEW, REASON_RESTART,
+                                       REASON_SPEC_CHANGED)
+from podling.agent.pod.plan import compute_pod_actions
 from podling.agent.pod.sync import record_restart
 from podling.api.views import PodView
 
@@ -365,3 +359,41 @@ def test_sidecars_do_not_keep_a_finished_pod_alive(side_state):
     assert a.kill_pod and a.containers_to_start == [] and a.next_init_container is None
     killed = {k.name for k in a.containers_to_kill.values()}
     assert killed == ({"side"} if side_state == "running" else set())
+
+
+# -- liveness / startup probe failures ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy, kind, grace, message, restarts", [
+    ("Always", "liveness", 5, "Container a failed liveness probe, will be restarted", True),
+    ("OnFailure", "startup", None, "Container a failed startup probe, will be restarted",
+     True),
+    ("Never", "liveness", None, "Container a failed liveness probe", False),
+])
+def test_a_failed_probe_kills_and_restarts_as_a_crash(policy, kind, grace, message, restarts):
+    pod = make_pod("a", "b", policy=policy)
+    probe = {"exec": {"command": ["x"]}}
+    if grace is not None:
+        probe["terminationGracePeriodSeconds"] = grace
+    pod["spec"]["containers"][0][f"{kind}Probe"] = probe
+    running = cs(pod, "a", restarts=2, cid="ca")
+    a = compute_pod_actions(PodView.from_obj(pod), [sandbox()], [running, cs(pod, "b")],
+                            now=NOW, backoff=Backoff(), probe_failures={"ca": kind})
+    kill = a.containers_to_kill["ca"]
+    assert (kill.message, kill.grace) == (message, None if grace is None else float(grace))
+    assert started(a) == ([("a", REASON_RESTART)] if restarts else [])
+    if restarts:
+        assert a.containers_to_start[0].restart_count == 3
+    assert not a.kill_pod
+
+
+def test_a_probe_restart_waits_while_an_earlier_restart_backs_off():
+    pod = make_pod("a")
+    pod["spec"]["containers"][0]["livenessProbe"] = {"exec": {"command": ["x"]}}
+    backoff = Backoff()
+    backoff.record_failure(("u1", "a"), NOW - 4)
+    a = compute_pod_actions(PodView.from_obj(pod), [sandbox()], [cs(pod, "a", cid="ca")],
+                            now=NOW, backoff=backoff, probe_failures={"ca": "liveness"})
+    assert "ca" in a.containers_to_kill and started(a) == []
+    assert a.waiting["a"][0] == CRASH_LOOP_BACK_OFF and a.requeue_after == 10.0
+    assert not a.kill_pod

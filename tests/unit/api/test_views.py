@@ -13,7 +13,7 @@ from podling.api.views import (ConditionView, ContainerPortView, ContainerView, 
                                NodeAddressView, NodeAffinityView, NodeSelectorRequirementView,
                                NodeSelectorTermView, NodeView, ObjectMetaView,
                                OwnerReferenceView, PodSecurityContextView, PodSpecView,
-                               PodStatusView, PodView, PreferredSchedulingTermView,
+                               PodStatusView, PodView, PreferredSchedulingTermView, ProbeView,
                                ResourceFieldRefView, ResourcesView, SecurityContextView,
                                TaintView, TolerationView, VolumeMountView, VolumeView)
 
@@ -67,7 +67,7 @@ FULL_CONTAINER_VIEW = ContainerView(
     volume_mounts=(VolumeMountView("v", "/v", True, "s", "$(X)", "HostToContainer"),),
     security_context=SecurityContextView(0, 5, False, True, True, False, ("NET_ADMIN",),
                                          ("ALL",), "Unmasked"),
-    restart_policy="Always", readiness_probe={"exec": {"command": ["true"]}},
+    restart_policy="Always", readiness_probe=ProbeView(exec_command=("true",)),
     tty=True, stdin=True, stdin_once=True, termination_message_path="/t",
     termination_message_policy="FallbackToLogsOnError")
 

@@ -1,0 +1,129 @@
+"""One probe worker: one asyncio task probing one container instance with one probe
+(kubelet prober/worker.go).
+
+A worker is bound to a container ID: the manager starts it when it sees the container
+running (a fresh start or a container an agent restart adopted) and cancels it when the
+container stops, is replaced, or the pod goes. Each tick (the first at once, then every
+``periodSeconds`` of the injected clock)::
+
+    less than initialDelaySeconds since the container started ─▶ skip
+    startup probe, container started ─▶ the worker ends (nothing left to do)
+    liveness / readiness, container not started yet ─▶ skip
+    run the handler ─▶ an Unhealthy / ProbeWarning event as the kubelet records it
+        error ─▶ result thrown away
+        success / failure ─▶ counts towards successThreshold / failureThreshold;
+                             a threshold reached ─▶ ``set_result`` (the manager wakes the
+                             pod's worker when the result changes)
+    liveness / startup failure reached ─▶ the worker ends (on hold: the container will
+                                           be killed; its replacement gets a new worker)
+
+Events: ``<Kind> probe failed: <output>``, ``<Kind> probe errored: <error>`` (Warning
+Unhealthy) and ``<Kind> probe warning: <output>`` (Warning ProbeWarning); Kind is
+Liveness, Readiness or Startup.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from podling.agent.prober.handlers import (ERROR, FAILURE, SUCCESS, WARNING, ProbeOutcome,
+                                           ProbeTarget, run_probe)
+from podling.api.types import ObjMap
+from podling.api.views import ProbeView
+from podling.client.events import EventRecorder
+from podling.util.clock import Clock
+
+log = logging.getLogger(__name__)
+
+LIVENESS = "Liveness"
+READINESS = "Readiness"
+STARTUP = "Startup"
+
+
+@dataclass(frozen=True)
+class WorkerKey:
+    """(pod uid, container name, probe kind)."""
+
+    uid: str
+    container: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker probes: ``probe`` of container ``container_id`` (running since
+    ``started_at``, epoch seconds) of ``pod`` (the raw object, for events)."""
+
+    key: WorkerKey
+    probe: ProbeView
+    container_id: str
+    started_at: float
+    pod: ObjMap
+    target: ProbeTarget
+
+
+class ProbeWorker:
+    """Runs :meth:`run` as one task; ``is_started()`` answers "has the container passed
+    its startup probe (or has none)"; ``set_result(key, container_id, result)`` publishes
+    a result that reached its threshold (SUCCESS or FAILURE)."""
+
+    def __init__(self, spec: WorkerSpec, *, clock: Clock, recorder: EventRecorder,
+                 is_started: Callable[[], bool],
+                 set_result: Callable[[WorkerKey, str, str], None]) -> None:
+        self.spec = spec
+        self._clock = clock
+        self._recorder = recorder
+        self._is_started = is_started
+        self._set_result = set_result
+        self._last = ""
+        self._run_length = 0
+
+    async def run(self) -> None:
+        """Tick until the worker ends (see the module docstring); cancel to stop it."""
+        while await self.tick():
+            await self._clock.sleep(self.spec.probe.period_seconds)
+
+    async def tick(self) -> bool:
+        """One probe period; False when the worker has nothing left to do."""
+        spec, kind = self.spec, self.spec.key.kind
+        if int(self._clock.now() - spec.started_at) < spec.probe.initial_delay_seconds:
+            return True
+        started = self._is_started()
+        if kind == STARTUP and started:
+            return False
+        if kind != STARTUP and not started:
+            return True
+        outcome = await run_probe(spec.probe, spec.target)
+        self._record(outcome)
+        if outcome.result == ERROR:
+            return True
+        result = FAILURE if outcome.result == FAILURE else SUCCESS
+        if result == self._last:
+            self._run_length += 1
+        else:
+            self._last, self._run_length = result, 1
+        threshold = spec.probe.failure_threshold if result == FAILURE \
+            else spec.probe.success_threshold
+        if self._run_length < threshold:
+            return True
+        self._set_result(spec.key, spec.container_id, result)
+        return not (kind in (LIVENESS, STARTUP) and result == FAILURE)
+
+    def _record(self, outcome: ProbeOutcome) -> None:
+        kind, name = self.spec.key.kind, self.spec.key.container
+        path = f"spec.containers{{{name}}}"
+        if outcome.result == FAILURE:
+            message = f"{kind} probe failed: {outcome.output}"
+            reason = "Unhealthy"
+        elif outcome.result == ERROR:
+            message = f"{kind} probe errored: {outcome.output}"
+            reason = "Unhealthy"
+        elif outcome.result == WARNING:
+            message = f"{kind} probe warning: {outcome.output}"
+            reason = "ProbeWarning"
+        else:
+            return
+        log.debug("%s probe of %s/%s: %s", kind, self.spec.key.uid, name, message)
+        self._recorder.event(self.spec.pod, "Warning", reason, message, field_path=path)

@@ -1,0 +1,183 @@
+"""Container probes on the real agent, seen through the real kubectl: an httpGet liveness probe
+restarts nginx, an exec readiness probe flips the READY column, a startup probe holds back
+liveness, tcpSocket probes pass and fail; with Kubernetes' Killing and Unhealthy events.
+
+Every probe runs each second (periodSeconds 1); the tests wait on conditions with timeouts.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from manifests import busybox, pod
+
+NGINX_WITH_HEALTHZ = ("echo ok > /usr/share/nginx/html/healthz.html && "
+                      "exec nginx -g 'daemon off;'")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def apply(cluster, obj: dict) -> None:
+    cluster.apply(json.dumps(obj))
+
+
+def pod_json(cluster, name: str) -> dict:
+    return json.loads(cluster.kubectl("get", "pod", name, "-o", "json").stdout)
+
+
+def cstatus(cluster, name: str) -> dict:
+    statuses = pod_json(cluster, name).get("status", {}).get("containerStatuses") or [{}]
+    return statuses[0]
+
+
+def ready_column(cluster, name: str) -> str:
+    """The READY column of `kubectl get pod` (NAME READY STATUS RESTARTS AGE)."""
+    return cluster.kubectl("get", "pod", name, "--no-headers").stdout.split()[1]
+
+
+def events(cluster, name: str) -> list[tuple[str, str, str]]:
+    out = cluster.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}",
+                          "-o", "json").stdout
+    return [(e.get("type", ""), e.get("reason", ""), e.get("message", ""))
+            for e in json.loads(out)["items"]]
+
+
+def has_event(cluster, name: str, type_: str, reason: str, prefix: str) -> bool:
+    return any(t == type_ and r == reason and m.startswith(prefix)
+               for t, r, m in events(cluster, name))
+
+
+def event_count(cluster, name: str, reason: str, prefix: str) -> int:
+    out = cluster.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}",
+                          "-o", "json").stdout
+    return sum(e.get("count", 1) for e in json.loads(out)["items"]
+               if e.get("reason") == reason and e.get("message", "").startswith(prefix))
+
+
+def running(cluster, name: str) -> bool:
+    return "running" in (cstatus(cluster, name).get("state") or {})
+
+
+def delete(cluster, *names: str) -> None:
+    cluster.kubectl("delete", "pod", *names, "--wait=false", check=False)
+
+
+def test_http_liveness_failure_restarts_nginx(cluster, wait) -> None:
+    name = unique("live-http")
+    apply(cluster, pod(name, cluster.node, [{
+        "name": "web", "image": "nginx", "command": ["sh", "-c", NGINX_WITH_HEALTHZ],
+        "livenessProbe": {"httpGet": {"path": "/healthz.html", "port": 80},
+                          "periodSeconds": 1, "failureThreshold": 3},
+        "readinessProbe": {"httpGet": {"path": "/healthz.html", "port": 80},
+                           "periodSeconds": 1}}]))
+    try:
+        wait(lambda: ready_column(cluster, name) == "1/1", timeout=90)  # the page is served
+        first = cstatus(cluster, name)["containerID"]
+        assert cstatus(cluster, name)["restartCount"] == 0
+        cluster.kubectl("exec", name, "--", "rm", "/usr/share/nginx/html/healthz.html")
+        wait(lambda: cstatus(cluster, name).get("restartCount") == 1 and
+             running(cluster, name), timeout=60)
+        after = cstatus(cluster, name)
+        assert after["containerID"] != first
+        assert after["lastState"]["terminated"]["containerID"] == first
+        wait(lambda: has_event(cluster, name, "Normal", "Killing",
+                               "Container web failed liveness probe, will be restarted"),
+             timeout=20)
+        assert ("Warning", "Unhealthy",
+                "Liveness probe failed: HTTP probe failed with statuscode: 404") \
+            in events(cluster, name)
+        # the restarted container wrote its page again: it stays alive
+        wait(lambda: ready_column(cluster, name) == "1/1", timeout=30)
+    finally:
+        delete(cluster, name)
+
+
+def test_readiness_follows_a_file(cluster, wait) -> None:
+    name = unique("ready-exec")
+    apply(cluster, pod(name, cluster.node, [busybox(
+        "c", "sleep 3600", readinessProbe={"exec": {"command": ["cat", "/tmp/ready"]},
+                                           "periodSeconds": 1, "failureThreshold": 1})]))
+    try:
+        wait(lambda: running(cluster, name), timeout=90)
+        wait(lambda: has_event(cluster, name, "Warning", "Unhealthy",
+                               "Readiness probe failed: cat: can't open '/tmp/ready'"),
+             timeout=30)
+        assert ready_column(cluster, name) == "0/1"
+        conditions = {c["type"]: c for c in pod_json(cluster, name)["status"]["conditions"]}
+        assert conditions["Ready"]["status"] == "False"
+        assert conditions["ContainersReady"]["message"] == \
+            "containers with unready status: [c]"
+        cluster.kubectl("exec", name, "--", "touch", "/tmp/ready")
+        wait(lambda: ready_column(cluster, name) == "1/1", timeout=30)
+        status = cstatus(cluster, name)
+        assert status["ready"] is True and status["started"] is True
+        cluster.kubectl("exec", name, "--", "rm", "/tmp/ready")
+        wait(lambda: ready_column(cluster, name) == "0/1", timeout=30)
+        assert cstatus(cluster, name)["restartCount"] == 0
+    finally:
+        delete(cluster, name)
+
+
+def test_startup_probe_holds_back_liveness(cluster, wait) -> None:
+    name = unique("startup")
+    apply(cluster, pod(name, cluster.node, [busybox(
+        "c", "sleep 3600",
+        startupProbe={"exec": {"command": ["cat", "/tmp/started"]}, "periodSeconds": 1,
+                      "failureThreshold": 120},
+        livenessProbe={"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1,
+                       "failureThreshold": 1})]))
+    try:
+        wait(lambda: event_count(cluster, name, "Unhealthy", "Startup probe failed: ") >= 3,
+             timeout=90)
+        status = cstatus(cluster, name)
+        # the liveness probe (which would fail) has not run: no restart, not started
+        assert status["restartCount"] == 0 and status["started"] is False
+        assert status["ready"] is False
+        assert not has_event(cluster, name, "Warning", "Unhealthy", "Liveness probe")
+        cluster.kubectl("exec", name, "--", "touch", "/tmp/started")
+        wait(lambda: (cstatus(cluster, name).get("restartCount") or 0) >= 1, timeout=30)
+        wait(lambda: has_event(cluster, name, "Normal", "Killing",
+                               "Container c failed liveness probe, will be restarted"),
+             timeout=20)
+        assert has_event(cluster, name, "Warning", "Unhealthy",
+                         "Liveness probe failed: cat: can't open '/tmp/alive'")
+    finally:
+        delete(cluster, name)
+
+
+def test_a_failing_startup_probe_restarts_the_container(cluster, wait) -> None:
+    name = unique("startup-fail")
+    apply(cluster, pod(name, cluster.node, [busybox(
+        "c", "sleep 3600", startupProbe={"exec": {"command": ["false"]}, "periodSeconds": 1,
+                                         "failureThreshold": 2})]))
+    try:
+        wait(lambda: (cstatus(cluster, name).get("restartCount") or 0) >= 1, timeout=90)
+        wait(lambda: has_event(cluster, name, "Normal", "Killing",
+                               "Container c failed startup probe, will be restarted"),
+             timeout=20)
+        assert ("Warning", "Unhealthy", "Startup probe failed: ") in events(cluster, name)
+    finally:
+        delete(cluster, name)
+
+
+def test_tcp_socket_probes_pass_and_fail(cluster, wait) -> None:
+    good, bad = unique("tcp-ok"), unique("tcp-refused")
+    for name, port in ((good, 80), (bad, 81)):
+        apply(cluster, pod(name, cluster.node, [{
+            "name": "web", "image": "nginx",
+            "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1,
+                               "failureThreshold": 1}}]))
+    try:
+        wait(lambda: ready_column(cluster, good) == "1/1", timeout=90)
+        wait(lambda: running(cluster, bad), timeout=60)
+        ip = pod_json(cluster, bad)["status"]["podIP"]
+        wait(lambda: has_event(
+            cluster, bad, "Warning", "Unhealthy",
+            f"Readiness probe failed: dial tcp {ip}:81: connect: connection refused"),
+             timeout=30)
+        assert ready_column(cluster, bad) == "0/1"
+    finally:
+        delete(cluster, good, bad)
