@@ -37,7 +37,8 @@ and imageID come from the container annotations ``io.podling.container.image`` /
 ``io.podling.container.imageID`` (falling back to the spec image and ""); ``podIPs`` keep
 their previous value when ``pod_ips`` is empty; PodReadyToStartContainers also requires a
 pod IP for non-hostNetwork pods. ``started`` is false unless the container runs and has
-passed its startup probe; ``ready`` also needs ``started``.
+passed its startup probe; ``ready`` also needs ``started``. The conditions come from
+:mod:`.conditions`.
 """
 
 from __future__ import annotations
