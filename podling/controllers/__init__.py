@@ -4,7 +4,7 @@
 - :mod:`.namespace` — empties and finalizes namespaces being deleted
 - :mod:`.nodelifecycle` — marks nodes whose agent went silent Unknown and unreachable
 - :mod:`.podgc` — deletes the pods of nodes that no longer exist (after a 40 s quarantine)
-- :mod:`.manager` — runs them together
+- :mod:`.manager` — runs them together; :mod:`.periodic` — the loop of the periodic ones
 
 They talk to the API server over HTTP only (``podling.client``); they never import
 ``podling.apiserver`` or ``podling.storage``. Pod CIDRs are assigned by the API server's

@@ -24,7 +24,6 @@ Pods on unreachable nodes are not evicted (no tolerationSeconds handling).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -35,6 +34,7 @@ from ..client import ApiClient
 from ..util.clock import Clock, SystemClock
 from ..util.timefmt import epoch_rfc3339
 from .apply import update_object
+from .periodic import PeriodicController
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +127,15 @@ def remove_unreachable_taints(node: Obj) -> Obj:
 
 # -- the controller ----------------------------------------------------------------------------
 
-class NodeLifecycleController:
+class NodeLifecycleController(PeriodicController):
     """Marks silent nodes Unknown + unreachable and clears the taints when they come back.
 
     ``client`` is the caller's (never closed here); ``clock`` times the silence (a
     FakeClock in tests, with :meth:`sync` called directly). :meth:`start` / :meth:`stop` run
     and cancel the periodic loop; ``stop`` is idempotent.
     """
+
+    name = "node-lifecycle-controller"
 
     def __init__(self, client: ApiClient, *,
                  grace_seconds: float = DEFAULT_GRACE_SECONDS, clock: Clock | None = None,
@@ -143,26 +145,6 @@ class NodeLifecycleController:
         self._clock = clock or SystemClock()
         self._period = period if period is not None else default_period(grace_seconds)
         self._seen: dict[str, tuple[tuple[Any, Any], float]] = {}  # name → (heartbeat, when)
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="node-lifecycle-controller")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sync()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("node lifecycle pass failed; retrying in %ss", self._period)
-            await self._clock.sleep(self._period)
 
     async def sync(self) -> None:
         """One level-triggered pass over every node. Raises ApiError / ApiConnectionError."""

@@ -20,7 +20,6 @@ missing. Terminated-pod thresholds and out-of-service nodes are not handled.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from ..api import errors
@@ -30,6 +29,7 @@ from ..api.types import Obj
 from ..client import ApiClient
 from ..util.clock import Clock, SystemClock
 from ..util.timefmt import epoch_rfc3339
+from .periodic import PeriodicController
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,15 @@ def orphan_status_patch(pod: Obj, now: str) -> Obj | None:
         "lastTransitionTime": now}]}}
 
 
-class PodGCController:
+class PodGCController(PeriodicController):
     """Deletes the pods of nodes that are gone (see the module docstring).
 
     ``client`` is the caller's (never closed here); ``clock`` times the quarantine (a
     FakeClock in tests, with :meth:`sync` called directly). :meth:`start` / :meth:`stop`
     run and cancel the periodic loop; ``stop`` is idempotent.
     """
+
+    name = "pod-gc-controller"
 
     def __init__(self, client: ApiClient, *, quarantine_seconds: float = QUARANTINE_SECONDS,
                  period: float = PERIOD_SECONDS, clock: Clock | None = None) -> None:
@@ -64,26 +66,6 @@ class PodGCController:
         self._period = period
         self._clock = clock or SystemClock()
         self._missing_since: dict[str, float] = {}  # node name → when first seen missing
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="pod-gc-controller")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sync()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("pod GC pass failed; retrying in %ss", self._period)
-            await self._clock.sleep(self._period)
 
     async def sync(self) -> None:
         """One pass: quarantine missing nodes, delete the pods of those gone for good.
