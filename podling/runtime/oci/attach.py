@@ -59,8 +59,11 @@ def resize_message(width: int, height: int) -> bytes:
     return f"{RESIZE_EVENT} {height} {width}\n".encode()
 
 
-async def _fifo_drained(fd: int, timeout: float = 1.0) -> None:
-    """Wait (bounded) until the FIFO behind ``fd`` holds no unread bytes."""
+async def _fifo_drained(fd: int, timeout: float = 10.0) -> None:
+    """Wait (bounded) until the FIFO behind ``fd`` holds no unread bytes. The bound is
+    generous: writing the next line while conmon has not read this one yet would merge
+    both into one read, and conmon would apply only the first (a busy host once lost
+    kubectl attach's second resize that way)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     unread = array.array("i", [0])
