@@ -7,16 +7,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from http_target import serve
 
-from podling.agent.kuberuntime.lifecycle import (
-    HookResult,
-    go_quote,
-    grace_period_seconds,
-    http_url,
-    kill_sequence_plan,
-    run_hook,
-    should_run_prestop,
-)
+from podling.agent.kuberuntime.lifecycle import (HookResult, go_quote, grace_period_seconds,
+                                                 http_url, kill_sequence_plan, run_hook,
+                                                 should_run_prestop)
 from podling.api.views import ContainerView, HandlerView, HTTPGetActionView, PodView
 from podling.runtime.interface import ExecResult, ExecTimeout, InvalidState
 
@@ -113,15 +108,8 @@ async def server():
             return web.Response(status=code, headers={"Location": "/elsewhere"})
         return web.Response(status=code, text="ok")
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield port, seen
-    await runner.cleanup()
+    async with serve(handle) as port:
+        yield port, seen
 
 
 async def test_http_get_ok_with_headers(server):

@@ -11,10 +11,11 @@ from typing import Any, Callable
 import aiohttp
 import pytest
 from aiohttp import web
+from http_target import serve
 from sync_harness import Harness, ctr, make_harness, make_pod
 
-from podling.agent.prober.handlers import (ERROR, FAILURE, SUCCESS, WARNING, ProbeTarget,
-                                           run_probe, tcp_probe)
+from podling.agent.prober.handlers import (ERROR, FAILURE, SUCCESS, WARNING, ProbeTarget, run_probe,
+                                           tcp_probe)
 from podling.agent.prober.manager import ProbeManager
 from podling.agent.prober.worker import (LIVENESS, READINESS, STARTUP, ProbeWorker, WorkerKey,
                                          WorkerSpec)
@@ -80,15 +81,8 @@ async def http_server():
         if request.path == "/moved":
             return web.Response(status=302, headers={"Location": "/ok"}, text="go")
         return web.Response(status=404, text="nope")
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield port, seen
-    await runner.cleanup()
+    async with serve(handle) as port:
+        yield port, seen
 
 
 @pytest.fixture

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from builders import make_pod
+from registry_builders import eviction_of
 
 from podling.apiserver.app import build_app, registry_stores
 from podling.apiserver.auth import ADMIN, TokenAuthenticator
@@ -27,14 +28,6 @@ async def client() -> AsyncIterator[TestClient]:
     app = build_app(stores, TokenAuthenticator({TOKEN: ADMIN}))
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
-
-
-def eviction(name: str, **delete_options: Any) -> dict:
-    body: dict = {"apiVersion": "policy/v1", "kind": "Eviction",
-                  "metadata": {"name": name, "namespace": "default"}}
-    if delete_options:
-        body["deleteOptions"] = delete_options
-    return body
 
 
 async def create_pod(client: TestClient, name: str, node: str | None = "n1") -> dict:
@@ -61,7 +54,7 @@ async def get_pod(client: TestClient, name: str) -> tuple[int, dict]:
 
 async def test_evicting_a_bound_pod_deletes_it_gracefully(client: TestClient) -> None:
     await create_pod(client, "web")
-    assert await evict(client, "web", eviction("web")) == SUCCESS
+    assert await evict(client, "web", eviction_of("web")) == SUCCESS
     status, pod = await get_pod(client, "web")
     assert status == 200
     assert pod["metadata"]["deletionTimestamp"]
@@ -73,52 +66,52 @@ async def test_evicting_a_bound_pod_deletes_it_gracefully(client: TestClient) ->
 
 async def test_grace_period_zero_removes_the_pod_at_once(client: TestClient) -> None:
     await create_pod(client, "web")
-    assert await evict(client, "web", eviction("web", gracePeriodSeconds=0)) == SUCCESS
+    assert await evict(client, "web", eviction_of("web", gracePeriodSeconds=0)) == SUCCESS
     assert (await get_pod(client, "web"))[0] == 404
 
 
 async def test_an_unbound_pod_goes_at_once(client: TestClient) -> None:
     await create_pod(client, "pending", node=None)
-    await evict(client, "pending", eviction("pending"))
+    await evict(client, "pending", eviction_of("pending"))
     assert (await get_pod(client, "pending"))[0] == 404
 
 
 async def test_a_terminating_pod_answers_201_too(client: TestClient) -> None:
     await create_pod(client, "web")
-    await evict(client, "web", eviction("web", gracePeriodSeconds=20))
-    assert await evict(client, "web", eviction("web")) == SUCCESS
+    await evict(client, "web", eviction_of("web", gracePeriodSeconds=20))
+    assert await evict(client, "web", eviction_of("web")) == SUCCESS
     _, pod = await get_pod(client, "web")
     assert pod["metadata"]["deletionGracePeriodSeconds"] == 20  # a longer grace never wins
 
 
 async def test_a_missing_pod_is_404(client: TestClient) -> None:
-    body = await evict(client, "nope", eviction("nope"), status=404)
+    body = await evict(client, "nope", eviction_of("nope"), status=404)
     assert (body["kind"], body["reason"]) == ("Status", "NotFound")
     assert body["message"] == 'pods "nope" not found'
 
 
 async def test_preconditions_are_honoured(client: TestClient) -> None:
     pod = await create_pod(client, "web")
-    body = await evict(client, "web", eviction("web", preconditions={"uid": "other"}),
+    body = await evict(client, "web", eviction_of("web", preconditions={"uid": "other"}),
                        status=409)
     assert body["reason"] == "Conflict"
     assert (await get_pod(client, "web"))[1]["metadata"].get("deletionTimestamp") is None
     rv = pod["metadata"]["resourceVersion"]
-    await evict(client, "web", eviction("web", gracePeriodSeconds=0, preconditions={
+    await evict(client, "web", eviction_of("web", gracePeriodSeconds=0, preconditions={
         "uid": pod["metadata"]["uid"], "resourceVersion": rv}))
     assert (await get_pod(client, "web"))[0] == 404
 
 
 async def test_a_stale_resource_version_is_409(client: TestClient) -> None:
     await create_pod(client, "web")
-    await evict(client, "web", eviction("web", preconditions={"resourceVersion": "1"}),
+    await evict(client, "web", eviction_of("web", preconditions={"resourceVersion": "1"}),
                 status=409)
 
 
 async def test_dry_run_changes_nothing(client: TestClient) -> None:
     before = await create_pod(client, "web")
-    await evict(client, "web", eviction("web", gracePeriodSeconds=0), query="?dryRun=All")
-    await evict(client, "web", eviction("web", gracePeriodSeconds=0, dryRun=["All"]))
+    await evict(client, "web", eviction_of("web", gracePeriodSeconds=0), query="?dryRun=All")
+    await evict(client, "web", eviction_of("web", gracePeriodSeconds=0, dryRun=["All"]))
     status, after = await get_pod(client, "web")
     assert status == 200
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
@@ -126,7 +119,7 @@ async def test_dry_run_changes_nothing(client: TestClient) -> None:
 
 async def test_the_name_must_match_the_url(client: TestClient) -> None:
     await create_pod(client, "web")
-    body = await evict(client, "web", eviction("other"), status=400)
+    body = await evict(client, "web", eviction_of("other"), status=400)
     assert body["message"] == "name in URL does not match name in Eviction object"
 
 
@@ -146,7 +139,7 @@ async def test_bad_bodies_are_400(client: TestClient, body: dict, fragment: str)
 
 async def test_strict_decoding_rejects_unknown_fields(client: TestClient) -> None:
     await create_pod(client, "web")
-    body = {**eviction("web"), "bogus": 1}
+    body = {**eviction_of("web"), "bogus": 1}
     answer = await evict(client, "web", body, status=400, query="?fieldValidation=Strict")
     assert 'unknown field "bogus"' in answer["message"]
     response = await client.post(f"{PODS}/web/eviction", json=body, headers=AUTH)
