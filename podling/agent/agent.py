@@ -25,6 +25,7 @@ from podling.client.events import EventRecorder
 from podling.agent.node.host import host_resources
 from podling.agent.node.node_status import NodeStatusLoop
 from podling.agent.node.server import NodeServer
+from podling.agent.objects import ObjectCache
 from podling.agent.pleg import Pleg
 from podling.agent.pod.pod_workers import PodWorkers
 from podling.agent.pod.status_manager import StatusManager
@@ -137,7 +138,9 @@ class Agent:
         return await self.syncer.readiness_problems()
 
     def _on_pod(self, type_: str, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
-        assert self.workers is not None
+        assert self.workers is not None and self.syncer is not None
+        if isinstance(self.syncer.objects, ObjectCache):
+            self.syncer.objects.invalidate_pod(pod)  # a new or changed pod reads fresh objects
         self.workers.update(pod, removed=(type_ == "DELETED"))
 
     async def _orphans(self) -> None:

@@ -42,6 +42,7 @@ from podling.agent.kuberuntime.env import PodContext
 from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.kuberuntime.termination import with_messages
 from podling.agent.node.admitter import Admitter
+from podling.agent.objects import ObjectCache, ObjectSource
 from podling.agent.node.host import HostResources, host_resources
 from podling.agent.pod import deadline, sidecars
 from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
@@ -95,7 +96,8 @@ class PodSyncer:
                  node_ip: str, host: HostResources | None = None,
                  get_node: Callable[[], Awaitable[Obj | None]] | None = None,
                  clock: Callable[[], float] = time.time,
-                 prober: ProbeManager | None = None) -> None:
+                 prober: ProbeManager | None = None,
+                 objects: ObjectSource | None = None) -> None:
         self.config = config
         self.clock = clock  # epoch seconds: back-off, restarts, status times
         self.client = client
@@ -115,6 +117,7 @@ class PodSyncer:
         self.teardown = PodTeardown(client=client, runtime=runtime, containers=self.containers,
                                     sandboxes=self.sandboxes, config=config)
         self._pod_ips: dict[str, list[str]] = {}
+        self.objects = objects or ObjectCache(client)  # ConfigMaps and Secrets of the pods
         self.prober = prober or ProbeManager(
             runtime=runtime, recorder=recorder,
             clock=clock if isinstance(clock, Clock) else SystemClock())

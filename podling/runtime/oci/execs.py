@@ -53,6 +53,7 @@ EXIT_NOT_FOUND = 127
 EXIT_CANNOT_RUN = 126
 RUNC_FAILED = 255
 EOF_CHAR = b"\x04"
+START_SETTLE = 5.0  # seconds close() lets a starting runc write its pid file
 
 
 @dataclass(frozen=True)
@@ -219,10 +220,13 @@ class RuncExec:
         await asyncio.shield(self._closing)
 
     async def _close(self) -> None:
-        found = exec_pid(self._directory, self.runc_start_time)
-        if found:
-            proc.kill_tree(*found)
+        # Killing runc between its start of the process and its write of the pid file would
+        # orphan the process, out of our sight: let runc finish starting it (it takes
+        # milliseconds), then kill what the pid file names — again once runc is gone.
+        await self._settle_start()
+        self._kill_exec_tree()
         await proc.kill_and_reap(self._process)
+        self._kill_exec_tree()
         await self._output.stop()
         self._errors_read.set()
         async with self._stdin_lock:
@@ -231,6 +235,19 @@ class RuncExec:
                 os.close(fd)
             self._fds.clear()
         shutil.rmtree(self._directory, ignore_errors=True)
+
+
+    async def _settle_start(self) -> None:
+        """Wait (up to START_SETTLE seconds) until runc has written the pid file or exited."""
+        deadline = asyncio.get_running_loop().time() + START_SETTLE
+        while (self._process.returncode is None and not os.path.exists(self._pid_file)
+               and asyncio.get_running_loop().time() < deadline):
+            await asyncio.sleep(0.01)
+
+    def _kill_exec_tree(self) -> None:
+        found = exec_pid(self._directory, self.runc_start_time)
+        if found:
+            proc.kill_tree(*found)
 
 
 def exit_code_for(message: str) -> int:
