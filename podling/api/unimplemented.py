@@ -23,9 +23,8 @@ _ENV: Tree = {"name": True, "value": True,
 _CONTAINER_SECURITY: Tree = {f: True for f in (
     "runAsUser", "runAsGroup", "runAsNonRoot", "privileged", "capabilities",
     "readOnlyRootFilesystem", "allowPrivilegeEscalation")}
-# Probes: every handler but grpc (no gRPC client yet: such a probe never succeeds).
 _PROBE: Tree = {f: True for f in (
-    "exec", "httpGet", "tcpSocket", "initialDelaySeconds", "timeoutSeconds", "periodSeconds",
+    "exec", "httpGet", "tcpSocket", "grpc", "initialDelaySeconds", "timeoutSeconds", "periodSeconds",
     "successThreshold", "failureThreshold", "terminationGracePeriodSeconds")}
 _CONTAINER: Tree = {
     **{f: True for f in (

@@ -12,7 +12,9 @@
               redirects…", else failure "HTTP probe failed with statuscode: N"; a
               transport error ─▶ failure with Go's text (``Get "url": dial tcp …``)
     tcpSocket connect within the timeout ─▶ success, else failure "dial tcp …"
-    grpc ──── not supported yet ─▶ error (the API warns about the field at creation)
+    grpc ──── grpc.health.v1.Health/Check of ``service`` at the pod IP (hostNetwork: the
+              node's) and ``port`` (:mod:`.grpc`): SERVING ─▶ success, else failure with
+              the kubelet's text
 
 An *error* (a port name not found, no pod IP, the runtime refusing) is not a failure:
 the kubelet records "<Kind> probe errored: …" and throws the result away.
@@ -29,6 +31,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from podling.agent.prober.grpc import grpc_probe
 from podling.agent.kuberuntime.lifecycle import go_quote, http_url, resolve_port
 from podling.api.views import ContainerView, HTTPGetActionView, ProbeView
 from podling.runtime.interface import ExecResult, ExecTimeout
@@ -79,7 +82,11 @@ async def run_probe(probe: ProbeView, target: ProbeTarget) -> ProbeOutcome:
                 raise ValueError("failed to find networking container: the pod has no IP")
             return await tcp_probe(host, port, timeout)
         if probe.grpc_port is not None:
-            return ProbeOutcome(ERROR, "grpc probes are not supported by podling yet")
+            if not target.pod_ip:
+                raise ValueError("failed to find networking container: the pod has no IP")
+            ok, message = await grpc_probe(target.pod_ip, probe.grpc_port,
+                                           probe.grpc_service, timeout)
+            return ProbeOutcome(SUCCESS if ok else FAILURE, message)
     except ValueError as exc:
         return ProbeOutcome(ERROR, str(exc))
     return ProbeOutcome(ERROR, f"missing probe handler for container {target.container.name}")

@@ -171,11 +171,6 @@ async def test_exec_probe(session, code, result, output) -> None:
     assert calls == [["cat", "/tmp/ready"]]
 
 
-async def test_grpc_is_reported_as_not_supported(session) -> None:
-    out = await run_probe(probe(grpc={"port": 9000}), target(session))
-    assert out.result == ERROR and "not supported" in out.output
-
-
 def test_probe_view_defaults() -> None:
     p = probe(exec={"command": ["true"]})
     assert (p.initial_delay_seconds, p.period_seconds, p.timeout_seconds,
