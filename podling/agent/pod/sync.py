@@ -162,7 +162,8 @@ class PodSyncer:
             return result
         actions = compute_pod_actions(pod, observed.sandboxes, observed.containers,  # 3
                                       now=self.clock(), backoff=self.backoff,
-                                      probe_failures=self.prober.failures(pod.metadata.uid))
+                                      probe_failures=self.prober.failures(pod.metadata.uid),
+                                      unstarted=self.prober.unstarted(pod, observed.containers))
         if actions.deadline_exceeded:  # as the kubelet, on each sync until it is Failed
             self.recorder.event(pod.raw, "Normal", deadline.REASON, deadline.MESSAGE)
         if actions.create_sandbox and actions.sandbox_changed:  # before the kills, as kubelet
@@ -223,11 +224,12 @@ class PodSyncer:
         grace = lifecycle.grace_period_seconds(pod)
         for _, kill in kills:
             self.prober.stop_container(pod.metadata.uid, kill.name)
-        for last in (False, True):  # sidecars after the others, as the kubelet stops them
+        began = self.clock()
+        for i, group in enumerate(sidecars.stop_groups(pod, sorted({k.name for _, k in kills}))):
+            left = sidecars.grace_left(grace, self.clock() - began) if i else grace
             await asyncio.gather(*(self.containers.stop(
-                pod, status, kill.container, grace=grace if kill.grace is None else kill.grace,
-                message=kill.message) for status, kill in kills
-                if sidecars.is_sidecar(pod, kill.name) == last))
+                pod, status, kill.container, grace=left if kill.grace is None else kill.grace,
+                message=kill.message) for status, kill in kills if kill.name in group))
         for _, kill in kills:
             result.add(SyncAction.KILL_CONTAINER, kill.name)
         by_sandbox_id = {s.id: s for s in observed.sandboxes}
