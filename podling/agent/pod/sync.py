@@ -12,7 +12,9 @@
       6 sandbox ── only if something starts: volumes, a new sandbox + network when the plan
                    says so, pod files ─▶ SandboxContext (or end of the starts on failure)
       7 init ───── start next_init_container, then skip 8 (the next sync looks again)
-      8 app ────── start containers_to_start in order
+      8 app ────── start containers_to_start in order (the first app start of a pod with
+                   init containers reports the observed status first, as the kubelet
+                   does, so PodInitializing is seen)
       9 report ─── probe workers follow the running containers (prober.sync_pod); pod_status
                    (pure) from the runtime (listed again if anything changed) and the probe
                    results (started, ready) ─▶ StatusManager
@@ -45,7 +47,8 @@ from podling.agent.node.admitter import Admitter
 from podling.agent.objects import ObjectCache, ObjectSource
 from podling.agent.node.host import HostResources, host_resources
 from podling.agent.pod import deadline, sidecars
-from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
+from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, REASON_NEW, REASON_RESTART,
+                                       SANDBOX_CHANGED_MESSAGE,
                                        ContainerStart, PodActions)
 from podling.agent.pod.conditions import KUBELET_CONDITIONS
 from podling.agent.pod.plan import compute_pod_actions
@@ -84,6 +87,12 @@ def record_restart(backoff: Backoff, pod: PodView, start: ContainerStart, *, now
     if start.reason == REASON_RESTART:
         backoff.record_failure(backoff_key(pod, start.name), now,
                                since=start.backoff_since or None)
+
+
+def _first_app_start(pod: PodView, actions: PodActions) -> bool:
+    """The plan starts the app containers of an initialized pod for the first time."""
+    return bool(pod.spec.init_containers) and any(
+        s.reason == REASON_NEW and not s.init for s in actions.containers_to_start)
 
 
 class PodSyncer:
@@ -179,6 +188,8 @@ class PodSyncer:
                     await self._init_container(pod, actions.next_init_container, ctx,
                                                result=result)  # 7
                 else:
+                    if _first_app_start(pod, actions):  # kubelet: the observed status first
+                        await self._report(pod, result, None)  # (PodInitializing)
                     await self._app_containers(pod, actions.containers_to_start, ctx,
                                                result=result)  # 8
         changed = starts or actions.kill_pod or bool(actions.containers_to_kill
