@@ -28,10 +28,14 @@ import asyncio
 import contextlib
 from urllib.parse import unquote
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
+try:
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.exceptions
+    H2_MISSING = ""
+except ImportError as exc:  # an install without the dependency: only grpc probes error
+    H2_MISSING = f"grpc probes need the h2 package ({exc})"
 
 from podling.agent.backoff import go_duration
 
@@ -69,7 +73,10 @@ def join_host_port(host: str, port: int) -> str:
 
 async def grpc_probe(host: str, port: int, service: str, timeout: float) -> tuple[bool, str]:
     """(healthy, message) of one Health/Check of ``service`` at ``host:port`` within
-    ``timeout`` seconds (see the module docstring)."""
+    ``timeout`` seconds (see the module docstring). ValueError (a probe error) when the
+    ``h2`` package is missing."""
+    if H2_MISSING:
+        raise ValueError(H2_MISSING)
     addr = join_host_port(host, port)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
