@@ -17,12 +17,16 @@ local agent share it; the probes add nothing to the API server once the pods are
 result that does not change writes nothing), its reaped children (cutime + cstime: the
 conmon / ``runc exec`` processes of exec probes), and all processes below this node's conmons
 (the probed containers, with ``httpd`` and the exec'd commands), each as % of one core; plus
-the server's context switches per second. The goal of issue 10 is the agent under 5 % of one
+the server's context switches per second. For the net variant, a *floor*: the same
+connections made by this script with plain blocking sockets (a GET and a connect per pod per
+second), its own CPU as % of a core: what TCP to the pods costs the caller in the kernel plus
+a minimal user space, which no prober can go below. The goal of issue 10 is the agent under 5 % of one
 core with 50 pods (2 probes per second each, 100 probes/s).
 
     .venv/bin/python bench/probes_bench.py            # 50 pods, 60 s windows (~8 minutes)
     .venv/bin/python bench/probes_bench.py --quick    # 10 pods, 15 s windows (smoke test)
       --pods N --window S --settle S --variants none,net,exec --images-dir DIR --no-save
+      --no-floor                                      # skip the floor measurement
 
 podman is not compared: its healthchecks are systemd timers running ``podman healthcheck
 run`` (a fresh podman process per check), a different cost model, and podman has no
@@ -36,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 from typing import Any
@@ -97,8 +102,34 @@ def window(cluster: Podling, seconds: float) -> dict[str, Any]:
             "server_wakeups_per_s": round((b["ctx"] - a["ctx"]) / elapsed, 1)}
 
 
+def floor(cluster: Podling, names: list[str], seconds: float) -> dict[str, Any]:
+    """The same connections as the net variant's probes (a GET and a connect per pod per
+    second) made by this process with blocking sockets and no framework: the kernel's share
+    (TCP over the bridge and veth, accounted to the caller) plus a minimal user space."""
+    pods = json.loads(cluster.kubectl("get", "pods", "-l", "bench=probes", "-o",
+                                      "json").stdout)["items"]
+    ips = [p["status"]["podIP"] for p in pods if p["metadata"]["name"] in names]
+    request = b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: kube-probe/1.32\r\n" \
+        b"Connection: close\r\n\r\n"
+    cpu0, t0 = time.process_time(), time.monotonic()
+    done = 0
+    while time.monotonic() - t0 < seconds:
+        tick = time.monotonic()
+        for ip in ips:
+            with socket.create_connection((ip, 8080), timeout=1) as s:
+                s.sendall(request)
+                while s.recv(65536):
+                    pass
+            socket.create_connection((ip, 8080), timeout=1).close()
+            done += 2
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+    elapsed = time.monotonic() - t0
+    return {"floor_pct": round(100.0 * (time.process_time() - cpu0) / elapsed, 2),
+            "floor_connections_per_s": round(done / elapsed, 1)}
+
+
 def run_variant(cluster: Podling, variant: str, pods: int, win: float,
-                settle: float) -> dict[str, Any]:
+                settle: float, with_floor: bool = True) -> dict[str, Any]:
     names = [f"probe-{variant}-{i:03d}" for i in range(pods)]
     docs = "".join(json.dumps(pod_doc(n, cluster.node, variant)) + "\n" for n in names)
     start = time.perf_counter()
@@ -112,6 +143,8 @@ def run_variant(cluster: Podling, variant: str, pods: int, win: float,
     restarts = cluster.kubectl("get", "pods", "-l", "bench=probes", "-o", "json").stdout
     out["restarts"] = sum(s.get("restartCount", 0) for p in json.loads(restarts)["items"]
                           for s in p["status"].get("containerStatuses") or [])
+    if variant == "net" and with_floor:
+        out.update(floor(cluster, names, min(win, 20.0)))
     log(f"  {json.dumps(out)}")
     cluster.delete_many(names, "bench=probes")
     return out
@@ -125,6 +158,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--images-dir")
+    parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -149,7 +183,8 @@ def main() -> int:
         cluster = Podling(work, registry.registries)
         log(f"server pid {cluster.pid}, node {cluster.node}")
         for variant in variants:
-            report["variants"][variant] = run_variant(cluster, variant, pods, win, settle)
+            report["variants"][variant] = run_variant(cluster, variant, pods, win, settle,
+                                                      not args.no_floor)
         print(table(report["variants"], pods), flush=True)
         net = report["variants"].get("net")
         if net is not None:
@@ -173,9 +208,12 @@ def table(results: dict[str, dict[str, Any]], pods: int) -> str:
             ("containers (httpd, exec'd), %", "containers_pct"),
             ("server wake-ups (ctx switches)/s", "server_wakeups_per_s"),
             ("container restarts (should be 0)", "restarts")]
+    if any("floor_pct" in r for r in results.values()):
+        rows.insert(1, ("  floor: bare sockets, same traffic, %", "floor_pct"))
     lines = [f"{pods} pods{'':32}" + "".join(f"{v:>10}" for v in results)]
     for label, key in rows:
-        lines.append(f"{label:40}" + "".join(f"{r[key]:10.2f}" for r in results.values()))
+        lines.append(f"{label:40}" + "".join(
+            f"{r[key]:10.2f}" if key in r else f"{'-':>10}" for r in results.values()))
     return "\n".join(lines)
 
 
