@@ -46,6 +46,7 @@ from __future__ import annotations
 from typing import Any
 
 from podling.agent.kuberuntime.labels import IMAGE_ANNOTATION, IMAGE_ID_ANNOTATION
+from podling.agent.pod import ephemeral
 from podling.agent.pod.conditions import (any_app_started, container_state, initialized_condition,
                                           merge_conditions, ready_conditions,
                                           ready_to_start_condition)
@@ -106,6 +107,10 @@ def pod_status(pod: PodView, sandboxes: list[PodSandboxStatus],
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
     status["containerStatuses"] = app_statuses
+    ephemeral_statuses = ephemeral.api_statuses(
+        pod, lambda c: ctx.container_status(c, init=True))
+    if ephemeral_statuses:
+        status["ephemeralContainerStatuses"] = ephemeral_statuses
     return status
 
 
@@ -126,7 +131,8 @@ class _Ctx:
             self.by_name.setdefault(c.name, []).append(c)
         self.latest = latest_by_name(containers)
         self.old = {s["name"]: s for s in (prev.get("initContainerStatuses") or [])
-                    + (prev.get("containerStatuses") or [])}
+                    + (prev.get("containerStatuses") or [])
+                    + (prev.get("ephemeralContainerStatuses") or [])}
         self.waiting = waiting
         self.readiness = readiness
         self.started = started
