@@ -82,6 +82,27 @@ def test_events_describe_and_logs_of_the_debugger(pods):
     assert logs.returncode == 0 and f"done-42-{t}".encode() in logs.stdout, logs
 
 
+def test_kubectl_debug_without_attaching_and_its_logs(pods):
+    """The recommended ``--profile=general`` (adds SYS_PTRACE); PID 1 of the debugger's PID
+    namespace is the target's main process."""
+    name, t = pods.names["target"], pods.tag
+    pods.wait_running(name)
+    result = kubectl(pods.cluster, "debug", name, "--image=busybox", "--target=app",
+                     "--profile=general", "-c", f"peek-{t}", "--",
+                     "sh", "-c", "tr '\\0' ' ' </proc/1/cmdline; echo; grep CapEff "
+                                 "/proc/self/status")
+    assert result.returncode == 0, result
+    status = pods.wait(lambda: (s := ephemeral_status(pods, name, f"peek-{t}")) and
+                       "terminated" in s["state"] and s, 90, "peek not terminated", name)
+    assert status["state"]["terminated"]["exitCode"] == 0, status
+    logs = kubectl(pods.cluster, "logs", name, "-c", f"peek-{t}")
+    assert logs.returncode == 0, logs
+    first = logs.stdout.decode().splitlines()[0]
+    assert first.startswith("sh -c trap") and pods.marker in first, logs.stdout
+    cap_eff = int(logs.stdout.decode().split("CapEff:")[1].split()[0], 16)
+    assert cap_eff & (1 << 19), logs.stdout  # CAP_SYS_PTRACE
+
+
 def test_attach_to_a_running_ephemeral_container(pods):
     name, t = pods.names["edit"], pods.tag
     pods.wait_running(name)
@@ -129,21 +150,23 @@ def test_changing_or_removing_an_ephemeral_container_is_refused(pods):
 
 @pytest.mark.parametrize("container, field, message", [
     ({"name": "e1", "image": "busybox", "ports": [{"containerPort": 80}]},
-     "spec.ephemeralContainers[1].ports", "Forbidden: cannot be set for an Ephemeral Container"),
+     "ports", "Forbidden: cannot be set for an Ephemeral Container"),
     ({"name": "app", "image": "busybox"},
-     "spec.ephemeralContainers[1].name", 'Duplicate value: "app"'),
+     "name", 'Duplicate value: "app"'),
     ({"name": "e2", "image": "busybox", "targetContainerName": "nope"},
-     "spec.ephemeralContainers[1].targetContainerName", 'Not found: "nope"'),
+     "targetContainerName", 'Not found: "nope"'),
 ])
 def test_bad_ephemeral_containers_are_refused(pods, container, field, message):
-    name = pods.names["target"]  # its debugger is spec.ephemeralContainers[0]
-    pods.wait(lambda: ephemeral_status(pods, name, f"dbg-{pods.tag}"), 90,
-              "run test_kubectl_debug_it first", name)
+    name = pods.names["target"]
+    pods.wait_running(name)
+    index = len(pods.get(name)["spec"].get("ephemeralContainers") or [])  # merged after them
     patch = {"spec": {"ephemeralContainers": [container]}}
     result = kubectl(pods.cluster, "patch", "pod", name, "--subresource=ephemeralcontainers",
                      "--type=strategic", "-p", json.dumps(patch))
     assert result.returncode != 0
-    assert f"{field}: {message}".encode() in result.stderr, result.stderr
+    path = f"spec.ephemeralContainers[{index}].{field}"
+    assert f'The Pod "{name}" is invalid: {path}: {message}'.encode() in result.stderr, \
+        result.stderr
 
 
 def test_ephemeral_containers_on_create_are_refused(pods):
