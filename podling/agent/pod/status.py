@@ -38,7 +38,9 @@ and imageID come from the container annotations ``io.podling.container.image`` /
 their previous value when ``pod_ips`` is empty; PodReadyToStartContainers also requires a
 pod IP for non-hostNetwork pods. ``started`` is false unless the container runs and has
 passed its startup probe; ``ready`` also needs ``started``. The conditions come from
-:mod:`.conditions`.
+:mod:`.conditions`. Ephemeral containers get ``ephemeralContainerStatuses`` (built as an init
+container's, adjusted by :func:`.ephemeral.api_statuses`) and count for neither the phase
+nor the conditions.
 """
 
 from __future__ import annotations

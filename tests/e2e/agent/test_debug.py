@@ -177,3 +177,27 @@ def test_ephemeral_containers_on_create_are_refused(pods):
     assert result.returncode != 0
     assert b"spec.ephemeralContainers: Forbidden: cannot be set on create" in result.stderr, \
         result.stderr
+
+
+def test_a_pod_not_yet_scheduled_takes_ephemeral_containers(pods):
+    """As in Kubernetes, the API takes them at once; they would start once the pod runs."""
+    t = pods.tag
+    name = f"debug-pending-{t}"
+    manifest = pod(name, pods.cluster.node, [busybox("app", "sleep 3600")])
+    del manifest["spec"]["nodeName"]
+    manifest["spec"]["nodeSelector"] = {"no-such-label": t}
+    created = kubectl(pods.cluster, "create", "-f", "-", input=json.dumps(manifest).encode())
+    assert created.returncode == 0, created
+    try:
+        patch = {"spec": {"ephemeralContainers": [{"name": "dbg", "image": "busybox"}]}}
+        result = kubectl(pods.cluster, "patch", "pod", name,
+                         "--subresource=ephemeralcontainers", "-p", json.dumps(patch),
+                         "-o", "json")
+        assert result.returncode == 0, result
+        stored = json.loads(result.stdout)
+        assert stored["spec"]["ephemeralContainers"][0]["imagePullPolicy"] == "Always"
+        assert stored["spec"]["ephemeralContainers"][0]["terminationMessagePath"] == \
+            "/dev/termination-log"
+        assert stored["status"]["phase"] == "Pending" and not stored["spec"].get("nodeName")
+    finally:
+        kubectl(pods.cluster, "delete", "pod", name, "--wait=false")
