@@ -73,7 +73,6 @@ def mapping_for(*envs: Mapping[str, str]) -> Callable[[str], str]:
     return lookup
 
 
-
 @dataclass(frozen=True)
 class PodContext:
     """What the downward API needs besides the pod object: the pod's and the host's IPs,
@@ -120,8 +119,6 @@ def field_ref_value(pod: PodView, path: str, ctx: PodContext) -> str:
         if key is not None:
             return values.get(key, "")
     raise ContainerConfigError(f"unsupported fieldPath: {path}")
-
-
 
 
 def parse_config_quantity(value: Any, what: str) -> Decimal:
