@@ -42,7 +42,6 @@ from podling.agent.images import ImagePuller, ImagePullFailure
 from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
 from podling.agent.kuberuntime.containers import ContainerManager, SandboxContext, Waiting
 from podling.agent.kuberuntime.env import PodContext
-from podling.agent.kuberuntime.resource_fields import NodeAllocatable
 from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.kuberuntime.termination import with_messages
 from podling.agent.node.admitter import Admitter
@@ -150,6 +149,7 @@ class PodSyncer:
             self.status.forget(uid)
             self._pod_ips.pop(uid, None)
             self.admitter.forget(uid)
+            self.config_retry.forget_prefix(uid)
         return result
 
     async def remove_orphans(self, live_uids: set[str]) -> None:
@@ -313,8 +313,10 @@ class PodSyncer:
         CONFIG_RETRY back-off, to read its ConfigMaps and Secrets afresh."""
         result.add(action, name, error=waiting.reason if waiting else "",
                    message=waiting.message if waiting else "")
-        if waiting is not None and waiting.retry_soon:
-            key = (pod.metadata.uid, name)
+        key = (pod.metadata.uid, name)
+        if waiting is None:
+            self.config_retry.reset(key)
+        elif waiting.retry_soon:
             result.retry_within(self.config_retry.record_failure(key, self.clock()))
             if isinstance(self.objects, ObjectCache):
                 self.objects.invalidate_pod(dict(pod.raw))

@@ -9,6 +9,7 @@ import base64
 import pytest
 from sync_harness import Harness, ctr, make_harness, make_pod
 
+from podling.agent.objects import ObjectCache
 from podling.agent.pod.sync import CONFIG_RETRY
 from podling.agent.pod.sync_result import SyncAction
 
@@ -76,6 +77,16 @@ async def test_the_pod_starts_once_the_objects_exist(s) -> None:
     env = created_env(s)
     assert (env["MODE"], env["S_token"]) == ("fast", "t0k")
     assert s.container_status()["state"].keys() == {"running"}
+    # the container exits and its ConfigMap is gone: the restart waits again, and the retry
+    # back-off starts again from its first delay (it was reset by the start)
+    del s.client.objects[("configmaps", "default", "cfg")]
+    assert isinstance(s.syncer.objects, ObjectCache)
+    s.syncer.objects.invalidate_pod(pod)  # what the agent does on every pod event
+    [cid] = s.started()
+    s.exit(cid, 1, ago=30)
+    result = await s.sync(s.api_pod(pod))
+    assert s.container_status()["state"]["waiting"]["message"] == MISSING
+    assert result.requeue_after == CONFIG_RETRY[0]
 
 
 async def test_a_missing_secret_key_holds_an_init_container(s) -> None:
