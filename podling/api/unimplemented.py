@@ -18,8 +18,6 @@ from typing import Any
 
 Tree = dict[str, Any]  # field -> True | Tree
 
-_ENV: Tree = {"name": True, "value": True,
-              "valueFrom": {"fieldRef": True, "resourceFieldRef": True}}
 _CONTAINER_SECURITY: Tree = {f: True for f in (
     "runAsUser", "runAsGroup", "runAsNonRoot", "privileged", "capabilities",
     "readOnlyRootFilesystem", "allowPrivilegeEscalation")}
@@ -31,9 +29,8 @@ _CONTAINER: Tree = {
     **{f: True for f in (
         "name", "image", "command", "args", "ports", "workingDir", "stdin", "stdinOnce",
         "tty", "terminationMessagePath", "terminationMessagePolicy", "volumeMounts",
-        "imagePullPolicy", "restartPolicy")},
+        "imagePullPolicy", "restartPolicy", "env", "envFrom")},
     "livenessProbe": _PROBE, "readinessProbe": _PROBE, "startupProbe": _PROBE,
-    "env": _ENV,
     "resources": {"limits": True, "requests": True},
     "securityContext": _CONTAINER_SECURITY,
     "lifecycle": {"postStart": True, "preStop": True},

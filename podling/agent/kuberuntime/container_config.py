@@ -4,9 +4,10 @@ Pure apart from reading /etc/passwd and /etc/group inside the image rootfs (:mod
 It combines what the kubelet computes (command ``$(VAR)`` expansion, runAsNonRoot, cgroup
 values, labels/annotations) with what containerd's CRI plugin adds (ENTRYPOINT/CMD merging,
 image env, user/group lookup in the rootfs, ``HOSTNAME``, the default ``PATH``). The
-container's own environment is computed by the caller with :func:`.env.container_env`, once
-per start, and passed in. Config errors are :class:`.errors.ContainerConfigError` with the
-container's waiting reason and the kubelet's message where it has one.
+container's own environment is computed by the caller with :func:`.env.container_env`
+(which reads ConfigMaps and Secrets), once per start, and passed in. Config errors are
+:class:`.errors.ContainerConfigError` with the container's waiting reason and the kubelet's
+message where it has one.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from podling.agent.kuberuntime import labels as L
-from podling.agent.kuberuntime.env import (expand, mapping_for, merge_env, milli,
-                                           parse_config_quantity)
+from podling.agent.kuberuntime.env import expand, mapping_for, merge_env, parse_config_quantity
 from podling.agent.kuberuntime.errors import CREATE_CONTAINER_ERROR, ContainerConfigError
+from podling.agent.kuberuntime.resource_fields import milli
 from podling.agent.kuberuntime.users import (ResolvedUser, check_run_as_non_root,
                                              effective_security_context, resolve_user)
 from podling.api.views import ContainerView, PodView, SecurityContextView

@@ -18,8 +18,11 @@
                    (pure) from the runtime (listed again if anything changed) and the probe
                    results (started, ready) ─▶ StatusManager
 
-A container start is: image (pull policy) ─▶ config (env computed once) ─▶ a restart steps
-the container's back-off ─▶ create ─▶ start ─▶ postStart.
+A container start is: image (pull policy) ─▶ config (env computed once, ConfigMaps and
+Secrets read through ``objects``) ─▶ a restart steps the container's back-off ─▶ create ─▶
+start ─▶ postStart. A config error that may clear by itself (a missing ConfigMap, Secret or
+key: ``Waiting.retry_soon``) forgets the pod's cached objects and requeues the pod after
+CONFIG_RETRY (1 s, doubling, at most 5 s) instead of the periodic resync.
 
 Every step appends its :class:`.sync_result.SyncResult` values to the ``PodSyncResult`` it
 returns; expected failures (a pull, a mount, a sandbox) are results and events, and the next
@@ -69,6 +72,7 @@ from podling.util.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # when the Node cannot be read for admission
+CONFIG_RETRY = (1.0, 5.0)  # first and longest delay before retrying a missing env reference
 
 
 class Observed(NamedTuple):
@@ -110,15 +114,16 @@ class PodSyncer:
         self.node_ip = node_ip
         self.host = host or host_resources()
         self.puller = ImagePuller(images, recorder, backoff=backoff, clock=clock)
+        self.objects = objects or ObjectCache(client)  # ConfigMaps and Secrets of the pods
+        self.config_retry = Backoff(*CONFIG_RETRY, reset_after=60.0)
         self.containers = ContainerManager(runtime=runtime, rootfs=rootfs, recorder=recorder,
-                                           node_name=config.node_name)
+                                           node_name=config.node_name, objects=self.objects)
         self.sandboxes = SandboxManager(runtime=runtime, network=network, rootfs=rootfs,
                                         recorder=recorder, node_name=config.node_name)
         self.admitter = Admitter(get_node or self._read_node)
         self.teardown = PodTeardown(client=client, runtime=runtime, containers=self.containers,
                                     sandboxes=self.sandboxes, config=config)
         self._pod_ips: dict[str, list[str]] = {}
-        self.objects = objects or ObjectCache(client)  # ConfigMaps and Secrets of the pods
         self.prober = prober or ProbeManager(
             runtime=runtime, recorder=recorder,
             clock=clock if isinstance(clock, Clock) else SystemClock())
@@ -145,6 +150,7 @@ class PodSyncer:
             self.status.forget(uid)
             self._pod_ips.pop(uid, None)
             self.admitter.forget(uid)
+            self.config_retry.forget_prefix(uid)
         return result
 
     async def remove_orphans(self, live_uids: set[str]) -> None:
@@ -190,7 +196,7 @@ class PodSyncer:
         await self._report(pod, result, None if changed else observed,  # 9
                            evicted=(deadline.REASON, deadline.MESSAGE)
                            if actions.deadline_exceeded else None)
-        result.requeue_after = actions.requeue_after
+        result.retry_within(actions.requeue_after)
         return result
 
     async def _observe(self, pod: PodView) -> Observed:
@@ -274,8 +280,7 @@ class PodSyncer:
             cluster_domain=self.config.cluster_domain, cluster_dns=self.config.cluster_dns)
         result.add(SyncAction.CONFIG_POD_SANDBOX, sandbox_id)
         downward = PodContext(pod_ips=tuple(ips), host_ips=(self.node_ip,),
-                              node_cpu_milli=self.host.cpu_milli,
-                              node_memory_bytes=self.host.memory_bytes)
+                              allocatable=self.host)
         return SandboxContext(sandbox_id=sandbox_id, pod_dir=pod_dir, pod_ips=ips,
                               host_ip=self.node_ip, volumes=prepared, files=files,
                               downward=downward)
@@ -299,15 +304,27 @@ class PodSyncer:
     async def _init_container(self, pod: PodView, start: ContainerStart, ctx: SandboxContext, *,
                               result: PodSyncResult) -> None:
         waiting = await self._start(pod, start, ctx, init=True)
-        result.add(SyncAction.INIT_CONTAINER, start.name, error=waiting.reason if waiting
-                   else "", message=waiting.message if waiting else "")
+        self._started(pod, start.name, waiting, result, SyncAction.INIT_CONTAINER)
 
     async def _app_containers(self, pod: PodView, starts: list[ContainerStart],
                               ctx: SandboxContext, *, result: PodSyncResult) -> None:
         for start in starts:
             waiting = await self._start(pod, start, ctx, init=start.init)
-            result.add(SyncAction.START_CONTAINER, start.name, error=waiting.reason if waiting
-                       else "", message=waiting.message if waiting else "")
+            self._started(pod, start.name, waiting, result, SyncAction.START_CONTAINER)
+
+    def _started(self, pod: PodView, name: str, waiting: Waiting | None,
+                 result: PodSyncResult, action: SyncAction) -> None:
+        """Record a start's result; a ``retry_soon`` failure requeues the pod on the
+        CONFIG_RETRY back-off, to read its ConfigMaps and Secrets afresh."""
+        result.add(action, name, error=waiting.reason if waiting else "",
+                   message=waiting.message if waiting else "")
+        key = (pod.metadata.uid, name)
+        if waiting is None:
+            self.config_retry.reset(key)
+        elif waiting.retry_soon:
+            result.retry_within(self.config_retry.record_failure(key, self.clock()))
+            if isinstance(self.objects, ObjectCache):
+                self.objects.invalidate_pod(dict(pod.raw))
 
     async def _start(self, pod: PodView, start: ContainerStart, ctx: SandboxContext, *,
                      init: bool) -> Waiting | None:

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from podling.api.views import (ConditionView, ContainerPortView, ContainerView, DNSConfigView,
-                               EmptyDirView, EnvVarSourceView, EnvVarView, HandlerView,
-                               HostAliasView, HostPathView, HTTPGetActionView, LifecycleView,
+                               EmptyDirView, EnvFromSourceView, EnvVarSourceView, EnvVarView,
+                               HandlerView, HostAliasView, HostPathView, HTTPGetActionView,
+                               KeySelectorView, LifecycleView,
                                NodeAddressView, NodeAffinityView, NodeSelectorRequirementView,
                                NodeSelectorTermView, NodeView, ObjectMetaView,
                                OwnerReferenceView, PodSecurityContextView, PodSpecView,
@@ -24,8 +25,11 @@ FULL_CONTAINER: dict[str, Any] = {
             {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "C", "valueFrom": {"resourceFieldRef": {
                 "containerName": "app", "resource": "limits.cpu", "divisor": "1m"}}},
-            {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
-    "envFrom": [{"configMapRef": {"name": "cm"}}],
+            {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            {"name": "M", "valueFrom": {"configMapKeyRef": {"name": "m", "key": "k",
+                                                            "optional": True}}}],
+    "envFrom": [{"configMapRef": {"name": "cm"}},
+                {"secretRef": {"name": "sec", "optional": True}, "prefix": "S_"}],
     "ports": [{"name": "http", "containerPort": 80, "hostPort": 8080, "protocol": "UDP",
                "hostIP": "10.0.0.1"}],
     "resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "1Gi"}},
@@ -55,8 +59,12 @@ FULL_CONTAINER_VIEW = ContainerView(
          EnvVarView("C", value_from=EnvVarSourceView(
              resource_field_ref=ResourceFieldRefView("app", "limits.cpu", "1m"),
              kinds=("resourceFieldRef",))),
-         EnvVarView("S", value_from=EnvVarSourceView(kinds=("secretKeyRef",)))),
-    env_from=({"configMapRef": {"name": "cm"}},),
+         EnvVarView("S", value_from=EnvVarSourceView(
+             secret_key_ref=KeySelectorView("s", "k"), kinds=("secretKeyRef",))),
+         EnvVarView("M", value_from=EnvVarSourceView(
+             config_map_key_ref=KeySelectorView("m", "k", True), kinds=("configMapKeyRef",)))),
+    env_from=(EnvFromSourceView(config_map_ref=KeySelectorView("cm")),
+              EnvFromSourceView("S_", secret_ref=KeySelectorView("sec", optional=True))),
     ports=(ContainerPortView("http", 80, 8080, "UDP", "10.0.0.1"),),
     resources=ResourcesView({"cpu": "100m"}, {"memory": "1Gi"}),
     lifecycle=LifecycleView(
