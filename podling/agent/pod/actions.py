@@ -66,6 +66,8 @@ class PodActions:
     (reason, message) for containers held by back-off; requeue_after: seconds until the
     first of them may start (or the active deadline, if sooner). deadline_exceeded: the
     pod is past ``activeDeadlineSeconds`` (:mod:`.deadline`): killed, reported Failed.
+    evicted: the node evicts the pod (:mod:`.eviction`): killed with grace 0, reported
+    Failed.
     """
 
     kill_pod: bool = False
@@ -82,3 +84,4 @@ class PodActions:
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     requeue_after: float | None = None
     deadline_exceeded: bool = False
+    evicted: bool = False
