@@ -204,7 +204,7 @@ class PodSyncer:
                            (eviction.REASON, evicted) if evicted is not None else None)
         result.requeue_after = _sooner(
             actions.requeue_after, result.requeue_after,
-            None if actions.kill_pod else self.volumes.requeue_after(pod))
+            None if actions.kill_pod and not starts else self.volumes.requeue_after(pod))
         return result
 
     def _downward(self, pod: PodView, ips: list[str]) -> PodContext:
