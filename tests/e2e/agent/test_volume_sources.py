@@ -176,3 +176,27 @@ def test_generic_ephemeral_volume_is_refused(cluster) -> None:
     assert f'The Pod "{name}" is invalid: spec.volumes[0].ephemeral: Forbidden: generic ' \
            "ephemeral volumes are not supported by podling" in result.stderr
     assert cluster.kubectl("get", "pod", name, check=False).returncode != 0
+
+
+def test_projected_volume_with_every_source_but_a_token(cluster, wait) -> None:
+    name, cm, sec = unique("proj"), unique("cm"), unique("sec")
+    cluster.kubectl("create", "configmap", cm, "--from-literal=ca.crt=PEM")
+    cluster.kubectl("create", "secret", "generic", sec, "--from-literal=key=hidden")
+    apply(cluster, pod(name, cluster.node, [busybox(
+        "c", "sleep 3600", volumeMounts=[{"name": "all", "mountPath": "/etc/all"}])],
+        volumes=[{"name": "all", "projected": {"defaultMode": 0o440, "sources": [
+            {"configMap": {"name": cm, "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"secret": {"name": sec, "items": [{"key": "key", "path": "s/key",
+                                                "mode": 0o400}]}},
+            {"secret": {"name": unique("absent"), "optional": True}},
+            {"downwardAPI": {"items": [{"path": "namespace",
+                                        "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}]))
+    try:
+        wait(lambda: running(cluster, name), timeout=90)
+        assert sh(cluster, name, "cat /etc/all/ca.crt /etc/all/s/key /etc/all/namespace") == \
+            "PEMhiddendefault"
+        assert sh(cluster, name, "stat -L -c %a /etc/all/ca.crt /etc/all/s/key "
+                                 "/etc/all/namespace").split() == ["440", "400", "440"]
+        assert sh(cluster, name, "grep ' /etc/all ' /proc/mounts").split()[2] == "tmpfs"
+    finally:
+        cleanup(cluster, f"pod/{name}", f"configmap/{cm}", f"secret/{sec}")
