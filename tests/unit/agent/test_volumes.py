@@ -212,6 +212,24 @@ def test_sub_path_created_without_bind(pod_dir) -> None:
     cleanup_volumes(pod_dir)
 
 
+def test_sub_path_follows_symlinks_that_stay_inside(pod_dir) -> None:
+    pod = make_pod([{"name": "data", "emptyDir": {}}],
+                   [{"name": "data", "mountPath": "/x", "subPath": "key"},
+                    {"name": "data", "mountPath": "/y", "subPath": "alias/new"}])
+    prepared = prepare_volumes(pod, pod_dir)
+    vol = prepared["data"]
+    os.makedirs(os.path.join(vol, "..v1", "d"))
+    with open(os.path.join(vol, "..v1", "key"), "w"):
+        pass
+    os.symlink("..v1", os.path.join(vol, "..data"))      # the kubelet's layout
+    os.symlink("..data/key", os.path.join(vol, "key"))
+    os.symlink("..data/d/../d", os.path.join(vol, "alias"))
+    key, new = _mounts(pod, prepared)
+    assert key.host_path == os.path.join(vol, "..v1", "key")
+    assert new.host_path == os.path.join(vol, "..v1", "d", "new") and os.path.isdir(new.host_path)
+    cleanup_volumes(pod_dir)
+
+
 @root_only
 def test_sub_path_bind_mounted(pod_dir) -> None:
     pod = make_pod([{"name": "data", "emptyDir": {}}],
