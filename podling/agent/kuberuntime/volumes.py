@@ -89,7 +89,10 @@ def prepare_volumes(pod: PodView, pod_dir: str,
             prepared[name] = prepare_host_path(name, vol.host_path)
         elif "emptyDir" in sources or not sources:  # no source: the API's emptyDir default
             prepared[name] = prepare_empty_dir(pod_dir, name, vol.empty_dir or EmptyDirView())
-        elif kind is not None and payloads is not None and name in payloads:
+        elif kind is not None:
+            if payloads is None or name not in payloads:
+                raise VolumeError(f"volume {name!r}: its files were not computed "
+                                  "(volume_sources.payloads)")
             prepared[name] = write_projection(pod, pod_dir, vol, payloads[name])
         else:
             raise VolumeError(
