@@ -81,14 +81,15 @@ def test_empty_dir_memory_with_size(pod_dir) -> None:
 
 
 def test_unsupported_volume_types(pod_dir) -> None:
-    for vol in ({"name": "s", "secret": {"secretName": "x"}},
-                {"name": "c", "configMap": {"name": "x"}},
-                {"name": "p", "persistentVolumeClaim": {"claimName": "x"}},
-                {"name": "j", "projected": {"sources": []}},
+    for vol in ({"name": "p", "persistentVolumeClaim": {"claimName": "x"}},
                 {"name": "n", "nfs": {"server": "x", "path": "/"}}):
         with pytest.raises(VolumeError, match="not supported by podling yet") as e:
             prepare_volumes(make_pod([vol]), pod_dir)
         assert e.value.reason == "FailedMount"
+    for vol in ({"name": "s", "secret": {"secretName": "x"}},  # files come from volume_sources
+                {"name": "j", "projected": {"sources": []}}):
+        with pytest.raises(VolumeError, match="were not computed"):
+            prepare_volumes(make_pod([vol]), pod_dir)
 
 
 # -- hostPath -------------------------------------------------------------------------------
