@@ -46,6 +46,7 @@ _POD_SPEC: Tree = {
         "dnsConfig", "schedulerName", "priority", "imagePullSecrets", "enableServiceLinks")},
     "containers": _CONTAINER,
     "initContainers": _CONTAINER,
+    "ephemeralContainers": {**_CONTAINER, "targetContainerName": True},
     "affinity": {"nodeAffinity": True},
     "securityContext": {f: True for f in (
         "runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups")},
