@@ -4,7 +4,7 @@ Rule: a *support tree* per kind lists what the agent and scheduler implement. A 
 tree maps to ``True`` (supported with everything below it) or to a nested tree (supported, but
 only the listed sub-fields); for a list the nested tree applies to every element. A field
 that is *set* but absent from the tree is reported at that level and not looked into:
-``spec.volumes[2].configMap``, ``spec.affinity.podAffinity``.
+``spec.volumes[2].nfs``, ``spec.affinity.podAffinity``.
 
 "Set" means what a user wrote: not null, not an empty string / list / map, not ``false``, and
 not equal to the value Kubernetes itself would default (``_DEFAULTS``), so a full object read
@@ -47,7 +47,8 @@ _POD_SPEC: Tree = {
     "affinity": {"nodeAffinity": True},
     "securityContext": {f: True for f in (
         "runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups")},
-    "volumes": {"name": True, "emptyDir": True, "hostPath": True},
+    "volumes": {f: True for f in ("name", "emptyDir", "hostPath", "configMap", "secret",
+                                  "downwardAPI", "projected")},
 }
 _SUPPORT: dict[str, Tree] = {
     "Pod": {"spec": _POD_SPEC},

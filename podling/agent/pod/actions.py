@@ -68,6 +68,8 @@ class PodActions:
     pod is past ``activeDeadlineSeconds`` (:mod:`.deadline`): killed, reported Failed.
     ephemeral_to_start: ephemeral containers to start once, before the others
     (:mod:`.ephemeral`).
+    evicted: the node evicts the pod (:mod:`.eviction`): killed with grace 0, reported
+    Failed.
     """
 
     kill_pod: bool = False
@@ -85,3 +87,4 @@ class PodActions:
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     requeue_after: float | None = None
     deadline_exceeded: bool = False
+    evicted: bool = False

@@ -46,12 +46,15 @@ nothing is started. Containers whose name is not in the spec are killed. A runni
 container whose liveness (else startup) probe failed (``probe_failures``: container ID →
 kind) is killed and restarted as a crash. A pod past its ``activeDeadlineSeconds`` is killed
 (``deadline_exceeded``); before it, the plan requeues at the deadline (:mod:`.deadline`).
+An evicted pod (``evict``, :mod:`.eviction`) is killed at once (grace 0).
 Ephemeral containers that never ran are started once (:mod:`.ephemeral`), alongside the
 rest, unless the pod is killed; they count for nothing else here. In-place resize is out of
 scope.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from podling.agent.backoff import Backoff, go_duration
 from podling.agent.kuberuntime import labels as L
@@ -75,14 +78,17 @@ _LIVE = (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN)
 
 def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
                         containers: list[ContainerStatus], *, now: float,
-                        backoff: Backoff, probe_failures: dict[str, str] | None = None
-                        ) -> PodActions:
+                        backoff: Backoff, probe_failures: dict[str, str] | None = None,
+                        evict: bool = False) -> PodActions:
     """The actions that move the pod towards its spec; pure (see the module docstring).
     The starts and kills carry the containers' views; a running container's recorded spec
-    hash is compared with the hash of ``ContainerView.raw``, the spec as received."""
+    hash is compared with the hash of ``ContainerView.raw``, the spec as received.
+    ``evict``: the node evicts the pod (every container killed with grace 0)."""
     ordered = sorted(sandboxes, key=lambda s: (s.created_at, s.metadata.attempt), reverse=True)
     if is_terminating(pod):
         actions = PodActions(kill_pod=True)
+    elif evict:
+        actions = PodActions(kill_pod=True, evicted=True)
     elif deadline.past_deadline(pod, now):  # kubelet: evicted, then killed
         actions = PodActions(kill_pod=True, deadline_exceeded=True)
     else:
@@ -97,6 +103,9 @@ def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
     if actions.kill_pod:
         _kill_everything(ordered, containers, actions)
     _attach_specs(pod, actions)
+    if actions.evicted:
+        actions.containers_to_kill = {cid: dataclasses.replace(kill, grace=0.0)
+                                      for cid, kill in actions.containers_to_kill.items()}
     return actions
 
 

@@ -5,13 +5,17 @@
       2 admit ──── refused ─▶ Warning event (once), report the Failed status ─▶ end
                    Node unreadable ─▶ end, requeue in RETRY_SECONDS
       3 plan ───── compute_pod_actions (pure) ─▶ PodActions; past activeDeadlineSeconds:
-                   a DeadlineExceeded event, every container killed, reported Failed
+                   a DeadlineExceeded event, every container killed, reported Failed;
+                   an emptyDir over its sizeLimit (.eviction): the same, reason Evicted
       4 kill ───── containers_to_kill (concurrently), then kill_sandboxes: each sandbox is
                    stopped once, network first
       5 back-off ─ a BackOff event per container CrashLoopBackOff holds
       6 sandbox ── only if something starts: volumes, a new sandbox + network when the plan
-                   says so, pod files ─▶ SandboxContext (or end of the starts on failure);
-                   then the new ephemeral containers (:mod:`.ephemeral`)
+                   says so, pod files ─▶ SandboxContext (or end of the starts on failure;
+                   a FailedMount requeues the pod after a short back-off); then the new
+                   ephemeral containers (:mod:`.ephemeral`). Nothing starts in a running
+                   pod: its configMap, secret, downwardAPI and projected volumes are
+                   refreshed in place (no-op when unchanged)
       7 init ───── start next_init_container, then skip 8 (the next sync looks again)
       8 app ────── start containers_to_start in order
       9 report ─── probe workers follow the running containers (prober.sync_pod); pod_status
@@ -40,15 +44,17 @@ from typing import Awaitable, Callable, NamedTuple
 from podling.agent.backoff import Backoff
 from podling.agent.config import AgentConfig
 from podling.agent.images import ImagePuller, ImagePullFailure
-from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
+from podling.agent.kuberuntime import labels, lifecycle, podfiles
 from podling.agent.kuberuntime.containers import ContainerManager, SandboxContext, Waiting
 from podling.agent.kuberuntime.env import PodContext
 from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.kuberuntime.termination import with_messages
+from podling.agent.kuberuntime.tokens import TokenManager, api_fetcher
+from podling.agent.kuberuntime.volume_sources import VolumeSources
 from podling.agent.node.admitter import Admitter
 from podling.agent.objects import ObjectCache, ObjectSource
 from podling.agent.node.host import HostResources, host_resources
-from podling.agent.pod import deadline, ephemeral, sidecars
+from podling.agent.pod import deadline, ephemeral, eviction, sidecars
 from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
                                        ContainerStart, PodActions)
 from podling.agent.pod.conditions import KUBELET_CONDITIONS
@@ -58,6 +64,7 @@ from podling.agent.pod.status import pod_status
 from podling.agent.pod.status_manager import StatusManager
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.agent.pod.teardown import PodTeardown
+from podling.agent.pod.volume_steps import VolumeSteps
 from podling.agent.prober import ProbeManager
 from podling.api.resources import NODES
 from podling.api.types import Obj
@@ -102,7 +109,8 @@ class PodSyncer:
                  get_node: Callable[[], Awaitable[Obj | None]] | None = None,
                  clock: Callable[[], float] = time.time,
                  prober: ProbeManager | None = None,
-                 objects: ObjectSource | None = None) -> None:
+                 objects: ObjectSource | None = None,
+                 tokens: TokenManager | None = None) -> None:
         self.config = config
         self.clock = clock  # epoch seconds: back-off, restarts, status times
         self.client = client
@@ -124,6 +132,9 @@ class PodSyncer:
         self.teardown = PodTeardown(client=client, runtime=runtime, containers=self.containers,
                                     sandboxes=self.sandboxes, config=config)
         self._pod_ips: dict[str, list[str]] = {}
+        self.volumes = VolumeSteps(
+            VolumeSources(self.objects, tokens or TokenManager(api_fetcher(client), clock=clock)),
+            recorder=recorder, pods_dir=config.pods_dir)
         self.prober = prober or ProbeManager(
             runtime=runtime, recorder=recorder,
             clock=clock if isinstance(clock, Clock) else SystemClock())
@@ -151,6 +162,7 @@ class PodSyncer:
             self._pod_ips.pop(uid, None)
             self.admitter.forget(uid)
             self.config_retry.forget_prefix(uid)
+            self.volumes.forget(uid)
         return result
 
     async def remove_orphans(self, live_uids: set[str]) -> None:
@@ -167,9 +179,11 @@ class PodSyncer:
         observed = await self._observe(pod)  # 1
         if not await self._admit(pod, observed, result):  # 2
             return result
+        evicted = await self.volumes.evicted(pod)
         actions = compute_pod_actions(pod, observed.sandboxes, observed.containers,  # 3
                                       now=self.clock(), backoff=self.backoff,
-                                      probe_failures=self.prober.failures(pod.metadata.uid))
+                                      probe_failures=self.prober.failures(pod.metadata.uid),
+                                      evict=evicted is not None)
         if actions.deadline_exceeded:  # as the kubelet, on each sync until it is Failed
             self.recorder.event(pod.raw, "Normal", deadline.REASON, deadline.MESSAGE)
         if actions.create_sandbox and actions.sandbox_changed:  # before the kills, as kubelet
@@ -191,13 +205,21 @@ class PodSyncer:
                 else:
                     await self._app_containers(pod, actions.containers_to_start, ctx,
                                                result=result)  # 8
+        elif actions.sandbox_id and not actions.kill_pod:  # 6, a running pod
+            await self.volumes.refresh(pod, self._downward(pod, self._ips(pod)), result)
         changed = starts or actions.kill_pod or bool(actions.containers_to_kill
                                                      or actions.kill_sandboxes)
         await self._report(pod, result, None if changed else observed,  # 9
                            evicted=(deadline.REASON, deadline.MESSAGE)
-                           if actions.deadline_exceeded else None)
+                           if actions.deadline_exceeded else
+                           (eviction.REASON, evicted) if evicted is not None else None)
         result.retry_within(actions.requeue_after)
+        if not (actions.kill_pod and not starts):
+            result.retry_within(self.volumes.requeue_after(pod))
         return result
+
+    def _downward(self, pod: PodView, ips: list[str]) -> PodContext:
+        return PodContext(pod_ips=tuple(ips), host_ips=(self.node_ip,), allocatable=self.host)
 
     async def _observe(self, pod: PodView) -> Observed:
         uid = pod.metadata.uid
@@ -262,11 +284,8 @@ class PodSyncer:
                        result: PodSyncResult) -> SandboxContext | None:
         """Volumes, the new sandbox if the plan wants one, pod files; None on a failure."""
         pod_dir = podfiles.pod_dir(self.config.pods_dir, pod.metadata.uid)
-        try:
-            prepared = await asyncio.to_thread(volumes.prepare_volumes, pod, pod_dir)
-        except volumes.VolumeError as exc:
-            self.recorder.event(pod.raw, "Warning", "FailedMount", exc.message)
-            result.add(SyncAction.CONFIG_POD_SANDBOX, error="FailedMount", message=exc.message)
+        prepared = await self.volumes.setup(pod, self._downward(pod, self._ips(pod)), result)
+        if prepared is None:
             return None
         sandbox_id: str | None = actions.sandbox_id
         if actions.create_sandbox:
@@ -279,11 +298,9 @@ class PodSyncer:
             podfiles.write_pod_files, pod_dir, pod, ips, node_name=self.config.node_name,
             cluster_domain=self.config.cluster_domain, cluster_dns=self.config.cluster_dns)
         result.add(SyncAction.CONFIG_POD_SANDBOX, sandbox_id)
-        downward = PodContext(pod_ips=tuple(ips), host_ips=(self.node_ip,),
-                              allocatable=self.host)
         return SandboxContext(sandbox_id=sandbox_id, pod_dir=pod_dir, pod_ips=ips,
                               host_ip=self.node_ip, volumes=prepared, files=files,
-                              downward=downward)
+                              downward=self._downward(pod, ips))
 
     async def _create_sandbox(self, pod: PodView, actions: PodActions, *, pod_dir: str,
                               result: PodSyncResult) -> str | None:

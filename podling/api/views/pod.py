@@ -12,6 +12,7 @@ from . import _read
 from .container import ContainerView
 from .meta import ConditionView, ObjectMetaView, conditions
 from .scheduling import NodeAffinityView, TolerationView
+from .volume import DownwardAPIView, ObjectProjectionView, ProjectedView
 
 DEFAULT_SCHEDULER = "default-scheduler"
 
@@ -36,13 +37,18 @@ class EmptyDirView:
 @dataclass(frozen=True)
 class VolumeView:
     """``spec.volumes[]``. ``sources`` are the keys other than ``name`` with a non-null
-    value, in the order written; ``host_path`` / ``empty_dir`` are None unless that source
-    is among them (a volume with no source at all is the API's emptyDir default)."""
+    value, in the order written; ``host_path`` / ``empty_dir`` / ``config_map`` / ``secret``
+    / ``downward_api`` / ``projected`` are None unless that source is among them (a volume
+    with no source at all is the API's emptyDir default)."""
 
     name: str = ""
     sources: tuple[str, ...] = ()
     host_path: HostPathView | None = None
     empty_dir: EmptyDirView | None = None
+    config_map: ObjectProjectionView | None = None
+    secret: ObjectProjectionView | None = None
+    downward_api: DownwardAPIView | None = None
+    projected: ProjectedView | None = None
 
     @classmethod
     def from_obj(cls, obj: Any) -> "VolumeView":
@@ -58,7 +64,14 @@ class VolumeView:
             if "hostPath" in sources else None,
             empty_dir=EmptyDirView(_read.text(ed.get("medium")),
                                    None if size in (None, "") else size)
-            if "emptyDir" in sources else None)
+            if "emptyDir" in sources else None,
+            config_map=ObjectProjectionView.from_obj(v["configMap"])
+            if "configMap" in sources else None,
+            secret=ObjectProjectionView.from_obj(v["secret"], name_field="secretName")
+            if "secret" in sources else None,
+            downward_api=DownwardAPIView.from_obj(v["downwardAPI"])
+            if "downwardAPI" in sources else None,
+            projected=ProjectedView.from_obj(v["projected"]) if "projected" in sources else None)
 
 
 @dataclass(frozen=True)

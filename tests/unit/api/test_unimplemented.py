@@ -52,7 +52,16 @@ def test_everything_the_agent_implements_is_quiet() -> None:
         dnsPolicy="None", dnsConfig={"nameservers": ["1.1.1.1"]},
         securityContext={"runAsUser": 1, "runAsGroup": 2, "runAsNonRoot": True, "fsGroup": 3,
                          "supplementalGroups": [4]},
-        volumes=[{"name": "v", "emptyDir": {}}, {"name": "h", "hostPath": {"path": "/tmp"}}],
+        volumes=[{"name": "v", "emptyDir": {"sizeLimit": "1Mi"}},
+                 {"name": "h", "hostPath": {"path": "/tmp"}},
+                 {"name": "c", "configMap": {"name": "cm", "items": [{"key": "k", "path": "p"}],
+                                             "defaultMode": 0o400, "optional": True}},
+                 {"name": "s", "secret": {"secretName": "s", "optional": True}},
+                 {"name": "d", "downwardAPI": {"items": [{"path": "l", "fieldRef": {
+                     "fieldPath": "metadata.labels"}}]}},
+                 {"name": "p", "projected": {"sources": [
+                     {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                     {"configMap": {"name": "kube-root-ca.crt"}}]}}],
         schedulerName="default-scheduler", priority=0, imagePullSecrets=[{"name": "reg"}],
         enableServiceLinks=True)
     assert unimplemented_fields("Pod", obj) == []
@@ -62,7 +71,7 @@ def test_everything_the_agent_implements_is_quiet() -> None:
     ({"topologySpreadConstraints": [{"maxSkew": 1}]}, ["spec.topologySpreadConstraints"]),
     ({"affinity": {"nodeAffinity": {}, "podAffinity": {"x": 1}}}, ["spec.affinity.podAffinity"]),
     ({"volumes": [{"name": "a", "emptyDir": {}}, {"name": "b", "hostPath": {"path": "/"}},
-                  {"name": "c", "configMap": {"name": "cm"}}]}, ["spec.volumes[2].configMap"]),
+                  {"name": "c", "nfs": {"server": "s", "path": "/"}}]}, ["spec.volumes[2].nfs"]),
     ({"containers": [container(resizePolicy=[{"resourceName": "cpu"}])]},
      ["spec.containers[0].resizePolicy"]),
     ({"containers": [container(securityContext={"seccompProfile": {"type": "RuntimeDefault"}})]},

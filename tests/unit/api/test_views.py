@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from podling.api.views.volume import ObjectProjectionView
 from podling.api.views import (ConditionView, ContainerPortView, ContainerView, DNSConfigView,
                                EmptyDirView, EnvFromSourceView, EnvVarSourceView, EnvVarView,
                                HandlerView, HostAliasView, HostPathView, HTTPGetActionView,
@@ -131,7 +132,8 @@ FULL_POD_VIEW = PodView(
         containers=(FULL_CONTAINER_VIEW,), init_containers=(ContainerView(name="init"),),
         volumes=(VolumeView("h", ("hostPath",), host_path=HostPathView("/srv", "Directory")),
                  VolumeView("e", ("emptyDir",), empty_dir=EmptyDirView("Memory", "1Mi")),
-                 VolumeView("d"), VolumeView("s", ("secret",))),
+                 VolumeView("d"), VolumeView("s", ("secret",),
+                                             secret=ObjectProjectionView(name="x"))),
         restart_policy="Never", termination_grace_period_seconds=0, host_network=True,
         host_pid=True, host_ipc=True, share_process_namespace=True,
         host_aliases=(HostAliasView("1.2.3.4", ("a", "b")),), hostname="h", subdomain="sub",
