@@ -41,6 +41,9 @@ class ServerConfig:
     watch: WatchOptions = WatchOptions()
     # silence before a node turns Unknown: for the node lifecycle controller podling.cli runs
     node_monitor_grace_seconds: float = 40.0
+    # the ServiceAccount admission of pods (kube-apiserver's admission plugin); only tests
+    # that run the server without the controllers (no "default" ServiceAccount) turn it off
+    service_account_admission: bool = True
 
     @property
     def kubeconfig_path(self) -> str:
@@ -83,7 +86,7 @@ async def start(config: ServerConfig) -> RunningServer:
     creds = pki.ensure_credentials(config.data_dir, pki.default_hosts(config.bind_address))
     storage = await open_storage(config)
     stores = registry_stores(storage, cluster_cidr=config.cluster_cidr,
-                             service_account_admission=True)
+                             service_account_admission=config.service_account_admission)
     await ensure_built_in(stores["namespaces"])
     token = pki.read_token(creds.admin_token)
     server_dir = os.path.join(config.data_dir, "server")

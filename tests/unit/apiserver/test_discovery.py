@@ -64,8 +64,14 @@ async def test_aggregated_core_discovery(client: TestClient, accept: str) -> Non
     assert (v1["version"], v1["freshness"]) == ("v1", "Current")
     resources = by_name(v1["resources"], "resource")
     assert set(resources) == {"pods", "nodes", "namespaces", "configmaps", "secrets", "events",
-                              "bindings"}
+                              "bindings", "serviceaccounts"}
     assert resources["configmaps"]["shortNames"] == ["cm"]
+    accounts = resources["serviceaccounts"]
+    assert (accounts["shortNames"], accounts["singularResource"]) == (["sa"], "serviceaccount")
+    assert accounts["subresources"] == [{
+        "subresource": "token", "verbs": ["create"],
+        "responseKind": {"group": "authentication.k8s.io", "version": "v1",
+                         "kind": "TokenRequest"}}]
     assert "categories" not in resources["configmaps"] and "shortNames" not in resources["secrets"]
     assert (resources["secrets"]["scope"], resources["secrets"]["singularResource"]) == \
         ("Namespaced", "secret")
@@ -124,7 +130,10 @@ async def test_legacy_core_resource_list(client: TestClient) -> None:
             "pods/attach", "pods/portforward", "nodes",
             "nodes/status", "namespaces",
             "namespaces/status", "namespaces/finalize", "configmaps", "secrets", "events",
-            "bindings"} == set(resources)
+            "bindings", "serviceaccounts", "serviceaccounts/token"} == set(resources)
+    token = resources["serviceaccounts/token"]
+    assert (token["kind"], token["group"], token["version"], token["verbs"]) == \
+        ("TokenRequest", "authentication.k8s.io", "v1", ["create"])
     assert resources["secrets"]["verbs"] == ["create", "delete", "deletecollection", "get",
                                              "list", "patch", "update", "watch"]
     pods = resources["pods"]
