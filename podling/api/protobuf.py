@@ -2,7 +2,7 @@
 
 ``kubectl auth can-i`` posts its SelfSubjectAccessReview and ``kubectl create namespace``,
 ``create configmap``, ``create secret``, ``create serviceaccount`` and ``create token``
-their objects as
+their objects, and ``kubectl auth whoami`` its SelfSubjectReview, as
 ``application/vnd.kubernetes.protobuf``, and none falls back to JSON. A Kubernetes protobuf
 body is the magic ``k8s\\x00`` followed by a ``runtime.Unknown`` message:
 ``{1: TypeMeta{1: apiVersion, 2: kind}, 2: raw (the object's own message)}``.
@@ -235,6 +235,17 @@ def decode_token_request(body: bytes) -> dict[str, Any]:
             "metadata": _object_meta(request.get(1, [b""])[-1]), "spec": spec}
 
 
+def decode_self_subject_review(body: bytes) -> dict[str, Any]:
+    """An authentication.k8s.io/v1 SelfSubjectReview (``kubectl auth whoami``): metadata."""
+    try:
+        api_version, kind, raw = unwrap(body)
+        meta = _object_meta(fields(raw).get(1, [b""])[-1])
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise ProtobufError(f"malformed SelfSubjectReview: {exc}") from None
+    return {"apiVersion": api_version or "authentication.k8s.io/v1",
+            "kind": kind or "SelfSubjectReview", "metadata": meta}
+
+
 def _int64(value: Any) -> int:
     """A varint field as Go's int64 (two's complement)."""
     if not isinstance(value, int):
@@ -245,4 +256,5 @@ def _int64(value: Any) -> int:
 DECODERS = {"Namespace": decode_namespace, "ConfigMap": decode_config_map,
             "Secret": decode_secret, "ServiceAccount": decode_service_account,
             "TokenRequest": decode_token_request,
+            "SelfSubjectReview": decode_self_subject_review,
             "SelfSubjectAccessReview": decode_self_subject_access_review}

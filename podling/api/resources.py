@@ -92,11 +92,17 @@ SELF_SUBJECT_ACCESS_REVIEWS = Resource(
     "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "selfsubjectaccessreview",
     "SelfSubjectAccessReview", False, schema.SELF_SUBJECT_ACCESS_REVIEW, verbs=("create",))
 
+#: ``kubectl auth whoami``: who the request's credentials authenticate as (never stored)
+SELF_SUBJECT_REVIEWS = Resource(
+    AUTHENTICATION_GROUP, "v1", "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview",
+    False, schema.SELF_SUBJECT_REVIEW, verbs=("create",))
+
 RESOURCES: tuple[Resource, ...] = (PODS, NODES, NAMESPACES, CONFIG_MAPS, SECRETS,
                                    SERVICE_ACCOUNTS, EVENTS, BINDINGS, LEASES,
-                                   SELF_SUBJECT_ACCESS_REVIEWS)
+                                   SELF_SUBJECT_ACCESS_REVIEWS, SELF_SUBJECT_REVIEWS)
 
-GROUP_VERSIONS: tuple[str, ...] = ("v1", "coordination.k8s.io/v1", "authorization.k8s.io/v1")
+GROUP_VERSIONS: tuple[str, ...] = ("v1", "coordination.k8s.io/v1", "authorization.k8s.io/v1",
+                                   f"{AUTHENTICATION_GROUP}/v1")
 
 
 def find(group: str, version: str, name: str) -> Resource | None:

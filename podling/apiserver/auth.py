@@ -30,6 +30,7 @@ class User:
     admin: bool = False
     #: Kubernetes' user "extra" (e.g. ``authentication.kubernetes.io/pod-name``)
     extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    uid: str = ""  # a service account's uid
 
     def extra_value(self, key: str) -> str:
         """The first value of ``extra[key]``, or ""."""

@@ -22,7 +22,7 @@ from .podlogs import serve_pod_log
 from .registry.binding import bind
 from .registry.eviction import EVICTIONS, evict
 from .registry.store import RegistryStore
-from .reviews import answer_access_review
+from .reviews import answer_access_review, answer_self_review
 from .streaming.node import NodeDialer
 from .streaming.portforward import serve_port_forward
 from .streaming.remotecommand import serve_remote_command
@@ -52,6 +52,8 @@ class ResourceHandlers:
         bodies.check_acceptable(request)
         if info.resource.name == "selfsubjectaccessreviews":
             return await answer_access_review(request, self._authz_object)
+        if info.resource.name == "selfsubjectreviews":
+            return await answer_self_review(request)
         await self._authorize(request, info)
         if info.resource.group == METRICS_GROUP:
             return await self.metrics.serve(request, info)

@@ -179,7 +179,8 @@ class TokenRequests:
         if payload.get("jti"):
             extra.append((f"{EXTRA_PREFIX}credential-id", (f"JTI={payload['jti']}",)))
         return User(user_name(namespace, str(sa.get("name") or "")),
-                    (GROUP, f"{GROUP}:{namespace}", "system:authenticated"), extra=tuple(extra))
+                    (GROUP, f"{GROUP}:{namespace}", "system:authenticated"), extra=tuple(extra),
+                    uid=str(sa.get("uid") or ""))
 
     async def _still_there(self, store: str, namespace: str | None, ref: dict) -> bool:
         """Whether the object a claim names exists with the claim's uid and was not deleted

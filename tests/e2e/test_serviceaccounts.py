@@ -100,6 +100,13 @@ def test_token_reads_discovery_and_nothing_else(shared_server) -> None:
     assert payload["exp"] - payload["iat"] == 3600
     assert payload["kubernetes.io"]["serviceaccount"] == {"name": "default",
                                                          "uid": account["metadata"]["uid"]}
+    whoami = json.loads(shared_server.kubectl("--token", token, "auth", "whoami", "-o",
+                                              "json").stdout)["status"]["userInfo"]
+    assert (whoami["username"], whoami["uid"], whoami["groups"]) == (
+        f"system:serviceaccount:{ns}:default", account["metadata"]["uid"],
+        ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"])
+    assert whoami["extra"]["authentication.kubernetes.io/credential-id"] == \
+        [f"JTI={payload['jti']}"]
     api = json.loads(shared_server.kubectl("--token", token, "get", "--raw", "/api").stdout)
     assert api["kind"] == "APIVersions"
     shared_server.kubectl("--token", token, "get", "--raw", "/apis")
@@ -161,6 +168,10 @@ def test_pod_bound_token_gets_its_pod_until_the_pod_is_gone(shared_server) -> No
                                   "--bound-object-kind=Pod", "--bound-object-name=web",
                                   f"--bound-object-uid={uid}").stdout.strip()
     assert claims_of(token)["kubernetes.io"]["pod"] == {"name": "web", "uid": uid}
+    extra = json.loads(shared_server.kubectl("--token", token, "auth", "whoami", "-o", "json")
+                       .stdout)["status"]["userInfo"]["extra"]
+    assert (extra["authentication.kubernetes.io/pod-name"],
+            extra["authentication.kubernetes.io/pod-uid"]) == (["web"], [uid])
     mine = shared_server.kubectl("--token", token, "get", "pod", "web", "-n", ns, "-o", "name")
     assert mine.stdout.strip() == "pod/web"
     other = shared_server.kubectl("--token", token, "get", "pod", "other", "-n", ns,

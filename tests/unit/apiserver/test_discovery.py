@@ -103,7 +103,11 @@ async def test_aggregated_v2beta1_is_answered_in_its_own_version(client: TestCli
 async def test_aggregated_group_discovery(client: TestClient) -> None:
     body = await get_json(client, "/apis", headers={"Accept": discovery.AGGREGATED_V2})
     groups = {item["metadata"]["name"]: item for item in body["items"]}
-    assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io"}
+    assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io",
+                           "authentication.k8s.io"}
+    [whoami] = groups["authentication.k8s.io"]["versions"][0]["resources"]
+    assert (whoami["resource"], whoami["verbs"], whoami["scope"]) == \
+        ("selfsubjectreviews", ["create"], "Cluster")
     [leases] = groups["coordination.k8s.io"]["versions"][0]["resources"]
     assert (leases["resource"], leases["scope"]) == ("leases", "Namespaced")
     assert leases["responseKind"] == {"group": "coordination.k8s.io", "version": "v1",
@@ -148,7 +152,8 @@ async def test_legacy_group_list(client: TestClient) -> None:
     body = await get_json(client, "/apis")
     assert body["kind"] == "APIGroupList"
     groups = by_name(body["groups"], "name")
-    assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io"}
+    assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io",
+                           "authentication.k8s.io"}
     lease_group = groups["coordination.k8s.io"]
     assert lease_group["versions"] == [{"groupVersion": "coordination.k8s.io/v1",
                                         "version": "v1"}]
@@ -295,6 +300,15 @@ async def test_self_subject_access_review(client: TestClient) -> None:
                                  json=review, headers=AUTH)
     assert response.status == 201
     assert (await response.json())["status"]["allowed"] is True
+
+
+async def test_self_subject_review_names_the_caller(client: TestClient) -> None:
+    response = await client.post("/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                 json={"apiVersion": "authentication.k8s.io/v1",
+                                       "kind": "SelfSubjectReview"}, headers=AUTH)
+    assert response.status == 201
+    assert (await response.json())["status"]["userInfo"] == {
+        "username": "admin", "groups": ["system:masters", "system:authenticated"]}
 
 
 # --- protocol subset: what Kubernetes refuses ------------------------------------------------

@@ -249,3 +249,15 @@ async def test_node_gets_tokens_only_for_its_pods(admitting: dict, tmp_path) -> 
             await tokens.create(n1, "default", "default", body)
         assert (refused.value.code, refused.value.message) == (
             403, f'serviceaccounts "default" is forbidden: {message}')
+
+
+@pytest.mark.parametrize("fields", [
+    {"secrets": "s1"}, {"secrets": [{"name": 3}]}, {"imagePullSecrets": {"name": "x"}},
+    {"automountServiceAccountToken": "yes"},
+])
+async def test_malformed_service_accounts_are_400(admin: ApiClient, fields: dict) -> None:
+    with pytest.raises(ApiError) as refused:
+        await admin.create(SERVICE_ACCOUNTS, sa("bad", **fields), "default")
+    assert refused.value.code == 400
+    assert refused.value.message.startswith(
+        'ServiceAccount in version "v1" cannot be handled as a ServiceAccount:')
