@@ -8,6 +8,8 @@
                read-only at /var/run/secrets/kubernetes.io/serviceaccount in every init and
                app container that has nothing mounted there yet
     no imagePullSecrets ──▶ the ServiceAccount's
+    account annotated kubernetes.io/enforce-mountable-secrets=true (deprecated) ──▶ the pod
+       may use only the secrets the account lists (:func:`mountable_secrets_problem`)
 
 The names and the volume's shape are Kubernetes 1.32's (plugin/pkg/admission/serviceaccount).
 """
@@ -102,6 +104,55 @@ def admit_pod(pod: Obj, sa: Obj, generate: Callable[[], str] = random_suffix) ->
     if not spec.get("imagePullSecrets") and sa.get("imagePullSecrets"):
         spec["imagePullSecrets"] = [{"name": ref.get("name", "")}
                                     for ref in _dicts(sa.get("imagePullSecrets"))]
+
+
+ENFORCE_MOUNTABLE_SECRETS = "kubernetes.io/enforce-mountable-secrets"
+_GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+
+
+def mountable_secrets_problem(sa: Obj, pod: Obj) -> str | None:
+    """When ``sa`` enforces mountable secrets: the plugin's refusal for the first secret
+    volume, env / envFrom secret of an init or app container, or image pull secret the
+    account does not list; else None."""
+    annotations = (sa.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(ENFORCE_MOUNTABLE_SECRETS) not in _GO_TRUE:
+        return None
+    account = (sa.get("metadata") or {}).get("name") or ""
+    allowed = {ref.get("name") for ref in _dicts(sa.get("secrets"))}
+    tail = f"is not allowed because service account {account} does not reference that secret"
+    spec = pod.get("spec") or {}
+    for volume in _dicts(spec.get("volumes")):
+        name = (volume.get("secret") or {}).get("secretName") if isinstance(
+            volume.get("secret"), dict) else None
+        if name is not None and name not in allowed:
+            return f'volume with secret.secretName="{name}" {tail}'
+    for key, label in (("initContainers", "init container"), ("containers", "container")):
+        for container in _dicts(spec.get(key)):
+            problem = _container_secrets(container, label, allowed, tail)
+            if problem:
+                return problem
+    pull = {ref.get("name") for ref in _dicts(sa.get("imagePullSecrets"))}
+    for i, ref in enumerate(_dicts(spec.get("imagePullSecrets"))):
+        if ref.get("name") not in pull:
+            return (f'imagePullSecrets[{i}].name="{ref.get("name", "")}" is not allowed because '
+                    f"service account {account} does not reference that imagePullSecret")
+    return None
+
+
+def _container_secrets(container: Obj, label: str, allowed: set, tail: str) -> str | None:
+    name = container.get("name", "")
+    for env in _dicts(container.get("env")):
+        ref = (env.get("valueFrom") or {}).get("secretKeyRef") \
+            if isinstance(env.get("valueFrom"), dict) else None
+        if isinstance(ref, dict) and ref.get("name") not in allowed:
+            return (f'{label} {name} with envVar {env.get("name", "")} referencing '
+                    f'secret.secretName="{ref.get("name", "")}" {tail}')
+    for source in _dicts(container.get("envFrom")):
+        ref = source.get("secretRef")
+        if isinstance(ref, dict) and ref.get("name") not in allowed:
+            return (f'{label} {name} with envFrom referencing '
+                    f'secret.secretName="{ref.get("name", "")}" {tail}')
+    return None
 
 
 def service_account_of(pod: Obj) -> str:

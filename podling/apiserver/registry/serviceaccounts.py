@@ -8,7 +8,8 @@ update (Kubernetes' ``cleanSecretReferences``); the deprecated
 :mod:`podling.api.serviceaccounts`: it defaults ``serviceAccountName``, looks the
 ServiceAccount up (the ``default`` one up to 10 times, 100-200 ms apart, since a controller
 creates it right after the namespace) and refuses a pod whose ServiceAccount is missing with
-Kubernetes' 403.
+Kubernetes' 403, as it refuses a pod that uses secrets an account enforcing mountable
+secrets does not list.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ...api.validation.pod import MIRROR_POD_ANNOTATION
 from .store import RegistryStore
 from .strategy import Obj, Strategy
 
-ENFORCE_MOUNTABLE_SECRETS = "kubernetes.io/enforce-mountable-secrets"
+ENFORCE_MOUNTABLE_SECRETS = serviceaccounts.ENFORCE_MOUNTABLE_SECRETS
 DEFAULT_ATTEMPTS = 10
 
 
@@ -83,6 +84,9 @@ class ServiceAccountAdmission:
             raise _forbidden(pod_name, f"error looking up service account {namespace}/{name}: "
                                        f'serviceaccount "{name}" not found')
         serviceaccounts.admit_pod(pod, sa, self.generate)
+        problem = serviceaccounts.mountable_secrets_problem(sa, pod)
+        if problem:
+            raise _forbidden(pod_name, problem)
 
     async def _lookup(self, namespace: str, name: str) -> Obj | None:
         attempts = DEFAULT_ATTEMPTS if name == serviceaccounts.DEFAULT_SERVICE_ACCOUNT else 1

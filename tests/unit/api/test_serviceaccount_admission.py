@@ -91,3 +91,28 @@ def test_image_pull_secrets_come_from_the_account_when_the_pod_has_none(
 def test_generated_suffixes_use_kubernetes_alphabet() -> None:
     suffix = sa_admission.random_suffix()
     assert len(suffix) == 5 and set(suffix) <= set("bcdfghjklmnpqrstvwxz2456789")
+
+
+ENFORCING = {"metadata": {"name": "strict", "annotations": {
+    "kubernetes.io/enforce-mountable-secrets": "true"}}, "secrets": [{"name": "ok"}],
+    "imagePullSecrets": [{"name": "reg"}]}
+TAIL = "is not allowed because service account strict does not reference that secret"
+
+
+@pytest.mark.parametrize("pod, problem", [
+    (make_pod("p").volume("v", secret={"secretName": "ok"}).build(), None),
+    (make_pod("p").volume("v", secret={"secretName": "no"}).build(),
+     f'volume with secret.secretName="no" {TAIL}'),
+    (make_pod("p").container("c", env=[{"name": "E", "valueFrom": {
+        "secretKeyRef": {"name": "no", "key": "k"}}}]).build(),
+     f'container c with envVar E referencing secret.secretName="no" {TAIL}'),
+    (make_pod("p").init_container("i", envFrom=[{"secretRef": {"name": "no"}}]).build(),
+     f'init container i with envFrom referencing secret.secretName="no" {TAIL}'),
+    (make_pod("p").set_spec(imagePullSecrets=[{"name": "reg"}, {"name": "other"}]).build(),
+     'imagePullSecrets[1].name="other" is not allowed because service account strict does '
+     "not reference that imagePullSecret"),
+])
+def test_enforced_mountable_secrets(pod: dict, problem: str | None) -> None:
+    assert sa_admission.mountable_secrets_problem(ENFORCING, pod) == problem
+    relaxed = {**ENFORCING, "metadata": {"name": "strict"}}
+    assert sa_admission.mountable_secrets_problem(relaxed, pod) is None

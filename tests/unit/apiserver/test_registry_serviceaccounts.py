@@ -102,6 +102,17 @@ async def test_missing_account_is_forbidden(admitting: dict, account: str) -> No
                                      f'default/{account}: serviceaccount "{account}" not found')
 
 
+async def test_enforced_mountable_secrets_refuse_the_pod(admitting: dict) -> None:
+    await admitting["serviceaccounts"].create("default", sa("strict", metadata={
+        "name": "strict", "annotations": {"kubernetes.io/enforce-mountable-secrets": "true"}}))
+    with pytest.raises(ApiError) as refused:
+        await admitting["pods"].create("default", make_pod("x").bare().set_spec(
+            serviceAccountName="strict").volume("v", secret={"secretName": "s"}).build())
+    assert (refused.value.code, refused.value.message) == (403, (
+        'pods "x" is forbidden: volume with secret.secretName="s" is not allowed because '
+        "service account strict does not reference that secret"))
+
+
 async def test_dry_run_is_admitted_too(admitting: dict) -> None:
     with pytest.raises(ApiError) as refused:
         await admitting["pods"].create("default", make_pod("x").bare().build(), dry_run=True)
