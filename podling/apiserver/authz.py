@@ -1,6 +1,6 @@
 """Authorization: may this user perform this request?
 
-Two kinds of users reach the resource handlers (see :mod:`.auth`):
+These users reach the resource handlers (see :mod:`.auth`):
 
 * **admin** (group ``system:masters``) may do everything;
 * a **node** ``system:node:<name>`` (group ``system:nodes``) gets what Kubernetes' Node
