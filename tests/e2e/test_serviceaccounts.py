@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client
 
 from kubectl_util import get_json, new_namespace, unique, wait_until
+from podling_e2e import start_server
 
 from podling.apiserver.satokens import ISSUER, Ref, TokenSigner, claims
 
@@ -290,3 +291,23 @@ def test_python_client_token_request_and_bound_read(shared_server) -> None:
         with pytest.raises(client.ApiException) as refused:
             core.list_namespaced_secret(ns)
         assert refused.value.status == 403
+
+
+def test_tokens_and_accounts_survive_a_restart(tmp_path) -> None:
+    """The signing key lives in the data dir: a token issued before a restart still works
+    after it, and the default ServiceAccount keeps its uid."""
+    data, home = str(tmp_path / "data"), str(tmp_path / "home")
+    first = start_server(data, home)
+    try:
+        uid = default_account(first, "default")["metadata"]["uid"]
+        token = first.kubectl("create", "token", "default").stdout.strip()
+    finally:
+        first.kill()
+    second = start_server(data, home)
+    try:
+        assert default_account(second, "default")["metadata"]["uid"] == uid
+        whoami = second.kubectl("--token", token, "auth", "whoami", "-o", "json").stdout
+        assert json.loads(whoami)["status"]["userInfo"]["username"] == \
+            "system:serviceaccount:default:default"
+    finally:
+        second.kill()
