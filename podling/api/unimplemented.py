@@ -47,6 +47,7 @@ _POD_SPEC: Tree = {
         "serviceAccountName", "serviceAccount", "automountServiceAccountToken")},
     "containers": _CONTAINER,
     "initContainers": _CONTAINER,
+    "ephemeralContainers": {**_CONTAINER, "targetContainerName": True},
     "affinity": {"nodeAffinity": True},
     "securityContext": {f: True for f in (
         "runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups")},

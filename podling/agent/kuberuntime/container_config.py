@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import signal
 from decimal import Decimal
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
 from podling.agent.kuberuntime import labels as L
 from podling.agent.kuberuntime.env import (expand, mapping_for, merge_env, milli,
@@ -122,7 +122,7 @@ def normalize_signal(name: str) -> str:
 def build_container_config(
     pod: PodView, container: ContainerView, *, image: ImageConfig, rootfs: str,
     env: Mapping[str, str], node_name: str, restart_count: int, log_path: str,
-    mounts: list[Mount], container_type: Literal["app", "init"] = "app", hostname: str = "",
+    mounts: list[Mount], container_type: str = "app", hostname: str = "",
 ) -> ContainerConfig:
     """The runtime config for one attempt (``restart_count``) of ``container``.
 
@@ -162,9 +162,10 @@ def _user_for(pod: PodView, container: ContainerView, *, image: ImageConfig,
 
 def container_labels(pod: PodView, container: ContainerView, *, node_name: str,
                      container_type: str) -> dict[str, str]:
-    """Pod identity labels + container name and type ("app" or "init")."""
-    if container_type not in ("app", "init"):
-        raise ValueError(f"container_type must be 'app' or 'init', not {container_type!r}")
+    """Pod identity labels + container name and type ("app", "init" or "ephemeral")."""
+    if container_type not in ("app", "init", "ephemeral"):
+        raise ValueError(f"container_type must be 'app', 'init' or 'ephemeral', not "
+                         f"{container_type!r}")
     result = L.pod_labels(pod, node_name)
     result[L.CONTAINER_NAME] = container.name
     result[L.CONTAINER_TYPE] = container_type

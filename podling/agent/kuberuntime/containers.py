@@ -74,18 +74,19 @@ class ContainerManager:
     def _event(self, pod: PodView, reason: str, message: str, *, name: str,
                init: bool = False, warning: bool = False) -> None:
         """An event about container ``name`` of ``pod`` (Normal unless ``warning``)."""
-        path = f"spec.{'initContainers' if init else 'containers'}{{{name}}}"
+        path = pod.spec.field_path(name) if not init else f"spec.initContainers{{{name}}}"
         self.recorder.event(pod.raw, "Warning" if warning else "Normal", reason, message,
                             field_path=path)
 
     async def configure(self, pod: PodView, container: ContainerView, *, image: Image,
                         restart_count: int, ctx: SandboxContext,
-                        init: bool = False) -> ContainerConfig | Waiting:
+                        init: bool = False, ephemeral: bool = False) -> ContainerConfig | Waiting:
         """The runtime config of attempt ``restart_count``; a Waiting (after a Warning
         ``Failed`` event) when the spec cannot be configured."""
         try:
             return await self._config(pod, container, image=image, restart_count=restart_count,
-                                      ctx=ctx, init=init)
+                                      ctx=ctx, kind="ephemeral" if ephemeral
+                                      else "init" if init else "app")
         except (ContainerConfigError, volumes.VolumeError) as exc:
             self._event(pod, "Failed", f"Error: {exc.message}",
                         name=container.name, init=init, warning=True)
@@ -112,7 +113,7 @@ class ContainerManager:
         return await self._post_start(pod, container, cid, ctx=ctx, init=init)
 
     async def _config(self, pod: PodView, container: ContainerView, *, image: Image,
-                      restart_count: int, ctx: SandboxContext, init: bool) -> ContainerConfig:
+                      restart_count: int, ctx: SandboxContext, kind: str) -> ContainerConfig:
         name = container.name
         rootfs = await self.rootfs.prepare_rootfs(image, rootfs_key(pod, name, restart_count))
         env = container_env(pod, container, ctx.downward)
@@ -125,7 +126,7 @@ class ContainerManager:
         config = build_container_config(
             pod, container, image=image.config, rootfs=rootfs, env=env,
             node_name=self.node_name, restart_count=restart_count, log_path=log_path,
-            mounts=mounts, container_type="init" if init else "app")
+            mounts=mounts, container_type=kind)
         annotations = dict(config.annotations, **{
             labels.STOP_SIGNAL_ANNOTATION: config.stop_signal,
             labels.IMAGE_ANNOTATION: container.image,

@@ -66,6 +66,8 @@ class PodActions:
     (reason, message) for containers held by back-off; requeue_after: seconds until the
     first of them may start (or the active deadline, if sooner). deadline_exceeded: the
     pod is past ``activeDeadlineSeconds`` (:mod:`.deadline`): killed, reported Failed.
+    ephemeral_to_start: ephemeral containers to start once, before the others
+    (:mod:`.ephemeral`).
     """
 
     kill_pod: bool = False
@@ -78,6 +80,7 @@ class PodActions:
     next_init_container: ContainerStart | None = None
     init_failed: bool = False
     containers_to_start: list[ContainerStart] = field(default_factory=list)
+    ephemeral_to_start: list[ContainerStart] = field(default_factory=list)
     containers_to_kill: dict[str, ContainerKill] = field(default_factory=dict)
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     requeue_after: float | None = None

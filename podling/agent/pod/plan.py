@@ -46,14 +46,16 @@ nothing is started. Containers whose name is not in the spec are killed. A runni
 container whose liveness (else startup) probe failed (``probe_failures``: container ID →
 kind) is killed and restarted as a crash. A pod past its ``activeDeadlineSeconds`` is killed
 (``deadline_exceeded``); before it, the plan requeues at the deadline (:mod:`.deadline`).
-Ephemeral containers and in-place resize are out of scope here.
+Ephemeral containers that never ran are started once (:mod:`.ephemeral`), alongside the
+rest, unless the pod is killed; they count for nothing else here. In-place resize is out of
+scope.
 """
 
 from __future__ import annotations
 
 from podling.agent.backoff import Backoff, go_duration
 from podling.agent.kuberuntime import labels as L
-from podling.agent.pod import deadline, sidecars
+from podling.agent.pod import deadline, ephemeral, sidecars
 from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, KILL_NOT_IN_SPEC, KILL_PROBE,
                                        KILL_SPEC_CHANGED, KILL_UNKNOWN, REASON_NEW, REASON_RESTART,
                                        REASON_SPEC_CHANGED, ContainerKill, ContainerStart,
@@ -109,6 +111,8 @@ def _plan_existing(pod: PodView, ordered: list[PodSandboxStatus],
         _plan_app(pod, latest, now=now, backoff=backoff, actions=actions, failures=failures)
         if actions.kill_pod:
             sidecars.drop_sidecar_restarts(actions)
+    if not actions.kill_pod:
+        ephemeral.plan_starts(pod, latest, actions)
     return actions
 
 
@@ -141,7 +145,7 @@ def _kill_everything(ordered: list[PodSandboxStatus], containers: list[Container
 
 
 def _spec_by_name(pod: PodView) -> dict[str, ContainerView]:
-    return {c.name: c for c in pod.spec.all_containers()}
+    return {c.name: c for c in pod.spec.all_containers() + pod.spec.ephemeral_containers}
 
 
 def _attach_specs(pod: PodView, actions: PodActions) -> None:

@@ -10,7 +10,8 @@
                    stopped once, network first
       5 back-off ─ a BackOff event per container CrashLoopBackOff holds
       6 sandbox ── only if something starts: volumes, a new sandbox + network when the plan
-                   says so, pod files ─▶ SandboxContext (or end of the starts on failure)
+                   says so, pod files ─▶ SandboxContext (or end of the starts on failure);
+                   then the new ephemeral containers (:mod:`.ephemeral`)
       7 init ───── start next_init_container, then skip 8 (the next sync looks again)
       8 app ────── start containers_to_start in order
       9 report ─── probe workers follow the running containers (prober.sync_pod); pod_status
@@ -44,7 +45,7 @@ from podling.agent.kuberuntime.termination import with_messages
 from podling.agent.node.admitter import Admitter
 from podling.agent.objects import ObjectCache, ObjectSource
 from podling.agent.node.host import HostResources, host_resources
-from podling.agent.pod import deadline, sidecars
+from podling.agent.pod import deadline, ephemeral, sidecars
 from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
                                        ContainerStart, PodActions)
 from podling.agent.pod.conditions import KUBELET_CONDITIONS
@@ -170,10 +171,14 @@ class PodSyncer:
         await self._kill(pod, actions, observed, result=result)  # 4
         self._back_off(pod, actions, result)  # 5
         starts = actions.create_sandbox or actions.next_init_container is not None \
-            or bool(actions.containers_to_start)
+            or bool(actions.containers_to_start or actions.ephemeral_to_start)
         if starts:  # volumes and pod files are (re)made only when something starts
             ctx = await self._sandbox(pod, actions, result)  # 6
             if ctx is not None:
+                await ephemeral.start_all(  # first, as the kubelet: init errors don't block
+                    pod, actions.ephemeral_to_start, ctx, puller=self.puller,
+                    manager=self.containers, recorder=self.recorder,
+                    containers=observed.containers, result=result)
                 if actions.next_init_container is not None:
                     await self._init_container(pod, actions.next_init_container, ctx,
                                                result=result)  # 7

@@ -294,7 +294,8 @@ class ContainerView:
     """One container. Defaults: strings "", except ``image_pull_policy`` "IfNotPresent",
     ``termination_message_path`` "/dev/termination-log" and ``termination_message_policy``
     "File" (the API server's defaults); ``restart_policy`` "" (only a sidecar init
-    container has one: "Always"). ``liveness_probe``, ``readiness_probe`` and ``startup_probe`` are None when unset;
+    container has one: "Always"); ``target_container_name`` "" (only an ephemeral container
+    has one). ``liveness_probe``, ``readiness_probe`` and ``startup_probe`` are None when unset;
     ``env_from`` is kept as written (envFrom is refused). ``raw`` is the container as received,
     for the spec hash, which must not change with this view (not compared)."""
 
@@ -320,6 +321,7 @@ class ContainerView:
     stdin_once: bool = False
     termination_message_path: str = "/dev/termination-log"
     termination_message_policy: str = "File"
+    target_container_name: str = ""
     raw: ObjMap = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -349,6 +351,7 @@ class ContainerView:
             termination_message_path=_read.text(c.get("terminationMessagePath"),
                                                 "/dev/termination-log"),
             termination_message_policy=_read.text(c.get("terminationMessagePolicy"), "File"),
+            target_container_name=_read.text(c.get("targetContainerName")),
             raw=c)
 
     @property

@@ -136,6 +136,7 @@ class PodSpecView:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     containers: tuple[ContainerView, ...] = ()
     init_containers: tuple[ContainerView, ...] = ()
+    ephemeral_containers: tuple[ContainerView, ...] = ()
     volumes: tuple[VolumeView, ...] = ()
     restart_policy: str = "Always"
     termination_grace_period_seconds: int | None = None
@@ -168,6 +169,7 @@ class PodSpecView:
             node_selector=_read.str_map(s.get("nodeSelector")),
             containers=_containers(s.get("containers")),
             init_containers=_containers(s.get("initContainers")),
+            ephemeral_containers=_containers(s.get("ephemeralContainers")),
             volumes=tuple(VolumeView.from_obj(v) for v in _read.objs(s.get("volumes"))),
             restart_policy=_read.text(s.get("restartPolicy"), "Always"),
             termination_grace_period_seconds=_read.opt_int(s.get("terminationGracePeriodSeconds")),
@@ -192,6 +194,19 @@ class PodSpecView:
     def all_containers(self) -> tuple[ContainerView, ...]:
         """Init containers, then app containers (the kubelet's order)."""
         return self.init_containers + self.containers
+
+    def ephemeral(self, name: str) -> ContainerView | None:
+        """The ephemeral container called ``name``, or None."""
+        return next((c for c in self.ephemeral_containers if c.name == name), None)
+
+    def field_path(self, name: str) -> str:
+        """The ``fieldPath`` of container ``name`` in Events (kubelet ``fieldPath``):
+        ``spec.containers{n}``, ``spec.initContainers{n}`` or ``spec.ephemeralContainers{n}``."""
+        if any(c.name == name for c in self.init_containers):
+            return f"spec.initContainers{{{name}}}"
+        if self.ephemeral(name) is not None:
+            return f"spec.ephemeralContainers{{{name}}}"
+        return f"spec.containers{{{name}}}"
 
     def container(self, name: str) -> ContainerView | None:
         """The app or init container called ``name`` (app containers first), or None."""

@@ -16,7 +16,7 @@ from .configdata import ConfigMapStrategy, SecretStrategy
 from .eviction import PodEvictionStrategy
 from .namespaces import NamespaceFinalizeStrategy, NamespaceStatusStrategy, NamespaceStrategy
 from .nodes import CLUSTER_CIDR, NodeStatusStrategy, NodeStrategy, PodCidrAllocator
-from .pods import PodStatusStrategy, PodStrategy
+from .pods import PodEphemeralContainersStrategy, PodStatusStrategy, PodStrategy
 from .serviceaccounts import ServiceAccountAdmission, ServiceAccountStrategy
 from .store import RegistryStore
 from .strategy import Obj, Strategy
@@ -51,7 +51,8 @@ def registry_stores(storage: Storage, *, cluster_cidr: str = CLUSTER_CIDR,
     return {
         "pods": RegistryStore(pods, PodStrategy(pods, admission), storage, subresources={
             "status": PodStatusStrategy(pods), "binding": PodBindingStrategy(pods),
-            "eviction": PodEvictionStrategy(pods)}),
+            "eviction": PodEvictionStrategy(pods),
+            "ephemeralcontainers": PodEphemeralContainersStrategy(pods)}),
         "nodes": RegistryStore(nodes, NodeStrategy(nodes, PodCidrAllocator(cluster_cidr)),
                                storage, subresources={"status": NodeStatusStrategy(nodes)}),
         "namespaces": RegistryStore(namespaces, NamespaceStrategy(namespaces), storage,

@@ -83,8 +83,9 @@ async def test_aggregated_core_discovery(client: TestClient, accept: str) -> Non
     assert pods["responseKind"] == {"group": "", "version": "v1", "kind": "Pod"}
     assert "watch" in pods["verbs"] and "deletecollection" in pods["verbs"]
     subresources = by_name(pods["subresources"], "subresource")
-    assert set(subresources) == {"status", "binding", "eviction", "log", "exec", "attach",
-                                 "portforward"}
+    assert set(subresources) == {"status", "binding", "eviction", "ephemeralcontainers", "log",
+                                 "exec", "attach", "portforward"}
+    assert subresources["ephemeralcontainers"]["verbs"] == ["get", "patch", "update"]
     assert subresources["binding"]["verbs"] == ["create"]
     assert subresources["binding"]["responseKind"]["kind"] == "Binding"
     assert subresources["status"]["verbs"] == ["get", "patch", "update"]
@@ -130,7 +131,8 @@ async def test_legacy_core_resource_list(client: TestClient) -> None:
     body = await get_json(client, "/api/v1")
     assert (body["kind"], body["groupVersion"]) == ("APIResourceList", "v1")
     resources = by_name(body["resources"], "name")
-    assert {"pods", "pods/status", "pods/binding", "pods/eviction", "pods/log", "pods/exec",
+    assert {"pods", "pods/status", "pods/binding", "pods/eviction", "pods/ephemeralcontainers",
+            "pods/log", "pods/exec",
             "pods/attach", "pods/portforward", "nodes",
             "nodes/status", "namespaces",
             "namespaces/status", "namespaces/finalize", "configmaps", "secrets", "events",

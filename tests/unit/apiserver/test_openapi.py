@@ -122,6 +122,9 @@ def test_pod_paths_and_operations() -> None:
     assert "/api/v1/pods" in paths
     status = paths["/api/v1/namespaces/{namespace}/pods/{name}/status"]
     assert status["patch"]["x-kubernetes-group-version-kind"]["kind"] == "Pod"
+    ephemeral = paths["/api/v1/namespaces/{namespace}/pods/{name}/ephemeralcontainers"]
+    assert {"get", "put", "patch"} == set(ephemeral) - {"parameters"}
+    assert ephemeral["patch"]["operationId"] == "patchCoreV1NamespacedPodEphemeralcontainers"
 
 
 def test_cluster_scoped_resources_have_no_namespace_in_paths() -> None:
