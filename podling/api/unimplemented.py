@@ -40,7 +40,8 @@ _POD_SPEC: Tree = {
         "nodeName", "nodeSelector", "tolerations", "hostAliases", "hostname", "subdomain",
         "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
         "terminationGracePeriodSeconds", "activeDeadlineSeconds", "restartPolicy", "dnsPolicy",
-        "dnsConfig", "schedulerName", "priority", "imagePullSecrets", "enableServiceLinks")},
+        "dnsConfig", "schedulerName", "priority", "imagePullSecrets", "enableServiceLinks",
+        "serviceAccountName", "serviceAccount", "automountServiceAccountToken")},
     "containers": _CONTAINER,
     "initContainers": _CONTAINER,
     "ephemeralContainers": {**_CONTAINER, "targetContainerName": True},
@@ -57,10 +58,8 @@ _SUPPORT: dict[str, Tree] = {
 }
 
 # Unsupported fields whose Kubernetes default must not count as "set".
-# automountServiceAccountToken: false is honoured (podling never mounts a token).
 _DEFAULTS: dict[str, Any] = {
-    "serviceAccountName": "default", "serviceAccount": "default", "hostUsers": True,
-    "preemptionPolicy": "PreemptLowerPriority", "procMount": "Default",
+    "hostUsers": True, "preemptionPolicy": "PreemptLowerPriority", "procMount": "Default",
 }
 
 
@@ -111,6 +110,4 @@ def _walk_nested(value: Any, tree: Tree, path: str, out: list[str]) -> None:
 def _is_set(key: str, value: Any) -> bool:
     if key in _DEFAULTS:
         return value not in (None, "") and value != _DEFAULTS[key]
-    if key == "automountServiceAccountToken":
-        return value is True
     return not (value is None or value is False or value == "" or value == [] or value == {})

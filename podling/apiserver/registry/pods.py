@@ -7,11 +7,19 @@ pods/binding and pods/eviction, which also write pods, are in :mod:`.binding` an
 from __future__ import annotations
 
 import copy
+from typing import Awaitable, Protocol
 
 from ...api import defaults, errors, validation
 from ...api.errors import Cause
 from ...api.pods import is_terminal
+from ...api.resources import Resource
 from .strategy import Obj, Strategy
+
+
+class PodAdmission(Protocol):
+    """Admission control of pod creates (:class:`.serviceaccounts.ServiceAccountAdmission`)."""
+
+    def admit(self, pod: Obj) -> Awaitable[None]: ...
 
 
 class PodStrategy(Strategy):
@@ -20,8 +28,17 @@ class PodStrategy(Strategy):
     updates_status = False
     tracks_generation = True
 
+    def __init__(self, resource: Resource, admission: PodAdmission | None = None) -> None:
+        super().__init__(resource)
+        self.admission = admission
+
     def default(self, obj: Obj) -> None:
         defaults.default_pod(obj)
+
+    async def admit(self, obj: Obj) -> None:
+        """The ServiceAccount admission plugin, when the strategy was given one."""
+        if self.admission is not None:
+            await self.admission.admit(obj)
 
     def prepare_for_create(self, obj: Obj) -> None:
         """Pending status, generation 1, and what Kubernetes' admission adds (priority,
