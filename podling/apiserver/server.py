@@ -81,6 +81,21 @@ def _url(host: str, port: int) -> str:
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
+# Python's default ciphers at security level 0: a TLS 1.2 client that sends no
+# signature_algorithms extension (busybox wget's built-in TLS, common in pods) is then signed
+# for with SHA-1 as RFC 5246 says, which Go's TLS (kube-apiserver) also does; clients that
+# send the extension, and TLS 1.3, negotiate SHA-256 or better as before.
+SERVER_CIPHERS = "@SECLEVEL=0:ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM"
+
+
+def server_tls(cert: str, key: str) -> ssl.SSLContext:
+    """The API server's TLS context (TLS 1.2 or later; see SERVER_CIPHERS)."""
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.set_ciphers(SERVER_CIPHERS)
+    tls.load_cert_chain(cert, key)
+    return tls
+
+
 async def start(config: ServerConfig) -> RunningServer:
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
     creds = pki.ensure_credentials(config.data_dir, pki.default_hosts(config.bind_address))
@@ -98,8 +113,7 @@ async def start(config: ServerConfig) -> RunningServer:
                     node_token=node_auth.kubelet_client_token, extra=node_auth, tokens=tokens)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(creds.cert, creds.key)
+    tls = server_tls(creds.cert, creds.key)
     site = web.TCPSite(runner, config.bind_address, config.port, ssl_context=tls,
                        reuse_address=True)
     await site.start()
