@@ -3,7 +3,8 @@ against it share.
 
 Import the fixtures into a ``conftest.py`` (``from inprocess import client, server  #
 noqa: F401``): ``server`` is a started :class:`~podling.apiserver.server.RunningServer`
-(random port on 127.0.0.1, stopped after the test), ``client`` an admin
+(random port on 127.0.0.1, stopped after the test; no controllers run, so pods skip the
+ServiceAccount admission, which needs a ``default`` ServiceAccount), ``client`` an admin
 :class:`~podling.client.ApiClient` for it.
 """
 
@@ -24,7 +25,7 @@ TIMEOUT = 10.0
 @pytest.fixture
 async def server(tmp_path) -> AsyncIterator[RunningServer]:
     running = await start(ServerConfig(data_dir=str(tmp_path / "server"), port=0,
-                                       datastore="memory"))
+                                       datastore="memory", service_account_admission=False))
     yield running
     await running.stop()
 

@@ -22,6 +22,8 @@ AUTHORIZATION = {"SelfSubjectAccessReview", "SelfSubjectAccessReviewSpec", "Reso
                  "NonResourceAttributes", "SubjectAccessReviewStatus", "FieldSelectorAttributes",
                  "LabelSelectorAttributes"}
 COORDINATION = {"Lease", "LeaseSpec", "LeaseList"}
+AUTHENTICATION = {"TokenRequest", "TokenRequestSpec", "TokenRequestStatus", "BoundObjectReference",
+                  "SelfSubjectReview", "SelfSubjectReviewStatus", "UserInfo"}
 # Go []byte fields: base64 strings on the wire (OpenAPI format "byte").
 BYTE_FIELDS = {("V1Secret", "data"), ("V1ConfigMap", "binary_data")}
 
@@ -32,6 +34,9 @@ ROOTS = {
     "V1Namespace": ("", "v1"), "V1NamespaceList": ("", "v1"),
     "V1ConfigMap": ("", "v1"), "V1ConfigMapList": ("", "v1"),
     "V1Secret": ("", "v1"), "V1SecretList": ("", "v1"),
+    "V1ServiceAccount": ("", "v1"), "V1ServiceAccountList": ("", "v1"),
+    "AuthenticationV1TokenRequest": ("authentication.k8s.io", "v1"),
+    "V1SelfSubjectReview": ("authentication.k8s.io", "v1"),
     "CoreV1Event": ("", "v1"), "CoreV1EventList": ("", "v1"),
     "V1Lease": ("coordination.k8s.io", "v1"), "V1LeaseList": ("coordination.k8s.io", "v1"),
     "V1SelfSubjectAccessReview": ("authorization.k8s.io", "v1"),
@@ -40,11 +45,13 @@ ROOTS = {
 
 
 def definition_name(class_name: str) -> str:
-    short = re.sub(r"^(CoreV1|V1)", "", class_name)
+    short = re.sub(r"^(CoreV1|AuthenticationV1|V1)", "", class_name)
     if short in META:
         return f"io.k8s.apimachinery.pkg.apis.meta.v1.{short}"
     if short in AUTHORIZATION:
         return f"io.k8s.api.authorization.v1.{short}"
+    if short in AUTHENTICATION:
+        return f"io.k8s.api.authentication.v1.{short}"
     if short in COORDINATION:
         return f"io.k8s.api.coordination.v1.{short}"
     if short == "Eviction":
@@ -86,7 +93,7 @@ def generate() -> dict:
         entry: dict = {"properties": dict(sorted(properties.items()))}
         if class_name in ROOTS:
             group, version = ROOTS[class_name]
-            kind = re.sub(r"^(CoreV1|V1)", "", class_name)
+            kind = re.sub(r"^(CoreV1|AuthenticationV1|V1)", "", class_name)
             entry["gvk"] = {"group": group, "version": version, "kind": kind}
         types[definition_name(class_name)] = entry
     return {"generatedFrom": "kubernetes python client " + _client_version(),

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from podling.agent.backoff import Backoff
 from podling.agent.config import AgentConfig
 from podling.client.events import EventRecorder
-from podling.agent.node.host import host_resources
+from podling.agent.node.host import node_allocatable
 from podling.agent.node.node_status import NodeStatusLoop
 from podling.agent.node.server import NodeServer
 from podling.agent.objects import ObjectCache
@@ -82,7 +82,8 @@ class Agent:
                                 images=self.parts.images, rootfs=self.parts.rootfs,
                                 network=network, recorder=self.recorder,
                                 status=StatusManager(self.client), backoff=Backoff(),
-                                node_ip=node_ip, host=host_resources())
+                                node_ip=node_ip,
+                                host=await asyncio.to_thread(node_allocatable, self.config))
         workers = self.workers = PodWorkers(self.syncer.sync,
                                             resync_seconds=self.config.resync_seconds)
         self.syncer.prober.notify = workers.notify  # a probe result changed: sync the pod

@@ -46,13 +46,13 @@ class ImagePuller:
             return await self._ensure(pod, container)
         except ImagePullFailure as exc:
             self._event(pod, "Failed", f"Error: {exc.reason}",
-                        field_path=f"spec.containers{{{container.name}}}", warning=True)
+                        field_path=pod.spec.field_path(container.name), warning=True)
             raise
 
     async def _ensure(self, pod: PodView, container: ContainerView) -> Image:
         ref, name = container.image, container.name
         policy = container.image_pull_policy
-        field_path = f"spec.containers{{{name}}}"
+        field_path = pod.spec.field_path(name)
         key = (pod.metadata.uid, "image:" + name)
         try:
             present = await self._images.image_status(ref)

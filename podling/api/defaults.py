@@ -98,11 +98,23 @@ def _default_pod_spec(spec: dict[str, Any]) -> None:
         spec["terminationGracePeriodSeconds"] = DEFAULT_GRACE_SECONDS
     if not spec.get("schedulerName"):
         spec["schedulerName"] = DEFAULT_SCHEDULER
+    _service_account_alias(spec)
     for key in CONTAINER_LISTS:
         for container in _dicts(spec.get(key)):
             default_container(container)
     for volume in _dicts(spec.get("volumes")):
         default_volume(volume)
+
+
+def _service_account_alias(spec: dict[str, Any]) -> None:
+    """v1's deprecated ``serviceAccount``: read when ``serviceAccountName`` is empty, and
+    always written back as a copy of it (Kubernetes' v1 PodSpec conversion)."""
+    if not spec.get("serviceAccountName") and isinstance(spec.get("serviceAccount"), str):
+        spec["serviceAccountName"] = spec["serviceAccount"]
+    if spec.get("serviceAccountName"):
+        spec["serviceAccount"] = spec["serviceAccountName"]
+    else:
+        spec.pop("serviceAccount", None)
 
 
 def default_container(container: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """Just enough of Kubernetes' protobuf encoding to read what kubectl only sends that way.
 
 ``kubectl auth can-i`` posts its SelfSubjectAccessReview and ``kubectl create namespace``,
-``create configmap`` and ``create secret`` their objects as
+``create configmap``, ``create secret``, ``create serviceaccount`` and ``create token``
+their objects, and ``kubectl auth whoami`` its SelfSubjectReview, as
 ``application/vnd.kubernetes.protobuf``, and none falls back to JSON. A Kubernetes protobuf
 body is the magic ``k8s\\x00`` followed by a ``runtime.Unknown`` message:
 ``{1: TypeMeta{1: apiVersion, 2: kind}, 2: raw (the object's own message)}``.
@@ -112,7 +113,8 @@ def _string_map(entries: list[bytes]) -> dict[str, str]:
 def _object_meta(message: bytes) -> dict[str, Any]:
     """The ObjectMeta fields a client sets on create (others are the server's)."""
     values = fields(message)
-    meta: dict[str, Any] = _strings(message, _META_STRINGS)
+    # gogo-protobuf writes empty strings too; JSON (omitempty) has no such fields
+    meta: dict[str, Any] = {k: v for k, v in _strings(message, _META_STRINGS).items() if v}
     if 11 in values:
         meta["labels"] = _string_map(values[11])
     if 12 in values:
@@ -187,6 +189,72 @@ def decode_secret(body: bytes) -> dict[str, Any]:
     return decoded
 
 
+_OBJECT_REFERENCE = {1: "kind", 2: "namespace", 3: "name", 4: "uid", 5: "apiVersion",
+                     6: "resourceVersion", 7: "fieldPath"}
+_BOUND_OBJECT_REFERENCE = {1: "kind", 2: "apiVersion", 3: "name", 4: "uid"}
+
+
+def decode_service_account(body: bytes) -> dict[str, Any]:
+    """A core/v1 ServiceAccount (``kubectl create serviceaccount``): metadata, secrets,
+    imagePullSecrets, automountServiceAccountToken."""
+    try:
+        api_version, kind, raw = unwrap(body)
+        sa = fields(raw)
+        decoded: dict[str, Any] = {"apiVersion": api_version or "v1",
+                                   "kind": kind or "ServiceAccount",
+                                   "metadata": _object_meta(sa.get(1, [b""])[-1])}
+        if 2 in sa:
+            decoded["secrets"] = [_strings(ref, _OBJECT_REFERENCE) for ref in sa[2]]
+        if 3 in sa:
+            decoded["imagePullSecrets"] = [_strings(ref, {1: "name"}) for ref in sa[3]]
+        if 4 in sa:
+            decoded["automountServiceAccountToken"] = bool(sa[4][-1])
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise ProtobufError(f"malformed ServiceAccount: {exc}") from None
+    return decoded
+
+
+def decode_token_request(body: bytes) -> dict[str, Any]:
+    """An authentication.k8s.io/v1 TokenRequest (``kubectl create token``): metadata and
+    spec (audiences, expirationSeconds, boundObjectRef)."""
+    try:
+        api_version, kind, raw = unwrap(body)
+        request = fields(raw)
+        values = fields(request.get(2, [b""])[-1])
+        spec: dict[str, Any] = {}
+        if 1 in values:
+            spec["audiences"] = [v.decode() for v in values[1]]
+        if 4 in values:
+            spec["expirationSeconds"] = _int64(values[4][-1])
+        if 3 in values:
+            spec["boundObjectRef"] = _strings(values[3][-1], _BOUND_OBJECT_REFERENCE)
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise ProtobufError(f"malformed TokenRequest: {exc}") from None
+    return {"apiVersion": api_version or "authentication.k8s.io/v1",
+            "kind": kind or "TokenRequest",
+            "metadata": _object_meta(request.get(1, [b""])[-1]), "spec": spec}
+
+
+def decode_self_subject_review(body: bytes) -> dict[str, Any]:
+    """An authentication.k8s.io/v1 SelfSubjectReview (``kubectl auth whoami``): metadata."""
+    try:
+        api_version, kind, raw = unwrap(body)
+        meta = _object_meta(fields(raw).get(1, [b""])[-1])
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise ProtobufError(f"malformed SelfSubjectReview: {exc}") from None
+    return {"apiVersion": api_version or "authentication.k8s.io/v1",
+            "kind": kind or "SelfSubjectReview", "metadata": meta}
+
+
+def _int64(value: Any) -> int:
+    """A varint field as Go's int64 (two's complement)."""
+    if not isinstance(value, int):
+        raise ProtobufError("expected a varint")
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 DECODERS = {"Namespace": decode_namespace, "ConfigMap": decode_config_map,
-            "Secret": decode_secret,
+            "Secret": decode_secret, "ServiceAccount": decode_service_account,
+            "TokenRequest": decode_token_request,
+            "SelfSubjectReview": decode_self_subject_review,
             "SelfSubjectAccessReview": decode_self_subject_access_review}

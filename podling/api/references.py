@@ -1,5 +1,6 @@
-"""The Secrets and ConfigMaps a pod refers to (Kubernetes' ``VisitPodSecretNames`` and
-``VisitPodConfigmapNames``): what a node may read for the pods bound to it.
+"""The Secrets, ConfigMaps and ServiceAccount a pod refers to (Kubernetes'
+``VisitPodSecretNames`` and ``VisitPodConfigmapNames``): what a node may read for the pods
+bound to it.
 
 Pure functions on a pod's JSON; missing or malformed parts are skipped.
 """
@@ -81,3 +82,9 @@ def config_map_names(pod: Obj) -> set[str]:
         names.update(_projected(volume, "configMap"))
     names.discard("")
     return names
+
+
+def service_account_names(pod: Obj) -> set[str]:
+    """The pod's ServiceAccount (``spec.serviceAccountName``), as a set like the others."""
+    name = _name(_spec(pod), "serviceAccountName")
+    return {name} if name else set()

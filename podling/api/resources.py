@@ -64,6 +64,7 @@ PODS = Resource("", "v1", "pods", "pod", "Pod", True, schema.POD,
                 subresources=(Subresource("status", "Pod", _STATUS),
                               Subresource("binding", "Binding", ("create",)),
                               Subresource("eviction", "Eviction", ("create",), "policy", "v1"),
+                              Subresource("ephemeralcontainers", "Pod", _STATUS),
                               Subresource("log", "Pod", ("get",)),
                               Subresource("exec", "PodExecOptions", _CONNECT),
                               Subresource("attach", "PodAttachOptions", _CONNECT),
@@ -78,6 +79,12 @@ NAMESPACES = Resource("", "v1", "namespaces", "namespace", "Namespace", False, s
 CONFIG_MAPS = Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, schema.CONFIG_MAP,
                        short_names=("cm",))
 SECRETS = Resource("", "v1", "secrets", "secret", "Secret", True, schema.SECRET)
+#: authentication.k8s.io/v1 TokenRequest, posted to serviceaccounts/{name}/token
+AUTHENTICATION_GROUP = "authentication.k8s.io"
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True,
+                            schema.SERVICE_ACCOUNT, short_names=("sa",),
+                            subresources=(Subresource("token", "TokenRequest", ("create",),
+                                                      AUTHENTICATION_GROUP, "v1"),))
 EVENTS = Resource("", "v1", "events", "event", "Event", True, schema.EVENT, short_names=("ev",))
 BINDINGS = Resource("", "v1", "bindings", "binding", "Binding", True, schema.BINDING,
                     verbs=("create",))
@@ -86,10 +93,17 @@ SELF_SUBJECT_ACCESS_REVIEWS = Resource(
     "authorization.k8s.io", "v1", "selfsubjectaccessreviews", "selfsubjectaccessreview",
     "SelfSubjectAccessReview", False, schema.SELF_SUBJECT_ACCESS_REVIEW, verbs=("create",))
 
-RESOURCES: tuple[Resource, ...] = (PODS, NODES, NAMESPACES, CONFIG_MAPS, SECRETS, EVENTS,
-                                   BINDINGS, LEASES, SELF_SUBJECT_ACCESS_REVIEWS)
+#: ``kubectl auth whoami``: who the request's credentials authenticate as (never stored)
+SELF_SUBJECT_REVIEWS = Resource(
+    AUTHENTICATION_GROUP, "v1", "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview",
+    False, schema.SELF_SUBJECT_REVIEW, verbs=("create",))
 
-GROUP_VERSIONS: tuple[str, ...] = ("v1", "coordination.k8s.io/v1", "authorization.k8s.io/v1")
+RESOURCES: tuple[Resource, ...] = (PODS, NODES, NAMESPACES, CONFIG_MAPS, SECRETS,
+                                   SERVICE_ACCOUNTS, EVENTS, BINDINGS, LEASES,
+                                   SELF_SUBJECT_ACCESS_REVIEWS, SELF_SUBJECT_REVIEWS)
+
+GROUP_VERSIONS: tuple[str, ...] = ("v1", "coordination.k8s.io/v1", "authorization.k8s.io/v1",
+                                   f"{AUTHENTICATION_GROUP}/v1")
 
 
 def find(group: str, version: str, name: str) -> Resource | None:

@@ -3,7 +3,7 @@
 kubectl asks for ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` and prints the
 columns the server sends; without a Table it falls back to ``NAME AGE``. The column sets and
 cells follow Kubernetes' printers (pkg/printers/internalversion/printers.go) for pods, nodes,
-namespaces, configmaps, secrets, events and leases, rendered as the API server does (always
+namespaces, configmaps, secrets, serviceaccounts, events and leases, rendered as the API server does (always
 "wide": kubectl hides ``priority: 1`` columns itself unless ``-o wide``). Any other resource
 gets the generic ``Name`` / ``Created At`` table of the API server's default table convertor.
 
@@ -87,6 +87,11 @@ COLUMNS: dict[str, list[dict[str, Any]]] = {
         _NAME_COL,
         _col("Type", "The type of the Secret (Opaque, kubernetes.io/tls, ...)."),
         _col("Data", "How many keys the Secret's data holds."),
+        _AGE_COL,
+    ],
+    "serviceaccounts": [
+        _NAME_COL,
+        _col("Secrets", "How many secrets the ServiceAccount lists."),
         _AGE_COL,
     ],
     "leases": [
@@ -213,6 +218,10 @@ def _secret_row(secret: Mapping[str, Any], now: datetime) -> Row:
             _age(secret, now)], None
 
 
+def _service_account_row(sa: Mapping[str, Any], now: datetime) -> Row:
+    return [_name(sa), len(sa.get("secrets") or []), _age(sa, now)], None
+
+
 def event_source(event: Mapping[str, Any]) -> str:
     """``component, host`` (``component`` alone without a host), falling back to
     reportingComponent / reportingInstance when ``source`` lacks them."""
@@ -257,4 +266,5 @@ _PRINTERS: dict[str, Callable[[Mapping[str, Any], datetime], Row]] = {
     "leases": _lease_row,
     "configmaps": _config_map_row,
     "secrets": _secret_row,
+    "serviceaccounts": _service_account_row,
 }

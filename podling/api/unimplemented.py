@@ -4,7 +4,7 @@ Rule: a *support tree* per kind lists what the agent and scheduler implement. A 
 tree maps to ``True`` (supported with everything below it) or to a nested tree (supported, but
 only the listed sub-fields); for a list the nested tree applies to every element. A field
 that is *set* but absent from the tree is reported at that level and not looked into:
-``spec.volumes[2].configMap``, ``spec.affinity.podAffinity``.
+``spec.volumes[2].nfs``, ``spec.affinity.podAffinity``.
 
 "Set" means what a user wrote: not null, not an empty string / list / map, not ``false``, and
 not equal to the value Kubernetes itself would default (``_DEFAULTS``), so a full object read
@@ -18,21 +18,18 @@ from typing import Any
 
 Tree = dict[str, Any]  # field -> True | Tree
 
-_ENV: Tree = {"name": True, "value": True,
-              "valueFrom": {"fieldRef": True, "resourceFieldRef": True}}
 _CONTAINER_SECURITY: Tree = {f: True for f in (
     "runAsUser", "runAsGroup", "runAsNonRoot", "privileged", "capabilities",
     "readOnlyRootFilesystem", "allowPrivilegeEscalation")}
 _PROBE: Tree = {f: True for f in (
-    "exec", "httpGet", "tcpSocket", "grpc", "initialDelaySeconds", "timeoutSeconds", "periodSeconds",
-    "successThreshold", "failureThreshold", "terminationGracePeriodSeconds")}
+    "exec", "httpGet", "tcpSocket", "grpc", "initialDelaySeconds", "timeoutSeconds",
+    "periodSeconds", "successThreshold", "failureThreshold", "terminationGracePeriodSeconds")}
 _CONTAINER: Tree = {
     **{f: True for f in (
         "name", "image", "command", "args", "ports", "workingDir", "stdin", "stdinOnce",
         "tty", "terminationMessagePath", "terminationMessagePolicy", "volumeMounts",
-        "imagePullPolicy", "restartPolicy")},
+        "imagePullPolicy", "restartPolicy", "env", "envFrom")},
     "livenessProbe": _PROBE, "readinessProbe": _PROBE, "startupProbe": _PROBE,
-    "env": _ENV,
     "resources": {"limits": True, "requests": True},
     "securityContext": _CONTAINER_SECURITY,
     "lifecycle": {"postStart": True, "preStop": True},
@@ -42,13 +39,16 @@ _POD_SPEC: Tree = {
         "nodeName", "nodeSelector", "tolerations", "hostAliases", "hostname", "subdomain",
         "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
         "terminationGracePeriodSeconds", "activeDeadlineSeconds", "restartPolicy", "dnsPolicy",
-        "dnsConfig", "schedulerName", "priority", "imagePullSecrets", "enableServiceLinks")},
+        "dnsConfig", "schedulerName", "priority", "imagePullSecrets", "enableServiceLinks",
+        "serviceAccountName", "serviceAccount", "automountServiceAccountToken")},
     "containers": _CONTAINER,
     "initContainers": _CONTAINER,
+    "ephemeralContainers": {**_CONTAINER, "targetContainerName": True},
     "affinity": {"nodeAffinity": True},
     "securityContext": {f: True for f in (
         "runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups")},
-    "volumes": {"name": True, "emptyDir": True, "hostPath": True},
+    "volumes": {f: True for f in ("name", "emptyDir", "hostPath", "configMap", "secret",
+                                  "downwardAPI", "projected")},
 }
 _SUPPORT: dict[str, Tree] = {
     "Pod": {"spec": _POD_SPEC},
@@ -57,10 +57,8 @@ _SUPPORT: dict[str, Tree] = {
 }
 
 # Unsupported fields whose Kubernetes default must not count as "set".
-# automountServiceAccountToken: false is honoured (podling never mounts a token).
 _DEFAULTS: dict[str, Any] = {
-    "serviceAccountName": "default", "serviceAccount": "default", "hostUsers": True,
-    "preemptionPolicy": "PreemptLowerPriority", "procMount": "Default",
+    "hostUsers": True, "preemptionPolicy": "PreemptLowerPriority", "procMount": "Default",
 }
 
 
@@ -111,6 +109,4 @@ def _walk_nested(value: Any, tree: Tree, path: str, out: list[str]) -> None:
 def _is_set(key: str, value: Any) -> bool:
     if key in _DEFAULTS:
         return value not in (None, "") and value != _DEFAULTS[key]
-    if key == "automountServiceAccountToken":
-        return value is True
     return not (value is None or value is False or value == "" or value == [] or value == {})

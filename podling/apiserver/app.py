@@ -13,6 +13,7 @@ from .auth import TokenAuthenticator, auth_middleware
 from .handlers import ResourceHandlers
 from .registry.store import RegistryStore
 from .registry.strategies import registry_stores
+from .tokenrequest import TokenRequests
 from .watch import WatchOptions
 
 log = logging.getLogger(__name__)
@@ -84,11 +85,13 @@ class ExtraRoutes(Protocol):
 def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticator,
               watch_options: WatchOptions = WatchOptions(), *,
               node_token: str | Callable[[str], str] = "",
-              extra: ExtraRoutes | None = None) -> web.Application:
-    """The API server's application over ``stores`` (see :func:`registry_stores`)."""
+              extra: ExtraRoutes | None = None,
+              tokens: TokenRequests | None = None) -> web.Application:
+    """The API server's application over ``stores`` (see :func:`registry_stores`);
+    ``tokens`` serves serviceaccounts/{name}/token (404 without it)."""
     app = web.Application(middlewares=[status_middleware, auth_middleware(authenticator)],
                           client_max_size=bodies.MAX_BODY + 1, handler_args={"max_field_size": 65536})
-    resources = ResourceHandlers(stores, watch_options, node_token)
+    resources = ResourceHandlers(stores, watch_options, node_token, tokens)
     router = app.router
     for path in ("/healthz", "/livez", "/readyz"):
         router.add_get(path, _ok)

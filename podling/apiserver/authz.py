@@ -1,6 +1,6 @@
 """Authorization: may this user perform this request?
 
-Two kinds of users reach the resource handlers (see :mod:`.auth`):
+These users reach the resource handlers (see :mod:`.auth`):
 
 * **admin** (group ``system:masters``) may do everything;
 * a **node** ``system:node:<name>`` (group ``system:nodes``) gets what Kubernetes' Node
@@ -23,9 +23,11 @@ Two kinds of users reach the resource handlers (see :mod:`.auth`):
   leases (coordination)   get, create, update, patch, watch      namespace kube-node-lease,
                           (list/watch: fieldSelector             the node's own name
                           ``metadata.name=<name>``)
-  secrets, configmaps     get; list, watch with fieldSelector    a pod bound to the node
-                          ``metadata.name=<name>``               refers to it (Kubernetes'
+  secrets, configmaps,    get; list, watch with fieldSelector    a pod bound to the node
+  serviceaccounts         ``metadata.name=<name>``               refers to it (Kubernetes'
                                                                  Node authorizer graph)
+  serviceaccounts/token   create (with a TokenRequest bound to   a pod bound to the node
+                          such a pod: :mod:`.tokenrequest`)      runs as that account
   ======================  =====================================  ==========================
 
   Everything else is denied: 403 with Kubernetes' message, e.g.
@@ -34,6 +36,12 @@ Two kinds of users reach the resource handlers (see :mod:`.auth`):
 
 * a **bootstrap** user (the join secret, group ``system:bootstrappers``) may only exchange the
   secret for a node credential (:mod:`.nodeauth`); every resource request is denied.
+
+* a **service account** ``system:serviceaccount:<ns>:<name>`` (group
+  ``system:serviceaccounts``; a token from :mod:`.tokenrequest`) may, until podling has RBAC,
+  read discovery (any non-resource GET, like every authenticated user) and ``get`` the pod
+  its token is bound to (``authentication.kubernetes.io/pod-name`` in the user's extra, in
+  its own namespace); everything else is 403.
 
 Rules that depend on the object (a pod's ``spec.nodeName``) are decided on the stored object,
 which the caller fetches when :func:`needs_object` says so; for a secret or a configmap that
@@ -51,6 +59,10 @@ from typing import Any, Mapping, Protocol
 from ..api import errors, references, selectors
 
 NODE_USER_PREFIX = "system:node:"
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+SERVICE_ACCOUNTS_GROUP = "system:serviceaccounts"
+#: the user extra naming the pod a service-account token is bound to
+POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name"
 NODES_GROUP = "system:nodes"
 MASTERS_GROUP = "system:masters"
 BOOTSTRAP_GROUP = "system:bootstrappers"
@@ -59,16 +71,24 @@ COORDINATION = "coordination.k8s.io"
 READS = ("get", "list", "watch")
 #: what a node reads only when one of its pods refers to it → the pod's names of them
 POD_REFERENCED = {"secrets": references.secret_names,
-                  "configmaps": references.config_map_names}
+                  "configmaps": references.config_map_names,
+                  "serviceaccounts": references.service_account_names}
 WRITES = ("create", "update", "patch")
 
 
 class Subject(Protocol):
     """What authorization needs to know about a user."""
 
-    name: str
-    groups: tuple[str, ...]
-    admin: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def groups(self) -> tuple[str, ...]: ...
+
+    @property
+    def admin(self) -> bool: ...
+
+    def extra_value(self, key: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,20 @@ def node_name_of(user: Subject) -> str | None:
     return None
 
 
+def service_account_of(user: Subject) -> tuple[str, str] | None:
+    """(namespace, name) of a ``system:serviceaccount:<ns>:<name>`` user, else None."""
+    if SERVICE_ACCOUNTS_GROUP not in user.groups or \
+            not user.name.startswith(SERVICE_ACCOUNT_PREFIX):
+        return None
+    namespace, _, name = user.name[len(SERVICE_ACCOUNT_PREFIX):].partition(":")
+    return (namespace, name) if namespace and name else None
+
+
+def _token_create(attrs: Attributes) -> bool:
+    return attrs.resource == "serviceaccounts" and attrs.subresource == "token" and \
+        attrs.verb == "create" and bool(attrs.name) and bool(attrs.namespace)
+
+
 def needs_object(user: Subject, attrs: Attributes) -> bool:
     """Whether the decision for ``user`` depends on the stored object named by ``attrs``
     (a node acting on one pod: fetch the pod), or on the node's pods (a node reading a
@@ -118,7 +152,8 @@ def needs_object(user: Subject, attrs: Attributes) -> bool:
     if node is None or attrs.group != "" or attrs.path is not None:
         return False
     if attrs.resource in POD_REFERENCED:
-        return _namespaced_read(attrs) and bool(referenced_name(attrs))
+        return (_namespaced_read(attrs) and bool(referenced_name(attrs))) or \
+            _token_create(attrs)
     return attrs.resource == "pods" and bool(attrs.name) and not _pod_list_by_node(attrs, node)
 
 
@@ -140,10 +175,21 @@ def allowed(user: Subject, attrs: Attributes, obj: Mapping[str, Any] | None = No
         return False
     if attrs.path is not None:
         return attrs.verb == "get"  # discovery, version, health: any authenticated user
+    account = service_account_of(user)
+    if account is not None:
+        return _service_account_allows(user, account[0], attrs)
     node = node_name_of(user)
     if node is None:
         return False
     return _node_allows(node, attrs, obj)
+
+
+def _service_account_allows(user: Subject, namespace: str, attrs: Attributes) -> bool:
+    """Until RBAC: a service account may only get the pod its token is bound to."""
+    pod = user.extra_value(POD_NAME_EXTRA)
+    return bool(pod) and attrs.group == "" and attrs.resource == "pods" and \
+        attrs.verb == "get" and not attrs.subresource and attrs.namespace == namespace and \
+        attrs.name == pod
 
 
 def _node_allows(node: str, attrs: Attributes, obj: Mapping[str, Any] | None) -> bool:
@@ -161,9 +207,10 @@ def _node_allows(node: str, attrs: Attributes, obj: Mapping[str, Any] | None) ->
 
 
 def _node_referenced(node: str, attrs: Attributes, obj: Mapping[str, Any] | None) -> bool:
-    """A secret / configmap read that names one object some pod bound to ``node`` uses."""
-    name = referenced_name(attrs)
-    if not _namespaced_read(attrs) or not name or obj is None:
+    """A secret / configmap / serviceaccount read that names one object some pod bound to
+    ``node`` uses, or a token of a serviceaccount such a pod runs as."""
+    name = referenced_name(attrs) if not _token_create(attrs) else attrs.name
+    if not (_namespaced_read(attrs) or _token_create(attrs)) or not name or obj is None:
         return False
     names_of = POD_REFERENCED[attrs.resource]
     return any(((pod.get("spec") or {}).get("nodeName") or "") == node and name in names_of(pod)
@@ -245,6 +292,12 @@ def _node_reason(user: Subject, attrs: Attributes) -> str:
     node = node_name_of(user)
     if node is None or attrs.group != "" or attrs.resource not in POD_REFERENCED:
         return ""
+    if attrs.resource == "serviceaccounts" and not _namespaced_read(attrs):
+        if attrs.verb != "create" or not attrs.name:
+            return ": can only create tokens for individual service accounts"
+        if attrs.subresource != "token":
+            return ": can only create token subresource of serviceaccount"
+        return f": no relationship found between node '{node}' and this object"
     if attrs.verb not in READS:
         return ": can only read resources of this type"
     if attrs.subresource:

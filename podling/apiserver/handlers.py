@@ -22,10 +22,11 @@ from .podlogs import serve_pod_log
 from .registry.binding import bind
 from .registry.eviction import EVICTIONS, evict
 from .registry.store import RegistryStore
-from .reviews import answer_access_review
+from .reviews import answer_access_review, answer_self_review
 from .streaming.node import NodeDialer
 from .streaming.portforward import serve_port_forward
 from .streaming.remotecommand import serve_remote_command
+from .tokenrequest import TOKEN_REQUESTS, TokenRequests
 
 PATCH_TYPES = {
     "application/json-patch+json": "json",
@@ -38,9 +39,11 @@ class ResourceHandlers:
     """Serves every resource in ``stores`` (keyed by resource name)."""
 
     def __init__(self, stores: dict[str, RegistryStore], watch_options: watch.WatchOptions,
-                 node_token: str | Callable[[str], str] = "") -> None:
+                 node_token: str | Callable[[str], str] = "",
+                 tokens: TokenRequests | None = None) -> None:
         self.stores = stores
         self.watch_options = watch_options
+        self.tokens = tokens
         self.dialer = NodeDialer(stores["pods"], stores["nodes"], node_token)
         self.metrics = MetricsApi(stores["pods"], stores["nodes"], self.dialer)
 
@@ -49,6 +52,8 @@ class ResourceHandlers:
         bodies.check_acceptable(request)
         if info.resource.name == "selfsubjectaccessreviews":
             return await answer_access_review(request, self._authz_object)
+        if info.resource.name == "selfsubjectreviews":
+            return await answer_self_review(request)
         await self._authorize(request, info)
         if info.resource.group == METRICS_GROUP:
             return await self.metrics.serve(request, info)
@@ -56,6 +61,8 @@ class ResourceHandlers:
             return await self._bind(request, info)
         if info.subresource == "eviction":
             return await self._evict(request, info)
+        if info.subresource == "token":
+            return await self._token(request, info)
         if info.subresource == "log":
             return await serve_pod_log(request, self.dialer, info.namespace or "",
                                        info.name or "")
@@ -202,6 +209,16 @@ class ResourceHandlers:
         status = await evict(self.stores["pods"], info.namespace, info.name or "", eviction,
                              dry_run=dry_run(request))
         return bodies.respond(status, 201, warnings)
+
+    async def _token(self, request: web.Request, info: requestinfo.RequestInfo) -> web.Response:
+        """POST serviceaccounts/{name}/token (authentication.k8s.io/v1 TokenRequest): 201."""
+        if self.tokens is None:
+            raise errors.ApiError(404, "NotFound",
+                                  "the server could not find the requested resource")
+        token_request, warnings = await self._decode(request, TOKEN_REQUESTS)
+        answer = await self.tokens.create(request[USER_KEY], info.namespace or "",
+                                          info.name or "", token_request)
+        return bodies.respond(answer, 201, warnings)
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""authorization.k8s.io SelfSubjectAccessReview: "may I do X?" (``kubectl auth can-i``)."""
+"""authorization.k8s.io SelfSubjectAccessReview: "may I do X?" (``kubectl auth can-i``), and
+authentication.k8s.io SelfSubjectReview: "who am I?" (``kubectl auth whoami``)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,24 @@ async def _object(lookup: ObjectLookup | None, user: Any,
         if exc.code == 404:
             return None
         raise
+
+
+async def answer_self_review(request: web.Request) -> web.Response:
+    """Answer a SelfSubjectReview with the requesting user's name, groups and extra."""
+    body = await bodies.read_body(request)
+    if body.strip():
+        if bodies.media_type(request) == protobuf.MEDIA_TYPE:
+            bodies.parse_protobuf(body, "SelfSubjectReview")
+        else:
+            bodies.parse_document(body, bodies.media_type(request))
+    user = request[USER_KEY]
+    info: dict[str, Any] = {"username": user.name}
+    if getattr(user, "uid", ""):
+        info["uid"] = user.uid
+    info["groups"] = list(user.groups)
+    extra = getattr(user, "extra", ())
+    if extra:
+        info["extra"] = {key: list(values) for key, values in extra}
+    return bodies.respond({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                           "metadata": {"creationTimestamp": None},
+                           "status": {"userInfo": info}}, 201)

@@ -22,6 +22,8 @@ from .app import build_app, registry_stores
 from .auth import ADMIN, TokenAuthenticator
 from .namespaces import ensure_built_in
 from .nodeauth import NodeAuth
+from .satokens import TokenSigner
+from .tokenrequest import TokenRequests
 from .watch import WatchOptions
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,9 @@ class ServerConfig:
     watch: WatchOptions = WatchOptions()
     # silence before a node turns Unknown: for the node lifecycle controller podling.cli runs
     node_monitor_grace_seconds: float = 40.0
+    # the ServiceAccount admission of pods (kube-apiserver's admission plugin); only tests
+    # that run the server without the controllers (no "default" ServiceAccount) turn it off
+    service_account_admission: bool = True
 
     @property
     def kubeconfig_path(self) -> str:
@@ -76,20 +81,39 @@ def _url(host: str, port: int) -> str:
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
+# Python's default ciphers at security level 0: a TLS 1.2 client that sends no
+# signature_algorithms extension (busybox wget's built-in TLS, common in pods) is then signed
+# for with SHA-1 as RFC 5246 says, which Go's TLS (kube-apiserver) also does; clients that
+# send the extension, and TLS 1.3, negotiate SHA-256 or better as before.
+SERVER_CIPHERS = "@SECLEVEL=0:ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM"
+
+
+def server_tls(cert: str, key: str) -> ssl.SSLContext:
+    """The API server's TLS context (TLS 1.2 or later; see SERVER_CIPHERS)."""
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.set_ciphers(SERVER_CIPHERS)
+    tls.load_cert_chain(cert, key)
+    return tls
+
+
 async def start(config: ServerConfig) -> RunningServer:
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
     creds = pki.ensure_credentials(config.data_dir, pki.default_hosts(config.bind_address))
     storage = await open_storage(config)
-    stores = registry_stores(storage, cluster_cidr=config.cluster_cidr)
+    stores = registry_stores(storage, cluster_cidr=config.cluster_cidr,
+                             service_account_admission=config.service_account_admission)
     await ensure_built_in(stores["namespaces"])
     token = pki.read_token(creds.admin_token)
-    node_auth = NodeAuth(os.path.join(config.data_dir, "server"), creds.ca_cert)
-    app = build_app(stores, TokenAuthenticator({token: ADMIN}, (node_auth.authenticate,)),
-                    config.watch, node_token=node_auth.kubelet_client_token, extra=node_auth)
+    server_dir = os.path.join(config.data_dir, "server")
+    node_auth = NodeAuth(server_dir, creds.ca_cert)
+    tokens = TokenRequests(stores, TokenSigner.load_or_create(server_dir))
+    authenticator = TokenAuthenticator({token: ADMIN},
+                                       (node_auth.authenticate, tokens.authenticate))
+    app = build_app(stores, authenticator, config.watch,
+                    node_token=node_auth.kubelet_client_token, extra=node_auth, tokens=tokens)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(creds.cert, creds.key)
+    tls = server_tls(creds.cert, creds.key)
     site = web.TCPSite(runner, config.bind_address, config.port, ssl_context=tls,
                        reuse_address=True)
     await site.start()

@@ -41,7 +41,8 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
                                  ca_file=server.ca_file)
     controllers_client = ApiClient(client_config)
     controllers = ControllerManager(controllers_client, ControllerConfig(
-        node_monitor_grace_seconds=config.node_monitor_grace_seconds))
+        node_monitor_grace_seconds=config.node_monitor_grace_seconds,
+        root_ca_pem=_read(server.ca_file) + "\n"))
     controllers.start()
     scheduler = None
     if not disable_scheduler:

@@ -4,6 +4,8 @@
 - :mod:`.namespace` — empties and finalizes namespaces being deleted
 - :mod:`.nodelifecycle` — marks nodes whose agent went silent Unknown and unreachable
 - :mod:`.podgc` — deletes the pods of nodes that no longer exist (after a 40 s quarantine)
+- :mod:`.serviceaccounts` — a ``default`` ServiceAccount and the ``kube-root-ca.crt``
+  ConfigMap in every namespace (:mod:`.pernamespace`: the loop they share)
 - :mod:`.manager` — runs them together; :mod:`.periodic` — the loop of the periodic ones
 
 They talk to the API server over HTTP only (``podling.client``); they never import
@@ -15,6 +17,8 @@ from .manager import ControllerConfig, ControllerManager
 from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController
 from .podgc import PodGCController
+from .serviceaccounts import RootCAPublisher, ServiceAccountsController
 
 __all__ = ["ControllerConfig", "ControllerManager", "NamespaceController",
-           "NodeLifecycleController", "PodGCController"]
+           "NodeLifecycleController", "PodGCController", "RootCAPublisher",
+           "ServiceAccountsController"]

@@ -16,6 +16,7 @@ from ..client import ApiClient
 from .namespace import DRAIN_RETRY_SECONDS, NamespaceController
 from .nodelifecycle import DEFAULT_GRACE_SECONDS, NodeLifecycleController
 from .podgc import PERIOD_SECONDS, QUARANTINE_SECONDS, PodGCController
+from .serviceaccounts import RootCAPublisher, ServiceAccountsController
 
 
 @dataclass(frozen=True)
@@ -24,17 +25,21 @@ class ControllerConfig:
     ``node_monitor_period``, None: a quarter of the grace, 0.2 s to 5 s);
     ``namespace_retry_seconds``: pause between the passes that drain a namespace;
     ``pod_gc_quarantine_seconds`` / ``pod_gc_period``: how long a missing node is waited
-    for before its pods are deleted, and how often PodGC looks (Kubernetes: 40 s, 20 s)."""
+    for before its pods are deleted, and how often PodGC looks (Kubernetes: 40 s, 20 s);
+    ``root_ca_pem``: the cluster CA certificate published as ``kube-root-ca.crt`` in every
+    namespace ("" publishes nothing)."""
 
     node_monitor_grace_seconds: float = DEFAULT_GRACE_SECONDS
     node_monitor_period: float | None = None
     namespace_retry_seconds: float = DRAIN_RETRY_SECONDS
     pod_gc_quarantine_seconds: float = QUARANTINE_SECONDS
     pod_gc_period: float = PERIOD_SECONDS
+    root_ca_pem: str = ""
 
 
 class ControllerManager:
-    """The namespace, node lifecycle and pod GC controllers over one client."""
+    """The namespace, node lifecycle, pod GC, service account and root CA controllers over
+    one client."""
 
     def __init__(self, client: ApiClient, config: ControllerConfig = ControllerConfig()) -> None:
         self.namespaces = NamespaceController(client,
@@ -44,13 +49,22 @@ class ControllerManager:
             period=config.node_monitor_period)
         self.pod_gc = PodGCController(client, quarantine_seconds=config.pod_gc_quarantine_seconds,
                                       period=config.pod_gc_period)
+        self.service_accounts = ServiceAccountsController(client)
+        self.root_ca = RootCAPublisher(client, config.root_ca_pem) if config.root_ca_pem \
+            else None
 
     def start(self) -> None:
         self.namespaces.start()
         self.node_lifecycle.start()
         self.pod_gc.start()
+        self.service_accounts.start()
+        if self.root_ca is not None:
+            self.root_ca.start()
 
     async def stop(self) -> None:
+        if self.root_ca is not None:
+            await self.root_ca.stop()
+        await self.service_accounts.stop()
         await self.pod_gc.stop()
         await self.node_lifecycle.stop()
         await self.namespaces.stop()

@@ -286,6 +286,10 @@ class FakeRuntime:
         s = self._sandbox(sandbox_id)
         if s.state is not SandboxState.READY:
             raise SandboxNotReady(sandbox_id)
+        target = self._containers.get(config.pid_target) if config.pid_target else None
+        if config.pid_target and (target is None or target.sandbox_id != sandbox_id
+                                  or target.state is not ContainerState.RUNNING):
+            raise InvalidState(f"target container {config.pid_target} is not running")
         cid = self._new_id("ct")
         self._containers[cid] = _Container(cid, sandbox_id, config, self.clock())
         return cid

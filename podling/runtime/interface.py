@@ -250,7 +250,10 @@ class ContainerConfig:
     ``rootfs``: a prepared directory (the image snapshot, made by the caller; the runtime never
     removes it). ``command``: the full argv (image ENTRYPOINT/CMD + spec already applied).
     ``env``: ``KEY=value`` strings. ``log_path``: where CRI-format log lines go (its parent
-    directory is created if missing).
+    directory is created if missing). ``pid_target``: the id of a running container of the
+    same sandbox whose PID namespace this one joins (CRI namespace mode TARGET: an ephemeral
+    container's ``targetContainerName``); ignored unless the sandbox's pid mode is CONTAINER;
+    ``create_container`` raises InvalidState when that container is not running.
     """
 
     name: str
@@ -272,6 +275,7 @@ class ContainerConfig:
     stop_signal: str = "SIGTERM"
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
+    pid_target: str = ""
 
 
 @dataclass(frozen=True)

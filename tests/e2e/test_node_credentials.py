@@ -230,3 +230,47 @@ def test_kubectl_get_pods_as_a_node_is_forbidden(cluster) -> None:
     assert result.returncode != 0
     assert (f'Error from server (Forbidden): pods is forbidden: User "system:node:{A}" cannot '
             'list resource "pods" in API group "" in the namespace "default"') in result.stderr
+
+
+def test_node_creates_tokens_only_bound_to_its_pods(cluster) -> None:
+    """A node's TokenRequests (what the agent posts for projected tokens): only for the
+    ServiceAccount of a pod bound to it, bound to that pod with its uid."""
+    server, a, b = cluster
+    admin = Http(server, server.token)
+    ns = "/api/v1/namespaces/default"
+    _, pod = admin("GET", f"{ns}/pods/pod-{A}")
+    account = pod["spec"]["serviceAccountName"]
+    assert account == "default"
+    ref = {"apiVersion": "v1", "kind": "Pod", "name": f"pod-{A}", "uid": pod["metadata"]["uid"]}
+
+    def token(http: Http, bound: dict | None) -> tuple[int, dict]:
+        spec = {"expirationSeconds": 3607, **({"boundObjectRef": bound} if bound else {})}
+        return http("POST", f"{ns}/serviceaccounts/{account}/token",
+                    {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                     "spec": spec})
+
+    code, answer = token(a, ref)
+    assert code == 201, answer
+    as_pod = Http(server, answer["status"]["token"])
+    assert as_pod("GET", f"{ns}/pods/pod-{A}")[0] == 200
+    assert as_pod("GET", f"{ns}/pods/pod-{B}")[0] == 403
+    assert a("GET", f"{ns}/serviceaccounts/{account}")[0] == 200
+    for http, bound, message in [
+        (a, None, "node requested token not bound to a pod"),
+        (a, {**ref, "uid": ""}, "node requested token with a pod binding without a uid"),
+    ]:
+        code, status = token(http, bound)
+        assert (code, status["message"]) == (
+            403, f'serviceaccounts "{account}" is forbidden: {message}')
+    # B's own pod runs as "default" too, so the authorizer lets B ask; NodeRestriction refuses
+    code, status = token(b, ref)
+    assert code == 403
+    assert status["message"] == (
+        f'serviceaccounts "{account}" is forbidden: node requested token bound to a pod '
+        "scheduled on a different node")
+    assert admin("POST", f"{ns}/serviceaccounts", {"metadata": {"name": "lonely"}})[0] == 201
+    code, status = a("POST", f"{ns}/serviceaccounts/lonely/token", {"spec": {}})
+    assert (code, status["message"]) == (403, (
+        f'serviceaccounts "lonely" is forbidden: User "system:node:{A}" cannot create resource '
+        f'"serviceaccounts/token" in API group "" in the namespace "default": no relationship '
+        f"found between node '{A}' and this object"))

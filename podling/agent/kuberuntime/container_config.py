@@ -4,21 +4,22 @@ Pure apart from reading /etc/passwd and /etc/group inside the image rootfs (:mod
 It combines what the kubelet computes (command ``$(VAR)`` expansion, runAsNonRoot, cgroup
 values, labels/annotations) with what containerd's CRI plugin adds (ENTRYPOINT/CMD merging,
 image env, user/group lookup in the rootfs, ``HOSTNAME``, the default ``PATH``). The
-container's own environment is computed by the caller with :func:`.env.container_env`, once
-per start, and passed in. Config errors are :class:`.errors.ContainerConfigError` with the
-container's waiting reason and the kubelet's message where it has one.
+container's own environment is computed by the caller with :func:`.env.container_env`
+(which reads ConfigMaps and Secrets), once per start, and passed in. Config errors are
+:class:`.errors.ContainerConfigError` with the container's waiting reason and the kubelet's
+message where it has one.
 """
 from __future__ import annotations
 
 import math
 import signal
 from decimal import Decimal
-from typing import Any, Literal, Mapping
+from typing import Any, Mapping
 
 from podling.agent.kuberuntime import labels as L
-from podling.agent.kuberuntime.env import (expand, mapping_for, merge_env, milli,
-                                           parse_config_quantity)
+from podling.agent.kuberuntime.env import expand, mapping_for, merge_env, parse_config_quantity
 from podling.agent.kuberuntime.errors import CREATE_CONTAINER_ERROR, ContainerConfigError
+from podling.agent.kuberuntime.resource_fields import milli
 from podling.agent.kuberuntime.users import (ResolvedUser, check_run_as_non_root,
                                              effective_security_context, resolve_user)
 from podling.api.views import ContainerView, PodView, SecurityContextView
@@ -122,7 +123,7 @@ def normalize_signal(name: str) -> str:
 def build_container_config(
     pod: PodView, container: ContainerView, *, image: ImageConfig, rootfs: str,
     env: Mapping[str, str], node_name: str, restart_count: int, log_path: str,
-    mounts: list[Mount], container_type: Literal["app", "init"] = "app", hostname: str = "",
+    mounts: list[Mount], container_type: str = "app", hostname: str = "",
 ) -> ContainerConfig:
     """The runtime config for one attempt (``restart_count``) of ``container``.
 
@@ -162,9 +163,10 @@ def _user_for(pod: PodView, container: ContainerView, *, image: ImageConfig,
 
 def container_labels(pod: PodView, container: ContainerView, *, node_name: str,
                      container_type: str) -> dict[str, str]:
-    """Pod identity labels + container name and type ("app" or "init")."""
-    if container_type not in ("app", "init"):
-        raise ValueError(f"container_type must be 'app' or 'init', not {container_type!r}")
+    """Pod identity labels + container name and type ("app", "init" or "ephemeral")."""
+    if container_type not in ("app", "init", "ephemeral"):
+        raise ValueError(f"container_type must be 'app', 'init' or 'ephemeral', not "
+                         f"{container_type!r}")
     result = L.pod_labels(pod, node_name)
     result[L.CONTAINER_NAME] = container.name
     result[L.CONTAINER_TYPE] = container_type

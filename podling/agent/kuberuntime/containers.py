@@ -1,8 +1,8 @@
 """Configuring, running and stopping one container of a pod, with the kubelet's events and
 hooks (kubelet kuberuntime_container.go).
 
-    configure:  rootfs → env (once) → volume + pod file mounts → termination-log file
-                → ContainerConfig
+    configure:  env (once; ConfigMaps and Secrets read here) → rootfs → volume + pod file
+                mounts → termination-log file → ContainerConfig
     run:        create → Created → start → Started → postStart (no time limit, as in the
                 kubelet; the next container waits for it; a failure kills this one)
     stop:       Killing event → preStop (within the grace period) → stop signal → SIGKILL
@@ -10,7 +10,8 @@ hooks (kubelet kuberuntime_container.go).
 
 Failures that leave the container waiting are returned as :class:`Waiting` values; they
 become the ``waiting`` state of the container status (CreateContainerConfigError,
-PostStartHookError, …). Image pulling and back-off are the caller's business.
+PostStartHookError, …); ``retry_soon`` marks those that may clear by themselves (a missing
+ConfigMap or Secret). Image pulling, back-off and retries are the caller's business.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from podling.agent.kuberuntime.container_config import build_container_config
 from podling.agent.kuberuntime.env import PodContext, container_env
 from podling.agent.kuberuntime.errors import ContainerConfigError
 from podling.agent.kuberuntime.termination import create_message_file
+from podling.agent.objects import ObjectSource
 from podling.api.views import ContainerView, PodView
 from podling.client.events import EventRecorder
 from podling.images.interface import Image, RootfsService
@@ -35,10 +37,12 @@ from podling.runtime.interface import (ContainerConfig, ContainerStartError, Con
 
 
 class Waiting(NamedTuple):
-    """Why a container is not running: its waiting ``reason`` and ``message``."""
+    """Why a container is not running: its waiting ``reason`` and ``message``;
+    ``retry_soon``: try again within seconds (:class:`.errors.ContainerConfigError`)."""
 
     reason: str
     message: str
+    retry_soon: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,34 +66,38 @@ def rootfs_key(pod: PodView, name: str, attempt: int) -> str:
 
 class ContainerManager:
     """Configures, runs and stops containers; shared by every pod of the node. Each method
-    records the kubelet's events for what it did."""
+    records the kubelet's events for what it did. ``objects``: the ConfigMaps and Secrets
+    the containers' environments read."""
 
     def __init__(self, *, runtime: RuntimeService, rootfs: RootfsService,
-                 recorder: EventRecorder, node_name: str) -> None:
+                 recorder: EventRecorder, node_name: str, objects: ObjectSource) -> None:
         self.runtime = runtime
         self.rootfs = rootfs
         self.recorder = recorder
         self.node_name = node_name
+        self.objects = objects
 
     def _event(self, pod: PodView, reason: str, message: str, *, name: str,
                init: bool = False, warning: bool = False) -> None:
         """An event about container ``name`` of ``pod`` (Normal unless ``warning``)."""
-        path = f"spec.{'initContainers' if init else 'containers'}{{{name}}}"
+        path = pod.spec.field_path(name) if not init else f"spec.initContainers{{{name}}}"
         self.recorder.event(pod.raw, "Warning" if warning else "Normal", reason, message,
                             field_path=path)
 
     async def configure(self, pod: PodView, container: ContainerView, *, image: Image,
                         restart_count: int, ctx: SandboxContext,
-                        init: bool = False) -> ContainerConfig | Waiting:
+                        init: bool = False, ephemeral: bool = False) -> ContainerConfig | Waiting:
         """The runtime config of attempt ``restart_count``; a Waiting (after a Warning
         ``Failed`` event) when the spec cannot be configured."""
         try:
             return await self._config(pod, container, image=image, restart_count=restart_count,
-                                      ctx=ctx, init=init)
+                                      ctx=ctx, kind="ephemeral" if ephemeral
+                                      else "init" if init else "app")
         except (ContainerConfigError, volumes.VolumeError) as exc:
             self._event(pod, "Failed", f"Error: {exc.message}",
                         name=container.name, init=init, warning=True)
-            return Waiting(exc.reason, exc.message)
+            return Waiting(exc.reason, exc.message,
+                           retry_soon=isinstance(exc, ContainerConfigError) and exc.retry_soon)
 
     async def run(self, pod: PodView, container: ContainerView,
                   config: ContainerConfig, *, ctx: SandboxContext,
@@ -112,10 +120,10 @@ class ContainerManager:
         return await self._post_start(pod, container, cid, ctx=ctx, init=init)
 
     async def _config(self, pod: PodView, container: ContainerView, *, image: Image,
-                      restart_count: int, ctx: SandboxContext, init: bool) -> ContainerConfig:
+                      restart_count: int, ctx: SandboxContext, kind: str) -> ContainerConfig:
         name = container.name
+        env = await container_env(pod, container, ctx.downward, self.objects)
         rootfs = await self.rootfs.prepare_rootfs(image, rootfs_key(pod, name, restart_count))
-        env = container_env(pod, container, ctx.downward)
         mounts = await asyncio.to_thread(volumes.volume_mounts, pod, container, ctx.volumes,
                                          env=env, pod_dir=ctx.pod_dir)
         mounts += podfiles.pod_file_mounts(ctx.files, container)
@@ -125,7 +133,7 @@ class ContainerManager:
         config = build_container_config(
             pod, container, image=image.config, rootfs=rootfs, env=env,
             node_name=self.node_name, restart_count=restart_count, log_path=log_path,
-            mounts=mounts, container_type="init" if init else "app")
+            mounts=mounts, container_type=kind)
         annotations = dict(config.annotations, **{
             labels.STOP_SIGNAL_ANNOTATION: config.stop_signal,
             labels.IMAGE_ANNOTATION: container.image,

@@ -1,23 +1,38 @@
-"""A container's environment as the kubelet builds it: ``env`` in spec order with ``$(VAR)``
-expansion and the downward API (``fieldRef``, ``resourceFieldRef``), and containerd's merge
-of that environment over the image's.
+"""A container's environment as the kubelet builds it (``makeEnvironmentVariables``), and
+containerd's merge of that environment over the image's.
 
-Pure. Errors are :class:`~podling.agent.kuberuntime.errors.ContainerConfigError`
-(``CreateContainerConfigError``) with the kubelet's message where it has one.
+    envFrom, in order ──▶ every key of the ConfigMap / Secret, with ``prefix``
+    env, in spec order ─▶ value with ``$(VAR)`` expanded against what is set so far, or
+                         valueFrom: fieldRef, resourceFieldRef (:mod:`.resource_fields`),
+                         configMapKeyRef, secretKeyRef (:mod:`.env_objects`)
+    a later entry replaces an earlier one of the same name (env overrides envFrom)
+
+Keys of ``envFrom`` sources are taken as they are: Kubernetes 1.32 (relaxed environment
+variable names, on by default) no longer skips any, and no longer records the
+``InvalidEnvironmentVariableNames`` event of earlier releases.
+
+Errors are :class:`~podling.agent.kuberuntime.errors.ContainerConfigError`
+(``CreateContainerConfigError``) with the kubelet's message where it has one; a missing
+ConfigMap, Secret or key is an :class:`~.errors.UnresolvedReferenceError`, retried soon.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Mapping, Sequence
 
+from podling.agent.kuberuntime.env_objects import EnvObjects
 from podling.agent.kuberuntime.errors import ContainerConfigError
 from podling.agent.kuberuntime.labels import namespace
+from podling.agent.kuberuntime.resource_fields import (NodeAllocatable, ResourceFieldError,
+                                                       find_container, resource_value)
+from podling.agent.objects import ObjectSource
 from podling.api.quantity import QuantityError, parse_quantity
-from podling.api.views import ContainerView, EnvVarSourceView, PodView, ResourceFieldRefView
+from podling.api.resources import CONFIG_MAPS, SECRETS
+from podling.api.views import (ContainerView, EnvFromSourceView, EnvVarSourceView, PodView,
+                               ResourceFieldRefView)
 
 
 def expand(text: str, mapping: Callable[[str], str]) -> str:
@@ -58,17 +73,15 @@ def mapping_for(*envs: Mapping[str, str]) -> Callable[[str], str]:
     return lookup
 
 
-
 @dataclass(frozen=True)
 class PodContext:
     """What the downward API needs besides the pod object: the pod's and the host's IPs,
-    and the node's CPU (millicores) and memory (bytes), the defaults of a
-    ``resourceFieldRef`` to a limit the container does not set."""
+    and the node's allocatable resources, the defaults of a ``resourceFieldRef`` to a limit
+    the container does not set."""
 
     pod_ips: tuple[str, ...]
     host_ips: tuple[str, ...]
-    node_cpu_milli: int
-    node_memory_bytes: int
+    allocatable: NodeAllocatable
 
 
 def _format_map(values: Mapping[str, str]) -> str:
@@ -108,8 +121,6 @@ def field_ref_value(pod: PodView, path: str, ctx: PodContext) -> str:
     raise ContainerConfigError(f"unsupported fieldPath: {path}")
 
 
-
-
 def parse_config_quantity(value: Any, what: str) -> Decimal:
     """A resource quantity of the spec; ContainerConfigError when it does not parse."""
     try:
@@ -120,69 +131,65 @@ def parse_config_quantity(value: Any, what: str) -> Decimal:
 
 def resource_field_value(pod: PodView, container: ContainerView, ref: ResourceFieldRefView, *,
                          ctx: PodContext) -> str:
-    """``resourceFieldRef``: limits default to node allocatable; the result is the ceiling of
-    value / divisor (cpu compared in millicores, memory in bytes), as the kubelet does."""
-    target = container
-    if ref.container_name:
-        found = pod.spec.container(ref.container_name)
-        if found is None:
-            raise ContainerConfigError(f"cannot find container {ref.container_name!r}")
-        target = found
-    resource = ref.resource
-    kind, _, name = resource.partition(".")
-    if kind not in ("limits", "requests") or name not in ("cpu", "memory"):
-        raise ContainerConfigError(f"unsupported container resource : {resource}")
-    values = target.resources.limits if kind == "limits" else target.resources.requests
-    if name in values:
-        amount = parse_config_quantity(values[name], resource)
-    elif kind == "limits":
-        amount = (Decimal(ctx.node_cpu_milli) / 1000 if name == "cpu"
-                  else Decimal(ctx.node_memory_bytes))
-    else:
-        amount = Decimal(0)
-    divisor = parse_config_quantity(ref.divisor or "1",
-                                    resource + " divisor") or Decimal(1)
-    if name == "cpu":
-        result = math.ceil(milli(amount) / milli(divisor))
-    else:
-        result = math.ceil(math.ceil(amount) / math.ceil(divisor))
-    return str(result)
+    """``resourceFieldRef`` for an environment variable (:mod:`.resource_fields`): the
+    container itself, or ``containerName``; node allocatable fills the unset limits of the
+    asking container and of the pod's app containers (kubelet
+    ``defaultPodLimitsForDownwardAPI``)."""
+    try:
+        if not ref.container_name:
+            return resource_value(ref, container, ctx.allocatable)
+        target = find_container(pod, ref.container_name)
+        is_app = any(c.name == target.name for c in pod.spec.containers)
+        return resource_value(ref, target, ctx.allocatable if is_app else None)
+    except ResourceFieldError as e:
+        raise ContainerConfigError(str(e)) from e
 
 
-def milli(value: Decimal) -> int:
-    """Quantity.MilliValue (rounded up)."""
-    return math.ceil(value * 1000)
-
-
-def container_env(pod: PodView, container: ContainerView, ctx: PodContext) -> dict[str, str]:
-    """The kubelet's ``makeEnvironmentVariables`` for ``container.env`` (in spec order; a
-    repeated name keeps its first position and its last value). ``$(VAR)`` expands against
-    the earlier entries only. ``envFrom`` and configMap/secret refs are not supported yet."""
-    name = container.name
-    if container.env_from:
-        raise ContainerConfigError(
-            f"container {name}: envFrom (configMap/secret) is not supported by podling yet")
+async def container_env(pod: PodView, container: ContainerView, ctx: PodContext,
+                        objects: ObjectSource) -> dict[str, str]:
+    """The container's own environment (see the module docstring), in order: a name keeps
+    its first position and takes its last value. ConfigMaps and Secrets are read through
+    ``objects``. Raises ContainerConfigError (UnresolvedReferenceError for a missing one)."""
+    refs = EnvObjects(objects, namespace(pod))
     env: dict[str, str] = {}
+    for source in container.env_from:
+        env.update(await _env_from(source, refs))
     for var in container.env:
-        key = var.name
-        if var.value_from is not None:
-            env[key] = _value_from(pod, container, key, source=var.value_from, ctx=ctx)
-        else:
-            env[key] = expand(var.value, mapping_for(env)) if var.value else ""
+        if var.value or var.value_from is None:
+            env[var.name] = expand(var.value, mapping_for(env)) if var.value else ""
+            continue
+        value = await _value_from(pod, container, var.name, source=var.value_from, ctx=ctx,
+                                  refs=refs)
+        if value is not None:  # None: an optional reference to something missing
+            env[var.name] = value
     return env
 
 
-def _value_from(pod: PodView, container: ContainerView, key: str, *,
-                source: EnvVarSourceView, ctx: PodContext) -> str:
+async def _env_from(source: EnvFromSourceView, refs: EnvObjects) -> dict[str, str]:
+    if source.config_map_ref is not None:
+        ref, resource = source.config_map_ref, CONFIG_MAPS
+    elif source.secret_ref is not None:
+        ref, resource = source.secret_ref, SECRETS
+    else:
+        return {}
+    values = await refs.values(resource, ref.name, optional=ref.optional) or {}
+    return {source.prefix + key: value for key, value in values.items()}
+
+
+async def _value_from(pod: PodView, container: ContainerView, key: str, *,
+                      source: EnvVarSourceView, ctx: PodContext,
+                      refs: EnvObjects) -> str | None:
     if source.field_path is not None:
         return field_ref_value(pod, source.field_path, ctx)
     if source.resource_field_ref is not None:
         return resource_field_value(pod, container, source.resource_field_ref, ctx=ctx)
-    what = next((k for k in ("secretKeyRef", "configMapKeyRef") if k in source.kinds),
-                "/".join(source.kinds))
+    if source.config_map_key_ref is not None:
+        return await refs.key(CONFIG_MAPS, source.config_map_key_ref)
+    if source.secret_key_ref is not None:
+        return await refs.key(SECRETS, source.secret_key_ref)
     raise ContainerConfigError(
-        f"container {container.name}: env {key!r} uses valueFrom.{what}, "
-        "which is not supported by podling yet")
+        f"container {container.name}: env {key!r} uses valueFrom "
+        f"{'/'.join(source.kinds) or '{}'}, which podling does not know")
 
 
 def merge_env(base: Sequence[str], overrides: Sequence[str]) -> list[str]:

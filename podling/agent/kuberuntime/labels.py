@@ -16,7 +16,7 @@ POD_NAME = "io.kubernetes.pod.name"
 POD_NAMESPACE = "io.kubernetes.pod.namespace"
 POD_UID = "io.kubernetes.pod.uid"
 CONTAINER_NAME = "io.kubernetes.container.name"
-CONTAINER_TYPE = "io.kubernetes.container.type"  # "init" or "app" (absent on sandboxes)
+CONTAINER_TYPE = "io.kubernetes.container.type"  # "init", "app" or "ephemeral" (not on sandboxes)
 MANAGED_BY = "io.podling.managed-by"  # the node name of the agent that made it
 
 CONTAINER_HASH = "io.kubernetes.container.hash"

@@ -1,22 +1,26 @@
-"""Pod volumes on the node: emptyDir (disk and ``medium: Memory``), hostPath, and the
-volumeMounts of a container (readOnly, subPath, subPathExpr).
+"""Pod volumes on the node: emptyDir (disk and ``medium: Memory``), hostPath, the projected
+kinds (configMap, secret, downwardAPI, projected), and the volumeMounts of a container
+(readOnly, subPath, subPathExpr: :mod:`.subpath`).
 
 Layout under the pod directory (kubelet-like)::
 
     <pod_dir>/volumes/empty-dir/<volume>                 emptyDir (a tmpfs for Memory)
+    <pod_dir>/volumes/configmap/<volume>                 files of a configMap volume,
+    <pod_dir>/volumes/downward-api/<volume>              written by .atomic_writer
+    <pod_dir>/volumes/secret/<volume>                    the same on a tmpfs (the kubelet
+    <pod_dir>/volumes/projected/<volume>                 keeps secrets and tokens in memory)
     <pod_dir>/volume-subpaths/<volume>/<container>/<i>   bind mount of a verified subPath
 
 Lifecycle: :func:`prepare_volumes` (idempotent, before the first container of the pod and
 again on every sync that starts something) → :func:`volume_mounts` per container start →
-:func:`cleanup_volumes` once every container of the pod is gone. All of it is blocking
-(syscalls, ``mount``): run it in a thread from async code. Requires root for tmpfs and
-subPath bind mounts.
+:func:`update_projections` on the syncs of a running pod (files rewritten in place when
+their payload changed) → :func:`cleanup_volumes` once every container of the pod is gone.
+The payloads of the projected kinds are computed beforehand (:mod:`.volume_sources`, which
+reads ConfigMaps, Secrets and tokens). All of it is blocking (syscalls, ``mount``): run it
+in a thread from async code. Requires root for tmpfs and subPath bind mounts.
 
-subPath safety: the path is opened one component at a time relative to a directory fd with
-``O_NOFOLLOW``; any symlink component, ``..`` or absolute path is refused, missing
-directories are created (like the kubelet's doSafeMakeDir). With a ``pod_dir`` the verified
-fd is bind-mounted through ``/proc/self/fd/N`` (as the kubelet does) so a container racing
-to swap a component for a symlink cannot redirect the mount.
+Containers mount the projected kinds read-only whatever the volumeMount says, as the
+kubelet does.
 """
 
 from __future__ import annotations
@@ -26,15 +30,21 @@ import shutil
 import stat
 from typing import Mapping
 
-from podling.agent.kuberuntime.env import expand
+from podling.agent.kuberuntime.atomic_writer import FileProjection, PayloadError, write_payload
 from podling.agent.kuberuntime.errors import ContainerConfigError
+from podling.agent.kuberuntime.subpath import safe_subpath as safe_subpath  # re-exported
+from podling.agent.kuberuntime.subpath import subpath_of
 from podling.api.quantity import QuantityError, parse_quantity
-from podling.api.views import ContainerView, EmptyDirView, HostPathView, PodView, VolumeMountView
+from podling.api.views import ContainerView, EmptyDirView, HostPathView, PodView, VolumeView
 from podling.runtime.interface import Mount, MountPropagation
-from podling.util.mounts import (MS_BIND, MS_NODEV, MS_NOSUID, is_mountpoint, mount, mounts_under,
-                                 unmount)
+from podling.util.mounts import MS_NODEV, MS_NOSUID, is_mountpoint, mount, mounts_under, unmount
 
 FAILED_MOUNT = "FailedMount"
+#: the projected kinds and the directory under ``volumes/`` of each
+PROJECTED_DIRS = {"configMap": "configmap", "secret": "secret", "downwardAPI": "downward-api",
+                  "projected": "projected"}
+MEMORY_BACKED = ("secret", "projected")
+Payload = Mapping[str, FileProjection]
 
 _PROPAGATION = {None: MountPropagation.PRIVATE, "None": MountPropagation.PRIVATE,
                 "HostToContainer": MountPropagation.HOST_TO_CONTAINER,
@@ -57,20 +67,66 @@ def empty_dir_path(pod_dir: str, name: str) -> str:
     return os.path.join(pod_dir, "volumes", "empty-dir", name)
 
 
-def prepare_volumes(pod: PodView, pod_dir: str) -> dict[str, str]:
-    """Set up every volume of the pod; returns ``{volume name: host path}``. Idempotent (a
-    Memory emptyDir already mounted stays). Raises :class:`VolumeError` (FailedMount)."""
+def projected_kind(vol: VolumeView) -> str | None:
+    """The volume's source if it is one of the projected kinds, else None."""
+    return next((s for s in vol.sources if s in PROJECTED_DIRS), None)
+
+
+def projection_path(pod_dir: str, kind: str, name: str) -> str:
+    return os.path.join(pod_dir, "volumes", PROJECTED_DIRS[kind], name)
+
+
+def prepare_volumes(pod: PodView, pod_dir: str,
+                    payloads: Mapping[str, Payload] | None = None) -> dict[str, str]:
+    """Set up every volume of the pod; returns ``{volume name: host path}``. ``payloads``
+    holds the files of each projected-kind volume (by volume name). Idempotent (a tmpfs
+    already mounted stays; unchanged files are not rewritten). Raises
+    :class:`VolumeError` (FailedMount)."""
     prepared: dict[str, str] = {}
     for vol in pod.spec.volumes:
-        name, sources = vol.name, vol.sources
+        name, sources, kind = vol.name, vol.sources, projected_kind(vol)
         if vol.host_path is not None:
             prepared[name] = prepare_host_path(name, vol.host_path)
         elif "emptyDir" in sources or not sources:  # no source: the API's emptyDir default
             prepared[name] = prepare_empty_dir(pod_dir, name, vol.empty_dir or EmptyDirView())
+        elif kind is not None:
+            if payloads is None or name not in payloads:
+                raise VolumeError(f"volume {name!r}: its files were not computed "
+                                  "(volume_sources.payloads)")
+            prepared[name] = write_projection(pod, pod_dir, vol, payloads[name])
         else:
             raise VolumeError(
                 f"volume {name!r}: {sources[0]} volumes are not supported by podling yet")
     return prepared
+
+
+def write_projection(pod: PodView, pod_dir: str, vol: VolumeView, payload: Payload) -> str:
+    """Make the volume's directory (a tmpfs for secret and projected) hold ``payload``;
+    returns its path. Raises VolumeError."""
+    kind = projected_kind(vol)
+    assert kind is not None
+    path = projection_path(pod_dir, kind, vol.name)
+    fail = f'MountVolume.SetUp failed for volume "{vol.name}" : '
+    try:
+        if not os.path.isdir(path):
+            os.makedirs(path, mode=0o750, exist_ok=True)
+            os.chmod(path, 0o777)
+        if kind in MEMORY_BACKED and not is_mountpoint(path):
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+        write_payload(path, payload, fs_group=pod.spec.security_context.fs_group)
+    except (OSError, PayloadError) as e:
+        raise VolumeError(fail + str(e)) from e
+    return path
+
+
+def update_projections(pod: PodView, pod_dir: str, payloads: Mapping[str, Payload]) -> None:
+    """Rewrite the projected-kind volumes of a running pod whose directory exists (files
+    change in place; subPath binds keep the old file). Raises VolumeError."""
+    for vol in pod.spec.volumes:
+        kind = projected_kind(vol)
+        if kind is not None and vol.name in payloads and \
+                os.path.isdir(projection_path(pod_dir, kind, vol.name)):
+            write_projection(pod, pod_dir, vol, payloads[vol.name])
 
 
 def prepare_empty_dir(pod_dir: str, name: str, spec: EmptyDirView) -> str:
@@ -161,114 +217,25 @@ def volume_mounts(pod: PodView, container: ContainerView,
     """
     result = []
     cname = container.name
+    read_only = {v.name for v in pod.spec.volumes if projected_kind(v) is not None}
     for index, vm in enumerate(container.volume_mounts):
         name = vm.name
         if name not in prepared:
             raise ContainerConfigError(
                 f"cannot find volume {name!r} to mount into container {cname!r}")
         source = prepared[name]
-        sub = _subpath_of(vm, env)
+        sub = subpath_of(vm, env)
         if sub:
             source = safe_subpath(source, sub, vm_name=name, container=cname,
                                   bind_target=(os.path.join(pod_dir, "volume-subpaths", name,
                                                             cname, str(index))
                                                if pod_dir else None))
         result.append(Mount(host_path=source, container_path=vm.mount_path,
-                            readonly=vm.read_only,
+                            readonly=vm.read_only or name in read_only,
                             propagation=_PROPAGATION.get(vm.mount_propagation,
                                                          MountPropagation.PRIVATE)))
     return result
 
-
-def _subpath_of(vm: VolumeMountView, env: Mapping[str, str]) -> str:
-    sub, expr = vm.sub_path, vm.sub_path_expr
-    if expr:
-        missing: set[str] = set()
-
-        def lookup(key: str) -> str:
-            value = env.get(key, "")
-            if not value:
-                missing.add(key)
-            return value
-        sub = expand(expr, lookup)
-        if missing:
-            raise ContainerConfigError(f"missing value for {', '.join(sorted(missing))}")
-    if sub and os.path.isabs(sub):
-        raise ContainerConfigError(f"error SubPath `{sub}` must not be an absolute path")
-    if sub and ".." in sub.split("/"):
-        raise ContainerConfigError(f"unable to provision SubPath `{sub}`: must not contain '..'")
-    return sub
-
-
-def safe_subpath(volume: str, sub: str, *, vm_name: str, container: str,
-                 bind_target: str | None) -> str:
-    """Open ``volume/sub`` component by component without following symlinks, creating
-    missing directories with the volume root's mode; return the path to mount (the bind
-    target when given, else the verified path). Raises ContainerConfigError."""
-    parts = [p for p in sub.split("/") if p not in ("", ".")]
-    fail = f"failed to prepare subPath for volumeMount {vm_name!r} of container {container!r}"
-    try:
-        fd = os.open(volume, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as e:
-        raise ContainerConfigError(f"{fail}: {e.strerror}") from e
-    try:
-        mode = stat.S_IMODE(os.fstat(fd).st_mode)
-        for i, part in enumerate(parts):
-            parent, fd = fd, _open_component(fd, part, last=i == len(parts) - 1, mode=mode,
-                                             fail=fail)
-            os.close(parent)  # fd is already the child: the finally never re-closes parent
-        if bind_target is None:
-            return os.path.join(volume, *parts)
-        _bind_fd(fd, bind_target, fail)
-        return bind_target
-    finally:
-        os.close(fd)
-
-
-def _open_component(dir_fd: int, part: str, *, last: bool, mode: int, fail: str) -> int:
-    """Open ``part`` under ``dir_fd`` (creating a missing directory); refuse symlinks."""
-    try:
-        created = False
-        try:
-            st = os.stat(part, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            os.mkdir(part, mode, dir_fd=dir_fd)
-            created = True
-            st = os.stat(part, dir_fd=dir_fd, follow_symlinks=False)
-        if stat.S_ISLNK(st.st_mode):
-            raise ContainerConfigError(f"{fail}: subPath component {part!r} is a symlink")
-        if not last and not stat.S_ISDIR(st.st_mode):
-            raise ContainerConfigError(f"{fail}: subPath component {part!r} is not a directory")
-        flags = os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_RDONLY | os.O_DIRECTORY
-                                                 if stat.S_ISDIR(st.st_mode) else os.O_PATH)
-        fd = os.open(part, flags, dir_fd=dir_fd)
-        if created:
-            try:
-                os.fchmod(fd, mode)  # mkdir honours the umask; the kubelet chmods too
-            except BaseException:
-                os.close(fd)
-                raise
-        return fd
-    except OSError as e:
-        raise ContainerConfigError(f"{fail}: {e.strerror}") from e
-
-
-def _bind_fd(fd: int, target: str, fail: str) -> None:
-    is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
-    os.makedirs(os.path.dirname(target), mode=0o750, exist_ok=True)
-    for _ in range(16):  # a previous attempt's bind (possibly stacked): take it down
-        if not is_mountpoint(target):
-            break
-        unmount(target)
-    if not os.path.lexists(target):
-        if is_dir:
-            os.mkdir(target, 0o750)
-        else:
-            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o640))
-    try:
-        mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
-    except OSError as e:
-        raise ContainerConfigError(f"{fail}: {e.strerror}") from e
 
 
 # -- cleanup ----------------------------------------------------------------------------------

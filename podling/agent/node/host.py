@@ -1,6 +1,6 @@
 """Facts about the host the node reports, read from /proc, /sys and /etc: addresses,
-capacity, system info, resource pressure; and the CPU and memory the downward API falls back
-to, probed once per process (:func:`host_resources`).
+capacity, system info, resource pressure; and the node's allocatable resources, which the
+downward API falls back to (:func:`node_allocatable`).
 
 Every function here does blocking reads: call them in a thread from async code.
 """
@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from podling.agent.config import AgentConfig
+from podling.agent.kuberuntime.resource_fields import NodeAllocatable
 
 log = logging.getLogger(__name__)
 
@@ -158,18 +159,19 @@ def probe_pressure(data_dir: str) -> Pressure:
     return Pressure(memory=memory, disk=bool(disk), pid=pid)
 
 
-@dataclass(frozen=True)
-class HostResources:
-    """The machine's CPUs (millicores) and memory (bytes)."""
+#: the downward API's default limits: the node's allocatable cpu, memory, ephemeral storage
+HostResources = NodeAllocatable
 
-    cpu_milli: int
-    memory_bytes: int
+
+def node_allocatable(config: AgentConfig) -> NodeAllocatable:
+    """What the Node reports as ``status.allocatable`` (:func:`allocatable`)."""
+    return NodeAllocatable.from_resource_list(allocatable(capacity(config)))
 
 
 @functools.cache
 def host_resources() -> HostResources:
-    """The host's CPU count and physical memory, probed on the first call and cached: they
-    do not change while the agent runs."""
+    """The host's CPU count and physical memory (no ephemeral storage), probed on the
+    first call and cached: a default for callers without an agent configuration."""
     cpus = os.cpu_count() or 1
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return HostResources(cpu_milli=cpus * 1000, memory_bytes=memory)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from podling.api.views import ContainerView
+from podling.api.views import ContainerView, PodView
 
 REASON_NEW = "new"
 REASON_RESTART = "restart"
@@ -66,6 +66,10 @@ class PodActions:
     (reason, message) for containers held by back-off; requeue_after: seconds until the
     first of them may start (or the active deadline, if sooner). deadline_exceeded: the
     pod is past ``activeDeadlineSeconds`` (:mod:`.deadline`): killed, reported Failed.
+    ephemeral_to_start: ephemeral containers to start once, before the others
+    (:mod:`.ephemeral`).
+    evicted: the node evicts the pod (:mod:`.eviction`): killed with grace 0, reported
+    Failed.
     """
 
     kill_pod: bool = False
@@ -78,7 +82,15 @@ class PodActions:
     next_init_container: ContainerStart | None = None
     init_failed: bool = False
     containers_to_start: list[ContainerStart] = field(default_factory=list)
+    ephemeral_to_start: list[ContainerStart] = field(default_factory=list)
     containers_to_kill: dict[str, ContainerKill] = field(default_factory=dict)
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
     requeue_after: float | None = None
     deadline_exceeded: bool = False
+    evicted: bool = False
+
+    def first_app_start(self, pod: PodView) -> bool:
+        """The plan starts the app containers of a pod with init containers for the first
+        time (the pod was PodInitializing)."""
+        return bool(pod.spec.init_containers) and any(
+            s.reason == REASON_NEW and not s.init for s in self.containers_to_start)

@@ -46,14 +46,19 @@ nothing is started. Containers whose name is not in the spec are killed. A runni
 container whose liveness (else startup) probe failed (``probe_failures``: container ID →
 kind) is killed and restarted as a crash. A pod past its ``activeDeadlineSeconds`` is killed
 (``deadline_exceeded``); before it, the plan requeues at the deadline (:mod:`.deadline`).
-Ephemeral containers and in-place resize are out of scope here.
+An evicted pod (``evict``, :mod:`.eviction`) is killed at once (grace 0).
+Ephemeral containers that never ran are started once (:mod:`.ephemeral`), alongside the
+rest, unless the pod is killed; they count for nothing else here. In-place resize is out of
+scope.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from podling.agent.backoff import Backoff, go_duration
 from podling.agent.kuberuntime import labels as L
-from podling.agent.pod import deadline, sidecars
+from podling.agent.pod import deadline, ephemeral, sidecars
 from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, KILL_NOT_IN_SPEC, KILL_PROBE,
                                        KILL_SPEC_CHANGED, KILL_UNKNOWN, REASON_NEW, REASON_RESTART,
                                        REASON_SPEC_CHANGED, ContainerKill, ContainerStart,
@@ -74,15 +79,19 @@ _LIVE = (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN)
 def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
                         containers: list[ContainerStatus], *, now: float,
                         backoff: Backoff, probe_failures: dict[str, str] | None = None,
-                        unstarted: set[str] | None = None) -> PodActions:
+                        evict: bool = False, unstarted: set[str] | None = None
+                        ) -> PodActions:
     """The actions that move the pod towards its spec; pure (see the module docstring).
     ``unstarted``: IDs of running containers whose startup probe has not succeeded yet
     (a sidecar among them holds back the next init container).
     The starts and kills carry the containers' views; a running container's recorded spec
-    hash is compared with the hash of ``ContainerView.raw``, the spec as received."""
+    hash is compared with the hash of ``ContainerView.raw``, the spec as received.
+    ``evict``: the node evicts the pod (every container killed with grace 0)."""
     ordered = sorted(sandboxes, key=lambda s: (s.created_at, s.metadata.attempt), reverse=True)
     if is_terminating(pod):
         actions = PodActions(kill_pod=True)
+    elif evict:
+        actions = PodActions(kill_pod=True, evicted=True)
     elif deadline.past_deadline(pod, now):  # kubelet: evicted, then killed
         actions = PodActions(kill_pod=True, deadline_exceeded=True)
     else:
@@ -98,6 +107,9 @@ def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
     if actions.kill_pod:
         _kill_everything(ordered, containers, actions)
     _attach_specs(pod, actions)
+    if actions.evicted:
+        actions.containers_to_kill = {cid: dataclasses.replace(kill, grace=0.0)
+                                      for cid, kill in actions.containers_to_kill.items()}
     return actions
 
 
@@ -116,6 +128,8 @@ def _plan_existing(pod: PodView, ordered: list[PodSandboxStatus],
         _plan_app(pod, latest, now=now, backoff=backoff, actions=actions, failures=failures)
         if actions.kill_pod:
             sidecars.drop_sidecar_restarts(actions)
+    if not actions.kill_pod:
+        ephemeral.plan_starts(pod, latest, actions)
     return actions
 
 
@@ -148,7 +162,7 @@ def _kill_everything(ordered: list[PodSandboxStatus], containers: list[Container
 
 
 def _spec_by_name(pod: PodView) -> dict[str, ContainerView]:
-    return {c.name: c for c in pod.spec.all_containers()}
+    return {c.name: c for c in pod.spec.all_containers() + pod.spec.ephemeral_containers}
 
 
 def _attach_specs(pod: PodView, actions: PodActions) -> None:

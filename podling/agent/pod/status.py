@@ -38,7 +38,9 @@ and imageID come from the container annotations ``io.podling.container.image`` /
 their previous value when ``pod_ips`` is empty; PodReadyToStartContainers also requires a
 pod IP for non-hostNetwork pods. ``started`` is false unless the container runs and has
 passed its startup probe; ``ready`` also needs ``started``. The conditions come from
-:mod:`.conditions`.
+:mod:`.conditions`. Ephemeral containers get ``ephemeralContainerStatuses`` (built as an init
+container's, adjusted by :func:`.ephemeral.api_statuses`) and count for neither the phase
+nor the conditions.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from __future__ import annotations
 from typing import Any
 
 from podling.agent.kuberuntime.labels import IMAGE_ANNOTATION, IMAGE_ID_ANNOTATION
+from podling.agent.pod import ephemeral
 from podling.agent.pod.conditions import (any_app_started, container_state, initialized_condition,
                                           merge_conditions, ready_conditions,
                                           ready_to_start_condition)
@@ -106,6 +109,10 @@ def pod_status(pod: PodView, sandboxes: list[PodSandboxStatus],
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
     status["containerStatuses"] = app_statuses
+    ephemeral_statuses = ephemeral.api_statuses(
+        pod, lambda c: ctx.container_status(c, init=True))
+    if ephemeral_statuses:
+        status["ephemeralContainerStatuses"] = ephemeral_statuses
     return status
 
 
@@ -126,7 +133,8 @@ class _Ctx:
             self.by_name.setdefault(c.name, []).append(c)
         self.latest = latest_by_name(containers)
         self.old = {s["name"]: s for s in (prev.get("initContainerStatuses") or [])
-                    + (prev.get("containerStatuses") or [])}
+                    + (prev.get("containerStatuses") or [])
+                    + (prev.get("ephemeralContainerStatuses") or [])}
         self.waiting = waiting
         self.readiness = readiness
         self.started = started

@@ -5,22 +5,29 @@
       2 admit ──── refused ─▶ Warning event (once), report the Failed status ─▶ end
                    Node unreadable ─▶ end, requeue in RETRY_SECONDS
       3 plan ───── compute_pod_actions (pure) ─▶ PodActions; past activeDeadlineSeconds:
-                   a DeadlineExceeded event, every container killed, reported Failed
+                   a DeadlineExceeded event, every container killed, reported Failed;
+                   an emptyDir over its sizeLimit (.eviction): the same, reason Evicted
       4 kill ───── containers_to_kill (concurrently), then kill_sandboxes: each sandbox is
                    stopped once, network first
       5 back-off ─ a BackOff event per container CrashLoopBackOff holds
       6 sandbox ── only if something starts: volumes, a new sandbox + network when the plan
-                   says so, pod files ─▶ SandboxContext (or end of the starts on failure)
+                   says so, pod files ─▶ SandboxContext (or end of the starts on failure;
+                   a FailedMount requeues the pod after a short back-off); then the new
+                   ephemeral containers (:mod:`.ephemeral`). Nothing starts in a running
+                   pod: its configMap, secret, downwardAPI and projected volumes are
+                   refreshed in place (no-op when unchanged)
       7 init ───── start next_init_container, then skip 8 (the next sync looks again)
-      8 app ────── start containers_to_start in order (the first app start of a pod with
-                   init containers reports the observed status first, as the kubelet
-                   does, so PodInitializing is seen)
+      8 app ────── start containers_to_start in order (a first start after the init
+                   containers reports the observed status first: PodInitializing is seen)
       9 report ─── probe workers follow the running containers (prober.sync_pod); pod_status
                    (pure) from the runtime (listed again if anything changed) and the probe
                    results (started, ready) ─▶ StatusManager
 
-A container start is: image (pull policy) ─▶ config (env computed once) ─▶ a restart steps
-the container's back-off ─▶ create ─▶ start ─▶ postStart.
+A container start is: image (pull policy) ─▶ config (env computed once, ConfigMaps and
+Secrets read through ``objects``) ─▶ a restart steps the container's back-off ─▶ create ─▶
+start ─▶ postStart. A config error that may clear by itself (a missing ConfigMap, Secret or
+key: ``Waiting.retry_soon``) forgets the pod's cached objects and requeues the pod after
+CONFIG_RETRY (1 s, doubling, at most 5 s) instead of the periodic resync.
 
 Every step appends its :class:`.sync_result.SyncResult` values to the ``PodSyncResult`` it
 returns; expected failures (a pull, a mount, a sandbox) are results and events, and the next
@@ -38,17 +45,18 @@ from typing import Awaitable, Callable, NamedTuple
 from podling.agent.backoff import Backoff
 from podling.agent.config import AgentConfig
 from podling.agent.images import ImagePuller, ImagePullFailure
-from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
+from podling.agent.kuberuntime import labels, podfiles
 from podling.agent.kuberuntime.containers import ContainerManager, SandboxContext, Waiting
 from podling.agent.kuberuntime.env import PodContext
 from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.kuberuntime.termination import with_messages
+from podling.agent.kuberuntime.tokens import TokenManager, api_fetcher
+from podling.agent.kuberuntime.volume_sources import VolumeSources
 from podling.agent.node.admitter import Admitter
 from podling.agent.objects import ObjectCache, ObjectSource
 from podling.agent.node.host import HostResources, host_resources
-from podling.agent.pod import deadline, sidecars
-from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, REASON_NEW, REASON_RESTART,
-                                       SANDBOX_CHANGED_MESSAGE,
+from podling.agent.pod import deadline, ephemeral, eviction, stopping
+from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
                                        ContainerStart, PodActions)
 from podling.agent.pod.conditions import KUBELET_CONDITIONS
 from podling.agent.pod.plan import compute_pod_actions
@@ -57,6 +65,7 @@ from podling.agent.pod.status import pod_status
 from podling.agent.pod.status_manager import StatusManager
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.agent.pod.teardown import PodTeardown
+from podling.agent.pod.volume_steps import VolumeSteps
 from podling.agent.prober import ProbeManager
 from podling.api.resources import NODES
 from podling.api.types import Obj
@@ -71,6 +80,7 @@ from podling.util.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # when the Node cannot be read for admission
+CONFIG_RETRY = (1.0, 5.0)  # first and longest delay before retrying a missing env reference
 
 
 class Observed(NamedTuple):
@@ -89,12 +99,6 @@ def record_restart(backoff: Backoff, pod: PodView, start: ContainerStart, *, now
                                since=start.backoff_since or None)
 
 
-def _first_app_start(pod: PodView, actions: PodActions) -> bool:
-    """The plan starts the app containers of an initialized pod for the first time."""
-    return bool(pod.spec.init_containers) and any(
-        s.reason == REASON_NEW and not s.init for s in actions.containers_to_start)
-
-
 class PodSyncer:
     """Syncs and terminates the pods of one node. The pod workers call :meth:`sync`, one
     call per pod at a time; different pods sync concurrently."""
@@ -106,7 +110,8 @@ class PodSyncer:
                  get_node: Callable[[], Awaitable[Obj | None]] | None = None,
                  clock: Callable[[], float] = time.time,
                  prober: ProbeManager | None = None,
-                 objects: ObjectSource | None = None) -> None:
+                 objects: ObjectSource | None = None,
+                 tokens: TokenManager | None = None) -> None:
         self.config = config
         self.clock = clock  # epoch seconds: back-off, restarts, status times
         self.client = client
@@ -118,15 +123,19 @@ class PodSyncer:
         self.node_ip = node_ip
         self.host = host or host_resources()
         self.puller = ImagePuller(images, recorder, backoff=backoff, clock=clock)
+        self.objects = objects or ObjectCache(client)  # ConfigMaps and Secrets of the pods
+        self.config_retry = Backoff(*CONFIG_RETRY, reset_after=60.0)
         self.containers = ContainerManager(runtime=runtime, rootfs=rootfs, recorder=recorder,
-                                           node_name=config.node_name)
+                                           node_name=config.node_name, objects=self.objects)
         self.sandboxes = SandboxManager(runtime=runtime, network=network, rootfs=rootfs,
                                         recorder=recorder, node_name=config.node_name)
         self.admitter = Admitter(get_node or self._read_node)
         self.teardown = PodTeardown(client=client, runtime=runtime, containers=self.containers,
                                     sandboxes=self.sandboxes, config=config)
         self._pod_ips: dict[str, list[str]] = {}
-        self.objects = objects or ObjectCache(client)  # ConfigMaps and Secrets of the pods
+        self.volumes = VolumeSteps(
+            VolumeSources(self.objects, tokens or TokenManager(api_fetcher(client), clock=clock)),
+            recorder=recorder, pods_dir=config.pods_dir)
         self.prober = prober or ProbeManager(
             runtime=runtime, recorder=recorder,
             clock=clock if isinstance(clock, Clock) else SystemClock())
@@ -153,6 +162,8 @@ class PodSyncer:
             self.status.forget(uid)
             self._pod_ips.pop(uid, None)
             self.admitter.forget(uid)
+            self.config_retry.forget_prefix(uid)
+            self.volumes.forget(uid)
         return result
 
     async def remove_orphans(self, live_uids: set[str]) -> None:
@@ -169,9 +180,11 @@ class PodSyncer:
         observed = await self._observe(pod)  # 1
         if not await self._admit(pod, observed, result):  # 2
             return result
+        evicted = await self.volumes.evicted(pod)
         actions = compute_pod_actions(pod, observed.sandboxes, observed.containers,  # 3
                                       now=self.clock(), backoff=self.backoff,
                                       probe_failures=self.prober.failures(pod.metadata.uid),
+                                      evict=evicted is not None,
                                       unstarted=self.prober.unstarted(pod, observed.containers))
         if actions.deadline_exceeded:  # as the kubelet, on each sync until it is Failed
             self.recorder.event(pod.raw, "Normal", deadline.REASON, deadline.MESSAGE)
@@ -180,25 +193,37 @@ class PodSyncer:
         await self._kill(pod, actions, observed, result=result)  # 4
         self._back_off(pod, actions, result)  # 5
         starts = actions.create_sandbox or actions.next_init_container is not None \
-            or bool(actions.containers_to_start)
+            or bool(actions.containers_to_start or actions.ephemeral_to_start)
         if starts:  # volumes and pod files are (re)made only when something starts
             ctx = await self._sandbox(pod, actions, result)  # 6
             if ctx is not None:
+                await ephemeral.start_all(  # first, as the kubelet: init errors don't block
+                    pod, actions.ephemeral_to_start, ctx, puller=self.puller,
+                    manager=self.containers, recorder=self.recorder,
+                    containers=observed.containers, result=result)
                 if actions.next_init_container is not None:
                     await self._init_container(pod, actions.next_init_container, ctx,
                                                result=result)  # 7
                 else:
-                    if _first_app_start(pod, actions):  # kubelet: the observed status first
+                    if actions.first_app_start(pod):  # kubelet: the observed status first
                         await self._report(pod, result, None)  # (PodInitializing)
                     await self._app_containers(pod, actions.containers_to_start, ctx,
                                                result=result)  # 8
+        elif actions.sandbox_id and not actions.kill_pod:  # 6, a running pod
+            await self.volumes.refresh(pod, self._downward(pod, self._ips(pod)), result)
         changed = starts or actions.kill_pod or bool(actions.containers_to_kill
                                                      or actions.kill_sandboxes)
         await self._report(pod, result, None if changed else observed,  # 9
                            evicted=(deadline.REASON, deadline.MESSAGE)
-                           if actions.deadline_exceeded else None)
-        result.requeue_after = actions.requeue_after
+                           if actions.deadline_exceeded else
+                           (eviction.REASON, evicted) if evicted is not None else None)
+        result.retry_within(actions.requeue_after)
+        if not (actions.kill_pod and not starts):
+            result.retry_within(self.volumes.requeue_after(pod))
         return result
+
+    def _downward(self, pod: PodView, ips: list[str]) -> PodContext:
+        return PodContext(pod_ips=tuple(ips), host_ips=(self.node_ip,), allocatable=self.host)
 
     async def _observe(self, pod: PodView) -> Observed:
         uid = pod.metadata.uid
@@ -232,17 +257,10 @@ class PodSyncer:
         by_id = {c.id: c for c in observed.containers}
         kills = [(by_id[cid], kill) for cid, kill in actions.containers_to_kill.items()
                  if cid in by_id]
-        grace = lifecycle.grace_period_seconds(pod)
         for _, kill in kills:
             self.prober.stop_container(pod.metadata.uid, kill.name)
-        began = self.clock()
-        for i, group in enumerate(sidecars.stop_groups(pod, sorted({k.name for _, k in kills}))):
-            left = sidecars.grace_left(grace, self.clock() - began) if i else grace
-            await asyncio.gather(*(self.containers.stop(
-                pod, status, kill.container, grace=left if kill.grace is None else kill.grace,
-                message=kill.message) for status, kill in kills if kill.name in group))
-        for _, kill in kills:
-            result.add(SyncAction.KILL_CONTAINER, kill.name)
+        await stopping.kill_planned(pod, kills, containers=self.containers, now=self.clock,
+                                    result=result)
         by_sandbox_id = {s.id: s for s in observed.sandboxes}
         for sandbox_id in actions.kill_sandboxes:
             sandbox = by_sandbox_id.get(sandbox_id)
@@ -264,11 +282,8 @@ class PodSyncer:
                        result: PodSyncResult) -> SandboxContext | None:
         """Volumes, the new sandbox if the plan wants one, pod files; None on a failure."""
         pod_dir = podfiles.pod_dir(self.config.pods_dir, pod.metadata.uid)
-        try:
-            prepared = await asyncio.to_thread(volumes.prepare_volumes, pod, pod_dir)
-        except volumes.VolumeError as exc:
-            self.recorder.event(pod.raw, "Warning", "FailedMount", exc.message)
-            result.add(SyncAction.CONFIG_POD_SANDBOX, error="FailedMount", message=exc.message)
+        prepared = await self.volumes.setup(pod, self._downward(pod, self._ips(pod)), result)
+        if prepared is None:
             return None
         sandbox_id: str | None = actions.sandbox_id
         if actions.create_sandbox:
@@ -281,12 +296,9 @@ class PodSyncer:
             podfiles.write_pod_files, pod_dir, pod, ips, node_name=self.config.node_name,
             cluster_domain=self.config.cluster_domain, cluster_dns=self.config.cluster_dns)
         result.add(SyncAction.CONFIG_POD_SANDBOX, sandbox_id)
-        downward = PodContext(pod_ips=tuple(ips), host_ips=(self.node_ip,),
-                              node_cpu_milli=self.host.cpu_milli,
-                              node_memory_bytes=self.host.memory_bytes)
         return SandboxContext(sandbox_id=sandbox_id, pod_dir=pod_dir, pod_ips=ips,
                               host_ip=self.node_ip, volumes=prepared, files=files,
-                              downward=downward)
+                              downward=self._downward(pod, ips))
 
     async def _create_sandbox(self, pod: PodView, actions: PodActions, *, pod_dir: str,
                               result: PodSyncResult) -> str | None:
@@ -307,15 +319,27 @@ class PodSyncer:
     async def _init_container(self, pod: PodView, start: ContainerStart, ctx: SandboxContext, *,
                               result: PodSyncResult) -> None:
         waiting = await self._start(pod, start, ctx, init=True)
-        result.add(SyncAction.INIT_CONTAINER, start.name, error=waiting.reason if waiting
-                   else "", message=waiting.message if waiting else "")
+        self._started(pod, start.name, waiting, result, SyncAction.INIT_CONTAINER)
 
     async def _app_containers(self, pod: PodView, starts: list[ContainerStart],
                               ctx: SandboxContext, *, result: PodSyncResult) -> None:
         for start in starts:
             waiting = await self._start(pod, start, ctx, init=start.init)
-            result.add(SyncAction.START_CONTAINER, start.name, error=waiting.reason if waiting
-                       else "", message=waiting.message if waiting else "")
+            self._started(pod, start.name, waiting, result, SyncAction.START_CONTAINER)
+
+    def _started(self, pod: PodView, name: str, waiting: Waiting | None,
+                 result: PodSyncResult, action: SyncAction) -> None:
+        """Record a start's result; a ``retry_soon`` failure requeues the pod on the
+        CONFIG_RETRY back-off, to read its ConfigMaps and Secrets afresh."""
+        result.add(action, name, error=waiting.reason if waiting else "",
+                   message=waiting.message if waiting else "")
+        key = (pod.metadata.uid, name)
+        if waiting is None:
+            self.config_retry.reset(key)
+        elif waiting.retry_soon:
+            result.retry_within(self.config_retry.record_failure(key, self.clock()))
+            if isinstance(self.objects, ObjectCache):
+                self.objects.invalidate_pod(dict(pod.raw))
 
     async def _start(self, pod: PodView, start: ContainerStart, ctx: SandboxContext, *,
                      init: bool) -> Waiting | None:

@@ -63,6 +63,12 @@ class PodSyncResult:
         self.results.append(result)
         return result
 
+    def retry_within(self, seconds: float | None) -> None:
+        """Sync again after ``seconds`` at the latest (keeps a sooner requeue; None: no
+        constraint)."""
+        if seconds is not None and (self.requeue_after is None or seconds < self.requeue_after):
+            self.requeue_after = seconds
+
     def errors(self) -> list[SyncResult]:
         return [r for r in self.results if r.error]
 

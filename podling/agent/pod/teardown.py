@@ -14,19 +14,19 @@ idempotent; runtime and network errors propagate and the caller retries.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+from typing import Awaitable, Callable
 
 from podling.agent.config import AgentConfig
 from podling.agent.kuberuntime import labels, lifecycle, podfiles
 from podling.agent.kuberuntime.containers import ContainerManager
 from podling.agent.kuberuntime.sandbox import SandboxManager
-from podling.agent.pod import sidecars
+from podling.agent.pod.stopping import stop_in_order
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.api import errors
 from podling.api.resources import PODS
-from podling.api.views import PodView
+from podling.api.views import ContainerView, PodView
 from podling.client import ApiClient
 from podling.runtime.interface import (ContainerState, ContainerStatus, PodSandboxStatus,
                                        RuntimeService)
@@ -61,12 +61,8 @@ class PodTeardown:
         specs = {c.name: c for c in pod.spec.all_containers()}  # sidecars have preStop too
         running = [c for c in containers if c.state in (ContainerState.RUNNING,
                                                         ContainerState.CREATED)]
-        began = time.monotonic()
-        names = sorted({_name(c) for c in running})
-        for i, group in enumerate(sidecars.stop_groups(pod, names)):  # sidecars last, reversed
-            left = sidecars.grace_left(grace, time.monotonic() - began) if i else grace
-            await asyncio.gather(*(self.containers.stop(pod, c, specs.get(_name(c)), grace=left)
-                                   for c in running if _name(c) in group))
+        await stop_in_order(pod, [(_name(c), self._stopper(pod, c, specs.get(_name(c))))
+                                  for c in running], grace=grace, now=time.monotonic)
         for c in running:
             result.add(SyncAction.KILL_CONTAINER, _name(c))
         await self._release(pod, sandboxes)
@@ -83,6 +79,10 @@ class PodTeardown:
         result.add(SyncAction.DELETE_POD)
         result.done = True
         return result
+
+    def _stopper(self, pod: PodView, status: ContainerStatus, spec: ContainerView | None
+                 ) -> Callable[[float], Awaitable[None]]:
+        return lambda grace: self.containers.stop(pod, status, spec, grace=grace)
 
     async def _release(self, pod: PodView, sandboxes: list[PodSandboxStatus]) -> None:
         await self.sandboxes.release(

@@ -14,8 +14,12 @@ from podling.api.validation.others import (validate_binding, validate_event, val
                                            validate_namespace, validate_namespace_update,
                                            validate_node, validate_node_update)
 from podling.api.validation.pod import validate_pod, validate_pod_spec
-from podling.api.validation.pod_update import (SPEC_FORBIDDEN_PREFIX, validate_pod_status_update,
-                                               validate_pod_update)
+from podling.api.validation.pod_update import (SPEC_FORBIDDEN_PREFIX,
+                                               validate_pod_ephemeral_containers_update,
+                                               validate_pod_status_update, validate_pod_update)
+from podling.api.validation.serviceaccount import (validate_service_account,
+                                                   validate_service_account_update,
+                                                   validate_token_request)
 
 __all__ = [
     "SPEC_FORBIDDEN_PREFIX", "not_found", "validate_annotations", "validate_binding",
@@ -24,5 +28,7 @@ __all__ = [
     "validate_event", "validate_labels", "validate_lease", "validate_namespace",
     "validate_namespace_update", "validate_node", "validate_node_update",
     "validate_object_meta", "validate_object_meta_update", "validate_pod",
-    "validate_pod_spec", "validate_pod_status_update", "validate_pod_update",
+    "validate_pod_ephemeral_containers_update", "validate_pod_spec",
+    "validate_pod_status_update", "validate_pod_update",
+    "validate_service_account", "validate_service_account_update", "validate_token_request",
 ]

@@ -17,6 +17,7 @@ from podling.api.validation._util import (as_dict, as_list, as_str, child, dicts
                                           is_int, key)
 from podling.api.validation.container import (image_whitespace, validate_containers,
                                               validate_init_containers)
+from podling.api.validation.ephemeral import validate_ephemeral_containers
 from podling.api.validation.meta import validate_labels, validate_object_meta
 from podling.api.validation.scheduling import (validate_affinity, validate_dns_config,
                                                validate_host_aliases, validate_readiness_gates,
@@ -103,6 +104,10 @@ def validate_pod_spec(spec: dict[str, Any], path: str) -> list[Cause]:
     errs += validate_init_containers(spec.get("initContainers"), spec.get("containers"),
                                      volumes, grace, child(path, "initContainers"),
                                      host_users=host_users)
+    errs += validate_ephemeral_containers(spec.get("ephemeralContainers"), spec.get("containers"),
+                                          spec.get("initContainers"), volumes,
+                                          child(path, "ephemeralContainers"),
+                                          host_users=host_users)
     errs += _host_network_ports(spec, path)
     errs += _enum(spec.get("restartPolicy"), RESTART_POLICIES, child(path, "restartPolicy"))
     errs += _enum(spec.get("dnsPolicy"), DNS_POLICIES, child(path, "dnsPolicy"))

@@ -64,6 +64,36 @@ def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]
     return errs + _spec_unchanged(new_spec, old_spec)
 
 
+def validate_pod_ephemeral_containers_update(new: dict[str, Any],
+                                             old: dict[str, Any]) -> list[Cause]:
+    """``ValidatePodEphemeralContainersUpdate``: ``new`` differs from ``old`` only in
+    ``spec.ephemeralContainers`` (the subresource's strategy made it so). Static pods take
+    none; existing ones may be neither removed nor changed (matched by name, since a patch
+    does not keep the order); new ones are checked with the rest of the spec."""
+    new_meta, old_meta = as_dict(new.get("metadata")), as_dict(old.get("metadata"))
+    errs = validate_object_meta_update(new_meta, old_meta)
+    errs += validate_pod_metadata_and_spec(new)
+    errs += _annotation_updates(new_meta, old_meta)
+    if MIRROR_POD_ANNOTATION in as_dict(old_meta.get("annotations")):
+        return [forbidden("", "static pods do not support ephemeral containers")]
+    path = "spec.ephemeralContainers"
+    by_name = {as_str(c.get("name")): c
+               for c in dicts(as_dict(new.get("spec")).get("ephemeralContainers"))}
+    for old_ctr in dicts(as_dict(old.get("spec")).get("ephemeralContainers")):
+        name = as_str(old_ctr.get("name"))
+        new_ctr = by_name.get(name)
+        if new_ctr is None:
+            errs.append(forbidden(path, f'existing ephemeral containers "{name}" may not be '
+                                        "removed\n"))
+        elif normalize(new_ctr) != normalize(old_ctr):
+            diff = "\n".join(["  core.EphemeralContainer{"]
+                             + _diff_lines(normalize(old_ctr), normalize(new_ctr), "")
+                             + ["  }"]) + "\n"
+            errs.append(forbidden(path, f'existing ephemeral containers "{name}" may not be '
+                                        f"changed\n{diff}"))
+    return errs
+
+
 def _annotation_updates(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
     new_ann, old_ann = as_dict(new.get("annotations")), as_dict(old.get("annotations"))
     path = "metadata.annotations"
@@ -223,6 +253,8 @@ def validate_pod_status_update(new: dict[str, Any], old: dict[str, Any]) -> list
     errs += _state_transitions(status, old_status, "containerStatuses", restart)
     errs += _state_transitions(status, old_status, "initContainerStatuses", restart,
                                sidecars=_sidecar_names(old))
+    # the agent never restarts an ephemeral container: as if its restartPolicy were Never
+    errs += _state_transitions(status, old_status, "ephemeralContainerStatuses", "Never")
     errs += _ip_list(status.get("podIPs"), "status.podIPs")
     errs += _host_ips(status)
     return errs

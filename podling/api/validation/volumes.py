@@ -3,6 +3,12 @@
 Sources podling can run (emptyDir, hostPath, configMap, secret, downwardAPI, projected,
 persistentVolumeClaim, image) are checked field by field; the others are only counted, so the
 "exactly one source" rule still holds for them.
+
+``ephemeral`` (a generic ephemeral volume) is refused at creation with Forbidden at
+``spec.volumes[i].ephemeral``: its PersistentVolumeClaim would need a StorageClass and a
+provisioner, which podling does not have, so a pod with one could never start. Kubernetes
+accepts it (and the pod waits for its claim); podling says so at once instead (see
+docs/kubernetes-fidelity.md).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ _MULTI_PATH = {"downwardAPI": "downwarAPI", "cephfs": "cephFS"}
 HOST_PATH_TYPES = ["", "BlockDevice", "CharDevice", "Directory", "DirectoryOrCreate", "File",
                    "FileOrCreate", "Socket"]
 FILE_MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
+EPHEMERAL_MSG = ("generic ephemeral volumes are not supported by podling: they need "
+                 "PersistentVolumeClaims and a StorageClass, which podling does not have")
 
 
 def validate_volumes(volumes: Any, path: str) -> tuple[dict[str, dict[str, Any]], list[Cause]]:
@@ -196,6 +204,10 @@ def _projected(source: dict[str, Any], path: str) -> list[Cause]:
     return errs
 
 
+def _ephemeral(source: dict[str, Any], path: str) -> list[Cause]:
+    return [forbidden(path, EPHEMERAL_MSG)]
+
+
 def _csi(source: dict[str, Any], path: str) -> list[Cause]:
     return [] if as_str(source.get("driver")) else [required(child(path, "driver"))]
 
@@ -212,5 +224,5 @@ _CHECKS = {
     "emptyDir": _empty_dir, "hostPath": _host_path, "secret": _secret,
     "configMap": _config_map, "persistentVolumeClaim": _pvc, "nfs": _nfs,
     "gitRepo": _git_repo, "downwardAPI": _downward_api, "projected": _projected, "csi": _csi,
-    "image": _image,
+    "image": _image, "ephemeral": _ephemeral,
 }

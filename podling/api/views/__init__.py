@@ -17,8 +17,9 @@ is paid once per object version.
 Views never write: a component that changes an object still builds and sends JSON.
 """
 
-from .container import (ContainerPortView, ContainerView, EnvVarSourceView, EnvVarView,
-                        HandlerView, HTTPGetActionView, LifecycleView, ProbeView,
+from .container import (ContainerPortView, ContainerView, EnvFromSourceView, EnvVarSourceView,
+                        EnvVarView, HandlerView, HTTPGetActionView, KeySelectorView,
+                        LifecycleView, ProbeView,
                         ResourceFieldRefView, ResourcesView, SecurityContextView, VolumeMountView)
 from .meta import ConditionView, ObjectMetaView, OwnerReferenceView, find_condition
 from .node import NodeAddressView, NodeView
@@ -30,8 +31,8 @@ from .scheduling import (NodeAffinityView, NodeSelectorRequirementView, NodeSele
 
 __all__ = [
     "ConditionView", "ContainerPortView", "ContainerView", "DEFAULT_SCHEDULER", "DNSConfigView",
-    "EmptyDirView", "EnvVarSourceView", "EnvVarView", "HTTPGetActionView", "HandlerView",
-    "HostAliasView", "HostPathView", "LifecycleView", "NodeAddressView", "NodeAffinityView",
+    "EmptyDirView", "EnvFromSourceView", "EnvVarSourceView", "EnvVarView", "HTTPGetActionView", "HandlerView",
+    "HostAliasView", "HostPathView", "KeySelectorView", "LifecycleView", "NodeAddressView", "NodeAffinityView",
     "NodeSelectorRequirementView", "NodeSelectorTermView", "NodeView", "ObjectMetaView",
     "OwnerReferenceView", "PodSecurityContextView", "PodSpecView", "PodStatusView", "PodView",
     "PreferredSchedulingTermView", "ProbeView", "ResourceFieldRefView", "ResourcesView",

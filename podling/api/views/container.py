@@ -70,13 +70,37 @@ class ResourceFieldRefView:
 
 
 @dataclass(frozen=True)
+class KeySelectorView:
+    """``configMapKeyRef`` / ``secretKeyRef`` (``key`` ""), or, without a ``key``, an
+    ``envFrom`` ``configMapRef`` / ``secretRef``; ``optional`` False when unset."""
+
+    name: str = ""
+    key: str = ""
+    optional: bool = False
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "KeySelectorView":
+        r = _read.obj(obj)
+        if not r:
+            return _read.default(cls)
+        return cls(name=_read.text(r.get("name")), key=_read.text(r.get("key")),
+                   optional=bool(r.get("optional")))
+
+
+def _selector(value: Any) -> KeySelectorView | None:
+    return None if value is None else KeySelectorView.from_obj(value)
+
+
+@dataclass(frozen=True)
 class EnvVarSourceView:
-    """``env[].valueFrom``: ``field_path`` (None without a fieldRef), ``resource_field_ref``
-    (None without one) and ``kinds``, the source keys as written (``secretKeyRef`` …), for
-    naming unsupported ones."""
+    """``env[].valueFrom``: ``field_path`` (None without a fieldRef); ``resource_field_ref``,
+    ``config_map_key_ref`` and ``secret_key_ref`` (None without one); ``kinds``, the source
+    keys as written, for naming a source podling does not know."""
 
     field_path: str | None = None
     resource_field_ref: ResourceFieldRefView | None = None
+    config_map_key_ref: KeySelectorView | None = None
+    secret_key_ref: KeySelectorView | None = None
     kinds: tuple[str, ...] = ()
 
     @classmethod
@@ -91,7 +115,28 @@ class EnvVarSourceView:
             else _read.text(_read.obj(field_ref).get("fieldPath")),
             resource_field_ref=None if resource_ref is None
             else ResourceFieldRefView.from_obj(resource_ref),
+            config_map_key_ref=_selector(s.get("configMapKeyRef")),
+            secret_key_ref=_selector(s.get("secretKeyRef")),
             kinds=tuple(str(k) for k in s))
+
+
+@dataclass(frozen=True)
+class EnvFromSourceView:
+    """``envFrom[]``: ``prefix`` ""; ``config_map_ref`` / ``secret_ref`` None when unset
+    (a valid pod sets exactly one)."""
+
+    prefix: str = ""
+    config_map_ref: KeySelectorView | None = None
+    secret_ref: KeySelectorView | None = None
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "EnvFromSourceView":
+        s = _read.obj(obj)
+        if not s:
+            return _read.default(cls)
+        return cls(prefix=_read.text(s.get("prefix")),
+                   config_map_ref=_selector(s.get("configMapRef")),
+                   secret_ref=_selector(s.get("secretRef")))
 
 
 @dataclass(frozen=True)
@@ -294,9 +339,10 @@ class ContainerView:
     """One container. Defaults: strings "", except ``image_pull_policy`` "IfNotPresent",
     ``termination_message_path`` "/dev/termination-log" and ``termination_message_policy``
     "File" (the API server's defaults); ``restart_policy`` "" (only a sidecar init
-    container has one: "Always"). ``liveness_probe``, ``readiness_probe`` and ``startup_probe`` are None when unset;
-    ``env_from`` is kept as written (envFrom is refused). ``raw`` is the container as received,
-    for the spec hash, which must not change with this view (not compared)."""
+    container has one: "Always"); ``target_container_name`` "" (only an ephemeral container
+    has one). ``liveness_probe``, ``readiness_probe`` and ``startup_probe`` are None when unset.
+    ``raw`` is the container as received, for the spec hash, which must not change with this
+    view (not compared)."""
 
     name: str = ""
     image: str = ""
@@ -305,7 +351,7 @@ class ContainerView:
     args: tuple[str, ...] = ()
     working_dir: str = ""
     env: tuple[EnvVarView, ...] = ()
-    env_from: tuple[ObjMap, ...] = ()
+    env_from: tuple[EnvFromSourceView, ...] = ()
     ports: tuple[ContainerPortView, ...] = ()
     resources: ResourcesView = field(default_factory=ResourcesView)
     lifecycle: LifecycleView = field(default_factory=LifecycleView)
@@ -320,6 +366,7 @@ class ContainerView:
     stdin_once: bool = False
     termination_message_path: str = "/dev/termination-log"
     termination_message_policy: str = "File"
+    target_container_name: str = ""
     raw: ObjMap = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -333,7 +380,8 @@ class ContainerView:
             command=_read.texts(c.get("command")), args=_read.texts(c.get("args")),
             working_dir=_read.text(c.get("workingDir")),
             env=tuple(EnvVarView.from_obj(e) for e in _read.objs(c.get("env"))),
-            env_from=_read.objs(c.get("envFrom")),
+            env_from=tuple(EnvFromSourceView.from_obj(e)
+                           for e in _read.objs(c.get("envFrom"))),
             ports=tuple(ContainerPortView.from_obj(p) for p in _read.objs(c.get("ports"))),
             resources=ResourcesView.from_obj(c.get("resources")),
             lifecycle=LifecycleView.from_obj(c.get("lifecycle")),
@@ -349,6 +397,7 @@ class ContainerView:
             termination_message_path=_read.text(c.get("terminationMessagePath"),
                                                 "/dev/termination-log"),
             termination_message_policy=_read.text(c.get("terminationMessagePolicy"), "File"),
+            target_container_name=_read.text(c.get("targetContainerName")),
             raw=c)
 
     @property

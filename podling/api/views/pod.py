@@ -12,6 +12,7 @@ from . import _read
 from .container import ContainerView
 from .meta import ConditionView, ObjectMetaView, conditions
 from .scheduling import NodeAffinityView, TolerationView
+from .volume import DownwardAPIView, ObjectProjectionView, ProjectedView
 
 DEFAULT_SCHEDULER = "default-scheduler"
 
@@ -36,13 +37,18 @@ class EmptyDirView:
 @dataclass(frozen=True)
 class VolumeView:
     """``spec.volumes[]``. ``sources`` are the keys other than ``name`` with a non-null
-    value, in the order written; ``host_path`` / ``empty_dir`` are None unless that source
-    is among them (a volume with no source at all is the API's emptyDir default)."""
+    value, in the order written; ``host_path`` / ``empty_dir`` / ``config_map`` / ``secret``
+    / ``downward_api`` / ``projected`` are None unless that source is among them (a volume
+    with no source at all is the API's emptyDir default)."""
 
     name: str = ""
     sources: tuple[str, ...] = ()
     host_path: HostPathView | None = None
     empty_dir: EmptyDirView | None = None
+    config_map: ObjectProjectionView | None = None
+    secret: ObjectProjectionView | None = None
+    downward_api: DownwardAPIView | None = None
+    projected: ProjectedView | None = None
 
     @classmethod
     def from_obj(cls, obj: Any) -> "VolumeView":
@@ -58,7 +64,14 @@ class VolumeView:
             if "hostPath" in sources else None,
             empty_dir=EmptyDirView(_read.text(ed.get("medium")),
                                    None if size in (None, "") else size)
-            if "emptyDir" in sources else None)
+            if "emptyDir" in sources else None,
+            config_map=ObjectProjectionView.from_obj(v["configMap"])
+            if "configMap" in sources else None,
+            secret=ObjectProjectionView.from_obj(v["secret"], name_field="secretName")
+            if "secret" in sources else None,
+            downward_api=DownwardAPIView.from_obj(v["downwardAPI"])
+            if "downwardAPI" in sources else None,
+            projected=ProjectedView.from_obj(v["projected"]) if "projected" in sources else None)
 
 
 @dataclass(frozen=True)
@@ -136,6 +149,7 @@ class PodSpecView:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     containers: tuple[ContainerView, ...] = ()
     init_containers: tuple[ContainerView, ...] = ()
+    ephemeral_containers: tuple[ContainerView, ...] = ()
     volumes: tuple[VolumeView, ...] = ()
     restart_policy: str = "Always"
     termination_grace_period_seconds: int | None = None
@@ -168,6 +182,7 @@ class PodSpecView:
             node_selector=_read.str_map(s.get("nodeSelector")),
             containers=_containers(s.get("containers")),
             init_containers=_containers(s.get("initContainers")),
+            ephemeral_containers=_containers(s.get("ephemeralContainers")),
             volumes=tuple(VolumeView.from_obj(v) for v in _read.objs(s.get("volumes"))),
             restart_policy=_read.text(s.get("restartPolicy"), "Always"),
             termination_grace_period_seconds=_read.opt_int(s.get("terminationGracePeriodSeconds")),
@@ -192,6 +207,19 @@ class PodSpecView:
     def all_containers(self) -> tuple[ContainerView, ...]:
         """Init containers, then app containers (the kubelet's order)."""
         return self.init_containers + self.containers
+
+    def ephemeral(self, name: str) -> ContainerView | None:
+        """The ephemeral container called ``name``, or None."""
+        return next((c for c in self.ephemeral_containers if c.name == name), None)
+
+    def field_path(self, name: str) -> str:
+        """The ``fieldPath`` of container ``name`` in Events (kubelet ``fieldPath``):
+        ``spec.containers{n}``, ``spec.initContainers{n}`` or ``spec.ephemeralContainers{n}``."""
+        if any(c.name == name for c in self.init_containers):
+            return f"spec.initContainers{{{name}}}"
+        if self.ephemeral(name) is not None:
+            return f"spec.ephemeralContainers{{{name}}}"
+        return f"spec.containers{{{name}}}"
 
     def container(self, name: str) -> ContainerView | None:
         """The app or init container called ``name`` (app containers first), or None."""

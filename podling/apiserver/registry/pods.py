@@ -1,4 +1,4 @@
-"""Pods and pods/status: defaults, admission-time additions, validation, graceful deletion.
+"""Pods, pods/status and pods/ephemeralcontainers: defaults, admission-time additions, validation, graceful deletion.
 
 pods/binding and pods/eviction, which also write pods, are in :mod:`.binding` and
 :mod:`.eviction`.
@@ -6,10 +6,20 @@ pods/binding and pods/eviction, which also write pods, are in :mod:`.binding` an
 
 from __future__ import annotations
 
+import copy
+from typing import Awaitable, Protocol
+
 from ...api import defaults, errors, validation
 from ...api.errors import Cause
 from ...api.pods import is_terminal
+from ...api.resources import Resource
 from .strategy import Obj, Strategy
+
+
+class PodAdmission(Protocol):
+    """Admission control of pod creates (:class:`.serviceaccounts.ServiceAccountAdmission`)."""
+
+    def admit(self, pod: Obj) -> Awaitable[None]: ...
 
 
 class PodStrategy(Strategy):
@@ -18,8 +28,17 @@ class PodStrategy(Strategy):
     updates_status = False
     tracks_generation = True
 
+    def __init__(self, resource: Resource, admission: PodAdmission | None = None) -> None:
+        super().__init__(resource)
+        self.admission = admission
+
     def default(self, obj: Obj) -> None:
         defaults.default_pod(obj)
+
+    async def admit(self, obj: Obj) -> None:
+        """The ServiceAccount admission plugin, when the strategy was given one."""
+        if self.admission is not None:
+            await self.admission.admit(obj)
 
     def prepare_for_create(self, obj: Obj) -> None:
         """Pending status, generation 1, and what Kubernetes' admission adds (priority,
@@ -72,3 +91,28 @@ class PodStatusStrategy(PodStrategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         return validation.validate_pod_status_update(new, old)
+
+
+class PodEphemeralContainersStrategy(PodStrategy):
+    """pods/ephemeralcontainers (GET, PUT, PATCH): only ``spec.ephemeralContainers`` of the
+    body counts; everything else stays as stored (Kubernetes' ``dropNonEphemeralContainer
+    Updates``). Existing ephemeral containers may not change (the validation)."""
+
+    tracks_generation = False
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        wanted = (new.get("spec") or {}).get("ephemeralContainers") \
+            if isinstance(new.get("spec"), dict) else None
+        version = (new.get("metadata") or {}).get("resourceVersion")
+        new.clear()
+        new.update(copy.deepcopy(old))
+        spec = new.setdefault("spec", {})
+        if wanted:
+            spec["ephemeralContainers"] = wanted
+        else:
+            spec.pop("ephemeralContainers", None)
+        if version:
+            new["metadata"]["resourceVersion"] = version
+
+    def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
+        return validation.validate_pod_ephemeral_containers_update(new, old)

@@ -117,6 +117,7 @@ class RegistryStore:
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         self.strategy.default(obj)
+        await self.strategy.admit(obj)
         self.strategy.prepare_for_create(obj)
         causes = self.strategy.validate(obj)
         if causes:

@@ -2,8 +2,8 @@
 
 :func:`registry_stores` builds one :class:`~.store.RegistryStore` per stored resource with
 them; the kinds' rules are in :mod:`.pods`, :mod:`.binding`, :mod:`.eviction`, :mod:`.nodes`,
-:mod:`.namespaces` and :mod:`.configdata` (configmaps, secrets); events and leases, which
-have no subresources, are here.
+:mod:`.namespaces`, :mod:`.configdata` (configmaps, secrets) and :mod:`.serviceaccounts`;
+events and leases, which have no subresources, are here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from .configdata import ConfigMapStrategy, SecretStrategy
 from .eviction import PodEvictionStrategy
 from .namespaces import NamespaceFinalizeStrategy, NamespaceStatusStrategy, NamespaceStrategy
 from .nodes import CLUSTER_CIDR, NodeStatusStrategy, NodeStrategy, PodCidrAllocator
-from .pods import PodStatusStrategy, PodStrategy
+from .pods import PodEphemeralContainersStrategy, PodStatusStrategy, PodStrategy
+from .serviceaccounts import ServiceAccountAdmission, ServiceAccountStrategy
 from .store import RegistryStore
 from .strategy import Obj, Strategy
 
@@ -37,15 +38,21 @@ class LeaseStrategy(Strategy):
         return validation.validate_lease(obj)
 
 
-def registry_stores(storage: Storage, *,
-                    cluster_cidr: str = CLUSTER_CIDR) -> dict[str, RegistryStore]:
+def registry_stores(storage: Storage, *, cluster_cidr: str = CLUSTER_CIDR,
+                    service_account_admission: bool = False) -> dict[str, RegistryStore]:
     """One RegistryStore per stored resource, keyed by resource name. ``cluster_cidr`` is
-    the range new nodes get their pod CIDRs from."""
+    the range new nodes get their pod CIDRs from. ``service_account_admission``: pod
+    creates go through the ServiceAccount admission plugin (the API server always turns it
+    on; tests without a ServiceAccounts controller leave it off)."""
     pods, nodes, namespaces = resources.PODS, resources.NODES, resources.NAMESPACES
+    accounts = RegistryStore(resources.SERVICE_ACCOUNTS,
+                             ServiceAccountStrategy(resources.SERVICE_ACCOUNTS), storage)
+    admission = ServiceAccountAdmission(accounts) if service_account_admission else None
     return {
-        "pods": RegistryStore(pods, PodStrategy(pods), storage, subresources={
+        "pods": RegistryStore(pods, PodStrategy(pods, admission), storage, subresources={
             "status": PodStatusStrategy(pods), "binding": PodBindingStrategy(pods),
-            "eviction": PodEvictionStrategy(pods)}),
+            "eviction": PodEvictionStrategy(pods),
+            "ephemeralcontainers": PodEphemeralContainersStrategy(pods)}),
         "nodes": RegistryStore(nodes, NodeStrategy(nodes, PodCidrAllocator(cluster_cidr)),
                                storage, subresources={"status": NodeStatusStrategy(nodes)}),
         "namespaces": RegistryStore(namespaces, NamespaceStrategy(namespaces), storage,
@@ -55,6 +62,7 @@ def registry_stores(storage: Storage, *,
         "configmaps": RegistryStore(resources.CONFIG_MAPS,
                                     ConfigMapStrategy(resources.CONFIG_MAPS), storage),
         "secrets": RegistryStore(resources.SECRETS, SecretStrategy(resources.SECRETS), storage),
+        "serviceaccounts": accounts,
         "events": RegistryStore(resources.EVENTS, EventStrategy(resources.EVENTS), storage),
         "leases": RegistryStore(resources.LEASES, LeaseStrategy(resources.LEASES), storage),
     }

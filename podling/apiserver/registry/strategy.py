@@ -4,14 +4,18 @@ A strategy says how one resource (or one subresource: pods/status, pods/binding,
 defaulted, prepared, validated and deleted; the generic store (:mod:`.store`) runs the fixed
 pipeline around it and knows nothing about any kind:
 
-    create:  decode → default → prepare_for_create → validate → store → after_create
+    create:  decode → default → admit → prepare_for_create → validate → store → after_create
     update:  decode → default → prepare_for_update(new, old) → validate_update(new, old) → store
     both:    warnings(result) are sent as Warning headers
     delete:  check_graceful_delete(obj, grace) → remove now, or prepare_for_delete(obj) and
              mark deletionTimestamp; removed once blocks_deletion(obj) is False
 
-Every hook but ``after_create`` is pure: it changes the objects handed to it, returns causes
-(422) or raises :class:`~podling.api.errors.ApiError` (403, 409) to refuse; no I/O.
+Every hook but ``admit`` and ``after_create`` is pure: it changes the objects handed to it,
+returns causes (422) or raises :class:`~podling.api.errors.ApiError` (403, 409) to refuse;
+no I/O.
+``admit`` is the kind's admission control on create (Kubernetes' admission plugins, e.g.
+ServiceAccount for pods): it may read other resources through the stores its strategy was
+built with, change the object, or raise ApiError to refuse it; it also runs on dry runs.
 ``after_create`` runs after the object was stored and may make further requests, but only
 through the store it is given (the same pipeline), never by writing to storage directly.
 """
@@ -47,6 +51,9 @@ class Strategy:
 
     def default(self, obj: Obj) -> None:
         """Fill Kubernetes' defaults in place (also applied to updates)."""
+
+    async def admit(self, obj: Obj) -> None:
+        """Admission control on create, after defaulting (may read other resources)."""
 
     def prepare_for_create(self, obj: Obj) -> None:
         """Reset what a client may not set on create (e.g. status)."""

@@ -31,14 +31,17 @@ def choose_container(pod: dict[str, Any], wanted: str) -> str:
     spec, name = pod.get("spec") or {}, pod["metadata"]["name"]
     names = [c["name"] for c in spec.get("containers") or []]
     init = [c["name"] for c in spec.get("initContainers") or []]
+    ephemeral = [c["name"] for c in spec.get("ephemeralContainers") or []]
     if not wanted:
         if len(names) == 1:
             return names[0]
         raise errors.bad_request(f"a container name must be specified for pod {name}, choose "
                                  f"one of: [{' '.join(names)}]" +
                                  (f" or one of the init containers: [{' '.join(init)}]"
-                                  if init else ""))
-    if wanted not in names + init:
+                                  if init else "") +
+                                 (f" or one of the ephemeral containers: [{' '.join(ephemeral)}]"
+                                  if ephemeral else ""))
+    if wanted not in names + init + ephemeral:
         raise errors.bad_request(f"container {wanted} is not valid for pod {name}")
     return wanted
 

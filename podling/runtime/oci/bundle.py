@@ -165,8 +165,10 @@ def sandbox_namespaces(options: NamespaceOptions, netns_path: str) -> list[dict[
     return out
 
 
-def container_namespaces(sandbox: SandboxRef) -> list[dict[str, str]]:
-    """Namespaces of an app container: it joins the pause process's (see the module doc)."""
+def container_namespaces(sandbox: SandboxRef, pid_target: int = 0) -> list[dict[str, str]]:
+    """Namespaces of an app container: it joins the pause process's (see the module doc);
+    with pid mode CONTAINER and a ``pid_target`` (a process of the target container), the
+    target's PID namespace instead of a new one."""
     options, proc_ns = sandbox.options, f"/proc/{sandbox.pause_pid}/ns"
     out = [_ns("mount")]
     if options.network is not NamespaceMode.NODE:
@@ -176,7 +178,7 @@ def container_namespaces(sandbox: SandboxRef) -> list[dict[str, str]]:
     if options.pid is NamespaceMode.POD:
         out.append(_ns("pid", f"{proc_ns}/pid"))
     elif options.pid is NamespaceMode.CONTAINER:
-        out.append(_ns("pid"))
+        out.append(_ns("pid", f"/proc/{pid_target}/ns/pid" if pid_target else ""))
     return out
 
 
@@ -274,8 +276,9 @@ def sandbox_spec(config: PodSandboxConfig, *, netns_path: str, pause_rootfs: str
 
 
 def container_spec(config: ContainerConfig, sandbox: SandboxRef, *, cgroups_path: str,
-                   rlimits: list[dict[str, Any]]) -> dict[str, Any]:
-    """config.json of an app container joining ``sandbox``'s namespaces."""
+                   rlimits: list[dict[str, Any]], pid_target: int = 0) -> dict[str, Any]:
+    """config.json of an app container joining ``sandbox``'s namespaces (and the PID
+    namespace of process ``pid_target``, see :func:`container_namespaces`)."""
     if not config.command:
         raise InvalidConfig(f"container {config.name!r} has no command")
     if not os.path.isabs(config.working_dir or "/"):
@@ -293,7 +296,7 @@ def container_spec(config: ContainerConfig, sandbox: SandboxRef, *, cgroups_path
     spec["mounts"] = base_mounts(shm_path=sandbox.shm_path, privileged=sec.privileged) \
         + user_mounts(config.mounts)
     linux: dict[str, Any] = {
-        "namespaces": container_namespaces(sandbox),
+        "namespaces": container_namespaces(sandbox, pid_target),
         "cgroupsPath": cgroups_path,
         "resources": resources_block(config),
     }

@@ -39,7 +39,8 @@ class ContainerOps(RuntimeCore):
                                 sb.shm_path, sb.cgroup_parent)
         cgroups_path = f"{sb.cgroup_parent}/{cid}"
         spec = bundle.container_spec(config, ref, cgroups_path=cgroups_path,
-                                     rlimits=self._rlimits)
+                                     rlimits=self._rlimits,
+                                     pid_target=self._pid_target(sandbox_id, config))
         record = ContainerRecord(cid, sandbox_id, config, time.time(),
                                  cgroups_path=cgroups_path)
         try:
@@ -49,6 +50,17 @@ class ContainerOps(RuntimeCore):
             self.store.delete_container(cid)
             raise
         return cid
+
+    def _pid_target(self, sandbox_id: str, config: ContainerConfig) -> int:
+        """The process whose PID namespace a container with ``pid_target`` joins: the
+        target's init process, which must be running in the same sandbox."""
+        if not config.pid_target:
+            return 0
+        target = self.store.containers.get(config.pid_target)
+        if target is None or target.sandbox_id != sandbox_id or not target.pid \
+                or target.finished_at or not proc.same_process(target.pid, target.pid_start_time):
+            raise InvalidState(f"target container {config.pid_target} is not running")
+        return target.pid
 
     async def start_container(self, container_id: str) -> None:
         self._ensure_watching()

@@ -344,6 +344,32 @@ async def check_real_pid_container(h: RuntimeHarness) -> None:
     assert "sleep 1234" not in ps and "/pause" not in ps, ps
 
 
+async def check_pid_target_must_run(h: RuntimeHarness) -> None:
+    """``pid_target`` names a running container of the same sandbox, else InvalidState."""
+    sid, other = await pod(h), await pod(h, "q")
+    created = await h.runtime.create_container(sid, h.container_config("c", LONG))
+    elsewhere = await running(h, other, "x")
+    for target in (created, elsewhere, "no-such-container"):
+        config = dataclasses.replace(h.container_config("d", LONG), pid_target=target)
+        await expect(InvalidState, h.runtime.create_container(sid, config))
+
+
+CHECKS.append(check_pid_target_must_run)
+
+
+async def check_real_pid_target(h: RuntimeHarness) -> None:
+    """A container with ``pid_target`` sees the target's processes (an ephemeral container
+    of ``kubectl debug --target``), not the other containers'."""
+    sid = await pod(h)
+    target = await running(h, sid, "target", "exec sleep 1234")
+    await running(h, sid, "other", "exec sleep 4321")
+    config = dataclasses.replace(h.container_config("debugger", LONG), pid_target=target)
+    debugger = await h.runtime.create_container(sid, config)
+    await h.runtime.start_container(debugger)
+    ps = await _out(h, debugger, "ps", "-o", "pid,args")
+    assert "sleep 1234" in ps and "sleep 4321" not in ps, ps
+
+
 async def check_real_logs_cri_format(h: RuntimeHarness) -> None:
     sid = await pod(h)
     cid = await running(h, sid, "c", "echo out-line; echo err-line >&2; exit 0")
@@ -361,6 +387,7 @@ REAL_CHECKS: list[Check] = [
     check_real_localhost_between_containers,
     check_real_pid_pod,
     check_real_pid_container,
+    check_real_pid_target,
     check_real_logs_cri_format,
 ]
 """Checks that need real processes; skipped for fakes."""

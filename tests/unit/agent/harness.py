@@ -202,7 +202,7 @@ def waiting_reason(pod: Obj, name: str) -> str:
 async def agent_harness(tmp_path: Path) -> AsyncIterator[AgentHarness]:
     """A started AgentHarness; everything is stopped at the end of the test."""
     server = await start(ServerConfig(data_dir=str(tmp_path / "server"), port=0,
-                                      datastore="memory"))
+                                      datastore="memory", service_account_admission=False))
     run_dir = tempfile.mkdtemp(prefix="pdl-h-", dir="/tmp")  # short: a Unix socket lives here
     client = ApiClient(ClientConfig.from_kubeconfig(server.config.kubeconfig_path))
     config = AgentConfig(server_url=server.url, token=server.admin_token,

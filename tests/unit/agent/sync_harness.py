@@ -80,18 +80,26 @@ class FakeApiClient:
     ``status_patches``: (pod name, status) per pods/status PATCH; ``events``: one dict per
     occurrence (a POST, or a PATCH that counts an aggregated event again); ``deletes``:
     (pod name, grace_period, preconditions); ``fail_delete``: ApiErrors the next deletes
-    raise."""
+    raise; ``objects``: the ConfigMaps and Secrets GET finds, by (resource, namespace,
+    name), and ``gets``: every such GET."""
 
     node: Obj = field(default_factory=lambda: {"metadata": {"name": NODE}, "status": {}})
     status_patches: list[tuple[str, Obj]] = field(default_factory=list)
     events: list[Obj] = field(default_factory=list)
     deletes: list[tuple[str, int | None, Any]] = field(default_factory=list)
     fail_delete: list[ApiError] = field(default_factory=list)
+    objects: dict[tuple[str, str, str], Obj] = field(default_factory=dict)
+    gets: list[tuple[str, str, str]] = field(default_factory=list)
     _stored_events: dict[str, Obj] = field(default_factory=dict)
 
     async def get(self, resource: Any, name: str, namespace: str | None = None) -> Obj:
         if resource.name == "nodes" and name == self.node["metadata"]["name"]:
             return copy.deepcopy(self.node)
+        if resource.name in ("configmaps", "secrets"):
+            key = (resource.name, namespace or "", name)
+            self.gets.append(key)
+            if key in self.objects:
+                return copy.deepcopy(self.objects[key])
         raise ApiError(404, "NotFound", f'{resource.name} "{name}" not found')
 
     async def create(self, resource: Any, obj: Obj, namespace: str | None = None) -> Obj:

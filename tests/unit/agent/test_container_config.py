@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 from typing import Any
@@ -13,6 +14,7 @@ from podling.agent.kuberuntime.container_config import (build_container_config, 
                                                         milli_cpu_to_shares, normalize_signal)
 from podling.agent.kuberuntime.env import PodContext, container_env, expand, mapping_for
 from podling.agent.kuberuntime.errors import ContainerConfigError
+from podling.agent.kuberuntime.resource_fields import NodeAllocatable
 from podling.api.views import ContainerView, PodView
 from podling.images.interface import ImageConfig
 from podling.runtime.interface import Mount, Resources
@@ -39,8 +41,8 @@ def build(pod: dict[str, Any] | None = None, container: dict[str, Any] | None = 
     pod_view = PodView.from_obj(pod or make_pod())
     view = (ContainerView.from_obj(container) if container is not None
             else pod_view.spec.containers[0])
-    env = container_env(pod_view, view, PodContext(tuple(pod_ips), tuple(host_ips),
-                                                   NODE_CPU, NODE_MEM))
+    env = asyncio.run(container_env(pod_view, view, PodContext(
+        tuple(pod_ips), tuple(host_ips), NodeAllocatable(NODE_CPU, NODE_MEM)), NoObjects()))
     args = dict(image=image or ImageConfig(cmd=["sh"]), rootfs=rootfs, env=env,
                 node_name="n1", restart_count=0, log_path="/logs/c/0.log", mounts=[],
                 container_type="app")
@@ -48,8 +50,11 @@ def build(pod: dict[str, Any] | None = None, container: dict[str, Any] | None = 
     return build_container_config(pod_view, view, **args)
 
 
-def env_dict(cfg) -> dict[str, str]:
-    return dict(e.split("=", 1) for e in cfg.env)
+class NoObjects:
+    """An ObjectSource without any ConfigMap or Secret."""
+
+    async def get(self, resource: Any, namespace: str, name: str) -> None:
+        return None
 
 
 # -- expansion ------------------------------------------------------------------------------
@@ -131,77 +136,6 @@ def test_env_order_and_expansion() -> None:
 def test_default_path_when_image_has_none() -> None:
     cfg = build(image=ImageConfig(cmd=["x"], env=["X=1"]))
     assert cfg.env[0].startswith("PATH=/usr/local/sbin") and cfg.env[1] == "X=1"
-
-
-@pytest.mark.parametrize("path,expected", [
-    ("metadata.name", "web"),
-    ("metadata.namespace", "ns1"),
-    ("metadata.uid", "u-1"),
-    ("metadata.labels['app']", "web"),
-    ("metadata.labels['missing']", ""),
-    ("metadata.annotations['a/b']", "x"),
-    ("metadata.labels", 'app="web"\ntier="fe"'),
-    ("spec.nodeName", "n1"),
-    ("spec.serviceAccountName", "sa"),
-    ("status.hostIP", "192.168.1.2"),
-    ("status.hostIPs", "192.168.1.2,fd00::2"),
-    ("status.podIP", "10.0.0.5"),
-    ("status.podIPs", "10.0.0.5,fd00::5"),
-])
-def test_downward_api_field_ref(path: str, expected: str) -> None:
-    container = {"name": "c",
-                 "env": [{"name": "V", "valueFrom": {"fieldRef": {"fieldPath": path}}}]}
-    cfg = build(container=container, pod_ips=["10.0.0.5", "fd00::5"],
-                host_ips=["192.168.1.2", "fd00::2"])
-    assert env_dict(cfg)["V"] == expected
-
-
-def test_downward_api_unknown_field() -> None:
-    container = {"name": "c", "env": [{"name": "V", "valueFrom": {"fieldRef":
-                                                                  {"fieldPath": "spec.nope"}}}]}
-    with pytest.raises(ContainerConfigError, match="unsupported fieldPath: spec.nope"):
-        build(container=container)
-
-
-@pytest.mark.parametrize("resources,ref,expected", [
-    ({"limits": {"cpu": "500m"}}, {"resource": "limits.cpu"}, "1"),
-    ({"limits": {"cpu": "500m"}}, {"resource": "limits.cpu", "divisor": "1m"}, "500"),
-    ({}, {"resource": "limits.cpu"}, "4"),
-    ({}, {"resource": "limits.memory"}, str(NODE_MEM)),
-    ({"limits": {"memory": "64Mi"}}, {"resource": "limits.memory", "divisor": "1Mi"}, "64"),
-    ({"limits": {"memory": "100M"}}, {"resource": "limits.memory", "divisor": "1Mi"}, "96"),
-    ({"requests": {"cpu": "250m"}}, {"resource": "requests.cpu", "divisor": "1m"}, "250"),
-    ({"requests": {"memory": "1Gi"}}, {"resource": "requests.memory"}, str(1024 ** 3)),
-    ({}, {"resource": "requests.cpu"}, "0"),
-])
-def test_downward_api_resource_field_ref(resources, ref, expected) -> None:
-    container = {"name": "c", "resources": resources,
-                 "env": [{"name": "V", "valueFrom": {"resourceFieldRef": ref}}]}
-    assert env_dict(build(container=container))["V"] == expected
-
-
-def test_resource_field_ref_other_container() -> None:
-    pod = make_pod(containers=[{"name": "c", "env": [{"name": "V", "valueFrom": {
-        "resourceFieldRef": {"containerName": "side", "resource": "limits.memory"}}}]},
-        {"name": "side", "resources": {"limits": {"memory": "1Ki"}}}])
-    assert env_dict(build(pod=pod))["V"] == "1024"
-
-
-@pytest.mark.parametrize("value_from,word", [
-    ({"secretKeyRef": {"name": "s", "key": "k"}}, "secretKeyRef"),
-    ({"configMapKeyRef": {"name": "m", "key": "k"}}, "configMapKeyRef"),
-])
-def test_env_from_secrets_not_supported(value_from, word) -> None:
-    container = {"name": "c", "env": [{"name": "V", "valueFrom": value_from}]}
-    with pytest.raises(ContainerConfigError) as e:
-        build(container=container)
-    assert e.value.reason == "CreateContainerConfigError"
-    assert word in e.value.message and "not supported by podling yet" in e.value.message
-
-
-def test_env_from_not_supported() -> None:
-    with pytest.raises(ContainerConfigError, match="envFrom"):
-        build(container={"name": "c", "envFrom": [{"configMapRef": {"name": "m"}}]})
 
 
 # -- users and groups -----------------------------------------------------------------------

@@ -37,7 +37,7 @@ class Readiness:
 @pytest.fixture
 async def client(tmp_path) -> AsyncIterator[ApiClient]:
     running = await start(ServerConfig(data_dir=str(tmp_path / "server"), port=0,
-                                       datastore="memory"))
+                                       datastore="memory", service_account_admission=False))
     try:
         async with ApiClient(ClientConfig.from_kubeconfig(running.config.kubeconfig_path)) as api:
             yield api

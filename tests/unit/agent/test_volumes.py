@@ -81,14 +81,15 @@ def test_empty_dir_memory_with_size(pod_dir) -> None:
 
 
 def test_unsupported_volume_types(pod_dir) -> None:
-    for vol in ({"name": "s", "secret": {"secretName": "x"}},
-                {"name": "c", "configMap": {"name": "x"}},
-                {"name": "p", "persistentVolumeClaim": {"claimName": "x"}},
-                {"name": "j", "projected": {"sources": []}},
+    for vol in ({"name": "p", "persistentVolumeClaim": {"claimName": "x"}},
                 {"name": "n", "nfs": {"server": "x", "path": "/"}}):
         with pytest.raises(VolumeError, match="not supported by podling yet") as e:
             prepare_volumes(make_pod([vol]), pod_dir)
         assert e.value.reason == "FailedMount"
+    for vol in ({"name": "s", "secret": {"secretName": "x"}},  # files come from volume_sources
+                {"name": "j", "projected": {"sources": []}}):
+        with pytest.raises(VolumeError, match="were not computed"):
+            prepare_volumes(make_pod([vol]), pod_dir)
 
 
 # -- hostPath -------------------------------------------------------------------------------
@@ -212,6 +213,24 @@ def test_sub_path_created_without_bind(pod_dir) -> None:
     cleanup_volumes(pod_dir)
 
 
+def test_sub_path_follows_symlinks_that_stay_inside(pod_dir) -> None:
+    pod = make_pod([{"name": "data", "emptyDir": {}}],
+                   [{"name": "data", "mountPath": "/x", "subPath": "key"},
+                    {"name": "data", "mountPath": "/y", "subPath": "alias/new"}])
+    prepared = prepare_volumes(pod, pod_dir)
+    vol = prepared["data"]
+    os.makedirs(os.path.join(vol, "..v1", "d"))
+    with open(os.path.join(vol, "..v1", "key"), "w"):
+        pass
+    os.symlink("..v1", os.path.join(vol, "..data"))      # the kubelet's layout
+    os.symlink("..data/key", os.path.join(vol, "key"))
+    os.symlink("..data/d/../d", os.path.join(vol, "alias"))
+    key, new = _mounts(pod, prepared)
+    assert key.host_path == os.path.join(vol, "..v1", "key")
+    assert new.host_path == os.path.join(vol, "..v1", "d", "new") and os.path.isdir(new.host_path)
+    cleanup_volumes(pod_dir)
+
+
 @root_only
 def test_sub_path_bind_mounted(pod_dir) -> None:
     pod = make_pod([{"name": "data", "emptyDir": {}}],
@@ -255,7 +274,7 @@ def test_cleanup_never_deletes_through_a_sub_path_bind(pod_dir, host) -> None:
     ("link/x", "is a symlink"),
     ("link", "is a symlink"),
     ("inner/link", "is a symlink"),
-    ("relink/passwd", "is a symlink"),
+    ("relink/link", "is a symlink"),
     ("file/x", "is not a directory"),
 ])
 def test_sub_path_escapes_refused(pod_dir, tmp_path, sub, word) -> None:
@@ -266,7 +285,7 @@ def test_sub_path_escapes_refused(pod_dir, tmp_path, sub, word) -> None:
     os.symlink("/etc", os.path.join(vol, "link"))
     os.mkdir(os.path.join(vol, "inner"))
     os.symlink("../../../../..", os.path.join(vol, "inner", "link"))
-    os.symlink("inner", os.path.join(vol, "relink"))   # even a symlink inside is refused
+    os.symlink("inner", os.path.join(vol, "relink"))   # inside, but inner/link climbs out
     with open(os.path.join(vol, "file"), "w"):
         pass
     for bind_dir in (None, pod_dir):

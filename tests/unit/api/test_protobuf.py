@@ -167,3 +167,39 @@ def test_secret() -> None:
 def test_truncated_secret_is_an_error() -> None:
     with pytest.raises(ProtobufError):
         protobuf.DECODERS["Secret"](envelope(field(1, message(f1="s"))[:-2], "v1", "Secret"))
+
+
+def test_service_account_as_kubectl_create_serviceaccount_sends_it() -> None:
+    meta = message(f1="builder", f2="", f3="ns1")  # gogo writes empty strings too
+    raw = (field(1, meta) + field(2, message(f3="s1", f1="Secret")) +
+           field(3, message(f1="reg")) + int_field(4, 0))
+    decoded = protobuf.decode_service_account(envelope(raw, "v1", "ServiceAccount"))
+    assert decoded == {"apiVersion": "v1", "kind": "ServiceAccount",
+                       "metadata": {"name": "builder", "namespace": "ns1"},
+                       "secrets": [{"kind": "Secret", "name": "s1"}],
+                       "imagePullSecrets": [{"name": "reg"}],
+                       "automountServiceAccountToken": False}
+
+
+def test_token_request_as_kubectl_create_token_sends_it() -> None:
+    bound = message(f1="Pod", f2="v1", f3="web", f4="uid-1")
+    spec = field(1, "a") + field(1, "b") + field(3, bound) + int_field(4, 1200)
+    raw = field(1, message(f1="")) + field(2, spec)
+    decoded = protobuf.decode_token_request(envelope(raw, "authentication.k8s.io/v1",
+                                                     "TokenRequest"))
+    assert decoded == {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                       "metadata": {}, "spec": {
+                           "audiences": ["a", "b"], "expirationSeconds": 1200,
+                           "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "web",
+                                              "uid": "uid-1"}}}
+    negative = field(2, int_field(4, (1 << 64) - 5))
+    assert protobuf.decode_token_request(envelope(negative, "authentication.k8s.io/v1",
+                                                  "TokenRequest"))["spec"] == \
+        {"expirationSeconds": -5}
+
+
+def test_self_subject_review_is_just_metadata() -> None:
+    decoded = protobuf.decode_self_subject_review(envelope(
+        field(1, message(f1="")), "authentication.k8s.io/v1", "SelfSubjectReview"))
+    assert decoded == {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+                       "metadata": {}}

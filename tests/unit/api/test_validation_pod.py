@@ -207,6 +207,10 @@ INVALID: list[tuple[str, Any, str, str, str]] = [
      "Invalid value: 512: must be a number between 0 and 0777 (octal), both inclusive"),
     ("pvc-claim-missing", ok().volume("d", persistentVolumeClaim={}).build(),
      "spec.volumes[0].persistentVolumeClaim.claimName", "FieldValueRequired", "Required value"),
+    ("ephemeral-unsupported", ok().volume("d", ephemeral={"volumeClaimTemplate": {"spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}})
+     .build(), "spec.volumes[0].ephemeral", "FieldValueForbidden",
+     "Forbidden: generic ephemeral volumes are not supported by podling"),
     # --- volume mounts ---
     ("mount-not-found", make_pod().container(volumeMounts=[{"name": "data", "mountPath": "/d"}])
      .build(), "spec.containers[0].volumeMounts[0].name", "FieldValueNotFound",

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from podling.api.views.volume import ObjectProjectionView
 from podling.api.views import (ConditionView, ContainerPortView, ContainerView, DNSConfigView,
-                               EmptyDirView, EnvVarSourceView, EnvVarView, HandlerView,
-                               HostAliasView, HostPathView, HTTPGetActionView, LifecycleView,
+                               EmptyDirView, EnvFromSourceView, EnvVarSourceView, EnvVarView,
+                               HandlerView, HostAliasView, HostPathView, HTTPGetActionView,
+                               KeySelectorView, LifecycleView,
                                NodeAddressView, NodeAffinityView, NodeSelectorRequirementView,
                                NodeSelectorTermView, NodeView, ObjectMetaView,
                                OwnerReferenceView, PodSecurityContextView, PodSpecView,
@@ -24,8 +26,11 @@ FULL_CONTAINER: dict[str, Any] = {
             {"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "C", "valueFrom": {"resourceFieldRef": {
                 "containerName": "app", "resource": "limits.cpu", "divisor": "1m"}}},
-            {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
-    "envFrom": [{"configMapRef": {"name": "cm"}}],
+            {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            {"name": "M", "valueFrom": {"configMapKeyRef": {"name": "m", "key": "k",
+                                                            "optional": True}}}],
+    "envFrom": [{"configMapRef": {"name": "cm"}},
+                {"secretRef": {"name": "sec", "optional": True}, "prefix": "S_"}],
     "ports": [{"name": "http", "containerPort": 80, "hostPort": 8080, "protocol": "UDP",
                "hostIP": "10.0.0.1"}],
     "resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "1Gi"}},
@@ -55,8 +60,12 @@ FULL_CONTAINER_VIEW = ContainerView(
          EnvVarView("C", value_from=EnvVarSourceView(
              resource_field_ref=ResourceFieldRefView("app", "limits.cpu", "1m"),
              kinds=("resourceFieldRef",))),
-         EnvVarView("S", value_from=EnvVarSourceView(kinds=("secretKeyRef",)))),
-    env_from=({"configMapRef": {"name": "cm"}},),
+         EnvVarView("S", value_from=EnvVarSourceView(
+             secret_key_ref=KeySelectorView("s", "k"), kinds=("secretKeyRef",))),
+         EnvVarView("M", value_from=EnvVarSourceView(
+             config_map_key_ref=KeySelectorView("m", "k", True), kinds=("configMapKeyRef",)))),
+    env_from=(EnvFromSourceView(config_map_ref=KeySelectorView("cm")),
+              EnvFromSourceView("S_", secret_ref=KeySelectorView("sec", optional=True))),
     ports=(ContainerPortView("http", 80, 8080, "UDP", "10.0.0.1"),),
     resources=ResourcesView({"cpu": "100m"}, {"memory": "1Gi"}),
     lifecycle=LifecycleView(
@@ -123,7 +132,8 @@ FULL_POD_VIEW = PodView(
         containers=(FULL_CONTAINER_VIEW,), init_containers=(ContainerView(name="init"),),
         volumes=(VolumeView("h", ("hostPath",), host_path=HostPathView("/srv", "Directory")),
                  VolumeView("e", ("emptyDir",), empty_dir=EmptyDirView("Memory", "1Mi")),
-                 VolumeView("d"), VolumeView("s", ("secret",))),
+                 VolumeView("d"), VolumeView("s", ("secret",),
+                                             secret=ObjectProjectionView(name="x"))),
         restart_policy="Never", termination_grace_period_seconds=0, host_network=True,
         host_pid=True, host_ipc=True, share_process_namespace=True,
         host_aliases=(HostAliasView("1.2.3.4", ("a", "b")),), hostname="h", subdomain="sub",

@@ -57,6 +57,12 @@ CASES = [
     (N1, attrs("create", "pods", ns="default", name="p", sub="binding"), POD_N1, False),
     (N1, attrs("get", "pods", ns="default", name="p", sub="log"), POD_N1, False),
     (N1, attrs("create", "pods", ns="default", name="p", sub="eviction"), POD_N1, True),
+    (N1, attrs("patch", "pods", ns="default", name="p", sub="ephemeralcontainers"), POD_N1,
+     False),
+    (N1, attrs("get", "pods", ns="default", name="p", sub="ephemeralcontainers"), POD_N1,
+     False),
+    (ADMIN, attrs("patch", "pods", ns="default", name="p", sub="ephemeralcontainers"), None,
+     True),
     # events
     (N1, attrs("create", "events", ns="default"), None, True),
     (N1, attrs("patch", "events", ns="kube-system", name="e"), None, True),

@@ -64,8 +64,14 @@ async def test_aggregated_core_discovery(client: TestClient, accept: str) -> Non
     assert (v1["version"], v1["freshness"]) == ("v1", "Current")
     resources = by_name(v1["resources"], "resource")
     assert set(resources) == {"pods", "nodes", "namespaces", "configmaps", "secrets", "events",
-                              "bindings"}
+                              "bindings", "serviceaccounts"}
     assert resources["configmaps"]["shortNames"] == ["cm"]
+    accounts = resources["serviceaccounts"]
+    assert (accounts["shortNames"], accounts["singularResource"]) == (["sa"], "serviceaccount")
+    assert accounts["subresources"] == [{
+        "subresource": "token", "verbs": ["create"],
+        "responseKind": {"group": "authentication.k8s.io", "version": "v1",
+                         "kind": "TokenRequest"}}]
     assert "categories" not in resources["configmaps"] and "shortNames" not in resources["secrets"]
     assert (resources["secrets"]["scope"], resources["secrets"]["singularResource"]) == \
         ("Namespaced", "secret")
@@ -77,8 +83,9 @@ async def test_aggregated_core_discovery(client: TestClient, accept: str) -> Non
     assert pods["responseKind"] == {"group": "", "version": "v1", "kind": "Pod"}
     assert "watch" in pods["verbs"] and "deletecollection" in pods["verbs"]
     subresources = by_name(pods["subresources"], "subresource")
-    assert set(subresources) == {"status", "binding", "eviction", "log", "exec", "attach",
-                                 "portforward"}
+    assert set(subresources) == {"status", "binding", "eviction", "ephemeralcontainers", "log",
+                                 "exec", "attach", "portforward"}
+    assert subresources["ephemeralcontainers"]["verbs"] == ["get", "patch", "update"]
     assert subresources["binding"]["verbs"] == ["create"]
     assert subresources["binding"]["responseKind"]["kind"] == "Binding"
     assert subresources["status"]["verbs"] == ["get", "patch", "update"]
@@ -97,7 +104,11 @@ async def test_aggregated_v2beta1_is_answered_in_its_own_version(client: TestCli
 async def test_aggregated_group_discovery(client: TestClient) -> None:
     body = await get_json(client, "/apis", headers={"Accept": discovery.AGGREGATED_V2})
     groups = {item["metadata"]["name"]: item for item in body["items"]}
-    assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io"}
+    assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io",
+                           "authentication.k8s.io"}
+    [whoami] = groups["authentication.k8s.io"]["versions"][0]["resources"]
+    assert (whoami["resource"], whoami["verbs"], whoami["scope"]) == \
+        ("selfsubjectreviews", ["create"], "Cluster")
     [leases] = groups["coordination.k8s.io"]["versions"][0]["resources"]
     assert (leases["resource"], leases["scope"]) == ("leases", "Namespaced")
     assert leases["responseKind"] == {"group": "coordination.k8s.io", "version": "v1",
@@ -120,11 +131,15 @@ async def test_legacy_core_resource_list(client: TestClient) -> None:
     body = await get_json(client, "/api/v1")
     assert (body["kind"], body["groupVersion"]) == ("APIResourceList", "v1")
     resources = by_name(body["resources"], "name")
-    assert {"pods", "pods/status", "pods/binding", "pods/eviction", "pods/log", "pods/exec",
+    assert {"pods", "pods/status", "pods/binding", "pods/eviction", "pods/ephemeralcontainers",
+            "pods/log", "pods/exec",
             "pods/attach", "pods/portforward", "nodes",
             "nodes/status", "namespaces",
             "namespaces/status", "namespaces/finalize", "configmaps", "secrets", "events",
-            "bindings"} == set(resources)
+            "bindings", "serviceaccounts", "serviceaccounts/token"} == set(resources)
+    token = resources["serviceaccounts/token"]
+    assert (token["kind"], token["group"], token["version"], token["verbs"]) == \
+        ("TokenRequest", "authentication.k8s.io", "v1", ["create"])
     assert resources["secrets"]["verbs"] == ["create", "delete", "deletecollection", "get",
                                              "list", "patch", "update", "watch"]
     pods = resources["pods"]
@@ -139,7 +154,8 @@ async def test_legacy_group_list(client: TestClient) -> None:
     body = await get_json(client, "/apis")
     assert body["kind"] == "APIGroupList"
     groups = by_name(body["groups"], "name")
-    assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io"}
+    assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io",
+                           "authentication.k8s.io"}
     lease_group = groups["coordination.k8s.io"]
     assert lease_group["versions"] == [{"groupVersion": "coordination.k8s.io/v1",
                                         "version": "v1"}]
@@ -286,6 +302,15 @@ async def test_self_subject_access_review(client: TestClient) -> None:
                                  json=review, headers=AUTH)
     assert response.status == 201
     assert (await response.json())["status"]["allowed"] is True
+
+
+async def test_self_subject_review_names_the_caller(client: TestClient) -> None:
+    response = await client.post("/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                 json={"apiVersion": "authentication.k8s.io/v1",
+                                       "kind": "SelfSubjectReview"}, headers=AUTH)
+    assert response.status == 201
+    assert (await response.json())["status"]["userInfo"] == {
+        "username": "admin", "groups": ["system:masters", "system:authenticated"]}
 
 
 # --- protocol subset: what Kubernetes refuses ------------------------------------------------

@@ -11,7 +11,8 @@ import pytest
 from podling.api import resources
 from podling.apiserver import openapi
 
-GV_KEYS = ["api/v1", "apis/coordination.k8s.io/v1", "apis/authorization.k8s.io/v1"]
+GV_KEYS = ["api/v1", "apis/coordination.k8s.io/v1", "apis/authorization.k8s.io/v1",
+           "apis/authentication.k8s.io/v1"]
 POD = "io.k8s.api.core.v1.Pod"
 
 
@@ -121,6 +122,9 @@ def test_pod_paths_and_operations() -> None:
     assert "/api/v1/pods" in paths
     status = paths["/api/v1/namespaces/{namespace}/pods/{name}/status"]
     assert status["patch"]["x-kubernetes-group-version-kind"]["kind"] == "Pod"
+    ephemeral = paths["/api/v1/namespaces/{namespace}/pods/{name}/ephemeralcontainers"]
+    assert {"get", "put", "patch"} == set(ephemeral) - {"parameters"}
+    assert ephemeral["patch"]["operationId"] == "patchCoreV1NamespacedPodEphemeralcontainers"
 
 
 def test_cluster_scoped_resources_have_no_namespace_in_paths() -> None:

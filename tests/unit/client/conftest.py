@@ -23,7 +23,8 @@ async def start_server(tmp_path) -> AsyncIterator[StartServer]:
     async def _start(**overrides: Any) -> RunningServer:
         fields: dict[str, Any] = dict(data_dir=str(tmp_path / f"server{len(running)}"),
                                       port=0, datastore="memory", history=1000,
-                                      watch=WatchOptions(bookmark_interval=0.2))
+                                      watch=WatchOptions(bookmark_interval=0.2),
+                                      service_account_admission=False)
         fields.update(overrides)
         server = await start(ServerConfig(**fields))
         running.append(server)

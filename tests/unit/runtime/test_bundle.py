@@ -101,6 +101,21 @@ def test_container_namespaces(options: NamespaceOptions, expected: dict[str, str
     assert namespaces(container_doc(options=options)) == expected
 
 
+@pytest.mark.parametrize("options, pid", [
+    (NamespaceOptions(), "/proc/777/ns/pid"),  # an ephemeral container joins its target's
+    (NamespaceOptions(pid=POD), "/proc/4242/ns/pid"),  # the pod's shared one wins
+])
+def test_a_pid_target_is_joined_only_without_a_pod_pid_namespace(options: NamespaceOptions,
+                                                                   pid: str) -> None:
+    config = ContainerConfig(name="c", rootfs="/snap/c", command=["/sh"], pid_target="c0")
+    doc = bundle.container_spec(config, ref(options), cgroups_path="/p/c1", rlimits=[],
+                                pid_target=777)
+    assert namespaces(doc)["pid"] == pid
+    host = bundle.container_spec(config, ref(NamespaceOptions(pid=NODE)), cgroups_path="/p/c1",
+                                 rlimits=[], pid_target=777)
+    assert "pid" not in namespaces(host)
+
+
 def test_container_never_sets_hostname() -> None:
     assert "hostname" not in container_doc()
 

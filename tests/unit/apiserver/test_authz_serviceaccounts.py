@@ -1,0 +1,96 @@
+"""Authorization of service accounts (until RBAC) and of nodes asking for their pods' tokens."""
+
+from __future__ import annotations
+
+import pytest
+
+from podling.apiserver import authz
+from podling.apiserver.auth import User
+from podling.apiserver.nodeauth import node_user
+
+SA_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated")
+BOUND = User("system:serviceaccount:default:default", SA_GROUPS,
+             extra=((authz.POD_NAME_EXTRA, ("web",)),))
+UNBOUND = User("system:serviceaccount:default:default", SA_GROUPS)
+N1 = node_user("n1")
+
+
+def attrs(verb: str, resource: str, *, ns: str | None = "default", name: str | None = None,
+          sub: str | None = None, group: str = "") -> authz.Attributes:
+    return authz.Attributes(verb=verb, resource=resource, group=group, namespace=ns, name=name,
+                            subresource=sub)
+
+
+@pytest.mark.parametrize("user, attributes, allowed", [
+    (BOUND, attrs("get", "pods", name="web"), True),
+    (BOUND, attrs("get", "pods", name="other"), False),
+    (BOUND, attrs("get", "pods", ns="kube-system", name="web"), False),
+    (BOUND, attrs("delete", "pods", name="web"), False),
+    (BOUND, attrs("get", "pods", name="web", sub="log"), False),
+    (BOUND, attrs("watch", "pods", name="web"), False),
+    (BOUND, attrs("list", "pods"), False),
+    (BOUND, attrs("list", "secrets"), False),
+    (BOUND, attrs("get", "serviceaccounts", name="default"), False),
+    (UNBOUND, attrs("get", "pods", name="web"), False),
+    (UNBOUND, attrs("get", "pods", name=""), False),
+])
+def test_service_account_gets_only_its_bound_pod(user, attributes, allowed) -> None:
+    assert user.allows(attributes) is allowed
+    assert authz.needs_object(user, attributes) is False
+
+
+def test_service_account_reads_discovery() -> None:
+    for path in ("/api", "/apis", "/version", "/openapi/v3", "/apis/coordination.k8s.io"):
+        assert UNBOUND.allows({"nonResourceAttributes": {"path": path, "verb": "get"}})
+    assert not UNBOUND.allows({"nonResourceAttributes": {"path": "/api", "verb": "post"}})
+
+
+def test_forbidden_message_for_a_service_account() -> None:
+    error = authz.forbidden(BOUND, attrs("list", "secrets"))
+    assert error.message == ('secrets is forbidden: User "system:serviceaccount:default:default" '
+                             'cannot list resource "secrets" in API group "" in the namespace '
+                             '"default"')
+
+
+def test_a_user_named_like_a_service_account_is_not_one() -> None:
+    impostor = User("system:serviceaccount:default:default", ("system:authenticated",),
+                    extra=((authz.POD_NAME_EXTRA, ("web",)),))
+    assert authz.service_account_of(impostor) is None
+    assert not impostor.allows(attrs("get", "pods", name="web"))
+
+
+RUNS_AS_BUILDER = {"items": [{"spec": {"nodeName": "n1", "serviceAccountName": "builder"}}]}
+ELSEWHERE = {"items": [{"spec": {"nodeName": "n2", "serviceAccountName": "builder"}}]}
+
+
+@pytest.mark.parametrize("attributes, obj, allowed", [
+    (attrs("create", "serviceaccounts", name="builder", sub="token"), RUNS_AS_BUILDER, True),
+    (attrs("get", "serviceaccounts", name="builder"), RUNS_AS_BUILDER, True),
+    (attrs("create", "serviceaccounts", name="default", sub="token"), RUNS_AS_BUILDER, False),
+    (attrs("create", "serviceaccounts", name="builder", sub="token"), ELSEWHERE, False),
+    (attrs("get", "serviceaccounts", name="builder"), ELSEWHERE, False),
+    (attrs("update", "serviceaccounts", name="builder"), RUNS_AS_BUILDER, False),
+    (attrs("delete", "serviceaccounts", name="builder"), RUNS_AS_BUILDER, False),
+    (attrs("create", "serviceaccounts"), RUNS_AS_BUILDER, False),
+    (attrs("list", "serviceaccounts"), RUNS_AS_BUILDER, False),
+])
+def test_node_tokens_only_for_its_pods_accounts(attributes, obj, allowed) -> None:
+    assert authz.allowed(N1, attributes, obj) is allowed
+
+
+def test_node_token_requests_ask_for_the_nodes_pods() -> None:
+    assert authz.needs_object(N1, attrs("create", "serviceaccounts", name="b", sub="token"))
+    assert authz.needs_object(N1, attrs("get", "serviceaccounts", name="b"))
+    assert not authz.needs_object(N1, attrs("create", "serviceaccounts"))
+
+
+@pytest.mark.parametrize("attributes, reason", [
+    (attrs("create", "serviceaccounts", name="b", sub="token"),
+     ": no relationship found between node 'n1' and this object"),
+    (attrs("delete", "serviceaccounts", name="b"),
+     ": can only create tokens for individual service accounts"),
+    (attrs("get", "serviceaccounts", name="b"),
+     ": no relationship found between node 'n1' and this object"),
+])
+def test_node_reasons_for_service_accounts(attributes, reason) -> None:
+    assert authz.forbidden(N1, attributes).message.endswith(reason)
