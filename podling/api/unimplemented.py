@@ -21,10 +21,9 @@ Tree = dict[str, Any]  # field -> True | Tree
 _CONTAINER_SECURITY: Tree = {f: True for f in (
     "runAsUser", "runAsGroup", "runAsNonRoot", "privileged", "capabilities",
     "readOnlyRootFilesystem", "allowPrivilegeEscalation")}
-# Probes: every handler but grpc (no gRPC client yet: such a probe never succeeds).
 _PROBE: Tree = {f: True for f in (
-    "exec", "httpGet", "tcpSocket", "initialDelaySeconds", "timeoutSeconds", "periodSeconds",
-    "successThreshold", "failureThreshold", "terminationGracePeriodSeconds")}
+    "exec", "httpGet", "tcpSocket", "grpc", "initialDelaySeconds", "timeoutSeconds",
+    "periodSeconds", "successThreshold", "failureThreshold", "terminationGracePeriodSeconds")}
 _CONTAINER: Tree = {
     **{f: True for f in (
         "name", "image", "command", "args", "ports", "workingDir", "stdin", "stdinOnce",

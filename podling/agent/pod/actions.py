@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from podling.api.views import ContainerView
+from podling.api.views import ContainerView, PodView
 
 REASON_NEW = "new"
 REASON_RESTART = "restart"
@@ -88,3 +88,9 @@ class PodActions:
     requeue_after: float | None = None
     deadline_exceeded: bool = False
     evicted: bool = False
+
+    def first_app_start(self, pod: PodView) -> bool:
+        """The plan starts the app containers of a pod with init containers for the first
+        time (the pod was PodInitializing)."""
+        return bool(pod.spec.init_containers) and any(
+            s.reason == REASON_NEW and not s.init for s in self.containers_to_start)

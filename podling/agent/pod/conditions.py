@@ -78,11 +78,14 @@ def initialized_condition(pod: PodView, init_statuses: list[dict[str, Any]],
     return _cond("Initialized", True)
 
 
-def ready_conditions(pod: PodView, app_statuses: list[dict[str, Any]], *, phase: str,
+def ready_conditions(pod: PodView, statuses: list[dict[str, Any]], *, phase: str,
                       prev: dict[str, Any]) -> list[dict[str, Any]]:
-    """[Ready, ContainersReady] (kubelet GeneratePodReadyCondition / ContainersReady)."""
-    by_name = {s["name"]: s for s in app_statuses}
-    names = [c.name for c in pod.spec.containers]
+    """[Ready, ContainersReady] (kubelet GeneratePodReadyCondition / ContainersReady):
+    the sidecars (in initContainers order), then the app containers, must be ready.
+    ``statuses``: the init and the app container statuses."""
+    by_name = {s["name"]: s for s in statuses}
+    names = [c.name for c in pod.spec.init_containers if c.is_sidecar] + \
+        [c.name for c in pod.spec.containers]
     unknown = [n for n in names if n not in by_name]
     unready = [n for n in names if n in by_name and not by_name[n].get("ready")]
     if phase == "Succeeded" and not unknown:

@@ -79,8 +79,11 @@ _LIVE = (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN)
 def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
                         containers: list[ContainerStatus], *, now: float,
                         backoff: Backoff, probe_failures: dict[str, str] | None = None,
-                        evict: bool = False) -> PodActions:
+                        evict: bool = False, unstarted: set[str] | None = None
+                        ) -> PodActions:
     """The actions that move the pod towards its spec; pure (see the module docstring).
+    ``unstarted``: IDs of running containers whose startup probe has not succeeded yet
+    (a sidecar among them holds back the next init container).
     The starts and kills carry the containers' views; a running container's recorded spec
     hash is compared with the hash of ``ContainerView.raw``, the spec as received.
     ``evict``: the node evicts the pod (every container killed with grace 0)."""
@@ -98,7 +101,8 @@ def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
                                         backoff=backoff)
         else:
             actions = _plan_existing(pod, ordered, keep, containers=containers, now=now,
-                                     backoff=backoff, failures=probe_failures or {})
+                                     backoff=backoff, failures=probe_failures or {},
+                                     unstarted=unstarted or set())
         actions.requeue_after = deadline.requeue_after(pod, now, actions.requeue_after)
     if actions.kill_pod:
         _kill_everything(ordered, containers, actions)
@@ -111,12 +115,16 @@ def compute_pod_actions(pod: PodView, sandboxes: list[PodSandboxStatus],
 
 def _plan_existing(pod: PodView, ordered: list[PodSandboxStatus],
                    keep: PodSandboxStatus, *, containers: list[ContainerStatus], now: float,
-                   backoff: Backoff, failures: dict[str, str]) -> PodActions:
+                   backoff: Backoff, failures: dict[str, str], unstarted: set[str]
+                   ) -> PodActions:
     actions = PodActions(sandbox_id=keep.id, sandbox_attempt=keep.metadata.attempt)
     _kill_strays(pod, ordered, keep, containers=containers, actions=actions)
     kept = [c for c in containers if c.sandbox_id == keep.id]
     latest = latest_by_name(containers)
-    if _plan_init(pod, latest_by_name(kept), latest, now=now, backoff=backoff, actions=actions):
+    probes = sidecars.Probes(failures, unstarted, lambda i, c, st, kind: _sidecar_probe_failure(
+        pod, i, c, st, kind, now=now, backoff=backoff, actions=actions))
+    if _plan_init(pod, latest_by_name(kept), latest, now=now, backoff=backoff, actions=actions,
+                  probes=probes):
         _plan_app(pod, latest, now=now, backoff=backoff, actions=actions, failures=failures)
         if actions.kill_pod:
             sidecars.drop_sidecar_restarts(actions)
@@ -240,11 +248,12 @@ def _find_next_init(pod: PodView, init_latest: dict[str, ContainerStatus],
 
 def _plan_init(pod: PodView, init_latest: dict[str, ContainerStatus],
                latest: dict[str, ContainerStatus], *, now: float, backoff: Backoff,
-               actions: PodActions) -> bool:
+               actions: PodActions, probes: sidecars.Probes) -> bool:
     """Plan the init step; True when initialization is done and app containers may run."""
     if sidecars.has_sidecars(pod):
         return sidecars.plan_init(
             pod, init_latest, never=restart_policy(pod) == "Never", actions=actions,
+            probes=probes,
             start_or_wait=lambda i, c, st: _start_or_wait(pod, i, c, st=st, now=now,
                                                           backoff=backoff, actions=actions))
     last, nxt, done = _find_next_init(pod, init_latest, latest)
@@ -299,6 +308,20 @@ def _plan_app(pod: PodView, latest: dict[str, ContainerStatus], *, now: float,
             idx, c, REASON_SPEC_CHANGED, restart_count_of(st) + 1))
     if keep == 0 and wanted == 0:
         actions.kill_pod = True
+
+
+def _sidecar_probe_failure(pod: PodView, idx: int, c: ContainerView, st: ContainerStatus,
+                           kind: str, *, now: float, backoff: Backoff,
+                           actions: PodActions) -> ContainerStart | None:
+    """A running sidecar whose liveness / startup probe failed: killed ("Init container X
+    failed liveness probe") and restarted whatever the pod's restartPolicy, as a crash."""
+    after = after_probe_failure(pod, c, kind, now=now, backoff=backoff, sidecar=True)
+    actions.containers_to_kill[st.id] = ContainerKill(c.name, c, after.message, KILL_PROBE,
+                                                      after.grace)
+    if after.hold > 0:
+        _wait(pod, c.name, actions, now=now, backoff=backoff, remaining=after.hold)
+        return None
+    return ContainerStart(idx, c, REASON_RESTART, restart_count_of(st) + 1, now)
 
 
 def _wait(pod: PodView, name: str, actions: PodActions, *, now: float, backoff: Backoff,

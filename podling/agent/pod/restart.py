@@ -75,17 +75,20 @@ class ProbeRestart:
 
 
 def after_probe_failure(pod: PodView, container: ContainerView, kind: str, *, now: float,
-                        backoff: Backoff) -> ProbeRestart:
+                        backoff: Backoff, sidecar: bool = False) -> ProbeRestart:
     """kubelet computePodActions for a container whose ``kind`` ("liveness" | "startup")
     probe failed: "Container <name> failed <kind> probe[, will be restarted]" (restarted
     unless restartPolicy is Never). The restart counts as a crash: the back-off counted
-    from ``now`` holds it while an earlier restart's delay runs."""
-    restart = restart_policy(pod) != "Never"
+    from ``now`` holds it while an earlier restart's delay runs. A ``sidecar`` is always
+    restarted: "Init container <name> failed <kind> probe"."""
+    restart = sidecar or restart_policy(pod) != "Never"
     probe = container.liveness_probe if kind == "liveness" else container.startup_probe
     grace = None if probe is None or probe.termination_grace_period_seconds is None \
         else float(probe.termination_grace_period_seconds)
     message = f"Container {container.name} failed {kind} probe"
-    if restart:
+    if sidecar:
+        message = f"Init container {container.name} failed {kind} probe"
+    elif restart:
         message += ", will be restarted"
     held, remaining = backoff.in_backoff(backoff_key(pod, container.name), now, since=now) \
         if restart else (False, 0.0)

@@ -7,7 +7,7 @@ container states and conditions are carried over as written), the
 runtime's sandboxes and containers of this pod (every attempt, every sandbox), the agent's
 ``waiting`` reasons (last start failure per container name: ErrImagePull, ImagePullBackOff,
 CrashLoopBackOff, CreateContainerConfigError, …; the kubelet's reason cache) and
-``readiness`` / ``started`` (container name → bool for running app containers, from
+``readiness`` / ``started`` (container name → bool for running app containers and sidecars, from
 :mod:`podling.agent.prober`; a running container missing from them is started, and ready
 unless it has a readinessProbe).
 
@@ -92,7 +92,7 @@ def pod_status(pod: PodView, sandboxes: list[PodSandboxStatus],
     status: dict[str, Any] = {"phase": phase}
     conds = [ready_to_start_condition(pod, sandboxes, ips),
              initialized_condition(pod, init_statuses, app_statuses, phase=phase),
-             *ready_conditions(pod, app_statuses, phase=phase, prev=prev)]
+             *ready_conditions(pod, init_statuses + app_statuses, phase=phase, prev=prev)]
     status["conditions"] = merge_conditions(conds, prev.get("conditions") or [], now)
     if host_ip:
         status["hostIP"] = host_ip
@@ -156,7 +156,7 @@ class _Ctx:
             term = status["state"].get("terminated")
             status["ready"] = bool(term and term.get("exitCode") == 0)
         else:
-            has_probe = spec.readiness_probe is not None and not init  # sidecars: not probed yet
+            has_probe = spec.readiness_probe is not None
             status["ready"] = started and self.readiness.get(name, not has_probe)
         return status
 

@@ -17,7 +17,8 @@
                    pod: its configMap, secret, downwardAPI and projected volumes are
                    refreshed in place (no-op when unchanged)
       7 init ───── start next_init_container, then skip 8 (the next sync looks again)
-      8 app ────── start containers_to_start in order
+      8 app ────── start containers_to_start in order (a first start after the init
+                   containers reports the observed status first: PodInitializing is seen)
       9 report ─── probe workers follow the running containers (prober.sync_pod); pod_status
                    (pure) from the runtime (listed again if anything changed) and the probe
                    results (started, ready) ─▶ StatusManager
@@ -44,7 +45,7 @@ from typing import Awaitable, Callable, NamedTuple
 from podling.agent.backoff import Backoff
 from podling.agent.config import AgentConfig
 from podling.agent.images import ImagePuller, ImagePullFailure
-from podling.agent.kuberuntime import labels, lifecycle, podfiles
+from podling.agent.kuberuntime import labels, podfiles
 from podling.agent.kuberuntime.containers import ContainerManager, SandboxContext, Waiting
 from podling.agent.kuberuntime.env import PodContext
 from podling.agent.kuberuntime.sandbox import SandboxManager
@@ -54,7 +55,7 @@ from podling.agent.kuberuntime.volume_sources import VolumeSources
 from podling.agent.node.admitter import Admitter
 from podling.agent.objects import ObjectCache, ObjectSource
 from podling.agent.node.host import HostResources, host_resources
-from podling.agent.pod import deadline, ephemeral, eviction, sidecars
+from podling.agent.pod import deadline, ephemeral, eviction, stopping
 from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
                                        ContainerStart, PodActions)
 from podling.agent.pod.conditions import KUBELET_CONDITIONS
@@ -183,7 +184,8 @@ class PodSyncer:
         actions = compute_pod_actions(pod, observed.sandboxes, observed.containers,  # 3
                                       now=self.clock(), backoff=self.backoff,
                                       probe_failures=self.prober.failures(pod.metadata.uid),
-                                      evict=evicted is not None)
+                                      evict=evicted is not None,
+                                      unstarted=self.prober.unstarted(pod, observed.containers))
         if actions.deadline_exceeded:  # as the kubelet, on each sync until it is Failed
             self.recorder.event(pod.raw, "Normal", deadline.REASON, deadline.MESSAGE)
         if actions.create_sandbox and actions.sandbox_changed:  # before the kills, as kubelet
@@ -203,6 +205,8 @@ class PodSyncer:
                     await self._init_container(pod, actions.next_init_container, ctx,
                                                result=result)  # 7
                 else:
+                    if actions.first_app_start(pod):  # kubelet: the observed status first
+                        await self._report(pod, result, None)  # (PodInitializing)
                     await self._app_containers(pod, actions.containers_to_start, ctx,
                                                result=result)  # 8
         elif actions.sandbox_id and not actions.kill_pod:  # 6, a running pod
@@ -253,16 +257,10 @@ class PodSyncer:
         by_id = {c.id: c for c in observed.containers}
         kills = [(by_id[cid], kill) for cid, kill in actions.containers_to_kill.items()
                  if cid in by_id]
-        grace = lifecycle.grace_period_seconds(pod)
         for _, kill in kills:
             self.prober.stop_container(pod.metadata.uid, kill.name)
-        for last in (False, True):  # sidecars after the others, as the kubelet stops them
-            await asyncio.gather(*(self.containers.stop(
-                pod, status, kill.container, grace=grace if kill.grace is None else kill.grace,
-                message=kill.message) for status, kill in kills
-                if sidecars.is_sidecar(pod, kill.name) == last))
-        for _, kill in kills:
-            result.add(SyncAction.KILL_CONTAINER, kill.name)
+        await stopping.kill_planned(pod, kills, containers=self.containers, now=self.clock,
+                                    result=result)
         by_sandbox_id = {s.id: s for s in observed.sandboxes}
         for sandbox_id in actions.kill_sandboxes:
             sandbox = by_sandbox_id.get(sandbox_id)

@@ -2,7 +2,8 @@
 
     terminate(pod)
       1 observe ── list the pod's sandboxes and containers
-      2 kill ───── every RUNNING / CREATED container, concurrently (Killing, preStop, grace)
+      2 kill ───── every RUNNING / CREATED container (Killing, preStop, grace): the app
+                   containers concurrently, then the sidecars one at a time in reverse order
       3 release ── each sandbox: network DEL, stop, remove; the pod's rootfs, volumes, dir
       4 delete ─── the grace-0 delete of the pod in the API (uid precondition)
                    ─▶ done; an API error other than gone / replaced / forbidden ─▶ retry
@@ -13,23 +14,29 @@ idempotent; runtime and network errors propagate and the caller retries.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
+from typing import Awaitable, Callable
 
 from podling.agent.config import AgentConfig
 from podling.agent.kuberuntime import labels, lifecycle, podfiles
 from podling.agent.kuberuntime.containers import ContainerManager
 from podling.agent.kuberuntime.sandbox import SandboxManager
-from podling.agent.pod import sidecars
+from podling.agent.pod.stopping import stop_in_order
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.api import errors
 from podling.api.resources import PODS
-from podling.api.views import PodView
+from podling.api.views import ContainerView, PodView
 from podling.client import ApiClient
-from podling.runtime.interface import ContainerState, PodSandboxStatus, RuntimeService
+from podling.runtime.interface import (ContainerState, ContainerStatus, PodSandboxStatus,
+                                       RuntimeService)
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # after a failed final delete
+
+
+def _name(c: ContainerStatus) -> str:
+    return c.labels.get(labels.CONTAINER_NAME, c.name)
 
 
 class PodTeardown:
@@ -54,13 +61,10 @@ class PodTeardown:
         specs = {c.name: c for c in pod.spec.all_containers()}  # sidecars have preStop too
         running = [c for c in containers if c.state in (ContainerState.RUNNING,
                                                         ContainerState.CREATED)]
-        for last in (False, True):  # sidecars after the app containers
-            await asyncio.gather(*(self.containers.stop(
-                pod, c, specs.get(c.labels.get(labels.CONTAINER_NAME, "")), grace=grace)
-                for c in running if sidecars.is_sidecar(
-                    pod, c.labels.get(labels.CONTAINER_NAME, "")) == last))
+        await stop_in_order(pod, [(_name(c), self._stopper(pod, c, specs.get(_name(c))))
+                                  for c in running], grace=grace, now=time.monotonic)
         for c in running:
-            result.add(SyncAction.KILL_CONTAINER, c.labels.get(labels.CONTAINER_NAME, c.name))
+            result.add(SyncAction.KILL_CONTAINER, _name(c))
         await self._release(pod, sandboxes)
         result.add(SyncAction.RELEASE_POD)
         try:
@@ -75,6 +79,10 @@ class PodTeardown:
         result.add(SyncAction.DELETE_POD)
         result.done = True
         return result
+
+    def _stopper(self, pod: PodView, status: ContainerStatus, spec: ContainerView | None
+                 ) -> Callable[[float], Awaitable[None]]:
+        return lambda grace: self.containers.stop(pod, status, spec, grace=grace)
 
     async def _release(self, pod: PodView, sandboxes: list[PodSandboxStatus]) -> None:
         await self.sandboxes.release(

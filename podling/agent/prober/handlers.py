@@ -6,13 +6,16 @@
               combined output; a timeout ─▶ failure "command \\"…\\" timed out"; the
               runtime refusing (container gone) ─▶ error
     httpGet ─ GET scheme://host:port/path (host: the pod IP unless set; a named port is
-              the container's port of that name; HTTPS not verified; User-Agent
+              the container's port of that name; plain HTTP through :mod:`.http_get`,
+              HTTPS through the shared session, not verified; Host, User-Agent
               kube-probe/1.32, Accept */*, then httpHeaders) within the timeout, no
               redirect followed: 2xx ─▶ success, 3xx ─▶ warning "Probe terminated
               redirects…", else failure "HTTP probe failed with statuscode: N"; a
               transport error ─▶ failure with Go's text (``Get "url": dial tcp …``)
     tcpSocket connect within the timeout ─▶ success, else failure "dial tcp …"
-    grpc ──── not supported yet ─▶ error (the API warns about the field at creation)
+    grpc ──── grpc.health.v1.Health/Check of ``service`` at the pod IP (hostNetwork: the
+              node's) and ``port`` (:mod:`.grpc`): SERVING ─▶ success, else failure with
+              the kubelet's text
 
 An *error* (a port name not found, no pod IP, the runtime refusing) is not a failure:
 the kubelet records "<Kind> probe errored: …" and throws the result away.
@@ -30,6 +33,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from podling.agent.kuberuntime.lifecycle import go_quote, http_url, resolve_port
+from podling.agent.prober.grpc import grpc_probe
+from podling.agent.prober.http_get import MalformedResponse, http_get, tcp_connect
 from podling.api.views import ContainerView, HTTPGetActionView, ProbeView
 from podling.runtime.interface import ExecResult, ExecTimeout
 
@@ -79,7 +84,11 @@ async def run_probe(probe: ProbeView, target: ProbeTarget) -> ProbeOutcome:
                 raise ValueError("failed to find networking container: the pod has no IP")
             return await tcp_probe(host, port, timeout)
         if probe.grpc_port is not None:
-            return ProbeOutcome(ERROR, "grpc probes are not supported by podling yet")
+            if not target.pod_ip:
+                raise ValueError("failed to find networking container: the pod has no IP")
+            ok, message = await grpc_probe(target.pod_ip, probe.grpc_port,
+                                           probe.grpc_service, timeout)
+            return ProbeOutcome(SUCCESS if ok else FAILURE, message)
     except ValueError as exc:
         return ProbeOutcome(ERROR, str(exc))
     return ProbeOutcome(ERROR, f"missing probe handler for container {target.container.name}")
@@ -109,18 +118,26 @@ _TLS = _insecure_tls()
 async def _run_http(action: HTTPGetActionView, target: ProbeTarget,
                     timeout: float) -> ProbeOutcome:
     url = http_url(action, target.container, target.pod_ip)  # ValueError: an error
-    headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
+    parts = urlsplit(url)
+    headers = {"host": ("Host", parts.netloc), "user-agent": ("User-Agent", USER_AGENT),
+               "accept": ("Accept", "*/*")}
     for name, value in action.headers:
-        headers[name] = value
+        headers[name.lower()] = (name, value)
     try:
         async with asyncio.timeout(timeout):
-            async with target.session.get(url, headers=headers, ssl=_TLS,
-                                          allow_redirects=False) as resp:
-                body = (await resp.content.read(MAX_OUTPUT)).decode(errors="replace")
-                code = resp.status
+            if parts.scheme == "https":
+                code, body = await _https_get(url, dict(headers.values()), target)
+            else:
+                code, raw = await http_get(parts.hostname or "", parts.port or 80,
+                                           parts.path + (f"?{parts.query}" if parts.query
+                                                         else ""), list(headers.values()))
+                body = raw.decode(errors="replace")
     except TimeoutError:
         return ProbeOutcome(FAILURE, f'Get "{url}": context deadline exceeded '
                                      "(Client.Timeout exceeded while awaiting headers)")
+    except MalformedResponse as exc:
+        return ProbeOutcome(FAILURE, f'Get "{url}": net/http: HTTP/1.x transport connection '
+                                     f'broken: malformed HTTP response "{exc}"')
     except (aiohttp.ClientError, OSError) as exc:
         return ProbeOutcome(FAILURE, f'Get "{url}": {_go_dial_error(url, exc)}')
     if 200 <= code < 300:
@@ -128,6 +145,15 @@ async def _run_http(action: HTTPGetActionView, target: ProbeTarget,
     if 300 <= code < 400:
         return ProbeOutcome(WARNING, f"Probe terminated redirects, Response body: {body}")
     return ProbeOutcome(FAILURE, f"HTTP probe failed with statuscode: {code}")
+
+
+async def _https_get(url: str, headers: dict[str, str], target: ProbeTarget
+                     ) -> tuple[int, str]:
+    """HTTPS goes through the shared aiohttp session (certificates not verified)."""
+    headers.pop("Host", None)
+    async with target.session.get(url, headers=headers, ssl=_TLS,
+                                  allow_redirects=False) as resp:
+        return resp.status, (await resp.content.read(MAX_OUTPUT)).decode(errors="replace")
 
 
 def _go_dial_error(url: str, exc: BaseException) -> str:
@@ -158,16 +184,11 @@ async def tcp_probe(host: str, port: int, timeout: float) -> ProbeOutcome:
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(host, port)
+            await tcp_connect(host, port)
     except TimeoutError:
         return ProbeOutcome(FAILURE, f"dial tcp {address}: i/o timeout")
     except OSError as exc:
         return ProbeOutcome(FAILURE, _dial_text(host, port, exc))
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except OSError:
-        pass
     return ProbeOutcome(SUCCESS)
 
 

@@ -14,7 +14,8 @@ Success, startup none (the container is not started until its startup probe succ
 
 ``started`` of a running container: its startup probe succeeded, or it has none. ``ready``:
 started and its readiness probe's result is Success, or it has no readiness probe.
-Init containers are not probed (sidecars are not supported).
+Sidecars (init containers with ``restartPolicy: Always``) are probed as app containers
+are; ordinary init containers are not probed.
 
 All methods run on the agent's event loop; ``close`` cancels every worker and closes the
 HTTP session (idempotent).
@@ -48,6 +49,11 @@ def probes_of(container: ContainerView) -> dict[str, ProbeView]:
     return {kind: probe for kind, probe in found.items() if probe is not None}
 
 
+def probed(pod: PodView) -> list[ContainerView]:
+    """The containers probes run in: the sidecars, then the app containers."""
+    return [c for c in pod.spec.init_containers if c.is_sidecar] + list(pod.spec.containers)
+
+
 def _running_by_name(containers: list[ContainerStatus]) -> dict[str, ContainerStatus]:
     """The newest running instance of each container name."""
     out: dict[str, ContainerStatus] = {}
@@ -75,14 +81,14 @@ class ProbeManager:
 
     def sync_pod(self, pod: PodView, containers: list[ContainerStatus], *,
                  pod_ip: str) -> None:
-        """Start the workers of the pod's running app containers that have none for their
-        current container ID; cancel the others (idempotent). ``containers`` are the
-        runtime's containers of this pod."""
+        """Start the workers of the pod's running sidecars and app containers that have
+        none for their current container ID; cancel the others (idempotent).
+        ``containers`` are the runtime's containers of this pod."""
         uid = pod.metadata.uid
         running = _running_by_name(containers)
         wanted: set[WorkerKey] = set()
         if not pod.metadata.deleting:
-            for spec in pod.spec.containers:
+            for spec in probed(pod):
                 st = running.get(spec.name)
                 for kind, probe in (probes_of(spec).items() if st is not None else ()):
                     key = WorkerKey(uid, spec.name, kind)
@@ -178,15 +184,29 @@ class ProbeManager:
                     out[cid] = KILL_KINDS[kind]
         return out
 
+    def unstarted(self, pod: PodView, containers: list[ContainerStatus]) -> set[str]:
+        """IDs of the pod's running sidecars and app containers that have a startup probe
+        which has not succeeded yet (also before its worker runs): a sidecar among them
+        holds back the next init container."""
+        running = _running_by_name(containers)
+        out: set[str] = set()
+        for spec in probed(pod):
+            st = running.get(spec.name)
+            if st is not None and spec.startup_probe is not None and self._result(
+                    WorkerKey(pod.metadata.uid, spec.name, STARTUP), st.id) != SUCCESS:
+                out.add(st.id)
+        return out
+
     def container_states(self, pod: PodView, containers: list[ContainerStatus]
                          ) -> tuple[dict[str, bool], dict[str, bool]]:
-        """(ready, started) by app container name for the pod's running containers (the
-        kubelet's UpdatePodStatus); names without a running instance are absent."""
+        """(ready, started) by sidecar and app container name for the pod's running
+        containers (the kubelet's UpdatePodStatus); names without a running instance are
+        absent."""
         uid = pod.metadata.uid
         ready: dict[str, bool] = {}
         started: dict[str, bool] = {}
         running = _running_by_name(containers)
-        for spec in pod.spec.containers:
+        for spec in probed(pod):
             st = running.get(spec.name)
             if st is None:
                 continue

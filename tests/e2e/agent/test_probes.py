@@ -1,6 +1,6 @@
 """Container probes on the real agent, seen through the real kubectl: an httpGet liveness probe
 restarts nginx, an exec readiness probe flips the READY column, a startup probe holds back
-liveness, tcpSocket probes pass and fail; with Kubernetes' Killing and Unhealthy events.
+liveness, tcpSocket and grpc probes pass and fail; with Kubernetes' Killing and Unhealthy events.
 
 Every probe runs each second (periodSeconds 1); the tests wait on conditions with timeouts.
 """
@@ -181,3 +181,46 @@ def test_tcp_socket_probes_pass_and_fail(cluster, wait) -> None:
         assert ready_column(cluster, bad) == "0/1"
     finally:
         delete(cluster, good, bad)
+
+
+def node_ip(cluster) -> str:
+    node = json.loads(cluster.kubectl("get", "node", cluster.node, "-o", "json").stdout)
+    return next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+
+
+def test_grpc_probes_pass_and_fail(cluster, wait) -> None:
+    """A hostNetwork pod's grpc probes reach a grpc.health.v1 server of the test on the pod
+    IP (the node's own address, as the kubelet probes): SERVING makes it Ready, NOT_SERVING
+    unready, and a NOT_SERVING liveness service restarts it."""
+    from grpc_health_server import HealthServerThread
+    name = unique("grpc")
+    with HealthServerThread({"": 1, "live": 1}, node_ip(cluster)) as server:
+        apply(cluster, pod(name, cluster.node, [busybox(
+            "c", "sleep 3600",
+            readinessProbe={"grpc": {"port": server.port}, "periodSeconds": 1,
+                            "failureThreshold": 1},
+            livenessProbe={"grpc": {"port": server.port, "service": "live"},
+                           "periodSeconds": 1, "failureThreshold": 2})],
+            hostNetwork=True))
+        try:
+            wait(lambda: ready_column(cluster, name) == "1/1", timeout=90)
+            server.set("", 2)
+            wait(lambda: ready_column(cluster, name) == "0/1", timeout=30)
+            assert has_event(cluster, name, "Warning", "Unhealthy",
+                             'Readiness probe failed: service unhealthy (responded with '
+                             '"NOT_SERVING")')
+            server.set("", 1)
+            wait(lambda: ready_column(cluster, name) == "1/1", timeout=30)
+            assert cstatus(cluster, name)["restartCount"] == 0
+            server.set("live", 2)
+            wait(lambda: (cstatus(cluster, name).get("restartCount") or 0) >= 1, timeout=60)
+            wait(lambda: has_event(cluster, name, "Normal", "Killing",
+                                   "Container c failed liveness probe, will be restarted"),
+                 timeout=20)
+            assert has_event(cluster, name, "Warning", "Unhealthy",
+                             'Liveness probe failed: service unhealthy (responded with '
+                             '"NOT_SERVING")')
+        finally:
+            delete(cluster, name)
+            wait(lambda: cluster.kubectl("get", "pod", name, check=False).returncode != 0,
+                 timeout=60)

@@ -397,3 +397,53 @@ def test_a_probe_restart_waits_while_an_earlier_restart_backs_off():
     assert "ca" in a.containers_to_kill and started(a) == []
     assert a.waiting["a"][0] == CRASH_LOOP_BACK_OFF and a.requeue_after == 10.0
     assert not a.kill_pod
+
+
+# -- sidecars and their probes ------------------------------------------------------------------
+
+
+def test_a_sidecar_startup_probe_gates_the_next_init_container():
+    pod = sidecar_pod()
+    pod["spec"]["initContainers"][0]["startupProbe"] = {"exec": {"command": ["x"]}}
+    side = cs(pod, "side", cid="cs")
+    view = PodView.from_obj(pod)
+    waiting = compute_pod_actions(view, [sandbox()], [side], now=NOW, backoff=Backoff(),
+                                  unstarted={"cs"})
+    assert waiting.next_init_container is None and waiting.requeue_after == 1.0
+    assert not waiting.containers_to_kill and started(waiting) == []
+    passed = compute_pod_actions(view, [sandbox()], [side], now=NOW, backoff=Backoff())
+    assert passed.next_init_container is not None
+    assert passed.next_init_container.name == "i2"
+    # once the pod is initialized, a sidecar's startup probe gates nothing
+    later = compute_pod_actions(view, [sandbox()], [side, cs(pod, "i2", "exited"),
+                                                     cs(pod, "a", created=T0 + 5)],
+                                now=NOW, backoff=Backoff(), unstarted={"cs"})
+    assert later.next_init_container is None and not later.kill_pod
+
+
+@pytest.mark.parametrize("policy, initialized", [("Always", True), ("Never", True),
+                                                 ("Never", False)])
+def test_a_sidecar_failing_its_probe_is_restarted_whatever_the_policy(policy, initialized):
+    pod = sidecar_pod(policy)
+    pod["spec"]["initContainers"][0]["livenessProbe"] = {"exec": {"command": ["x"]}}
+    statuses = [cs(pod, "side", cid="cs", restarts=1)]
+    if initialized:
+        statuses += [cs(pod, "i2", "exited"), cs(pod, "a", created=T0 + 5)]
+    a = compute_pod_actions(PodView.from_obj(pod), [sandbox()], statuses, now=NOW,
+                            backoff=Backoff(), probe_failures={"cs": "liveness"})
+    assert a.containers_to_kill["cs"].message == "Init container side failed liveness probe"
+    start = a.containers_to_start[0] if initialized else a.next_init_container
+    assert start is not None and (start.name, start.reason, start.restart_count) == (
+        "side", REASON_RESTART, 2)
+    assert start.init == initialized and not a.kill_pod
+
+
+def test_stop_groups_put_sidecars_last_in_reverse_order():
+    from podling.agent.pod.sidecars import grace_left, stop_groups
+    pod = make_pod("a", "b", init=("s1", "i", "s2"))
+    for i in (0, 2):
+        pod["spec"]["initContainers"][i]["restartPolicy"] = "Always"
+    view = PodView.from_obj(pod)
+    assert stop_groups(view, ["s1", "a", "s2", "b"]) == [["a", "b"], ["s2"], ["s1"]]
+    assert stop_groups(view, ["s1"]) == [["s1"]]
+    assert (grace_left(30, 5), grace_left(30, 40), grace_left(0, 1)) == (25, 2, 0)

@@ -171,11 +171,6 @@ async def test_exec_probe(session, code, result, output) -> None:
     assert calls == [["cat", "/tmp/ready"]]
 
 
-async def test_grpc_is_reported_as_not_supported(session) -> None:
-    out = await run_probe(probe(grpc={"port": 9000}), target(session))
-    assert out.result == ERROR and "not supported" in out.output
-
-
 def test_probe_view_defaults() -> None:
     p = probe(exec={"command": ["true"]})
     assert (p.initial_delay_seconds, p.period_seconds, p.timeout_seconds,
@@ -444,3 +439,34 @@ async def test_a_stale_pod_object_does_not_make_the_status_ping_pong(h) -> None:
     assert len(h.client.status_patches) == written
     ready = {c["type"]: c for c in h.status()["conditions"]}["Ready"]
     assert ready["status"] == "True"
+
+
+async def test_a_sidecar_is_probed_and_its_startup_probe_gates_the_next_init(h) -> None:
+    answers = {"starting": 1, "ready": 1}
+    h.runtime.exec_handler = lambda cid, argv: ExecResult(answers.get(argv[0], 0), b"", b"")
+    side = ctr("side", restartPolicy="Always",
+               startupProbe={"exec": {"command": ["starting"]}, "periodSeconds": 1,
+                             "failureThreshold": 30},
+               readinessProbe={"exec": {"command": ["ready"]}, "periodSeconds": 1})
+    pod = make_pod(ctr("app"), initContainers=[side, ctr("init2")])
+    await h.sync(pod)
+    [sidecar] = h.started()
+    await settle(h, 2)
+    await h.sync(h.api_pod(pod))
+    assert h.started() == [sidecar]  # init2 waits for the sidecar's startup probe
+    [side_status] = h.status()["initContainerStatuses"][:1]
+    assert (side_status["started"], side_status["ready"]) == (False, False)
+    answers["starting"] = 0
+    await probe_period(h, 2)
+    await h.sync(h.api_pod(pod))
+    assert len(h.started()) == 2  # now init2 runs
+    answers["ready"] = 0
+    await probe_period(h, 1)
+    await probe_period(h, 1)
+    h.exit(h.started()[1], 0)
+    await h.sync(h.api_pod(pod))  # init2 done: the app starts
+    await settle(h, 1)
+    await h.sync(h.api_pod(pod))
+    statuses = {s["name"]: s for s in h.status()["initContainerStatuses"]}
+    assert statuses["side"]["started"] is True and statuses["side"]["ready"] is True
+    assert {c["type"]: c["status"] for c in h.status()["conditions"]}["Ready"] == "True"

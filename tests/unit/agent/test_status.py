@@ -285,3 +285,22 @@ def test_a_starting_sidecar_keeps_the_pod_initializing():
     assert conds(st)["Initialized"] == ("False", "ContainersNotInitialized",
                                         "containers with incomplete status: [i2]")
     assert st["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
+
+
+def test_a_sidecar_readiness_probe_counts_for_containers_ready():
+    pod = make_pod("a", init=("side",))
+    pod["spec"]["initContainers"][0]["restartPolicy"] = "Always"
+    pod["spec"]["initContainers"][0]["readinessProbe"] = {"exec": {"command": ["true"]}}
+    running = [cs(pod, "side"), cs(pod, "a", created=T0 + 5)]
+    st = status(pod, running)
+    assert st["initContainerStatuses"][0]["ready"] is False
+    assert conds(st)["ContainersReady"] == (
+        "False", "ContainersNotReady", "containers with unready status: [side]")
+    assert conds(st)["Ready"] == conds(st)["ContainersReady"]
+    st = status(pod, running, readiness={"side": True})
+    assert st["initContainerStatuses"][0]["ready"] is True
+    assert conds(st)["Ready"] == ("True", "", "")
+    # sidecars are named first, then the app containers
+    st = status(pod, [cs(pod, "side")])
+    assert conds(st)["ContainersReady"][2] == (
+        "containers with unready status: [side a]")

@@ -553,3 +553,33 @@ async def test_deletion_stops_sidecars_after_the_app(h) -> None:
     h.forget_calls()
     await h.sync(deleted(h.api_pod(pod), 5), True)
     assert [args[0] for args in h.runtime.calls_of("stop_container")] == [app, side]
+
+
+async def test_deletion_stops_sidecars_in_reverse_order(h) -> None:
+    sides = [ctr(n, restartPolicy="Always") for n in ("s1", "s2", "s3")]
+    pod = make_pod(ctr("app"), initContainers=sides)
+    for _ in range(4):
+        await h.sync(h.api_pod(pod) if h.client.status_patches else pod)
+    s1, s2, s3, app = h.started()
+    h.forget_calls()
+    await h.sync(deleted(h.api_pod(pod), 5), True)
+    assert [args[0] for args in h.runtime.calls_of("stop_container")] == [app, s3, s2, s1]
+
+
+async def test_the_first_app_start_reports_pod_initializing_first(h) -> None:
+    pod = make_pod(ctr("c"), initContainers=[ctr("i")])
+    await h.sync(pod)
+    [cid] = h.started()
+    h.exit(cid, 0, ago=1)
+    before = len(h.client.status_patches)
+    await h.sync(h.api_pod(pod))
+    written = [s for _, s in h.client.status_patches[before:]]
+    assert len(written) == 2  # the observed status, then the one after the start
+    assert written[0]["containerStatuses"][0]["state"] == {
+        "waiting": {"reason": "PodInitializing"}}
+    assert written[0]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert "running" in written[1]["containerStatuses"][0]["state"]
+    h.exit(h.started()[-1], 1)
+    before = len(h.client.status_patches)
+    await h.sync(h.api_pod(pod))  # a restart of the app is not a first start: one write
+    assert len(h.client.status_patches) - before == 1
