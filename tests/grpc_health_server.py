@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from typing import AsyncIterator
 
@@ -36,9 +37,11 @@ def _service(message: bytes) -> str:
 
 
 class HealthServer:
-    def __init__(self, statuses: dict[str, int], host: str = "127.0.0.1") -> None:
+    def __init__(self, statuses: dict[str, int], host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         self.statuses = dict(statuses)
         self.host = host
+        self._port = port
         self.mode = "serve"
         self.calls = 0
         self.port = 0
@@ -46,7 +49,7 @@ class HealthServer:
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, 0)
+        self._server = await asyncio.start_server(self._handle, self.host, self._port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -113,10 +116,24 @@ class HealthServerThread:
     """A :class:`HealthServer` on an event loop of its own thread, for synchronous tests;
     ``set(service, status)`` changes an answer."""
 
-    def __init__(self, statuses: dict[str, int], host: str = "127.0.0.1") -> None:
-        self.server = HealthServer(statuses, host)
+    def __init__(self, statuses: dict[str, int], host: str = "127.0.0.1", *, port: int = 0,
+                 netns: str | None = None) -> None:
+        """``netns``: a network namespace path (``/proc/PID/ns/net``) the server's thread
+        enters first, so that it listens inside that namespace (a pod's)."""
+        self.server = HealthServer(statuses, host, port)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._netns = netns
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        if self._netns is not None:  # setns moves this thread only
+            from podling.runtime.oci.portforward import CLONE_NEWNET, setns
+            fd = os.open(self._netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                setns(fd, CLONE_NEWNET)
+            finally:
+                os.close(fd)
+        self._loop.run_forever()
 
     @property
     def port(self) -> int:

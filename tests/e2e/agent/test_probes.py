@@ -8,6 +8,7 @@ Every probe runs each second (periodSeconds 1); the tests wait on conditions wit
 from __future__ import annotations
 
 import json
+import os
 import secrets
 
 from manifests import busybox, pod
@@ -183,27 +184,32 @@ def test_tcp_socket_probes_pass_and_fail(cluster, wait) -> None:
         delete(cluster, good, bad)
 
 
-def node_ip(cluster) -> str:
-    node = json.loads(cluster.kubectl("get", "node", cluster.node, "-o", "json").stdout)
-    return next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+def container_netns(cluster, name: str) -> str:
+    """The network namespace of the pod's first container (its sandbox's), by the
+    container's host PID from conmon's pid file."""
+    cid = cstatus(cluster, name)["containerID"].split("://", 1)[1]
+    with open(os.path.join(cluster.run_dir, "runtime", "containers", cid, "pid")) as f:
+        return f"/proc/{int(f.read().strip())}/ns/net"
 
 
 def test_grpc_probes_pass_and_fail(cluster, wait) -> None:
-    """A hostNetwork pod's grpc probes reach a grpc.health.v1 server of the test on the pod
-    IP (the node's own address, as the kubelet probes): SERVING makes it Ready, NOT_SERVING
-    unready, and a NOT_SERVING liveness service restarts it."""
+    """A pod's grpc probes reach a grpc.health.v1 server that the test runs inside the pod's
+    network namespace, on the pod IP as the kubelet probes: SERVING makes it Ready,
+    NOT_SERVING unready, and a NOT_SERVING liveness service restarts it. The probes start
+    with the server not yet there (the port refuses): they fail until it is."""
     from grpc_health_server import HealthServerThread
-    name = unique("grpc")
-    with HealthServerThread({"": 1, "live": 1}, node_ip(cluster)) as server:
-        apply(cluster, pod(name, cluster.node, [busybox(
-            "c", "sleep 3600",
-            readinessProbe={"grpc": {"port": server.port}, "periodSeconds": 1,
-                            "failureThreshold": 1},
-            livenessProbe={"grpc": {"port": server.port, "service": "live"},
-                           "periodSeconds": 1, "failureThreshold": 2})],
-            hostNetwork=True))
-        try:
-            wait(lambda: ready_column(cluster, name) == "1/1", timeout=90)
+    name, port = unique("grpc"), 50051
+    apply(cluster, pod(name, cluster.node, [busybox(
+        "c", "sleep 3600",
+        readinessProbe={"grpc": {"port": port}, "periodSeconds": 1, "failureThreshold": 1},
+        livenessProbe={"grpc": {"port": port, "service": "live"}, "periodSeconds": 1,
+                       "failureThreshold": 2, "initialDelaySeconds": 600})]))
+    try:
+        wait(lambda: running(cluster, name), timeout=90)
+        assert ready_column(cluster, name) == "0/1"
+        with HealthServerThread({"": 1, "live": 1}, "0.0.0.0", port=port,
+                                netns=container_netns(cluster, name)) as server:
+            wait(lambda: ready_column(cluster, name) == "1/1", timeout=30)
             server.set("", 2)
             wait(lambda: ready_column(cluster, name) == "0/1", timeout=30)
             assert has_event(cluster, name, "Warning", "Unhealthy",
@@ -212,7 +218,22 @@ def test_grpc_probes_pass_and_fail(cluster, wait) -> None:
             server.set("", 1)
             wait(lambda: ready_column(cluster, name) == "1/1", timeout=30)
             assert cstatus(cluster, name)["restartCount"] == 0
-            server.set("live", 2)
+    finally:
+        delete(cluster, name)
+
+
+def test_grpc_liveness_probe_restarts_the_container(cluster, wait) -> None:
+    """A NOT_SERVING liveness service restarts the container with the Killing event."""
+    from grpc_health_server import HealthServerThread
+    name, port = unique("grpc-live"), 50052
+    apply(cluster, pod(name, cluster.node, [busybox(
+        "c", "sleep 3600",
+        livenessProbe={"grpc": {"port": port, "service": "live"}, "periodSeconds": 1,
+                       "failureThreshold": 2, "initialDelaySeconds": 3})]))
+    try:
+        wait(lambda: running(cluster, name), timeout=90)
+        with HealthServerThread({"live": 2}, "0.0.0.0", port=port,
+                                netns=container_netns(cluster, name)):
             wait(lambda: (cstatus(cluster, name).get("restartCount") or 0) >= 1, timeout=60)
             wait(lambda: has_event(cluster, name, "Normal", "Killing",
                                    "Container c failed liveness probe, will be restarted"),
@@ -220,7 +241,5 @@ def test_grpc_probes_pass_and_fail(cluster, wait) -> None:
             assert has_event(cluster, name, "Warning", "Unhealthy",
                              'Liveness probe failed: service unhealthy (responded with '
                              '"NOT_SERVING")')
-        finally:
-            delete(cluster, name)
-            wait(lambda: cluster.kubectl("get", "pod", name, check=False).returncode != 0,
-                 timeout=60)
+    finally:
+        delete(cluster, name)
