@@ -35,6 +35,16 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+def encode_varint(n: int) -> bytes:
+    """``n`` (≥ 0) as a protobuf base-128 varint."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
 def fields(data: bytes) -> dict[int, list[Any]]:
     """The top-level fields of one message: number → values (ints or raw bytes)."""
     found: dict[int, list[Any]] = {}

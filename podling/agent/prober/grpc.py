@@ -38,6 +38,7 @@ except ImportError as exc:  # an install without the dependency: only grpc probe
     H2_MISSING = f"grpc probes need the h2 package ({exc})"
 
 from podling.agent.backoff import go_duration
+from podling.api.protobuf import encode_varint, fields
 
 USER_AGENT = "kube-probe/1.32"
 PATH = "/grpc.health.v1.Health/Check"
@@ -111,52 +112,15 @@ def encode_request(service: str) -> bytes:
     body = b""
     if service:
         raw = service.encode()
-        body = b"\x0a" + _varint(len(raw)) + raw
+        body = b"\x0a" + encode_varint(len(raw)) + raw
     return b"\x00" + len(body).to_bytes(4, "big") + body
 
 
 def decode_status(message: bytes) -> int:
-    """The ``status`` (field 1) of a HealthCheckResponse; 0 (UNKNOWN) when absent.
-    Raises ValueError on a malformed message."""
-    pos, status = 0, 0
-    while pos < len(message):
-        tag, pos = _read_varint(message, pos)
-        field, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, pos = _read_varint(message, pos)
-            if field == 1:
-                status = value
-        elif wire == 2:
-            size, pos = _read_varint(message, pos)
-            pos += size
-        elif wire in (1, 5):
-            pos += 8 if wire == 1 else 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-    if pos > len(message):
-        raise ValueError("truncated message")
-    return status
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while pos < len(data):
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-    raise ValueError("truncated varint")
+    """The ``status`` (field 1, the last one wins) of a HealthCheckResponse; 0 (UNKNOWN)
+    when absent. Raises ValueError (ProtobufError) on a malformed message."""
+    values = [v for v in fields(message).get(1, ()) if isinstance(v, int)]
+    return values[-1] if values else 0
 
 
 class _Call:
