@@ -3,7 +3,8 @@
 - no function or method in ``podling/`` is longer than 60 lines (a long function hides steps
   that deserve names);
 - no module in ``podling/agent/`` is longer than 400 lines (the agent grows with every Pod
-  feature: each module keeps one job).
+  feature: each module keeps one job);
+- no two test modules share a file name (pytest would stop at collection).
 """
 
 from __future__ import annotations
@@ -58,3 +59,14 @@ def test_the_function_rule_catches_a_long_function(tmp_path):
     module.write_text(f"def too_long():\n{body}\n")
     assert _long_functions(module, tmp_path) == [
         f"podling_like.py:1 too_long ({MAX_FUNCTION_LINES + 1} lines)"]
+
+
+def test_test_modules_have_unique_names():
+    """pytest imports test modules by basename (no packages under tests/): two files with one
+    name stop the whole suite at collection."""
+    tests = PACKAGE.parent / "tests"
+    seen: dict[str, list[str]] = {}
+    for path in tests.rglob("test_*.py"):
+        if "__pycache__" not in path.parts:
+            seen.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}

@@ -12,21 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 
 from manifests import busybox, pod
+from podcheck import events, pod_json, status_column, unique
 
 # the environment the container's process (pid 1 of its own pid namespace) got: `env` in a
 # shell would drop the names that are no shell variables, such as "app.mode"
 PRINT_ENV = "tr '\\0' '\\n' < /proc/1/environ; echo END; sleep 3600"
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
-
-
-def pod_json(cluster, name: str) -> dict:
-    return json.loads(cluster.kubectl("get", "pod", name, "-o", "json").stdout)
 
 
 def printed_env(cluster, wait, name: str, container: str = "c") -> dict[str, str]:
@@ -38,16 +32,6 @@ def printed_env(cluster, wait, name: str, container: str = "c") -> dict[str, str
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-def status_column(cluster, name: str) -> str:
-    """The STATUS column of `kubectl get pod` (NAME READY STATUS RESTARTS AGE)."""
-    return cluster.kubectl("get", "pod", name, "--no-headers").stdout.split()[2]
-
-
-def events(cluster, name: str) -> list[tuple[str, str, str]]:
-    out = cluster.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}",
-                          "-o", "json").stdout
-    return [(e.get("type", ""), e.get("reason", ""), e.get("message", ""))
-            for e in json.loads(out)["items"]]
 
 
 def field_env(name: str, path: str) -> dict:

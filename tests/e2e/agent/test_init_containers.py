@@ -8,26 +8,15 @@ container backs off in Init:CrashLoopBackOff under restartPolicy Always and fail
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 
 from manifests import busybox, pod
+from podcheck import pod_json, status_column, unique
 
 SHARED = [{"name": "shared", "mountPath": "/shared"}]
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
 
-
-def status_column(cluster, name: str) -> str:
-    """The STATUS column of `kubectl get pod` (NAME READY STATUS RESTARTS AGE)."""
-    out = cluster.kubectl("get", "pod", name, "--no-headers", check=False).stdout.split()
-    return out[2] if len(out) > 2 else ""
-
-
-def pod_json(cluster, name: str) -> dict:
-    return json.loads(cluster.kubectl("get", "pod", name, "-o", "json").stdout)
 
 
 class StatusWatch:

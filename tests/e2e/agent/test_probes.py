@@ -7,63 +7,24 @@ Every probe runs each second (periodSeconds 1); the tests wait on conditions wit
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 
 from manifests import busybox, pod
+from podcheck import (apply, cstatus, delete_pods, event_count, events, has_event, pod_json,
+                      ready_column, running, unique)
 
 NGINX_WITH_HEALTHZ = ("echo ok > /usr/share/nginx/html/healthz.html && "
                       "exec nginx -g 'daemon off;'")
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
 
 
-def apply(cluster, obj: dict) -> None:
-    cluster.apply(json.dumps(obj))
 
 
-def pod_json(cluster, name: str) -> dict:
-    return json.loads(cluster.kubectl("get", "pod", name, "-o", "json").stdout)
 
 
-def cstatus(cluster, name: str) -> dict:
-    statuses = pod_json(cluster, name).get("status", {}).get("containerStatuses") or [{}]
-    return statuses[0]
 
 
-def ready_column(cluster, name: str) -> str:
-    """The READY column of `kubectl get pod` (NAME READY STATUS RESTARTS AGE)."""
-    return cluster.kubectl("get", "pod", name, "--no-headers").stdout.split()[1]
-
-
-def events(cluster, name: str) -> list[tuple[str, str, str]]:
-    out = cluster.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}",
-                          "-o", "json").stdout
-    return [(e.get("type", ""), e.get("reason", ""), e.get("message", ""))
-            for e in json.loads(out)["items"]]
-
-
-def has_event(cluster, name: str, type_: str, reason: str, prefix: str) -> bool:
-    return any(t == type_ and r == reason and m.startswith(prefix)
-               for t, r, m in events(cluster, name))
-
-
-def event_count(cluster, name: str, reason: str, prefix: str) -> int:
-    out = cluster.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}",
-                          "-o", "json").stdout
-    return sum(e.get("count", 1) for e in json.loads(out)["items"]
-               if e.get("reason") == reason and e.get("message", "").startswith(prefix))
-
-
-def running(cluster, name: str) -> bool:
-    return "running" in (cstatus(cluster, name).get("state") or {})
-
-
-def delete(cluster, *names: str) -> None:
-    cluster.kubectl("delete", "pod", *names, "--wait=false", check=False)
 
 
 def test_http_liveness_failure_restarts_nginx(cluster, wait) -> None:
@@ -93,7 +54,7 @@ def test_http_liveness_failure_restarts_nginx(cluster, wait) -> None:
         # the restarted container wrote its page again: it stays alive
         wait(lambda: ready_column(cluster, name) == "1/1", timeout=30)
     finally:
-        delete(cluster, name)
+        delete_pods(cluster, name)
 
 
 def test_readiness_follows_a_file(cluster, wait) -> None:
@@ -119,7 +80,7 @@ def test_readiness_follows_a_file(cluster, wait) -> None:
         wait(lambda: ready_column(cluster, name) == "0/1", timeout=30)
         assert cstatus(cluster, name)["restartCount"] == 0
     finally:
-        delete(cluster, name)
+        delete_pods(cluster, name)
 
 
 def test_startup_probe_holds_back_liveness(cluster, wait) -> None:
@@ -146,7 +107,7 @@ def test_startup_probe_holds_back_liveness(cluster, wait) -> None:
         assert has_event(cluster, name, "Warning", "Unhealthy",
                          "Liveness probe failed: cat: can't open '/tmp/alive'")
     finally:
-        delete(cluster, name)
+        delete_pods(cluster, name)
 
 
 def test_a_failing_startup_probe_restarts_the_container(cluster, wait) -> None:
@@ -161,7 +122,7 @@ def test_a_failing_startup_probe_restarts_the_container(cluster, wait) -> None:
              timeout=20)
         assert ("Warning", "Unhealthy", "Startup probe failed: ") in events(cluster, name)
     finally:
-        delete(cluster, name)
+        delete_pods(cluster, name)
 
 
 def test_tcp_socket_probes_pass_and_fail(cluster, wait) -> None:
@@ -181,7 +142,7 @@ def test_tcp_socket_probes_pass_and_fail(cluster, wait) -> None:
              timeout=30)
         assert ready_column(cluster, bad) == "0/1"
     finally:
-        delete(cluster, good, bad)
+        delete_pods(cluster, good, bad)
 
 
 def container_netns(cluster, name: str) -> str:
@@ -219,7 +180,7 @@ def test_grpc_probes_pass_and_fail(cluster, wait) -> None:
             wait(lambda: ready_column(cluster, name) == "1/1", timeout=30)
             assert cstatus(cluster, name)["restartCount"] == 0
     finally:
-        delete(cluster, name)
+        delete_pods(cluster, name)
 
 
 def test_grpc_liveness_probe_restarts_the_container(cluster, wait) -> None:
@@ -242,4 +203,4 @@ def test_grpc_liveness_probe_restarts_the_container(cluster, wait) -> None:
                              'Liveness probe failed: service unhealthy (responded with '
                              '"NOT_SERVING")')
     finally:
-        delete(cluster, name)
+        delete_pods(cluster, name)

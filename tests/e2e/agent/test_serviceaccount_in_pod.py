@@ -8,22 +8,14 @@ directory is absent. The pod uses the host network, so the server on 127.0.0.1 i
 from __future__ import annotations
 
 import json
-import secrets
 import urllib.parse
 
 from manifests import busybox, pod
+from podcheck import running, unique
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
-
-
-def running(cluster, name: str) -> bool:
-    out = cluster.kubectl("get", "pod", name, "-o", "json").stdout
-    statuses = json.loads(out).get("status", {}).get("containerStatuses") or [{}]
-    return "running" in (statuses[0].get("state") or {})
 
 
 def sh(cluster, name: str, script: str) -> tuple[int, str]:

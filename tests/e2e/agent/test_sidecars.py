@@ -9,19 +9,13 @@ test_pod_spec.py.)
 from __future__ import annotations
 
 import json
-import secrets
 
 from manifests import busybox, pod
+from podcheck import pod_json, unique
 
 TRAP = "trap 'echo {name} >> /log/order; exit 0' TERM; while true; do sleep 0.1; done"
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
-
-
-def pod_json(cluster, name: str) -> dict:
-    return json.loads(cluster.kubectl("get", "pod", name, "-o", "json").stdout)
 
 
 def statuses(cluster, name: str) -> dict[str, dict]:

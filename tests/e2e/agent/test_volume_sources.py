@@ -11,43 +11,18 @@ Updates reach a running pod at its next sync (every ~30 s) once the agent's obje
 from __future__ import annotations
 
 import json
-import secrets
 
 from manifests import busybox, pod
+from podcheck import apply, events, pod_json, running, sh, status_column, unique
 
 UPDATE_WAIT = 75
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(3)}"
 
 
-def apply(cluster, obj: dict) -> None:
-    cluster.apply(json.dumps(obj))
 
 
-def pod_json(cluster, name: str) -> dict:
-    return json.loads(cluster.kubectl("get", "pod", name, "-o", "json").stdout)
 
-
-def status_column(cluster, name: str) -> str:
-    return cluster.kubectl("get", "pod", name, "--no-headers").stdout.split()[2]
-
-
-def running(cluster, name: str) -> bool:
-    statuses = pod_json(cluster, name).get("status", {}).get("containerStatuses") or [{}]
-    return "running" in (statuses[0].get("state") or {})
-
-
-def sh(cluster, name: str, script: str, check: bool = True) -> str:
-    return cluster.kubectl("exec", name, "--", "sh", "-c", script, check=check).stdout
-
-
-def events(cluster, name: str) -> list[tuple[str, str, str]]:
-    out = cluster.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}",
-                          "-o", "json").stdout
-    return [(e.get("type", ""), e.get("reason", ""), e.get("message", ""))
-            for e in json.loads(out)["items"]]
 
 
 def cleanup(cluster, *things: str) -> None:
