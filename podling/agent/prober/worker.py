@@ -28,8 +28,8 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from podling.agent.prober.handlers import (ERROR, FAILURE, SUCCESS, WARNING, ProbeOutcome,
-                                           ProbeTarget, run_probe)
+from podling.agent.prober.handlers import (ERROR, FAILURE, SUCCESS, WARNING, PreparedProbe,
+                                           ProbeOutcome, ProbeTarget)
 from podling.api.types import ObjMap
 from podling.api.views import ProbeView
 from podling.client.events import EventRecorder
@@ -79,6 +79,7 @@ class ProbeWorker:
         self._set_result = set_result
         self._last = ""
         self._run_length = 0
+        self._probe = PreparedProbe(spec.probe, spec.target)  # worked out at its first run
 
     async def run(self) -> None:
         """Tick until the worker ends (see the module docstring); cancel to stop it."""
@@ -95,7 +96,7 @@ class ProbeWorker:
             return False
         if kind != STARTUP and not started:
             return True
-        outcome = await run_probe(spec.probe, spec.target)
+        outcome = await self._probe.run()
         self._record(outcome)
         if outcome.result == ERROR:
             return True
