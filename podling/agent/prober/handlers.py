@@ -177,7 +177,13 @@ class HttpRun:
 
     async def __call__(self) -> ProbeOutcome:
         try:
-            code, body = await (self._https() if self.https else self._http())
+            if self.https:
+                code, body = await self._https()
+            elif self.address is not None:  # an IP literal (the pod IP): the common case
+                code, raw = await exchange(self.address, self.request, self.timeout)
+                body = raw.decode(errors="replace")
+            else:
+                code, body = await self._http_by_name()
         except TimeoutError:
             return ProbeOutcome(FAILURE, f'Get "{self.url}": context deadline exceeded '
                                          "(Client.Timeout exceeded while awaiting headers)")
@@ -192,15 +198,14 @@ class HttpRun:
             return ProbeOutcome(WARNING, f"Probe terminated redirects, Response body: {body}")
         return ProbeOutcome(FAILURE, f"HTTP probe failed with statuscode: {code}")
 
-    async def _http(self) -> tuple[int, str]:
-        timeout, address = self.timeout, self.address
-        if address is None:  # a host name: looked up within the timeout
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            async with asyncio.timeout(timeout):
-                address = await resolve(self.host, self.port)
-            timeout -= loop.time() - start
-        code, raw = await exchange(address, self.request, timeout)
+    async def _http_by_name(self) -> tuple[int, str]:
+        """A host name is looked up at each run, within the timeout."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with asyncio.timeout(self.timeout):
+            address = await resolve(self.host, self.port)
+        code, raw = await exchange(address, self.request,
+                                   self.timeout - (loop.time() - start))
         return code, raw.decode(errors="replace")
 
     async def _https(self) -> tuple[int, str]:

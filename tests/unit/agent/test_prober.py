@@ -261,6 +261,39 @@ async def test_worker_runs_on_its_period_of_the_injected_clock() -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
+async def test_worker_beats_are_a_fixed_cadence_on_the_grid() -> None:
+    """Beats on multiples of 100 ms plus whole periods: a run taking 0.4 s does not shift
+    them, beats missed while the worker was late are skipped."""
+    clock = FakeClock()
+    clock.advance(0.05)
+    runs: list[float] = []
+
+    async def slow(argv: list[str], timeout: float) -> ExecResult:
+        runs.append(round(clock.monotonic(), 3))  # the fake clock's floats: ~1e-7
+        clock.advance(0.4)
+        return ExecResult(0, b"", b"")
+    spec = WorkerSpec(WorkerKey("u1", "c", READINESS),
+                      probe(exec={"command": ["check"]}, periodSeconds=1),
+                      "cid1", clock.now(), {"metadata": {"name": "p"}}, target(None, slow))
+    worker = ProbeWorker(spec, clock=clock, recorder=RecordingRecorder(),  # type: ignore
+                         is_started=lambda: True, set_result=lambda *a: None)
+    task = asyncio.create_task(worker.run())
+    try:
+        for when in (1.1, 2.1, 6.0):
+            await eventually(lambda: clock.sleepers == 1)
+            clock.advance(when - clock.monotonic() + 1e-5)
+        await eventually(lambda: clock.sleepers == 1)
+        clock.advance(7.1 - clock.monotonic() - 0.01)
+        await asyncio.sleep(0.01)
+        assert runs == [0.05, 1.1, 2.1, 6.0]
+        clock.advance(0.01 + 1e-5)
+        await eventually(lambda: len(runs) == 5)
+        assert runs[-1] == 7.1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 # -- through the pod syncer -------------------------------------------------------------------
 
 
