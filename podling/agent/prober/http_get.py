@@ -91,7 +91,11 @@ class _Exchange:
         self.fd = self.sock.fileno()
         self.sock.setblocking(False)
         self.timer = self.loop.call_later(timeout, self._fail, TimeoutError())
-        err = self.sock.connect_ex(address[1])
+        try:
+            err = self.sock.connect_ex(address[1])
+        except BaseException:  # a bad address: nothing may stay open
+            self.close()
+            raise
         if err == 0:
             self._connected()
         elif err in _PENDING:
@@ -169,7 +173,7 @@ class _Exchange:
             return
         try:
             self._feed(chunk)
-        except MalformedResponse as exc:
+        except Exception as exc:  # MalformedResponse; nothing may escape into the loop
             self._fail(exc)
 
     def _feed(self, chunk: bytes) -> None:
@@ -184,7 +188,8 @@ class _Exchange:
             code, fields = _parse_head(head)
             length = fields.get("content-length")
             chunked = "chunked" in fields.get("transfer-encoding", "").lower()
-            want = min(int(length), MAX_BODY) if length and length.isdigit() else MAX_BODY
+            want = min(int(length), MAX_BODY) if length and length.isascii() and \
+                length.isdigit() else MAX_BODY
             self.head = (code, want, chunked)
         elif chunk:
             self.data += chunk
@@ -222,7 +227,8 @@ async def http_get(host: str, port: int, target: str, headers: list[tuple[str, s
 def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
     status, *rest = head.decode("latin-1").split("\r\n")
     parts = status.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not (
+            parts[1].isascii() and parts[1].isdigit()):
         raise MalformedResponse(status[:200])
     fields: dict[str, str] = {}
     for line in rest:

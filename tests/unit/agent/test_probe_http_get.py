@@ -151,3 +151,9 @@ def test_literal_addresses() -> None:
     assert literal_address("localhost", 80) is None
     assert build_request("/x", [("Host", "h")]) == \
         b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+
+
+async def test_a_status_code_of_non_ascii_digits_is_malformed() -> None:
+    async with answering("HTTP/1.1 2²0 OK\r\n\r\n".encode("latin-1")) as (port, _):
+        with pytest.raises(MalformedResponse, match="HTTP/1.1 2"):
+            await http_get("127.0.0.1", port, "/", [], timeout=5.0)
