@@ -5,7 +5,8 @@ event loop's reader/writer callbacks, resolving one future (no transports, no st
 
     exchange(family, sockaddr, request, timeout) ─▶ future of (code, body)
         connect_ex ─ EINPROGRESS ─▶ writable: SO_ERROR ≠ 0 ─▶ OSError (errno set, so a
-            refusal is a ConnectionRefusedError)
+            refusal is a ConnectionRefusedError); a handshake that completed within
+            connect_ex (a local bridge) goes on at once
         request None (tcpSocket) ─▶ (0, b"") once connected
         else send the request bytes ─▶ readable: read the status line and the headers
             (MalformedResponse on a bad status line, on EOF or more than 64 KiB before
@@ -96,12 +97,21 @@ class _Exchange:
         except BaseException:  # a bad address: nothing may stay open
             self.close()
             raise
-        if err == 0:
+        if err == 0 or (err in _PENDING and self._established()):
             self._connected()
         elif err in _PENDING:
             self._watch("w", self._on_writable)
         else:
             self._fail(OSError(err, os.strerror(err)))
+
+    def _established(self) -> bool:
+        """Whether the handshake already completed during ``connect`` (it often has to a
+        local bridge: no writer callback, no loop wake-up needed then)."""
+        try:
+            self.sock.getpeername()
+        except OSError:
+            return False
+        return True
 
     def close(self) -> None:
         """Stop watching the socket, close it, cancel the timer."""

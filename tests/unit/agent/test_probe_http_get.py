@@ -12,8 +12,8 @@ from typing import AsyncIterator
 
 import pytest
 
-from podling.agent.prober.http_get import (MAX_BODY, MalformedResponse, build_request, exchange,
-                                          http_get, literal_address, tcp_connect)
+from podling.agent.prober.http_get import (MAX_BODY, MalformedResponse, _Exchange, build_request,
+                                          exchange, http_get, literal_address, tcp_connect)
 
 
 @contextlib.asynccontextmanager
@@ -157,3 +157,13 @@ async def test_a_status_code_of_non_ascii_digits_is_malformed() -> None:
     async with answering("HTTP/1.1 2²0 OK\r\n\r\n".encode("latin-1")) as (port, _):
         with pytest.raises(MalformedResponse, match="HTTP/1.1 2"):
             await http_get("127.0.0.1", port, "/", [], timeout=5.0)
+
+
+async def test_a_handshake_still_under_way_goes_on_from_the_writer_callback(monkeypatch) -> None:
+    """On loopback the handshake completes within connect_ex; the path through the
+    writer callback (a slower network) must give the same answers."""
+    monkeypatch.setattr(_Exchange, "_established", lambda self: False)
+    async with answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") as (port, heads):
+        assert await http_get("127.0.0.1", port, "/", [], timeout=5.0) == (200, b"ok")
+        await tcp_connect("127.0.0.1", port, timeout=5.0)
+    assert heads[0].startswith(b"GET / HTTP/1.1\r\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from typing import Any, Callable
 
 import aiohttp
@@ -20,6 +21,7 @@ from podling.agent.prober.manager import ProbeManager
 from podling.agent.prober.worker import (LIVENESS, READINESS, STARTUP, ProbeWorker, WorkerKey,
                                          WorkerSpec)
 from podling.api.views import ContainerView, ProbeView
+from podling.apiserver.pki import ensure_credentials
 from podling.runtime.fake import FakeRuntime
 from podling.runtime.interface import ExecResult, ExecTimeout
 from podling.util.clock import FakeClock
@@ -131,6 +133,34 @@ async def test_http_probe_sends_headers_and_finds_a_named_port(http_server, sess
     assert seen[-1]["X-Probe"] == "1" and seen[-1]["User-Agent"] == "mine"
     unknown = await run_probe(probe(httpGet={"port": "nope"}), t)
     assert unknown.result == ERROR and "nope" in unknown.output
+
+
+async def test_https_probe_goes_through_the_session_unverified(tmp_path, session) -> None:
+    creds = ensure_credentials(str(tmp_path), ["127.0.0.1"])  # signed by a CA nobody trusts
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(creds.cert, creds.key)
+    seen: list[dict[str, str]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.Response(text="secure") if request.path == "/ok" else \
+            web.Response(status=503, text="down")
+    runner = web.AppRunner(web.Application())
+    runner.app.router.add_get("/{tail:.*}", handle)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls).start()
+        port = runner.addresses[0][1]
+        t = target(session)
+        ok = await run_probe(probe(httpGet={"path": "/ok", "port": port, "scheme": "HTTPS",
+                                            "httpHeaders": [{"name": "X-Probe", "value": "1"}]}), t)
+        down = await run_probe(probe(httpGet={"path": "/x", "port": port, "scheme": "HTTPS"}), t)
+    finally:
+        await runner.cleanup()
+    assert (ok.result, ok.output) == (SUCCESS, "secure")
+    assert (down.result, down.output) == (FAILURE, "HTTP probe failed with statuscode: 503")
+    assert seen[0]["User-Agent"] == "kube-probe/1.32" and seen[0]["X-Probe"] == "1"
+    assert seen[0]["Host"] == f"127.0.0.1:{port}"
 
 
 async def test_http_probe_refused_reads_like_go(session) -> None:
