@@ -34,7 +34,8 @@ import aiohttp
 
 from podling.agent.kuberuntime.lifecycle import go_quote, http_url, resolve_port
 from podling.agent.prober.grpc import grpc_probe
-from podling.agent.prober.http_get import MalformedResponse, http_get, tcp_connect
+from podling.agent.prober.http_get import (MalformedResponse, build_request, exchange,
+                                           literal_address, resolve, tcp_connect)
 from podling.api.views import ContainerView, HTTPGetActionView, ProbeView
 from podling.runtime.interface import ExecResult, ExecTimeout
 
@@ -69,29 +70,63 @@ class ProbeTarget:
     session: aiohttp.ClientSession
 
 
+class PreparedProbe:
+    """``probe`` against ``target`` with what does not change between runs worked out
+    once, at the first run (the URL, address and request bytes of an httpGet, the address
+    of a tcpSocket): a worker's pod IP and container do not change during its life.
+    ``run()`` is one run (see the module docstring); an error while preparing is retried
+    at the next run. Cancellable."""
+
+    __slots__ = ("_probe", "_target", "_runner")
+
+    def __init__(self, probe: ProbeView, target: ProbeTarget) -> None:
+        self._probe, self._target = probe, target
+        self._runner: Callable[[], Awaitable[ProbeOutcome]] | None = None
+
+    async def run(self) -> ProbeOutcome:
+        try:
+            if self._runner is None:
+                self._runner = _prepare(self._probe, self._target)
+            return await self._runner()
+        except ValueError as exc:
+            return ProbeOutcome(ERROR, str(exc))
+
+
 async def run_probe(probe: ProbeView, target: ProbeTarget) -> ProbeOutcome:
     """One run of ``probe`` against ``target`` (see the module docstring). Cancellable."""
+    return await PreparedProbe(probe, target).run()
+
+
+def _prepare(probe: ProbeView, target: ProbeTarget) -> Callable[[], Awaitable[ProbeOutcome]]:
+    """The run of ``probe``'s handler (ValueError: an error, such as no pod IP)."""
     timeout = float(probe.timeout_seconds)
-    try:
-        if probe.exec_command is not None:
-            return await _run_exec(list(probe.exec_command), target, timeout)
-        if probe.http_get is not None:
-            return await _run_http(probe.http_get, target, timeout)
-        if probe.is_tcp:
-            port = resolve_port(probe.tcp_port, target.container)
-            host = probe.tcp_host or target.pod_ip
-            if not host:
-                raise ValueError("failed to find networking container: the pod has no IP")
-            return await tcp_probe(host, port, timeout)
-        if probe.grpc_port is not None:
-            if not target.pod_ip:
-                raise ValueError("failed to find networking container: the pod has no IP")
-            ok, message = await grpc_probe(target.pod_ip, probe.grpc_port,
-                                           probe.grpc_service, timeout)
-            return ProbeOutcome(SUCCESS if ok else FAILURE, message)
-    except ValueError as exc:
-        return ProbeOutcome(ERROR, str(exc))
-    return ProbeOutcome(ERROR, f"missing probe handler for container {target.container.name}")
+    if probe.exec_command is not None:
+        argv = list(probe.exec_command)
+        return lambda: _run_exec(argv, target, timeout)
+    if probe.http_get is not None:
+        return HttpRun(probe.http_get, target, timeout)
+    if probe.is_tcp:
+        host = probe.tcp_host or target.pod_ip
+        if not host:
+            raise ValueError("failed to find networking container: the pod has no IP")
+        return TcpRun(host, resolve_port(probe.tcp_port, target.container), timeout)
+    if probe.grpc_port is not None:
+        if not target.pod_ip:
+            raise ValueError("failed to find networking container: the pod has no IP")
+        pod_ip, port, service = target.pod_ip, probe.grpc_port, probe.grpc_service
+        return lambda: _run_grpc(pod_ip, port, service, timeout)
+    message = f"missing probe handler for container {target.container.name}"
+    return lambda: _constant(ProbeOutcome(ERROR, message))
+
+
+async def _constant(outcome: ProbeOutcome) -> ProbeOutcome:
+    return outcome
+
+
+async def _run_grpc(pod_ip: str, port: int, service: str,
+                    timeout: float) -> ProbeOutcome:
+    ok, message = await grpc_probe(pod_ip, port, service, timeout)
+    return ProbeOutcome(SUCCESS if ok else FAILURE, message)
 
 
 async def _run_exec(argv: list[str], target: ProbeTarget, timeout: float) -> ProbeOutcome:
@@ -115,57 +150,77 @@ def _insecure_tls() -> ssl.SSLContext:
 _TLS = _insecure_tls()
 
 
-async def _run_http(action: HTTPGetActionView, target: ProbeTarget,
-                    timeout: float) -> ProbeOutcome:
-    url = http_url(action, target.container, target.pod_ip)  # ValueError: an error
-    parts = urlsplit(url)
-    headers = {"host": ("Host", parts.netloc), "user-agent": ("User-Agent", USER_AGENT),
-               "accept": ("Accept", "*/*")}
-    for name, value in action.headers:
-        headers[name.lower()] = (name, value)
-    try:
-        async with asyncio.timeout(timeout):
-            if parts.scheme == "https":
-                code, body = await _https_get(url, dict(headers.values()), target)
-            else:
-                code, raw = await http_get(parts.hostname or "", parts.port or 80,
-                                           parts.path + (f"?{parts.query}" if parts.query
-                                                         else ""), list(headers.values()))
+class HttpRun:
+    """One httpGet probe's runs: the URL, the address (an IP literal: parsed once; a
+    name: looked up at each run), the request bytes and the messages built once."""
+
+    __slots__ = ("url", "host", "port", "https", "headers", "request", "address",
+                 "timeout", "session")
+
+    def __init__(self, action: HTTPGetActionView, target: ProbeTarget,
+                 timeout: float) -> None:
+        self.url = url = http_url(action, target.container, target.pod_ip)  # ValueError
+        parts = urlsplit(url)
+        self.host = parts.hostname or ""
+        self.https = parts.scheme == "https"
+        self.port = parts.port or (443 if self.https else 80)
+        headers = {"host": ("Host", parts.netloc), "user-agent": ("User-Agent", USER_AGENT),
+                   "accept": ("Accept", "*/*")}
+        for name, value in action.headers:
+            headers[name.lower()] = (name, value)
+        self.headers = dict(headers.values())
+        self.headers.pop("Host", None)  # aiohttp sets it (HTTPS)
+        self.request = build_request(parts.path + (f"?{parts.query}" if parts.query else ""),
+                                     list(headers.values()))
+        self.address = literal_address(self.host, self.port)
+        self.timeout, self.session = timeout, target.session
+
+    async def __call__(self) -> ProbeOutcome:
+        try:
+            if self.https:
+                code, body = await self._https()
+            elif self.address is not None:  # an IP literal (the pod IP): the common case
+                code, raw = await exchange(self.address, self.request, self.timeout)
                 body = raw.decode(errors="replace")
-    except TimeoutError:
-        return ProbeOutcome(FAILURE, f'Get "{url}": context deadline exceeded '
-                                     "(Client.Timeout exceeded while awaiting headers)")
-    except MalformedResponse as exc:
-        return ProbeOutcome(FAILURE, f'Get "{url}": net/http: HTTP/1.x transport connection '
-                                     f'broken: malformed HTTP response "{exc}"')
-    except (aiohttp.ClientError, OSError) as exc:
-        return ProbeOutcome(FAILURE, f'Get "{url}": {_go_dial_error(url, exc)}')
-    if 200 <= code < 300:
-        return ProbeOutcome(SUCCESS, body)
-    if 300 <= code < 400:
-        return ProbeOutcome(WARNING, f"Probe terminated redirects, Response body: {body}")
-    return ProbeOutcome(FAILURE, f"HTTP probe failed with statuscode: {code}")
+            else:
+                code, body = await self._http_by_name()
+        except TimeoutError:
+            return ProbeOutcome(FAILURE, f'Get "{self.url}": context deadline exceeded '
+                                         "(Client.Timeout exceeded while awaiting headers)")
+        except MalformedResponse as exc:
+            return ProbeOutcome(FAILURE, f'Get "{self.url}": net/http: HTTP/1.x transport '
+                                         f'connection broken: malformed HTTP response "{exc}"')
+        except (aiohttp.ClientError, OSError) as exc:
+            return ProbeOutcome(FAILURE, f'Get "{self.url}": {self._dial_error(exc)}')
+        if 200 <= code < 300:
+            return ProbeOutcome(SUCCESS, body)
+        if 300 <= code < 400:
+            return ProbeOutcome(WARNING, f"Probe terminated redirects, Response body: {body}")
+        return ProbeOutcome(FAILURE, f"HTTP probe failed with statuscode: {code}")
 
+    async def _http_by_name(self) -> tuple[int, str]:
+        """A host name is looked up at each run, within the timeout."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with asyncio.timeout(self.timeout):
+            address = await resolve(self.host, self.port)
+        code, raw = await exchange(address, self.request,
+                                   self.timeout - (loop.time() - start))
+        return code, raw.decode(errors="replace")
 
-async def _https_get(url: str, headers: dict[str, str], target: ProbeTarget
-                     ) -> tuple[int, str]:
-    """HTTPS goes through the shared aiohttp session (certificates not verified)."""
-    headers.pop("Host", None)
-    async with target.session.get(url, headers=headers, ssl=_TLS,
-                                  allow_redirects=False) as resp:
-        return resp.status, (await resp.content.read(MAX_OUTPUT)).decode(errors="replace")
+    async def _https(self) -> tuple[int, str]:
+        """HTTPS goes through the shared aiohttp session (certificates not verified)."""
+        async with asyncio.timeout(self.timeout):
+            async with self.session.get(self.url, headers=self.headers, ssl=_TLS,
+                                        allow_redirects=False) as resp:
+                return resp.status, (await resp.content.read(MAX_OUTPUT)).decode(
+                    errors="replace")
 
-
-def _go_dial_error(url: str, exc: BaseException) -> str:
-    """Go's net error text for a failed connection to ``url``'s host:port."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    cause = exc
-    os_error = getattr(exc, "os_error", None)
-    if isinstance(os_error, OSError):
-        cause = os_error
-    return _dial_text(host, port, cause)
+    def _dial_error(self, exc: BaseException) -> str:
+        """Go's net error text for a failed connection to the URL's host:port."""
+        os_error = getattr(exc, "os_error", None)
+        return _dial_text(self.host, self.port, os_error if isinstance(os_error, OSError)
+                          else exc)
 
 
 def _dial_text(host: str, port: int, exc: BaseException) -> str:
@@ -178,19 +233,35 @@ def _dial_text(host: str, port: int, exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+class TcpRun:
+    """One tcpSocket probe's runs (pkg/probe/tcp): success when a TCP connection to
+    ``host:port`` opens within ``timeout`` seconds (it is closed at once)."""
+
+    __slots__ = ("host", "port", "address", "text", "timeout")
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.address = literal_address(host, port)
+        self.text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    async def __call__(self) -> ProbeOutcome:
+        try:
+            if self.address is not None:
+                await exchange(self.address, None, self.timeout)
+            else:
+                await tcp_connect(self.host, self.port, self.timeout)
+        except TimeoutError:
+            return ProbeOutcome(FAILURE, f"dial tcp {self.text}: i/o timeout")
+        except OSError as exc:
+            return ProbeOutcome(FAILURE, _dial_text(self.host, self.port, exc))
+        return ProbeOutcome(SUCCESS)
+
+
 async def tcp_probe(host: str, port: int, timeout: float) -> ProbeOutcome:
-    """pkg/probe/tcp: success when a TCP connection to ``host:port`` opens within
-    ``timeout`` seconds (it is closed at once)."""
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    try:
-        async with asyncio.timeout(timeout):
-            await tcp_connect(host, port)
-    except TimeoutError:
-        return ProbeOutcome(FAILURE, f"dial tcp {address}: i/o timeout")
-    except OSError as exc:
-        return ProbeOutcome(FAILURE, _dial_text(host, port, exc))
-    return ProbeOutcome(SUCCESS)
+    """One run of a tcpSocket probe of ``host:port`` (see :class:`TcpRun`)."""
+    return await TcpRun(host, port, timeout)()
 
 
-__all__ = ["ERROR", "FAILURE", "SUCCESS", "WARNING", "ProbeOutcome", "ProbeTarget",
+__all__ = ["ERROR", "FAILURE", "SUCCESS", "WARNING", "HttpRun", "PreparedProbe", "ProbeOutcome",
+           "ProbeTarget", "TcpRun",
            "resolve_port", "run_probe", "tcp_probe"]

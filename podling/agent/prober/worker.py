@@ -4,7 +4,8 @@
 A worker is bound to a container ID: the manager starts it when it sees the container
 running (a fresh start or a container an agent restart adopted) and cancels it when the
 container stops, is replaced, or the pod goes. Each tick (the first at once, then every
-``periodSeconds`` of the injected clock)::
+``periodSeconds`` of the injected clock on a fixed cadence aligned to a 100 ms grid, see
+``ProbeWorker.run``)::
 
     less than initialDelaySeconds since the container started ─▶ skip
     startup probe, container started ─▶ the worker ends (nothing left to do)
@@ -25,11 +26,12 @@ Liveness, Readiness or Startup.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Callable
 
-from podling.agent.prober.handlers import (ERROR, FAILURE, SUCCESS, WARNING, ProbeOutcome,
-                                           ProbeTarget, run_probe)
+from podling.agent.prober.handlers import (ERROR, FAILURE, SUCCESS, WARNING, PreparedProbe,
+                                           ProbeOutcome, ProbeTarget)
 from podling.api.types import ObjMap
 from podling.api.views import ProbeView
 from podling.client.events import EventRecorder
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 LIVENESS = "Liveness"
 READINESS = "Readiness"
 STARTUP = "Startup"
+GRID_MS = 100  # the probes' beats fall on multiples of this (ms of monotonic time)
 
 
 @dataclass(frozen=True)
@@ -79,11 +82,22 @@ class ProbeWorker:
         self._set_result = set_result
         self._last = ""
         self._run_length = 0
+        self._probe = PreparedProbe(spec.probe, spec.target)  # worked out at its first run
 
     async def run(self) -> None:
-        """Tick until the worker ends (see the module docstring); cancel to stop it."""
+        """Tick at once, then on a fixed cadence of ``periodSeconds`` (a ticker, as the
+        kubelet's: a run's own duration does not shift the next; ticks missed by a late
+        run are skipped) whose beats fall on multiples of GRID_MS of the clock's
+        monotonic time, so that the workers of a node share the loop's wake-ups; until
+        the worker ends (see the module docstring). Cancel to stop it."""
+        period_ms = max(1, self.spec.probe.period_seconds) * 1000
+        due_ms = math.ceil(self._clock.monotonic() * 1000 / GRID_MS) * GRID_MS
         while await self.tick():
-            await self._clock.sleep(self.spec.probe.period_seconds)
+            now_ms = self._clock.monotonic() * 1000
+            due_ms += period_ms
+            while due_ms <= now_ms:
+                due_ms += period_ms
+            await self._clock.sleep((due_ms - now_ms) / 1000)
 
     async def tick(self) -> bool:
         """One probe period; False when the worker has nothing left to do."""
@@ -95,7 +109,7 @@ class ProbeWorker:
             return False
         if kind != STARTUP and not started:
             return True
-        outcome = await run_probe(spec.probe, spec.target)
+        outcome = await self._probe.run()
         self._record(outcome)
         if outcome.result == ERROR:
             return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from typing import Any, Callable
 
 import aiohttp
@@ -20,6 +21,7 @@ from podling.agent.prober.manager import ProbeManager
 from podling.agent.prober.worker import (LIVENESS, READINESS, STARTUP, ProbeWorker, WorkerKey,
                                          WorkerSpec)
 from podling.api.views import ContainerView, ProbeView
+from podling.apiserver.pki import ensure_credentials
 from podling.runtime.fake import FakeRuntime
 from podling.runtime.interface import ExecResult, ExecTimeout
 from podling.util.clock import FakeClock
@@ -131,6 +133,34 @@ async def test_http_probe_sends_headers_and_finds_a_named_port(http_server, sess
     assert seen[-1]["X-Probe"] == "1" and seen[-1]["User-Agent"] == "mine"
     unknown = await run_probe(probe(httpGet={"port": "nope"}), t)
     assert unknown.result == ERROR and "nope" in unknown.output
+
+
+async def test_https_probe_goes_through_the_session_unverified(tmp_path, session) -> None:
+    creds = ensure_credentials(str(tmp_path), ["127.0.0.1"])  # signed by a CA nobody trusts
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(creds.cert, creds.key)
+    seen: list[dict[str, str]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.Response(text="secure") if request.path == "/ok" else \
+            web.Response(status=503, text="down")
+    runner = web.AppRunner(web.Application())
+    runner.app.router.add_get("/{tail:.*}", handle)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls).start()
+        port = runner.addresses[0][1]
+        t = target(session)
+        ok = await run_probe(probe(httpGet={"path": "/ok", "port": port, "scheme": "HTTPS",
+                                            "httpHeaders": [{"name": "X-Probe", "value": "1"}]}), t)
+        down = await run_probe(probe(httpGet={"path": "/x", "port": port, "scheme": "HTTPS"}), t)
+    finally:
+        await runner.cleanup()
+    assert (ok.result, ok.output) == (SUCCESS, "secure")
+    assert (down.result, down.output) == (FAILURE, "HTTP probe failed with statuscode: 503")
+    assert seen[0]["User-Agent"] == "kube-probe/1.32" and seen[0]["X-Probe"] == "1"
+    assert seen[0]["Host"] == f"127.0.0.1:{port}"
 
 
 async def test_http_probe_refused_reads_like_go(session) -> None:
@@ -256,6 +286,39 @@ async def test_worker_runs_on_its_period_of_the_injected_clock() -> None:
             clock.advance(7)
             await eventually(lambda: clock.sleepers == 1)
         await eventually(lambda: out == [("cid1", "failure")])
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_worker_beats_are_a_fixed_cadence_on_the_grid() -> None:
+    """Beats on multiples of 100 ms plus whole periods: a run taking 0.4 s does not shift
+    them, beats missed while the worker was late are skipped."""
+    clock = FakeClock()
+    clock.advance(0.05)
+    runs: list[float] = []
+
+    async def slow(argv: list[str], timeout: float) -> ExecResult:
+        runs.append(round(clock.monotonic(), 3))  # the fake clock's floats: ~1e-7
+        clock.advance(0.4)
+        return ExecResult(0, b"", b"")
+    spec = WorkerSpec(WorkerKey("u1", "c", READINESS),
+                      probe(exec={"command": ["check"]}, periodSeconds=1),
+                      "cid1", clock.now(), {"metadata": {"name": "p"}}, target(None, slow))
+    worker = ProbeWorker(spec, clock=clock, recorder=RecordingRecorder(),  # type: ignore
+                         is_started=lambda: True, set_result=lambda *a: None)
+    task = asyncio.create_task(worker.run())
+    try:
+        for when in (1.1, 2.1, 6.0):
+            await eventually(lambda: clock.sleepers == 1)
+            clock.advance(when - clock.monotonic() + 1e-5)
+        await eventually(lambda: clock.sleepers == 1)
+        clock.advance(7.1 - clock.monotonic() - 0.01)
+        await asyncio.sleep(0.01)
+        assert runs == [0.05, 1.1, 2.1, 6.0]
+        clock.advance(0.01 + 1e-5)
+        await eventually(lambda: len(runs) == 5)
+        assert runs[-1] == 7.1
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
