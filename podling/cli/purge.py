@@ -2,8 +2,11 @@
 
 Stops and removes every runc container and conmon of the node's runtime, releases pod
 networking (CNI DEL, iptables rules, the bridge, IP allocations), unmounts container root
-filesystems and pod volumes, and deletes the runtime and agent state. Images and the API
-server's data stay unless ``--all`` is given. Run it with podling stopped.
+filesystems and pod volumes, and deletes the runtime and agent state — with the agent's
+credentials, also this data dir's server record of the node's token (``server/node-tokens/
+<node>``), so that the node joins again with the join token on its next start. Images and
+the rest of the API server's data stay unless ``--all`` is given. Run it with podling
+stopped.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ def _unmount_all(root: str) -> None:
             unmount(point, lazy=False)
 
 
+def node_token_record(data_dir: str, node_name: str) -> str:
+    """Where a server on ``data_dir`` keeps the hash of ``node_name``'s token."""
+    return os.path.join(data_dir, "server", "node-tokens", node_name)
+
+
 async def purge(config: AgentConfig, *, everything: bool = False) -> list[str]:
     """Remove the node's runtime objects, network and mounts; the problems left, if any."""
     problems = list(await purge_runtime(config.runtime_root))
@@ -41,6 +49,8 @@ async def purge(config: AgentConfig, *, everything: bool = False) -> list[str]:
             await asyncio.to_thread(_unmount_all, root)
     shutil.rmtree(agent_dir, ignore_errors=True)
     shutil.rmtree(config.run_dir, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):  # the token it recorded for the node
+        os.remove(node_token_record(config.data_dir, config.node_name))
     if everything:
         shutil.rmtree(config.data_dir, ignore_errors=True)
     return problems
