@@ -71,11 +71,6 @@ def object_reference(obj: ObjMap, field_path: str | None = None) -> Obj:
     return {k: v for k, v in ref.items() if v}
 
 
-def container_field_path(container_name: str, init: bool = False) -> str:
-    """``spec.containers{name}`` (``spec.initContainers{name}`` for init containers)."""
-    return f"spec.{'initContainers' if init else 'containers'}{{{container_name}}}"
-
-
 @dataclass
 class _Pending:
     """One event() call waiting in a lane."""

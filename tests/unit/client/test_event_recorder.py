@@ -11,7 +11,7 @@ import pytest
 
 from podling.api.resources import EVENTS, PODS
 from podling.client import ApiClient, ClientConfig
-from podling.client.events import EventRecorder, container_field_path, object_reference
+from podling.client.events import EventRecorder, object_reference
 from podling.util.clock import FakeClock
 
 T0 = 1_800_000_000.0
@@ -160,8 +160,6 @@ async def test_unreachable_server_gives_up(tmp_path) -> None:
 
 
 def test_references() -> None:
-    assert container_field_path("main") == "spec.containers{main}"
-    assert container_field_path("init", init=True) == "spec.initContainers{init}"
     ref = object_reference({"kind": "Pod", "apiVersion": "v1",
                             "metadata": {"name": "p", "namespace": "ns", "uid": "u"}})
     assert ref == {"kind": "Pod", "apiVersion": "v1", "name": "p", "namespace": "ns", "uid": "u"}
