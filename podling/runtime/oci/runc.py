@@ -1,13 +1,15 @@
 """An async wrapper of the runc CLI with its own ``--root`` and a deadline on every call.
 
-Only the subcommands podling needs: ``state``, ``start``, ``kill``, ``delete``, ``list``.
-``create`` is run by conmon (see conmon.py), ``exec`` by execs.py (a session, not a call).
+Only the subcommands podling needs: ``state``, ``start``, ``kill``, ``delete``, ``list``, and
+``run --detach`` for the pause (no monitor: service.py). ``create`` of containers is run by
+conmon (see conmon.py), ``exec`` by execs.py (a session, not a call).
 Errors become RuntimeCommandError; "does not exist" answers become ``None`` / no-ops so
 callers can be idempotent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -75,6 +77,33 @@ class Runc:
         done = await self._run("start", cid)
         if not done.ok:
             raise RuntimeCommandError(clean_message(done.error_text()))
+
+    async def run_detached(self, cid: str, bundle: str, *, pid_file: str,
+                           log_path: str) -> None:
+        """``runc run --detach``: create and start in one call, without a monitor. The
+        container's stdio (inherited from runc: stdin /dev/null, stdout and stderr appended
+        to ``log_path``) and runc's own messages go to ``log_path``; the container runs in
+        a session of its own and, once runc exits, is the host init's child. On failure or
+        deadline runc is killed and reaped, and RuntimeCommandError carries its message."""
+        with open(log_path, "ab") as log:
+            offset = log.tell()
+            child = await asyncio.create_subprocess_exec(
+                *self.argv("run", "--detach", "--bundle", bundle, "--pid-file", pid_file, cid),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, cwd=bundle,
+                start_new_session=True)
+        try:
+            await asyncio.wait_for(child.wait(), self.timeout)
+        except asyncio.TimeoutError:
+            await proc.kill_and_reap(child)
+            raise proc.CommandTimeout(f"runc run {cid} timed out after {self.timeout:g}s") from None
+        except BaseException:
+            await proc.kill_and_reap(child)
+            raise
+        if child.returncode != 0:
+            with open(log_path, "rb") as f:
+                f.seek(offset)
+                text = f.read(4000).decode(errors="replace")
+            raise RuntimeCommandError(clean_message(text) or f"runc run exited {child.returncode}")
 
     async def kill(self, cid: str, signal: str | int, *, all_processes: bool = False) -> bool:
         """Send a signal; False if the container is gone or already stopped."""

@@ -7,6 +7,13 @@ processes an earlier process left (execs.py). The config, the shared state and p
 in ``core.py``, container methods in ``containers.py``, exec / attach / port-forward in
 ``streaming.py``; this module holds the sandbox methods and the lifetime.
 
+The pause runs without a monitor: ``runc run --detach`` (one runc call, no conmon), after
+which it is the host init's child, reaped by init like any orphan (and like conmon itself).
+Its exit is seen through a pidfd (pidwatch.py), which writes the exit file conmon would have
+written; a new OciRuntime re-watches the pauses of the records it loads (a pause that died
+while nobody watched gets its exit file then). Records of sandboxes an older version started
+under conmon (``conmon_pid`` set) keep the conmon path.
+
 Concurrency: one asyncio lock per object id serialises operations on it; reads (status, list)
 take no lock and derive the state from records, exit files and /proc (see state.py).
 """
@@ -19,7 +26,7 @@ import time
 from typing import AsyncIterator
 
 from ..interface import (ContainerExit, ContainerStats, PodSandboxConfig, PodSandboxStatus,
-                         SandboxNotFound, labels_match)
+                         RuntimeCommandError, SandboxNotFound, labels_match)
 from . import bundle, conmon, host, proc, sandbox, state, stats
 from .containers import ContainerOps
 from .core import OciRuntimeConfig
@@ -65,15 +72,17 @@ class OciRuntime(ContainerOps, StreamingOps):
             pause_binary=self.pause_path, shm_path=record.shm_path,
             cgroups_path=f"{record.cgroup_parent}/{record.id}", rlimits=self._rlimits)
         self._write_spec(directory, spec)
-        launched = await conmon.launch(self._conmon_spec(
-            record.id, directory, name=f"pause-{record.config.name}",
-            log_path=os.path.join(directory, "pause.log")))
-        undo.push_async_callback(self._forget_process, record.id,
-                                 conmon_pid=launched.conmon_pid)
-        await self.runc.start(record.id)
-        record.pause_pid, record.conmon_pid = launched.pid, launched.conmon_pid
-        record.pause_start_time = proc.pid_start_time(launched.pid)
+        pid_file = os.path.join(directory, "pid")
+        undo.push_async_callback(self._forget_process, record.id, conmon_pid=0)
+        await self.runc.run_detached(record.id, directory, pid_file=pid_file,
+                                     log_path=os.path.join(directory, "pause.log"))
+        pid = conmon.read_pid_file(pid_file)
+        if pid <= 0:
+            raise RuntimeCommandError(f"runc run {record.id} left no pid file")
+        record.pause_pid, record.conmon_pid = pid, 0
+        record.pause_start_time = proc.pid_start_time(pid)
         self.store.save_sandbox(record)
+        self._watch_pause(record.id, pid, record.pause_start_time)
 
     def _release_sandbox_host(self, record: SandboxRecord) -> None:
         sandbox.release(shm_path=record.shm_path, netns=record.netns_path)
@@ -108,6 +117,7 @@ class OciRuntime(ContainerOps, StreamingOps):
                 await self._kill_and_wait(sandbox_id, pid=record.pause_pid,
                                           start_time=record.pause_start_time,
                                           conmon_pid=record.conmon_pid)
+            self.pids.unwatch(sandbox_id)
             await self._forget_process(sandbox_id, conmon_pid=record.conmon_pid)
             self._release_sandbox_host(record)
             self.store.delete_sandbox(sandbox_id)
@@ -148,6 +158,7 @@ class OciRuntime(ContainerOps, StreamingOps):
 
     async def close(self) -> None:
         self.watcher.close()
+        self.pids.close()
 
     async def __aenter__(self) -> "OciRuntime":
         self._ensure_watching()

@@ -4,7 +4,7 @@ Layout under the runtime root::
 
     <root>/runtime.json                 settings purge() needs (cgroup root, binaries)
     <root>/runc/                        runc --root
-    <root>/exits/<id>                   conmon exit files
+    <root>/exits/<id>                   conmon exit files (the pause's: written by pidwatch)
     <root>/sockets/                     conmon attach sockets
     <root>/execs/<exec id>/             one running exec: exec.json, runc's pid file (execs.py)
     <root>/netns/<sandbox id>           named network namespaces (bind mounts)
