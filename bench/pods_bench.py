@@ -37,6 +37,7 @@ purge``d, the registry stopped, temporary directories removed. Nothing asserts o
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import platform
@@ -491,12 +492,26 @@ class Podling:
             raise RuntimeError(f"pods left after delete: {left}")
 
     def processes(self) -> dict[str, list[int]]:
-        """server / conmon / containers (descendants of this node's conmons)."""
+        """server / conmon / containers (descendants of this node's conmons, and the pause
+        processes, which run without conmon: their pids are in the sandbox records)."""
         kids = children_map()
         conmons = pids_matching(self.run_dir, comm="conmon")
         return {"server": [self.pid] + descendants([self.pid], kids),
                 "conmon": conmons,
-                "containers": descendants(conmons, kids)}
+                "containers": descendants(conmons, kids) + self.pauses()}
+
+    def pauses(self) -> list[int]:
+        found = []
+        for path in glob.glob(os.path.join(self.run_dir, "runtime", "sandboxes", "*",
+                                           "sandbox.json")):
+            try:
+                with open(path) as f:
+                    record = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if record.get("pause_pid") and not record.get("conmon_pid"):
+                found.append(int(record["pause_pid"]))
+        return found
 
     def runtime_count(self) -> int:
         out = run(["runc", "--root", os.path.join(self.run_dir, "runtime", "runc"), "list",

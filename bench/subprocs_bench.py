@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pods_bench import (CLEANUP, Podling, Registry, demo_archives,  # noqa: E402
-                        install_signal_handlers, log, make_temp_dir, pod_yaml)
+                        install_signal_handlers, make_temp_dir, mem_sum, pod_yaml)
 
 EVENTS = ("sched:sched_process_fork,sched:sched_process_exec,sched:sched_process_exit,"
           "sched:sched_switch")
@@ -48,6 +48,7 @@ class Task:
     tid: int
     parent: int
     tgid: int = 0
+    forked_from: str = ""  # the parent's program, for a child that never execs (daemons)
     execs: list[str] = field(default_factory=list)
     exec_at: float = 0.0
     exit_at: float = 0.0
@@ -69,11 +70,14 @@ def parse_trace(text: str, root: int) -> list[Task]:
         if ev == "sched_process_fork":
             parent, child = int(f["pid"]), int(f["child_pid"])
             if parent in tasks:
-                tasks[child] = Task(child, parent)
+                execs = tasks[parent].execs
+                tasks[child] = Task(child, parent, forked_from=execs[-1] if execs else "",
+                                    exec_at=t)  # wall from the fork when it never execs
         elif ev == "sched_process_exec" and tid in tasks:
             task = tasks[tid]
+            if not task.execs:
+                task.exec_at = t
             task.execs.append(os.path.basename(f["filename"]))
-            task.exec_at = task.exec_at or t
         elif ev == "sched_process_exit" and tid in tasks:
             tasks[tid].exit_at = t
         elif ev == "sched_switch":
@@ -97,6 +101,9 @@ def _fold_threads(tasks: dict[int, Task], root: int) -> list[Task]:
         tgid = task.tgid or task.tid
         if tgid != task.tid and tgid in leaders:
             leaders[tgid].cpu += task.cpu
+    for task in leaders.values():
+        if not task.execs and task.forked_from:
+            task.execs = [f"{task.forked_from} (forked)"]
     return [t for t in leaders.values() if t.execs]
 
 
@@ -172,15 +179,23 @@ def main() -> int:
                    summarise(traced(cluster, work, "one", one), 1))
         names = [f"bulk-{i}" for i in range(args.pods)]
 
+        memory: dict[str, dict[str, int]] = {}
+
         def bulk() -> None:
             text = "---\n".join(pod_yaml(n, "sleep", cluster.node, {"set": "bulk"})
                                 for n in names)
             cluster.kubectl("apply", "-f", "-", input=text)
             cluster.wait_running(names, timeout=300)
+            procs = cluster.processes()
+            memory["conmon"] = mem_sum(procs["conmon"])
+            memory["pause"] = mem_sum(cluster.pauses())
             cluster.kubectl("delete", "pods", "-l", "set=bulk", "--grace-period=0",
                             "--wait=true", timeout=300)
         print_rows(f"{args.pods} pods at once, per pod",
                    summarise(traced(cluster, work, "bulk", bulk), args.pods))
+        print(f"\nwith {args.pods} pods running: " + "; ".join(
+            f"{k}: {v['processes']} processes, PSS {v['pss_kb'] / args.pods:.0f} KiB/pod, "
+            f"RSS {v['rss_kb'] / args.pods:.0f} KiB/pod" for k, v in memory.items()))
     finally:
         CLEANUP.run_all()
     return 0
