@@ -568,10 +568,15 @@ async def test_oci_pause_death_noticed_and_adopted_after_restart(oci: OciHarness
     rt = await oci.reopen()
     events = rt.exit_events()  # starts the watchers: adoption
     assert await _exit_file(oci.config.root, died_while_down) == "-1"
+    event = await asyncio.wait_for(events.__anext__(), 10)  # the agent hears of it too
+    assert (event.container_id, event.sandbox_id, event.exit_code) == (
+        died_while_down, died_while_down, -1)
     assert (await rt.pod_sandbox_status(died_while_down)).state is SandboxState.NOTREADY
     status = await rt.pod_sandbox_status(sid)
     assert status.state is SandboxState.READY  # found again, alive
     os.kill(status.pid, signal.SIGKILL)  # dies under the new process: noticed at once
+    event = await asyncio.wait_for(events.__anext__(), 10)
+    assert (event.container_id, event.sandbox_id, event.exit_code) == (sid, sid, -1)
     assert await _exit_file(oci.config.root, sid) == "-1"
     assert (await rt.pod_sandbox_status(sid)).state is SandboxState.NOTREADY
     await events.aclose()  # type: ignore[attr-defined]

@@ -29,7 +29,7 @@ from ..interface import (ContainerExit, ContainerStats, PodSandboxConfig, PodSan
                          RuntimeCommandError, SandboxNotFound, labels_match)
 from . import bundle, conmon, host, proc, sandbox, state, stats
 from .containers import ContainerOps
-from .core import OciRuntimeConfig
+from .core import PAUSE_EXIT_UNKNOWN, OciRuntimeConfig
 from .exits import ExitRecord
 from .names import new_id
 from .store import SandboxRecord
@@ -155,6 +155,9 @@ class OciRuntime(ContainerOps, StreamingOps):
             if container is not None:
                 yield ContainerExit(record.id, container.sandbox_id, record.exit_code,
                                     record.finished_at)
+            elif record.exit_code == PAUSE_EXIT_UNKNOWN and record.id in self.store.sandboxes:
+                # a pause that died on its own (not stopped by us): the pod must resync
+                yield ContainerExit(record.id, record.id, record.exit_code, record.finished_at)
 
     async def close(self) -> None:
         self.watcher.close()
