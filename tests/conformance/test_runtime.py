@@ -583,3 +583,19 @@ async def test_oci_pause_death_noticed_and_adopted_after_restart(oci: OciHarness
     for gone in (sid, died_while_down):
         await rt.remove_pod_sandbox(gone)
     assert os.listdir(os.path.join(oci.config.root, "exits")) == []
+
+
+async def test_oci_delete_without_runc_only_when_nothing_runs(oci: OciHarness) -> None:
+    from podling.runtime.oci.runc import Runc
+    rt = oci.runtime
+    runc = Runc(shutil.which("runc") or "runc", os.path.join(oci.config.root, "runc"))
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("forget"))
+    cid = await rt.create_container(sid, oci.container_config("c", "sleep 1000"))
+    await rt.start_container(cid)
+    assert runc.forget_stopped(cid) is False  # running: left to runc delete --force
+    assert (await runc.state(cid)).status == "running"  # type: ignore[union-attr]
+    await rt.stop_container(cid, 0)
+    assert runc.forget_stopped(cid) is True  # stopped: cgroups and state gone in-process
+    assert await runc.state(cid) is None
+    assert runc.forget_stopped(cid) is True  # idempotent
+    await rt.remove_pod_sandbox(sid)

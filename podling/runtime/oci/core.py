@@ -169,8 +169,10 @@ class RuntimeCore:
         self._pause_exited(sid, 128 + _signal.SIGKILL)
 
     async def _forget_process(self, oid: str, *, conmon_pid: int) -> None:
-        """runc delete, then make sure conmon is gone and the exit file removed."""
-        await self.runc.delete(oid, force=True)
+        """runc delete (done in-process when nothing of ``oid`` runs any more: see
+        Runc.forget_stopped), then make sure conmon is gone and the exit file removed."""
+        if not self.runc.forget_stopped(oid):
+            await self.runc.delete(oid, force=True)
         if conmon_pid and proc.pid_alive(conmon_pid) and _is_conmon(conmon_pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(conmon_pid, _signal.SIGKILL)

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +123,35 @@ class Runc:
         done = await self._run("delete", *(["--force"] if force else []), cid)
         if not done.ok and not _is_missing(done.error_text()):
             raise RuntimeCommandError(f"runc delete {cid}: {done.error_text()}")
+
+    def forget_stopped(self, cid: str) -> bool:
+        """Do what ``runc delete`` does for a container none of whose processes is left,
+        without running runc: remove its cgroups (from runc's ``state.json``) and its state
+        directory. True when done (or nothing was there); False, having changed nothing
+        but maybe some empty cgroups, when the init process may still run, the state is
+        unreadable or a cgroup is busy (a process is left in it): then call delete()."""
+        state_dir = os.path.join(self.root, cid)
+        try:
+            with open(os.path.join(state_dir, "state.json"), "rb") as f:
+                data: dict[str, Any] = json.load(f)
+            pid, start = int(data.get("init_process_pid") or 0), \
+                int(data.get("init_process_start") or 0)
+            paths = sorted({str(p) for p in (data.get("cgroup_paths") or {}).values()})
+        except FileNotFoundError:
+            return not os.path.exists(state_dir)
+        except (OSError, ValueError, TypeError, AttributeError):
+            return False
+        if not start or proc.same_process(pid, start):
+            return False
+        for path in paths:
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return False
+        shutil.rmtree(state_dir, ignore_errors=True)
+        return not os.path.exists(state_dir)
 
     async def list(self) -> list[RuncState]:
         """Every container under the root (an absent root lists nothing)."""

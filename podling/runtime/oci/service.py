@@ -14,16 +14,19 @@ written; a new OciRuntime re-watches the pauses of the records it loads (a pause
 while nobody watched gets its exit file then). Records of sandboxes an older version started
 under conmon (``conmon_pid`` set) keep the conmon path.
 
-Concurrency: one asyncio lock per object id serialises operations on it; reads (status, list)
-take no lock and derive the state from records, exit files and /proc (see state.py).
+Concurrency: one asyncio lock per object id serialises operations on it (nothing is global:
+different pods never wait for each other here); stopping and removing a sandbox handle its
+containers concurrently; reads (status, list) take no lock and derive the state from
+records, exit files and /proc (see state.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Iterable
 
 from ..interface import (ContainerExit, ContainerStats, PodSandboxConfig, PodSandboxStatus,
                          RuntimeCommandError, SandboxNotFound, labels_match)
@@ -95,8 +98,7 @@ class OciRuntime(ContainerOps, StreamingOps):
             record = self.store.sandboxes.get(sandbox_id)
             if record is None:
                 return
-            for cid in self._containers_of(sandbox_id):
-                await self.stop_container(cid, 0)
+            await _all(self.stop_container(cid, 0) for cid in self._containers_of(sandbox_id))
             if record.pause_pid:
                 await self._kill_and_wait(sandbox_id, pid=record.pause_pid,
                                           start_time=record.pause_start_time,
@@ -111,8 +113,7 @@ class OciRuntime(ContainerOps, StreamingOps):
             record = self.store.sandboxes.get(sandbox_id)
             if record is None:
                 return
-            for cid in self._containers_of(sandbox_id):
-                await self.remove_container(cid)
+            await _all(self.remove_container(cid) for cid in self._containers_of(sandbox_id))
             if record.pause_pid:
                 await self._kill_and_wait(sandbox_id, pid=record.pause_pid,
                                           start_time=record.pause_start_time,
@@ -169,3 +170,12 @@ class OciRuntime(ContainerOps, StreamingOps):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _all(calls: Iterable[Awaitable[None]]) -> None:
+    """Run ``calls`` concurrently (a pod's containers are independent: one lock each); all
+    of them finish, then the first failure is raised."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
