@@ -599,3 +599,46 @@ async def test_oci_delete_without_runc_only_when_nothing_runs(oci: OciHarness) -
     assert await runc.state(cid) is None
     assert runc.forget_stopped(cid) is True  # idempotent
     await rt.remove_pod_sandbox(sid)
+
+
+def _processes_with(marker: bytes) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                zombie = f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+        except (OSError, IndexError):
+            continue
+        if marker in argv and not zombie:
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.parametrize("pid_mode", ["CONTAINER", "POD"])
+async def test_oci_kill_reaches_every_process_of_the_container(oci: OciHarness,
+                                                               pid_mode: str) -> None:
+    """SIGKILL of a container in a PID namespace of its own goes to its init only (the
+    kernel takes the rest); in the pod's namespace ``runc kill --all`` is still used."""
+    from podling.runtime.interface import NamespaceMode
+    rt = oci.runtime
+    options = NamespaceOptions(pid=NamespaceMode(pid_mode))
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("k", namespace_options=options))
+    marker = f"{uuid.uuid4().int % 10**6 + 10**6}"
+    cid = await rt.create_container(sid, oci.container_config(
+        "c", f"trap '' TERM; sleep {marker} & sleep {marker} & wait"))
+    await rt.start_container(cid)
+    for _ in range(100):
+        if len(_processes_with(marker.encode())) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(_processes_with(marker.encode())) == 2
+    await rt.stop_container(cid, 0)
+    assert (await rt.container_status(cid)).exit_code == 137
+    for _ in range(100):
+        if not _processes_with(marker.encode()):
+            break
+        await asyncio.sleep(0.05)
+    assert _processes_with(marker.encode()) == []
+    await rt.remove_pod_sandbox(sid)

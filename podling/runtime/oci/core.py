@@ -134,17 +134,22 @@ class RuntimeCore:
                      json.dumps(spec, indent=1).encode())
 
     async def _kill_and_wait(self, oid: str, *, pid: int, start_time: int,
-                             conmon_pid: int) -> None:
+                             conmon_pid: int, own_pid_ns: bool = False) -> None:
         """SIGKILL every process of ``oid`` and wait for its exit file. If the monitor is
         gone too (nobody will write the file), record exit 137 ourselves. ``conmon_pid`` 0:
-        a monitorless pause, killed and awaited through its pidfd."""
+        a monitorless pause, killed and awaited through its pidfd. ``own_pid_ns``: ``pid`` is
+        the init of a PID namespace of the container's own, so SIGKILL to it (through a
+        pidfd) kills every process of the container, as ``runc kill --all`` would."""
         if read_exit_file(self.exit_dir, oid) is not None:
             return
         if not conmon_pid:
             await self._kill_pause(oid, pid=pid, start_time=start_time)
             return
-        with contextlib.suppress(RuntimeCommandError):
-            await self.runc.kill(oid, "KILL", all_processes=True)
+        if own_pid_ns:
+            signal_process(pid, start_time, _signal.SIGKILL)
+        else:
+            with contextlib.suppress(RuntimeCommandError):
+                await self.runc.kill(oid, "KILL", all_processes=True)
         monitor = proc.pid_alive(conmon_pid) and _is_conmon(conmon_pid)
         if monitor and await self.watcher.wait(oid, self.config.kill_timeout) is not None:
             return
@@ -187,6 +192,20 @@ class RuntimeCore:
     def _status(self, record: ContainerRecord) -> ContainerStatus:
         return state.container_status(record, exit_dir=self.exit_dir,
                                       container_dir=self.store.container_dir(record.id))
+
+
+def signal_process(pid: int, start_time: int, sig: int) -> bool:
+    """Send ``sig`` to ``pid`` if it is still the process that started at ``start_time``
+    (through a pidfd: never to a reused pid), as ``runc kill`` does to a container's init.
+    False when it is gone."""
+    fd = pidwatch.open_pidfd(pid, start_time)
+    if fd is None:
+        return False
+    try:
+        pidwatch.kill(fd, sig)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _is_conmon(pid: int) -> bool:
