@@ -131,7 +131,7 @@ class RuntimeCore:
     def _write_spec(directory: str, spec: dict[str, Any]) -> None:
         os.makedirs(directory, exist_ok=True)
         atomic_write(os.path.join(directory, "config.json"),
-                     json.dumps(spec, indent=1).encode())
+                     json.dumps(spec, indent=1).encode(), sync=False)  # see store.py
 
     async def _kill_and_wait(self, oid: str, *, pid: int, start_time: int,
                              conmon_pid: int, own_pid_ns: bool = False) -> None:
@@ -176,7 +176,8 @@ class RuntimeCore:
     async def _forget_process(self, oid: str, *, conmon_pid: int) -> None:
         """runc delete (done in-process when nothing of ``oid`` runs any more: see
         Runc.forget_stopped), then make sure conmon is gone and the exit file removed."""
-        if not self.runc.forget_stopped(oid):
+        # in a thread: cgroup rmdirs can wait for the kernel (an RCU grace period)
+        if not await asyncio.to_thread(self.runc.forget_stopped, oid):
             await self.runc.delete(oid, force=True)
         if conmon_pid and proc.pid_alive(conmon_pid) and _is_conmon(conmon_pid):
             with contextlib.suppress(ProcessLookupError):

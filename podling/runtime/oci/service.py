@@ -120,7 +120,7 @@ class OciRuntime(ContainerOps, StreamingOps):
                                           conmon_pid=record.conmon_pid)
             self.pids.unwatch(sandbox_id)
             await self._forget_process(sandbox_id, conmon_pid=record.conmon_pid)
-            self._release_sandbox_host(record)
+            await asyncio.to_thread(self._release_sandbox_host, record)  # unmounts, rmdirs
             self.store.delete_sandbox(sandbox_id)
         self._locks.pop(sandbox_id, None)
 
