@@ -18,6 +18,7 @@ import os
 import time
 from typing import AsyncIterator
 
+from ...util import timeline
 from ..interface import (ContainerExit, ContainerStats, PodSandboxConfig, PodSandboxStatus,
                          SandboxNotFound, labels_match)
 from . import bundle, conmon, host, proc, sandbox, state, stats
@@ -68,6 +69,7 @@ class OciRuntime(ContainerOps, StreamingOps):
         launched = await conmon.launch(self._conmon_spec(
             record.id, directory, name=f"pause-{record.config.name}",
             log_path=os.path.join(directory, "pause.log")))
+        timeline.mark(record.config.uid, "sandbox.created")
         undo.push_async_callback(self._forget_process, record.id,
                                  conmon_pid=launched.conmon_pid)
         await self.runc.start(record.id)
