@@ -23,8 +23,8 @@ from typing import Any
 _LINE = re.compile(r":\d+\)$")
 _PREFIX = re.compile(r"\((?:/[^()]*?/)?(site-packages|python3\.\d+|podling)/")
 #: frames of every sample (the interpreter's and the event loop's own), left out of "total"
-_PLUMBING = ("(asyncio/", "runpy", "<module>", "(podling/__main__", "(podling/cli/main",
-             "(threading.py)", "(concurrent/futures/thread.py)")
+_PLUMBING = ("asyncio/", "runpy", "<module>", "podling/__main__", "podling/cli/main",
+             "threading.py)", "concurrent/futures/thread.py")
 
 
 def py_spy() -> str:
