@@ -26,6 +26,7 @@ and ``status.ready`` (the first status write showing phase Running / condition R
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -33,7 +34,7 @@ from typing import Any, Mapping
 
 log = logging.getLogger(__name__)
 
-MAX_PODS = 2048
+MAX_PODS = 1024  # about 1.2 KiB each with ~20 stages: at most ~1.2 MiB
 MAX_STAGES = 64
 BASE_STAGE = "api.created"
 
@@ -77,7 +78,7 @@ class Timeline:
         with self._lock:
             stages = self._pod(uid).stages
             if stage not in stages and len(stages) < self.max_stages:
-                stages[stage] = when
+                stages[sys.intern(stage)] = when  # container.<name>.* are built per call
 
     def begin(self, uid: str, namespace: str, name: str) -> None:
         """The API server committed the pod's create: name it and mark ``api.created``."""
