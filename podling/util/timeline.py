@@ -17,8 +17,9 @@ so the recorder takes a lock (uncontended: well under a microsecond).
 
 Stage names, in the order a pod normally goes through them (docs/architecture.md §6):
 ``api.created``, ``scheduler.received``, ``scheduler.decided``, ``scheduler.bound``,
-``agent.received``, ``agent.admitted``, ``volumes.ready``, ``sandbox.created`` (pause
-created by runc), ``sandbox.started``, ``network.ready`` (CNI ADD done),
+``agent.received``, ``agent.sync``, ``agent.admitted``, ``volumes.ready``,
+``sandbox.netns`` (the OCI runtime made the netns), ``sandbox.created`` (pause created by
+runc), ``sandbox.started``, ``network.ready`` (CNI ADD done),
 ``container.<name>.image`` / ``.created`` / ``.started`` per container, ``status.running``
 and ``status.ready`` (the first status write showing phase Running / condition Ready).
 """

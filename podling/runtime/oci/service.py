@@ -50,6 +50,7 @@ class OciRuntime(ContainerOps, StreamingOps):
             undo.callback(self._release_sandbox_host, record)
             record.netns_path = await sandbox.create_netns(
                 self.root, sid, config.namespace_options, timeout=self.config.command_timeout)
+            timeline.mark(config.uid, "sandbox.netns")
             os.makedirs(directory, exist_ok=True)
             record.shm_path = sandbox.create_shm(directory, config.namespace_options,
                                                  size=self.config.shm_size)
