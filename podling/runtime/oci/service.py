@@ -18,6 +18,7 @@ import os
 import time
 from typing import AsyncIterator
 
+from ...util import timeline
 from ..interface import (ContainerExit, ContainerStats, PodSandboxConfig, PodSandboxStatus,
                          SandboxNotFound, labels_match)
 from . import bundle, conmon, host, proc, sandbox, state, stats
@@ -49,6 +50,7 @@ class OciRuntime(ContainerOps, StreamingOps):
             undo.callback(self._release_sandbox_host, record)
             record.netns_path = await sandbox.create_netns(
                 self.root, sid, config.namespace_options, timeout=self.config.command_timeout)
+            timeline.mark(config.uid, "sandbox.netns")
             os.makedirs(directory, exist_ok=True)
             record.shm_path = sandbox.create_shm(directory, config.namespace_options,
                                                  size=self.config.shm_size)
@@ -68,6 +70,7 @@ class OciRuntime(ContainerOps, StreamingOps):
         launched = await conmon.launch(self._conmon_spec(
             record.id, directory, name=f"pause-{record.config.name}",
             log_path=os.path.join(directory, "pause.log")))
+        timeline.mark(record.config.uid, "sandbox.created")
         undo.push_async_callback(self._forget_process, record.id,
                                  conmon_pid=launched.conmon_pid)
         await self.runc.start(record.id)
