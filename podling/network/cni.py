@@ -56,7 +56,7 @@ class _Attachment:
 
 
 class CniNetwork:
-    """Pod networking with bridge + host-local + portmap, and loopback.
+    """Pod networking with bridge + host-local, portmap for hostPorts, and `lo` up in-process.
 
     Calls for one pod must be serialized by the caller; different pods may run concurrently
     (host-local and iptables take their own locks). Every plugin run has

@@ -25,6 +25,7 @@ from podling.images.interface import RootfsService
 from podling.network.interface import NetworkError, NetworkPlugin, PodNetworkInfo, PortMapping
 from podling.runtime.interface import (NamespaceMode, NamespaceOptions, PodSandboxConfig,
                                        PodSandboxStatus, RuntimeError_, RuntimeService)
+from podling.util import timeline
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class SandboxManager:
             sandbox_id = await self.runtime.run_pod_sandbox(config)
         except RuntimeError_ as exc:
             return self._failed(pod, exc)
+        timeline.mark(meta.uid, "sandbox.started")
         if spec.host_network:
             return SandboxStart(sandbox_id)
         status = await self.runtime.pod_sandbox_status(sandbox_id)
@@ -71,6 +73,7 @@ class SandboxManager:
             failed = self._failed(pod, exc)
             await self.runtime.remove_pod_sandbox(sandbox_id)  # undo the acquire
             return failed
+        timeline.mark(meta.uid, "network.ready")
         return SandboxStart(sandbox_id, tuple(ips.ips))
 
     def _failed(self, pod: PodView, exc: Exception) -> SandboxStart:

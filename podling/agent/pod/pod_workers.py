@@ -29,6 +29,7 @@ from typing import Awaitable, Callable
 
 from podling.agent.pod.sync_result import PodSyncResult
 from podling.api.types import Obj
+from podling.util import timeline
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class PodWorkers:
     def update(self, pod: Obj, *, removed: bool = False) -> None:
         """A new desired state; ``removed`` means the pod is gone from the API."""
         uid = pod["metadata"]["uid"]
+        timeline.mark(uid, "agent.received")
         terminating = removed or bool(pod["metadata"].get("deletionTimestamp"))
         worker = self._workers.get(uid)
         if worker is None:
@@ -128,6 +130,7 @@ class PodWorkers:
 
     async def _sync_once(self, worker: _Worker) -> PodSyncResult | None:
         """One sync of the worker's pod; None when a termination request cancelled it."""
+        timeline.mark(worker.pod["metadata"]["uid"], "agent.sync")
         sync = asyncio.ensure_future(self._sync(worker.pod, worker.terminating))
         worker.in_flight = None if worker.terminating else sync
         try:

@@ -20,6 +20,7 @@ from typing import Any
 from podling.api import errors
 from podling.api.resources import PODS
 from podling.api.types import ObjMap
+from podling.util import timeline
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class StatusManager:
             raise
         self._sent[uid] = encoded
         self._last[uid] = json.loads(encoded)
+        timeline.mark_status(uid, status)
         return True
 
     def forget(self, uid: str) -> None:

@@ -28,6 +28,7 @@ import os
 import time
 from typing import AsyncIterator, Awaitable, Iterable
 
+from ...util import timeline
 from ..interface import (ContainerExit, ContainerStats, PodSandboxConfig, PodSandboxStatus,
                          RuntimeCommandError, SandboxNotFound, labels_match)
 from . import bundle, conmon, host, proc, sandbox, state, stats
@@ -59,6 +60,7 @@ class OciRuntime(ContainerOps, StreamingOps):
             undo.callback(self._release_sandbox_host, record)
             record.netns_path = await sandbox.create_netns(
                 self.root, sid, config.namespace_options, timeout=self.config.command_timeout)
+            timeline.mark(config.uid, "sandbox.netns")
             os.makedirs(directory, exist_ok=True)
             record.shm_path = sandbox.create_shm(directory, config.namespace_options,
                                                  size=self.config.shm_size)
@@ -79,6 +81,7 @@ class OciRuntime(ContainerOps, StreamingOps):
         undo.push_async_callback(self._forget_process, record.id, conmon_pid=0)
         await self.runc.run_detached(record.id, directory, pid_file=pid_file,
                                      log_path=os.path.join(directory, "pause.log"))
+        timeline.mark(record.config.uid, "sandbox.created")  # created and started
         pid = conmon.read_pid_file(pid_file)
         if pid <= 0:
             raise RuntimeCommandError(f"runc run {record.id} left no pid file")
