@@ -4,8 +4,8 @@ Each pod gets ``lo`` up and one attachment::
 
     lo up, in-process (util/netns.py: setns in a short-lived thread + ioctl; what CNI's
           loopback plugin does, without a program run)
-    ADD bridge [-> portmap] ("podling", ifname eth0) -- veth on our bridge, host-local IP,
-                                                      ipMasq; portmap only for a pod with
+    ADD bridge [-> portmap] ("podling", ifname eth0) -- veth on our bridge, host-local IP;
+                                                      portmap only for a pod with
                                                       hostPorts; result cached
     ...
     DEL [portmap ->] bridge (reverse, the cached conflist and prevResult; IPAM released)
@@ -14,7 +14,10 @@ Each pod gets ``lo`` up and one attachment::
 Per pod without hostPorts that is two plugin runs (bridge ADD, bridge DEL, each with its
 host-local and iptables children), where it was six (loopback, bridge and portmap, ADD and
 DEL) plus an ``iptables-save``: the ipMasq sweep after DEL runs only when the netns is
-already gone (the one case in which the bridge plugin leaves its rules behind).
+already gone (the one case in which the bridge plugin leaves its rules behind: only pods
+set up before ipMasq moved to the node). Outbound traffic is masqueraded by one node-level
+rule per pod CIDR (masquerade.py), installed at the first pod's setup, instead of the bridge
+plugin's ipMasq rules per pod.
 
 The final ADD result, the config list and the capability arguments are cached in
 ``<state_dir>/results`` (like libcni's cache), so DEL after an agent restart uses exactly what
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from podling.network import cni_config as cc
-from podling.network import iptables, procs
+from podling.network import iptables, masquerade, procs
 from podling.network.cni_config import CniConfig
 from podling.network.interface import NetworkError, PodIPs, PodNetworkInfo
 from podling.util import netns
@@ -73,6 +76,7 @@ class CniNetwork:
         self._base_env = dict(os.environ if base_env is None else base_env)
         self._loopback_up = loopback_up
         self._version_ok = False
+        self._masquerading: asyncio.Task[None] | None = None
 
     # ---- NetworkPlugin -------------------------------------------------------------------
 
@@ -98,6 +102,7 @@ class CniNetwork:
             await asyncio.to_thread(self._loopback_up, netns_path)
         except OSError as exc:
             raise NetworkError(f"cannot set lo up in {netns_path}: {exc}") from exc
+        await self._ensure_masquerade()
         conflist = cc.build_conflist(self.config, portmap=bool(pod.port_mappings))
         caps = {"portMappings": cc.runtime_port_mappings(pod.port_mappings)}
         try:
@@ -260,6 +265,20 @@ class CniNetwork:
         return res.returncode == 0 and cc.supports_version(res.stdout)
 
     # ---- host state ----------------------------------------------------------------------
+
+    async def _ensure_masquerade(self) -> None:
+        """The node's masquerade rules (masquerade.py), installed by the first pod's setup;
+        pods set up at the same time wait for the same attempt; a failed one is retried by
+        the next pod."""
+        if self._masquerading is None or (self._masquerading.done()
+                                          and self._masquerading.exception() is not None):
+            self._masquerading = asyncio.ensure_future(self._install_masquerade())
+        await asyncio.shield(self._masquerading)
+
+    async def _install_masquerade(self) -> None:
+        for cidr in self.config.pod_cidrs:
+            await masquerade.ensure(self.config.network_name, cidr,
+                                    timeout=self.config.plugin_timeout, env=self._base_env)
 
     def _families(self) -> list[bool]:
         """[ipv6?] for each IP family of our pod CIDRs (False = IPv4)."""

@@ -101,7 +101,7 @@ def build_conflist(config: CniConfig, *, portmap: bool = True) -> dict[str, Any]
         "type": "bridge",
         "bridge": config.bridge_name,
         "isGateway": True,
-        "ipMasq": True,
+        "ipMasq": False,  # one node-level rule instead (masquerade.py)
         "hairpinMode": True,
         "ipam": {
             "type": "host-local",

@@ -23,7 +23,7 @@ def test_conflist_bridge_and_portmap():
     assert conf["cniVersion"] == "1.0.0" and conf["name"] == "podling"
     bridge, portmap = conf["plugins"]
     assert bridge == {
-        "type": "bridge", "bridge": "podling0", "isGateway": True, "ipMasq": True,
+        "type": "bridge", "bridge": "podling0", "isGateway": True, "ipMasq": False,
         "hairpinMode": True, "mtu": 1400,
         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.42.3.0/24"}]],
                  "routes": [{"dst": "0.0.0.0/0"}],

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from podling.network import procs
+from podling.network import iptables, masquerade, procs
 from podling.network.cni import CniNetwork
 from podling.network.cni_config import CniConfig
 from podling.network.interface import NetworkError, PodNetworkInfo, PortMapping
@@ -181,7 +181,10 @@ async def test_ipmasq_sweep_only_when_the_netns_is_gone(env, tmp_path):
     iptables_log = tmp_path / "iptables.log"
     await net.setup_pod(netns, PLAIN)
     await net.teardown_pod(netns, PLAIN)  # the bridge plugin removes its own rules
-    assert not iptables_log.exists()
+    # only the check that the node's masquerade rule is there (the stub says it is)
+    assert iptables_log.read_text().splitlines() == [
+        '-w 5 -t nat -C POSTROUTING -s 10.42.0.0/24 -m comment --comment '
+        'name: "unitnet" id: "node" -j ' + masquerade.chain_name("unitnet", "10.42.0.0/24")]
     await net.setup_pod(netns, POD)
     await net.teardown_pod("/nonexistent/netns", POD)  # netns gone: sweep sb1's leftovers
     assert "-D POSTROUTING -s 10.42.0.7/32" in iptables_log.read_text()
@@ -302,3 +305,37 @@ async def test_teardown_sweeps_leaked_ipmasq_rules(env, tmp_path):
     assert lines[0].startswith("-w 5 -t nat -D POSTROUTING -s 10.42.0.7/32 -m comment")
     assert lines[1:] == ["-w 5 -t nat -F CNI-0123456789abcdef01234567",
                          "-w 5 -t nat -X CNI-0123456789abcdef01234567"]
+
+
+async def test_node_masquerade_is_installed_once_when_missing(tmp_path):
+    """The first pod's setup installs the node's rules: chain, its two rules, then the jump
+    (iptables here is a stand-in whose -C says "missing")."""
+    log_file = tmp_path / "iptables.log"
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "iptables").write_text(
+        f'#!/bin/sh\necho "$@" >> {log_file}\ncase "$*" in *" -C "*) exit 1;; esac\n')
+    (tools / "iptables").chmod(0o755)
+    await masquerade.ensure("unitnet", "10.42.0.0/24", timeout=5,
+                            env={"PATH": f"{tools}:/usr/bin:/bin"})
+    chain = masquerade.chain_name("unitnet", "10.42.0.0/24")
+    assert log_file.read_text().splitlines() == [
+        f'-w 5 -t nat -C POSTROUTING -s 10.42.0.0/24 -m comment --comment '
+        f'name: "unitnet" id: "node" -j {chain}',
+        f"-w 5 -t nat -N {chain}",
+        f"-w 5 -t nat -F {chain}",
+        f"-w 5 -t nat -A {chain} -d 10.42.0.0/24 -j ACCEPT",
+        f"-w 5 -t nat -A {chain} ! -d 224.0.0.0/4 -j MASQUERADE",
+        f'-w 5 -t nat -A POSTROUTING -s 10.42.0.0/24 -m comment --comment '
+        f'name: "unitnet" id: "node" -j {chain}']
+
+
+def test_node_masquerade_rules_are_swept_with_the_network():
+    """purge's sweep (iptables.plan_sweep) finds the node's jump and chain as its own."""
+    chain = masquerade.chain_name("unitnet", "10.42.0.0/24")
+    saved = (f":POSTROUTING ACCEPT [0:0]\n:{chain} - [0:0]\n"
+             f'-A POSTROUTING -s 10.42.0.0/24 -m comment --comment '
+             f'"name: \\"unitnet\\" id: \\"node\\"" -j {chain}\n'
+             f"-A {chain} -d 10.42.0.0/24 -j ACCEPT\n")
+    sweep = iptables.plan_sweep(saved, network="unitnet", ids=set(), cidrs=("10.42.0.0/24",))
+    assert sweep.chains == [chain] and len(sweep.rules) == 1
