@@ -102,9 +102,9 @@ async def start_exec(req: ExecRequest) -> "RuncExec":
 
 def _write_record(path: str, record: dict[str, object]) -> None:
     """Write exec.json, without a temporary file or fsync: the record matters only while its
-    processes live, and a machine crash ends them too. A torn record (the agent killed
-    mid-write) reads in ``cleanup_leftovers`` like one not written yet: runc, which dies with
-    the agent, is not looked for."""
+    processes live, and a machine crash ends them too. It is one write(2) of ~100 bytes, so a
+    killed agent leaves all of it or an empty file, which ``cleanup_leftovers`` reads like no
+    record at all (as it did before the record was renamed into place)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, json.dumps(record).encode())
