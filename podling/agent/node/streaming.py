@@ -27,7 +27,6 @@ from podling.api import remotecommand as rc
 from podling.api.views import PodView
 from podling.runtime.interface import (ContainerState, ExecSession, PortForwardError,
                                        RuntimeError_, RuntimeService, SandboxState)
-from podling.util.malloc import tune_for_streams
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,6 @@ class NodeStreams:
     # -- lookups ---------------------------------------------------------------------------
 
     def _pod(self, request: web.Request) -> PodView:
-        tune_for_streams()  # every session starts here: keep its buffers off fresh pages
         name = request.match_info["pod"]
         pod = self._find_pod(request.match_info["namespace"], name)
         if pod is None:

@@ -20,7 +20,6 @@ from ...api import errors
 from ...api import remotecommand as rc
 from ...api.pods import is_terminal_phase
 from ...api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION
-from ...util.malloc import tune_for_streams
 from ..registry.store import RegistryStore
 
 T = TypeVar("T")
@@ -102,7 +101,6 @@ class NodeDialer:
                       params: Iterable[tuple[str, str]], protocol: str
                       ) -> aiohttp.ClientWebSocketResponse:
         """Open ``path`` on the pod's node as a WebSocket speaking ``protocol``."""
-        tune_for_streams()  # bulk relaying: keep its buffers off fresh pages (util.malloc)
         node = await self.node_of(pod)
 
         async def dial(client: aiohttp.ClientSession, base: str,
