@@ -11,11 +11,14 @@ For each engine, in one run, against one pod of two containers (nginx, and busyb
    from this process (no kubectl start-up, which is ~60 ms of the whole command here);
 2. exec output throughput: ``dd if=/dev/zero bs=1M count=SIZE`` through ``kubectl exec`` vs
    ``podman exec``, stdout read (and counted) by the benchmark, MiB/s (busybox ``head -c``
-   writes 4 KiB at a time and is itself the limit near 120 MiB/s);
+   writes 4 KiB at a time and is itself the limit near 120 MiB/s); podling also through
+   kubectl's SPDY executor (``KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false``);
 3. port-forward request latency: median of N small HTTP/1.0 GETs of nginx's index, one TCP
    connection each, through one running ``kubectl port-forward pod/POD 0:80 0:8080`` vs to
    podman's published ``127.0.0.1:PORT`` (``podman pod create -p``);
-4. port-forward throughput: GET of the SIZE file served by busybox httpd, MiB/s.
+4. port-forward throughput: GET of the SIZE file served by busybox httpd, MiB/s; podling
+   through kubectl's default (SPDY tunnelled in a WebSocket) and plain SPDY
+   (``KUBECTL_PORT_FORWARD_WEBSOCKETS=false``).
 
 The same HTTP client (a raw socket in this process) is used for both engines; podman's
 published ports are plain kernel forwarding (no user-space proxy), so the port-forward ratios
@@ -84,20 +87,28 @@ def dd_zeros(size: int) -> list[str]:
     return ["dd", "if=/dev/zero", "bs=1M", f"count={size // MIB}"]
 
 
-async def _ws_exec(cluster: Podling, pod: str) -> None:
+async def _ws_execs(cluster: Podling, pod: str, count: int) -> list[float]:
+    """Round trips of ``count`` WebSocket v5 execs of ``true`` (after one to warm up), each on
+    a new TCP + TLS connection as kubectl makes it; the kubeconfig, CA and client session are
+    set up once, outside the timings."""
     with open(cluster.env["KUBECONFIG"]) as f:
         config = yaml.safe_load(f)
     server, token = config["clusters"][0]["cluster"]["server"], config["users"][0]["user"]["token"]
     context = ssl.create_default_context(
         cafile=os.path.join(os.path.dirname(cluster.env["KUBECONFIG"]), "server", "ca.crt"))
+    url = (f"{server}/api/v1/namespaces/default/pods/{pod}/exec?container=side&command=true"
+           "&stdout=true&stderr=true")
+    times = []
     async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(
-                f"{server}/api/v1/namespaces/default/pods/{pod}/exec?container=side&command=true"
-                "&stdout=true&stderr=true", protocols=("v5.channel.k8s.io",), ssl=context,
-                headers={"Authorization": f"Bearer {token}"}) as ws:
-            status = [m.data for m in [msg async for msg in ws] if m.data[:1] == b"\x03"]
-    if status != [b'\x03{"metadata":{},"status":"Success"}']:
-        raise RuntimeError(f"exec over the API: {status!r}")
+        for _ in range(count + 1):
+            start = time.perf_counter()
+            async with session.ws_connect(url, protocols=("v5.channel.k8s.io",), ssl=context,
+                                          headers={"Authorization": f"Bearer {token}"}) as ws:
+                status = [m.data for m in [msg async for msg in ws] if m.data[:1] == b"\x03"]
+            times.append(time.perf_counter() - start)
+            if status != [b'\x03{"metadata":{},"status":"Success"}']:
+                raise RuntimeError(f"exec over the API: {status!r}")
+    return times[1:]
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -195,16 +206,28 @@ class PodlingTarget:
         return count_stdout(["kubectl", "exec", self.name, "-c", "side", "--",
                              *dd_zeros(size)], env=self.cluster.env)
 
-    def exec_api(self) -> None:
-        """``true`` by a WebSocket v5 exec straight to the API server; waits for its status."""
-        asyncio.run(_ws_exec(self.cluster, self.name))
+    def exec_output_spdy(self, size: int) -> tuple[int, float]:
+        """The same through kubectl's SPDY executor (its fallback protocol)."""
+        return count_stdout(["kubectl", "exec", self.name, "-c", "side", "--",
+                             *dd_zeros(size)],
+                            env=dict(self.cluster.env, KUBECTL_REMOTE_COMMAND_WEBSOCKETS="false"))
 
-    def open_ports(self) -> dict[int, int]:
-        """Start one ``kubectl port-forward`` for 80 and 8080: remote -> local port."""
+    def exec_api_times(self, count: int) -> list[float]:
+        """``true`` by WebSocket v5 execs straight to the API server (each waits for its
+        status): the round trips, in seconds."""
+        return asyncio.run(_ws_execs(self.cluster, self.name, count))
+
+    def open_ports(self, *, spdy: bool = False) -> dict[int, int]:
+        """Start one ``kubectl port-forward`` for 80 and 8080: remote -> local port. ``spdy``:
+        plain SPDY instead of kubectl's default, SPDY tunnelled in a WebSocket."""
+        self.close_ports()
+        self.ports = {}
+        env = dict(self.cluster.env, KUBECTL_PORT_FORWARD_WEBSOCKETS="false") if spdy \
+            else self.cluster.env
         self.forward = subprocess.Popen(
             ["kubectl", "port-forward", f"pod/{self.name}", "0:80", "0:8080"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, env=self.cluster.env)
+            text=True, env=env)
         CLEANUP.push("stop kubectl port-forward", self.close_ports)
         assert self.forward.stdout is not None
         deadline = time.monotonic() + 30
@@ -277,14 +300,13 @@ def bench_target(target, p: Params) -> dict[str, Any]:
         return {"median_s": median(times), "min_s": min(times), "samples": times}
 
     def exec_api_round_trip() -> dict[str, Any]:
-        target.exec_api()  # warm
-        times = [timed(target.exec_api) for _ in range(p.repeats)]
+        times = target.exec_api_times(p.repeats)
         return {"median_s": median(times), "min_s": min(times), "samples": times}
 
-    def exec_throughput() -> dict[str, Any]:
+    def exec_throughput(output: Callable[[int], tuple[int, float]]) -> dict[str, Any]:
         runs = []
         for _ in range(2):
-            count, elapsed = target.exec_output(size)
+            count, elapsed = output(size)
             if count != size:
                 raise RuntimeError(f"exec output: {count} bytes, expected {size}")
             runs.append(count / MIB / elapsed)
@@ -302,8 +324,9 @@ def bench_target(target, p: Params) -> dict[str, Any]:
                 raise RuntimeError(f"GET / answered {status}")
         return {"median_s": median(times), "min_s": min(times), "samples": times}
 
-    def forward_throughput() -> dict[str, Any]:
-        ports = target.open_ports() if not getattr(target, "ports", None) else target.ports
+    def forward_throughput(spdy: bool = False) -> dict[str, Any]:
+        ports = target.open_ports(spdy=True) if spdy else \
+            target.open_ports() if not getattr(target, "ports", None) else target.ports
         runs = []
         for _ in range(2):
             start = time.perf_counter()
@@ -315,11 +338,15 @@ def bench_target(target, p: Params) -> dict[str, Any]:
         return {"mib_per_s": max(runs), "runs_mib_per_s": runs, "bytes": size}
 
     phase("exec_round_trip", exec_round_trip)
-    if hasattr(target, "exec_api"):
+    if hasattr(target, "exec_api_times"):
         phase("exec_api_round_trip", exec_api_round_trip)
-    phase("exec_throughput", exec_throughput)
+    phase("exec_throughput", lambda: exec_throughput(target.exec_output))
+    if hasattr(target, "exec_output_spdy"):
+        phase("exec_throughput_spdy", lambda: exec_throughput(target.exec_output_spdy))
     phase("forward_latency", forward_latency)
     phase("forward_throughput", forward_throughput)
+    if target.engine == "podling":
+        phase("forward_throughput_spdy", lambda: forward_throughput(spdy=True))
     target.close_ports()
     return out
 
@@ -332,8 +359,10 @@ def figures(r: dict[str, Any]) -> dict[str, float | None]:
         "exec round trip, median (ms)": get("exec_round_trip", "median_s", 1000),
         "  of which API + node, no kubectl (ms)": get("exec_api_round_trip", "median_s", 1000),
         "exec output throughput (MiB/s)": get("exec_throughput", "mib_per_s"),
+        "  SPDY instead of WebSocket (MiB/s)": get("exec_throughput_spdy", "mib_per_s"),
         "port-forward small GET, median (ms)": get("forward_latency", "median_s", 1000),
         "port-forward throughput (MiB/s)": get("forward_throughput", "mib_per_s"),
+        "  plain SPDY, no WebSocket (MiB/s)": get("forward_throughput_spdy", "mib_per_s"),
     }
 
 

@@ -32,7 +32,7 @@ from typing import Awaitable, Callable, Mapping, Protocol
 
 from .spdy_frames import (
     CANCEL, GOAWAY_OK, INTERNAL_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, DataFrame, Frame,
-    FrameDecoder, FrameEncoder, GoAway, Headers, HeadersFrame, Ping, RstStream, Settings,
+    FrameDecoder, FrameEncoder, GoAway, encode_data_frames, Headers, HeadersFrame, Ping, RstStream, Settings,
     SpdyError, SpdyProtocolError, SynReply, SynStream, WindowUpdate,
 )
 
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 MAX_DATA_FRAME = 64 * 1024
 """Largest DATA payload we send (spdystream accepts up to 16 MiB - 1; 64 KiB keeps latency low)."""
+WRITE_BATCH = 256 * 1024
+"""Payload bytes written to the transport at once (as several DATA frames) before a drain."""
 STREAM_BUFFER_LIMIT = 1024 * 1024
 """Unread bytes one stream may hold before the read loop stops reading the transport."""
 
@@ -128,7 +130,8 @@ class SpdyStream:
         return chunk
 
     async def write(self, data: bytes) -> None:
-        """Send *data* as DATA frames of at most :data:`MAX_DATA_FRAME` bytes.
+        """Send *data* as DATA frames of at most :data:`MAX_DATA_FRAME` bytes, handed to the
+        transport :data:`WRITE_BATCH` bytes at a time (one copy of the payload, one drain each).
 
         Replies first if we have not yet (spdystream drops DATA that precedes SYN_REPLY).
         Awaits the transport's drain, so a fast producer waits for a slow consumer.
@@ -137,14 +140,11 @@ class SpdyStream:
         self._check_writable()
         if not self._local and not self.replied:
             await self.reply()
-        if len(data) <= MAX_DATA_FRAME:
-            chunks = [bytes(data)] if data else []
-        else:
-            view = memoryview(data)
-            chunks = (bytes(view[i:i + MAX_DATA_FRAME]) for i in range(0, len(view), MAX_DATA_FRAME))
-        for chunk in chunks:
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), WRITE_BATCH):
             self._check_writable()
-            self.conn.send(DataFrame(self.id, chunk))
+            self.conn.send_raw(encode_data_frames(self.id, view[start:start + WRITE_BATCH],
+                                                  MAX_DATA_FRAME))
             await self.conn.drain()
 
     async def close(self) -> None:
@@ -276,6 +276,15 @@ class SpdyConnection:
         except (ConnectionError, RuntimeError) as exc:
             if not quiet:
                 raise SpdyClosedError(f"transport closed: {exc}") from exc
+
+    def send_raw(self, encoded: bytes | bytearray) -> None:
+        """Queue already encoded DATA frames (no header block: any order is wire order)."""
+        if self._ended:
+            raise SpdyClosedError("SPDY connection closed")
+        try:
+            self.transport.write(encoded)
+        except (ConnectionError, RuntimeError) as exc:
+            raise SpdyClosedError(f"transport closed: {exc}") from exc
 
     async def drain(self) -> None:
         """Wait for the transport's drain; SpdyClosedError if it fails."""

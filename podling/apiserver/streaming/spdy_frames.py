@@ -237,6 +237,20 @@ def encode_data(stream_id: int, data: bytes, fin: bool = False) -> bytes:
     return struct.pack(">II", stream_id, (FLAG_FIN if fin else 0) << 24 | len(data)) + data
 
 
+def encode_data_frames(stream_id: int, data: bytes | memoryview, max_frame: int) -> bytearray:
+    """*data* as consecutive DATA frames of at most *max_frame* bytes each (none if empty), in
+    one buffer: a single copy of the payload, whatever the number of frames."""
+    if not 0 < stream_id <= _STREAM_MASK or not 0 < max_frame <= MAX_LENGTH:
+        raise ValueError("bad stream id or frame size")
+    view = memoryview(data).cast("B")
+    out = bytearray()
+    for start in range(0, len(view), max_frame):
+        piece = view[start:start + max_frame]
+        out += struct.pack(">II", stream_id, len(piece))
+        out += piece
+    return out
+
+
 class FrameEncoder:
     """Serializes frames of one connection direction (owns its compression context)."""
 

@@ -155,14 +155,17 @@ class RawUpgradeTransport:
 class WebSocketTransport:
     """A :class:`~.spdy.ByteTransport` over binary messages of an aiohttp WebSocket (either end).
 
-    Writes are coalesced into messages of at most :data:`WS_MAX_MESSAGE` bytes by one
-    sender task; :meth:`drain` waits while more than :data:`WS_HIGH_WATER` bytes are queued.
+    Writes are queued as they are (a ``bytes`` or ``bytearray`` is kept, not copied: do not
+    change it afterwards) and sent by one sender task: a large write as one message, small
+    consecutive writes joined into messages of up to :data:`WS_MAX_MESSAGE` bytes;
+    :meth:`drain` waits while more than :data:`WS_HIGH_WATER` bytes are queued.
     Text, ping and pong messages are ignored; a close or error is the end of stream.
     """
 
     def __init__(self, ws: Any) -> None:
         self._ws = ws
-        self._buf = bytearray()
+        self._pieces: collections.deque[bytes | bytearray] = collections.deque()
+        self._queued = 0
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -183,8 +186,11 @@ class WebSocketTransport:
     def write(self, data: bytes) -> None:
         if self._error is not None or self._closing:
             raise ConnectionResetError(f"WebSocket closed: {self._error or 'closing'}")
-        self._buf += data
-        if len(self._buf) >= WS_HIGH_WATER:
+        if not data:
+            return
+        self._pieces.append(data if isinstance(data, (bytes, bytearray)) else bytes(data))
+        self._queued += len(data)
+        if self._queued >= WS_HIGH_WATER:
             self._drained.clear()
         self._wake.set()
         if self._sender is None:
@@ -197,21 +203,36 @@ class WebSocketTransport:
 
     async def _send_loop(self) -> None:
         try:
-            while self._buf or not self._closing:
-                if not self._buf:
+            while self._pieces or not self._closing:
+                if not self._pieces:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                chunk = bytes(self._buf[:WS_MAX_MESSAGE])
-                del self._buf[:WS_MAX_MESSAGE]
-                if len(self._buf) < WS_HIGH_WATER:
+                chunk = self._next_message()
+                if self._queued < WS_HIGH_WATER:
                     self._drained.set()
                 await self._ws.send_bytes(chunk)
         except Exception as exc:  # noqa: BLE001 - reported to writers via drain/write
             self._error = exc
-            self._buf.clear()
+            self._pieces.clear()
+            self._queued = 0
         finally:
             self._drained.set()
+
+    def _next_message(self) -> bytes | bytearray:
+        """Take the next message off the queue: one large write as it is (no copy), or small
+        writes joined up to :data:`WS_MAX_MESSAGE` bytes."""
+        first = self._pieces.popleft()
+        if len(first) >= WS_MAX_MESSAGE or not self._pieces:
+            self._queued -= len(first)
+            return first
+        parts, size = [first], len(first)
+        while self._pieces and size + len(self._pieces[0]) <= WS_MAX_MESSAGE:
+            piece = self._pieces.popleft()
+            parts.append(piece)
+            size += len(piece)
+        self._queued -= size
+        return b"".join(parts)
 
     async def close(self) -> None:
         if self._closing:

@@ -43,8 +43,6 @@ import termios
 import tty
 from dataclasses import dataclass
 
-from podling.util.files import atomic_write
-
 from ..interface import STDERR, STDOUT
 from . import proc, stdio
 from .runc import Runc, clean_message
@@ -54,6 +52,8 @@ EXIT_CANNOT_RUN = 126
 RUNC_FAILED = 255
 EOF_CHAR = b"\x04"
 START_SETTLE = 5.0  # seconds close() lets a starting runc write its pid file
+OUTPUT_READ = 1024 * 1024  # the largest stdout chunk: the pipe's size, one read per fill
+OUTPUT_DEPTH = 4  # chunks a session buffers before it stops reading (back-pressure)
 
 
 @dataclass(frozen=True)
@@ -91,13 +91,25 @@ async def start_exec(req: ExecRequest) -> "RuncExec":
             os.close(fd)
     session = RuncExec(process, tty=req.tty, directory=req.directory, fds=ours)
     try:
-        atomic_write(os.path.join(req.directory, "exec.json"), json.dumps({
+        _write_record(os.path.join(req.directory, "exec.json"), {
             "container_id": req.container_id, "runc_pid": process.pid,
-            "runc_start_time": session.runc_start_time}).encode())
+            "runc_start_time": session.runc_start_time})
     except BaseException:
         await session.close()
         raise
     return session
+
+
+def _write_record(path: str, record: dict[str, object]) -> None:
+    """Write exec.json, without a temporary file or fsync: the record matters only while its
+    processes live, and a machine crash ends them too. It is one write(2) of ~100 bytes, so a
+    killed agent leaves all of it or an empty file, which ``cleanup_leftovers`` reads like no
+    record at all (as it did before the record was renamed into place)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, json.dumps(record).encode())
+    finally:
+        os.close(fd)
 
 
 def _open_stdio(req: ExecRequest, child: list[int], ours: dict[str, int]) -> None:
@@ -138,7 +150,7 @@ class RuncExec:
         self._start_error: str | None = None
         self._errors_read = asyncio.Event()
         self._closing: asyncio.Future[None] | None = None
-        self._output = stdio.Output()
+        self._output = stdio.Output(depth=OUTPUT_DEPTH)
         self._output.add(self._pump_errors)
         self._output.add(self._pump_output)
 
@@ -147,7 +159,7 @@ class RuncExec:
     async def _pump_output(self, emit: stdio.Emit) -> None:
         fd = self._fds.get("master", self._fds.get("out"))
         assert fd is not None
-        while data := await stdio.read_available(fd):
+        while data := await stdio.read_available(fd, OUTPUT_READ):
             await emit(STDOUT, data)
 
     async def _pump_errors(self, emit: stdio.Emit) -> None:

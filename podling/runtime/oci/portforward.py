@@ -26,6 +26,7 @@ from podling.util.libc import libc, os_error
 from ..interface import PortForwardError
 
 CLONE_NEWNET = 0x40000000
+STREAM_LIMIT = 1024 * 1024  # the reader buffers up to twice this before it stops reading the pod
 T = TypeVar("T")
 
 
@@ -122,7 +123,7 @@ async def connect(netns_path: str, port: int, *, namespace: str, timeout: float
         raise PortForwardError(f'failed to enter network namespace of "{namespace}": '
                                f'{exc}') from exc
     try:
-        return await asyncio.open_connection(sock=sock)
+        return await asyncio.open_connection(sock=sock, limit=STREAM_LIMIT)
     except BaseException:
         sock.close()
         raise

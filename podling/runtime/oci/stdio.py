@@ -17,6 +17,7 @@ import os
 from typing import Awaitable, Callable
 
 READ_SIZE = 256 * 1024
+MORE_SIZE = 64 * 1024
 PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = 1031
 
@@ -56,17 +57,23 @@ async def read_fd(fd: int, size: int = READ_SIZE) -> bytes:
 
 async def read_available(fd: int, size: int = READ_SIZE) -> bytes:
     """Like ``read_fd``, then whatever more is ready at once (up to ``size`` in all): a
-    writer of small chunks (a pty gives at most 4 KiB a read) costs one wake-up per batch."""
+    writer of small chunks (a pty gives at most 4 KiB a read) costs one wake-up per batch.
+    The pieces are joined once, and each further read asks for at most :data:`MORE_SIZE`
+    bytes (``os.read`` allocates what it asks for before it knows what it gets)."""
     data = await read_fd(fd, size)
-    while data and len(data) < size:
+    if not data or len(data) >= size:
+        return data
+    parts, total = [data], len(data)
+    while total < size:
         try:
-            more = os.read(fd, size - len(data))
+            more = os.read(fd, min(size - total, MORE_SIZE))
         except OSError:  # would block, or EIO of a closed pty: the next read_fd tells
             break
         if not more:
             break
-        data += more
-    return data
+        parts.append(more)
+        total += len(more)
+    return data if len(parts) == 1 else b"".join(parts)
 
 
 async def write_fd(fd: int, data: bytes) -> None:

@@ -363,3 +363,15 @@ async def test_peer_stream_ids_must_grow_with_the_right_parity():
     assert (await conn.accept()).id == 3
     await theirs.close()
     await asyncio.wait_for(run, TIMEOUT)
+
+
+def test_data_frames_in_one_buffer_decode_to_the_payload():
+    payload = os.urandom(200_000)
+    wire = f.encode_data_frames(7, memoryview(payload), 65536)
+    frames = f.FrameDecoder().feed(bytes(wire))
+    assert [len(fr.data) for fr in frames] == [65536, 65536, 65536, 200_000 - 3 * 65536]
+    assert all(fr.stream_id == 7 and not fr.fin for fr in frames)
+    assert b"".join(fr.data for fr in frames) == payload
+    assert f.encode_data_frames(7, b"", 65536) == b""
+    with pytest.raises(ValueError):
+        f.encode_data_frames(0, b"x", 65536)

@@ -152,3 +152,31 @@ async def test_websocket_tunnel_carries_spdy(server):
         assert await echo_through(client, payload) == payload
         await client.close()
         await asyncio.wait_for(run, TIMEOUT)
+
+
+class _RecordingWebSocket:
+    """Just what WebSocketTransport sends with: the messages, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(bytes(data))
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_websocket_tunnel_joins_small_writes_and_sends_large_ones_whole():
+    from podling.apiserver.streaming.upgrade import WS_MAX_MESSAGE
+    ws = _RecordingWebSocket()
+    transport = WebSocketTransport(ws)
+    small = [bytes([i]) * 100 for i in range(5)]
+    large = os.urandom(WS_MAX_MESSAGE + 10)
+    for piece in small:
+        transport.write(piece)
+    transport.write(large)
+    transport.write(b"tail")
+    await transport.drain()
+    await transport.close()
+    assert ws.sent == [b"".join(small), large, b"tail"]
