@@ -92,7 +92,8 @@ class ResourceHandlers:
         check_list_options(request)
         matches = object_filter(request, info.resource)
         items, rev = await store.list(info.namespace)
-        items = [obj for obj in items if matches(obj)]
+        if matches is not match_all:
+            items = [obj for obj in items if matches(obj)]
         if bodies.wants_table(request, info.resource):
             return bodies.respond(bodies.as_table(request, info.resource, items, str(rev)),
                                   content_type=bodies.TABLE_CONTENT_TYPE)
@@ -308,10 +309,20 @@ def object_filter(request: web.Request, resource: Resource) -> Callable[[Obj], b
     except selectors.SelectorError as exc:
         raise errors.bad_request(str(exc)) from None
 
+    if labels.empty() and fields.empty():
+        return match_all
+    if fields.empty():
+        return lambda obj: labels.matches((obj.get("metadata") or {}).get("labels"))
+
     def matches(obj: Obj) -> bool:
         return labels.matches((obj.get("metadata") or {}).get("labels")) and \
             fields.matches(selectors.field_set(resource.name, obj))
     return matches
+
+
+def match_all(obj: Obj) -> bool:
+    """The filter of a request without selectors (``is``-comparable: callers skip it)."""
+    return True
 
 
 async def delete_options(request: web.Request) -> tuple[int | None, Preconditions | None]:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
-import copy
 from typing import Iterable
 
 from .interface import (Compacted, EventType, KeyExists, KeyNotFound, Obj, Preconditions,
                         TryUpdate, WatchEvent)
+from ..util.jsoncopy import clone
 
 DEFAULT_HISTORY = 10_000
 WATCH_QUEUE_LIMIT = 50_000
@@ -73,6 +73,14 @@ class _Stream:
         event = self._queue.popleft()
         self._last_rev = event.rev
         return event
+
+    def ready(self, limit: int) -> list[WatchEvent]:
+        """Up to ``limit`` events that are already queued, without waiting (maybe none)."""
+        queue = self._queue
+        taken = [queue.popleft() for _ in range(min(limit, len(queue)))]
+        if taken:
+            self._last_rev = taken[-1].rev
+        return taken
 
     def bookmark_revision(self) -> int:
         if self._queue:
@@ -164,7 +172,7 @@ class CachedStore:
             current = await self.get(key)
             if preconditions:
                 preconditions.check(current)
-            updated = try_update(copy.deepcopy(current))
+            updated = try_update(clone(current))
             if updated is None or _strip_rv(updated) == _strip_rv(current):
                 return current
             return await self._commit("MODIFIED", key, updated, current)

@@ -86,6 +86,11 @@ class WatchStream(Protocol):
 
     async def __anext__(self) -> WatchEvent: ...
 
+    def ready(self, limit: int) -> list[WatchEvent]:
+        """Up to ``limit`` further events that are already available, without waiting;
+        consumed as if by ``__anext__`` (a consumer batches them into one write)."""
+        ...
+
     def bookmark_revision(self) -> int:
         """A revision up to which every event of this stream has been consumed."""
         ...

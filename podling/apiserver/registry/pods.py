@@ -6,7 +6,6 @@ pods/binding and pods/eviction, which also write pods, are in :mod:`.binding` an
 
 from __future__ import annotations
 
-import copy
 from typing import Awaitable, Protocol
 
 from ...api import defaults, errors, validation
@@ -14,6 +13,7 @@ from ...api.errors import Cause
 from ...api.pods import is_terminal
 from ...api.resources import Resource
 from .strategy import Obj, Strategy
+from ...util.jsoncopy import clone
 
 
 class PodAdmission(Protocol):
@@ -105,7 +105,7 @@ class PodEphemeralContainersStrategy(PodStrategy):
             if isinstance(new.get("spec"), dict) else None
         version = (new.get("metadata") or {}).get("resourceVersion")
         new.clear()
-        new.update(copy.deepcopy(old))
+        new.update(clone(old))
         spec = new.setdefault("spec", {})
         if wanted:
             spec["ephemeralContainers"] = wanted
