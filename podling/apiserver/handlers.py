@@ -91,10 +91,14 @@ class ResourceHandlers:
                     store: RegistryStore) -> web.Response:
         check_list_options(request)
         matches = object_filter(request, info.resource)
+        table = bodies.wants_table(request, info.resource)
+        if matches is match_all and not table:  # the stored bytes as they are, nothing decoded
+            encoded, rev = await store.list_encoded(info.namespace)
+            return bodies.respond(None, encoded=encoding.encode_list(
+                info.resource.list_kind, info.resource.api_version, str(rev), encoded))
         items, rev = await store.list(info.namespace)
-        if matches is not match_all:
-            items = [obj for obj in items if matches(obj)]
-        if bodies.wants_table(request, info.resource):
+        items = [obj for obj in items if matches(obj)]
+        if table:
             return bodies.respond(bodies.as_table(request, info.resource, items, str(rev)),
                                   content_type=bodies.TABLE_CONTENT_TYPE)
         return bodies.respond(None, encoded=encoding.encode_list(

@@ -123,6 +123,10 @@ class Storage(Protocol):
         """Every object under ``prefix`` in key order, and the revision they were read at."""
         ...
 
+    async def list_encoded(self, prefix: str) -> tuple[list[bytes], int]:
+        """Like :meth:`list`, but each object's compact JSON encoding (UTF-8)."""
+        ...
+
     async def delete(self, key: str, preconditions: Preconditions | None = None) -> Obj:
         """Remove the object; returns its last state stamped with the deletion revision.
 

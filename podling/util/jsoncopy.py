@@ -28,4 +28,6 @@ def clone(value: T) -> T:
                 for v in value]  # type: ignore[attr-defined]
     if cls in _ATOMS:
         return value
+    if isinstance(value, dict):  # a dict subclass (a stored object): copied as a plain dict
+        return {k: clone(v) for k, v in value.items()}  # type: ignore[return-value]
     return copy.deepcopy(value)

@@ -101,6 +101,10 @@ class RegistryStore:
     async def list(self, namespace: str | None) -> tuple[list[Obj], int]:
         return await self.storage.list(collection_prefix(self.resource, namespace))
 
+    async def list_encoded(self, namespace: str | None) -> tuple[list[bytes], int]:
+        """:meth:`list` as each object's JSON encoding (nothing decoded)."""
+        return await self.storage.list_encoded(collection_prefix(self.resource, namespace))
+
     # -- create --------------------------------------------------------------------------
 
     async def create(self, namespace: str | None, obj: Obj, *, dry_run: bool = False) -> Obj:
