@@ -19,13 +19,13 @@ Compacted (410 Expired).
 
 from __future__ import annotations
 
+import builtins
 import asyncio
 import bisect
 import collections
 import json
-from typing import Iterable
-
 from dataclasses import dataclass
+from typing import Iterable
 
 from .compact import Stored, decode, encode
 from .interface import (Compacted, EventType, KeyExists, KeyNotFound, Obj, Preconditions,
@@ -235,7 +235,7 @@ class CachedStore:
             out.append(obj if obj is not None else decode(items[key]))
         return out, self._rev
 
-    async def list_encoded(self, prefix: str) -> tuple[list[bytes], int]:
+    async def list_encoded(self, prefix: str) -> tuple[builtins.list[bytes], int]:
         """Like :meth:`list`, but each object's JSON encoding (nothing is decoded)."""
         items = self._items
         return [items[key] for key in self._range(prefix)], self._rev

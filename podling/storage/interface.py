@@ -10,6 +10,7 @@ and copy before changing (``guaranteed_update`` already hands ``try_update`` a p
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Literal, Protocol
 
@@ -123,7 +124,7 @@ class Storage(Protocol):
         """Every object under ``prefix`` in key order, and the revision they were read at."""
         ...
 
-    async def list_encoded(self, prefix: str) -> tuple[list[bytes], int]:
+    async def list_encoded(self, prefix: str) -> tuple[builtins.list[bytes], int]:
         """Like :meth:`list`, but each object's compact JSON encoding (UTF-8)."""
         ...
 

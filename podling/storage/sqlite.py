@@ -41,10 +41,11 @@ import asyncio
 import concurrent.futures
 import logging
 import sqlite3
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 
+from ..util.libc import release_freed_memory
 from .cache import DEFAULT_HISTORY, DEFAULT_HISTORY_BYTES, CachedStore, Logged, _Stream, encoded
-from .interface import StorageError, WatchEvent
+from .interface import EventType, StorageError, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +106,20 @@ class _Db:
         self._conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} "
                                  f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
-    def load(self) -> tuple[list[tuple[str, bytes]], list[Logged], int]:
-        """Current objects and the newest ``history`` events (oldest first), encoded; the
-        revision."""
+    def load(self, history_bytes: int) -> tuple[list[tuple[str, bytes]], list[Logged], int]:
+        """Current objects and the newest events (oldest first) within ``history`` events and
+        ``history_bytes`` of objects (the newest always), encoded; the revision."""
         conn = self._conn
         revision = conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0]
         newest = conn.execute("SELECT max(rev) FROM events").fetchone()[0] or 0
-        rows = conn.execute("SELECT rev, key, type, value, prev FROM events "
-                            "ORDER BY rev DESC LIMIT ?", (self._history,)).fetchall()
+        rows: list[tuple[int, str, str, str, str | None]] = []
+        size = 0
+        for row in conn.execute("SELECT rev, key, type, value, prev FROM events "
+                                "ORDER BY rev DESC LIMIT ?", (self._history,)):
+            size += len(row[3])
+            if rows and size > history_bytes:
+                break  # older events would be dropped from memory at once: do not read them
+            rows.append(row)
         # An event's prev is the object of the key's previous event, and a current object
         # the object of its latest event: share those bytes instead of holding copies, so a
         # restart costs what the running server held.
@@ -126,7 +133,7 @@ class _Db:
                 prev_data = before.data
             else:
                 prev_data = prev.encode()
-            logged = Logged(type_, key, rev, value.encode(), prev_data)
+            logged = Logged(cast(EventType, type_), key, rev, value.encode(), prev_data)
             latest[key] = logged
             events.append(logged)
         items = []
@@ -238,12 +245,14 @@ class SqliteStore(CachedStore):
         executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="podling-sqlite")
         try:
             db = await _call(executor, _Db, path, history=history, durable=durable)
-            items, events, revision = await _call(executor, db.load)
+            items, events, revision = await _call(executor, db.load, history_bytes)
         except BaseException:
             executor.shutdown(wait=False)
             raise
         store = cls(executor, db, history=history, history_bytes=history_bytes)
         store._load(items, events, revision)
+        del items, events
+        release_freed_memory()  # loading made and dropped many large strings
         return store
 
     async def _persist(self, event: WatchEvent) -> None:

@@ -101,3 +101,29 @@ def test_copies_of_a_stored_object_are_plain_dicts_without_its_bytes() -> None:
     deep["spec"]["data"] = "changed"
     assert stored["spec"]["data"] == "x"
     assert decode(stored.encoded) == stored
+
+
+async def test_a_reopened_sqlite_store_loads_only_the_history_within_its_byte_bound(
+        tmp_path) -> None:
+    from podling.storage.sqlite import SqliteStore
+    path = str(tmp_path / "s.db")
+    store = await SqliteStore.open(path, history_bytes=3500)
+    for i in range(10):
+        await store.create(f"/p/{i}", obj(str(i), "z" * 1000))
+    revision = store.revision
+    await store.close()
+
+    store = await SqliteStore.open(path, history_bytes=3500)
+    try:
+        assert store.revision == revision
+        assert 0 < store.history_bytes <= 3500
+        oldest = store.compacted_revision
+        assert 0 < oldest < revision
+        with pytest.raises(Compacted):
+            await store.watch("/p/", oldest - 1)
+        stream = await store.watch("/p/", oldest)
+        assert [e.rev for e in stream.ready(100)] == list(range(oldest + 1, revision + 1))
+        stream.close()
+        assert len((await store.list_encoded("/p/"))[0]) == 10  # every object still there
+    finally:
+        await store.close()
