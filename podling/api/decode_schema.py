@@ -207,13 +207,24 @@ def _effective(type_name: str, field: str) -> dict[str, Any] | None:
         return fs
 
 
-class _Where(NamedTuple):
-    """Go's error context: the struct holding the field, and the dotted path without indices."""
+class _Where:
+    """Go's error context: the struct holding the field, and the dotted path without indices
+    (``stack``); the strings are built only when a message needs them."""
 
-    struct: str  # short Go struct name, e.g. PodSpec
-    stack: str  # e.g. spec.containers.image
-    owner: str  # definition name of the struct
-    field: str
+    __slots__ = ("owner", "field", "parent")
+
+    def __init__(self, owner: str, field: str, parent: str) -> None:
+        self.owner = owner  # definition name of the struct
+        self.field = field
+        self.parent = parent  # the struct's own stack
+
+    @property
+    def struct(self) -> str:
+        return _short(self.owner)  # short Go struct name, e.g. PodSpec
+
+    @property
+    def stack(self) -> str:
+        return f"{self.parent}.{self.field}" if self.parent else self.field  # spec.containers
 
 
 class _Walk:
@@ -235,8 +246,14 @@ class _Walk:
                 continue
             if value is None:
                 continue
-            where = _Where(_short(type_name), f"{stack}.{key}" if stack else key, type_name, key)
-            problem = self.leaf(value, fs, where, f"{path}.{key}" if path else key)
+            cls = type(value)
+            if cls is str and fs.get("type") == "string" and "format" not in fs:
+                continue  # the commonest leaf, and a valid one: nothing to do
+            if cls is bool and fs.get("type") == "boolean":
+                continue
+            # the path matters only below this field (unknown fields in a container)
+            child = f"{path}.{key}" if path and (cls is dict or cls is list) else key
+            problem = self.leaf(value, fs, _Where(type_name, key, stack), child)
             if problem is not None:
                 self.errors.append(problem)
             elif self.normalize and fs.get("format") == "date-time":
