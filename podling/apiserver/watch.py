@@ -152,7 +152,8 @@ async def _pump(stream, writer: _Writer, matches: Callable[[Obj], bool], info: R
             return
         wait = min(remaining, bookmark_interval) if bookmark_interval else remaining
         try:
-            event = await asyncio.wait_for(stream.__anext__(), wait)
+            async with asyncio.timeout(wait):  # unlike wait_for, no task per event
+                event = await stream.__anext__()
         except StopAsyncIteration:
             return
         except asyncio.TimeoutError:
