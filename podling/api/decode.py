@@ -29,12 +29,13 @@ from typing import Any
 import yaml
 
 from .decode_schema import (  # re-exported: part of the public decoding API
-    FIELDS_V1, INT_OR_STRING, QUANTITY, effective_schema, prune_unknown, type_errors,
-    unknown_fields)
+    FIELDS_V1, INT_OR_STRING, QUANTITY, Inspection, effective_schema, inspect, prune_unknown,
+    type_errors, unknown_fields)
 from .decode_schema import child_path, item_path
 
 __all__ = [
-    "DecodeError", "decode_json", "decode_yaml", "unknown_fields", "prune_unknown",
+    "DecodeError", "decode_json", "decode_yaml", "unknown_fields", "prune_unknown", "inspect",
+    "Inspection",
     "type_errors", "effective_schema", "decode_error_message", "strict_problems",
     "strict_error_message", "field_warnings", "QUANTITY", "INT_OR_STRING", "FIELDS_V1",
 ]
@@ -79,6 +80,8 @@ def decode_json(body: bytes) -> tuple[Any, list[str]]:
                           f"(byte offset {e.pos})") from e
     except UnicodeDecodeError as e:
         raise DecodeError(f"invalid JSON: body is not valid UTF-8 (byte offset {e.start})") from e
+    if not registry:  # no duplicate keys anywhere: no need to walk the value for their paths
+        return value, []
     return value, _registered_duplicates(value, registry, "")
 
 

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from . import schema
 from .configdata import base64_problem
+from .timestamps import normalize_time
 
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
@@ -124,9 +125,7 @@ def unknown_fields(obj: Any, type_name: str) -> list[str]:
     Maps accept any key, ``{}`` schemas and opaque types accept anything, and values of the
     wrong JSON type are left to :func:`type_errors`. Nothing below an unknown field is visited.
     """
-    out: list[str] = []
-    _walk_known(obj, type_name, "", out, False)
-    return out
+    return inspect(obj, type_name, normalize=False).unknown
 
 
 def prune_unknown(obj: Any, type_name: str) -> Any:
@@ -169,85 +168,146 @@ def type_errors(obj: Any, type_name: str) -> list[str]:
     numbers in the Go width; date-time strings must be RFC 3339; quantities must match
     Kubernetes' quantity syntax. The API answers the first entry as a 400.
     """
-    out: list[str] = []
+    return inspect(obj, type_name, normalize=False).type_errors
+
+
+class Inspection(NamedTuple):
+    """What one walk of a decoded body found (see :func:`inspect`)."""
+
+    type_errors: list[str]
+    unknown: list[str]
+
+
+def inspect(obj: Any, type_name: str, *, normalize: bool = True) -> Inspection:
+    """:func:`type_errors` and :func:`unknown_fields` of ``obj`` in one walk.
+
+    With ``normalize`` every valid date-time field is also rewritten in place as Kubernetes
+    re-serialises it (:func:`podling.api.timestamps.normalize_time`); a caller that finds
+    problems rejects the object anyway, so a partly normalised object is never kept.
+    """
+    walk = _Walk(normalize)
     if not isinstance(obj, dict):
-        out.append(f"json: cannot unmarshal {_json_kind(obj)} into Go value of type "
-                   f"v1.{_short(type_name)}")
-        return out
-    _check_struct(obj, type_name, "", out)
-    return out
+        walk.errors.append(f"json: cannot unmarshal {_json_kind(obj)} into Go value of type "
+                           f"v1.{_short(type_name)}")
+    else:
+        walk.struct(obj, type_name, "", "")
+    return Inspection(walk.errors, walk.unknown)
 
 
-class _Where(NamedTuple):
-    """Go's error context: the struct holding the field, and the dotted path without indices."""
-
-    struct: str  # short Go struct name, e.g. PodSpec
-    stack: str  # e.g. spec.containers.image
-    owner: str  # definition name of the struct
-    field: str
+_EFFECTIVE: dict[tuple[str, str], dict[str, Any] | None] = {}
 
 
-def _check_struct(obj: dict[str, Any], type_name: str, stack: str, out: list[str]) -> None:
-    for key, value in obj.items():
-        fs = effective_schema(type_name, key)
-        if fs is not None:
-            where = _Where(_short(type_name), child_path(stack, key), type_name, key)
-            _check_value(value, fs, where, out)
+def _effective(type_name: str, field: str) -> dict[str, Any] | None:
+    """:func:`effective_schema`, memoised (the walk never changes what it gets)."""
+    key = (type_name, field)
+    try:
+        return _EFFECTIVE[key]
+    except KeyError:
+        fs = _EFFECTIVE[key] = effective_schema(type_name, field)
+        return fs
 
 
-def _check_value(value: Any, fs: dict[str, Any], where: _Where,
-                 out: list[str]) -> None:
-    if value is None:
-        return
-    problem = _leaf_problem(value, fs, where, out)
-    if problem is not None:
-        out.append(problem)
+class _Where:
+    """Go's error context: the struct holding the field, and the dotted path without indices
+    (``stack``); the strings are built only when a message needs them."""
+
+    __slots__ = ("owner", "field", "parent")
+
+    def __init__(self, owner: str, field: str, parent: str) -> None:
+        self.owner = owner  # definition name of the struct
+        self.field = field
+        self.parent = parent  # the struct's own stack
+
+    @property
+    def struct(self) -> str:
+        return _short(self.owner)  # short Go struct name, e.g. PodSpec
+
+    @property
+    def stack(self) -> str:
+        return f"{self.parent}.{self.field}" if self.parent else self.field  # spec.containers
 
 
-def _leaf_problem(value: Any, fs: dict[str, Any], where: _Where,
-                  out: list[str]) -> str | None:
-    owner, field = where.owner, where.field
-    if "ref" in fs:
-        return _ref_problem(value, fs["ref"], where, out)
-    kind = fs.get("type")
-    if kind == "array":
-        if not isinstance(value, list):
-            return _type_message(value, where, _go_type(fs, owner, field))
-        for item in value:
-            _check_value(item, fs["items"], where, out)
-    elif kind == "object" and "additionalProperties" in fs:
-        if not isinstance(value, dict):
-            return _type_message(value, where, _go_type(fs, owner, field))
-        for item in value.values():
-            _check_value(item, fs["additionalProperties"], where, out)
-    elif kind == "string":
-        if not isinstance(value, str):
-            return _type_message(value, where, _go_type(fs, owner, field))
-        if fs.get("format") == "date-time":
-            return _rfc3339_problem(value)
-        if fs.get("format") == "byte":  # Go []byte: base64
-            return base64_problem(value)
-    elif kind == "integer":
-        return _int_problem(value, fs.get("format", "int64"), where)
-    elif kind == "boolean" and not isinstance(value, bool):
-        return _type_message(value, where, "bool")
-    return None
+class _Walk:
+    """One document-order walk collecting type errors (``stack``: Go's index-free path) and
+    unknown fields (``path``: the Kubernetes path with indices)."""
 
+    def __init__(self, normalize: bool) -> None:
+        self.errors: list[str] = []
+        self.unknown: list[str] = []
+        self.normalize = normalize
 
-def _ref_problem(value: Any, ref: str, where: _Where,
-                 out: list[str]) -> str | None:
-    if ref == FIELDS_V1:
+    def struct(self, obj: dict[str, Any], type_name: str, stack: str, path: str) -> None:
+        if type_name == FIELDS_V1:
+            return
+        for key, value in obj.items():
+            fs = _effective(type_name, key)
+            if fs is None:
+                self.unknown.append(f"{path}.{key}" if path else key)
+                continue
+            if value is None:
+                continue
+            cls = type(value)
+            if cls is str and fs.get("type") == "string" and "format" not in fs:
+                continue  # the commonest leaf, and a valid one: nothing to do
+            if cls is bool and fs.get("type") == "boolean":
+                continue
+            # the path matters only below this field (unknown fields in a container)
+            child = f"{path}.{key}" if path and (cls is dict or cls is list) else key
+            problem = self.leaf(value, fs, _Where(type_name, key, stack), child)
+            if problem is not None:
+                self.errors.append(problem)
+            elif self.normalize and fs.get("format") == "date-time":
+                obj[key] = normalize_time(value, type_name, key)
+
+    def value(self, value: Any, fs: dict[str, Any], where: _Where, path: str) -> None:
+        if value is None:
+            return
+        problem = self.leaf(value, fs, where, path)
+        if problem is not None:
+            self.errors.append(problem)
+
+    def leaf(self, value: Any, fs: dict[str, Any], where: _Where, path: str) -> str | None:
+        if "ref" in fs:
+            return self.ref(value, fs["ref"], where, path)
+        kind = fs.get("type")
+        if kind == "array":
+            if not isinstance(value, list):
+                return _type_message(value, where, _go_type(fs, where.owner, where.field))
+            items = fs["items"]
+            for i, item in enumerate(value):
+                self.value(item, items, where, f"{path}[{i}]")
+        elif kind == "object" and "additionalProperties" in fs:
+            if not isinstance(value, dict):
+                return _type_message(value, where, _go_type(fs, where.owner, where.field))
+            values = fs["additionalProperties"]
+            for key, item in value.items():
+                self.value(item, values, where, f"{path}.{key}")
+        elif kind == "string":
+            if not isinstance(value, str):
+                return _type_message(value, where, _go_type(fs, where.owner, where.field))
+            if fs.get("format") == "date-time":
+                return _rfc3339_problem(value)
+            if fs.get("format") == "byte":  # Go []byte: base64
+                return base64_problem(value)
+        elif kind == "integer":
+            return _int_problem(value, fs.get("format", "int64"), where)
+        elif kind == "boolean" and not isinstance(value, bool):
+            return _type_message(value, where, "bool")
         return None
-    if ref == QUANTITY:
-        text = value if isinstance(value, str) else json.dumps(value)
-        ok = not isinstance(value, bool) and _QUANTITY_RE.match(text) is not None
-        return None if ok else _QUANTITY_MESSAGE
-    if ref == INT_OR_STRING:
-        return None if isinstance(value, str) else _int_problem(value, "int32", where)
-    if not isinstance(value, dict):
-        return _type_message(value, where, f"v1.{_short(ref)}")
-    _check_struct(value, ref, where.stack, out)
-    return None
+
+    def ref(self, value: Any, ref: str, where: _Where, path: str) -> str | None:
+        if ref == FIELDS_V1:
+            return None
+        if ref == QUANTITY:
+            text = value if isinstance(value, str) else json.dumps(value)
+            ok = not isinstance(value, bool) and _QUANTITY_RE.match(text) is not None
+            return None if ok else _QUANTITY_MESSAGE
+        if ref == INT_OR_STRING:
+            return None if isinstance(value, str) else _int_problem(value, "int32", where)
+        if not isinstance(value, dict):
+            return _type_message(value, where, f"v1.{_short(ref)}")
+        self.struct(value, ref, where.stack, path)
+        return None
 
 
 def _int_problem(value: Any, fmt: str, where: _Where) -> str | None:

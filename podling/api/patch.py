@@ -34,13 +34,13 @@ key is rejected rather than stored.
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from podling.api import schema
 from podling.api.patchmeta import ListMeta, list_meta
+from ..util.jsoncopy import clone
 
 
 class PatchError(Exception):
@@ -84,7 +84,7 @@ def _contains(values: list[Any], value: Any) -> bool:
 def json_merge_patch(target: Any, patch: Any) -> Any:
     """Apply an RFC 7386 merge patch: objects merge recursively, ``null`` deletes a key,
     anything else (lists included) replaces. A non-object patch replaces the whole target."""
-    return _merge_patch(copy.deepcopy(target), copy.deepcopy(patch))
+    return _merge_patch(clone(target), clone(patch))
 
 
 def _merge_patch(target: Any, patch: Any) -> Any:
@@ -126,8 +126,8 @@ def json_patch(target: Any, operations: Any) -> Any:
     operation that cannot apply (missing path, index out of range, failed ``test``) raises
     PatchError(422).
     """
-    ops = _parse_ops(copy.deepcopy(operations))
-    doc = copy.deepcopy(target)
+    ops = _parse_ops(clone(operations))
+    doc = clone(target)
     for op in ops:
         doc = _apply_op(doc, op)
     return doc
@@ -237,7 +237,7 @@ def _apply_op(doc: Any, op: _Op) -> Any:
         doc, _ = _remove(op, doc, op.path)
         return _add(op, doc, op.path, op.value)
     if op.op == "copy":
-        return _add(op, doc, op.path, copy.deepcopy(_get(op, doc, op.source)))
+        return _add(op, doc, op.path, clone(_get(op, doc, op.source)))
     if op.op == "move":
         if op.path[: len(op.source)] == op.source and len(op.path) > len(op.source):
             raise _unprocessable(op, "cannot move a value into one of its own children")
@@ -270,7 +270,7 @@ def strategic_merge_patch(target: dict, patch: dict, type_name: str) -> dict:
         raise PatchError("strategic merge patch must be a JSON object")
     if not isinstance(target, dict):
         raise TypeError("strategic_merge_patch target must be a dict")
-    result = _merge_map(copy.deepcopy(target), copy.deepcopy(patch), {"ref": type_name})
+    result = _merge_map(clone(target), clone(patch), {"ref": type_name})
     return {} if result is _DELETED else result
 
 

@@ -12,13 +12,13 @@ Pure functions: the caller passes ``now`` so ages are deterministic.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from podling.api.tables_pod import parse_time, pod_row, since
 from podling.util.timefmt import format_rfc3339
+from podling.util.jsoncopy import clone
 
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
 
@@ -123,14 +123,14 @@ def table(resource: str, objects: list[dict[str, Any]], *, now: datetime,
         cells, conditions = printer(obj, now)
         row: dict[str, Any] = {"cells": cells}
         if conditions:
-            row["conditions"] = copy.deepcopy(conditions)
+            row["conditions"] = clone(conditions)
         row["object"] = _row_object(obj, include_object)
         rows.append(row)
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version} if resource_version else {},
-        "columnDefinitions": copy.deepcopy(columns(resource)) if with_columns else None,
+        "columnDefinitions": clone(columns(resource)) if with_columns else None,
         "rows": rows,
     }
 
@@ -144,9 +144,9 @@ def _row_object(obj: Mapping[str, Any], include_object: str) -> dict[str, Any] |
     if include_object == "None":
         return None
     if include_object == "Object":
-        return copy.deepcopy(dict(obj))
+        return clone(dict(obj))
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-            "metadata": copy.deepcopy(obj.get("metadata") or {})}
+            "metadata": clone(obj.get("metadata") or {})}
 
 
 def _age(obj: Mapping[str, Any], now: datetime) -> str:

@@ -37,6 +37,11 @@ def normalize_times(obj: Any, type_name: str) -> None:
             _descend(value, field_schema)
 
 
+def normalize_time(value: str, type_name: str, field: str) -> str:
+    """One RFC 3339 value of ``type_name.field`` as Kubernetes re-serialises it."""
+    return _format(value, micro=(type_name, field) in MICRO_TIME_FIELDS)
+
+
 def _descend(value: Any, field_schema: dict) -> None:
     if "ref" in field_schema:
         normalize_times(value, field_schema["ref"])

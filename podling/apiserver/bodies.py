@@ -10,7 +10,6 @@ from aiohttp import web
 
 from ..api import decode, errors, protobuf, tables
 from ..api.resources import Resource
-from ..api.timestamps import normalize_times
 from .encoding import dumps
 
 MAX_BODY = 3 * 1024 * 1024
@@ -99,21 +98,20 @@ def check_object(obj: Any, resource: Resource, type_name: str, kind: str,
     if not isinstance(obj, dict):
         raise errors.bad_request(decode.decode_error_message(
             kind, "expected a JSON object", version=resource.version))
-    problems = decode.type_errors(obj, type_name)
-    if problems:
-        raise errors.bad_request(decode.decode_error_message(kind, problems[0],
+    found = decode.inspect(obj, type_name)  # one walk; also normalises timestamps
+    if found.type_errors:
+        raise errors.bad_request(decode.decode_error_message(kind, found.type_errors[0],
                                                              version=resource.version))
     _check_kind(obj, resource.group_version, kind)
-    unknown = decode.unknown_fields(obj, type_name)
+    unknown = found.unknown
     warnings: list[str] = []
     if mode == "Strict" and (unknown or duplicates):
         raise errors.bad_request(decode.strict_error_message(
             kind, unknown, duplicates, version=resource.version, obj=obj))
-    if mode == "Warn":
+    if mode == "Warn" and (unknown or duplicates):
         warnings = decode.field_warnings(unknown, duplicates, obj=obj)
     if unknown:
         obj = decode.prune_unknown(obj, type_name)
-    normalize_times(obj, type_name)
     return obj, warnings
 
 

@@ -1,19 +1,14 @@
 """JSON encoding of stored objects, once per object version.
 
-Objects handed out by the storage cache are immutable (a write makes a new dict), so the
-encoding of one object can be reused by every get, list and watcher. The cache is keyed by
-object identity and holds a reference to the object, so an id is never reused while cached.
+A stored object (:class:`podling.storage.compact.Stored`) carries the bytes the store encoded
+it to at its write, so every get, list and watcher sends those bytes; anything else is
+encoded here. Nothing is cached by identity, so no old version is kept alive.
 """
 
 from __future__ import annotations
 
-import collections
 import json
-from typing import Any
-
-CACHE_SIZE = 50_000
-
-_cache: collections.OrderedDict[int, tuple[Any, bytes]] = collections.OrderedDict()
+from typing import Any, Iterable
 
 
 def dumps(value: Any) -> bytes:
@@ -22,24 +17,18 @@ def dumps(value: Any) -> bytes:
 
 
 def encode_stored(obj: dict) -> bytes:
-    """The JSON of a stored (never mutated) object, from the cache when possible."""
-    key = id(obj)
-    entry = _cache.get(key)
-    if entry is not None and entry[0] is obj:
-        _cache.move_to_end(key)
-        return entry[1]
-    data = dumps(obj)
-    _cache[key] = (obj, data)
-    if len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
-    return data
+    """The JSON of an object, its stored encoding when it has one."""
+    data = getattr(obj, "encoded", None)
+    return data if data is not None else dumps(obj)
 
 
-def encode_list(kind: str, api_version: str, resource_version: str, items: list[dict]) -> bytes:
-    """A ``<Kind>List`` of stored objects, joining their cached encodings."""
+def encode_list(kind: str, api_version: str, resource_version: str,
+                items: Iterable[dict | bytes]) -> bytes:
+    """A ``<Kind>List`` of objects (or of their encodings), joining their encodings."""
     head = dumps({"kind": kind, "apiVersion": api_version,
                   "metadata": {"resourceVersion": resource_version}})
-    return head[:-1] + b',"items":[' + b",".join(encode_stored(o) for o in items) + b"]}"
+    return head[:-1] + b',"items":[' + b",".join(
+        o if isinstance(o, bytes) else encode_stored(o) for o in items) + b"]}"
 
 
 def encode_event(type_: str, obj: dict, *, stored: bool = True) -> bytes:

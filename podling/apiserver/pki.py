@@ -2,24 +2,32 @@
 
 Created once in ``<data-dir>/server`` on first start and reused afterwards. Keys are ECDSA
 P-256 (fast to generate, accepted by kubectl and the Python client).
+
+``serving.hosts`` records, beside the serving certificate, the digest of that file, the hosts
+it was issued for and its expiry, so that a warm start checks it without importing
+``cryptography`` (several MiB of the server's memory); a certificate the record does not
+vouch for is parsed as before.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import secrets
 import socket
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ..util.certs import subject_alt_names
 from ..util.files import atomic_write
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 CLUSTER = "podling"
 
@@ -56,10 +64,12 @@ def read_token(path: str) -> str:
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
     return ec.generate_private_key(ec.SECP256R1())
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
@@ -71,6 +81,9 @@ def _validity(builder: x509.CertificateBuilder, days: int) -> x509.CertificateBu
 
 
 def _write_ca(cert_path: str, key_path: str) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
     key = _new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{CLUSTER}-ca")])
     builder = _validity(x509.CertificateBuilder(), 3650).subject_name(name).issuer_name(name) \
@@ -85,19 +98,56 @@ def _write_ca(cert_path: str, key_path: str) -> None:
     atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
+def _record_path(cert_path: str) -> str:
+    return os.path.join(os.path.dirname(cert_path), "serving.hosts")
+
+
+def _digest(cert_path: str) -> str:
+    with open(cert_path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def _cert_covers(cert_path: str, hosts: list[str]) -> bool:
     if not os.path.exists(cert_path):
         return False
+    try:
+        with open(_record_path(cert_path)) as f:
+            record = json.load(f)
+        if (record["sha256"] == _digest(cert_path) and set(hosts) <= set(record["hosts"])
+                and record["not_after"] > time.time() + 30 * 86400):
+            return True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no (usable) record: parse the certificate
+    return _parsed_cert_covers(cert_path, hosts)
+
+
+def _parsed_cert_covers(cert_path: str, hosts: list[str]) -> bool:
+    from cryptography import x509
+
+    from ..util.certs import subject_alt_names
     with open(cert_path, "rb") as f:
         cert = x509.load_pem_x509_certificate(f.read())
     present = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     expires = cert.not_valid_after_utc
     fresh = expires > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30)
-    return fresh and set(subject_alt_names(hosts)) <= present
+    covers = fresh and set(subject_alt_names(hosts)) <= present
+    if covers:
+        _write_record(cert_path, hosts, expires.timestamp())
+    return covers
+
+
+def _write_record(cert_path: str, hosts: list[str], not_after: float) -> None:
+    record = {"sha256": _digest(cert_path), "hosts": sorted(set(hosts)), "not_after": not_after}
+    atomic_write(_record_path(cert_path), json.dumps(record).encode(), 0o644)
 
 
 def _write_serving(ca_cert_path: str, ca_key_path: str, cert_path: str, key_path: str,
                    hosts: list[str]) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from ..util.certs import subject_alt_names
     with open(ca_cert_path, "rb") as f:
         ca_cert = x509.load_pem_x509_certificate(f.read())
     with open(ca_key_path, "rb") as f:
@@ -112,6 +162,7 @@ def _write_serving(ca_cert_path: str, ca_key_path: str, cert_path: str, key_path
     cert = builder.sign(ca_key, hashes.SHA256())
     atomic_write(key_path, _pem_key(key), 0o600)
     atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write_record(cert_path, hosts, cert.not_valid_after_utc.timestamp())
 
 
 def default_hosts(bind_address: str) -> list[str]:

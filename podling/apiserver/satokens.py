@@ -21,17 +21,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import os
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+if TYPE_CHECKING:  # cryptography is imported on first use: it weighs several MiB of memory
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..api.serviceaccounts import user_name
 from ..util.files import atomic_write
@@ -88,34 +88,48 @@ def claims(namespace: str, sa: Ref, *, audiences: list[str], expiration_seconds:
 
 
 class TokenSigner:
-    """Signs and verifies tokens with one RSA key. Thread-safe (no mutable state)."""
+    """Signs and verifies tokens with one RSA key. Thread-safe (no mutable state once the key
+    is loaded; loading it twice at once is harmless)."""
 
-    def __init__(self, key: rsa.RSAPrivateKey) -> None:
-        self._key = key
-        self._public = key.public_key()
+    def __init__(self, key: rsa.RSAPrivateKey | Callable[[], rsa.RSAPrivateKey]) -> None:
+        """``key``, or a function reading it when it is first needed."""
+        self._load = key if callable(key) else (lambda: key)
+
+    @functools.cached_property
+    def _key(self) -> rsa.RSAPrivateKey:
+        return self._load()
+
+    @functools.cached_property
+    def _public(self) -> rsa.RSAPublicKey:
+        return self._key.public_key()
+
+    @functools.cached_property
+    def key_id(self) -> str:
+        from cryptography.hazmat.primitives import serialization
         der = self._public.public_bytes(serialization.Encoding.DER,
                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-        self.key_id = _b64(hashlib.sha256(der).digest())
+        return _b64(hashlib.sha256(der).digest())
 
     @classmethod
     def load_or_create(cls, server_dir: str) -> TokenSigner:
-        """The key in ``server_dir/service-account.key``, created there (0600) when absent."""
+        """The key in ``server_dir/service-account.key``, created there (0600) when absent;
+        an existing key is read when first used."""
         path = os.path.join(server_dir, KEY_FILE)
         if not os.path.exists(path):
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             atomic_write(path, key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption()), 0o600)
-        with open(path, "rb") as f:
-            loaded = serialization.load_pem_private_key(f.read(), None)
-        if not isinstance(loaded, rsa.RSAPrivateKey):
-            raise ValueError(f"{path} holds no RSA private key")
-        return cls(loaded)
+        return cls(functools.partial(_read_key, path))
 
     def sign(self, payload: dict[str, Any]) -> str:
         header = {"alg": "RS256", "kid": self.key_id}
         signing_input = ".".join(_b64(json.dumps(part, separators=(",", ":")).encode())
                                  for part in (header, payload))
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
         signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return signing_input + "." + _b64(signature)
 
@@ -129,6 +143,9 @@ class TokenSigner:
         header, payload = (_json(_unb64(p)) for p in parts[:2])
         if header.get("alg") != "RS256":
             raise TokenError("unexpected signing algorithm")
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
         try:
             self._public.verify(_unb64(parts[2]), f"{parts[0]}.{parts[1]}".encode(),
                                 padding.PKCS1v15(), hashes.SHA256())
@@ -136,6 +153,16 @@ class TokenSigner:
             raise TokenError("invalid signature") from exc
         _check_claims(payload, audiences, time.time() if now is None else now)
         return payload
+
+
+def _read_key(path: str) -> rsa.RSAPrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    with open(path, "rb") as f:
+        loaded = serialization.load_pem_private_key(f.read(), None)
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ValueError(f"{path} holds no RSA private key")
+    return loaded
 
 
 def _json(data: bytes) -> dict[str, Any]:

@@ -30,6 +30,9 @@ from .requestinfo import RequestInfo, is_true
 
 
 
+BATCH_EVENTS = 256  # at most this many queued events go out in one write
+
+
 @dataclass(frozen=True)
 class WatchOptions:
     bookmark_interval: float = 10.0
@@ -80,8 +83,8 @@ class _Writer:
         self.table = bodies.wants_table(request, info.resource)
         self.columns_sent = False
 
-    async def send(self, type_: str, obj: Obj, *, stored: bool = True) -> None:
-        """Write one event; ``stored`` objects come from the store (encoded once for all
+    def encode(self, type_: str, obj: Obj, *, stored: bool = True) -> bytes:
+        """One event line; ``stored`` objects come from the store (encoded once for all
         watchers), others were built for this event."""
         if self.table and type_ not in ("BOOKMARK", "ERROR"):
             obj = bodies.as_table(self.request, self.info.resource, [obj],
@@ -89,7 +92,11 @@ class _Writer:
                                   with_columns=not self.columns_sent)
             self.columns_sent = True
             stored = False
-        await self.response.write(encode_event(type_, obj, stored=stored))
+        return encode_event(type_, obj, stored=stored)
+
+    async def send(self, type_: str, obj: Obj, *, stored: bool = True) -> None:
+        """Write one event (see :meth:`encode`)."""
+        await self.response.write(self.encode(type_, obj, stored=stored))
 
 
 async def serve(request: web.Request, info: RequestInfo, store: RegistryStore,
@@ -123,8 +130,9 @@ async def serve(request: web.Request, info: RequestInfo, store: RegistryStore,
         return response
     assert stream is not None
     try:
-        for obj in initial:
-            await writer.send("ADDED", obj)
+        for at in range(0, len(initial), BATCH_EVENTS):
+            await response.write(b"".join(writer.encode("ADDED", obj)
+                                          for obj in initial[at:at + BATCH_EVENTS]))
         await _pump(stream, writer, matches, info, timeout,
                     options.bookmark_interval if bookmarks else None)
     except ConnectionResetError:
@@ -144,7 +152,8 @@ async def _pump(stream, writer: _Writer, matches: Callable[[Obj], bool], info: R
             return
         wait = min(remaining, bookmark_interval) if bookmark_interval else remaining
         try:
-            event = await asyncio.wait_for(stream.__anext__(), wait)
+            async with asyncio.timeout(wait):  # unlike wait_for, no task per event
+                event = await stream.__anext__()
         except StopAsyncIteration:
             return
         except asyncio.TimeoutError:
@@ -154,9 +163,20 @@ async def _pump(stream, writer: _Writer, matches: Callable[[Obj], bool], info: R
                     "metadata": {"resourceVersion": str(stream.bookmark_revision())}},
                     stored=False)
             continue
-        seen_as = classify(event, matches)
-        if seen_as == "DELETED" and event.type != "DELETED":
-            # it stopped matching: send the last state it matched in, at this revision
-            await writer.send(seen_as, stamp(event.prev, event.rev), stored=False)
-        elif seen_as:
-            await writer.send(seen_as, event.obj)
+        lines = [_line(writer, event, matches)]
+        lines += [_line(writer, more, matches) for more in stream.ready(BATCH_EVENTS - 1)]
+        chunk = b"".join(line for line in lines if line)
+        if chunk:
+            await writer.response.write(chunk)  # one chunk (one TLS record) for the batch
+
+
+def _line(writer: _Writer, event: WatchEvent, matches: Callable[[Obj], bool]) -> bytes:
+    """The line this watcher gets for ``event`` (b"" when it sees nothing of it)."""
+    seen_as = classify(event, matches)
+    if seen_as == "DELETED" and event.type != "DELETED":
+        # it stopped matching: send the last state it matched in, at this revision
+        assert event.prev is not None
+        return writer.encode(seen_as, stamp(event.prev, event.rev), stored=False)
+    if seen_as:
+        return writer.encode(seen_as, event.obj)
+    return b""

@@ -22,13 +22,15 @@ import os
 import signal
 import sys
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
 from ..images.errors import ImageError
 from ..images.interface import Image, PullProgress
-from ..images.service import ImageStoreConfig, LocalImageService
+
+if TYPE_CHECKING:  # imported when an image command runs, not by every `podling` start
+    from ..images.service import LocalImageService
 
 DEFAULT_DATA_DIR = "/var/lib/podling"
 DEMO_IMAGES = ("busybox", "nginx")
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _service(args: argparse.Namespace) -> LocalImageService:
+    from ..images.service import ImageStoreConfig, LocalImageService
     registries = args.registries or os.path.join(args.data_dir, "registries.yaml")
     docker_configs = (os.path.join(args.data_dir, "config.json"),
                       os.path.expanduser("~/.docker/config.json"))

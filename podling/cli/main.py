@@ -15,13 +15,10 @@ import re
 import shutil
 import sys
 
-from ..agent.bootstrap import JoinError
 from ..agent.config import AgentConfig
 from ..apiserver.server import ServerConfig
 from ..apiserver.watch import WatchOptions
 from . import image as image_cli
-from .agent import run_agent
-from .purge import purge
 from .server import run_server
 
 DEFAULT_DATA_DIR = "/var/lib/podling"
@@ -179,6 +176,7 @@ def parse_labels(text: str) -> dict[str, str]:
 
 
 def _run_purge(args: argparse.Namespace) -> int:
+    from .purge import purge  # the agent's modules load only for the commands that use them
     config = AgentConfig(server_url="", token="", ca_file="", data_dir=args.data_dir,
                          **_agent_overrides(args))
     problems = asyncio.run(purge(config, everything=getattr(args, "all", False)))
@@ -188,6 +186,8 @@ def _run_purge(args: argparse.Namespace) -> int:
 
 
 def _run_agent_command(args: argparse.Namespace) -> int:
+    from ..agent.bootstrap import JoinError
+    from .agent import run_agent
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with open(args.token_file) as f:

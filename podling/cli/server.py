@@ -16,12 +16,10 @@ import asyncio
 import logging
 import signal
 
-from ..agent.config import AgentConfig
 from ..apiserver.server import ServerConfig, start
 from ..client import ApiClient, ClientConfig
 from ..controllers import ControllerConfig, ControllerManager
 from ..scheduler import Scheduler
-from .agent import start_agent, stop_agent, with_credentials
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +49,9 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
         scheduler.start()
     agent = None
     if not config.disable_agent:
+        # the agent's modules load only when this process runs the local agent
+        from ..agent.config import AgentConfig
+        from .agent import start_agent, stop_agent, with_credentials
         agent_config = AgentConfig(server_url=server.url, token=_read(join_token_file),
                                    ca_file=server.ca_file, data_dir=config.data_dir,
                                    node_api_address="127.0.0.1", node_api_port=0,

@@ -10,6 +10,7 @@ and copy before changing (``guaranteed_update`` already hands ``try_update`` a p
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Literal, Protocol
 
@@ -86,6 +87,11 @@ class WatchStream(Protocol):
 
     async def __anext__(self) -> WatchEvent: ...
 
+    def ready(self, limit: int) -> list[WatchEvent]:
+        """Up to ``limit`` further events that are already available, without waiting;
+        consumed as if by ``__anext__`` (a consumer batches them into one write)."""
+        ...
+
     def bookmark_revision(self) -> int:
         """A revision up to which every event of this stream has been consumed."""
         ...
@@ -116,6 +122,10 @@ class Storage(Protocol):
 
     async def list(self, prefix: str) -> tuple[list[Obj], int]:
         """Every object under ``prefix`` in key order, and the revision they were read at."""
+        ...
+
+    async def list_encoded(self, prefix: str) -> tuple[builtins.list[bytes], int]:
+        """Like :meth:`list`, but each object's compact JSON encoding (UTF-8)."""
         ...
 
     async def delete(self, key: str, preconditions: Preconditions | None = None) -> Obj:

@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import sqlite3
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 
-from .cache import DEFAULT_HISTORY, CachedStore, _Stream
-from .interface import Obj, StorageError, WatchEvent
+from ..util.libc import release_freed_memory
+from .cache import DEFAULT_HISTORY, DEFAULT_HISTORY_BYTES, CachedStore, Logged, _Stream, encoded
+from .interface import EventType, StorageError, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,10 @@ T = TypeVar("T")
 _Row = tuple[int, str, str, str, "str | None"]
 
 
-def _dumps(obj: Obj) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
 def _event_row(event: WatchEvent) -> _Row:
-    prev = _dumps(event.prev) if event.prev is not None else None
-    return (event.rev, event.key, event.type, _dumps(event.obj), prev)
+    """The log row of ``event``: its objects' encodings (made once, at the write) as text."""
+    prev = encoded(event.prev).decode() if event.prev is not None else None
+    return (event.rev, event.key, event.type, encoded(event.obj).decode(), prev)
 
 
 class _Db:
@@ -109,36 +106,43 @@ class _Db:
         self._conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} "
                                  f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
 
-    def load(self) -> tuple[list[tuple[str, Obj]], list[WatchEvent], int]:
-        """Current objects, the newest ``history`` events (oldest first), the revision."""
+    def load(self, history_bytes: int) -> tuple[list[tuple[str, bytes]], list[Logged], int]:
+        """Current objects and the newest events (oldest first) within ``history`` events and
+        ``history_bytes`` of objects (the newest always), encoded; the revision."""
         conn = self._conn
         revision = conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0]
         newest = conn.execute("SELECT max(rev) FROM events").fetchone()[0] or 0
-        rows = conn.execute("SELECT rev, key, type, value, prev FROM events "
-                            "ORDER BY rev DESC LIMIT ?", (self._history,)).fetchall()
+        rows: list[tuple[int, str, str, str, str | None]] = []
+        size = 0
+        for row in conn.execute("SELECT rev, key, type, value, prev FROM events "
+                                "ORDER BY rev DESC LIMIT ?", (self._history,)):
+            size += len(row[3])
+            if rows and size > history_bytes:
+                break  # older events would be dropped from memory at once: do not read them
+            rows.append(row)
         # An event's prev is the object of the key's previous event, and a current object
-        # the object of its latest event: share those dicts instead of parsing copies, so a
+        # the object of its latest event: share those bytes instead of holding copies, so a
         # restart costs what the running server held.
-        latest: dict[str, WatchEvent] = {}
+        latest: dict[str, Logged] = {}
         events = []
         for rev, key, type_, value, prev in reversed(rows):
             before = latest.get(key)
             if prev is None:
-                prev_obj = None
+                prev_data = None
             elif before is not None and before.type != "DELETED":
-                prev_obj = before.obj
+                prev_data = before.data
             else:
-                prev_obj = json.loads(prev)
-            event = WatchEvent(type_, key, json.loads(value), prev_obj, rev)
-            latest[key] = event
-            events.append(event)
+                prev_data = prev.encode()
+            logged = Logged(cast(EventType, type_), key, rev, value.encode(), prev_data)
+            latest[key] = logged
+            events.append(logged)
         items = []
         for key, rev, value in conn.execute("SELECT key, rev, value FROM objects"):
             known = latest.get(key)
             if known is not None and known.rev == rev and known.type != "DELETED":
-                items.append((key, known.obj))  # the event's object, decoded once
+                items.append((key, known.data))  # the event's bytes, held once
             else:
-                items.append((key, json.loads(value)))
+                items.append((key, value.encode()))
         return items, events, max(revision, newest)
 
     def write(self, row: _Row) -> bool:
@@ -218,19 +222,21 @@ class SqliteStore(CachedStore):
     """
 
     def __init__(self, executor: concurrent.futures.ThreadPoolExecutor, db: _Db, *,
-                 history: int) -> None:
+                 history: int, history_bytes: int = DEFAULT_HISTORY_BYTES) -> None:
         """Internal: use :meth:`open`."""
-        super().__init__(history=history)
+        super().__init__(history=history, history_bytes=history_bytes)
         self._executor = executor
         self._db = db
         self._closed = False
 
     @classmethod
     async def open(cls, path: str, *, history: int = DEFAULT_HISTORY,
+                   history_bytes: int = DEFAULT_HISTORY_BYTES,
                    durable: bool = False) -> SqliteStore:
         """Open (creating if needed) the database at ``path`` and load it into memory.
 
-        ``history``: how many events are retained for watches (in memory and on disk).
+        ``history``: how many events are retained for watches (in memory and on disk);
+        ``history_bytes``: the bound on their encoded size in memory (see :mod:`.cache`).
         ``durable``: fsync every commit (survives power loss), see the module docstring.
         Raises StorageError when the file cannot be opened as a podling database.
         """
@@ -239,12 +245,14 @@ class SqliteStore(CachedStore):
         executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="podling-sqlite")
         try:
             db = await _call(executor, _Db, path, history=history, durable=durable)
-            items, events, revision = await _call(executor, db.load)
+            items, events, revision = await _call(executor, db.load, history_bytes)
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        store = cls(executor, db, history=history)
+        store = cls(executor, db, history=history, history_bytes=history_bytes)
         store._load(items, events, revision)
+        del items, events
+        release_freed_memory()  # loading made and dropped many large strings
         return store
 
     async def _persist(self, event: WatchEvent) -> None:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:  # cryptography is imported on use: it weighs several MiB of memory
+    from cryptography import x509
 
 
 def subject_alt_names(hosts: list[str]) -> list[x509.GeneralName]:
     """IP addresses and DNS names for a SubjectAlternativeName, sorted, without repeats."""
+    from cryptography import x509
     names: list[x509.GeneralName] = []
     for host in sorted(set(hosts)):
         try:
@@ -25,6 +25,10 @@ def subject_alt_names(hosts: list[str]) -> list[x509.GeneralName]:
 
 def self_signed(common_name: str, hosts: list[str], days: int = 365) -> tuple[bytes, bytes]:
     """(certificate PEM, private key PEM) valid for ``hosts`` (names or IP addresses)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     alt = subject_alt_names(hosts)

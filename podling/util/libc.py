@@ -29,3 +29,11 @@ def os_error(what: str) -> OSError:
     ``OSError(EBUSY, "umount /x: Device or resource busy")``."""
     err = ctypes.get_errno()
     return OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def release_freed_memory() -> None:
+    """Hand memory that was freed but is still held by malloc back to the system
+    (glibc's ``malloc_trim(0)``); a no-op where the C library has no such call."""
+    trim = getattr(libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)

@@ -6,7 +6,6 @@ pods/binding and pods/eviction, which also write pods, are in :mod:`.binding` an
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Awaitable, Protocol
 
 from ...api import defaults, errors, validation
@@ -14,6 +13,7 @@ from ...api.errors import Cause
 from ...api.pods import is_terminal
 from ...api.resources import Resource
 from ...util import timeline
+from ...util.jsoncopy import clone
 from .strategy import Obj, Strategy
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ class PodEphemeralContainersStrategy(PodStrategy):
             if isinstance(new.get("spec"), dict) else None
         version = (new.get("metadata") or {}).get("resourceVersion")
         new.clear()
-        new.update(copy.deepcopy(old))
+        new.update(clone(old))
         spec = new.setdefault("spec", {})
         if wanted:
             spec["ephemeralContainers"] = wanted

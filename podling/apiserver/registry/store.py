@@ -8,7 +8,6 @@ the whole pipeline (defaulting, validation, admission) but writes nothing.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import secrets
 import uuid
@@ -21,6 +20,7 @@ from ...storage.interface import (KeyExists, KeyNotFound, PreconditionFailed, Pr
                                   Storage)
 from ...util.timefmt import format_rfc3339, now_rfc3339
 from .strategy import Obj, Strategy
+from ...util.jsoncopy import clone
 
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds")
@@ -101,6 +101,10 @@ class RegistryStore:
     async def list(self, namespace: str | None) -> tuple[list[Obj], int]:
         return await self.storage.list(collection_prefix(self.resource, namespace))
 
+    async def list_encoded(self, namespace: str | None) -> tuple[list[bytes], int]:
+        """:meth:`list` as each object's JSON encoding (nothing decoded)."""
+        return await self.storage.list_encoded(collection_prefix(self.resource, namespace))
+
     # -- create --------------------------------------------------------------------------
 
     async def create(self, namespace: str | None, obj: Obj, *, dry_run: bool = False) -> Obj:
@@ -141,7 +145,7 @@ class RegistryStore:
         strategy = strategy or self.strategy
 
         def try_update(current: Obj) -> Obj:
-            new = make_new(copy.deepcopy(current))
+            new = make_new(clone(current))
             self._check_version(new, current, name)
             new = self._prepare_update(new, current, strategy)
             if dry_run:
@@ -215,7 +219,7 @@ class RegistryStore:
         already = (current.get("metadata") or {}).get("deletionTimestamp")
         if already and seconds >= (current["metadata"].get("deletionGracePeriodSeconds") or 0):
             return current, False  # already terminating at least as fast
-        marked = self._mark_deleted(copy.deepcopy(current), seconds)
+        marked = self._mark_deleted(clone(current), seconds)
         if not self.strategy.blocks_deletion(marked):
             if dry_run:
                 return current, True

@@ -10,10 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+# cryptography is imported where a key pair is checked: it weighs several MiB of the server's
+# memory, and most servers never store a kubernetes.io/tls Secret.
 
 _BLOCK = re.compile(rb"-----BEGIN ([^\n-]*)-----\r?\n(.*?)-----END \1-----", re.S)
 
@@ -73,6 +73,8 @@ def key_pair_problem(cert_pem: bytes, key_pem: bytes) -> str | None:
         return cert_der
     if isinstance(key_der, str):
         return key_der
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
     try:
         public = x509.load_der_x509_certificate(cert_der).public_key()
     except ValueError:
@@ -84,7 +86,9 @@ def key_pair_problem(cert_pem: bytes, key_pem: bytes) -> str | None:
     return _match_problem(public, private)
 
 
-def _match_problem(public: object, private: object) -> str | None:
+def _match_problem(public: Any, private: Any) -> str | None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
     pairs = ((rsa.RSAPublicKey, rsa.RSAPrivateKey), (ec.EllipticCurvePublicKey,
              ec.EllipticCurvePrivateKey), (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey))
     for public_type, private_type in pairs:

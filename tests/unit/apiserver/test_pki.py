@@ -147,3 +147,33 @@ def test_rewriting_a_kubeconfig_tightens_its_mode(tmp_path: Path) -> None:
 def test_any_host_list_gets_a_valid_certificate(tmp_path: Path, hosts: list[str]) -> None:
     creds = pki.ensure_credentials(str(tmp_path), hosts)
     assert sans(certificate(creds.cert)) == set(hosts)
+
+
+def test_a_warm_start_checks_the_serving_cert_by_its_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = pki.ensure_credentials(str(tmp_path), HOSTS)
+    before = read(creds.cert)
+    parsed: list[str] = []
+    real = pki._parsed_cert_covers
+    monkeypatch.setattr(pki, "_parsed_cert_covers",
+                        lambda path, hosts: parsed.append(path) or real(path, hosts))
+    pki.ensure_credentials(str(tmp_path), HOSTS)
+    assert parsed == [] and read(creds.cert) == before  # the record vouched for it
+
+
+def test_a_certificate_the_record_does_not_describe_is_parsed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = pki.ensure_credentials(str(tmp_path), HOSTS)
+    other = tmp_path / "other"
+    replacement = pki.ensure_credentials(str(other), ["127.0.0.1", "example.test"])
+    os.replace(replacement.cert, creds.cert)  # a different certificate under the same name
+    os.replace(replacement.key, creds.key)
+    parsed: list[str] = []
+    real = pki._parsed_cert_covers
+    monkeypatch.setattr(pki, "_parsed_cert_covers",
+                        lambda path, hosts: parsed.append(path) or real(path, hosts))
+    pki.ensure_credentials(str(tmp_path), HOSTS)
+    assert parsed == [creds.cert]
+    cert = x509.load_pem_x509_certificate(read(creds.cert))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in names.get_values_for_type(x509.DNSName)  # reissued for HOSTS
