@@ -72,7 +72,9 @@ class Agent:
         """Node API up, Node registered, pod syncer, workers, PLEG and pod informer running."""
         self.node_api = NodeServer(token=self.config.kubelet_client_token or self.config.token,
                                    pods_dir=self.config.pods_dir,
-                                   runtime=self.parts.runtime, find_pod=self._find_pod)
+                                   runtime=self.parts.runtime, find_pod=self._find_pod,
+                                   cert_dir=os.path.join(self.config.data_dir, "agent",
+                                                         "node-api"))
         port = await self.node_api.start(self.config.node_api_address, self.config.node_api_port,
                                          socket_path=self._node_api_socket)
         node_status, node_ip = await self._register(port)

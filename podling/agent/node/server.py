@@ -5,7 +5,8 @@
     GET /exec/…, /attach/…, /portforward/…  → WebSocket sessions (:mod:`.streaming`)
     GET /stats/summary                      → node and container CPU / memory (:mod:`.stats`)
 
-HTTPS with a self-signed certificate; every request needs ``Authorization: Bearer`` with this
+HTTPS with a self-signed certificate kept in ``<data-dir>/agent/node-api`` and reused
+while valid for the node's hosts (:mod:`.certstore`); every request needs ``Authorization: Bearer`` with this
 node's kubelet-client token, which only the API server (and this node) know — see
 :mod:`podling.agent.bootstrap` (an agent started without one accepts its own API token
 instead).
@@ -26,11 +27,11 @@ from aiohttp import web
 
 from podling.agent.kuberuntime import labels
 from podling.agent.kuberuntime.logs import LogNotFound, LogOptions, pick_file, read_logs
+from podling.agent.node.certstore import ensure_serving_cert
 from podling.agent.node.stats import NodeStats
 from podling.agent.node.streaming import NodeStreams
 from podling.api.views import PodView
 from podling.runtime.interface import ContainerState, RuntimeService
-from podling.util.certs import self_signed
 from podling.util.timefmt import parse_rfc3339
 
 
@@ -63,8 +64,10 @@ class NodeServer:
     """Serves the node API; ``find_pod(namespace, name)`` returns the API pod or None."""
 
     def __init__(self, *, token: str, pods_dir: str, runtime: RuntimeService,
-                 find_pod: Callable[[str, str], dict[str, Any] | None]) -> None:
+                 find_pod: Callable[[str, str], dict[str, Any] | None],
+                 cert_dir: str = "") -> None:
         self._token = token
+        self._cert_dir = cert_dir
         self._pods_dir = pods_dir
         self._runtime = runtime
         self._find_pod = find_pod
@@ -83,7 +86,7 @@ class NodeServer:
         NodeStreams(self._runtime, self._find_pod).add_routes(app.router)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=self._tls(host),
+        site = web.TCPSite(self._runner, host, port, ssl_context=self._tls(host, self._cert_dir),
                            reuse_address=True)
         await site.start()
         server = site._server
@@ -104,16 +107,14 @@ class NodeServer:
         self._socket_path = path
 
     @staticmethod
-    def _tls(host: str) -> ssl.SSLContext:
-        cert, key = self_signed("podling-node", [host, "127.0.0.1", "localhost"])
+    def _tls(host: str, cert_dir: str) -> ssl.SSLContext:
+        """TLS with the certificate kept in ``cert_dir`` (:mod:`.certstore`), or with a
+        throw-away one when ``cert_dir`` is empty."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        with tempfile.TemporaryDirectory() as tmp:
-            cert_path, key_path = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
-            with open(cert_path, "wb") as f:
-                f.write(cert)
-            with open(os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
-                f.write(key)
-            context.load_cert_chain(cert_path, key_path)
+        hosts = [host, "127.0.0.1", "localhost"]
+        with contextlib.ExitStack() as stack:
+            directory = cert_dir or stack.enter_context(tempfile.TemporaryDirectory())
+            context.load_cert_chain(*ensure_serving_cert(directory, "podling-node", hosts))
         return context
 
     @web.middleware
