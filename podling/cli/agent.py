@@ -21,6 +21,7 @@ from ..images.service import ImageStoreConfig, LocalImageService
 from ..network.cni import CniNetwork
 from ..network.cni_config import CniConfig
 from ..runtime.oci import OciRuntime, OciRuntimeConfig
+from ..util.libc import limit_malloc_arenas
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ async def stop_agent(agent: Agent) -> None:
 async def run_agent(config: AgentConfig) -> None:
     """``podling agent``: join (when given a join token), then run until cancelled
     (SIGINT / SIGTERM)."""
+    limit_malloc_arenas()  # before any thread: idle memory (issue 11)
     config = await with_credentials(config)
     agent = await start_agent(config)
     print(f"podling: agent for node {config.node_name} running against {config.server_url}",

@@ -20,12 +20,14 @@ from ..apiserver.server import ServerConfig, start
 from ..client import ApiClient, ClientConfig
 from ..controllers import ControllerConfig, ControllerManager
 from ..scheduler import Scheduler
+from ..util.libc import limit_malloc_arenas
 
 log = logging.getLogger(__name__)
 
 
 async def run_server(config: ServerConfig, agent_overrides: dict | None = None, *,
                      disable_scheduler: bool = False) -> None:
+    limit_malloc_arenas()  # before any thread: idle memory (issue 11)
     server = await start(config)
     print(f"podling: API server ready at {server.url} (kubeconfig: "
           f"{config.kubeconfig_path})", flush=True)

@@ -37,3 +37,21 @@ def release_freed_memory() -> None:
     trim = getattr(libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Let glibc's malloc keep at most ``arenas`` arenas (``mallopt(M_ARENA_MAX)``, as the
+    ``MALLOC_ARENA_MAX`` environment variable does at exec) unless the environment already
+    chose; returns whether the limit was set.
+
+    By default each thread that allocates may get an arena of its own (up to 8 per core),
+    whose freed pages stay resident; podling's threads (the asyncio executor, SQLite) run
+    mostly under the GIL, so sharing arenas costs no parallelism. Call it early, before the
+    process starts threads: arenas that already exist are kept."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    mallopt = getattr(libc(), "mallopt", None)
+    return mallopt is not None and mallopt(M_ARENA_MAX, arenas) == 1

@@ -33,7 +33,6 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from podling.agent.kuberuntime.lifecycle import go_quote, http_url, resolve_port
-from podling.agent.prober.grpc import grpc_probe
 from podling.agent.prober.http_get import (MalformedResponse, build_request, exchange,
                                            literal_address, resolve, tcp_connect)
 from podling.api.views import ContainerView, HTTPGetActionView, ProbeView
@@ -125,6 +124,7 @@ async def _constant(outcome: ProbeOutcome) -> ProbeOutcome:
 
 async def _run_grpc(pod_ip: str, port: int, service: str,
                     timeout: float) -> ProbeOutcome:
+    from podling.agent.prober.grpc import grpc_probe  # h2 weighs ~4 MiB: on first use
     ok, message = await grpc_probe(pod_ip, port, service, timeout)
     return ProbeOutcome(SUCCESS if ok else FAILURE, message)
 
