@@ -36,7 +36,6 @@ from podling.client import ApiClient, Informer
 from podling.images.interface import ImageService, RootfsService
 from podling.network.interface import NetworkPlugin
 from podling.runtime.interface import RuntimeService
-from podling.util.libc import release_freed_memory
 
 log = logging.getLogger(__name__)
 REGISTER_RETRY_SECONDS = 2.0
@@ -148,18 +147,13 @@ class Agent:
         self.workers.update(pod, removed=(type_ == "DELETED"))
 
     async def _orphans(self) -> None:
-        """Periodically remove sandboxes of pods this node no longer has (level-triggered);
-        a round that sees fewer pods than the last hands memory malloc freed back."""
+        """Periodically remove sandboxes of pods this node no longer has (level-triggered)."""
         assert self.syncer is not None and self.informer is not None
         assert self.workers is not None
-        pods = 0
         while True:
             try:
                 live = {p["metadata"]["uid"] for p in self.informer.list()}
                 await self.syncer.remove_orphans(live | self.workers.known())
-                if len(live) < pods:
-                    release_freed_memory()  # the gone pods' state (issue 11: idle RSS)
-                pods = len(live)
             except asyncio.CancelledError:
                 raise
             except Exception:
