@@ -232,6 +232,13 @@ def _read(path: str) -> bytes:
         return b""
 
 
+def pod_files(pod_dir: str) -> PodFiles:
+    """Where :func:`write_pod_files` writes the files of the pod at ``pod_dir`` (known
+    before they are written: containers are configured while the network is set up)."""
+    return PodFiles(os.path.join(pod_dir, "etc-hosts"), os.path.join(pod_dir, "etc-hostname"),
+                    os.path.join(pod_dir, "etc-resolv.conf"))
+
+
 def write_pod_files(pod_dir: str, pod: PodView, pod_ips: Sequence[str], *,
                     node_name: str, cluster_domain: str, cluster_dns: Sequence[str],
                     node_hosts_path: str = "/etc/hosts",
@@ -242,8 +249,7 @@ def write_pod_files(pod_dir: str, pod: PodView, pod_ips: Sequence[str], *,
     start. Blocking file I/O: run it in a thread from async code."""
     os.makedirs(pod_dir, mode=0o750, exist_ok=True)
     host_network = pod.spec.host_network
-    files = PodFiles(os.path.join(pod_dir, "etc-hosts"), os.path.join(pod_dir, "etc-hostname"),
-                     os.path.join(pod_dir, "etc-resolv.conf"))
+    files = pod_files(pod_dir)
     atomic_write(files.hosts_path,
                  hosts_file(pod, pod_ips, host_network=host_network,
                             node_hosts=_read(node_hosts_path) if host_network else b"",

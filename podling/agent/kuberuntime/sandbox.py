@@ -1,39 +1,47 @@
 """The pod sandbox and its network (kubelet kuberuntime_sandbox.go; the network part is what a
 CRI runtime does behind ``RunPodSandbox``).
 
-    run:   run_pod_sandbox ─▶ (not hostNetwork) pod_sandbox_status ─▶ network setup_pod
-                                                 └─ failure: remove the sandbox (undo)
-    stop:  (pod network) network teardown_pod ─▶ stop_pod_sandbox
-    release: stop + remove every sandbox ─▶ remove the pod's rootfs ─▶ volumes ─▶ pod dir
+    run:     run_pod_sandbox ─┬─ pause started ───────────────▶ SandboxStart (network running)
+                              └─ netns made: network setup_pod (a task, concurrently)
+    attach:  await that setup ─▶ the pod IPs │ failure: FailedCreatePodSandBox; the caller
+                                             │ removes the sandbox (discard)
+    stop:    network teardown_pod ∥ stop_pod_sandbox (the netns stays until remove)
+    release: stop + remove every sandbox ∥ remove the pod's rootfs ─▶ volumes ─▶ pod dir
 
-``stop`` and ``release`` are idempotent. Failures to make a sandbox are values (with the
-kubelet's ``FailedCreatePodSandBox`` event); runtime and network errors of ``stop`` and
-``release`` propagate to the caller, which retries on its next pass.
+The CNI ADD runs while the pause process is started (and while the caller prepares the
+containers); containers are started only once :meth:`attach` returned, as the kubelet starts
+them only after ``RunPodSandbox`` returned with the network done. ``stop`` and ``release``
+are idempotent. Failures to make a sandbox are values (with the kubelet's
+``FailedCreatePodSandBox`` event); runtime and network errors of ``stop`` and ``release``
+propagate to the caller, which retries on its next pass.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Awaitable
 
 from podling.agent.kuberuntime import labels, podfiles, volumes
 from podling.api.views import PodSpecView, PodView
 from podling.client.events import EventRecorder
 from podling.images.interface import RootfsService
-from podling.network.interface import NetworkError, NetworkPlugin, PodNetworkInfo, PortMapping
+from podling.network.interface import (NetworkError, NetworkPlugin, PodIPs, PodNetworkInfo,
+                                       PortMapping)
 from podling.runtime.interface import (NamespaceMode, NamespaceOptions, PodSandboxConfig,
                                        PodSandboxStatus, RuntimeError_, RuntimeService)
 
 
 @dataclass(frozen=True)
 class SandboxStart:
-    """The outcome of :meth:`SandboxManager.run`: the new sandbox's id and the pod IPs the
-    network plugin gave it (None under hostNetwork), or ``error``, the event message."""
+    """The outcome of :meth:`SandboxManager.run`: the new sandbox's id and its network setup
+    in progress (None under hostNetwork), or ``error``, the event message."""
 
     sandbox_id: str = ""
-    pod_ips: tuple[str, ...] | None = None
+    network: asyncio.Task[PodIPs] | None = field(default=None, compare=False)
     error: str = ""
 
 
@@ -49,7 +57,8 @@ class SandboxManager:
         self.node_name = node_name
 
     async def run(self, pod: PodView, *, attempt: int, pod_dir: str) -> SandboxStart:
-        """A new sandbox (attempt ``attempt``) with its network set up."""
+        """A new sandbox (attempt ``attempt``), its pause running; the network is being set
+        up from the moment its namespace existed (:meth:`attach` waits for it)."""
         spec, meta = pod.spec, pod.metadata
         config = PodSandboxConfig(
             name=meta.name, namespace=labels.namespace(pod), uid=meta.uid,
@@ -57,21 +66,52 @@ class SandboxManager:
             log_directory=os.path.join(pod_dir, "logs"),
             labels=labels.pod_labels(pod, self.node_name),
             namespace_options=namespace_options(spec))
+        setups: list[tuple[str, asyncio.Task[PodIPs]]] = []
+
+        def netns_made(sandbox_id: str, path: str) -> None:
+            setups.append((sandbox_id, asyncio.create_task(
+                self.network.setup_pod(path, network_info(pod, sandbox_id)),
+                name=f"cni-add-{sandbox_id}")))
         try:
-            sandbox_id = await self.runtime.run_pod_sandbox(config)
-        except RuntimeError_ as exc:
-            return self._failed(pod, exc)
+            sandbox_id = await self.runtime.run_pod_sandbox(
+                config, on_network_namespace=None if spec.host_network else netns_made)
+        except BaseException as exc:
+            for sid, setup in setups:  # the namespace is gone: undo what the plugin did
+                await self._abandon(pod, sid, setup)
+            if isinstance(exc, RuntimeError_):
+                return self._failed(pod, exc)
+            raise
         if spec.host_network:
             return SandboxStart(sandbox_id)
-        status = await self.runtime.pod_sandbox_status(sandbox_id)
+        if not setups:  # a runtime that does not report the namespace early
+            status = await self.runtime.pod_sandbox_status(sandbox_id)
+            netns_made(sandbox_id, status.network_namespace_path)
+        return SandboxStart(sandbox_id, network=setups[-1][1])
+
+    async def attach(self, pod: PodView, started: SandboxStart) -> tuple[str, ...] | str:
+        """The pod IPs once the network of ``started`` is set up (() under hostNetwork), or
+        the error message (after the FailedCreatePodSandBox event); the caller then removes
+        the sandbox (:meth:`discard`)."""
+        if started.network is None:
+            return ()
         try:
-            ips = await self.network.setup_pod(status.network_namespace_path,
-                                               network_info(pod, sandbox_id))
+            ips = await started.network
         except NetworkError as exc:
-            failed = self._failed(pod, exc)
-            await self.runtime.remove_pod_sandbox(sandbox_id)  # undo the acquire
-            return failed
-        return SandboxStart(sandbox_id, tuple(ips.ips))
+            return self._failed(pod, exc).error
+        return tuple(ips.ips)
+
+    async def discard(self, started: SandboxStart) -> None:
+        """Remove a sandbox whose network failed (the plugin undid its part)."""
+        await self.runtime.remove_pod_sandbox(started.sandbox_id)
+
+    async def _abandon(self, pod: PodView, sandbox_id: str,
+                       setup: asyncio.Task[PodIPs]) -> None:
+        setup.cancel()  # cancelled, the plugin undoes its partial work
+        with contextlib.suppress(asyncio.CancelledError, NetworkError):
+            await setup
+        if not setup.cancelled() and setup.exception() is None:  # it had finished
+            with contextlib.suppress(NetworkError):
+                await self.network.teardown_pod(None, network_info(pod, sandbox_id))
 
     def _failed(self, pod: PodView, exc: Exception) -> SandboxStart:
         message = f"Failed to create pod sandbox: {exc}"
@@ -79,24 +119,37 @@ class SandboxManager:
         return SandboxStart(error=message)
 
     async def stop(self, pod: PodView, sandbox: PodSandboxStatus) -> None:
-        """Tear down the sandbox's pod network (not under hostNetwork), then stop it."""
+        """Tear down the sandbox's pod network (not under hostNetwork) while it is stopped
+        (the network namespace stays until the sandbox is removed)."""
+        steps = [self.runtime.stop_pod_sandbox(sandbox.id)]
         if sandbox.namespace_options.network != NamespaceMode.NODE:
-            await self.network.teardown_pod(sandbox.network_namespace_path or None,
-                                            network_info(pod, sandbox.id))
-        await self.runtime.stop_pod_sandbox(sandbox.id)
+            steps.append(self.network.teardown_pod(sandbox.network_namespace_path or None,
+                                                   network_info(pod, sandbox.id)))
+        await _all(*steps)
 
     async def release(self, pod: PodView, sandboxes: list[PodSandboxStatus], *,
                       pod_dir: str) -> None:
-        """Stop and remove ``sandboxes``, then the pod's rootfs, volumes and directory."""
-        for sandbox in sandboxes:
+        """Stop and remove ``sandboxes`` while the pod's rootfs are removed (its containers
+        are stopped: nothing uses them); then its volumes and directory."""
+        async def remove(sandbox: PodSandboxStatus) -> None:
             await self.stop(pod, sandbox)
             await self.runtime.remove_pod_sandbox(sandbox.id)
-        uid = pod.metadata.uid
-        for key in await self.rootfs.list_rootfs():
-            if key.startswith(uid + "-"):
-                await self.rootfs.remove_rootfs(key)
+        await _all(*(remove(s) for s in sandboxes), self._remove_rootfs(pod))
         await asyncio.to_thread(volumes.cleanup_volumes, pod_dir)
         await asyncio.to_thread(shutil.rmtree, pod_dir, True)
+
+    async def _remove_rootfs(self, pod: PodView) -> None:
+        uid = pod.metadata.uid
+        await _all(*(self.rootfs.remove_rootfs(key) for key in await self.rootfs.list_rootfs()
+                     if key.startswith(uid + "-")))
+
+
+async def _all(*steps: Awaitable[None]) -> None:
+    """Run ``steps`` concurrently until every one ended; then raise the first error."""
+    outcomes = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def namespace_options(spec: PodSpecView) -> NamespaceOptions:
