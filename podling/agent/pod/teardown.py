@@ -4,9 +4,14 @@
       1 observe ── list the pod's sandboxes and containers
       2 kill ───── every RUNNING / CREATED container (Killing, preStop, grace): the app
                    containers concurrently, then the sidecars one at a time in reverse order
-      3 release ── each sandbox: network DEL, stop, remove; the pod's rootfs, volumes, dir
-      4 delete ─── the grace-0 delete of the pod in the API (uid precondition)
-                   ─▶ done; an API error other than gone / replaced / forbidden ─▶ retry
+      3 stop ───── each sandbox: network DEL while the pause is stopped; volumes unmounted
+      4 delete ─── the grace-0 delete of the pod in the API (uid precondition); an API
+                   error other than gone / replaced / forbidden ─▶ retry
+      5 release ── each sandbox removed while the pod's rootfs are; its dir ─▶ done
+
+As the kubelet's, the pod leaves the API once its containers are stopped, its network torn
+down and its volumes unmounted: removing the sandbox and the containers' root filesystems
+(the kubelet's garbage collection) does not hold ``kubectl delete`` up.
 
 ``remove_orphans`` releases the sandboxes of pods this node no longer has. Both are
 idempotent; runtime and network errors propagate and the caller retries.
@@ -14,12 +19,13 @@ idempotent; runtime and network errors propagate and the caller retries.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Awaitable, Callable
 
 from podling.agent.config import AgentConfig
-from podling.agent.kuberuntime import labels, lifecycle, podfiles
+from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
 from podling.agent.kuberuntime.containers import ContainerManager
 from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.pod.stopping import stop_in_order
@@ -52,7 +58,8 @@ class PodTeardown:
         self.config = config
 
     async def terminate(self, pod: PodView) -> PodSyncResult:
-        """Steps 1-4 (module docstring); ``done`` once the pod is gone from the API."""
+        """Steps 1-5 (module docstring); ``done`` once the pod is gone from the API and its
+        sandboxes released."""
         meta = pod.metadata
         result = PodSyncResult()
         sandboxes = await self.runtime.list_pod_sandbox({labels.POD_UID: meta.uid})
@@ -65,8 +72,9 @@ class PodTeardown:
                                   for c in running], grace=grace, now=time.monotonic)
         for c in running:
             result.add(SyncAction.KILL_CONTAINER, _name(c))
-        await self._release(pod, sandboxes)
-        result.add(SyncAction.RELEASE_POD)
+        pod_dir = podfiles.pod_dir(self.config.pods_dir, meta.uid)
+        await self.sandboxes.stop_all(pod, sandboxes)  # network down, pause gone
+        await asyncio.to_thread(volumes.cleanup_volumes, pod_dir)
         try:
             await self.client.delete(PODS, meta.name, meta.namespace or None, grace_period=0,
                                      preconditions={"uid": meta.uid})
@@ -77,6 +85,8 @@ class PodTeardown:
                 result.requeue_after = RETRY_SECONDS
                 return result
         result.add(SyncAction.DELETE_POD)
+        await self.sandboxes.release(pod, sandboxes, pod_dir=pod_dir, stopped=True)
+        result.add(SyncAction.RELEASE_POD)
         result.done = True
         return result
 
