@@ -172,6 +172,7 @@ class Agent:
             await self.workers.stop()
         if self.syncer:
             await self.syncer.prober.close()
+            await self.syncer.status.close()
         if self.pleg:
             await self.pleg.stop()
         await self.recorder.close()
