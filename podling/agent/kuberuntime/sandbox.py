@@ -6,7 +6,7 @@ CRI runtime does behind ``RunPodSandbox``).
     attach:  await that setup ─▶ the pod IPs │ failure: FailedCreatePodSandBox; the caller
                                              │ removes the sandbox (discard)
     stop:    network teardown_pod ∥ stop_pod_sandbox (the netns stays until remove)
-    release: (stop +) remove every sandbox ∥ remove the pod's rootfs ─▶ volumes ─▶ pod dir
+    release: stop + remove every sandbox ∥ remove the pod's rootfs ─▶ volumes ─▶ pod dir
 
 The CNI ADD runs while the pause process is started (and while the caller prepares the
 containers); containers are started only once :meth:`attach` returned, as the kubelet starts
@@ -127,18 +127,12 @@ class SandboxManager:
                                                    network_info(pod, sandbox.id)))
         await _all(*steps)
 
-    async def stop_all(self, pod: PodView, sandboxes: list[PodSandboxStatus]) -> None:
-        """:meth:`stop` every one of ``sandboxes``, concurrently."""
-        await _all(*(self.stop(pod, s) for s in sandboxes))
-
     async def release(self, pod: PodView, sandboxes: list[PodSandboxStatus], *,
-                      pod_dir: str, stopped: bool = False) -> None:
-        """Stop (unless ``stopped`` by :meth:`stop_all`) and remove ``sandboxes`` while the
-        pod's rootfs are removed (its containers are stopped: nothing uses them); then its
-        volumes and directory."""
+                      pod_dir: str) -> None:
+        """Stop and remove ``sandboxes`` while the pod's rootfs are removed (its containers
+        are stopped: nothing uses them); then its volumes and directory."""
         async def remove(sandbox: PodSandboxStatus) -> None:
-            if not stopped:
-                await self.stop(pod, sandbox)
+            await self.stop(pod, sandbox)
             await self.runtime.remove_pod_sandbox(sandbox.id)
         await _all(*(remove(s) for s in sandboxes), self._remove_rootfs(pod))
         await asyncio.to_thread(volumes.cleanup_volumes, pod_dir)

@@ -4,14 +4,12 @@
       1 observe ── list the pod's sandboxes and containers
       2 kill ───── every RUNNING / CREATED container (Killing, preStop, grace): the app
                    containers concurrently, then the sidecars one at a time in reverse order
-      3 stop ───── each sandbox: network DEL while the pause is stopped; volumes unmounted
-      4 delete ─── the grace-0 delete of the pod in the API (uid precondition); an API
-                   error other than gone / replaced / forbidden ─▶ retry
-      5 release ── each sandbox removed while the pod's rootfs are; its dir ─▶ done
+      3 release ── the sandboxes (network DEL while each is stopped, then removed) while
+                   the pod's rootfs are removed; then its volumes and directory
+      4 delete ─── the grace-0 delete of the pod in the API (uid precondition)
+                   ─▶ done; an API error other than gone / replaced / forbidden ─▶ retry
 
-As the kubelet's, the pod leaves the API once its containers are stopped, its network torn
-down and its volumes unmounted: removing the sandbox and the containers' root filesystems
-(the kubelet's garbage collection) does not hold ``kubectl delete`` up.
+Nothing of the pod is left on the node when it leaves the API (``kubectl delete`` returns).
 
 ``remove_orphans`` releases the sandboxes of pods this node no longer has. Both are
 idempotent; runtime and network errors propagate and the caller retries.
@@ -19,13 +17,12 @@ idempotent; runtime and network errors propagate and the caller retries.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Awaitable, Callable
 
 from podling.agent.config import AgentConfig
-from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
+from podling.agent.kuberuntime import labels, lifecycle, podfiles
 from podling.agent.kuberuntime.containers import ContainerManager
 from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.pod.stopping import stop_in_order
@@ -58,8 +55,7 @@ class PodTeardown:
         self.config = config
 
     async def terminate(self, pod: PodView) -> PodSyncResult:
-        """Steps 1-5 (module docstring); ``done`` once the pod is gone from the API and its
-        sandboxes released."""
+        """Steps 1-4 (module docstring); ``done`` once the pod is gone from the API."""
         meta = pod.metadata
         result = PodSyncResult()
         sandboxes = await self.runtime.list_pod_sandbox({labels.POD_UID: meta.uid})
@@ -72,9 +68,8 @@ class PodTeardown:
                                   for c in running], grace=grace, now=time.monotonic)
         for c in running:
             result.add(SyncAction.KILL_CONTAINER, _name(c))
-        pod_dir = podfiles.pod_dir(self.config.pods_dir, meta.uid)
-        await self.sandboxes.stop_all(pod, sandboxes)  # network down, pause gone
-        await asyncio.to_thread(volumes.cleanup_volumes, pod_dir)
+        await self._release(pod, sandboxes)
+        result.add(SyncAction.RELEASE_POD)
         try:
             await self.client.delete(PODS, meta.name, meta.namespace or None, grace_period=0,
                                      preconditions={"uid": meta.uid})
@@ -85,8 +80,6 @@ class PodTeardown:
                 result.requeue_after = RETRY_SECONDS
                 return result
         result.add(SyncAction.DELETE_POD)
-        await self.sandboxes.release(pod, sandboxes, pod_dir=pod_dir, stopped=True)
-        result.add(SyncAction.RELEASE_POD)
         result.done = True
         return result
 
