@@ -11,6 +11,11 @@ network failed is removed once the containers being created in it were cancelled
 :meth:`PodSetup.track`). A pod that keeps its sandbox passes through every stage at once
 after its volumes. :meth:`PodSetup.close` cancels whatever still runs (a sync cancelled by a
 deletion): what was made is the terminating sync's to remove.
+
+Many pods are set up at once; the runtime-heavy part (the sandbox run and its network: a
+dozen short-lived processes) is bounded per node by ``SetupParts.slots`` (SETUP_SLOTS by
+default), so that a burst of pods shares the CPUs instead of starting everything at once and
+finishing everything late.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 from typing import Any, Awaitable, Callable
 
 from podling.agent.config import AgentConfig
@@ -32,6 +38,7 @@ from podling.api.views import PodView
 from podling.runtime.interface import RuntimeService
 
 Stage = asyncio.Future[SandboxContext | None]
+SETUP_SLOTS = max(4, 2 * (os.cpu_count() or 1))  # sandboxes set up at once on a node
 
 
 @dataclasses.dataclass
@@ -46,6 +53,8 @@ class SetupParts:
     node_ip: str
     downward: Callable[[PodView, list[str]], PodContext]
     remember_ips: Callable[[PodView, tuple[str, ...]], Awaitable[None]]
+    slots: asyncio.Semaphore = dataclasses.field(
+        default_factory=lambda: asyncio.Semaphore(SETUP_SLOTS))
 
 
 class PodSetup:
@@ -122,14 +131,15 @@ class PodSetup:
         parts, pod, result = self.parts, self.pod, self.result
         for cid in self.actions.purge_init_containers:
             await parts.runtime.remove_container(cid)
-        started = await parts.sandboxes.run(pod, attempt=self.actions.sandbox_attempt,
-                                            pod_dir=ctx.pod_dir)
-        if started.error:
-            result.add(SyncAction.CREATE_POD_SANDBOX, error="FailedCreatePodSandBox",
-                       message=started.error)
-            return None
-        self.created.set_result(dataclasses.replace(ctx, sandbox_id=started.sandbox_id))
-        ips = await parts.sandboxes.attach(pod, started)
+        async with parts.slots:
+            started = await parts.sandboxes.run(pod, attempt=self.actions.sandbox_attempt,
+                                                pod_dir=ctx.pod_dir)
+            if started.error:
+                result.add(SyncAction.CREATE_POD_SANDBOX, error="FailedCreatePodSandBox",
+                           message=started.error)
+                return None
+            self.created.set_result(dataclasses.replace(ctx, sandbox_id=started.sandbox_id))
+            ips = await parts.sandboxes.attach(pod, started)
         if isinstance(ips, str):
             self._settle(self.ready)
             for task in self._tracked:

@@ -155,3 +155,26 @@ async def test_the_pod_leaves_the_api_with_nothing_left_on_the_node(h) -> None:
     assert not rootfs_left
     assert runtime.index("stop_container") < runtime.index("stop_pod_sandbox") \
         < runtime.index("remove_pod_sandbox")
+
+
+async def test_the_sandboxes_set_up_at_once_are_bounded_per_node(h) -> None:
+    h.syncer.setup_parts.slots = asyncio.Semaphore(2)
+    gate = hold_network(h)
+    third_configured = asyncio.Event()
+    prepare = h.rootfs.prepare_rootfs
+
+    async def noting(image: Any, key: str) -> str:
+        if key.startswith("u3-"):
+            third_configured.set()
+        return await prepare(image, key)
+    h.rootfs.prepare_rootfs = noting  # type: ignore[method-assign]
+    pods = [make_pod(name=f"p{i}", uid=f"u{i}") for i in (1, 2, 3)]
+    syncs = [asyncio.create_task(h.sync(p)) for p in pods]
+    await asyncio.wait_for(third_configured.wait(), 10)
+    # the third pod is configured and waits for a slot: the two others hold them
+    assert [args[0].uid for args in h.runtime.calls_of("run_pod_sandbox")] == ["u1", "u2"]
+    gate.set()
+    results = await asyncio.gather(*syncs)
+    assert not any(r.errors() for r in results)
+    assert sorted(args[0].uid for args in h.runtime.calls_of("run_pod_sandbox")) == [
+        "u1", "u2", "u3"]
