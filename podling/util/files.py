@@ -6,10 +6,11 @@ import os
 import tempfile
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: str, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new file, never a partial one.
 
-    The file is created with ``mode`` before any byte is written, then fsynced and renamed.
+    The file is created with ``mode`` before any byte is written, then fsynced (unless not
+    ``durable``: a file that need not survive a power loss, only a process crash) and renamed.
     """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
@@ -18,7 +19,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
             os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
