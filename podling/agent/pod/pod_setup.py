@@ -82,12 +82,22 @@ class PodSetup:
         return task
 
     async def close(self) -> None:
-        """Cancel what still runs (the stages end as None) and wait for it."""
+        """Cancel what still runs (the stages end as None) and wait for it; an error the
+        step raised is then :attr:`failure`."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._settle(self.configurable, self.created, self.ready)
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The unexpected error the step ended with (the sync raises it: the pod worker
+        retries), None when it ended as planned or was cancelled."""
+        task = self._task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        return task.exception()
 
     async def _run(self) -> None:
         try:

@@ -194,6 +194,8 @@ class PodSyncer:
                 await self._starts(pod, actions, setup, observed, result)
             finally:
                 await setup.close()
+            if setup.failure is not None:
+                raise setup.failure
         elif actions.sandbox_id and not actions.kill_pod:  # 6, a running pod
             await self.volumes.refresh(pod, self._downward(pod, self._ips(pod)), result)
         changed = starts or actions.kill_pod or bool(actions.containers_to_kill

@@ -178,3 +178,10 @@ async def test_the_sandboxes_set_up_at_once_are_bounded_per_node(h) -> None:
     assert not any(r.errors() for r in results)
     assert sorted(args[0].uid for args in h.runtime.calls_of("run_pod_sandbox")) == [
         "u1", "u2", "u3"]
+
+
+async def test_an_unexpected_error_of_the_setup_fails_the_sync(h) -> None:
+    h.network.fail_next("setup_pod", RuntimeError("plugin crashed"))  # not a NetworkError
+    with pytest.raises(RuntimeError, match="plugin crashed"):
+        await h.sync(make_pod(ctr("a")))  # the pod worker retries the whole sync
+    assert h.started() == []
