@@ -38,7 +38,7 @@ from podling.api.views import PodView
 from podling.runtime.interface import RuntimeService
 
 Stage = asyncio.Future[SandboxContext | None]
-SETUP_SLOTS = max(4, 2 * (os.cpu_count() or 1))  # sandboxes set up at once on a node
+SETUP_SLOTS = max(8, 4 * (os.cpu_count() or 1))  # sandboxes set up at once on a node
 
 
 @dataclasses.dataclass
