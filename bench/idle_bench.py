@@ -50,7 +50,7 @@ def sample(cluster: Podling) -> dict[str, Any]:
         "server_children": server["cutime"] + server["cstime"],
         "conmon": {pid: sum(list(cpu_ticks(pid).values())[:2]) for pid in procs["conmon"]},
         "containers": {pid: sum(list(cpu_ticks(pid).values())[:2])
-                       for pid in procs["containers"]},
+                       for pid in procs["pause"] + procs["workload"]},
         "ctx": ctx_switches(cluster.pid),
     }
 

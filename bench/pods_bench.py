@@ -11,7 +11,13 @@ For each engine, in one run:
    RSS and PSS (``/proc/<pid>/smaps_rollup``) of the engine's processes, divided by the pods.
    podling: the server process (API server + local agent) + its conmons + their containers
    (pause included), minus the same sum before the pods; podman: conmons + containers (infra
-   included; podman has no daemon; aardvark-dns is shown apart, it is shared).
+   included; podman has no daemon; its shared aardvark-dns counts as the engine), split into
+   the engine's own processes (server, conmon, pause / infra catatonit, helpers) and the
+   workload's (the app containers);
+4. podling only: each pod's stage timeline (``GET /debug/pods/timeline``) reduced to the
+   median per stage (ms since the API create) for the single pods and the two bulk phases,
+   and the server's CPU per pod in the bulk phases; ``--profile DIR`` records the server
+   with py-spy during the bulk phases and prints its top functions.
 
 podling is driven with the real kubectl (``kubectl apply -f``, ``kubectl wait
 --for=condition=Ready``, ``kubectl delete --wait``; its own HOME and the data dir's
@@ -28,6 +34,7 @@ rm -f`` (the 50).
       --only podling|podman                         # one engine only
       --images-dir DIR                              # reuse/keep busybox.tar and nginx.tar there
       --no-save                                     # do not write bench/results/pods-*.json
+      --profile DIR                                 # py-spy the server in the bulk phases
 
 Everything started is stopped on exit, also on failure, Ctrl-C or SIGTERM: podman pods of this
 run removed (and the images/network it added), the podling server stopped and ``podling
@@ -37,6 +44,8 @@ purge``d, the registry stopped, temporary directories removed. Nothing asserts o
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import json
 import os
 import platform
@@ -52,8 +61,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import podstages  # noqa: E402
+import pyspy_top  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(REPO, "bench", "results")
+PAUSE_COMMS = ("catatonit", "pause")  # the sandbox / infra process of a pod
+PROFILE_DIR: str | None = None  # --profile DIR: py-spy the server during the bulk phases
 PYTHON = sys.executable
 CONTAINERS_CONF = "/etc/containers/containers.conf"
 PODMAN_CONF = """# written by podling bench/pods_bench.py for the duration of a benchmark run
@@ -269,6 +285,20 @@ def ctx_switches(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+def split_pause(conmons: list[int], kids: dict[int, list[int]]) -> tuple[list[int], list[int]]:
+    """The conmons' descendants as (pause processes: ``catatonit``, podling's ``/pause``
+    and podman's infra ``/catatonit``; the rest: the workload's containers)."""
+    pause, workload = [], []
+    for pid in descendants(conmons, kids):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        (pause if comm in PAUSE_COMMS else workload).append(pid)
+    return pause, workload
 
 
 def median(values: list[float]) -> float:
@@ -490,13 +520,33 @@ class Podling:
         if left:
             raise RuntimeError(f"pods left after delete: {left}")
 
+    def stage_timeline(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """name -> the pod's stage timeline (``GET /debug/pods/timeline``)."""
+        return podstages.fetch(self.kubectl, names)
+
     def processes(self) -> dict[str, list[int]]:
-        """server / conmon / containers (descendants of this node's conmons)."""
+        """The engine's (server, conmon, pause) and the workload's processes (the app
+        containers: the other descendants of this node's conmons). The pause runs without
+        conmon: its pid is in the sandbox record."""
         kids = children_map()
         conmons = pids_matching(self.run_dir, comm="conmon")
+        pause, workload = split_pause(conmons, kids)
         return {"server": [self.pid] + descendants([self.pid], kids),
-                "conmon": conmons,
-                "containers": descendants(conmons, kids)}
+                "conmon": conmons, "pause": pause + self.pauses(), "workload": workload}
+
+    def pauses(self) -> list[int]:
+        """The pause processes without conmon (podling's now), from the sandbox records."""
+        found = []
+        for path in glob.glob(os.path.join(self.run_dir, "runtime", "sandboxes", "*",
+                                           "sandbox.json")):
+            try:
+                with open(path) as f:
+                    record = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if record.get("pause_pid") and not record.get("conmon_pid"):
+                found.append(int(record["pause_pid"]))
+        return found
 
     def runtime_count(self) -> int:
         out = run(["runc", "--root", os.path.join(self.run_dir, "runtime", "runc"), "list",
@@ -624,11 +674,16 @@ class Podman:
         if left:
             raise RuntimeError(f"podman pods left: {left}")
 
+    stage_timeline = None  # podman records no per-stage times
+
     def processes(self) -> dict[str, list[int]]:
+        """The engine's (conmons, the infra containers' catatonit, the shared aardvark-dns;
+        podman has no daemon) and the workload's processes (the app containers)."""
         kids = children_map()
         conmons = pids_matching("/var/lib/containers/storage", comm="conmon")
-        return {"conmon": conmons, "containers": descendants(conmons, kids),
-                "aardvark-dns": pids_matching(comm="aardvark-dns")}
+        pause, workload = split_pause(conmons, kids)
+        return {"conmon": conmons, "pause": pause, "helpers": pids_matching(comm="aardvark-dns"),
+                "workload": workload}
 
     def runtime_count(self) -> int:
         return len(self.our_pods())
@@ -663,13 +718,15 @@ def single_pods(eng, p: Params, yaml_dir: str, node: str, prefix: str) -> dict[s
         name = f"{prefix}{kind}"
         path = write_yaml(yaml_dir, f"{eng.engine}-{name}",
                           pod_yaml(name, kind, node, {"bench": "single"}))
-        runs, deletes = [], []
+        runs, deletes, stages = [], [], []
         for i in range(p.repeats):
             start = time.perf_counter()
             eng.apply(path)
             applied = time.perf_counter() - start
             eng.wait_running([name], timeout=90)
             running = time.perf_counter() - start
+            ready = time.monotonic()
+            stages += pod_stages(eng, [name], ready)
             time.sleep(1.0)
             gone = timed(lambda: eng.delete(path, name))
             runs.append(running)
@@ -680,7 +737,23 @@ def single_pods(eng, p: Params, yaml_dir: str, node: str, prefix: str) -> dict[s
         out[kind] = {"apply_to_running_s": runs, "delete_to_gone_s": deletes,
                      "apply_to_running_median_s": median(runs),
                      "delete_to_gone_median_s": median(deletes)}
+        if stages:
+            out[kind]["stages"] = podstages.summary(stages)
     return out
+
+
+def pod_stages(eng, names: list[str], ready: float | None = None) -> list[dict[str, float]]:
+    """The stage timelines of ``names`` (with ``kubectl.ready`` at monotonic ``ready`` when
+    given); [] for an engine without them or when the endpoint fails (logged)."""
+    if eng.stage_timeline is None:
+        return []
+    try:
+        found = eng.stage_timeline(names)
+    except Exception as e:  # noqa: BLE001 - the figures go on without the breakdown
+        log(f"  {eng.engine}: no stage timeline: {str(e).strip()[:300]}")
+        return []
+    return [podstages.with_ready(found[n], ready) if ready is not None else
+            dict(found[n]["stages"]) for n in names if n in found]
 
 
 def many_pods(eng, p: Params, yaml_dir: str, node: str, prefix: str, clients: int,
@@ -699,19 +772,29 @@ def many_pods(eng, p: Params, yaml_dir: str, node: str, prefix: str, clients: in
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
-    start = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(s,)) for s in shares]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    created = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    eng.wait_running(names, timeout=240)
-    running = time.perf_counter() - start
+    cpu_before = server_cpu(eng)
+    with profiled(eng, tag) as profile:
+        start = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(s,)) for s in shares]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        created = time.perf_counter() - start
+        if errors:
+            raise errors[0]
+        eng.wait_running(names, timeout=240)
+        running = time.perf_counter() - start
     result: dict[str, Any] = {"pods": p.pods, "clients": clients, "creates_done_s": created,
                               "all_running_s": running, "pods_per_s": p.pods / running}
+    if cpu_before is not None:
+        result["server_cpu_ms_per_pod"] = cpu_per_pod(cpu_before, server_cpu(eng), p.pods)
+    if profile is not None:
+        result["profile"] = pyspy_top.summarise(profile.path)
+        log(pyspy_top.top_text(result["profile"]))
+    stages = pod_stages(eng, names)
+    if stages:
+        result["stages"] = podstages.summary(stages)
     log(f"  {eng.engine} {p.pods} pods, {clients} client(s): creates done {created:.1f}s, all "
         f"Running {running:.1f}s -> {p.pods / running:.2f} pods/s")
     if measure_memory:
@@ -723,29 +806,65 @@ def many_pods(eng, p: Params, yaml_dir: str, node: str, prefix: str, clients: in
     return result
 
 
+def server_cpu(eng) -> dict[str, int] | None:
+    """podling's server process CPU ticks (utime, stime, and cutime / cstime of the children
+    it reaped: runc, CNI plugins, iptables); None for podman (no server process)."""
+    return cpu_ticks(eng.pid) if eng.engine == "podling" else None
+
+
+def cpu_per_pod(before: dict[str, int], after: dict[str, int], pods: int) -> dict[str, float]:
+    """Milliseconds of CPU per pod: the server itself and its reaped children."""
+    ms = 1000.0 / os.sysconf("SC_CLK_TCK") / pods
+
+    def d(*keys: str) -> float:
+        return sum(after[k] - before[k] for k in keys) * ms
+    return {"server": d("utime", "stime"), "children": d("cutime", "cstime")}
+
+
+class _Profile:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+@contextlib.contextmanager
+def profiled(eng, tag: str):
+    """With ``--profile DIR``, record podling's server with py-spy (``--gil``) while the
+    block runs into DIR/<tag>.raw; yields the _Profile or None."""
+    if PROFILE_DIR is None or eng.engine != "podling":
+        yield None
+        return
+    os.makedirs(PROFILE_DIR, exist_ok=True)
+    out = _Profile(os.path.join(PROFILE_DIR, f"{tag}.raw"))
+    with pyspy_top.PySpy(eng.pid, out.path):
+        yield out
+
+
 def memory_snapshot(eng) -> dict[str, Any]:
     return {group: mem_sum(pids) for group, pids in eng.processes().items()}
 
 
 def memory_report(eng, pods: int, baseline: dict[str, Any] | None) -> dict[str, Any]:
+    """Per running pod: the increase of each group's RSS / PSS and processes over
+    ``baseline``, and their sums for the engine (every group but ``workload``: server,
+    conmon, pause, podman's helpers) and for the workload (the app containers)."""
     now = memory_snapshot(eng)
     base = baseline or {}
     per_pod: dict[str, Any] = {}
-    counted = [g for g in now if g != "aardvark-dns"]
-    for key in ("rss_kb", "pss_kb"):
-        total = 0
-        for group in counted:
-            delta = now[group][key] - base.get(group, {}).get(key, 0)
-            per_pod[f"{group}_{key}"] = delta / pods
-            total += delta
-        per_pod[f"total_{key}"] = total / pods
-    procs = sum(now[g]["processes"] for g in counted) - \
-        sum(base.get(g, {}).get("processes", 0) for g in counted)
-    per_pod["processes"] = procs / pods
-    parts = ", ".join(f"{g} PSS {per_pod[g + '_pss_kb'] / 1024:.2f}" for g in counted)
-    log(f"  {eng.engine} memory per running pod: RSS {per_pod['total_rss_kb'] / 1024:.2f} MiB, "
-        f"PSS {per_pod['total_pss_kb'] / 1024:.2f} MiB, {per_pod['processes']:.1f} processes "
-        f"({parts})")
+
+    def delta(group: str, key: str) -> float:
+        return (now[group][key] - base.get(group, {}).get(key, 0)) / pods
+    engine_groups = [g for g in now if g != "workload"]
+    for key in ("rss_kb", "pss_kb", "processes"):
+        for group in now:
+            per_pod[f"{group}_{key}"] = delta(group, key)
+        per_pod[f"engine_{key}"] = sum(delta(g, key) for g in engine_groups)
+        per_pod[f"total_{key}"] = per_pod[f"engine_{key}"] + per_pod[f"workload_{key}"]
+    per_pod["processes"] = per_pod.pop("total_processes")
+    parts = ", ".join(f"{g} {per_pod[g + '_pss_kb'] / 1024:.2f}" for g in now)
+    log(f"  {eng.engine} memory per running pod: PSS engine "
+        f"{per_pod['engine_pss_kb'] / 1024:.2f} MiB + workload "
+        f"{per_pod['workload_pss_kb'] / 1024:.2f} MiB; RSS {per_pod['total_rss_kb'] / 1024:.2f}"
+        f" MiB; {per_pod['processes']:.1f} processes ({parts})")
     return {"baseline": base, "with_pods": now, "per_pod": per_pod}
 
 
@@ -817,22 +936,32 @@ def figures(r: dict[str, Any]) -> dict[str, float | None]:
         "3-container delete -> gone (s)": get("single", "trio", "delete_to_gone_median_s"),
         "N pods, 1 client (pods/s)": get("sequential", "pods_per_s"),
         "N pods, 4 clients (pods/s)": get("concurrent", "pods_per_s"),
+        "N pods, 1 client: server CPU/pod (ms)": get("sequential", "server_cpu_ms_per_pod",
+                                                     "server"),
+        "N pods, 4 clients: server CPU/pod (ms)": get("concurrent", "server_cpu_ms_per_pod",
+                                                      "server"),
         "N pods, 1 client: creates done (s)": get("sequential", "creates_done_s"),
         "N pods, 4 clients: creates done (s)": get("concurrent", "creates_done_s"),
         "delete N pods at once (s)": get("sequential", "delete_all_s"),
         "memory per pod, RSS (MiB)": mib(get("sequential", "memory", "per_pod", "total_rss_kb")),
         "memory per pod, PSS (MiB)": mib(get("sequential", "memory", "per_pod", "total_pss_kb")),
+        "  engine's own PSS (MiB)": mib(get("sequential", "memory", "per_pod", "engine_pss_kb")),
+        "  workload's PSS (MiB)": mib(get("sequential", "memory", "per_pod", "workload_pss_kb")),
         "processes per pod": get("sequential", "memory", "per_pod", "processes"),
     }
 
 
-def side_by_side_args(description: str, quick_help: str) -> argparse.Namespace:
-    """The command line of a podling-vs-podman benchmark."""
+def side_by_side_args(description: str, quick_help: str,
+                      profile: bool = False) -> argparse.Namespace:
+    """The command line of a podling-vs-podman benchmark (``profile``: with --profile)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--only", choices=("podling", "podman"))
     parser.add_argument("--images-dir", help="keep/reuse the demo image archives here")
     parser.add_argument("--no-save", action="store_true")
+    if profile:
+        parser.add_argument("--profile", metavar="DIR",
+                            help="py-spy podling's server during the bulk phases into DIR")
     return parser.parse_args()
 
 
@@ -854,6 +983,21 @@ def save_report(report: dict[str, Any], kind: str) -> str:
 
 def print_table(results: dict[str, Any], pods: int) -> str:
     return ratio_table(f"(N = {pods})", {e: figures(r) for e, r in results.items()})
+
+
+def print_stages(results: dict[str, Any], pods: int) -> str:
+    """podling's per-stage medians (ms since the API create) of the four phases."""
+    r = results.get("podling") or {}
+    columns = {}
+    for title, keys in (("1-container", ("single", "web")), ("3-container", ("single", "trio")),
+                        (f"{pods} pods, 1 cl.", ("sequential",)),
+                        (f"{pods} pods, 4 cl.", ("concurrent",))):
+        value: Any = r
+        for k in keys + ("stages", "median_ms"):
+            value = value.get(k) if isinstance(value, dict) else None
+        if value:
+            columns[title] = value
+    return podstages.print_table(columns)
 
 
 def ratio_table(title: str, columns: dict[str, dict[str, float | None]],
@@ -881,7 +1025,9 @@ def ratio_table(title: str, columns: dict[str, dict[str, float | None]],
 
 
 def main() -> int:
-    args = side_by_side_args(__doc__.split("\n")[0], "10 pods, 2 repetitions")
+    global PROFILE_DIR
+    args = side_by_side_args(__doc__.split("\n")[0], "10 pods, 2 repetitions", profile=True)
+    PROFILE_DIR = args.profile
     if os.geteuid() != 0:
         print("pods_bench needs root", file=sys.stderr)
         return 2
@@ -917,6 +1063,7 @@ def main() -> int:
             results["podman"] = bench_engine(podman, p, yaml_dir, node, f"pb{tag}-")
         report["results"] = results
         report["table"] = print_table(results, p.pods)
+        report["stages_table"] = print_stages(results, p.pods)
     except BaseException:
         if podling is not None:
             print("---- podling server log (tail)\n" + podling.log_tail(), file=sys.stderr)

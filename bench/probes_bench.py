@@ -82,7 +82,7 @@ def sample(cluster: Podling) -> dict[str, Any]:
     return {"t": time.monotonic(), "server": server["utime"] + server["stime"],
             "children": server["cutime"] + server["cstime"],
             "containers": {pid: sum(list(cpu_ticks(pid).values())[:2])
-                           for pid in procs["containers"]},
+                           for pid in procs["pause"] + procs["workload"]},
             "ctx": ctx_switches(cluster.pid)}
 
 

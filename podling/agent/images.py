@@ -22,6 +22,7 @@ from podling.agent.held_events import EventSink
 from podling.api.views import ContainerView, PodView
 from podling.client.events import EventRecorder
 from podling.images.interface import Image, ImageError, ImageService, InvalidImageName
+from podling.util import timeline
 
 
 @dataclass
@@ -56,11 +57,13 @@ class ImagePuller:
         """The image to run ``container`` with; raises ImagePullFailure after a Warning
         ``Failed`` event ``Error: <reason>``, as the kubelet records for every image failure."""
         try:
-            return await self._ensure(pod, container)
+            image = await self._ensure(pod, container)
         except ImagePullFailure as exc:
             self._event(pod, "Failed", f"Error: {exc.reason}",
                         field_path=pod.spec.field_path(container.name), warning=True)
             raise
+        timeline.mark(pod.metadata.uid, f"container.{container.name}.image")
+        return image
 
     async def _ensure(self, pod: PodView, container: ContainerView) -> Image:
         ref, name = container.image, container.name

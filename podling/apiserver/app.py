@@ -8,7 +8,7 @@ from typing import Awaitable, Callable, Protocol
 from aiohttp import web
 
 from ..api import errors
-from . import bodies, discovery, openapi
+from . import bodies, debug, discovery, openapi
 from .auth import TokenAuthenticator, auth_middleware
 from .handlers import ResourceHandlers
 from .registry.store import RegistryStore
@@ -103,6 +103,7 @@ def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticato
     router.add_get("/apis/{group}/{version}", discovery.group_version)
     router.add_get("/openapi/v3", _openapi_root)
     router.add_get("/openapi/v3/{path:.+}", _openapi_document)
+    debug.add_routes(router)
     for prefix in ("/api/{tail:.+}", "/apis/{tail:.+}"):
         router.add_route("*", prefix, resources.handle)
     if extra is not None:

@@ -43,6 +43,9 @@ These users reach the resource handlers (see :mod:`.auth`):
   its token is bound to (``authentication.kubernetes.io/pod-name`` in the user's extra, in
   its own namespace); everything else is 403.
 
+Every authenticated user may ``get`` a non-resource path (discovery, version, health) except
+those under ``/debug/`` (admins only).
+
 Rules that depend on the object (a pod's ``spec.nodeName``) are decided on the stored object,
 which the caller fetches when :func:`needs_object` says so; for a secret or a configmap that
 "object" is ``{"items": [...]}``, the pods of its namespace bound to the node. Creates whose
@@ -74,6 +77,8 @@ POD_REFERENCED = {"secrets": references.secret_names,
                   "configmaps": references.config_map_names,
                   "serviceaccounts": references.service_account_names}
 WRITES = ("create", "update", "patch")
+#: non-resource paths only admins may get (``/debug/pods/timeline``)
+ADMIN_ONLY_PATHS = ("/debug/",)
 
 
 class Subject(Protocol):
@@ -173,8 +178,8 @@ def allowed(user: Subject, attrs: Attributes, obj: Mapping[str, Any] | None = No
         return True
     if BOOTSTRAP_GROUP in user.groups or "system:unauthenticated" in user.groups:
         return False
-    if attrs.path is not None:
-        return attrs.verb == "get"  # discovery, version, health: any authenticated user
+    if attrs.path is not None:  # discovery, version, health: any authenticated user
+        return attrs.verb == "get" and not attrs.path.startswith(ADMIN_ONLY_PATHS)
     account = service_account_of(user)
     if account is not None:
         return _service_account_allows(user, account[0], attrs)

@@ -1,13 +1,23 @@
 """CniNetwork: the NetworkPlugin that runs the standard CNI plugins per the CNI spec 1.0.0.
 
-Each pod gets two attachments, in this order::
+Each pod gets ``lo`` up and one attachment::
 
-    ADD loopback ("cni-loopback", ifname lo)      -- brings lo up
-    ADD bridge -> portmap ("podling", ifname eth0) -- veth on our bridge, host-local IP,
-                                                      ipMasq, hostPorts; result cached
+    lo up, in-process (util/netns.py: setns in a short-lived thread + ioctl; what CNI's
+          loopback plugin does, without a program run)
+    ADD bridge [-> portmap] ("podling", ifname eth0) -- veth on our bridge, host-local IP;
+                                                      portmap only for a pod with
+                                                      hostPorts; result cached
     ...
-    DEL portmap -> bridge (reverse, prevResult = cached result; IPAM released)
-    DEL loopback (only while the netns still exists)
+    DEL [portmap ->] bridge (reverse, the cached conflist and prevResult; IPAM released)
+    (lo needs no DEL: it goes with the netns)
+
+Per pod without hostPorts that is two plugin runs (bridge ADD, bridge DEL, each with its
+host-local and iptables children), where it was six (loopback, bridge and portmap, ADD and
+DEL) plus an ``iptables-save``: the ipMasq sweep after DEL runs only when the netns is
+already gone (the one case in which the bridge plugin leaves its rules behind: only pods
+set up before ipMasq moved to the node). Outbound traffic is masqueraded by one node-level
+rule per pod CIDR (masquerade.py), installed at the first pod's setup, instead of the bridge
+plugin's ipMasq rules per pod.
 
 The final ADD result, the config list and the capability arguments are cached in
 ``<state_dir>/results`` (like libcni's cache), so DEL after an agent restart uses exactly what
@@ -24,12 +34,13 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from podling.network import cni_config as cc
-from podling.network import iptables, procs
+from podling.network import iptables, masquerade, procs
 from podling.network.cni_config import CniConfig
 from podling.network.interface import NetworkError, PodIPs, PodNetworkInfo
+from podling.util import netns
 from podling.util.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -48,19 +59,24 @@ class _Attachment:
 
 
 class CniNetwork:
-    """Pod networking with bridge + host-local + portmap, and loopback.
+    """Pod networking with bridge + host-local, portmap for hostPorts, and `lo` up in-process.
 
     Calls for one pod must be serialized by the caller; different pods may run concurrently
     (host-local and iptables take their own locks). Every plugin run has
     ``config.plugin_timeout`` and is killed on timeout or cancellation.
     """
 
-    def __init__(self, config: CniConfig, *, base_env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: CniConfig, *, base_env: dict[str, str] | None = None,
+                 loopback_up: Callable[[str], None] = netns.loopback_up) -> None:
         """``base_env`` (default: this process's environment) is what plugins and the
-        iptables / ip helpers run with; its PATH must find iptables."""
+        iptables / ip helpers run with; its PATH must find iptables. ``loopback_up(path)``
+        sets ``lo`` up in the netns at ``path`` (blocking; run in a thread): the in-process
+        one by default, a stand-in for tests without root."""
         self.config = config
         self._base_env = dict(os.environ if base_env is None else base_env)
+        self._loopback_up = loopback_up
         self._version_ok = False
+        self._masquerading: asyncio.Task[None] | None = None
 
     # ---- NetworkPlugin -------------------------------------------------------------------
 
@@ -82,8 +98,12 @@ class CniNetwork:
         if cached is not None:  # same sandbox ID, another netns: start over
             await self.teardown_pod(cached.get("netns"), pod)
         args = cc.cni_args(pod)
-        await self._add_list(cc.loopback_conflist(), cid, args, netns_path, "lo", {})
-        conflist = cc.build_conflist(self.config)
+        try:
+            await asyncio.to_thread(self._loopback_up, netns_path)
+        except OSError as exc:
+            raise NetworkError(f"cannot set lo up in {netns_path}: {exc}") from exc
+        await self._ensure_masquerade()
+        conflist = cc.build_conflist(self.config, portmap=bool(pod.port_mappings))
         caps = {"portMappings": cc.runtime_port_mappings(pod.port_mappings)}
         try:
             result = await self._add_list(conflist, cid, args, netns_path, self.config.ifname,
@@ -113,9 +133,7 @@ class CniNetwork:
             caps = {"portMappings": cc.runtime_port_mappings(pod.port_mappings)}
             att = _Attachment(cid, cc.cni_args(pod), netns, cc.build_conflist(self.config),
                               caps, None)
-        await self._del_attachment(att)
-        if netns:
-            await self._del_list(cc.loopback_conflist(), att, "lo")
+        await self._del_attachment(att, sweep=not netns)
         await asyncio.to_thread(self._remove_cache, cid)
 
     async def ready(self) -> bool:
@@ -203,10 +221,13 @@ class CniNetwork:
         if first is not None:
             raise first
 
-    async def _del_attachment(self, att: _Attachment) -> None:
-        """DEL the main network, then sweep the ipMasq rules the bridge plugin leaves
-        behind when the netns is already gone."""
+    async def _del_attachment(self, att: _Attachment, *, sweep: bool = True) -> None:
+        """DEL the main network, then (``sweep``) remove the ipMasq rules the bridge plugin
+        leaves behind when it cannot find the pod's addresses (the netns or its eth0 gone:
+        a DEL without a netns, or the undo of a half-done ADD)."""
         await self._del_list(att.conflist, att, self.config.ifname)
+        if not sweep:
+            return
         for ipv6 in self._families():
             await iptables.sweep_nat(network=att.conflist["name"], ids={att.container_id},
                                      ipv6=ipv6, timeout=self.config.plugin_timeout,
@@ -244,6 +265,20 @@ class CniNetwork:
         return res.returncode == 0 and cc.supports_version(res.stdout)
 
     # ---- host state ----------------------------------------------------------------------
+
+    async def _ensure_masquerade(self) -> None:
+        """The node's masquerade rules (masquerade.py), installed by the first pod's setup;
+        pods set up at the same time wait for the same attempt; a failed one is retried by
+        the next pod."""
+        if self._masquerading is None or (self._masquerading.done()
+                                          and self._masquerading.exception() is not None):
+            self._masquerading = asyncio.ensure_future(self._install_masquerade())
+        await asyncio.shield(self._masquerading)
+
+    async def _install_masquerade(self) -> None:
+        for cidr in self.config.pod_cidrs:
+            await masquerade.ensure(self.config.network_name, cidr,
+                                    timeout=self.config.plugin_timeout, env=self._base_env)
 
     def _families(self) -> list[bool]:
         """[ipv6?] for each IP family of our pod CIDRs (False = IPv4)."""

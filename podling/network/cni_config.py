@@ -16,8 +16,7 @@ from typing import Any
 from podling.network.interface import NetworkError, PodIPs, PodNetworkInfo, PortMapping
 
 CNI_VERSION = "1.0.0"
-LOOPBACK_NETWORK = "cni-loopback"
-REQUIRED_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+REQUIRED_PLUGINS = ("bridge", "host-local", "portmap")
 PLUGIN_DIR_CANDIDATES = ("/usr/lib/cni", "/opt/cni/bin")
 
 _CONTAINER_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
@@ -93,15 +92,16 @@ class CniConfig:
         return out
 
 
-def build_conflist(config: CniConfig) -> dict[str, Any]:
-    """The network configuration list: bridge (host-local IPAM) then portmap."""
+def build_conflist(config: CniConfig, *, portmap: bool = True) -> dict[str, Any]:
+    """The network configuration list: bridge (host-local IPAM) then, with ``portmap``
+    (a pod with hostPorts), portmap. The list ADD used is cached and DEL runs exactly it."""
     ranges = [[{"subnet": cidr}] for cidr in config.pod_cidrs]
     routes = [{"dst": _default_route(cidr)} for cidr in config.pod_cidrs]
     bridge: dict[str, Any] = {
         "type": "bridge",
         "bridge": config.bridge_name,
         "isGateway": True,
-        "ipMasq": True,
+        "ipMasq": False,  # one node-level rule instead (masquerade.py)
         "hairpinMode": True,
         "ipam": {
             "type": "host-local",
@@ -112,17 +112,11 @@ def build_conflist(config: CniConfig) -> dict[str, Any]:
     }
     if config.mtu is not None:
         bridge["mtu"] = config.mtu
-    portmap = {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}
-    return {"cniVersion": CNI_VERSION, "name": config.network_name, "plugins": [bridge, portmap]}
-
-
-def loopback_conflist() -> dict[str, Any]:
-    """The loopback network (a network of its own per the spec), attached as ``lo``."""
-    return {
-        "cniVersion": CNI_VERSION,
-        "name": LOOPBACK_NETWORK,
-        "plugins": [{"type": "loopback"}],
-    }
+    plugins = [bridge]
+    if portmap:
+        plugins.append({"type": "portmap", "capabilities": {"portMappings": True},
+                        "snat": True})
+    return {"cniVersion": CNI_VERSION, "name": config.network_name, "plugins": plugins}
 
 
 def _default_route(cidr: str) -> str:

@@ -312,7 +312,10 @@ class ExecResult:
 
 @dataclass(frozen=True)
 class ContainerExit:
-    """An exit event: the container's process ended (PLEG uses it as a hint to relist)."""
+    """An exit event: the container's process ended (PLEG uses it as a hint to relist).
+
+    A runtime that sees its sandboxes' pause processes also reports a pause that died on its
+    own (not through ``stop_pod_sandbox``), with ``container_id == sandbox_id``."""
 
     container_id: str
     sandbox_id: str

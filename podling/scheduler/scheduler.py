@@ -35,6 +35,7 @@ from ..api import views
 from ..api.views import NodeView, PodView
 from ..client import DELETED, SYNC, ApiClient, ApiConnectionError, Informer
 from ..client.events import EventRecorder
+from ..util import timeline
 from ..util.clock import Clock, SystemClock
 from ..util.timefmt import now_rfc3339
 from . import podutil
@@ -165,6 +166,7 @@ class Scheduler:
             if self.cache.remove_pod(uid):
                 self.queue.move_all()
             return
+        timeline.mark(pod.metadata.uid, "scheduler.received")
         if pod.spec.node_name:
             self.queue.delete(key)
             if self.cache.update_pod(pod):
@@ -210,6 +212,7 @@ class Scheduler:
             return
         nodes = self.cache.snapshot()
         result = schedule_one(pod, nodes, self.profile, rng=self.rng)
+        timeline.mark(entry.uid, "scheduler.decided")
         if result.node is not None:
             self.cache.assume(pod, result.node)
             self._spawn(self._bind(entry, pod, result.node))
@@ -231,6 +234,7 @@ class Scheduler:
             return
         finally:
             self._bind_slots.release()
+        timeline.mark(entry.uid, "scheduler.bound")
         self.scheduled += 1
         self.queue.done(entry)
         self.events.event(dict(pod.raw), "Normal", SCHEDULED,

@@ -11,6 +11,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import tempfile
 import uuid
 from pathlib import Path
@@ -24,7 +25,7 @@ from podling.runtime.fake import FakeRuntime  # noqa: E402
 from podling.runtime.fake_streams import FakeProcess  # noqa: E402
 from podling.runtime.interface import (STDERR, ContainerConfig,  # noqa: E402
                                        ContainerStartError, ExecResult, NamespaceOptions,
-                                       PodSandboxConfig, RuntimeService)
+                                       PodSandboxConfig, RuntimeService, SandboxState)
 from podling.runtime.testing.conformance import (CHECKS, IGNORE_TERM, PONG,  # noqa: E402
                                                  REAL_CHECKS, Check)
 from podling.runtime.testing.rootfs import build_busybox_rootfs, find_busybox  # noqa: E402
@@ -518,3 +519,126 @@ async def test_oci_agent_kill_9_runc_dies_and_restart_cleans(oci: OciHarness) ->
     await oci.reopen()
     await _until(lambda: oci.exec_leftovers("sleep 6666") == [], "leftover exec not killed")
     await oci.runtime.remove_pod_sandbox(sid)
+
+
+def _conmons_naming(sid: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]) == b"conmon" and sid.encode() in argv:
+            found.append(int(pid))
+    return found
+
+
+async def _exit_file(root: str, sid: str) -> str:
+    path = os.path.join(root, "exits", sid)
+    for _ in range(100):
+        if os.path.exists(path):
+            with open(path) as f:
+                return f.read()
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no exit file for {sid}")
+
+
+async def test_oci_pause_runs_without_a_monitor(oci: OciHarness) -> None:
+    rt = oci.runtime
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("lean"))
+    status = await rt.pod_sandbox_status(sid)
+    assert status.state is SandboxState.READY and status.pid > 0
+    assert _conmons_naming(sid) == []  # the pause has no conmon
+    cid = await rt.create_container(sid, oci.container_config("c", "sleep 1000"))
+    await rt.start_container(cid)
+    assert len(_conmons_naming(cid)) == 1  # containers keep theirs
+    await rt.stop_pod_sandbox(sid)
+    assert await _exit_file(oci.config.root, sid) == "137"
+    assert (await rt.pod_sandbox_status(sid)).state is SandboxState.NOTREADY
+
+
+async def test_oci_pause_death_noticed_and_adopted_after_restart(oci: OciHarness) -> None:
+    rt = oci.runtime
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("adopt"))
+    died_while_down = await rt.run_pod_sandbox(oci.sandbox_config("down"))
+    pid_down = (await rt.pod_sandbox_status(died_while_down)).pid
+    await rt.close()  # the agent goes away; the pauses keep running
+    os.kill(pid_down, signal.SIGKILL)
+    rt = await oci.reopen()
+    events = rt.exit_events()  # starts the watchers: adoption
+    assert await _exit_file(oci.config.root, died_while_down) == "-1"
+    event = await asyncio.wait_for(events.__anext__(), 10)  # the agent hears of it too
+    assert (event.container_id, event.sandbox_id, event.exit_code) == (
+        died_while_down, died_while_down, -1)
+    assert (await rt.pod_sandbox_status(died_while_down)).state is SandboxState.NOTREADY
+    status = await rt.pod_sandbox_status(sid)
+    assert status.state is SandboxState.READY  # found again, alive
+    os.kill(status.pid, signal.SIGKILL)  # dies under the new process: noticed at once
+    event = await asyncio.wait_for(events.__anext__(), 10)
+    assert (event.container_id, event.sandbox_id, event.exit_code) == (sid, sid, -1)
+    assert await _exit_file(oci.config.root, sid) == "-1"
+    assert (await rt.pod_sandbox_status(sid)).state is SandboxState.NOTREADY
+    await events.aclose()  # type: ignore[attr-defined]
+    for gone in (sid, died_while_down):
+        await rt.remove_pod_sandbox(gone)
+    assert os.listdir(os.path.join(oci.config.root, "exits")) == []
+
+
+async def test_oci_delete_without_runc_only_when_nothing_runs(oci: OciHarness) -> None:
+    from podling.runtime.oci.runc import Runc
+    rt = oci.runtime
+    runc = Runc(shutil.which("runc") or "runc", os.path.join(oci.config.root, "runc"))
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("forget"))
+    cid = await rt.create_container(sid, oci.container_config("c", "sleep 1000"))
+    await rt.start_container(cid)
+    assert runc.forget_stopped(cid) is False  # running: left to runc delete --force
+    assert (await runc.state(cid)).status == "running"  # type: ignore[union-attr]
+    await rt.stop_container(cid, 0)
+    assert runc.forget_stopped(cid) is True  # stopped: cgroups and state gone in-process
+    assert await runc.state(cid) is None
+    assert runc.forget_stopped(cid) is True  # idempotent
+    await rt.remove_pod_sandbox(sid)
+
+
+def _processes_with(marker: bytes) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                zombie = f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+        except (OSError, IndexError):
+            continue
+        if marker in argv and not zombie:
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.parametrize("pid_mode", ["CONTAINER", "POD"])
+async def test_oci_kill_reaches_every_process_of_the_container(oci: OciHarness,
+                                                               pid_mode: str) -> None:
+    """SIGKILL of a container in a PID namespace of its own goes to its init only (the
+    kernel takes the rest); in the pod's namespace ``runc kill --all`` is still used."""
+    from podling.runtime.interface import NamespaceMode
+    rt = oci.runtime
+    options = NamespaceOptions(pid=NamespaceMode(pid_mode))
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("k", namespace_options=options))
+    marker = f"{uuid.uuid4().int % 10**6 + 10**6}"
+    cid = await rt.create_container(sid, oci.container_config(
+        "c", f"trap '' TERM; sleep {marker} & sleep {marker} & wait"))
+    await rt.start_container(cid)
+    for _ in range(100):
+        if len(_processes_with(marker.encode())) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(_processes_with(marker.encode())) == 2
+    await rt.stop_container(cid, 0)
+    assert (await rt.container_status(cid)).exit_code == 137
+    for _ in range(100):
+        if not _processes_with(marker.encode()):
+            break
+        await asyncio.sleep(0.05)
+    assert _processes_with(marker.encode()) == []
+    await rt.remove_pod_sandbox(sid)

@@ -36,6 +36,7 @@ from podling.client.events import EventRecorder
 from podling.images.interface import Image, RootfsService
 from podling.runtime.interface import (ContainerConfig, ContainerStartError, ContainerStatus,
                                        Mount, RuntimeError_, RuntimeService)
+from podling.util import timeline
 
 
 class Waiting(NamedTuple):
@@ -128,6 +129,7 @@ class ContainerManager:
             self._event(pod, "Failed", f"Error: {exc}", name=name, init=init, warning=True)
             return Waiting("CreateContainerError", str(exc))
         self._event(pod, "Created", f"Created container: {name}", name=name, init=init)
+        timeline.mark(pod.metadata.uid, f"container.{name}.created")
         return cid
 
     async def start(self, pod: PodView, container: ContainerView, cid: str, *,
@@ -141,6 +143,7 @@ class ContainerManager:
             self._event(pod, "Failed", f"Error: {exc}", name=name, init=init, warning=True)
             return None  # the container is EXITED with StartError; the restart policy decides
         self._event(pod, "Started", f"Started container {name}", name=name, init=init)
+        timeline.mark(pod.metadata.uid, f"container.{name}.started")
         return await self._post_start(pod, container, cid, ctx=ctx, init=init)
 
     async def _config(self, pod: PodView, container: ContainerView, *, image: Image,

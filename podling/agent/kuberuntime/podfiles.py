@@ -254,12 +254,12 @@ def write_pod_files(pod_dir: str, pod: PodView, pod_ips: Sequence[str], *,
     atomic_write(files.hosts_path,
                  hosts_file(pod, pod_ips, host_network=host_network,
                             node_hosts=_read(node_hosts_path) if host_network else b"",
-                            cluster_domain=cluster_domain), 0o644, durable=False)
+                            cluster_domain=cluster_domain), 0o644, sync=False)
     hostname = hostname_for(pod, node_name, node_hostname=node_hostname)
-    atomic_write(files.hostname_path, (hostname + "\n").encode(), 0o644, durable=False)
+    atomic_write(files.hostname_path, (hostname + "\n").encode(), 0o644, sync=False)
     atomic_write(files.resolv_path,
                  resolv_conf(pod, host_resolv=_read(host_resolv_path), cluster_dns=cluster_dns,
-                             cluster_domain=cluster_domain), 0o644, durable=False)
+                             cluster_domain=cluster_domain), 0o644, sync=False)
     return files
 
 
@@ -288,7 +288,7 @@ def save_pod_ips(pod_dir: str, ips: Sequence[str]) -> None:
     """Remember the current sandbox's IPs (one per line), atomically."""
     os.makedirs(pod_dir, mode=0o750, exist_ok=True)
     atomic_write(os.path.join(pod_dir, POD_IPS_FILE), "".join(f"{ip}\n" for ip in ips).encode(),
-                 0o644, durable=False)
+                 0o644, sync=False)
 
 
 def load_pod_ips(pod_dir: str) -> list[str]:

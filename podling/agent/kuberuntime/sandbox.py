@@ -35,6 +35,7 @@ from podling.network.interface import (NetworkError, NetworkPlugin, PodIPs, PodN
                                        PortMapping)
 from podling.runtime.interface import (NamespaceMode, NamespaceOptions, PodSandboxConfig,
                                        PodSandboxStatus, RuntimeError_, RuntimeService)
+from podling.util import timeline
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class SandboxManager:
             if isinstance(exc, RuntimeError_):
                 return self._failed(pod, exc)
             raise
+        timeline.mark(meta.uid, "sandbox.started")
         if spec.host_network:
             return SandboxStart(sandbox_id)
         if not setups:  # a runtime that does not report the namespace early
@@ -100,6 +102,7 @@ class SandboxManager:
             ips = await started.network
         except NetworkError as exc:
             return self._failed(pod, exc).error
+        timeline.mark(pod.metadata.uid, "network.ready")
         return tuple(ips.ips)
 
     async def discard(self, started: SandboxStart) -> None:

@@ -20,6 +20,7 @@ from typing import Awaitable, Callable
 from podling.agent.node import admission
 from podling.api.types import Obj
 from podling.api.views import NodeView, PodView
+from podling.util import timeline
 from podling.util.timefmt import epoch_rfc3339
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Admitter:
             if refusal is not None:
                 return self._refuse(pod, refusal, now)
         self._admitted[uid] = pod
+        timeline.mark(uid, "agent.admitted")
         return AdmitResult(True)
 
     def _refuse(self, pod: PodView, refusal: admission.Rejection, now: float) -> AdmitResult:

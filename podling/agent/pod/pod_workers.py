@@ -33,6 +33,7 @@ from typing import Awaitable, Callable
 
 from podling.agent.pod.sync_result import PodSyncResult
 from podling.api.types import Obj
+from podling.util import timeline
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class PodWorkers:
         uid = pod["metadata"]["uid"]
         if uid in self._finished:
             return
+        timeline.mark(uid, "agent.received")
         terminating = removed or bool(pod["metadata"].get("deletionTimestamp"))
         worker = self._workers.get(uid)
         if worker is None:
@@ -142,6 +144,7 @@ class PodWorkers:
 
     async def _sync_once(self, worker: _Worker) -> PodSyncResult | None:
         """One sync of the worker's pod; None when a termination request cancelled it."""
+        timeline.mark(worker.pod["metadata"]["uid"], "agent.sync")
         sync = asyncio.ensure_future(self._sync(worker.pod, worker.terminating))
         worker.in_flight = None if worker.terminating else sync
         try:

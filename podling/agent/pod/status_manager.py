@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 from podling.api import errors
 from podling.api.resources import PODS
 from podling.api.types import ObjMap
+from podling.util import timeline
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0  # after a failed write
@@ -110,6 +111,7 @@ class StatusManager:
                         meta.get("namespace"), meta["name"], exc)
             return False
         self._sent[meta["uid"]] = wanted.encoded
+        timeline.mark_status(meta["uid"], wanted.status)
         return True
 
     async def flush(self) -> None:

@@ -290,7 +290,7 @@ class PodSyncer:
                 self.recorder.event(
                     pod.raw, "Warning", "BackOff",
                     f"Back-off restarting failed container {name} in pod "
-                    f"{labels.format_pod(pod)}", field_path=f"spec.containers{{{name}}}")
+                    f"{labels.format_pod(pod)}", field_path=pod.spec.field_path(name))
             result.add(SyncAction.BACK_OFF, name, error=reason, message=message)
 
     async def _report(self, pod: PodView, result: PodSyncResult,

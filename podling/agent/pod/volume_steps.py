@@ -20,6 +20,7 @@ from podling.agent.pod import eviction
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
 from podling.api.views import PodView
 from podling.client.events import EventRecorder
+from podling.util import timeline
 
 
 class VolumeSteps:
@@ -39,11 +40,13 @@ class VolumeSteps:
                     result: PodSyncResult) -> dict[str, str] | None:
         """``{volume: host path}``, or None after a FailedMount (``result`` has it)."""
         try:
-            return await self.sources.setup(pod, self._pod_dir(pod), ctx)
+            prepared = await self.sources.setup(pod, self._pod_dir(pod), ctx)
         except volumes.VolumeError as exc:
             self._failed(pod, exc, result)
             result.requeue_after = self.sources.retry_after(pod.metadata.uid)
             return None
+        timeline.mark(pod.metadata.uid, "volumes.ready")
+        return prepared
 
     async def refresh(self, pod: PodView, ctx: PodContext, result: PodSyncResult) -> None:
         try:

@@ -110,7 +110,7 @@ class ProbeManager:
                              exec_sync=lambda argv, t: self._runtime.exec_sync(cid, argv, t))
         worker = ProbeWorker(
             WorkerSpec(key, probe, cid, status.started_at or self._clock.now(), pod.raw,
-                       target),
+                       target, pod.spec.field_path(key.container)),
             clock=self._clock, recorder=self._recorder,
             is_started=lambda: self._started(key.uid, key.container, cid),
             set_result=self._set_result)

@@ -57,7 +57,8 @@ class WorkerKey:
 @dataclass(frozen=True)
 class WorkerSpec:
     """What a worker probes: ``probe`` of container ``container_id`` (running since
-    ``started_at``, epoch seconds) of ``pod`` (the raw object, for events)."""
+    ``started_at``, epoch seconds) of ``pod`` (the raw object, for events, which name the
+    container by ``field_path``, e.g. ``spec.initContainers{proxy}`` for a sidecar)."""
 
     key: WorkerKey
     probe: ProbeView
@@ -65,6 +66,7 @@ class WorkerSpec:
     started_at: float
     pod: ObjMap
     target: ProbeTarget
+    field_path: str
 
 
 class ProbeWorker:
@@ -127,7 +129,6 @@ class ProbeWorker:
 
     def _record(self, outcome: ProbeOutcome) -> None:
         kind, name = self.spec.key.kind, self.spec.key.container
-        path = f"spec.containers{{{name}}}"
         if outcome.result == FAILURE:
             message = f"{kind} probe failed: {outcome.output}"
             reason = "Unhealthy"
@@ -140,4 +141,5 @@ class ProbeWorker:
         else:
             return
         log.debug("%s probe of %s/%s: %s", kind, self.spec.key.uid, name, message)
-        self._recorder.event(self.spec.pod, "Warning", reason, message, field_path=path)
+        self._recorder.event(self.spec.pod, "Warning", reason, message,
+                             field_path=self.spec.field_path)

@@ -7,13 +7,17 @@ pods/binding and pods/eviction, which also write pods, are in :mod:`.binding` an
 from __future__ import annotations
 
 import copy
-from typing import Awaitable, Protocol
+from typing import TYPE_CHECKING, Awaitable, Protocol
 
 from ...api import defaults, errors, validation
 from ...api.errors import Cause
 from ...api.pods import is_terminal
 from ...api.resources import Resource
+from ...util import timeline
 from .strategy import Obj, Strategy
+
+if TYPE_CHECKING:
+    from .store import RegistryStore
 
 
 class PodAdmission(Protocol):
@@ -58,6 +62,12 @@ class PodStrategy(Strategy):
 
     def validate(self, obj: Obj) -> list[Cause]:
         return validation.validate_pod(obj)
+
+    async def after_create(self, store: RegistryStore, created: Obj) -> Obj:
+        """Marks ``api.created`` on the pod's stage timeline (:mod:`podling.util.timeline`)."""
+        meta = created["metadata"]
+        timeline.begin(meta["uid"], meta.get("namespace", ""), meta["name"])
+        return created
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
         return validation.validate_pod_update(new, old)

@@ -4,22 +4,27 @@
     start_container:  conmon → runc create (sync pipe) → runc start → record started_at.
                       Any failure: undo, record EXITED/StartError (128), write an exit file
                       (so waiters and exit events see it), raise ContainerStartError.
-    stop_container:   runc kill <signal> → wait for the exit file ≤ timeout → kill --all KILL.
-    remove_container: kill if needed → runc delete → conmon gone → files removed.
+    stop_container:   <signal> to the init process (a pidfd: what `runc kill` does) → wait
+                      for the exit file ≤ timeout → SIGKILL to the init when it is its own
+                      PID namespace's init, else `runc kill --all KILL`.
+    remove_container: kill if needed → delete (in-process when nothing runs, else
+                      `runc delete --force`) → conmon gone → files removed.
 """
 
 from __future__ import annotations
 
 import os
+import signal as _signal
 import time
 
 from ..interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, ContainerConfig,
                          ContainerStartError, ContainerState, ContainerStatus, InvalidState,
-                         RuntimeCommandError, SandboxNotFound, SandboxNotReady, labels_match)
+                         NamespaceMode, RuntimeCommandError, SandboxNotFound, SandboxNotReady,
+                         labels_match)
 from . import bundle, conmon, proc, state
 from .names import new_id, signal_name
 from .exits import write_exit_file
-from .core import RuntimeCore
+from .core import RuntimeCore, signal_process
 from .store import ContainerRecord
 
 
@@ -115,18 +120,21 @@ class ContainerOps(RuntimeCore):
             if self._status(record).state is ContainerState.EXITED:
                 return
             if timeout > 0 and sig != "SIGKILL":
-                await self._signal(container_id, sig)
+                # what `runc kill <id> <sig>` does (the init process only), without runc
+                signal_process(record.pid, record.pid_start_time, _signal.Signals[sig])
                 if await self.watcher.wait(container_id, timeout) is not None:
                     return
             await self._kill_and_wait(container_id, pid=record.pid,
                                       start_time=record.pid_start_time,
-                                      conmon_pid=record.conmon_pid)
+                                      conmon_pid=record.conmon_pid,
+                                      own_pid_ns=self._own_pid_ns(record))
 
-    async def _signal(self, container_id: str, sig: str) -> None:
-        try:
-            await self.runc.kill(container_id, sig)
-        except RuntimeCommandError:
-            pass  # SIGKILL follows after the timeout anyway
+    def _own_pid_ns(self, record: ContainerRecord) -> bool:
+        """True when the container's init is the init of a PID namespace of its own (pid
+        mode CONTAINER, no target): killing it kills every process of the container."""
+        sb = self.store.sandboxes.get(record.sandbox_id)
+        return sb is not None and not record.config.pid_target \
+            and sb.config.namespace_options.pid is NamespaceMode.CONTAINER
 
     async def remove_container(self, container_id: str) -> None:
         self._ensure_watching()
@@ -138,7 +146,8 @@ class ContainerOps(RuntimeCore):
                 if self._status(record).state is not ContainerState.EXITED:
                     await self._kill_and_wait(container_id, pid=record.pid,
                                               start_time=record.pid_start_time,
-                                              conmon_pid=record.conmon_pid)
+                                              conmon_pid=record.conmon_pid,
+                                              own_pid_ns=self._own_pid_ns(record))
             await self._forget_process(container_id, conmon_pid=record.conmon_pid)
             self.store.delete_container(container_id)
         self._locks.pop(container_id, None)

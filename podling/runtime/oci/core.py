@@ -23,7 +23,7 @@ from podling.util.files import atomic_write
 
 from ..interface import (ContainerNotFound, ContainerStatus, RuntimeCommandError,
                          RuntimeUnavailable)
-from . import bundle, conmon, host, proc, sandbox, state
+from . import bundle, conmon, host, pidwatch, proc, sandbox, state
 from .execs import cleanup_leftovers
 from .exits import ExitWatcher, read_exit_file, write_exit_file
 from .runc import Runc
@@ -49,6 +49,10 @@ class OciRuntimeConfig:
     log_size_max: int = 10 * 1024 * 1024  # per container log file, like containerLogMaxSize
     rlimits: Mapping[str, tuple[int, int]] = field(
         default_factory=lambda: dict(bundle.DEFAULT_RLIMITS))
+
+
+PAUSE_EXIT_UNKNOWN = -1
+"""The exit status recorded for a monitorless pause that died on its own."""
 
 
 class RuntimeCore:
@@ -77,6 +81,7 @@ class RuntimeCore:
         self.runc = Runc(self.runc_path, self.store.path("runc"),
                          timeout=config.command_timeout)
         self.watcher = ExitWatcher(self.exit_dir)
+        self.pids = pidwatch.PidWatcher()  # the pause processes (no conmon)
         self._locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self._rlimits = bundle.clamp_rlimits(
             config.rlimits, bundle.host_rlimits(list(config.rlimits)))
@@ -86,6 +91,26 @@ class RuntimeCore:
     def _ensure_watching(self) -> None:
         if not self.watcher.started:
             self.watcher.start()
+            self._adopt_pauses()
+
+    def _adopt_pauses(self) -> None:
+        """Watch the monitorless pause of every sandbox (those an earlier process started
+        too); one that died meanwhile gets its exit file now."""
+        for record in self.store.sandboxes.values():
+            if record.pause_pid and not record.conmon_pid:
+                self._watch_pause(record.id, record.pause_pid, record.pause_start_time)
+
+    def _watch_pause(self, sid: str, pid: int, start_time: int) -> None:
+        if read_exit_file(self.exit_dir, sid) is None \
+                and not self.pids.watch(sid, pid, start_time, self._pause_exited):
+            self._pause_exited(sid)
+
+    def _pause_exited(self, sid: str, code: int = PAUSE_EXIT_UNKNOWN) -> None:
+        """Write the exit file conmon would have written (once; the inotify watcher and
+        every status read see it). The status of a process that is not our child is not
+        ours to read: ``code`` is 137 after our SIGKILL, else unknown (-1)."""
+        if sid in self.store.sandboxes and read_exit_file(self.exit_dir, sid) is None:
+            write_exit_file(self.exit_dir, sid, code)
 
     def _lock(self, oid: str) -> asyncio.Lock:
         return self._locks[oid]
@@ -106,16 +131,25 @@ class RuntimeCore:
     def _write_spec(directory: str, spec: dict[str, Any]) -> None:
         os.makedirs(directory, exist_ok=True)
         atomic_write(os.path.join(directory, "config.json"),
-                     json.dumps(spec, indent=1).encode())
+                     json.dumps(spec, indent=1).encode(), sync=False)  # see store.py
 
     async def _kill_and_wait(self, oid: str, *, pid: int, start_time: int,
-                             conmon_pid: int) -> None:
+                             conmon_pid: int, own_pid_ns: bool = False) -> None:
         """SIGKILL every process of ``oid`` and wait for its exit file. If the monitor is
-        gone too (nobody will write the file), record exit 137 ourselves."""
+        gone too (nobody will write the file), record exit 137 ourselves. ``conmon_pid`` 0:
+        a monitorless pause, killed and awaited through its pidfd. ``own_pid_ns``: ``pid`` is
+        the init of a PID namespace of the container's own, so SIGKILL to it (through a
+        pidfd) kills every process of the container, as ``runc kill --all`` would."""
         if read_exit_file(self.exit_dir, oid) is not None:
             return
-        with contextlib.suppress(RuntimeCommandError):
-            await self.runc.kill(oid, "KILL", all_processes=True)
+        if not conmon_pid:
+            await self._kill_pause(oid, pid=pid, start_time=start_time)
+            return
+        if own_pid_ns:
+            signal_process(pid, start_time, _signal.SIGKILL)
+        else:
+            with contextlib.suppress(RuntimeCommandError):
+                await self.runc.kill(oid, "KILL", all_processes=True)
         monitor = proc.pid_alive(conmon_pid) and _is_conmon(conmon_pid)
         if monitor and await self.watcher.wait(oid, self.config.kill_timeout) is not None:
             return
@@ -125,9 +159,26 @@ class RuntimeCore:
             raise RuntimeCommandError(f"{oid} did not die after SIGKILL")
         write_exit_file(self.exit_dir, oid, 128 + _signal.SIGKILL)
 
+    async def _kill_pause(self, sid: str, *, pid: int, start_time: int) -> None:
+        """SIGKILL the pause through a pidfd (it is its PID namespace's init, or alone in its
+        cgroup with hostPID: what ``runc kill --all`` would reach) and wait for its exit."""
+        self.pids.unwatch(sid)
+        fd = pidwatch.open_pidfd(pid, start_time)
+        if fd is not None:
+            try:
+                pidwatch.kill(fd)
+                if not await pidwatch.wait_readable(fd, self.config.kill_timeout):
+                    raise RuntimeCommandError(f"{sid} did not die after SIGKILL")
+            finally:
+                os.close(fd)
+        self._pause_exited(sid, 128 + _signal.SIGKILL)
+
     async def _forget_process(self, oid: str, *, conmon_pid: int) -> None:
-        """runc delete, then make sure conmon is gone and the exit file removed."""
-        await self.runc.delete(oid, force=True)
+        """runc delete (done in-process when nothing of ``oid`` runs any more: see
+        Runc.forget_stopped), then make sure conmon is gone and the exit file removed."""
+        # in a thread: cgroup rmdirs can wait for the kernel (an RCU grace period)
+        if not await asyncio.to_thread(self.runc.forget_stopped, oid):
+            await self.runc.delete(oid, force=True)
         if conmon_pid and proc.pid_alive(conmon_pid) and _is_conmon(conmon_pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(conmon_pid, _signal.SIGKILL)
@@ -142,6 +193,20 @@ class RuntimeCore:
     def _status(self, record: ContainerRecord) -> ContainerStatus:
         return state.container_status(record, exit_dir=self.exit_dir,
                                       container_dir=self.store.container_dir(record.id))
+
+
+def signal_process(pid: int, start_time: int, sig: int) -> bool:
+    """Send ``sig`` to ``pid`` if it is still the process that started at ``start_time``
+    (through a pidfd: never to a reused pid), as ``runc kill`` does to a container's init.
+    False when it is gone."""
+    fd = pidwatch.open_pidfd(pid, start_time)
+    if fd is None:
+        return False
+    try:
+        pidwatch.kill(fd, sig)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _is_conmon(pid: int) -> bool:

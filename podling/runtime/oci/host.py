@@ -6,15 +6,16 @@ success. Mounts are :mod:`podling.util.mounts`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
 
+from podling.util import netns
 from podling.util.libc import libc, os_error
 from podling.util.mounts import unmount
 
 from ..interface import RuntimeCommandError
-from . import proc
 
 CGROUP_MOUNT = "/sys/fs/cgroup"
 TMPFS_MAGIC = 0x01021994
@@ -52,19 +53,15 @@ def check_runtime_supports(runtime_binary: str, mode: str) -> str | None:
 # -- named network namespaces ---------------------------------------------------------------
 
 
-async def create_netns(path: str, *, timeout: float) -> None:
+async def create_netns(path: str, *, timeout: float) -> None:  # noqa: ARG001
     """Create a new network namespace kept alive by a bind mount at ``path`` (a file), with
-    its loopback interface up (so 127.0.0.1 works even before/without CNI's loopback)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "x"):
-        pass
+    its loopback interface up (so 127.0.0.1 works before and without any CNI plugin).
+    In-process (util/netns.py): no ``unshare`` / ``ip`` programs; ``timeout`` is kept for
+    the callers' signature (the syscalls do not block)."""
     try:
-        done = await proc.run(["unshare", f"--net={path}", "ip", "link", "set", "lo", "up"], timeout=timeout)
-        if not done.ok:
-            raise RuntimeCommandError(f"create netns {path}: {done.error_text()}")
-    except BaseException:
-        remove_netns(path)
-        raise
+        await asyncio.to_thread(netns.create, path)
+    except OSError as exc:
+        raise RuntimeCommandError(f"create netns {path}: {exc}") from exc
 
 
 def remove_netns(path: str) -> None:

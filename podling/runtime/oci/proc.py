@@ -104,8 +104,19 @@ def pid_start_time(pid: int) -> int:
 
 
 def same_process(pid: int, start_time: int) -> bool:
-    """True if ``pid`` is alive and is the process that had ``start_time``."""
-    return pid_alive(pid) and (start_time == 0 or pid_start_time(pid) == start_time)
+    """True if ``pid`` is alive (not a zombie) and is the process that had ``start_time``
+    (0: any). One read of /proc/<pid>/stat."""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    fields = stat[stat.rfind(b")") + 2:].split()
+    if not fields or fields[0] in (b"Z", b"X"):
+        return False
+    return start_time == 0 or (len(fields) > 19 and int(fields[19]) == start_time)
 
 
 def descendants(pid: int) -> list[int]:

@@ -1,16 +1,19 @@
 """An async wrapper of the runc CLI with its own ``--root`` and a deadline on every call.
 
-Only the subcommands podling needs: ``state``, ``start``, ``kill``, ``delete``, ``list``.
-``create`` is run by conmon (see conmon.py), ``exec`` by execs.py (a session, not a call).
+Only the subcommands podling needs: ``state``, ``start``, ``kill``, ``delete``, ``list``, and
+``run --detach`` for the pause (no monitor: service.py). ``create`` of containers is run by
+conmon (see conmon.py), ``exec`` by execs.py (a session, not a call).
 Errors become RuntimeCommandError; "does not exist" answers become ``None`` / no-ops so
 callers can be idempotent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +79,33 @@ class Runc:
         if not done.ok:
             raise RuntimeCommandError(clean_message(done.error_text()))
 
+    async def run_detached(self, cid: str, bundle: str, *, pid_file: str,
+                           log_path: str) -> None:
+        """``runc run --detach``: create and start in one call, without a monitor. The
+        container's stdio (inherited from runc: stdin /dev/null, stdout and stderr appended
+        to ``log_path``) and runc's own messages go to ``log_path``; the container runs in
+        a session of its own and, once runc exits, is the host init's child. On failure or
+        deadline runc is killed and reaped, and RuntimeCommandError carries its message."""
+        with open(log_path, "ab") as log:
+            offset = log.tell()
+            child = await asyncio.create_subprocess_exec(
+                *self.argv("run", "--detach", "--bundle", bundle, "--pid-file", pid_file, cid),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, cwd=bundle,
+                start_new_session=True)
+        try:
+            await asyncio.wait_for(child.wait(), self.timeout)
+        except asyncio.TimeoutError:
+            await proc.kill_and_reap(child)
+            raise proc.CommandTimeout(f"runc run {cid} timed out after {self.timeout:g}s") from None
+        except BaseException:
+            await proc.kill_and_reap(child)
+            raise
+        if child.returncode != 0:
+            with open(log_path, "rb") as f:
+                f.seek(offset)
+                text = f.read(4000).decode(errors="replace")
+            raise RuntimeCommandError(clean_message(text) or f"runc run exited {child.returncode}")
+
     async def kill(self, cid: str, signal: str | int, *, all_processes: bool = False) -> bool:
         """Send a signal; False if the container is gone or already stopped."""
         sig = str(int(signal)) if isinstance(signal, int) else signal.upper().removeprefix("SIG")
@@ -93,6 +123,35 @@ class Runc:
         done = await self._run("delete", *(["--force"] if force else []), cid)
         if not done.ok and not _is_missing(done.error_text()):
             raise RuntimeCommandError(f"runc delete {cid}: {done.error_text()}")
+
+    def forget_stopped(self, cid: str) -> bool:
+        """Do what ``runc delete`` does for a container none of whose processes is left,
+        without running runc: remove its cgroups (from runc's ``state.json``) and its state
+        directory. True when done (or nothing was there); False, having changed nothing
+        but maybe some empty cgroups, when the init process may still run, the state is
+        unreadable or a cgroup is busy (a process is left in it): then call delete()."""
+        state_dir = os.path.join(self.root, cid)
+        try:
+            with open(os.path.join(state_dir, "state.json"), "rb") as f:
+                data: dict[str, Any] = json.load(f)
+            pid, start = int(data.get("init_process_pid") or 0), \
+                int(data.get("init_process_start") or 0)
+            paths = sorted({str(p) for p in (data.get("cgroup_paths") or {}).values()})
+        except FileNotFoundError:
+            return not os.path.exists(state_dir)
+        except (OSError, ValueError, TypeError, AttributeError):
+            return False
+        if not start or proc.same_process(pid, start):
+            return False
+        for path in paths:
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return False
+        shutil.rmtree(state_dir, ignore_errors=True)
+        return not os.path.exists(state_dir)
 
     async def list(self) -> list[RuncState]:
         """Every container under the root (an absent root lists nothing)."""

@@ -7,22 +7,34 @@ processes an earlier process left (execs.py). The config, the shared state and p
 in ``core.py``, container methods in ``containers.py``, exec / attach / port-forward in
 ``streaming.py``; this module holds the sandbox methods and the lifetime.
 
-Concurrency: one asyncio lock per object id serialises operations on it; reads (status, list)
-take no lock and derive the state from records, exit files and /proc (see state.py).
+The pause runs without a monitor: ``runc run --detach`` (one runc call, no conmon), after
+which it is the host init's child, reaped by init like any orphan (and like conmon itself).
+Its exit is seen through a pidfd (pidwatch.py), which writes the exit file conmon would have
+written; a new OciRuntime re-watches the pauses of the records it loads (a pause that died
+while nobody watched gets its exit file then). Records of sandboxes an older version started
+under conmon (``conmon_pid`` set) keep the conmon path.
+
+Concurrency: one asyncio lock per object id serialises operations on it (nothing is global:
+different pods never wait for each other here); stopping and removing a sandbox handle its
+containers concurrently; reads (status, list) take no lock and derive the state from
+records, exit files and /proc (see state.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Iterable
 
+from ...util import timeline
 from ..interface import (ContainerExit, ContainerStats, NetnsCallback, PodSandboxConfig,
-                         PodSandboxStatus, SandboxNotFound, labels_match)
+                         PodSandboxStatus, RuntimeCommandError, SandboxNotFound,
+                         labels_match)
 from . import bundle, conmon, host, proc, sandbox, state, stats
 from .containers import ContainerOps
-from .core import OciRuntimeConfig
+from .core import PAUSE_EXIT_UNKNOWN, OciRuntimeConfig
 from .exits import ExitRecord
 from .names import new_id
 from .store import SandboxRecord
@@ -50,6 +62,7 @@ class OciRuntime(ContainerOps, StreamingOps):
             undo.callback(self._release_sandbox_host, record)
             record.netns_path = await sandbox.create_netns(
                 self.root, sid, config.namespace_options, timeout=self.config.command_timeout)
+            timeline.mark(config.uid, "sandbox.netns")
             if on_network_namespace is not None and record.netns_path:
                 on_network_namespace(sid, record.netns_path)
             os.makedirs(directory, exist_ok=True)
@@ -68,15 +81,18 @@ class OciRuntime(ContainerOps, StreamingOps):
             pause_binary=self.pause_path, shm_path=record.shm_path,
             cgroups_path=f"{record.cgroup_parent}/{record.id}", rlimits=self._rlimits)
         self._write_spec(directory, spec)
-        launched = await conmon.launch(self._conmon_spec(
-            record.id, directory, name=f"pause-{record.config.name}",
-            log_path=os.path.join(directory, "pause.log")))
-        undo.push_async_callback(self._forget_process, record.id,
-                                 conmon_pid=launched.conmon_pid)
-        await self.runc.start(record.id)
-        record.pause_pid, record.conmon_pid = launched.pid, launched.conmon_pid
-        record.pause_start_time = proc.pid_start_time(launched.pid)
+        pid_file = os.path.join(directory, "pid")
+        undo.push_async_callback(self._forget_process, record.id, conmon_pid=0)
+        await self.runc.run_detached(record.id, directory, pid_file=pid_file,
+                                     log_path=os.path.join(directory, "pause.log"))
+        timeline.mark(record.config.uid, "sandbox.created")  # created and started
+        pid = conmon.read_pid_file(pid_file)
+        if pid <= 0:
+            raise RuntimeCommandError(f"runc run {record.id} left no pid file")
+        record.pause_pid, record.conmon_pid = pid, 0
+        record.pause_start_time = proc.pid_start_time(pid)
         self.store.save_sandbox(record)
+        self._watch_pause(record.id, pid, record.pause_start_time)
 
     def _release_sandbox_host(self, record: SandboxRecord) -> None:
         sandbox.release(shm_path=record.shm_path, netns=record.netns_path)
@@ -89,8 +105,7 @@ class OciRuntime(ContainerOps, StreamingOps):
             record = self.store.sandboxes.get(sandbox_id)
             if record is None:
                 return
-            for cid in self._containers_of(sandbox_id):
-                await self.stop_container(cid, 0)
+            await _all(self.stop_container(cid, 0) for cid in self._containers_of(sandbox_id))
             if record.pause_pid:
                 await self._kill_and_wait(sandbox_id, pid=record.pause_pid,
                                           start_time=record.pause_start_time,
@@ -105,14 +120,14 @@ class OciRuntime(ContainerOps, StreamingOps):
             record = self.store.sandboxes.get(sandbox_id)
             if record is None:
                 return
-            for cid in self._containers_of(sandbox_id):
-                await self.remove_container(cid)
+            await _all(self.remove_container(cid) for cid in self._containers_of(sandbox_id))
             if record.pause_pid:
                 await self._kill_and_wait(sandbox_id, pid=record.pause_pid,
                                           start_time=record.pause_start_time,
                                           conmon_pid=record.conmon_pid)
+            self.pids.unwatch(sandbox_id)
             await self._forget_process(sandbox_id, conmon_pid=record.conmon_pid)
-            self._release_sandbox_host(record)
+            await asyncio.to_thread(self._release_sandbox_host, record)  # unmounts, rmdirs
             self.store.delete_sandbox(sandbox_id)
         self._locks.pop(sandbox_id, None)
 
@@ -148,9 +163,13 @@ class OciRuntime(ContainerOps, StreamingOps):
             if container is not None:
                 yield ContainerExit(record.id, container.sandbox_id, record.exit_code,
                                     record.finished_at)
+            elif record.exit_code == PAUSE_EXIT_UNKNOWN and record.id in self.store.sandboxes:
+                # a pause that died on its own (not stopped by us): the pod must resync
+                yield ContainerExit(record.id, record.id, record.exit_code, record.finished_at)
 
     async def close(self) -> None:
         self.watcher.close()
+        self.pids.close()
 
     async def __aenter__(self) -> "OciRuntime":
         self._ensure_watching()
@@ -158,3 +177,12 @@ class OciRuntime(ContainerOps, StreamingOps):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _all(calls: Iterable[Awaitable[None]]) -> None:
+    """Run ``calls`` concurrently (a pod's containers are independent: one lock each); all
+    of them finish, then the first failure is raised."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

@@ -155,7 +155,11 @@ async def test_two_pods_talk_hostport_and_teardown(env: Env):
     assert env.ipam_files() == []
     assert env.net.attached_sandboxes() == []
     assert "eth0" not in in_ns(ns_a, "ip", "-o", "link")
-    assert env.net.config.network_name not in sh("iptables-save")
+    saved = sh("iptables-save", "-t", "nat")
+    assert pod_a.sandbox_id not in saved and pod_b.sandbox_id not in saved
+    # what stays is the node's masquerade rule for the pod CIDR (until purge)
+    [node_rule] = [r for r in saved.splitlines() if env.net.config.network_name in r]
+    assert "MASQUERADE" in saved and f"-s {env.net.config.pod_cidr}" in node_rule
     # a second teardown is a no-op
     await env.net.teardown_pod(path_b, pod_b)
     await env.net.teardown_pod(path_a, pod_a)

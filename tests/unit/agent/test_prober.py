@@ -213,14 +213,14 @@ def test_probe_view_defaults() -> None:
 
 
 def make_worker(kind: str, codes: tuple[int | str, ...], *, clock: FakeClock,
-                started: bool = True, **fields: Any
+                started: bool = True, field_path: str = "spec.containers{c}", **fields: Any
                 ) -> tuple[ProbeWorker, RecordingRecorder, list[tuple[str, str]]]:
     exec_sync, _ = exec_returning(*codes)
     recorder = RecordingRecorder()
     published: list[tuple[str, str]] = []
     spec = WorkerSpec(WorkerKey("u1", "c", kind), probe(exec={"command": ["check"]}, **fields),
                       "cid1", clock.now(), {"metadata": {"name": "p"}},
-                      target(None, exec_sync))
+                      target(None, exec_sync), field_path)
     worker = ProbeWorker(spec, clock=clock, recorder=recorder,  # type: ignore[arg-type]
                          is_started=lambda: started,
                          set_result=lambda key, cid, r: published.append((cid, r)))
@@ -304,7 +304,8 @@ async def test_worker_beats_are_a_fixed_cadence_on_the_grid() -> None:
         return ExecResult(0, b"", b"")
     spec = WorkerSpec(WorkerKey("u1", "c", READINESS),
                       probe(exec={"command": ["check"]}, periodSeconds=1),
-                      "cid1", clock.now(), {"metadata": {"name": "p"}}, target(None, slow))
+                      "cid1", clock.now(), {"metadata": {"name": "p"}}, target(None, slow),
+                      "spec.containers{c}")
     worker = ProbeWorker(spec, clock=clock, recorder=RecordingRecorder(),  # type: ignore
                          is_started=lambda: True, set_result=lambda *a: None)
     task = asyncio.create_task(worker.run())
@@ -523,6 +524,11 @@ async def test_a_sidecar_is_probed_and_its_startup_probe_gates_the_next_init(h) 
     await probe_period(h, 2)
     await h.sync(h.api_pod(pod))
     assert len(h.started()) == 2  # now init2 runs
+    await h.events()
+    unhealthy = [e for e in h.client.events if e["reason"] == "Unhealthy"]
+    assert unhealthy  # the sidecar's failed startup probes, named as an init container
+    assert {e["involvedObject"].get("fieldPath") for e in unhealthy} == \
+        {"spec.initContainers{side}"}
     answers["ready"] = 0
     await probe_period(h, 1)
     await probe_period(h, 1)

@@ -225,3 +225,9 @@ def test_node_lookup_is_asked_for_named_reads_only() -> None:
 ])
 def test_node_secret_denials_carry_the_node_authorizers_reason(attributes, message) -> None:
     assert authz.forbidden(N1, attributes).message == message
+
+
+def test_debug_paths_for_admins_only() -> None:
+    review = {"nonResourceAttributes": {"path": "/debug/pods/timeline", "verb": "get"}}
+    assert ADMIN.allows(review)
+    assert not N1.allows(review) and not OTHER.allows(review)

@@ -23,7 +23,7 @@ def test_conflist_bridge_and_portmap():
     assert conf["cniVersion"] == "1.0.0" and conf["name"] == "podling"
     bridge, portmap = conf["plugins"]
     assert bridge == {
-        "type": "bridge", "bridge": "podling0", "isGateway": True, "ipMasq": True,
+        "type": "bridge", "bridge": "podling0", "isGateway": True, "ipMasq": False,
         "hairpinMode": True, "mtu": 1400,
         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.42.3.0/24"}]],
                  "routes": [{"dst": "0.0.0.0/0"}],
@@ -39,9 +39,9 @@ def test_conflist_dual_stack_and_no_mtu():
     assert bridge["ipam"]["routes"] == [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]
 
 
-def test_loopback_is_its_own_network():
-    assert cc.loopback_conflist() == {"cniVersion": "1.0.0", "name": "cni-loopback",
-                                      "plugins": [{"type": "loopback"}]}
+def test_conflist_without_portmap():
+    conf = cc.build_conflist(config(), portmap=False)
+    assert [p["type"] for p in conf["plugins"]] == ["bridge"]
 
 
 @pytest.mark.parametrize("kw, problem", [

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from podling.network import procs
+from podling.network import iptables, masquerade, procs
 from podling.network.cni import CniNetwork
 from podling.network.cni_config import CniConfig
 from podling.network.interface import NetworkError, PodNetworkInfo, PortMapping
@@ -48,21 +48,19 @@ elif cmd == "ADD":
         print(json.dumps({{"cniVersion": "1.0.0", "interfaces": [
             {{"name": "br"}}, {{"name": "eth0", "sandbox": os.environ["CNI_NETNS"]}}],
             "ips": [{{"interface": 1, "address": "10.42.0.7/24", "gateway": "10.42.0.1"}}]}}))
-    elif t == "loopback":
-        print(json.dumps({{"cniVersion": "1.0.0", "interfaces": [{{"name": "lo"}}],
-                          "ips": [{{"interface": 0, "address": "127.0.0.1/8"}}]}}))
     else:
         print(json.dumps(conf["prevResult"]))
 '''
 
 POD = PodNetworkInfo("default", "web", "uid-1", "sb1", (PortMapping(80, 8080),))
+PLAIN = PodNetworkInfo("default", "plain", "uid-2", "sb2")  # no hostPorts
 
 
 @pytest.fixture
 def env(tmp_path):
     plugins = tmp_path / "plugins"
     plugins.mkdir()
-    for name in ("bridge", "host-local", "loopback", "portmap"):
+    for name in ("bridge", "host-local", "portmap"):
         path = plugins / name
         path.write_text(PLUGIN.format(python=sys.executable))
         path.chmod(0o755)
@@ -71,7 +69,15 @@ def env(tmp_path):
     netns.write_text("")
     cfg = CniConfig(state_dir=str(tmp_path / "state"), plugin_dir=str(plugins),
                     network_name="unitnet", bridge_name="unitbr0", plugin_timeout=5)
-    return CniNetwork(cfg, base_env={"PATH": stub_iptables(tmp_path)}), plugins, str(netns)
+    net = CniNetwork(cfg, base_env={"PATH": stub_iptables(tmp_path)},
+                     loopback_up=lambda path: _log_lo(plugins, path))
+    return net, plugins, str(netns)
+
+
+def _log_lo(plugins, path: str) -> None:
+    """Stand-in for the in-process ``lo`` up (which needs root and a real netns)."""
+    with open(plugins / "log.jsonl", "a") as f:
+        f.write(json.dumps({"type": "lo-up", "env": {"CNI_NETNS": path}, "stdin": None}) + "\n")
 
 
 NAT = r"""*nat
@@ -121,9 +127,9 @@ async def test_add_chains_results_and_caches(env):
     ips = await net.setup_pod(netns, POD)
     assert ips.ips == ("10.42.0.7",) and ips.gateway == "10.42.0.1"
     entries = log(plugins)
-    assert calls(entries) == ["loopback:ADD", "bridge:ADD", "portmap:ADD"]
+    assert calls(entries) == ["lo-up:None", "bridge:ADD", "portmap:ADD"]
     lo, bridge, portmap = entries
-    assert lo["env"]["CNI_IFNAME"] == "lo" and lo["stdin"]["name"] == "cni-loopback"
+    assert lo["env"]["CNI_NETNS"] == netns
     assert bridge["env"] == {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "sb1", "CNI_NETNS": netns,
                              "CNI_IFNAME": "eth0", "CNI_PATH": str(plugins),
                              "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;"
@@ -143,8 +149,8 @@ async def test_del_reverse_with_cached_prev_result_after_restart(env):
     restarted = CniNetwork(net.config)  # a new agent process: only the cache survives
     await restarted.teardown_pod(netns, PodNetworkInfo("default", "web", "uid-1", "sb1"))
     entries = log(plugins)
-    assert calls(entries) == ["portmap:DEL", "bridge:DEL", "loopback:DEL"]
-    portmap, bridge, _ = entries
+    assert calls(entries) == ["portmap:DEL", "bridge:DEL"]  # lo goes with the netns
+    portmap, bridge = entries
     assert portmap["stdin"]["runtimeConfig"]["portMappings"][0]["hostPort"] == 8080
     assert bridge["stdin"]["prevResult"]["ips"][0]["address"] == "10.42.0.7/24"
     assert restarted.attached_sandboxes() == []
@@ -155,10 +161,33 @@ async def test_teardown_without_cache_or_netns(env):
     await net.teardown_pod("/nonexistent/netns", POD)
     await net.teardown_pod(None, POD)
     entries = log(plugins)
-    assert calls(entries) == ["portmap:DEL", "bridge:DEL"] * 2  # no loopback: netns gone
+    assert calls(entries) == ["portmap:DEL", "bridge:DEL"] * 2  # no cache: portmap to be sure
     assert all(e["env"]["CNI_NETNS"] == "" for e in entries)
     assert "prevResult" not in entries[1]["stdin"]
     assert entries[0]["stdin"]["runtimeConfig"]["portMappings"][0]["hostPort"] == 8080
+
+
+async def test_pod_without_host_ports_runs_no_portmap(env, tmp_path):
+    net, plugins, netns = env
+    await net.setup_pod(netns, PLAIN)
+    assert calls(log(plugins)) == ["lo-up:None", "bridge:ADD"]
+    await CniNetwork(net.config, base_env={"PATH": str(tmp_path / "tools")}).teardown_pod(
+        netns, PLAIN)  # after a restart too: DEL runs the cached list, no portmap
+    assert calls(log(plugins)) == ["bridge:DEL"]
+
+
+async def test_ipmasq_sweep_only_when_the_netns_is_gone(env, tmp_path):
+    net, plugins, netns = env
+    iptables_log = tmp_path / "iptables.log"
+    await net.setup_pod(netns, PLAIN)
+    await net.teardown_pod(netns, PLAIN)  # the bridge plugin removes its own rules
+    # only the check that the node's masquerade rule is there (the stub says it is)
+    assert iptables_log.read_text().splitlines() == [
+        '-w 5 -t nat -C POSTROUTING -s 10.42.0.0/24 -m comment --comment '
+        'name: "unitnet" id: "node" -j ' + masquerade.chain_name("unitnet", "10.42.0.0/24")]
+    await net.setup_pod(netns, POD)
+    await net.teardown_pod("/nonexistent/netns", POD)  # netns gone: sweep sb1's leftovers
+    assert "-D POSTROUTING -s 10.42.0.7/32" in iptables_log.read_text()
 
 
 async def test_add_error_is_reported_and_undone(env):
@@ -167,7 +196,7 @@ async def test_add_error_is_reported_and_undone(env):
     with pytest.raises(NetworkError) as info:
         await net.setup_pod(netns, POD)
     assert "injected failure: portmap" in str(info.value) and info.value.code == 11
-    assert calls(log(plugins)) == ["loopback:ADD", "bridge:ADD", "portmap:ADD",
+    assert calls(log(plugins)) == ["lo-up:None", "bridge:ADD", "portmap:ADD",
                                    "portmap:DEL", "bridge:DEL"]
     assert net.attached_sandboxes() == []
 
@@ -265,8 +294,8 @@ async def test_setup_of_attached_sandbox_is_idempotent(env, tmp_path):
     other = tmp_path / "other-netns"
     other.write_text("")
     await net.setup_pod(str(other), POD)  # a new netns for the same ID: DEL, then ADD
-    assert calls(log(plugins)) == ["portmap:DEL", "bridge:DEL", "loopback:DEL",
-                                   "loopback:ADD", "bridge:ADD", "portmap:ADD"]
+    assert calls(log(plugins)) == ["portmap:DEL", "bridge:DEL",
+                                   "lo-up:None", "bridge:ADD", "portmap:ADD"]
 
 
 async def test_teardown_sweeps_leaked_ipmasq_rules(env, tmp_path):
@@ -276,3 +305,37 @@ async def test_teardown_sweeps_leaked_ipmasq_rules(env, tmp_path):
     assert lines[0].startswith("-w 5 -t nat -D POSTROUTING -s 10.42.0.7/32 -m comment")
     assert lines[1:] == ["-w 5 -t nat -F CNI-0123456789abcdef01234567",
                          "-w 5 -t nat -X CNI-0123456789abcdef01234567"]
+
+
+async def test_node_masquerade_is_installed_once_when_missing(tmp_path):
+    """The first pod's setup installs the node's rules: chain, its two rules, then the jump
+    (iptables here is a stand-in whose -C says "missing")."""
+    log_file = tmp_path / "iptables.log"
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "iptables").write_text(
+        f'#!/bin/sh\necho "$@" >> {log_file}\ncase "$*" in *" -C "*) exit 1;; esac\n')
+    (tools / "iptables").chmod(0o755)
+    await masquerade.ensure("unitnet", "10.42.0.0/24", timeout=5,
+                            env={"PATH": f"{tools}:/usr/bin:/bin"})
+    chain = masquerade.chain_name("unitnet", "10.42.0.0/24")
+    assert log_file.read_text().splitlines() == [
+        f'-w 5 -t nat -C POSTROUTING -s 10.42.0.0/24 -m comment --comment '
+        f'name: "unitnet" id: "node" -j {chain}',
+        f"-w 5 -t nat -N {chain}",
+        f"-w 5 -t nat -F {chain}",
+        f"-w 5 -t nat -A {chain} -d 10.42.0.0/24 -j ACCEPT",
+        f"-w 5 -t nat -A {chain} ! -d 224.0.0.0/4 -j MASQUERADE",
+        f'-w 5 -t nat -A POSTROUTING -s 10.42.0.0/24 -m comment --comment '
+        f'name: "unitnet" id: "node" -j {chain}']
+
+
+def test_node_masquerade_rules_are_swept_with_the_network():
+    """purge's sweep (iptables.plan_sweep) finds the node's jump and chain as its own."""
+    chain = masquerade.chain_name("unitnet", "10.42.0.0/24")
+    saved = (f":POSTROUTING ACCEPT [0:0]\n:{chain} - [0:0]\n"
+             f'-A POSTROUTING -s 10.42.0.0/24 -m comment --comment '
+             f'"name: \\"unitnet\\" id: \\"node\\"" -j {chain}\n'
+             f"-A {chain} -d 10.42.0.0/24 -j ACCEPT\n")
+    sweep = iptables.plan_sweep(saved, network="unitnet", ids=set(), cidrs=("10.42.0.0/24",))
+    assert sweep.chains == [chain] and len(sweep.rules) == 1
