@@ -30,6 +30,7 @@ from podling.agent.pleg import Pleg
 from podling.agent.pod.pod_workers import PodWorkers
 from podling.agent.pod.status_manager import StatusManager
 from podling.agent.pod.sync import PodSyncer
+from podling.agent.pod.updates import needs_sync
 from podling.api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION, NODES
 from podling.api.views import NodeView
 from podling.client import ApiClient, Informer
@@ -142,6 +143,9 @@ class Agent:
 
     def _on_pod(self, type_: str, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
         assert self.workers is not None and self.syncer is not None
+        if type_ == "MODIFIED" and old is not None and not needs_sync(old, pod):
+            self.workers.update(pod, wake=False)  # e.g. our own status write coming back
+            return
         if isinstance(self.syncer.objects, ObjectCache):
             self.syncer.objects.invalidate_pod(pod)  # a new or changed pod reads fresh objects
         self.workers.update(pod, removed=(type_ == "DELETED"))
@@ -170,6 +174,7 @@ class Agent:
             await self.workers.stop()
         if self.syncer:
             await self.syncer.prober.close()
+            await self.syncer.status.close()
         if self.pleg:
             await self.pleg.stop()
         await self.recorder.close()

@@ -4,15 +4,21 @@
     IfNotPresent  present → "already present on machine";  absent → pull
     Always        pull (the store resolves the tag at the registry, downloads what is missing)
     a failed pull → ErrImagePull, then ImagePullBackOff while the back-off runs
+
+The containers of a pod are checked concurrently; pulls of one image are serialised (the
+second finds the image present, as it would have one container after the other).
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from podling.agent.backoff import Backoff, go_duration
+from podling.agent.held_events import EventSink
 from podling.api.views import ContainerView, PodView
 from podling.client.events import EventRecorder
 from podling.images.interface import Image, ImageError, ImageService, InvalidImageName
@@ -36,9 +42,16 @@ class ImagePuller:
     def __init__(self, images: ImageService, recorder: EventRecorder, *, backoff: Backoff,
                  clock: Callable[[], float] = time.time) -> None:
         self._images = images
-        self._recorder = recorder
+        self._recorder: EventSink = recorder
         self._backoff = backoff
         self._clock = clock
+        self._pulling: dict[str, asyncio.Lock] = {}  # image reference → its pull
+
+    def with_recorder(self, recorder: EventSink) -> "ImagePuller":
+        """This puller recording its events into ``recorder`` (same back-off, same pulls)."""
+        clone = copy.copy(self)
+        clone._recorder = recorder
+        return clone
 
     async def ensure(self, pod: PodView, container: ContainerView) -> Image:
         """The image to run ``container`` with; raises ImagePullFailure after a Warning
@@ -73,12 +86,20 @@ class ImagePuller:
             message = f'Container image "{ref}" is not present with pull policy of Never'
             self._event(pod, "ErrImageNeverPull", message, field_path=field_path, warning=True)
             raise ImagePullFailure("ErrImageNeverPull", message)
-        waiting, _ = self._backoff.in_backoff(key, self._clock())
-        if waiting:
-            message = f'Back-off pulling image "{ref}"'
-            self._event(pod, "BackOff", message, field_path=field_path)
-            raise ImagePullFailure("ImagePullBackOff", message)
-        return await self._pull(pod, ref, key=key, field_path=field_path)
+        pulling = self._pulling.setdefault(ref, asyncio.Lock())
+        waited = pulling.locked()
+        async with pulling:
+            if waited and policy != "Always" and (present := await self._images.image_status(ref)):
+                self._event(pod, "Pulled",  # pulled meanwhile for another container
+                            f'Container image "{ref}" already present on machine',
+                            field_path=field_path)
+                return present
+            waiting, _ = self._backoff.in_backoff(key, self._clock())
+            if waiting:
+                message = f'Back-off pulling image "{ref}"'
+                self._event(pod, "BackOff", message, field_path=field_path)
+                raise ImagePullFailure("ImagePullBackOff", message)
+            return await self._pull(pod, ref, key=key, field_path=field_path)
 
     async def _pull(self, pod: PodView, ref: str, *, key: tuple[str, str],
                     field_path: str) -> Image:

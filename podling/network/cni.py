@@ -176,15 +176,17 @@ class CniNetwork:
 
     async def purge(self) -> None:
         """Remove everything this network created on the host: every cached or allocated
-        attachment (DEL), leftover iptables rules and chains tagged with our network,
-        portmap's shared ``CNI-HOSTPORT-*`` chains when no CNI user has a hostPort left, the
-        bridge, the IPAM data and the cache. Idempotent. Call only with no pod running."""
+        attachment (DEL), leftover iptables rules and chains tagged with our network (the
+        node's masquerade rule included, found by its id whatever the pod CIDR), portmap's
+        shared ``CNI-HOSTPORT-*`` chains when no CNI user has a hostPort left, the bridge,
+        the IPAM data and the cache. Idempotent. Call only with no pod running."""
         ids = set(self.attached_sandboxes()) | set(self._ipam_owners())
         for cid in sorted(ids):
             with contextlib.suppress(NetworkError):
                 await self.teardown_pod(None, _purge_pod(cid))
         for ipv6 in self._families():
-            await iptables.sweep_nat(network=self.config.network_name, ids=ids,
+            await iptables.sweep_nat(network=self.config.network_name,
+                                     ids=ids | {masquerade.NODE_ID},
                                      cidrs=self.config.pod_cidrs, ipv6=ipv6,
                                      timeout=self.config.plugin_timeout, env=self._base_env)
             await iptables.remove_unused_hostport_chains(

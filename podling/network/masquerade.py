@@ -20,6 +20,10 @@ import hashlib
 from podling.network import procs
 from podling.network.interface import NetworkError
 
+NODE_ID = "node"
+"""The ``id`` in the comment of the node's jump rule: ``purge`` sweeps it by this id, since
+it may not know the pod CIDR the API server assigned."""
+
 
 def chain_name(network: str, cidr: str) -> str:
     """The node chain of ``network`` for ``cidr``: ``CNI-`` and 24 hex digits."""
@@ -30,7 +34,7 @@ def rules(network: str, cidr: str) -> list[list[str]]:
     """The ``-A`` arguments, the chain's own rules first and the jump into it last. Pure."""
     chain = chain_name(network, cidr)
     multicast = "ff00::/8" if ":" in cidr else "224.0.0.0/4"
-    comment = f'name: "{network}" id: "node"'
+    comment = f'name: "{network}" id: "{NODE_ID}"'
     return [["-A", chain, "-d", cidr, "-j", "ACCEPT"],
             ["-A", chain, "!", "-d", multicast, "-j", "MASQUERADE"],
             ["-A", "POSTROUTING", "-s", cidr, "-m", "comment", "--comment", comment,

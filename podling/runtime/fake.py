@@ -42,9 +42,9 @@ from .fake_streams import FakeProcess, FakeSession, Handler
 from .interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, STDERR, STDOUT,
                         ContainerConfig, ContainerExit, ContainerNotFound, ContainerStartError,
                         ContainerState, ContainerStats, ContainerStatus, ExecResult,
-                        InvalidState, NamespaceMode, PodSandboxConfig, PodSandboxStatus,
-                        PortForwardError, SandboxNotFound, SandboxNotReady, SandboxState,
-                        exit_reason, labels_match)
+                        InvalidState, NamespaceMode, NetnsCallback, PodSandboxConfig,
+                        PodSandboxStatus, PortForwardError, SandboxNotFound, SandboxNotReady,
+                        SandboxState, exit_reason, labels_match)
 
 StartHook = Callable[["FakeRuntime", str, ContainerConfig], Awaitable[None] | None]
 ExecHandler = Callable[[str, list[str]], ExecResult]
@@ -89,6 +89,7 @@ class FakeRuntime:
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.sandbox_ids: list[str] = []  # every sandbox run, in order
         self.on_start: StartHook | None = None
         self.exec_handler: ExecHandler = lambda cid, argv: ExecResult(0, b"", b"")
         self.ignore_term: set[str] = set()
@@ -243,10 +244,17 @@ class FakeRuntime:
 
     # -- sandboxes ---------------------------------------------------------------------------
 
-    async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
+    async def run_pod_sandbox(self, config: PodSandboxConfig, *,
+                              on_network_namespace: NetnsCallback | None = None) -> str:
         self._enter("run_pod_sandbox", config)
         sid = self._new_id("sb")
-        self._sandboxes[sid] = _Sandbox(sid, config, self.clock(), next(self._pids))
+        sandbox = _Sandbox(sid, config, self.clock(), next(self._pids))
+        status = self._sandbox_status(sandbox)
+        if on_network_namespace is not None and status.network_namespace_path:
+            on_network_namespace(sid, status.network_namespace_path)
+            await asyncio.sleep(0)  # the pause starts meanwhile: let the caller's tasks run
+        self._sandboxes[sid] = sandbox
+        self.sandbox_ids.append(sid)
         return sid
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Protocol, runtime_checkable
+from typing import AsyncIterator, Callable, Protocol, runtime_checkable
 
 # -- errors ---------------------------------------------------------------------------------
 
@@ -330,15 +330,21 @@ def labels_match(labels: dict[str, str], selector: dict[str, str] | None) -> boo
 
 # -- the protocol ---------------------------------------------------------------------------
 
+NetnsCallback = Callable[[str, str], None]  # (sandbox id, network namespace path)
+
 
 @runtime_checkable
 class RuntimeService(Protocol):
     """CRI-shaped runtime. All methods are coroutines and may be cancelled; a cancelled call
     leaves the object either untouched or in a state the next stop/remove cleans up."""
 
-    async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
+    async def run_pod_sandbox(self, config: PodSandboxConfig, *,
+                              on_network_namespace: NetnsCallback | None = None) -> str:
         """Create and start the pause sandbox; returns its id. The network namespace exists
-        (and its path is in the status) when this returns, ready for CNI."""
+        (and its path is in the status) when this returns, ready for CNI.
+        ``on_network_namespace(sandbox_id, path)`` (not with network NODE) is called as soon as
+        the namespace exists, before the pause process starts, so that the caller can set up
+        the network meanwhile; when this then raises, the namespace is gone again."""
         ...
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:

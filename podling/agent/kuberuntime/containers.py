@@ -17,12 +17,14 @@ ConfigMap or Secret). Image pulling, back-off and retries are the caller's busin
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import os
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from podling.agent.held_events import EventSink
 from podling.agent.kuberuntime import labels, lifecycle, podfiles, volumes
 from podling.agent.kuberuntime.container_config import build_container_config
 from podling.agent.kuberuntime.env import PodContext, container_env
@@ -74,7 +76,7 @@ class ContainerManager:
                  recorder: EventRecorder, node_name: str, objects: ObjectSource) -> None:
         self.runtime = runtime
         self.rootfs = rootfs
-        self.recorder = recorder
+        self.recorder: EventSink = recorder
         self.node_name = node_name
         self.objects = objects
 
@@ -100,11 +102,26 @@ class ContainerManager:
             return Waiting(exc.reason, exc.message,
                            retry_soon=isinstance(exc, ContainerConfigError) and exc.retry_soon)
 
+    def with_recorder(self, recorder: EventSink) -> "ContainerManager":
+        """This manager recording its events into ``recorder`` (e.g. held, to be released
+        in spec order: :class:`podling.agent.pod.held_events.HeldEvents`)."""
+        clone = copy.copy(self)
+        clone.recorder = recorder
+        return clone
+
     async def run(self, pod: PodView, container: ContainerView,
                   config: ContainerConfig, *, ctx: SandboxContext,
                   init: bool = False) -> Waiting | None:
-        """Create and start the container, then run its postStart hook. None when it runs,
-        or when it exited at start (the restart policy decides); else why it waits."""
+        """:meth:`create` then :meth:`start`. None when it runs, or when it exited at start
+        (the restart policy decides); else why it waits."""
+        created = await self.create(pod, container, config, ctx=ctx, init=init)
+        if isinstance(created, Waiting):
+            return created
+        return await self.start(pod, container, created, ctx=ctx, init=init)
+
+    async def create(self, pod: PodView, container: ContainerView, config: ContainerConfig,
+                     *, ctx: SandboxContext, init: bool = False) -> str | Waiting:
+        """Create (not start) the container in ``ctx``'s sandbox: its id, or why it waits."""
         name = container.name
         try:
             cid = await self.runtime.create_container(ctx.sandbox_id, config)
@@ -113,6 +130,13 @@ class ContainerManager:
             return Waiting("CreateContainerError", str(exc))
         self._event(pod, "Created", f"Created container: {name}", name=name, init=init)
         timeline.mark(pod.metadata.uid, f"container.{name}.created")
+        return cid
+
+    async def start(self, pod: PodView, container: ContainerView, cid: str, *,
+                    ctx: SandboxContext, init: bool = False) -> Waiting | None:
+        """Start the created container ``cid``, then run its postStart hook (the caller
+        starts the next container only after this returns)."""
+        name = container.name
         try:
             await self.runtime.start_container(cid)
         except (ContainerStartError, RuntimeError_) as exc:

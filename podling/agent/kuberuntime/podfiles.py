@@ -3,8 +3,9 @@
 (what containerd's CRI plugin writes from the kubelet's DNS config).
 
 The content builders are pure; :func:`write_pod_files` writes all three atomically under the
-pod directory and may be called again at any time (each container start rewrites them, so
-edits made inside a container vanish when it is re-created, as in Kubernetes).
+pod directory (without fsync: they are rewritten at every container start, and a power loss
+ends the pods anyway) and may be called again at any time (each container start rewrites
+them, so edits made inside a container vanish when it is re-created, as in Kubernetes).
 
 The pod directory also keeps the IPs the network gave the pod's current sandbox
 (:func:`save_pod_ips`), so that an agent restarted before it reported them still knows them.
@@ -232,6 +233,13 @@ def _read(path: str) -> bytes:
         return b""
 
 
+def pod_files(pod_dir: str) -> PodFiles:
+    """Where :func:`write_pod_files` writes the files of the pod at ``pod_dir`` (known
+    before they are written: containers are configured while the network is set up)."""
+    return PodFiles(os.path.join(pod_dir, "etc-hosts"), os.path.join(pod_dir, "etc-hostname"),
+                    os.path.join(pod_dir, "etc-resolv.conf"))
+
+
 def write_pod_files(pod_dir: str, pod: PodView, pod_ips: Sequence[str], *,
                     node_name: str, cluster_domain: str, cluster_dns: Sequence[str],
                     node_hosts_path: str = "/etc/hosts",
@@ -242,17 +250,16 @@ def write_pod_files(pod_dir: str, pod: PodView, pod_ips: Sequence[str], *,
     start. Blocking file I/O: run it in a thread from async code."""
     os.makedirs(pod_dir, mode=0o750, exist_ok=True)
     host_network = pod.spec.host_network
-    files = PodFiles(os.path.join(pod_dir, "etc-hosts"), os.path.join(pod_dir, "etc-hostname"),
-                     os.path.join(pod_dir, "etc-resolv.conf"))
+    files = pod_files(pod_dir)
     atomic_write(files.hosts_path,
                  hosts_file(pod, pod_ips, host_network=host_network,
                             node_hosts=_read(node_hosts_path) if host_network else b"",
-                            cluster_domain=cluster_domain), 0o644)
+                            cluster_domain=cluster_domain), 0o644, sync=False)
     hostname = hostname_for(pod, node_name, node_hostname=node_hostname)
-    atomic_write(files.hostname_path, (hostname + "\n").encode(), 0o644)
+    atomic_write(files.hostname_path, (hostname + "\n").encode(), 0o644, sync=False)
     atomic_write(files.resolv_path,
                  resolv_conf(pod, host_resolv=_read(host_resolv_path), cluster_dns=cluster_dns,
-                             cluster_domain=cluster_domain), 0o644)
+                             cluster_domain=cluster_domain), 0o644, sync=False)
     return files
 
 
@@ -281,7 +288,7 @@ def save_pod_ips(pod_dir: str, ips: Sequence[str]) -> None:
     """Remember the current sandbox's IPs (one per line), atomically."""
     os.makedirs(pod_dir, mode=0o750, exist_ok=True)
     atomic_write(os.path.join(pod_dir, POD_IPS_FILE), "".join(f"{ip}\n" for ip in ips).encode(),
-                 0o644)
+                 0o644, sync=False)
 
 
 def load_pod_ips(pod_dir: str) -> list[str]:

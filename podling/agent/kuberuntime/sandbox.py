@@ -1,28 +1,38 @@
 """The pod sandbox and its network (kubelet kuberuntime_sandbox.go; the network part is what a
 CRI runtime does behind ``RunPodSandbox``).
 
-    run:   run_pod_sandbox ─▶ (not hostNetwork) pod_sandbox_status ─▶ network setup_pod
-                                                 └─ failure: remove the sandbox (undo)
-    stop:  (pod network) network teardown_pod ─▶ stop_pod_sandbox
+    run:     run_pod_sandbox ─┬─ pause started ───────────────▶ SandboxStart (network running)
+                              └─ netns made: network setup_pod (a task, concurrently)
+    attach:  await that setup ─▶ the pod IPs │ failure: FailedCreatePodSandBox; the caller
+                                             │ removes the sandbox (discard)
+    stop:    network teardown_pod ─▶ stop_pod_sandbox
     release: stop + remove every sandbox ─▶ remove the pod's rootfs ─▶ volumes ─▶ pod dir
 
-``stop`` and ``release`` are idempotent. Failures to make a sandbox are values (with the
-kubelet's ``FailedCreatePodSandBox`` event); runtime and network errors of ``stop`` and
-``release`` propagate to the caller, which retries on its next pass.
+The CNI ADD runs while the pause process is started (and while the caller prepares the
+containers); containers are started only once :meth:`attach` returned, as the kubelet starts
+them only after ``RunPodSandbox`` returned with the network done. The teardown stays one
+step after the other: run concurrently (CNI DEL while the pause stops, rootfs while the
+sandbox is removed) it gained nothing for one pod and made deleting 10 pods at once slower
+on two loaded cores (bench/README.md). ``stop`` and ``release`` are idempotent. Failures to
+make a sandbox are values (with the kubelet's ``FailedCreatePodSandBox`` event); runtime and
+network errors of ``stop`` and ``release`` propagate to the caller, which retries on its
+next pass.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from podling.agent.kuberuntime import labels, podfiles, volumes
 from podling.api.views import PodSpecView, PodView
 from podling.client.events import EventRecorder
 from podling.images.interface import RootfsService
-from podling.network.interface import NetworkError, NetworkPlugin, PodNetworkInfo, PortMapping
+from podling.network.interface import (NetworkError, NetworkPlugin, PodIPs, PodNetworkInfo,
+                                       PortMapping)
 from podling.runtime.interface import (NamespaceMode, NamespaceOptions, PodSandboxConfig,
                                        PodSandboxStatus, RuntimeError_, RuntimeService)
 from podling.util import timeline
@@ -30,11 +40,11 @@ from podling.util import timeline
 
 @dataclass(frozen=True)
 class SandboxStart:
-    """The outcome of :meth:`SandboxManager.run`: the new sandbox's id and the pod IPs the
-    network plugin gave it (None under hostNetwork), or ``error``, the event message."""
+    """The outcome of :meth:`SandboxManager.run`: the new sandbox's id and its network setup
+    in progress (None under hostNetwork), or ``error``, the event message."""
 
     sandbox_id: str = ""
-    pod_ips: tuple[str, ...] | None = None
+    network: asyncio.Task[PodIPs] | None = field(default=None, compare=False)
     error: str = ""
 
 
@@ -50,7 +60,8 @@ class SandboxManager:
         self.node_name = node_name
 
     async def run(self, pod: PodView, *, attempt: int, pod_dir: str) -> SandboxStart:
-        """A new sandbox (attempt ``attempt``) with its network set up."""
+        """A new sandbox (attempt ``attempt``), its pause running; the network is being set
+        up from the moment its namespace existed (:meth:`attach` waits for it)."""
         spec, meta = pod.spec, pod.metadata
         config = PodSandboxConfig(
             name=meta.name, namespace=labels.namespace(pod), uid=meta.uid,
@@ -58,23 +69,54 @@ class SandboxManager:
             log_directory=os.path.join(pod_dir, "logs"),
             labels=labels.pod_labels(pod, self.node_name),
             namespace_options=namespace_options(spec))
+        setups: list[tuple[str, asyncio.Task[PodIPs]]] = []
+
+        def netns_made(sandbox_id: str, path: str) -> None:
+            setups.append((sandbox_id, asyncio.create_task(
+                self.network.setup_pod(path, network_info(pod, sandbox_id)),
+                name=f"cni-add-{sandbox_id}")))
         try:
-            sandbox_id = await self.runtime.run_pod_sandbox(config)
-        except RuntimeError_ as exc:
-            return self._failed(pod, exc)
+            sandbox_id = await self.runtime.run_pod_sandbox(
+                config, on_network_namespace=None if spec.host_network else netns_made)
+        except BaseException as exc:
+            for sid, setup in setups:  # the namespace is gone: undo what the plugin did
+                await self._abandon(pod, sid, setup)
+            if isinstance(exc, RuntimeError_):
+                return self._failed(pod, exc)
+            raise
         timeline.mark(meta.uid, "sandbox.started")
         if spec.host_network:
             return SandboxStart(sandbox_id)
-        status = await self.runtime.pod_sandbox_status(sandbox_id)
+        if not setups:  # a runtime that does not report the namespace early
+            status = await self.runtime.pod_sandbox_status(sandbox_id)
+            netns_made(sandbox_id, status.network_namespace_path)
+        return SandboxStart(sandbox_id, network=setups[-1][1])
+
+    async def attach(self, pod: PodView, started: SandboxStart) -> tuple[str, ...] | str:
+        """The pod IPs once the network of ``started`` is set up (() under hostNetwork), or
+        the error message (after the FailedCreatePodSandBox event); the caller then removes
+        the sandbox (:meth:`discard`)."""
+        if started.network is None:
+            return ()
         try:
-            ips = await self.network.setup_pod(status.network_namespace_path,
-                                               network_info(pod, sandbox_id))
+            ips = await started.network
         except NetworkError as exc:
-            failed = self._failed(pod, exc)
-            await self.runtime.remove_pod_sandbox(sandbox_id)  # undo the acquire
-            return failed
-        timeline.mark(meta.uid, "network.ready")
-        return SandboxStart(sandbox_id, tuple(ips.ips))
+            return self._failed(pod, exc).error
+        timeline.mark(pod.metadata.uid, "network.ready")
+        return tuple(ips.ips)
+
+    async def discard(self, started: SandboxStart) -> None:
+        """Remove a sandbox whose network failed (the plugin undid its part)."""
+        await self.runtime.remove_pod_sandbox(started.sandbox_id)
+
+    async def _abandon(self, pod: PodView, sandbox_id: str,
+                       setup: asyncio.Task[PodIPs]) -> None:
+        setup.cancel()  # cancelled, the plugin undoes its partial work
+        with contextlib.suppress(asyncio.CancelledError, NetworkError):
+            await setup
+        if not setup.cancelled() and setup.exception() is None:  # it had finished
+            with contextlib.suppress(NetworkError):
+                await self.network.teardown_pod(None, network_info(pod, sandbox_id))
 
     def _failed(self, pod: PodView, exc: Exception) -> SandboxStart:
         message = f"Failed to create pod sandbox: {exc}"

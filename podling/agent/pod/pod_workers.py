@@ -10,7 +10,10 @@ pods admitted together do not resync in lockstep. A sync that raises is retried 
 jittered ``RETRY_SECONDS``. Tests inject ``jitter`` (e.g. the identity) to stay
 deterministic.
 
-A worker keeps only the latest desired state of its pod. Once a pod has been seen with a
+A worker keeps only the latest desired state of its pod; an update that needs no sync
+(:func:`.updates.needs_sync`: the agent's own status write coming back) replaces it without
+waking the worker. A pod whose termination finished is remembered (its uid, among the last
+FINISHED_KEPT): its deletion seen afterwards starts no second termination. Once a pod has been seen with a
 ``deletionTimestamp`` (or as removed from the API), that termination request sticks: a later
 ordinary update never turns it back into a running pod, and an ordinary sync in progress is
 cancelled so that termination starts at once (as the kubelet cancels its in-flight sync: a
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import collections
 import random
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 2.0  # after a failed sync
 JITTER_FRACTION = 0.1
+FINISHED_KEPT = 4096  # uids of terminated pods remembered
 Sync = Callable[[Obj, bool], Awaitable[PodSyncResult]]
 Jitter = Callable[[float], float]
 
@@ -63,11 +68,15 @@ class PodWorkers:
         self._resync = resync_seconds
         self._jitter = jitter
         self._workers: dict[str, _Worker] = {}
+        self._finished: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._closed = False
 
-    def update(self, pod: Obj, *, removed: bool = False) -> None:
-        """A new desired state; ``removed`` means the pod is gone from the API."""
+    def update(self, pod: Obj, *, removed: bool = False, wake: bool = True) -> None:
+        """A new desired state; ``removed`` means the pod is gone from the API. Without
+        ``wake`` a running worker only keeps the object for its next sync."""
         uid = pod["metadata"]["uid"]
+        if uid in self._finished:
+            return
         timeline.mark(uid, "agent.received")
         terminating = removed or bool(pod["metadata"].get("deletionTimestamp"))
         worker = self._workers.get(uid)
@@ -83,6 +92,8 @@ class PodWorkers:
                 log.info("pod %s is terminating: cancelling the sync in progress", uid)
                 worker.in_flight.cancel()
             worker.terminating = worker.terminating or terminating
+            if not wake and not terminating:
+                return
         worker.wake.set()
 
     def notify(self, uid: str) -> None:
@@ -125,6 +136,9 @@ class PodWorkers:
                           failed.error, failed.message)
             if result.done:
                 self._workers.pop(uid, None)
+                self._finished[uid] = None
+                while len(self._finished) > FINISHED_KEPT:
+                    self._finished.popitem(last=False)
                 return
             delay = self._next_delay(result)
 

@@ -11,23 +11,22 @@
                    stopped once, network first
       5 back-off ─ a BackOff event per container CrashLoopBackOff holds
       6 sandbox ── only if something starts: volumes, a new sandbox + network when the plan
-                   says so, pod files ─▶ SandboxContext (or end of the starts on failure;
-                   a FailedMount requeues the pod after a short back-off); then the new
-                   ephemeral containers (:mod:`.ephemeral`). Nothing starts in a running
-                   pod: its configMap, secret, downwardAPI and projected volumes are
-                   refreshed in place (no-op when unchanged)
+                   says so (the CNI ADD while the pause starts), pod files, as a task
+                   (:mod:`.pod_setup`) whose stages the starts wait for (or end of the
+                   starts on failure; a FailedMount requeues the pod after a short
+                   back-off); then the new ephemeral containers (:mod:`.ephemeral`).
+                   Nothing starts in a running pod: its configMap, secret, downwardAPI and
+                   projected volumes are refreshed in place (no-op when unchanged)
       7 init ───── start next_init_container, then skip 8 (the next sync looks again)
-      8 app ────── start containers_to_start in order (a first start after the init
-                   containers reports the observed status first: PodInitializing is seen)
+      8 app ────── prepare containers_to_start concurrently (images, configs, creates, during
+                   step 6), start them in order (:mod:`.starting`; a first start after the
+                   init containers reports the observed status first: PodInitializing)
       9 report ─── probe workers follow the running containers (prober.sync_pod); pod_status
                    (pure) from the runtime (listed again if anything changed) and the probe
                    results (started, ready) ─▶ StatusManager
 
-A container start is: image (pull policy) ─▶ config (env computed once, ConfigMaps and
-Secrets read through ``objects``) ─▶ a restart steps the container's back-off ─▶ create ─▶
-start ─▶ postStart. A config error that may clear by itself (a missing ConfigMap, Secret or
-key: ``Waiting.retry_soon``) forgets the pod's cached objects and requeues the pod after
-CONFIG_RETRY (1 s, doubling, at most 5 s) instead of the periodic resync.
+A container start (:mod:`.starting`) is: image (pull policy) ─▶ config ─▶ a restart steps
+the container's back-off ─▶ create ─▶ start ─▶ postStart.
 
 Every step appends its :class:`.sync_result.SyncResult` values to the ``PodSyncResult`` it
 returns; expected failures (a pull, a mount, a sandbox) are results and events, and the next
@@ -44,9 +43,9 @@ from typing import Awaitable, Callable, NamedTuple
 
 from podling.agent.backoff import Backoff
 from podling.agent.config import AgentConfig
-from podling.agent.images import ImagePuller, ImagePullFailure
+from podling.agent.images import ImagePuller
 from podling.agent.kuberuntime import labels, podfiles
-from podling.agent.kuberuntime.containers import ContainerManager, SandboxContext, Waiting
+from podling.agent.kuberuntime.containers import ContainerManager
 from podling.agent.kuberuntime.env import PodContext
 from podling.agent.kuberuntime.sandbox import SandboxManager
 from podling.agent.kuberuntime.termination import with_messages
@@ -56,11 +55,11 @@ from podling.agent.node.admitter import Admitter
 from podling.agent.objects import ObjectCache, ObjectSource
 from podling.agent.node.host import HostResources, host_resources
 from podling.agent.pod import deadline, ephemeral, eviction, stopping
-from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, REASON_RESTART, SANDBOX_CHANGED_MESSAGE,
-                                       ContainerStart, PodActions)
+from podling.agent.pod.actions import CRASH_LOOP_BACK_OFF, SANDBOX_CHANGED_MESSAGE, PodActions
 from podling.agent.pod.conditions import KUBELET_CONDITIONS
 from podling.agent.pod.plan import compute_pod_actions
-from podling.agent.pod.restart import backoff_key
+from podling.agent.pod.pod_setup import PodSetup, SetupParts
+from podling.agent.pod.starting import ContainerStarts
 from podling.agent.pod.status import pod_status
 from podling.agent.pod.status_manager import StatusManager
 from podling.agent.pod.sync_result import PodSyncResult, SyncAction
@@ -80,7 +79,6 @@ from podling.util.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # when the Node cannot be read for admission
-CONFIG_RETRY = (1.0, 5.0)  # first and longest delay before retrying a missing env reference
 
 
 class Observed(NamedTuple):
@@ -88,15 +86,6 @@ class Observed(NamedTuple):
 
     sandboxes: list[PodSandboxStatus]
     containers: list[ContainerStatus]
-
-
-def record_restart(backoff: Backoff, pod: PodView, start: ContainerStart, *, now: float) -> None:
-    """Step the container's CrashLoopBackOff when ``start`` restarts it; call right before
-    creating the container (kubelet: the back-off entry is updated when a restart is
-    attempted)."""
-    if start.reason == REASON_RESTART:
-        backoff.record_failure(backoff_key(pod, start.name), now,
-                               since=start.backoff_since or None)
 
 
 class PodSyncer:
@@ -124,7 +113,6 @@ class PodSyncer:
         self.host = host or host_resources()
         self.puller = ImagePuller(images, recorder, backoff=backoff, clock=clock)
         self.objects = objects or ObjectCache(client)  # ConfigMaps and Secrets of the pods
-        self.config_retry = Backoff(*CONFIG_RETRY, reset_after=60.0)
         self.containers = ContainerManager(runtime=runtime, rootfs=rootfs, recorder=recorder,
                                            node_name=config.node_name, objects=self.objects)
         self.sandboxes = SandboxManager(runtime=runtime, network=network, rootfs=rootfs,
@@ -136,6 +124,12 @@ class PodSyncer:
         self.volumes = VolumeSteps(
             VolumeSources(self.objects, tokens or TokenManager(api_fetcher(client), clock=clock)),
             recorder=recorder, pods_dir=config.pods_dir)
+        self.starts = ContainerStarts(puller=self.puller, containers=self.containers,
+                                      recorder=recorder, backoff=backoff, objects=self.objects,
+                                      clock=clock)
+        self.setup_parts = SetupParts(config=config, runtime=runtime, sandboxes=self.sandboxes,
+                                      volumes=self.volumes, node_ip=node_ip,
+                                      downward=self._downward, remember_ips=self._remember_ips)
         self.prober = prober or ProbeManager(
             runtime=runtime, recorder=recorder,
             clock=clock if isinstance(clock, Clock) else SystemClock())
@@ -162,7 +156,7 @@ class PodSyncer:
             self.status.forget(uid)
             self._pod_ips.pop(uid, None)
             self.admitter.forget(uid)
-            self.config_retry.forget_prefix(uid)
+            self.starts.config_retry.forget_prefix(uid)
             self.volumes.forget(uid)
         return result
 
@@ -195,20 +189,13 @@ class PodSyncer:
         starts = actions.create_sandbox or actions.next_init_container is not None \
             or bool(actions.containers_to_start or actions.ephemeral_to_start)
         if starts:  # volumes and pod files are (re)made only when something starts
-            ctx = await self._sandbox(pod, actions, result)  # 6
-            if ctx is not None:
-                await ephemeral.start_all(  # first, as the kubelet: init errors don't block
-                    pod, actions.ephemeral_to_start, ctx, puller=self.puller,
-                    manager=self.containers, recorder=self.recorder,
-                    containers=observed.containers, result=result)
-                if actions.next_init_container is not None:
-                    await self._init_container(pod, actions.next_init_container, ctx,
-                                               result=result)  # 7
-                else:
-                    if actions.first_app_start(pod):  # kubelet: the observed status first
-                        await self._report(pod, result, None)  # (PodInitializing)
-                    await self._app_containers(pod, actions.containers_to_start, ctx,
-                                               result=result)  # 8
+            setup = PodSetup(self.setup_parts, pod, actions, result, self._ips(pod)).begin()
+            try:  # 6, with 7 or 8 in its stages
+                await self._starts(pod, actions, setup, observed, result)
+            finally:
+                await setup.close()
+            if setup.failure is not None:
+                raise setup.failure
         elif actions.sandbox_id and not actions.kill_pod:  # 6, a running pod
             await self.volumes.refresh(pod, self._downward(pod, self._ips(pod)), result)
         changed = starts or actions.kill_pod or bool(actions.containers_to_kill
@@ -221,6 +208,34 @@ class PodSyncer:
         if not (actions.kill_pod and not starts):
             result.retry_within(self.volumes.requeue_after(pod))
         return result
+
+    async def _starts(self, pod: PodView, actions: PodActions, setup: PodSetup,
+                      observed: Observed, result: PodSyncResult) -> None:
+        """Steps 7 and 8 in the stages of step 6 (:mod:`.pod_setup`, :mod:`.starting`)."""
+        if actions.ephemeral_to_start or actions.next_init_container is not None:
+            ctx = await asyncio.shield(setup.ready)
+            if ctx is None:
+                return
+            await ephemeral.start_all(  # first, as the kubelet: init errors don't block
+                pod, actions.ephemeral_to_start, ctx, puller=self.puller,
+                manager=self.containers, recorder=self.recorder,
+                containers=observed.containers, result=result)
+            if actions.next_init_container is not None:
+                await self.starts.init_container(pod, actions.next_init_container, ctx,
+                                                 result=result)  # 7
+                return
+        if actions.first_app_start(pod):  # kubelet: the observed status first
+            if await asyncio.shield(setup.ready) is None:
+                return
+            await self._report(pod, result, None)  # (PodInitializing)
+        await self.starts.app_containers(pod, actions.containers_to_start, setup,
+                                         result=result)  # 8
+
+    async def _remember_ips(self, pod: PodView, ips: tuple[str, ...]) -> None:
+        """The IPs of the pod's new sandbox, kept in memory and in the pod directory."""
+        self._pod_ips[pod.metadata.uid] = list(ips)
+        await asyncio.to_thread(podfiles.save_pod_ips,
+                                podfiles.pod_dir(self.config.pods_dir, pod.metadata.uid), ips)
 
     def _downward(self, pod: PodView, ips: list[str]) -> PodContext:
         return PodContext(pod_ips=tuple(ips), host_ips=(self.node_ip,), allocatable=self.host)
@@ -277,84 +292,6 @@ class PodSyncer:
                     f"Back-off restarting failed container {name} in pod "
                     f"{labels.format_pod(pod)}", field_path=pod.spec.field_path(name))
             result.add(SyncAction.BACK_OFF, name, error=reason, message=message)
-
-    async def _sandbox(self, pod: PodView, actions: PodActions,
-                       result: PodSyncResult) -> SandboxContext | None:
-        """Volumes, the new sandbox if the plan wants one, pod files; None on a failure."""
-        pod_dir = podfiles.pod_dir(self.config.pods_dir, pod.metadata.uid)
-        prepared = await self.volumes.setup(pod, self._downward(pod, self._ips(pod)), result)
-        if prepared is None:
-            return None
-        sandbox_id: str | None = actions.sandbox_id
-        if actions.create_sandbox:
-            sandbox_id = await self._create_sandbox(pod, actions, pod_dir=pod_dir,
-                                                    result=result)
-        if sandbox_id is None:
-            return None
-        ips = self._ips(pod)
-        files = await asyncio.to_thread(
-            podfiles.write_pod_files, pod_dir, pod, ips, node_name=self.config.node_name,
-            cluster_domain=self.config.cluster_domain, cluster_dns=self.config.cluster_dns)
-        result.add(SyncAction.CONFIG_POD_SANDBOX, sandbox_id)
-        return SandboxContext(sandbox_id=sandbox_id, pod_dir=pod_dir, pod_ips=ips,
-                              host_ip=self.node_ip, volumes=prepared, files=files,
-                              downward=self._downward(pod, ips))
-
-    async def _create_sandbox(self, pod: PodView, actions: PodActions, *, pod_dir: str,
-                              result: PodSyncResult) -> str | None:
-        for cid in actions.purge_init_containers:
-            await self.runtime.remove_container(cid)
-        started = await self.sandboxes.run(pod, attempt=actions.sandbox_attempt,
-                                           pod_dir=pod_dir)
-        if started.error:
-            result.add(SyncAction.CREATE_POD_SANDBOX, error="FailedCreatePodSandBox",
-                       message=started.error)
-            return None
-        if started.pod_ips is not None:
-            self._pod_ips[pod.metadata.uid] = list(started.pod_ips)
-            await asyncio.to_thread(podfiles.save_pod_ips, pod_dir, started.pod_ips)
-        result.add(SyncAction.CREATE_POD_SANDBOX, started.sandbox_id)
-        return started.sandbox_id
-
-    async def _init_container(self, pod: PodView, start: ContainerStart, ctx: SandboxContext, *,
-                              result: PodSyncResult) -> None:
-        waiting = await self._start(pod, start, ctx, init=True)
-        self._started(pod, start.name, waiting, result, SyncAction.INIT_CONTAINER)
-
-    async def _app_containers(self, pod: PodView, starts: list[ContainerStart],
-                              ctx: SandboxContext, *, result: PodSyncResult) -> None:
-        for start in starts:
-            waiting = await self._start(pod, start, ctx, init=start.init)
-            self._started(pod, start.name, waiting, result, SyncAction.START_CONTAINER)
-
-    def _started(self, pod: PodView, name: str, waiting: Waiting | None,
-                 result: PodSyncResult, action: SyncAction) -> None:
-        """Record a start's result; a ``retry_soon`` failure requeues the pod on the
-        CONFIG_RETRY back-off, to read its ConfigMaps and Secrets afresh."""
-        result.add(action, name, error=waiting.reason if waiting else "",
-                   message=waiting.message if waiting else "")
-        key = (pod.metadata.uid, name)
-        if waiting is None:
-            self.config_retry.reset(key)
-        elif waiting.retry_soon:
-            result.retry_within(self.config_retry.record_failure(key, self.clock()))
-            if isinstance(self.objects, ObjectCache):
-                self.objects.invalidate_pod(dict(pod.raw))
-
-    async def _start(self, pod: PodView, start: ContainerStart, ctx: SandboxContext, *,
-                     init: bool) -> Waiting | None:
-        """One container start (see the module docstring); None when it runs."""
-        try:
-            image = await self.puller.ensure(pod, start.container)
-        except ImagePullFailure as exc:
-            return Waiting(exc.reason, exc.message)
-        config = await self.containers.configure(
-            pod, start.container, image=image, restart_count=start.restart_count, ctx=ctx,
-            init=init)
-        if isinstance(config, Waiting):
-            return config
-        record_restart(self.backoff, pod, start, now=self.clock())
-        return await self.containers.run(pod, start.container, config, ctx=ctx, init=init)
 
     async def _report(self, pod: PodView, result: PodSyncResult,
                       observed: Observed | None, *,

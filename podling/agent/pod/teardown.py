@@ -4,9 +4,12 @@
       1 observe ── list the pod's sandboxes and containers
       2 kill ───── every RUNNING / CREATED container (Killing, preStop, grace): the app
                    containers concurrently, then the sidecars one at a time in reverse order
-      3 release ── each sandbox: network DEL, stop, remove; the pod's rootfs, volumes, dir
+      3 release ── the sandboxes (network DEL while each is stopped, then removed) while
+                   the pod's rootfs are removed; then its volumes and directory
       4 delete ─── the grace-0 delete of the pod in the API (uid precondition)
                    ─▶ done; an API error other than gone / replaced / forbidden ─▶ retry
+
+Nothing of the pod is left on the node when it leaves the API (``kubectl delete`` returns).
 
 ``remove_orphans`` releases the sandboxes of pods this node no longer has. Both are
 idempotent; runtime and network errors propagate and the caller retries.

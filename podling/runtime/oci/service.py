@@ -29,8 +29,9 @@ import time
 from typing import AsyncIterator, Awaitable, Iterable
 
 from ...util import timeline
-from ..interface import (ContainerExit, ContainerStats, PodSandboxConfig, PodSandboxStatus,
-                         RuntimeCommandError, SandboxNotFound, labels_match)
+from ..interface import (ContainerExit, ContainerStats, NetnsCallback, PodSandboxConfig,
+                         PodSandboxStatus, RuntimeCommandError, SandboxNotFound,
+                         labels_match)
 from . import bundle, conmon, host, proc, sandbox, state, stats
 from .containers import ContainerOps
 from .core import PAUSE_EXIT_UNKNOWN, OciRuntimeConfig
@@ -48,7 +49,8 @@ class OciRuntime(ContainerOps, StreamingOps):
 
     # -- sandboxes ---------------------------------------------------------------------------
 
-    async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
+    async def run_pod_sandbox(self, config: PodSandboxConfig, *,
+                              on_network_namespace: NetnsCallback | None = None) -> str:
         self._ensure_watching()
         sid = new_id()
         directory = self.store.sandbox_dir(sid)
@@ -61,6 +63,8 @@ class OciRuntime(ContainerOps, StreamingOps):
             record.netns_path = await sandbox.create_netns(
                 self.root, sid, config.namespace_options, timeout=self.config.command_timeout)
             timeline.mark(config.uid, "sandbox.netns")
+            if on_network_namespace is not None and record.netns_path:
+                on_network_namespace(sid, record.netns_path)
             os.makedirs(directory, exist_ok=True)
             record.shm_path = sandbox.create_shm(directory, config.namespace_options,
                                                  size=self.config.shm_size)

@@ -13,7 +13,10 @@ import json
 from manifests import busybox, pod
 from podcheck import pod_json, unique
 
-TRAP = "trap 'echo {name} >> /log/order; exit 0' TERM; while true; do sleep 0.1; done"
+# the trap is set before the ready mark: a test that waits for the mark never signals a shell
+# that would still die of SIGTERM's default action
+TRAP = ("trap 'echo {name} >> /log/order; exit 0' TERM; touch /log/{name}.ready; "
+        "while true; do sleep 0.1; done")
 
 
 
@@ -84,6 +87,8 @@ def test_sidecars_stop_after_the_app_in_reverse_order(cluster, wait, tmp_path):
     cluster.apply(json.dumps(manifest))
     wait(lambda: all("running" in s["state"] for s in statuses(cluster, name).values())
          and len(statuses(cluster, name)) == 3, timeout=90)
+    wait(lambda: all((log_dir / f"{c}.ready").exists() for c in ("app", "first", "second")),
+         timeout=30)
     cluster.kubectl("delete", "pod", name, "--wait=true", timeout=90)
     assert (log_dir / "order").read_text().split() == ["app", "second", "first"]
 

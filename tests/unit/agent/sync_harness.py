@@ -153,7 +153,10 @@ class Harness:
         return self.syncer
 
     async def sync(self, pod: Obj, terminating: bool = False) -> PodSyncResult:
-        return await self.syncer.sync(pod, terminating)
+        """One sync, then its status writes (written by the status manager's writers)."""
+        result = await self.syncer.sync(pod, terminating)
+        await self.syncer.status.flush()
+        return result
 
     def calls(self) -> list[str]:
         """The runtime methods called so far, in order."""

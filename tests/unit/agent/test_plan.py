@@ -10,7 +10,7 @@ from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, KILL_NOT_IN_SPEC, KI
                                        KILL_UNKNOWN, REASON_NEW, REASON_RESTART,
                                        REASON_SPEC_CHANGED)
 from podling.agent.pod.plan import compute_pod_actions
-from podling.agent.pod.sync import record_restart
+from podling.agent.pod.starting import record_restart
 from podling.api.views import PodView
 
 NOW = T0 + 100

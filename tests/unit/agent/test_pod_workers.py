@@ -253,8 +253,30 @@ async def test_a_done_result_ends_the_worker_and_it_is_forgotten(make) -> None:
     assert workers.known() == set()
     assert sync.of("u1") == [(1, False), (2, True)]
     workers.update(pod(version=3), removed=True)  # the DELETED event that follows
-    await sync.calls_reach(3)
-    assert sync.of("u1")[2] == (3, True)  # a new worker, terminating from its start
+    assert workers.known() == set()  # no second termination of a finished pod
+    assert sync.of("u1") == [(1, False), (2, True)]
+
+
+async def test_an_update_without_wake_is_kept_for_the_next_sync(make) -> None:
+    workers, sync = make()
+    sync.then("u1", PodSyncResult(), PodSyncResult())
+    workers.update(pod(version=1))
+    await sync.until(lambda: sync.returned == 1)
+    workers.update(pod(version=2), wake=False)  # our own status write coming back
+    assert not workers._workers["u1"].wake.is_set()  # the worker sleeps on
+    workers.notify("u1")  # its next sync (here: an exit) reads the kept object
+    await sync.calls_reach(2)
+    assert sync.of("u1") == [(1, False), (2, False)]
+
+
+async def test_a_deletion_wakes_even_without_wake(make) -> None:
+    workers, sync = make()
+    sync.then("u1", PodSyncResult(), PodSyncResult(done=True))
+    workers.update(pod(version=1))
+    await sync.until(lambda: sync.returned == 1)
+    workers.update(pod(version=2, deleting=True), wake=False)
+    await sync.calls_reach(2)
+    assert sync.of("u1") == [(1, False), (2, True)]
 
 
 async def test_a_done_pod_does_not_stop_the_others(make) -> None:

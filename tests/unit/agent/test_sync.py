@@ -36,7 +36,7 @@ def runtime_calls(s: Harness) -> list[str]:
 async def test_a_new_pod_gets_a_sandbox_then_its_container(s) -> None:
     result = await s.sync(make_pod(), False)
     assert runtime_calls(s) == ["list_pod_sandbox", "list_containers", "run_pod_sandbox",
-                                "pod_sandbox_status", "create_container", "start_container",
+                                "create_container", "start_container",
                                 "list_pod_sandbox", "list_containers"]
     assert s.network.methods() == ["setup_pod"]
     assert [(r.action, r.error) for r in result.results] == [

@@ -10,7 +10,7 @@ import pytest
 from sync_harness import Harness, ctr, make_harness, make_pod
 
 from podling.agent.objects import ObjectCache
-from podling.agent.pod.sync import CONFIG_RETRY
+from podling.agent.pod.starting import CONFIG_RETRY
 from podling.agent.pod.sync_result import SyncAction
 
 MISSING = 'configmap "cfg" not found'

@@ -237,7 +237,7 @@ async def test_a_deleted_pod_is_stopped_released_and_deleted(h, grace, stop_time
     pod = make_pod(ctr("a"), ctr("b"))
     await h.sync(pod)
     running = h.started()
-    [sandbox] = [args for name, args in h.runtime.calls if name == "pod_sandbox_status"]
+    [sandbox] = [(sid,) for sid in h.runtime.sandbox_ids]
     h.forget_calls()
     result = await h.sync(deleted(h.api_pod(pod), grace), True)
     assert result.done and not result.errors()
@@ -329,7 +329,7 @@ async def test_a_dead_sandbox_is_replaced_with_everything_in_it(h) -> None:
     pod = make_pod(ctr("a"), ctr("b"))
     await h.sync(pod)
     old = h.runtime.calls_of("run_pod_sandbox")
-    [(old_sandbox,)] = h.runtime.calls_of("pod_sandbox_status")
+    [old_sandbox] = h.runtime.sandbox_ids
     first = h.started()
     h.runtime.crash_sandbox(old_sandbox)
     await h.events()
@@ -340,7 +340,7 @@ async def test_a_dead_sandbox_is_replaced_with_everything_in_it(h) -> None:
     assert sorted(args[0] for args in h.runtime.calls_of("stop_container")) == sorted(first)
     [config] = [args[0] for args in h.runtime.calls_of("run_pod_sandbox")]
     assert config.attempt == 1
-    [(new_sandbox,)] = h.runtime.calls_of("pod_sandbox_status")
+    new_sandbox = h.runtime.sandbox_ids[-1]
     assert [args[0] for args in h.runtime.calls_of("create_container")] == [new_sandbox] * 2
     calls = h.calls()
     assert calls.index("stop_container") < calls.index("run_pod_sandbox")
@@ -356,7 +356,7 @@ async def test_a_dead_sandbox_is_replaced_with_everything_in_it(h) -> None:
 async def test_sandbox_changed_is_recorded_before_the_kills(h) -> None:
     pod = make_pod()
     await h.sync(pod)
-    [(old_sandbox,)] = h.runtime.calls_of("pod_sandbox_status")
+    [old_sandbox] = h.runtime.sandbox_ids
     h.runtime.crash_sandbox(old_sandbox)
     await h.events()
     h.client.events.clear()
@@ -367,7 +367,7 @@ async def test_sandbox_changed_is_recorded_before_the_kills(h) -> None:
 async def test_a_dead_sandbox_gives_its_network_back_before_the_new_one(h) -> None:
     pod = make_pod()
     await h.sync(pod)
-    [(old_sandbox,)] = h.runtime.calls_of("pod_sandbox_status")
+    [old_sandbox] = h.runtime.sandbox_ids
     h.runtime.crash_sandbox(old_sandbox)
     h.forget_calls()
     await h.sync(h.api_pod(pod))
@@ -423,7 +423,7 @@ async def test_a_failed_sandbox_is_undone_reported_and_retried(h, fail, error,
     assert [(r.action, r.error) for r in result.errors()] == [
         (SyncAction.CREATE_POD_SANDBOX, "FailedCreatePodSandBox")]
     assert "create_container" not in h.calls()
-    created = [args for name, args in h.runtime.calls if name == "pod_sandbox_status"]
+    created = [(sid,) for sid in h.runtime.sandbox_ids]
     assert h.runtime.calls_of("remove_pod_sandbox") == created  # the undo of the acquire
     assert bool(created) is undone and h.network.attached == {}
     assert await h.events() == [
