@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from ..api.errors import ApiError
 from ..api.resources import NODES, PODS
 from ..api.types import Obj
 from ..api import views
-from ..api.views import NodeView, PodView
+from ..api.views import NodeView, ObjectMetaView, PodStatusView, PodView
 from ..client import DELETED, SYNC, ApiClient, ApiConnectionError, Informer
 from ..client.events import EventRecorder
 from ..util import timeline
@@ -166,13 +167,21 @@ class Scheduler:
         if type_ != SYNC and node_changed(None if old is None else NodeView.from_obj(old), node):
             self.queue.move_all()
 
-    def _pod_view(self, obj: Obj) -> PodView:
+    def _pod_view(self, obj: Obj, prior: PodView | None = None) -> PodView:
         """The view of ``obj``: the cached one when ``obj`` is the object it was built
-        from (informer objects are shared and never changed in place)."""
+        from (informer objects are shared and never changed in place); else, when
+        ``prior`` (the view of the version before) has an equal spec, that spec view
+        with ``obj``'s metadata and status (a status update, e.g. our own condition
+        write, does not read the spec again); else a new view."""
         meta = obj.get("metadata") or {}
         cached = self._pod_views.get((meta.get("namespace") or "", meta.get("name") or ""))
         if cached is not None and cached[0] is obj:
             return cached[1]
+        if prior is not None and isinstance(obj.get("spec"), dict) \
+                and prior.raw.get("spec") == obj["spec"]:
+            return dataclasses.replace(prior, metadata=ObjectMetaView.from_obj(meta),
+                                       status=PodStatusView.from_obj(obj.get("status")),
+                                       raw=obj)
         return PodView.from_obj(obj)
 
     def _remember_view(self, key: tuple[str, str], obj: Obj, pod: PodView) -> None:
@@ -185,7 +194,7 @@ class Scheduler:
 
     def _on_pod(self, type_: str, obj: Obj, old: Obj | None) -> None:
         old_view = None if old is None or type_ == SYNC else self._pod_view(old)
-        pod = self._pod_view(obj)
+        pod = self._pod_view(obj, old_view)
         key, uid = pod.key, podutil.pod_uid(pod)
         if type_ == DELETED:
             self._pod_views.pop(key, None)
@@ -283,7 +292,9 @@ class Scheduler:
                        num_nodes: int) -> None:
         assert result.fit_error is not None
         message = result.fit_error.message(num_nodes)
-        log.info("pod %s/%s is unschedulable: %s", *entry.key, message)
+        # debug, like Kubernetes' V(2) "Unable to schedule pod": one line per attempt of
+        # every pending pod was a measurable part of the server's CPU per create
+        log.debug("pod %s/%s is unschedulable: %s", *entry.key, message)
         self.queue.unschedulable(entry)
         self.events.event(dict(pod.raw), "Warning", FAILED_SCHEDULING, message)
         condition = unschedulable_condition(pod, message)

@@ -11,6 +11,8 @@ pod. :func:`scheduling_fields` (the informer's transform, like client-go's
   that Kubernetes forbids changing on a pod (``env``, ``command``, probes, mounts, ...), so
   comparing two slimmed versions of a pod's spec still tells every update that can change
   where it fits (``image``, resources, ports stay);
+* ``spec.volumes`` (no scheduling plugin of podling reads volumes; Kubernetes forbids
+  changing them on a pod);
 * of ``status``: all but ``phase`` and ``conditions`` (terminal pods; PodScheduled).
 
 Everything the scheduler reads through :class:`~podling.api.views.PodView` (spec fields,
@@ -43,7 +45,7 @@ def _without(obj: Any, dropped: frozenset[str]) -> Any:
 def _slim_spec(spec: Any) -> Any:
     if not isinstance(spec, dict):
         return spec
-    out = dict(spec)
+    out = {k: v for k, v in spec.items() if k != "volumes"}
     for name in CONTAINER_LISTS:
         containers = spec.get(name)
         if isinstance(containers, list):

@@ -42,8 +42,7 @@ def test_scheduling_fields_keep_what_scheduling_reads():
     assert (small.metadata.uid, small.metadata.resource_version) == ("u1", "42")
     assert small.status.conditions == full.status.conditions
     assert small.status.phase == "Pending"
-    for name in ("node_selector", "tolerations", "node_affinity", "overhead", "volumes",
-                 "priority", "scheduler_name", "node_name"):
+    for name in ("node_selector", "tolerations", "node_affinity", "overhead", "priority", "scheduler_name", "node_name"):
         assert getattr(small.spec, name) == getattr(full.spec, name), name
     for got, want in zip(small.spec.containers + small.spec.init_containers,
                          full.spec.containers + full.spec.init_containers, strict=True):
@@ -59,6 +58,7 @@ def test_scheduling_fields_drop_agent_only_fields():
     main = slim["spec"]["containers"][0]
     assert not {"command", "args", "env", "livenessProbe", "volumeMounts"} & set(main)
     assert set(slim["status"]) == {"phase", "conditions"}
+    assert "volumes" not in slim["spec"]
 
 
 def test_spec_changes_between_slim_versions_are_still_seen():
@@ -72,3 +72,22 @@ def test_spec_changes_between_slim_versions_are_still_seen():
     new["status"]["containerStatuses"] = []
     assert not scheduling_inputs_changed(PodView.from_obj(scheduling_fields(old)),
                                          PodView.from_obj(scheduling_fields(new)))
+
+
+def test_status_update_view_equals_a_fresh_view():
+    """The scheduler reuses the spec view across a status-only update; the result must be
+    exactly what reading the new version afresh gives."""
+    from podling.scheduler.scheduler import Scheduler
+
+    sched = Scheduler(None)  # type: ignore[arg-type]  # never started: no client needed
+    old = scheduling_fields(full_pod())
+    new = copy.deepcopy(old)
+    new["metadata"]["resourceVersion"] = "43"
+    new["status"]["conditions"][0]["message"] = "other"
+    prior = PodView.from_obj(old)
+    reused = sched._pod_view(new, prior)
+    assert reused.spec is prior.spec
+    assert reused == PodView.from_obj(new) and reused.raw is new
+    new["spec"]["containers"][0]["image"] = "nginx:2"
+    changed = sched._pod_view(new, prior)
+    assert changed.spec != prior.spec and changed == PodView.from_obj(new)
