@@ -19,7 +19,9 @@ Events reach handlers as ``on_event(type, obj, old)``, one at a time and in orde
 A re-list compares the fresh list with the store and emits only the differences (an object
 whose UID changed under the same name is DELETED then ADDED). The store is updated before
 handlers run. Objects in the store and in events are shared: treat them as read-only
-(``copy.deepcopy`` before changing one). A handler that raises is logged and skipped; it
+(``copy.deepcopy`` before changing one). With a ``transform`` (client-go's
+``SetTransform``), every listed or watched object passes through it once before it is
+stored and delivered: the store and the handlers see only transformed objects. A handler that raises is logged and skipped; it
 never stops the informer.
 """
 
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 Handler = Callable[[str, Obj, Obj | None], Awaitable[None] | None]
+Transform = Callable[[Obj], Obj]
 
 ADDED, MODIFIED, DELETED, SYNC = "ADDED", "MODIFIED", "DELETED", "SYNC"
 
@@ -90,6 +93,8 @@ def _uid(obj: Obj) -> str:
 class Informer:
     """Watches ``resource`` (in ``namespace``, or all namespaces when None) matching the
     selectors. ``resync_period`` seconds (None or 0: never) between SYNC deliveries.
+    ``transform``: applied to each object before it is stored (see the module docstring);
+    it must keep ``metadata`` name, namespace, uid and resourceVersion.
 
     Who may call: everything runs on one event loop; ``start`` needs a running loop.
     ``add_handler`` before ``start`` to see the initial ADDED events; handlers added later
@@ -99,7 +104,8 @@ class Informer:
     def __init__(self, client: ListerWatcher, resource: ResourceLike, *,
                  namespace: str | None = None, label_selector: str = "",
                  field_selector: str = "", resync_period: float | None = 300.0,
-                 options: InformerOptions = InformerOptions()) -> None:
+                 options: InformerOptions = InformerOptions(),
+                 transform: Transform | None = None) -> None:
         self.client = client
         self.resource: Resource = resolve(resource)
         self.namespace = namespace
@@ -107,6 +113,7 @@ class Informer:
         self.field_selector = field_selector
         self.resync_period = resync_period
         self.options = options
+        self.transform = transform
         self._store: dict[Key, Obj] = {}
         self._handlers: list[Handler] = []
         self._lock = asyncio.Lock()  # one delivery at a time: store update + handlers
@@ -209,6 +216,8 @@ class Informer:
         items, rv = await self.client.list(self.resource, self.namespace,
                                            label_selector=self.label_selector,
                                            field_selector=self.field_selector)
+        if self.transform is not None:
+            items = [self.transform(obj) for obj in items]
         async with self._lock:
             await self._replace(items)
         self._last_rv = rv
@@ -226,6 +235,8 @@ class Informer:
             async for type_, obj in events:
                 rv = _rv(obj) or rv
                 if type_ != "BOOKMARK":
+                    if self.transform is not None:
+                        obj = self.transform(obj)
                     async with self._lock:
                         await self._apply(type_, obj)
                 self._last_rv = rv

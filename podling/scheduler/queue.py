@@ -79,6 +79,10 @@ class SchedulingQueue:
         self._wake = asyncio.Event()
         self._closed = False
         self._parked: set[Key] = set()  # the keys in UNSCHEDULABLE
+        # (failed_at + max_unschedulable, seq, key, generation) of each parking, so the
+        # periodic flush and the next deadline need not scan every parked pod; an item
+        # whose generation is stale is skipped
+        self._parked_deadlines: list[tuple[float, int, Key, int]] = []
 
     # -- producers -------------------------------------------------------------------------
 
@@ -198,8 +202,12 @@ class SchedulingQueue:
             entry = self._pods.get(key)
             if entry is not None and entry.generation == generation and entry.where == BACKOFF:
                 self._to_active(entry)
-        for entry in [self._pods[k] for k in self._parked]:
-            if now - entry.failed_at >= self.options.max_unschedulable:
+        deadlines = self._parked_deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, _, key, generation = heapq.heappop(deadlines)
+            entry = self._pods.get(key)
+            if entry is not None and entry.generation == generation \
+                    and entry.where == UNSCHEDULABLE:
                 self._requeue(entry)
 
     def _in_flight(self, entry: QueuedPod) -> bool:
@@ -216,6 +224,9 @@ class SchedulingQueue:
         entry.generation += 1
         if where == UNSCHEDULABLE:
             self._parked.add(entry.key)
+            heapq.heappush(self._parked_deadlines,
+                           (entry.failed_at + self.options.max_unschedulable,
+                            next(self._seq), entry.key, entry.generation))
         else:
             self._parked.discard(entry.key)
 
@@ -242,10 +253,21 @@ class SchedulingQueue:
 
     def _next_deadline(self) -> float | None:
         deadlines = [self._backoff[0][0]] if self._backoff else []  # may be stale: harmless
-        unschedulable = [self._pods[k].failed_at + self.options.max_unschedulable
-                         for k in self._parked]
-        candidates = deadlines + unschedulable
-        return min(candidates) if candidates else None
+        self._drop_stale_parked()
+        if self._parked_deadlines:
+            deadlines.append(self._parked_deadlines[0][0])
+        return min(deadlines) if deadlines else None
+
+    def _drop_stale_parked(self) -> None:
+        """Pop the parked-deadline items of pods that left UNSCHEDULABLE since."""
+        deadlines = self._parked_deadlines
+        while deadlines:
+            _, _, key, generation = deadlines[0]
+            entry = self._pods.get(key)
+            if entry is not None and entry.generation == generation \
+                    and entry.where == UNSCHEDULABLE:
+                return
+            heapq.heappop(deadlines)
 
     async def _wait(self, deadline: float | None) -> None:
         """Until something is added or moved, or the clock reaches ``deadline``."""

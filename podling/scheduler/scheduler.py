@@ -23,6 +23,8 @@ both informers have listed); ``await stop()`` to end it. The client stays the ca
 from __future__ import annotations
 
 import asyncio
+import collections
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ from ..api.errors import ApiError
 from ..api.resources import NODES, PODS
 from ..api.types import Obj
 from ..api import views
-from ..api.views import NodeView, PodView
+from ..api.views import NodeView, ObjectMetaView, PodStatusView, PodView
 from ..client import DELETED, SYNC, ApiClient, ApiConnectionError, Informer
 from ..client.events import EventRecorder
 from ..util import timeline
@@ -43,12 +45,14 @@ from .cache import SchedulerCache, node_changed
 from .framework import Profile, ScheduleResult, schedule_one
 from .plugins import default_profile
 from .queue import QueuedPod, QueueOptions, SchedulingQueue
+from .slim import scheduling_fields
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SCHEDULER = views.DEFAULT_SCHEDULER
 SCHEDULED, FAILED_SCHEDULING = "Scheduled", "FailedScheduling"
 EVENT_WINDOW = 600.0  # repeats of one FailedScheduling message within it are counted
+VIEW_CACHE_SIZE = 1024  # pending pods whose current PodView is kept (most recent first)
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,14 @@ class Scheduler:
         self.events = EventRecorder(client, scheduler_name, window_seconds=EVENT_WINDOW,
                                     max_queue=10_000, lanes=4)
         self.nodes = Informer(client, NODES, resync_period=options.resync_period)
-        self.pods = Informer(client, PODS, resync_period=options.resync_period)
+        self.pods = Informer(client, PODS, resync_period=options.resync_period,
+                             transform=scheduling_fields)
         self.nodes.add_handler(self._on_node)
         self.pods.add_handler(self._on_pod)
+        # the view of each pending pod's current version: (informer object, its view), so
+        # a pod version is read into a PodView once, not once per handler and cycle
+        self._pod_views: collections.OrderedDict[tuple[str, str], tuple[Obj, PodView]] = \
+            collections.OrderedDict()
         self._bind_slots = asyncio.Semaphore(options.max_binds)
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -158,28 +167,57 @@ class Scheduler:
         if type_ != SYNC and node_changed(None if old is None else NodeView.from_obj(old), node):
             self.queue.move_all()
 
+    def _pod_view(self, obj: Obj, prior: PodView | None = None) -> PodView:
+        """The view of ``obj``: the cached one when ``obj`` is the object it was built
+        from (informer objects are shared and never changed in place); else, when
+        ``prior`` (the view of the version before) has an equal spec, that spec view
+        with ``obj``'s metadata and status (a status update, e.g. our own condition
+        write, does not read the spec again); else a new view."""
+        meta = obj.get("metadata") or {}
+        cached = self._pod_views.get((meta.get("namespace") or "", meta.get("name") or ""))
+        if cached is not None and cached[0] is obj:
+            return cached[1]
+        if prior is not None and isinstance(obj.get("spec"), dict) \
+                and prior.raw.get("spec") == obj["spec"]:
+            return dataclasses.replace(prior, metadata=ObjectMetaView.from_obj(meta),
+                                       status=PodStatusView.from_obj(obj.get("status")),
+                                       raw=obj)
+        return PodView.from_obj(obj)
+
+    def _remember_view(self, key: tuple[str, str], obj: Obj, pod: PodView) -> None:
+        """Keep the view of a pending pod for the coming cycle and the next update, for
+        the last ``VIEW_CACHE_SIZE`` pods (a miss only costs building it again)."""
+        self._pod_views[key] = (obj, pod)
+        self._pod_views.move_to_end(key)
+        if len(self._pod_views) > VIEW_CACHE_SIZE:
+            self._pod_views.popitem(last=False)
+
     def _on_pod(self, type_: str, obj: Obj, old: Obj | None) -> None:
-        pod = PodView.from_obj(obj)
+        old_view = None if old is None or type_ == SYNC else self._pod_view(old)
+        pod = self._pod_view(obj, old_view)
         key, uid = pod.key, podutil.pod_uid(pod)
         if type_ == DELETED:
+            self._pod_views.pop(key, None)
             self.queue.delete(key)
             if self.cache.remove_pod(uid):
                 self.queue.move_all()
             return
         timeline.mark(pod.metadata.uid, "scheduler.received")
         if pod.spec.node_name:
+            self._pod_views.pop(key, None)
             self.queue.delete(key)
             if self.cache.update_pod(pod):
                 self.queue.move_all()
             return
         if not is_pending_for(pod, self.scheduler_name):
+            self._pod_views.pop(key, None)
             self.queue.delete(key)
             return
+        self._remember_view(key, obj, pod)
         if self.cache.is_assumed(uid):
             return  # a bind for it is in flight
         if not self.queue.add(key, uid, pod.spec.priority) and type_ != SYNC \
-                and scheduling_inputs_changed(None if old is None else PodView.from_obj(old),
-                                              pod):
+                and scheduling_inputs_changed(old_view, pod):
             self.queue.update(key)
 
     # -- the loop --------------------------------------------------------------------------
@@ -204,7 +242,7 @@ class Scheduler:
         """One synchronous cycle; the caller holds a bind slot, which this hands on to the
         bind / status task or releases."""
         obj = self.pods.get(*entry.key)
-        pod = None if obj is None else PodView.from_obj(obj)
+        pod = None if obj is None else self._pod_view(obj)
         if pod is None or podutil.pod_uid(pod) != entry.uid \
                 or not is_pending_for(pod, self.scheduler_name):
             self._bind_slots.release()
@@ -254,7 +292,9 @@ class Scheduler:
                        num_nodes: int) -> None:
         assert result.fit_error is not None
         message = result.fit_error.message(num_nodes)
-        log.info("pod %s/%s is unschedulable: %s", *entry.key, message)
+        # debug, like Kubernetes' V(2) "Unable to schedule pod": one line per attempt of
+        # every pending pod was a measurable part of the server's CPU per create
+        log.debug("pod %s/%s is unschedulable: %s", *entry.key, message)
         self.queue.unschedulable(entry)
         self.events.event(dict(pod.raw), "Warning", FAILED_SCHEDULING, message)
         condition = unschedulable_condition(pod, message)

@@ -294,3 +294,27 @@ def test_backoff_grows_is_bounded_and_resets() -> None:
     assert backoff.failures == 8
     backoff.reset()
     assert 1 <= backoff.next() <= 1.5
+
+
+async def test_transform_applies_to_listed_and_watched_objects(client, informers) -> None:
+    await client.create("pods", make_pod("listed").labels(app="x").bare().build())
+
+    def transform(obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        return {"metadata": {k: meta[k] for k in ("name", "namespace", "uid",
+                                                 "resourceVersion")},
+                "transformed": True}
+
+    informer = Informer(client, "pods", namespace="default", resync_period=None,
+                        options=FAST, transform=transform)
+    seen: list[tuple[str, Obj, Obj | None]] = []
+    informer.add_handler(lambda t, obj, old: seen.append((t, obj, old)))
+    await _started(informers, informer)
+    await client.create("pods", make_pod("watched").labels(app="x").bare().build())
+    await client.patch("pods", "watched", {"metadata": {"labels": {"app": "y"}}})
+    await eventually(lambda: len(seen) == 3)
+    assert [(t, o["metadata"]["name"]) for t, o, _ in seen] == \
+        [(ADDED, "listed"), (ADDED, "watched"), (MODIFIED, "watched")]
+    assert all(o["transformed"] and "labels" not in o["metadata"] for _, o, _ in seen)
+    assert seen[2][2] is seen[1][1]  # old: the transformed object stored before
+    assert informer.get("default", "watched") is seen[2][1]

@@ -155,3 +155,34 @@ async def test_counts(queue):
     queue.add(B, "2")
     queue.unschedulable(await pop_now(queue))
     assert queue.counts() == {ACTIVE: 1, BACKOFF: 0, UNSCHEDULABLE: 1, IN_FLIGHT: 0}
+
+
+async def test_unschedulable_timeout_counts_from_the_latest_parking(clock):
+    """A pod parked, requeued by an update and parked again waits max_unschedulable from
+    its second failure: the first parking's deadline no longer applies."""
+    queue = SchedulingQueue(clock, QueueOptions(max_unschedulable=300))
+    queue.add(A, "1")
+    queue.unschedulable(await pop_now(queue))
+    clock.advance(100)
+    queue.update(A)  # back-off (1 s) long over: straight to ACTIVE
+    queue.unschedulable(await pop_now(queue))
+    popper = asyncio.ensure_future(queue.pop())
+    clock.advance(200)  # the first parking's deadline
+    await settle()
+    assert not popper.done()
+    assert queue.where(A) == UNSCHEDULABLE
+    clock.advance(100)
+    assert (await asyncio.wait_for(popper, 1.0)).key == A
+
+
+async def test_deleted_parked_pod_leaves_no_deadline(clock):
+    queue = SchedulingQueue(clock, QueueOptions(max_unschedulable=300))
+    queue.add(A, "1")
+    queue.unschedulable(await pop_now(queue))
+    queue.delete(A)
+    queue.add(B, "2")
+    queue.unschedulable(await pop_now(queue))
+    popper = asyncio.ensure_future(queue.pop())
+    clock.advance(300)
+    assert (await asyncio.wait_for(popper, 1.0)).key == B
+    assert len(queue) == 1
