@@ -78,42 +78,37 @@ async def run(argv: Sequence[str], *, timeout: float, stdin: bytes | None = None
     return Completed(tuple(argv), proc.returncode, out, err)
 
 
-def pid_alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
+def _stat_fields(pid: int) -> list[bytes]:
+    """The fields of /proc/<pid>/stat after the command name (state first), or [] when
+    there is no such process. One read."""
     if pid <= 0:
-        return False
+        return []
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X")
+        return []
+    return stat[stat.rfind(b")") + 2:].split()
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] not in (b"Z", b"X")
 
 
 def pid_start_time(pid: int) -> int:
     """The process start time in clock ticks since boot (field 22 of /proc/pid/stat), or 0.
 
     Together with the pid it identifies a process across pid reuse."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return 0
-    fields = stat[stat.rfind(b")") + 2:].split()
+    fields = _stat_fields(pid)
     return int(fields[19]) if len(fields) > 19 else 0
 
 
 def same_process(pid: int, start_time: int) -> bool:
     """True if ``pid`` is alive (not a zombie) and is the process that had ``start_time``
     (0: any). One read of /proc/<pid>/stat."""
-    if pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    fields = stat[stat.rfind(b")") + 2:].split()
+    fields = _stat_fields(pid)
     if not fields or fields[0] in (b"Z", b"X"):
         return False
     return start_time == 0 or (len(fields) > 19 and int(fields[19]) == start_time)
