@@ -79,6 +79,7 @@ from podling.util.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # when the Node cannot be read for admission
+IMAGE_RETRY_SECONDS = 10.0  # after ErrImagePull: the next sync shows ImagePullBackOff
 
 
 class Observed(NamedTuple):
@@ -205,6 +206,8 @@ class PodSyncer:
                            if actions.deadline_exceeded else
                            (eviction.REASON, evicted) if evicted is not None else None)
         result.retry_within(actions.requeue_after)
+        if any(r.error == "ErrImagePull" for r in result.errors()):
+            result.retry_within(IMAGE_RETRY_SECONDS)
         if not (actions.kill_pod and not starts):
             result.retry_within(self.volumes.requeue_after(pod))
         return result
