@@ -112,15 +112,27 @@ async def sweep_nat(
     return len(sweep.rules)
 
 
+async def run_nat(binary: str, args: list[str], timeout: float,
+                  env: dict[str, str] | None) -> procs.ProcResult:
+    """Run ``binary -w 5 -t nat ARGS`` (waiting up to 5 s for the xtables lock)."""
+    return await procs.run([binary, "-w", "5", "-t", "nat", *args], timeout=timeout, env=env)
+
+
+def nat_failure(binary: str, args: list[str], res: procs.ProcResult) -> NetworkError:
+    """The NetworkError of a failed :func:`run_nat`, naming the command and its stderr."""
+    message = res.stderr.decode(errors="replace").strip()
+    return NetworkError(f"{binary} {' '.join(args[:2])} failed: {message}")
+
+
 async def _iptables(
     binary: str, args: list[str], timeout: float, env: dict[str, str] | None
 ) -> None:
-    res = await procs.run([binary, "-w", "5", "-t", "nat", *args], timeout=timeout, env=env)
+    res = await run_nat(binary, args, timeout, env)
     if res.returncode != 0:
-        message = res.stderr.decode(errors="replace").strip()
+        message = res.stderr.decode(errors="replace")
         if "does not exist" in message or "No chain" in message or "Bad rule" in message:
             return  # already gone: someone else removed it concurrently
-        raise NetworkError(f"{binary} {' '.join(args[:2])} failed: {message}")
+        raise nat_failure(binary, args, res)
 
 
 HOSTPORT_CHAINS = ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ")

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import hashlib
 
-from podling.network import procs
-from podling.network.interface import NetworkError
+from podling.network import iptables
 
 NODE_ID = "node"
 """The ``id`` in the comment of the node's jump rule: ``purge`` sweeps it by this id, since
@@ -60,8 +59,7 @@ async def _run(binary: str, args: list[str], timeout: float, env: dict[str, str]
                check: bool = True) -> bool:
     """Run ``binary -w 5 -t nat ARGS``; True when it succeeded. With ``check``, a failure
     is a NetworkError naming the command."""
-    res = await procs.run([binary, "-w", "5", "-t", "nat", *args], timeout=timeout, env=env)
+    res = await iptables.run_nat(binary, args, timeout, env)
     if res.returncode != 0 and check:
-        message = res.stderr.decode(errors="replace").strip()
-        raise NetworkError(f"{binary} {' '.join(args[:2])} failed: {message}")
+        raise iptables.nat_failure(binary, args, res)
     return res.returncode == 0
