@@ -8,6 +8,7 @@ no runc containers, conmon processes, mounts, cgroups or directories.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import shutil
@@ -334,6 +335,33 @@ async def test_oci_host_namespaces(oci: OciHarness) -> None:
     for ns in ("net", "pid", "ipc", "uts"):
         result = await rt.exec_sync(cid, ["readlink", f"/proc/self/ns/{ns}"], 5)
         assert result.stdout.decode().strip() == os.readlink(f"/proc/self/ns/{ns}"), ns
+    await rt.remove_pod_sandbox(sid)
+
+
+async def test_oci_create_runs_runc_create_and_start_only_runc_start(oci: OciHarness) -> None:
+    """create_container leaves a runc container in state ``created`` (its conmon up), still
+    CREATED to callers; a runc create failure surfaces at start as StartError; a container
+    stopped before its start leaves no process and no runc container."""
+    from podling.runtime.interface import ContainerState
+    from podling.runtime.oci.runc import Runc
+    rt = oci.runtime
+    runc = Runc(shutil.which("runc") or "runc", os.path.join(oci.config.root, "runc"))
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("eager"))
+    cid = await rt.create_container(sid, oci.container_config("c", "sleep 1000"))
+    assert {s.id: s.status for s in await runc.list()}.get(cid) == "created"
+    assert len(_conmons_naming(cid)) == 1
+    status = await rt.container_status(cid)
+    assert status.state is ContainerState.CREATED and status.pid == 0
+    bad = dataclasses.replace(oci.container_config("bad", "true"), command=["/no/such/binary"])
+    broken = await rt.create_container(sid, bad)
+    assert (await rt.container_status(broken)).state is ContainerState.CREATED
+    with pytest.raises(ContainerStartError):
+        await rt.start_container(broken)
+    assert (await rt.container_status(broken)).reason == "StartError"
+    await rt.stop_container(cid, 0)
+    assert (await rt.container_status(cid)).state is ContainerState.EXITED
+    assert _conmons_naming(cid) == []
+    assert cid not in {s.id for s in await runc.list()}
     await rt.remove_pod_sandbox(sid)
 
 

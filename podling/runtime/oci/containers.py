@@ -1,9 +1,15 @@
 """Container methods of OciRuntime (on top of RuntimeCore, core.py).
 
-    create_container: write the bundle (config.json) and the record — no process yet.
-    start_container:  conmon → runc create (sync pipe) → runc start → record started_at.
-                      Any failure: undo, record EXITED/StartError (128), write an exit file
-                      (so waiters and exit events see it), raise ContainerStartError.
+    create_container: write the bundle (config.json) and the record, then conmon → runc
+                      create (sync pipe): the container's init waits in runc's exec fifo
+                      (the agent creates a pod's containers together, so their runc
+                      creates overlap instead of each preceding its own start). A failed
+                      runc create is not raised here but kept (``extra["create_error"]``)
+                      and reported by start_container, where runc reported it before.
+    start_container:  runc start (after conmon → runc create for a container created
+                      without a process) → record started_at. Any failure: undo, record
+                      EXITED/StartError (128), write an exit file (so waiters and exit
+                      events see it), raise ContainerStartError.
     stop_container:   <signal> to the init process (a pidfd: what `runc kill` does) → wait
                       for the exit file ≤ timeout → SIGKILL to the init when it is its own
                       PID namespace's init, else `runc kill --all KILL`.
@@ -54,7 +60,27 @@ class ContainerOps(RuntimeCore):
         except BaseException:
             self.store.delete_container(cid)
             raise
+        async with self._lock(cid):
+            await self._create_process(record)
         return cid
+
+    async def _create_process(self, record: ContainerRecord) -> None:
+        """conmon → runc create; the pids go into the record (started_at stays 0). A
+        failure is kept for start_container; a cancellation removes the container."""
+        try:
+            launched = await self._conmon_create(record)
+        except RuntimeCommandError as exc:
+            record.extra["create_error"] = str(exc)
+            self.store.save_container(record)
+            return
+        except BaseException:
+            await self._forget_process(record.id, conmon_pid=0)
+            self.store.delete_container(record.id)
+            raise
+        record.pid, record.conmon_pid = launched.pid, launched.conmon_pid
+        record.pid_start_time = proc.pid_start_time(launched.pid)
+        record.conmon_start_time = proc.pid_start_time(launched.conmon_pid)
+        self.store.save_container(record)
 
     def _pid_target(self, sandbox_id: str, config: ContainerConfig) -> int:
         """The process whose PID namespace a container with ``pid_target`` joins: the
@@ -62,7 +88,7 @@ class ContainerOps(RuntimeCore):
         if not config.pid_target:
             return 0
         target = self.store.containers.get(config.pid_target)
-        if target is None or target.sandbox_id != sandbox_id or not target.pid \
+        if target is None or target.sandbox_id != sandbox_id or not target.started_at \
                 or target.finished_at or not proc.same_process(target.pid, target.pid_start_time):
             raise InvalidState(f"target container {config.pid_target} is not running")
         return target.pid
@@ -74,30 +100,37 @@ class ContainerOps(RuntimeCore):
             if record.started_at or record.finished_at:
                 raise InvalidState(f"container {container_id} was already started")
             try:
-                launched = await self._launch(record)
+                await self._launch(record)
             except RuntimeCommandError as exc:
                 self._mark_finished(record, START_ERROR_EXIT_CODE, REASON_START_ERROR,
                                     str(exc))
                 raise ContainerStartError(str(exc)) from exc
-            record.pid, record.conmon_pid = launched.pid, launched.conmon_pid
-            record.pid_start_time = proc.pid_start_time(launched.pid)
-            record.conmon_start_time = proc.pid_start_time(launched.conmon_pid)
             record.started_at = time.time()
             self.store.save_container(record)
 
-    async def _launch(self, record: ContainerRecord) -> conmon.Launched:
-        cfg = record.config
-        directory = self.store.container_dir(record.id)
-        log_path = cfg.log_path or os.path.join(directory, "container.log")
-        launched = await conmon.launch(self._conmon_spec(
-            record.id, directory, name=cfg.name, log_path=log_path, terminal=cfg.tty,
-            stdin=cfg.stdin, leave_stdin_open=cfg.stdin and not cfg.stdin_once))
+    async def _launch(self, record: ContainerRecord) -> None:
+        """runc start of the process create_container made (made now when it has none)."""
+        error = record.extra.pop("create_error", "")
+        if error:
+            raise RuntimeCommandError(error)
+        if not record.pid:
+            launched = await self._conmon_create(record)
+            record.pid, record.conmon_pid = launched.pid, launched.conmon_pid
+            record.pid_start_time = proc.pid_start_time(launched.pid)
+            record.conmon_start_time = proc.pid_start_time(launched.conmon_pid)
         try:
             await self.runc.start(record.id)
         except BaseException:
-            await self._forget_process(record.id, conmon_pid=launched.conmon_pid)
+            await self._forget_process(record.id, conmon_pid=record.conmon_pid)
             raise
-        return launched
+
+    async def _conmon_create(self, record: ContainerRecord) -> conmon.Launched:
+        cfg = record.config
+        directory = self.store.container_dir(record.id)
+        log_path = cfg.log_path or os.path.join(directory, "container.log")
+        return await conmon.launch(self._conmon_spec(
+            record.id, directory, name=cfg.name, log_path=log_path, terminal=cfg.tty,
+            stdin=cfg.stdin, leave_stdin_open=cfg.stdin and not cfg.stdin_once))
 
     def _mark_finished(self, record: ContainerRecord, code: int, reason: str,
                        message: str) -> None:
@@ -115,6 +148,8 @@ class ContainerOps(RuntimeCore):
             if record is None or record.finished_at:
                 return
             if not record.started_at:
+                if record.pid:  # runc init waiting in the exec fifo: it never runs
+                    await self._forget_process(container_id, conmon_pid=record.conmon_pid)
                 self._mark_finished(record, 0, "", "stopped before it was started")
                 return
             if self._status(record).state is ContainerState.EXITED:
