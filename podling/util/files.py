@@ -29,3 +29,18 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644, *, sync: bool = True
         except FileNotFoundError:
             pass
         raise
+
+
+def write_in_place(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` into ``path`` itself (created with ``mode`` when missing), keeping its
+    inode: what a bind mount of ``path`` shows changes with it, which a rename would not do.
+    Unchanged contents are not rewritten. A reader may see a mix of old and new while the
+    contents change (the kubelet's /etc/hosts has the same property); not fsynced."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+    try:
+        if os.fstat(fd).st_size == len(data) and os.read(fd, len(data) + 1) == data:
+            return
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)

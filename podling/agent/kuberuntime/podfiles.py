@@ -2,10 +2,13 @@
 ``/etc/hosts`` (the kubelet's managed hosts file), ``/etc/hostname`` and ``/etc/resolv.conf``
 (what containerd's CRI plugin writes from the kubelet's DNS config).
 
-The content builders are pure; :func:`write_pod_files` writes all three atomically under the
-pod directory (without fsync: they are rewritten at every container start, and a power loss
-ends the pods anyway) and may be called again at any time (each container start rewrites
-them, so edits made inside a container vanish when it is re-created, as in Kubernetes).
+The content builders are pure; :func:`write_pod_files` writes all three under the pod
+directory, each in place (its inode kept: containers are created, with the files
+bind-mounted, while the network is still being set up, and see the final contents written
+once the pod's IPs are known, before they start), without fsync (they are rewritten at every
+container start, and a power loss ends the pods anyway). It may be called again at any time
+(each container start rewrites them, so edits made inside a container vanish when it is
+re-created, as in Kubernetes).
 
 The pod directory also keeps the IPs the network gave the pod's current sandbox
 (:func:`save_pod_ips`), so that an agent restarted before it reported them still knows them.
@@ -21,7 +24,7 @@ from typing import Sequence
 from podling.agent.kuberuntime.labels import namespace
 from podling.api.views import ContainerView, PodSpecView, PodView
 from podling.runtime.interface import Mount
-from podling.util.files import atomic_write
+from podling.util.files import atomic_write, write_in_place
 
 HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
 HOSTS_HEADER_HOST_NETWORK = "# Kubernetes-managed hosts file (host network).\n"
@@ -246,20 +249,21 @@ def write_pod_files(pod_dir: str, pod: PodView, pod_ips: Sequence[str], *,
                     host_resolv_path: str = "/etc/resolv.conf",
                     node_hostname: str | None = None) -> PodFiles:
     """Write ``<pod_dir>/etc-hosts``, ``etc-hostname`` and ``etc-resolv.conf`` (0644, each
-    atomically, ``pod_dir`` created if missing). Idempotent; call before every container
-    start. Blocking file I/O: run it in a thread from async code."""
+    in place, ``pod_dir`` created if missing). Idempotent; call before every container
+    start (with no ``pod_ips`` while a new sandbox's network is not up yet: the hosts file
+    then has no line for the pod). Blocking file I/O: run it in a thread from async code."""
     os.makedirs(pod_dir, mode=0o750, exist_ok=True)
     host_network = pod.spec.host_network
     files = pod_files(pod_dir)
-    atomic_write(files.hosts_path,
-                 hosts_file(pod, pod_ips, host_network=host_network,
-                            node_hosts=_read(node_hosts_path) if host_network else b"",
-                            cluster_domain=cluster_domain), 0o644, sync=False)
+    write_in_place(files.hosts_path,
+                   hosts_file(pod, pod_ips, host_network=host_network,
+                              node_hosts=_read(node_hosts_path) if host_network else b"",
+                              cluster_domain=cluster_domain))
     hostname = hostname_for(pod, node_name, node_hostname=node_hostname)
-    atomic_write(files.hostname_path, (hostname + "\n").encode(), 0o644, sync=False)
-    atomic_write(files.resolv_path,
-                 resolv_conf(pod, host_resolv=_read(host_resolv_path), cluster_dns=cluster_dns,
-                             cluster_domain=cluster_domain), 0o644, sync=False)
+    write_in_place(files.hostname_path, (hostname + "\n").encode())
+    write_in_place(files.resolv_path,
+                   resolv_conf(pod, host_resolv=_read(host_resolv_path),
+                               cluster_dns=cluster_dns, cluster_domain=cluster_domain))
     return files
 
 

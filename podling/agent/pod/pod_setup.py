@@ -1,9 +1,11 @@
 """Step 6 of ``sync_pod`` as a task whose stages the container starts wait for
 (:mod:`.starting`): the pod's volumes, its sandbox and network, its pod files.
 
-    volumes ─▶ configurable ─▶ new sandbox run ─▶ created ─▶ network up, pod files ─▶ ready
-               (volumes, pod      (the CNI ADD runs   (its id: containers  (its IPs: containers
-               file paths)        from its netns on)  may be created)      may start)
+    volumes ─▶ configurable ─▶ new sandbox run ─▶ created ─▶ network up ─▶ ready
+               (volumes, pod    (pod files first,   (its id:     (pod files     (its IPs:
+               file paths)      with no pod IP;     containers   rewritten      containers
+                                the CNI ADD runs    may be       in place)      may start)
+                                from its netns on)  created)
 
 Each stage is a :class:`.containers.SandboxContext` or None when the step failed: a
 FailedMount (volumes), FailedCreatePodSandBox (the sandbox or its network; a sandbox whose
@@ -123,18 +125,22 @@ class PodSetup:
                              downward=parts.downward(pod, self._ips))
         self.configurable.set_result(ctx)
         if self.actions.create_sandbox:
+            await self._write_pod_files(ctx.pod_dir, [])  # bind-mounted at container create
             new = await self._new_sandbox(ctx)
             if new is None:
                 return
             ctx = new
         else:
             self.created.set_result(ctx)
-        await asyncio.to_thread(
-            podfiles.write_pod_files, pod_dir, pod, ctx.pod_ips,
-            node_name=parts.config.node_name, cluster_domain=parts.config.cluster_domain,
-            cluster_dns=parts.config.cluster_dns)
+        await self._write_pod_files(ctx.pod_dir, ctx.pod_ips)
         self.result.add(SyncAction.CONFIG_POD_SANDBOX, ctx.sandbox_id)
         self.ready.set_result(ctx)
+
+    async def _write_pod_files(self, pod_dir: str, pod_ips: list[str]) -> None:
+        config = self.parts.config
+        await asyncio.to_thread(
+            podfiles.write_pod_files, pod_dir, self.pod, pod_ips, node_name=config.node_name,
+            cluster_domain=config.cluster_domain, cluster_dns=config.cluster_dns)
 
     async def _new_sandbox(self, ctx: SandboxContext) -> SandboxContext | None:
         """Run the sandbox (created), then wait for its network; the context with its IPs."""

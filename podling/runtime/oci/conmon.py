@@ -4,7 +4,7 @@ conmon double-forks: the process we spawn exits at once, and its daemonised gran
 ``runc create``, then stays as the container's monitor (log writer, exit-file writer, attach
 socket) after the Python process exits. We learn the outcome through conmon's sync pipe
 (``_OCI_SYNCPIPE``): one JSON line ``{"data": <pid>}`` (success: the container's init pid) or
-``{"data": <negative>, "message": "..."}`` (failure). Then the caller runs ``runc start``.
+``{"data": <negative>, "message": "..."}`` (failure). Then the caller starts it (Runc.start).
 
     launch() ── spawn conmon ── parent exits ── read sync pipe ──▶ pid (container "created")
                      │ any failure or deadline: kill conmon, runc delete --force, raise

@@ -6,8 +6,8 @@
                       creates overlap instead of each preceding its own start). A failed
                       runc create is not raised here but kept (``extra["create_error"]``)
                       and reported by start_container, where runc reported it before.
-    start_container:  runc start (after conmon → runc create for a container created
-                      without a process) → record started_at. Any failure: undo, record
+    start_container:  runc start, in-process (runc.py; after conmon → runc create for a
+                      container created without a process) → record started_at. Any failure: undo, record
                       EXITED/StartError (128), write an exit file (so waiters and exit
                       events see it), raise ContainerStartError.
     stop_container:   <signal> to the init process (a pidfd: what `runc kill` does) → wait
@@ -119,7 +119,7 @@ class ContainerOps(RuntimeCore):
             record.pid_start_time = proc.pid_start_time(launched.pid)
             record.conmon_start_time = proc.pid_start_time(launched.conmon_pid)
         try:
-            await self.runc.start(record.id)
+            await self.runc.start(record.id, pid=record.pid, start_time=record.pid_start_time)
         except BaseException:
             await self._forget_process(record.id, conmon_pid=record.conmon_pid)
             raise

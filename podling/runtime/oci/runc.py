@@ -1,7 +1,8 @@
 """An async wrapper of the runc CLI with its own ``--root`` and a deadline on every call.
 
-Only the subcommands podling needs: ``state``, ``start``, ``kill``, ``delete``, ``list``, and
-``run --detach`` for the pause (no monitor: service.py). ``create`` of containers is run by
+Only the subcommands podling needs: ``state``, ``kill``, ``delete``, ``list``, and ``run
+--detach`` for the pause (no monitor: service.py); ``start`` is done in-process (the exec
+fifo), and so is ``delete`` of a container none of whose processes is left. ``create`` of containers is run by
 conmon (see conmon.py), ``exec`` by execs.py (a session, not a call).
 Errors become RuntimeCommandError; "does not exist" answers become ``None`` / no-ops so
 callers can be idempotent.
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..interface import RuntimeCommandError
-from . import proc
+from . import pidwatch, proc
 
 _MISSING = ("does not exist", "not found", "no such file")
+EXEC_FIFO = "exec.fifo"  # in runc's state directory: the created init blocks writing to it
 
 
 _LOGRUS_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
@@ -37,6 +39,39 @@ def clean_message(text: str) -> str:
 def _is_missing(text: str) -> bool:
     low = text.lower()
     return any(m in low for m in _MISSING)
+
+
+async def _wait_fifo_byte(fd: int, pid: int, start_time: int, timeout: float) -> bool:
+    """Wait until the exec fifo ``fd`` holds the init's byte and take it: True; False when
+    the init exited without writing it. CommandTimeout after ``timeout``."""
+    pidfd = pidwatch.open_pidfd(pid, start_time)
+    if pidfd is None:  # the init is gone: what it wrote, if anything, is in the fifo
+        return _read_byte(fd)
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    loop.add_reader(pidfd, wake)
+    try:
+        await asyncio.wait_for(ready, timeout)
+        return _read_byte(fd)
+    except asyncio.TimeoutError:
+        raise proc.CommandTimeout(f"runc start timed out after {timeout:g}s") from None
+    finally:
+        loop.remove_reader(fd)
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
+def _read_byte(fd: int) -> bool:
+    try:
+        return bool(os.read(fd, 1))
+    except BlockingIOError:  # woken by the init's exit, nothing written
+        return False
 
 
 @dataclass(frozen=True)
@@ -74,10 +109,26 @@ class Runc:
         return RuncState(data["id"], data["status"], int(data.get("pid") or 0),
                          data.get("bundle", ""))
 
-    async def start(self, cid: str) -> None:
-        done = await self._run("start", cid)
-        if not done.ok:
-            raise RuntimeCommandError(clean_message(done.error_text()))
+    async def start(self, cid: str, *, pid: int, start_time: int) -> None:
+        """What ``runc start`` does, without running runc: read the byte the container's
+        init (``pid``, started at ``start_time``) writes into the state directory's
+        ``exec.fifo``, which lets it exec the container's process, then remove the fifo
+        (runc then reports the container ``running``). The fifo is opened read-write so
+        that the open never blocks: the init's blocking write-open succeeds as soon as it
+        gets there. RuntimeCommandError when the container was started already (no fifo)
+        or its init died before it was released; bounded by the deadline."""
+        path = os.path.join(self.root, cid, EXEC_FIFO)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise RuntimeCommandError(f"runc start {cid}: cannot start an already running "
+                                      "container") from None
+        try:
+            if not await _wait_fifo_byte(fd, pid, start_time, self.timeout):
+                raise RuntimeCommandError(f"runc start {cid}: container process is already dead")
+            os.unlink(path)
+        finally:
+            os.close(fd)
 
     async def run_detached(self, cid: str, bundle: str, *, pid_file: str,
                            log_path: str) -> None:

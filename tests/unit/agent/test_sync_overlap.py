@@ -157,22 +157,32 @@ async def test_the_pod_leaves_the_api_with_nothing_left_on_the_node(h) -> None:
         < runtime.index("remove_pod_sandbox")
 
 
-async def test_the_sandboxes_set_up_at_once_are_bounded_per_node(h) -> None:
-    h.syncer.setup_parts.slots = asyncio.Semaphore(2)
-    gate = hold_network(h)
-    third_configured = asyncio.Event()
-    prepare = h.rootfs.prepare_rootfs
+class CountingSlots(asyncio.Semaphore):
+    """A semaphore that tells when ``expected`` acquisitions were attempted."""
 
-    async def noting(image: Any, key: str) -> str:
-        if key.startswith("u3-"):
-            third_configured.set()
-        return await prepare(image, key)
-    h.rootfs.prepare_rootfs = noting  # type: ignore[method-assign]
+    def __init__(self, value: int, expected: int) -> None:
+        super().__init__(value)
+        self.attempts, self.acquired, self.expected = 0, 0, expected
+        self.all_tried = asyncio.Event()
+
+    async def acquire(self) -> bool:
+        self.attempts += 1
+        if self.attempts == self.expected:
+            self.all_tried.set()
+        await super().acquire()
+        self.acquired += 1
+        return True
+
+
+async def test_the_sandboxes_set_up_at_once_are_bounded_per_node(h) -> None:
+    slots = h.syncer.setup_parts.slots = CountingSlots(2, expected=3)
+    gate = hold_network(h)
     pods = [make_pod(name=f"p{i}", uid=f"u{i}") for i in (1, 2, 3)]
     syncs = [asyncio.create_task(h.sync(p)) for p in pods]
-    await asyncio.wait_for(third_configured.wait(), 10)
-    # the third pod is configured and waits for a slot: the two others hold them
-    assert [args[0].uid for args in h.runtime.calls_of("run_pod_sandbox")] == ["u1", "u2"]
+    await asyncio.wait_for(slots.all_tried.wait(), 10)
+    # every pod wants a slot, the network holds the two that got one: the third waits
+    assert slots.acquired == 2
+    assert len(h.runtime.calls_of("run_pod_sandbox")) == 2
     gate.set()
     results = await asyncio.gather(*syncs)
     assert not any(r.errors() for r in results)
