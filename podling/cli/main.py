@@ -18,6 +18,7 @@ import sys
 from ..agent.config import AgentConfig
 from ..apiserver.server import ServerConfig
 from ..apiserver.watch import WatchOptions
+from . import demo as demo_cli
 from . import image as image_cli
 from .server import run_server
 
@@ -58,8 +59,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="pod network of the cluster; each node gets a /24 of it")
     server.add_argument("--disable-scheduler", action="store_true",
                         help="do not run the scheduler (pods need spec.nodeName)")
-    server.add_argument("--node-name", default="", help="the local agent's node name "
-                        "(default: the hostname)")
+    server.add_argument("--node-name", default="", help="the local agent's node name (default: the hostname)")
     server.add_argument("--node-labels", default="", help="k=v,… labels of the local node")
     server.add_argument("--run-dir", default="", help="runtime state of the local agent "
                         "(default /run/podling)")
@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     kubectl.add_argument("--data-dir", default=os.environ.get("PODLING_DATA_DIR", DEFAULT_DATA_DIR))
     kubectl.add_argument("args", nargs=argparse.REMAINDER)
     image_cli.add_parser(commands)
+    demo_cli.add_parser(commands)
     return parser
 
 
@@ -125,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_agent_command(args)
     if args.command == "purge" or (args.command == "server" and args.purge):
         return _run_purge(args)
+    if args.command == "demo":
+        return demo_cli.run(args)
     if args.command == "image":
         logging.basicConfig(level=os.environ.get("PODLING_LOG_LEVEL", "WARNING").upper(),
                             format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,82 @@
+"""``podling demo``: start a throw-away cluster of a server and three nodes on this machine
+(:mod:`.cluster`), tour the seed's examples with the real kubectl (:mod:`.tour`), then tear
+everything down — also on Ctrl-C — unless ``--keep`` leaves the cluster for the reader.
+
+Offline: the nodes get the demo images (busybox, nginx) imported from archives built from
+Debian packages, never from a registry."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import Any
+
+SEED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__))))), "examples", "seed")
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``demo`` on the top-level subparsers."""
+    demo = commands.add_parser(
+        "demo", help="tour the seed's examples on a throw-away three-node cluster (offline)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    demo.add_argument("--keep", action="store_true",
+                      help="leave the cluster running at the end (prints how to use and "
+                           "remove it)")
+    demo.add_argument("--seed-dir", default=SEED_DIR, help="the manifests to apply")
+    demo.add_argument("--images-dir", default=None,
+                      help="where the offline image archives are (or are built)")
+    demo.add_argument("--registries", default=None,
+                      help="a registries.yaml for every node (default: none)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 when every check of the tour passed, 1 when one failed, 2 when the cluster
+    could not be started."""
+    from .cluster import DemoCluster, DemoError
+    from .images import demo_archives
+    from .narrator import Narrator
+    from .tour import run_tour
+    out = Narrator()
+    cluster = DemoCluster()
+    signal.signal(signal.SIGTERM, _interrupt)
+    keep = False
+    try:
+        out.say(f"[bold]podling demo[/] — a throw-away cluster in {cluster.base}")
+        cluster.prepare(demo_archives(args.images_dir or os.path.join(cluster.base, "images")),
+                        registries=args.registries)
+        cluster.start()
+        failures = run_tour(cluster, out, args.seed_dir)
+        keep = args.keep
+        out.say(_summary(failures))
+        if keep:
+            out.say(_kept(cluster))
+        return 1 if failures else 0
+    except DemoError as exc:
+        print(f"podling demo: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("podling demo: interrupted; removing the cluster", file=sys.stderr)
+        return 130
+    finally:
+        if not keep:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop it
+            cluster.stop()
+
+
+def _interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def _summary(failures: int) -> str:
+    if failures:
+        return f"[red bold]{failures} check(s) failed[/] (the nodes' logs are kept only with --keep)"
+    return "[green bold]every check passed[/]"
+
+
+def _kept(cluster: Any) -> str:
+    return (f"The cluster keeps running. Use it with:\n"
+            f"  export KUBECONFIG={cluster.kubeconfig}\n"
+            f"Stop it and remove everything it made with:\n  sh {cluster.write_down_script()}")
