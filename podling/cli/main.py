@@ -58,6 +58,12 @@ def _dispatch(argv: list[str]) -> int:
     return _run_server(args)
 
 
+def _parser() -> argparse.ArgumentParser:
+    """The whole parser (:func:`podling.cli.layers.build_parser`; tests probe it for flags)."""
+    from .layers import build_parser
+    return build_parser()
+
+
 def _logging(level: str) -> None:
     import logging
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
