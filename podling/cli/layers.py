@@ -116,6 +116,20 @@ def config_path(argv: Sequence[str], environ: dict[str, str]) -> tuple[str, bool
     return flags.DEFAULT_CONFIG, False
 
 
+def _loader() -> Any:
+    """A SafeLoader that keeps numbers and booleans as the text written (k3s' keys are flag
+    values: ``write-kubeconfig-mode: 0644`` must stay "0644", not YAML 1.1's octal 420)."""
+    import yaml
+
+    class FlagLoader(yaml.SafeLoader):
+        pass
+
+    for tag in ("int", "float", "bool"):
+        FlagLoader.add_constructor(f"tag:yaml.org,2002:{tag}",
+                                   lambda loader, node: loader.construct_scalar(node))
+    return FlagLoader
+
+
 def read_config(path: str, explicit: bool) -> dict[str, Any]:
     """The config file's keys; {} when the default file does not exist."""
     try:
@@ -129,7 +143,7 @@ def read_config(path: str, explicit: bool) -> dict[str, Any]:
         raise CliError(f"podling: cannot read config file {path}: {exc.strerror}") from None
     import yaml
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -158,7 +172,7 @@ def convert(opt: Option, raw: Any, source: str) -> Any:
         if opt.kind == "list":
             items = raw if isinstance(raw, list) else [raw]
             return [x for item in items for x in opt.type(str(item))]
-        if isinstance(raw, (dict, list)):
+        if isinstance(raw, (dict, list)) or raw is None:
             raise argparse.ArgumentTypeError(f"expected one value, got {raw!r}")
         value = opt.type(str(raw))
         if opt.choices and value not in opt.choices:

@@ -64,6 +64,14 @@ def test_repeatable_labels_and_taints_with_comma_forms(tmp_path):
     assert file.node_taint == [{"key": "k", "value": "v", "effect": "NoSchedule"}]
 
 
+@pytest.mark.parametrize("text", ["0644", "'0644'", "644"])
+def test_file_values_are_flag_text_not_yaml_numbers(tmp_path, text):
+    args = parse(["server"], {}, tmp_path, f"write-kubeconfig-mode: {text}\n")
+    assert args.write_kubeconfig_mode == 0o644
+    with pytest.raises(UsageError, match="invalid port '0x10'"):
+        parse(["server", "--write-kubeconfig-mode", "600"], {}, tmp_path, "port: 0x10\n")
+
+
 def test_bool_flags_from_environment_and_file(tmp_path):
     assert parse(["server"], {"PODLING_DISABLE_AGENT": "true"}, tmp_path, "").disable_agent
     assert not parse(["server"], {"PODLING_DISABLE_AGENT": "0"}, tmp_path,
@@ -101,6 +109,7 @@ def test_data_dir_after_subcommand_falls_back_to_environment(tmp_path):
     (["server"], {}, "datastore: etcd\n", "datastore: invalid choice 'etcd'"),
     (["server"], {}, "node-lables: a=b\n", "unknown key 'node-lables'"),
     (["server"], {}, "port: [1, 2]\n", "port: expected one value"),
+    (["server"], {}, "port:\n", "port: expected one value, got None"),
     (["server"], {}, "- a\n", "expected a mapping"),
     (["server"], {}, "a: [\n", "not valid YAML"),
     (["agent", "--node-taint", "k=v:Sometimes"], {}, "", "expected key[=value]:NoSchedule"),
