@@ -138,21 +138,15 @@ async def _prune(args: argparse.Namespace) -> int:
 
 
 async def _build_demo(args: argparse.Namespace) -> int:
-    """build_all's two steps, one at a time, so that progress can name each."""
-    from pathlib import Path
-
-    from ..images.build_demo import BuildError, build_busybox, build_nginx
-    out = Path(args.dir)
-    steps = (("busybox", lambda: build_busybox(out / "busybox.tar")),
-             ("nginx", lambda: build_nginx(out / "nginx.tar", deb_dir=args.deb_dir or None)))
-    out.mkdir(parents=True, exist_ok=True)
-    for name, build in steps:
-        try:
-            with Activity(f"building {name} in {out}", getattr(args, "progress", False)):
-                path = await asyncio.to_thread(build)
-        except BuildError as e:
-            raise ImageError(f"build-demo: {e}") from e
-        print(f"{path} {human_size(path.stat().st_size)}", flush=True)
+    from ..images.build_demo import BuildError, build_all
+    try:
+        with Activity(f"building the offline images in {args.dir}",
+                      getattr(args, "progress", False)):
+            paths = await asyncio.to_thread(build_all, args.dir, deb_dir=args.deb_dir or None)
+    except BuildError as e:
+        raise ImageError(f"build-demo: {e}") from e
+    for path in paths:
+        print(f"{path} {human_size(path.stat().st_size)}")
     return 0
 
 

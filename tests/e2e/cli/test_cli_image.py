@@ -46,3 +46,21 @@ def test_import_with_progress_then_ls_as_json(tmp_path):
     assert images[0]["id"].startswith("sha256:") and images[0]["size"] > 100_000
     assert set(images[0]) == {"id", "repoTags", "repoDigests", "size", "manifestDigest",
                               "os", "architecture"}
+
+
+def test_build_demo_progress_only_when_asked(tmp_path):
+    try:
+        build_demo.find_busybox()
+    except build_demo.BuildError as e:
+        pytest.skip(str(e))
+    out_dir = tmp_path / "demo"
+    config = tmp_path / "config.yaml"
+    config.touch()
+    out = subprocess.run([sys.executable, "-m", "podling", "image", "build-demo", "--progress",
+                          str(out_dir)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": REPO, "PODLING_CONFIG": str(config)})
+    if out.returncode != 0:
+        pytest.skip(f"cannot build the demo images here: {out.stderr}")
+    assert [line.split()[0] for line in out.stdout.splitlines()] == [
+        str(out_dir / "busybox.tar"), str(out_dir / "nginx.tar")]
+    assert out.stderr.startswith(f"building the offline images in {out_dir}: done in ")
