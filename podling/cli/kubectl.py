@@ -10,7 +10,10 @@ wins, as kubectl's own flag does):
 
 1. ``<DIR>/kubeconfig`` when ``--data-dir DIR`` comes right after ``kubectl``;
 2. else ``$KUBECONFIG`` when it is set (the user's choice is honoured);
-3. else ``$PODLING_DATA_DIR/kubeconfig``, else ``/var/lib/podling/kubeconfig``.
+3. else ``$PODLING_DATA_DIR/kubeconfig``;
+4. else ``<data-dir>/kubeconfig`` with the ``data-dir:`` of the config file (``$PODLING_CONFIG``
+   or ``/etc/podling/config.yaml``; read with a regular expression, not a YAML parser);
+5. else ``/var/lib/podling/kubeconfig``.
 
 kubectl runs even when that file does not exist (``podling kubectl --help``, ``version
 --client`` and ``completion`` need no server); a one-line note on stderr says so for
@@ -23,6 +26,7 @@ import os
 import sys
 
 DEFAULT_DATA_DIR = "/var/lib/podling"  # = flags.DEFAULT_DATA_DIR (not imported: start-up)
+DEFAULT_CONFIG = "/etc/podling/config.yaml"  # = flags.DEFAULT_CONFIG
 _NO_SERVER_NEEDED = {"--help", "-h", "help", "version", "completion", "config", "explain",
                      "options", "plugin", "--client"}
 
@@ -35,8 +39,22 @@ def kubeconfig_for(args: list[str], environ: dict[str, str]) -> tuple[str, list[
         return os.path.join(args[0].partition("=")[2], "kubeconfig"), args[1:]
     if environ.get("KUBECONFIG"):
         return environ["KUBECONFIG"], args
-    data_dir = environ.get("PODLING_DATA_DIR") or DEFAULT_DATA_DIR
+    data_dir = environ.get("PODLING_DATA_DIR") or _config_data_dir(
+        environ.get("PODLING_CONFIG") or DEFAULT_CONFIG) or DEFAULT_DATA_DIR
     return os.path.join(data_dir, "kubeconfig"), args
+
+
+def _config_data_dir(path: str) -> str:
+    """The ``data-dir:`` of a config file ("" if none or unreadable): a top-level plain or
+    quoted scalar, which is what k3s-style config files hold."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, ValueError):
+        return ""
+    import re  # only when there is a config file
+    match = re.search(r"""^data-dir:[ \t]*("[^"\n]*"|'[^'\n]*'|[^#\n]*)""", text, re.M)
+    return match.group(1).strip().strip("'\"") if match else ""
 
 
 def which(name: str) -> str | None:

@@ -28,7 +28,18 @@ def test_kubeconfig_precedence():
     assert kubeconfig_for(["--data-dir=/d", "get"], env) == ("/d/kubeconfig", ["get"])
     assert kubeconfig_for(["get"], env) == ("/u/config", ["get"])
     assert kubeconfig_for(["get"], {"PODLING_DATA_DIR": "/p"}) == ("/p/kubeconfig", ["get"])
-    assert kubeconfig_for(["get"], {}) == ("/var/lib/podling/kubeconfig", ["get"])
+    missing = {"PODLING_CONFIG": "/nonexistent/config.yaml"}
+    assert kubeconfig_for(["get"], missing) == ("/var/lib/podling/kubeconfig", ["get"])
+
+
+@pytest.mark.parametrize("line", ["data-dir: /srv/p", "data-dir: '/srv/p'  # here",
+                                  'data-dir: "/srv/p"', "data-dir:   /srv/p   # comment"])
+def test_kubeconfig_from_the_config_files_data_dir(tmp_path, line):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"port: 7443\n{line}\nnode-label: [a=b]\n")
+    env = {"PODLING_CONFIG": str(config)}
+    assert kubeconfig_for(["get"], env) == ("/srv/p/kubeconfig", ["get"])
+    assert kubeconfig_for(["get"], dict(env, PODLING_DATA_DIR="/e"))[0] == "/e/kubeconfig"
 
 
 @pytest.fixture
@@ -45,7 +56,8 @@ def fake_kubectl(tmp_path):
 def run_podling(args, env, *python_flags):
     return subprocess.run([sys.executable, *python_flags, "-m", "podling", *args],
                           capture_output=True, text=True, timeout=60,
-                          env={"PATH": env.pop("PATH"), "PYTHONPATH": REPO, **env})
+                          env={"PATH": env.pop("PATH"), "PYTHONPATH": REPO,
+                               "PODLING_CONFIG": "/nonexistent/config.yaml", **env})
 
 
 def test_user_kubeconfig_is_honoured_and_data_dir_flag_wins(fake_kubectl, tmp_path):
