@@ -5,7 +5,7 @@ Nothing is hand-written per command: the script holds, for every command path (`
 that takes a value its choices (or nothing: the shell then completes file names). zsh loads
 the bash script through ``bashcompinit``. Use::
 
-    source <(podling completion bash)        # or: podling completion bash > /etc/bash_completion.d/podling
+    source <(podling completion bash)   # or write it to /etc/bash_completion.d/podling
     source <(podling completion zsh)
 """
 
@@ -43,7 +43,8 @@ complete -o default -F _podling podling
 """
 
 
-def _walk(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+def _walk(parser: argparse.ArgumentParser,
+          path: str) -> Iterator[tuple[str, argparse.ArgumentParser]]:
     yield path, parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):

@@ -156,49 +156,53 @@ class Command:
 
 
 CONFIG = Option("--config", "config file (YAML; keys are flag names)", DEFAULT_CONFIG,
-                aliases=("-c",))
+                aliases=("-c",), metavar="FILE")
 DATA_DIR = Option("--data-dir", "where podling keeps its state", DEFAULT_DATA_DIR,
-                  aliases=("-d",))
-NODE_NAME = Option("--node-name", "the node's name (default: the hostname)", "")
+                  aliases=("-d",), metavar="DIR")
+NODE_NAME = Option("--node-name", "the node's name (default: the hostname)", "",
+                   metavar="NAME")
 NODE_LABEL = Option("--node-label", "a label of the node, key=value (repeatable, or "
                     "comma-separated)", kind="list", type=labels, aliases=("--node-labels",),
-                    env_aliases=("PODLING_NODE_LABELS",))
+                    env_aliases=("PODLING_NODE_LABELS",), metavar="KEY=VALUE")
 NODE_TAINT = Option("--node-taint", "a taint the node registers with, key=value:Effect "
                     "(repeatable, or comma-separated)", kind="list", type=taints,
-                    aliases=("--node-taints",))
-RUN_DIR = Option("--run-dir", "runtime state of the node (default: /run/podling)", "")
-BRIDGE_NAME = Option("--bridge-name", "CNI bridge of the node (default: podling0)", "")
+                    aliases=("--node-taints",), metavar="KEY=VALUE:EFFECT")
+RUN_DIR = Option("--run-dir", "runtime state of the node (default: /run/podling)", "",
+                 metavar="DIR")
+BRIDGE_NAME = Option("--bridge-name", "CNI bridge of the node (default: podling0)", "",
+                     metavar="NAME")
 LOG_LEVEL = Option("--log-level", "logging level", "INFO",
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"), type=str.upper)
 REGISTRIES = Option("--registries", "registries.yaml (default: <data-dir>/registries.yaml)",
-                    "")
+                    "", metavar="FILE")
 DEB_DIR = Option("--deb-dir", "directory of nginx .deb files (default: apt's cache or "
-                 "apt-get download)", "", env_aliases=("PODLING_NGINX_DEBS",))
+                 "apt-get download)", "", env_aliases=("PODLING_NGINX_DEBS",), metavar="DIR")
 PROGRESS = Option("--progress", "show progress on stderr even when it is not a terminal",
                   False, kind="bool")
 
 SERVER = Command("server", "run the API server, controllers, scheduler and a local node", (
     CONFIG, DATA_DIR,
-    Option("--bind-address", "address the API server listens on", "127.0.0.1"),
+    Option("--bind-address", "address the API server listens on", "127.0.0.1",
+           metavar="ADDR"),
     Option("--port", "HTTPS port of the API server (0: any free port)", 6443, type=port,
            aliases=("--https-listen-port",)),
     Option("--datastore", "where state lives (sqlite: <data-dir>/state.db)", "sqlite",
            choices=("sqlite", "memory")),
     Option("--write-kubeconfig", "also write the admin kubeconfig to this path", "",
-           aliases=("-o",)),
+           aliases=("-o",), metavar="FILE"),
     Option("--write-kubeconfig-mode", "file mode of the kubeconfigs written (octal)", 0o600,
            type=file_mode, metavar="MODE"),
     Option("--cluster-cidr", "pod network of the cluster; each node gets a /24 of it",
-           "10.42.0.0/16", type=cidr),
+           "10.42.0.0/16", type=cidr, metavar="CIDR"),
     Option("--disable-agent", "do not run a local node agent (API server only)", False,
            kind="bool"),
     Option("--disable-scheduler", "do not run the scheduler (pods need spec.nodeName)",
            False, kind="bool"),
     NODE_NAME, NODE_LABEL, NODE_TAINT, RUN_DIR, BRIDGE_NAME,
     Option("--history", "changes kept for resuming watches; older resourceVersions get 410",
-           10_000, type=positive_int),
+           10_000, type=positive_int, metavar="N"),
     Option("--watch-bookmark-interval", "seconds between BOOKMARK events on idle watches",
-           10.0, type=duration_seconds),
+           10.0, type=duration_seconds, metavar="DURATION"),
     Option("--node-monitor-grace-period", "time without heartbeat before a node is "
            "NotReady", 40.0, type=duration_seconds, hidden=True),
     Option("--purge", "remove everything podling made on this host for the local node "
@@ -208,16 +212,18 @@ SERVER = Command("server", "run the API server, controllers, scheduler and a loc
 
 AGENT = Command("agent", "run one more node against a server", (
     CONFIG,
-    Option("--server", "the API server URL (required)", "", aliases=("-s",)),
+    Option("--server", "the API server URL (required)", "", aliases=("-s",), metavar="URL"),
     Option("--token", "the join token (or an admin token)", "", aliases=("-t",)),
     Option("--token-file", "file holding the join token (<server data-dir>/server/"
-           "node-token) or an admin token", ""),
+           "node-token) or an admin token", "", metavar="FILE"),
     Option("--ca-file", "CA of the server (default: with a join token, fetched from the "
-           "server and checked against the token's CA hash)", ""),
+           "server and checked against the token's CA hash; with another token, "
+           "<data-dir>/server/ca.crt)", "", metavar="FILE"),
     DATA_DIR, NODE_NAME, NODE_LABEL, NODE_TAINT, RUN_DIR, BRIDGE_NAME,
     Option("--node-api-address", "where the node API listens (127.0.0.1: this machine "
-           "only)", "0.0.0.0"),
-    Option("--node-api-port", "port of the node API (0: any free port)", 10250, type=port),
+           "only)", "0.0.0.0", metavar="ADDR"),
+    Option("--node-api-port", "port of the node API (0: any free port)", 10250, type=port,
+           metavar="PORT"),
     LOG_LEVEL,
 ))
 

@@ -101,7 +101,8 @@ def test_data_dir_after_subcommand_falls_back_to_environment(tmp_path):
 
 
 @pytest.mark.parametrize("argv, env, config, message", [
-    (["server", "--port", "abc"], {}, "", "argument --port/--https-listen-port: invalid port 'abc'"),
+    (["server", "--port", "abc"], {}, "",
+     "argument --port/--https-listen-port: invalid port 'abc'"),
     (["server", "--cluster-cidr", "10.0.0.0/28"], {}, "", "is smaller than a /24"),
     (["server"], {"PODLING_PORT": "99999"}, "", "PODLING_PORT: port 99999 is not in 0-65535"),
     (["server"], {"PODLING_DISABLE_AGENT": "maybe"}, "", "PODLING_DISABLE_AGENT: expected true"),
