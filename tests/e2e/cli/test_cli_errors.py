@@ -138,3 +138,23 @@ def test_missing_cni_plugins(tmp_path, monkeypatch):
     with pytest.raises(CliError) as caught:
         preflight.check_binaries()
     assert "apt-get install containernetworking-plugins" in str(caught.value)
+
+
+def test_node_api_port_in_use(tmp_path, server):
+    """`podling agent` against a real server (admin token), its node API port taken."""
+    node = ["--node-name", "cli-busy", "--data-dir", str(tmp_path / "agent"), "--run-dir",
+            str(tmp_path / "run"), "--bridge-name", "pdclibusy0"]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        try:
+            out = podling(["agent", "--server", server.url, "--token-file",
+                           os.path.join(server.data_dir, "server", "admin.token"),
+                           "--ca-file", server.ca_file, "--node-api-address", "127.0.0.1",
+                           "--node-api-port", str(port), *node], tmp_path)
+        finally:
+            podling(["purge", *node], tmp_path)
+    assert out.returncode == 1
+    assert last_line(out) == (f"podling agent: cannot listen on 127.0.0.1:{port} (the node "
+                              "API): Address already in use (choose --node-api-port)")
