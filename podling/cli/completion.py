@@ -1,6 +1,7 @@
 """``podling completion bash|zsh``: a completion script generated from the parser.
 
-Nothing is hand-written per command: the script holds, for every command path (``podling``,
+Nothing is hand-written per command (``podling kubectl …`` asks kubectl itself, through
+``podling kubectl __complete``, cobra's protocol): the script holds, for every command path (``podling``,
 ``podling image``, ``podling image pull``…), its subcommands and flags, and for each flag
 that takes a value its choices (or nothing: the shell then completes file names). zsh loads
 the bash script through ``bashcompinit``. Use::
@@ -31,6 +32,10 @@ _podling() {{
 {paths}
         esac
     done
+    if [[ "$path" == "podling kubectl" ]]; then
+        _podling_kubectl
+        return
+    fi
     case "$path/$prev" in
 {values}
     esac
@@ -38,6 +43,19 @@ _podling() {{
 {words}
     esac
     COMPREPLY=($(compgen -W "$words" -- "$cur"))
+}}
+_podling_kubectl() {{
+    # kubectl's own completion (cobra's `__complete` protocol) through `podling kubectl`,
+    # so that resource names come from podling's cluster
+    local -a args=("${{COMP_WORDS[@]:2:COMP_CWORD-2}}") pre=()
+    if [[ "${{args[0]}}" == --data-dir ]]; then
+        [[ $COMP_CWORD -eq 3 ]] && return  # the directory itself: file names
+        pre=("${{args[@]:0:2}}")
+        args=("${{args[@]:2}}")
+    fi
+    local IFS=$'\n'
+    COMPREPLY=($(compgen -W "$("${{COMP_WORDS[0]}}" kubectl "${{pre[@]}}" __complete \
+        "${{args[@]}}" "$cur" 2>/dev/null | sed -e '/^:/d' -e 's/\t.*//')" -- "$cur"))
 }}
 complete -o default -F _podling podling
 """
