@@ -19,6 +19,7 @@ class AgentConfig:
     kubelet_client_token: str = ""  # what the node API accepts ("" → ``token``); see bootstrap
     node_name: str = field(default_factory=socket.gethostname)
     node_labels: dict[str, str] = field(default_factory=dict)
+    node_taints: tuple[dict[str, str], ...] = ()  # registered with (kubelet --register-with-taints)
     data_dir: str = "/var/lib/podling"
     run_dir: str = "/run/podling"
     bridge_name: str = "podling0"

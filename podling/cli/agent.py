@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import logging
 import os
 import re
@@ -22,6 +23,7 @@ from ..network.cni import CniNetwork
 from ..network.cni_config import CniConfig
 from ..runtime.oci import OciRuntime, OciRuntimeConfig
 from ..util.libc import limit_malloc_arenas
+from .errors import CliError
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,14 @@ async def run_agent(config: AgentConfig) -> None:
     (SIGINT / SIGTERM)."""
     limit_malloc_arenas()  # before any thread: idle memory (issue 11)
     config = await with_credentials(config)
-    agent = await start_agent(config)
+    try:
+        agent = await start_agent(config)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise CliError(f"podling agent: cannot listen on {config.node_api_address}:"
+                       f"{config.node_api_port} (the node API): {os.strerror(exc.errno)} "
+                       "(choose --node-api-port)") from None
     print(f"podling: agent for node {config.node_name} running against {config.server_url}",
           flush=True)
     try:

@@ -1,13 +1,17 @@
 """``podling image``: the node's image store from the command line.
 
     podling image [--data-dir DIR] [--registries FILE] pull REF
-    podling image ... import FILE [--base-name NAME]
-    podling image ... ls [-q]
+    podling image ... import FILE [--base-name NAME] [--progress]
+    podling image ... ls [-q] [--format table|json]
     podling image ... inspect REF
     podling image ... rm REF...
     podling image ... prune [--all]
-    podling image build-demo DIR [--deb-dir DIR]
+    podling image build-demo DIR [--deb-dir DIR] [--progress]
     podling image ... registry-demo DIR [--port N]
+
+The flags (and ``--data-dir`` / ``--registries``, accepted before or after the subcommand)
+are defined in :mod:`podling.cli.flags`. Progress goes to stderr, only when it is a terminal
+or with ``--progress``; stdout keeps the results.
 
 Exit status: 0 on success, 1 on an image error (the message goes to stderr), 2 on usage.
 ``registry-demo`` runs in the foreground until interrupted; the registry stops with it.
@@ -32,41 +36,7 @@ from ..images.interface import Image, PullProgress
 if TYPE_CHECKING:  # imported when an image command runs, not by every `podling` start
     from ..images.service import LocalImageService
 
-DEFAULT_DATA_DIR = "/var/lib/podling"
 DEMO_IMAGES = ("busybox", "nginx")
-
-
-def add_parser(commands: Any) -> None:
-    """Register ``image`` and its subcommands on the top-level subparsers."""
-    image = commands.add_parser("image", help="manage the node's images")
-    image.add_argument("--data-dir", default=os.environ.get("PODLING_DATA_DIR",
-                                                            DEFAULT_DATA_DIR))
-    image.add_argument("--registries", default=None,
-                       help="registries.yaml (default: <data-dir>/registries.yaml)")
-    sub = image.add_subparsers(dest="image_command", required=True)
-    pull = sub.add_parser("pull", help="pull an image from its registry (or mirror)")
-    pull.add_argument("ref")
-    pull.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    imp = sub.add_parser("import", help="import a docker-save / OCI archive or layout")
-    imp.add_argument("file")
-    imp.add_argument("--base-name", default=None, help="name for bare OCI ref.name tags")
-    ls = sub.add_parser("ls", help="list images")
-    ls.add_argument("--quiet", "-q", action="store_true", help="image IDs only")
-    inspect = sub.add_parser("inspect", help="show an image as JSON")
-    inspect.add_argument("ref")
-    rm = sub.add_parser("rm", help="untag / remove images")
-    rm.add_argument("refs", nargs="+")
-    prune = sub.add_parser("prune", help="remove untagged images and unreferenced data")
-    prune.add_argument("--all", "-a", action="store_true", help="remove every image")
-    build = sub.add_parser("build-demo", help="build the offline busybox and nginx images")
-    build.add_argument("dir")
-    build.add_argument("--deb-dir", default=os.environ.get("PODLING_NGINX_DEBS"))
-    demo = sub.add_parser("registry-demo",
-                          help="serve the offline images from a local registry that "
-                               "mirrors docker.io (foreground)")
-    demo.add_argument("dir")
-    demo.add_argument("--port", type=int, default=0)
-    demo.add_argument("--deb-dir", default=os.environ.get("PODLING_NGINX_DEBS"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,8 +74,10 @@ async def _pull(args: argparse.Namespace) -> int:
 
 
 async def _import(args: argparse.Namespace) -> int:
+    size = _size(args.file)
     async with _service(args) as svc:
-        images = await svc.import_archive(args.file, base_name=args.base_name)
+        with Activity(f"importing {args.file} ({human_size(size)})", args.progress):
+            images = await svc.import_archive(args.file, base_name=args.base_name or None)
     for image in images:
         print(f"imported {', '.join(image.names) or '<untagged>'} {image.id}")
     return 0
@@ -117,6 +89,9 @@ async def _ls(args: argparse.Namespace) -> int:
     if args.quiet:
         for image in images:
             print(image.id)
+        return 0
+    if args.format == "json":
+        print(json.dumps([_image_json(image) for image in images], indent=2))
         return 0
     rows = [("REPOSITORY", "TAG", "IMAGE ID", "SIZE")]
     for image in images:
@@ -165,7 +140,9 @@ async def _prune(args: argparse.Namespace) -> int:
 async def _build_demo(args: argparse.Namespace) -> int:
     from ..images.build_demo import BuildError, build_all
     try:
-        paths = await asyncio.to_thread(build_all, args.dir, deb_dir=args.deb_dir)
+        with Activity(f"building the offline images in {args.dir}",
+                      getattr(args, "progress", False)):
+            paths = await asyncio.to_thread(build_all, args.dir, deb_dir=args.deb_dir or None)
     except BuildError as e:
         raise ImageError(f"build-demo: {e}") from e
     for path in paths:
@@ -180,7 +157,8 @@ async def _registry_demo(args: argparse.Namespace) -> int:
     from ..images.registry import RegistryClient
     archives = [os.path.join(args.dir, f"{name}.tar") for name in DEMO_IMAGES]
     if not all(os.path.exists(p) for p in archives):
-        await _build_demo(argparse.Namespace(dir=args.dir, deb_dir=args.deb_dir))
+        await _build_demo(argparse.Namespace(dir=args.dir, deb_dir=args.deb_dir,
+                                             progress=False))
     reg = LocalRegistry(os.path.join(args.dir, "registry"), port=args.port)
     registries = args.registries or os.path.join(args.data_dir, "registries.yaml")
     async with reg:
@@ -207,7 +185,7 @@ async def _wait_for_signal() -> None:
 
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace], Any]] = {
-    "pull": _pull, "import": _import, "ls": _ls, "inspect": _inspect, "rm": _rm,
+    "pull": _pull, "import": _import, "ls": _ls, "list": _ls, "inspect": _inspect, "rm": _rm,
     "prune": _prune, "build-demo": _build_demo, "registry-demo": _registry_demo,
 }
 
@@ -224,6 +202,24 @@ def _repo_tags(image: Image) -> list[tuple[str, str]]:
             repo, _, tag = name.rpartition(":")
             rows.append((repo, tag))
     return rows or [("<none>", "<none>")]
+
+
+def _image_json(image: Image) -> dict[str, Any]:
+    """An image as ``ls --format json`` lists it (crictl's field names)."""
+    return {"id": image.id, "repoTags": [n for n in image.names if "@" not in n],
+            "repoDigests": list(image.repo_digests), "size": image.size,
+            "manifestDigest": image.manifest_digest, "os": image.os,
+            "architecture": image.architecture}
+
+
+def _size(path: str) -> int:
+    try:
+        if os.path.isdir(path):
+            return sum(os.path.getsize(os.path.join(d, f))
+                       for d, _, files in os.walk(path) for f in files)
+        return os.path.getsize(path)
+    except OSError:
+        raise ImageError(f"cannot read {path}") from None
 
 
 def _short_id(image_id: str) -> str:
@@ -275,6 +271,33 @@ class _ProgressBars:
                 label, total=p.total or None, status=p.status)
         self._progress.update(task, completed=p.done, total=p.total or None,
                               description=label, status=p.status)
+
+
+class Activity:
+    """A spinner with the elapsed time on stderr while a step without finer progress runs
+    (when stderr is a terminal, or ``force``); then one line saying it is done."""
+
+    def __init__(self, label: str, force: bool = False) -> None:
+        self.label = label
+        self.enabled = force or sys.stderr.isatty()
+        self._status: Any = None
+        self._started = 0.0
+
+    def __enter__(self) -> "Activity":
+        import time
+        self._started = time.monotonic()
+        if self.enabled:
+            self._status = _console().status(self.label + " …")
+            self._status.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        import time
+        if self._status is not None:
+            self._status.__exit__(exc_type, *exc)
+        if self.enabled and exc_type is None:
+            print(f"{self.label}: done in {time.monotonic() - self._started:.1f}s",
+                  file=sys.stderr, flush=True)
 
 
 def _console() -> Any:

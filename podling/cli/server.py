@@ -13,22 +13,72 @@ its node's credentials (``system:node:<name>``). SIGINT / SIGTERM stop the agent
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import signal
+from dataclasses import dataclass
 
-from ..apiserver.server import ServerConfig, start
+from ..apiserver.server import RunningServer, ServerConfig, start
 from ..client import ApiClient, ClientConfig
 from ..controllers import ControllerConfig, ControllerManager
 from ..scheduler import Scheduler
 from ..util.libc import limit_malloc_arenas
+from .errors import CliError
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class KubeconfigCopy:
+    """``--write-kubeconfig PATH`` (also write the admin kubeconfig there; "" = only in the
+    data dir) and ``--write-kubeconfig-mode`` (the mode of every kubeconfig written)."""
+
+    path: str = ""
+    mode: int = 0o600
+
+
+_LISTEN_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
+
+
+async def _start(config: ServerConfig) -> RunningServer:
+    """start(config), with a one-line CliError when the address cannot be listened on."""
+    try:
+        return await start(config)
+    except OSError as exc:
+        if exc.errno not in _LISTEN_ERRORS:
+            raise
+        hint = " (is another podling or API server running? choose --port)" \
+            if exc.errno == errno.EADDRINUSE else ""
+        raise CliError(f"podling server: cannot listen on {config.bind_address}:"
+                       f"{config.port}: {os.strerror(exc.errno)}{hint}") from None
+
+
+def write_kubeconfigs(source: str, copy: KubeconfigCopy) -> None:
+    """Apply ``copy.mode`` to ``source`` and write ``copy.path`` (atomically) if set."""
+    os.chmod(source, copy.mode)
+    if not copy.path:
+        return
+    target = os.path.abspath(copy.path)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with open(source, "rb") as f:
+        data = f.read()
+    tmp = f"{target}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, copy.mode)
+    os.fchmod(fd, copy.mode)  # whatever the umask
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, target)
+
+
 async def run_server(config: ServerConfig, agent_overrides: dict | None = None, *,
-                     disable_scheduler: bool = False) -> None:
+                     disable_scheduler: bool = False,
+                     kubeconfig: KubeconfigCopy = KubeconfigCopy()) -> None:
     limit_malloc_arenas()  # before any thread: idle memory (issue 11)
-    server = await start(config)
+    server = await _start(config)
+    write_kubeconfigs(config.kubeconfig_path, kubeconfig)
+    if kubeconfig.path:
+        print(f"podling: kubeconfig also written to {kubeconfig.path}", flush=True)
     print(f"podling: API server ready at {server.url} (kubeconfig: "
           f"{config.kubeconfig_path})", flush=True)
     join_token_file = server.node_auth.join_token_file if server.node_auth else ""

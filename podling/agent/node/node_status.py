@@ -138,7 +138,8 @@ class NodeStatusLoop:
         status = await self.desired_status()
         node = {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": self.name, "labels": self.labels()},
-                "spec": {}, "status": status}
+                "spec": {"taints": [dict(t) for t in self.config.node_taints]}
+                if self.config.node_taints else {}, "status": status}
         try:
             created = await self.client.create(NODES, node)
             self._remember(created, {"conditions": []}, status)

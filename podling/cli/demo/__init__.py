@@ -17,24 +17,9 @@ SEED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__))))), "examples", "seed")
 
 
-def add_parser(commands: Any) -> None:
-    """Register ``demo`` on the top-level subparsers."""
-    demo = commands.add_parser(
-        "demo", help="tour the seed's examples on a throw-away three-node cluster (offline)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    demo.add_argument("--keep", action="store_true",
-                      help="leave the cluster running at the end (prints how to use and "
-                           "remove it)")
-    demo.add_argument("--seed-dir", default=SEED_DIR, help="the manifests to apply")
-    demo.add_argument("--images-dir", default=None,
-                      help="where the offline image archives are (or are built)")
-    demo.add_argument("--registries", default=None,
-                      help="a registries.yaml for every node (default: none)")
-
-
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 when every check of the tour passed, 1 when one failed, 2 when the cluster
-    could not be started."""
+    """Exit 0 when every check of the tour passed; 1 when one failed or the cluster could
+    not be started (a one-line reason on stderr)."""
     from .cluster import DemoCluster, DemoError
     from .images import demo_archives
     from .narrator import Narrator
@@ -46,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         out.say(f"[bold]podling demo[/] — a throw-away cluster in {cluster.base}")
         cluster.prepare(demo_archives(args.images_dir or os.path.join(cluster.base, "images")),
-                        registries=args.registries)
+                        registries=args.registries or None)
         cluster.start()
-        failures = run_tour(cluster, out, args.seed_dir)
+        failures = run_tour(cluster, out, args.seed_dir or SEED_DIR)
         keep = args.keep
         out.say(_summary(failures))
         if keep:
@@ -56,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         return 1 if failures else 0
     except DemoError as exc:
         print(f"podling demo: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print("podling demo: interrupted; removing the cluster", file=sys.stderr)
         return 130

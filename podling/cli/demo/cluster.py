@@ -76,6 +76,17 @@ class DemoCluster:
         home = os.path.join(self.base, "home")
         return dict(os.environ, KUBECONFIG=self.kubeconfig, HOME=home)
 
+    def podling_env(self) -> dict[str, str]:
+        """The environment of the cluster's podling processes: none of the caller's
+        ``PODLING_*`` settings and an empty config file, so that nothing configured for the
+        machine's own podling (a port, labels, a data dir) leaks into the demo's nodes."""
+        config = os.path.join(self.base, "config.yaml")
+        if not os.path.exists(config):
+            with open(config, "w"):
+                pass
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PODLING_")}
+        return dict(env, PODLING_CONFIG=config)
+
     # -- start ---------------------------------------------------------------------------
 
     def prepare(self, images: list[str], *, registries: str | None = None) -> None:
@@ -110,7 +121,7 @@ class DemoCluster:
         try:
             return subprocess.Popen([sys.executable, "-m", "podling", *argv],
                                     stdout=subprocess.PIPE if argv[0] == "server" else log,
-                                    stderr=subprocess.STDOUT, text=True,
+                                    stderr=subprocess.STDOUT, text=True, env=self.podling_env(),
                                     start_new_session=True)
         finally:
             log.close()
@@ -168,7 +179,7 @@ class DemoCluster:
 
     def _podling(self, *args: str) -> None:
         done = subprocess.run([sys.executable, "-m", "podling", *args], text=True,
-                              capture_output=True, timeout=300)
+                              capture_output=True, timeout=300, env=self.podling_env())
         if done.returncode != 0:
             raise DemoError(f"podling {' '.join(args[:2])}: {done.stderr.strip()}")
 
@@ -201,7 +212,7 @@ class DemoCluster:
             node.process = None
         for node in self.nodes:
             subprocess.run([sys.executable, "-m", "podling", "purge", *node.flags()],
-                           capture_output=True, timeout=120)
+                           capture_output=True, timeout=120, env=self.podling_env())
         shutil.rmtree(self.base, ignore_errors=True)
 
 
