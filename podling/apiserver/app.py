@@ -100,7 +100,7 @@ def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticato
     ``tokens`` serves serviceaccounts/{name}/token (404 without it)."""
     app = web.Application(middlewares=[status_middleware, auth_middleware(authenticator)],
                           client_max_size=bodies.MAX_BODY + 1, handler_args={"max_field_size": 65536})
-    resources = ResourceHandlers(stores, watch_options, node_token, tokens)
+    resources = ResourceHandlers(stores, watch_options, node_token, tokens, authenticator)
     router = app.router
     for path in ("/healthz", "/livez", "/readyz"):
         router.add_get(path, _ok)

@@ -146,7 +146,8 @@ def test_kr8s(scenario, cluster):
     kr8s = pytest.importorskip("kr8s")
     from kr8s.objects import Pod
 
-    api = kr8s.api(kubeconfig=cluster.server.kubeconfig)
+    api = kr8s.api(kubeconfig=cluster.server.kubeconfig)  # GET /version/ first
+    assert api.whoami() == "admin"  # a TokenReview of its own token
     created = Pod(scenario.manifest(), api=api)
     created.create()
     listed = api.get("pods", namespace=NS, label_selector=scenario.labels)

@@ -106,9 +106,11 @@ async def test_aggregated_group_discovery(client: TestClient) -> None:
     groups = {item["metadata"]["name"]: item for item in body["items"]}
     assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io",
                            "authentication.k8s.io"}
-    [whoami] = groups["authentication.k8s.io"]["versions"][0]["resources"]
+    whoami, tokens = groups["authentication.k8s.io"]["versions"][0]["resources"]
     assert (whoami["resource"], whoami["verbs"], whoami["scope"]) == \
         ("selfsubjectreviews", ["create"], "Cluster")
+    assert (tokens["resource"], tokens["verbs"], tokens["scope"]) == \
+        ("tokenreviews", ["create"], "Cluster")
     [leases] = groups["coordination.k8s.io"]["versions"][0]["resources"]
     assert (leases["resource"], leases["scope"]) == ("leases", "Namespaced")
     assert leases["responseKind"] == {"group": "coordination.k8s.io", "version": "v1",
