@@ -171,7 +171,7 @@ def test_kr8s(scenario, cluster):
     created.delete()
     types = []
     for kind, _pod in api.watch("pods", namespace=NS, field_selector=scenario.field_selector,
-                                since=_list_version(api, since)):
+                                since=_list_version(since)):
         types.append(kind)
         if kind == "DELETED":
             break
@@ -180,7 +180,7 @@ def test_kr8s(scenario, cluster):
     assert not scenario.exists()
 
 
-def _list_version(api, listed) -> str:
+def _list_version(listed) -> str:
     """The resourceVersion to watch from: the newest of the listed pods' versions."""
     return max((p.metadata.resourceVersion for p in listed), key=int)
 
