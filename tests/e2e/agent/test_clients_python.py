@@ -9,10 +9,13 @@ it), delete and watch the DELETED event; kubectl then confirms that the pod is g
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import pytest
 
 from clients_util import EXEC_COMMAND, NS, TIMEOUT, Scenario, is_running, poll
+from manifests import pod as pod_manifest
+from streams_util import http_get
 
 
 @pytest.fixture
@@ -227,3 +230,21 @@ def test_lightkube(scenario, cluster):
         client.get(Pod, scenario.name, namespace=NS)
     assert gone.value.status.code == 404
     assert not scenario.exists()
+
+
+def test_kr8s_port_forward(cluster):
+    """kr8s' ``Pod.portforward``: a local port relayed over the portforward WebSocket."""
+    kr8s = pytest.importorskip("kr8s")
+    from kr8s.objects import Pod
+
+    api = kr8s.api(kubeconfig=cluster.server.kubeconfig)
+    name = f"kr8s-web-{secrets.token_hex(3)}"
+    web = Pod(pod_manifest(name, cluster.node, [{"name": "web", "image": "nginx"}]), api=api)
+    web.create()
+    try:
+        web.wait("condition=Ready", timeout=int(TIMEOUT))
+        with web.portforward(80, local_port=None) as port:
+            status, body = http_get(port)
+        assert status == 200 and b"<title>Welcome to nginx!</title>" in body, body[:300]
+    finally:
+        web.delete()
