@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 DATA_DIR ?= /var/lib/podling
 APT_RUNTIME := python3-venv ca-certificates curl sqlite3 runc conmon catatonit containernetworking-plugins iptables
-APT_TEST := busybox-static docker-registry
+APT_TEST := busybox-static docker-registry kubectx kubecolor kubetail
 BIN := $(VENV)/bin
 
 .PHONY: install install-test up down test unit e2e lint bench clean

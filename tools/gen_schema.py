@@ -23,7 +23,8 @@ AUTHORIZATION = {"SelfSubjectAccessReview", "SelfSubjectAccessReviewSpec", "Reso
                  "LabelSelectorAttributes"}
 COORDINATION = {"Lease", "LeaseSpec", "LeaseList"}
 AUTHENTICATION = {"TokenRequest", "TokenRequestSpec", "TokenRequestStatus", "BoundObjectReference",
-                  "SelfSubjectReview", "SelfSubjectReviewStatus", "UserInfo"}
+                  "SelfSubjectReview", "SelfSubjectReviewStatus", "UserInfo",
+                  "TokenReview", "TokenReviewSpec", "TokenReviewStatus"}
 # Go []byte fields: base64 strings on the wire (OpenAPI format "byte").
 BYTE_FIELDS = {("V1Secret", "data"), ("V1ConfigMap", "binary_data")}
 
@@ -37,6 +38,7 @@ ROOTS = {
     "V1ServiceAccount": ("", "v1"), "V1ServiceAccountList": ("", "v1"),
     "AuthenticationV1TokenRequest": ("authentication.k8s.io", "v1"),
     "V1SelfSubjectReview": ("authentication.k8s.io", "v1"),
+    "V1TokenReview": ("authentication.k8s.io", "v1"),
     "CoreV1Event": ("", "v1"), "CoreV1EventList": ("", "v1"),
     "V1Lease": ("coordination.k8s.io", "v1"), "V1LeaseList": ("coordination.k8s.io", "v1"),
     "V1SelfSubjectAccessReview": ("authorization.k8s.io", "v1"),

@@ -98,9 +98,15 @@ SELF_SUBJECT_REVIEWS = Resource(
     AUTHENTICATION_GROUP, "v1", "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview",
     False, schema.SELF_SUBJECT_REVIEW, verbs=("create",))
 
+#: whom a bearer token authenticates as, asked by a client holding the right to (never stored)
+TOKEN_REVIEWS = Resource(
+    AUTHENTICATION_GROUP, "v1", "tokenreviews", "tokenreview", "TokenReview", False,
+    schema.TOKEN_REVIEW, verbs=("create",))
+
 RESOURCES: tuple[Resource, ...] = (PODS, NODES, NAMESPACES, CONFIG_MAPS, SECRETS,
                                    SERVICE_ACCOUNTS, EVENTS, BINDINGS, LEASES,
-                                   SELF_SUBJECT_ACCESS_REVIEWS, SELF_SUBJECT_REVIEWS)
+                                   SELF_SUBJECT_ACCESS_REVIEWS, SELF_SUBJECT_REVIEWS,
+                                   TOKEN_REVIEWS)
 
 GROUP_VERSIONS: tuple[str, ...] = ("v1", "coordination.k8s.io/v1", "authorization.k8s.io/v1",
                                    f"{AUTHENTICATION_GROUP}/v1")

@@ -73,6 +73,15 @@ async def _openapi_document(request: web.Request) -> web.Response:
     return response
 
 
+_DISCOVERY = (
+    ("/version", discovery.version),
+    ("/api", discovery.api),
+    ("/apis", discovery.apis),
+    ("/api/{version}", discovery.group_version),
+    ("/apis/{group}", discovery.group),
+    ("/apis/{group}/{version}", discovery.group_version),
+)
+
 __all__ = ["ExtraRoutes", "build_app", "registry_stores", "status_middleware"]
 
 
@@ -91,16 +100,15 @@ def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticato
     ``tokens`` serves serviceaccounts/{name}/token (404 without it)."""
     app = web.Application(middlewares=[status_middleware, auth_middleware(authenticator)],
                           client_max_size=bodies.MAX_BODY + 1, handler_args={"max_field_size": 65536})
-    resources = ResourceHandlers(stores, watch_options, node_token, tokens)
+    resources = ResourceHandlers(stores, watch_options, node_token, tokens, authenticator)
     router = app.router
     for path in ("/healthz", "/livez", "/readyz"):
         router.add_get(path, _ok)
-    router.add_get("/version", discovery.version)
-    router.add_get("/api", discovery.api)
-    router.add_get("/apis", discovery.apis)
-    router.add_get("/api/{version}", discovery.group_version)
-    router.add_get("/apis/{group}", discovery.group)
-    router.add_get("/apis/{group}/{version}", discovery.group_version)
+    for path, handler in _DISCOVERY:
+        # Kubernetes serves these as go-restful GET("/") routes (and /apis/ beside /apis):
+        # with a trailing slash too, which kr8s and other clients use (`/version/`, `/api/`)
+        router.add_get(path, handler)
+        router.add_get(path + "/", handler)
     router.add_get("/openapi/v3", _openapi_root)
     router.add_get("/openapi/v3/{path:.+}", _openapi_document)
     debug.add_routes(router)

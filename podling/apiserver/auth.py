@@ -20,7 +20,8 @@ from ..api import errors
 from . import authz
 
 USER_KEY = web.RequestKey("user", object)  # the authenticated User of a request
-PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/cacerts")
+# as Kubernetes' system:public-info-viewer role: health, and the version with or without "/"
+PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/version/", "/cacerts")
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ from ..api.resources import BINDINGS, METRICS_GROUP, Resource
 from ..api.types import Obj
 from ..storage.interface import Preconditions
 from . import authz, bodies, encoding, requestinfo, watch
-from .auth import USER_KEY
+from .auth import USER_KEY, TokenAuthenticator
 from .listoptions import check_list_options
 from .metrics import MetricsApi
 from .podlogs import serve_pod_log
 from .registry.binding import bind
 from .registry.eviction import EVICTIONS, evict
 from .registry.store import RegistryStore
-from .reviews import answer_access_review, answer_self_review
+from .reviews import answer_access_review, answer_self_review, answer_token_review
 from .streaming.node import NodeDialer
 from .streaming.portforward import serve_port_forward
 from .streaming.remotecommand import serve_remote_command
@@ -36,12 +36,15 @@ PATCH_TYPES = {
 
 
 class ResourceHandlers:
-    """Serves every resource in ``stores`` (keyed by resource name)."""
+    """Serves every resource in ``stores`` (keyed by resource name); ``authenticator`` answers
+    TokenReviews (none: it authenticates no token)."""
 
     def __init__(self, stores: dict[str, RegistryStore], watch_options: watch.WatchOptions,
                  node_token: str | Callable[[str], str] = "",
-                 tokens: TokenRequests | None = None) -> None:
+                 tokens: TokenRequests | None = None,
+                 authenticator: TokenAuthenticator | None = None) -> None:
         self.stores = stores
+        self.authenticator = authenticator or TokenAuthenticator({})
         self.watch_options = watch_options
         self.tokens = tokens
         self.dialer = NodeDialer(stores["pods"], stores["nodes"], node_token)
@@ -55,6 +58,8 @@ class ResourceHandlers:
         if info.resource.name == "selfsubjectreviews":
             return await answer_self_review(request)
         await self._authorize(request, info)
+        if info.resource.name == "tokenreviews":
+            return await answer_token_review(request, self.authenticator)
         if info.resource.group == METRICS_GROUP:
             return await self.metrics.serve(request, info)
         if info.resource.name == "bindings" or info.subresource == "binding":

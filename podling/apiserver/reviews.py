@@ -1,5 +1,6 @@
-"""authorization.k8s.io SelfSubjectAccessReview: "may I do X?" (``kubectl auth can-i``), and
-authentication.k8s.io SelfSubjectReview: "who am I?" (``kubectl auth whoami``)."""
+"""authorization.k8s.io SelfSubjectAccessReview: "may I do X?" (``kubectl auth can-i``),
+authentication.k8s.io SelfSubjectReview: "who am I?" (``kubectl auth whoami``), and
+TokenReview: "whom does this token authenticate as?" (kr8s' ``whoami()``, webhooks)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from aiohttp import web
 
 from ..api import errors, protobuf
 from . import bodies
-from .auth import USER_KEY
+from .auth import USER_KEY, TokenAuthenticator
 from .authz import Attributes
+from .satokens import AUDIENCES
 
 ObjectLookup = Callable[[Any, Attributes], Awaitable["dict[str, Any] | None"]]
 
@@ -60,7 +62,36 @@ async def answer_self_review(request: web.Request) -> web.Response:
             bodies.parse_protobuf(body, "SelfSubjectReview")
         else:
             bodies.parse_document(body, bodies.media_type(request))
-    user = request[USER_KEY]
+    return bodies.respond({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                           "metadata": {"creationTimestamp": None},
+                           "status": {"userInfo": _user_info(request[USER_KEY])}}, 201)
+
+
+async def answer_token_review(request: web.Request,
+                              authenticator: TokenAuthenticator) -> web.Response:
+    """Answer a TokenReview (the caller was authorized to create one) as Kubernetes' tokenreview
+    REST does: ``spec.token`` is authenticated like a request's bearer token for the API
+    server's audiences (or those of ``spec.audiences`` they share); ``status.authenticated``,
+    ``user`` and ``audiences`` say the result, ``user: {}`` for a token nobody knows."""
+    review, _ = bodies.parse_document(await bodies.read_body(request), bodies.media_type(request))
+    if not isinstance(review, dict) or not isinstance(review.get("spec"), dict):
+        review = {"spec": {}}
+    token = review["spec"].get("token")
+    if not token or not isinstance(token, str):
+        raise errors.bad_request("token is required for TokenReview in authentication")
+    wanted = review["spec"].get("audiences") or list(AUDIENCES)
+    audiences = [a for a in wanted if a in AUDIENCES]
+    user = await authenticator.authenticate("Bearer " + token) if audiences else None
+    status: dict[str, Any] = {"user": {}}
+    if user is not None:
+        status = {"authenticated": True, "user": _user_info(user), "audiences": audiences}
+    review.update(kind="TokenReview", apiVersion="authentication.k8s.io/v1", status=status)
+    review.setdefault("metadata", {})["creationTimestamp"] = None
+    return bodies.respond(review, 201)
+
+
+def _user_info(user: Any) -> dict[str, Any]:
+    """A UserInfo: username, uid (service accounts), groups, extra."""
     info: dict[str, Any] = {"username": user.name}
     if getattr(user, "uid", ""):
         info["uid"] = user.uid
@@ -68,6 +99,4 @@ async def answer_self_review(request: web.Request) -> web.Response:
     extra = getattr(user, "extra", ())
     if extra:
         info["extra"] = {key: list(values) for key, values in extra}
-    return bodies.respond({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
-                           "metadata": {"creationTimestamp": None},
-                           "status": {"userInfo": info}}, 201)
+    return info

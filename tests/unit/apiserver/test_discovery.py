@@ -106,9 +106,11 @@ async def test_aggregated_group_discovery(client: TestClient) -> None:
     groups = {item["metadata"]["name"]: item for item in body["items"]}
     assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io",
                            "authentication.k8s.io"}
-    [whoami] = groups["authentication.k8s.io"]["versions"][0]["resources"]
+    whoami, tokens = groups["authentication.k8s.io"]["versions"][0]["resources"]
     assert (whoami["resource"], whoami["verbs"], whoami["scope"]) == \
         ("selfsubjectreviews", ["create"], "Cluster")
+    assert (tokens["resource"], tokens["verbs"], tokens["scope"]) == \
+        ("tokenreviews", ["create"], "Cluster")
     [leases] = groups["coordination.k8s.io"]["versions"][0]["resources"]
     assert (leases["resource"], leases["scope"]) == ("leases", "Namespaced")
     assert leases["responseKind"] == {"group": "coordination.k8s.io", "version": "v1",
@@ -199,6 +201,27 @@ async def test_version_needs_no_token(client: TestClient) -> None:
     body = await response.json()
     assert (body["major"], body["minor"]) == ("1", "32")
     assert body["gitVersion"].startswith("v1.32.")
+
+
+async def test_version_with_a_trailing_slash_needs_no_token(client: TestClient) -> None:
+    """kr8s asks `/version/` first: Kubernetes serves it (a go-restful GET("/") route) and
+    system:public-info-viewer lets anyone read it."""
+    response = await client.get("/version/")
+    assert response.status == 200
+    assert (await response.json())["minor"] == "32"
+
+
+@pytest.mark.parametrize(("path", "kind"), [
+    ("/api/", "APIVersions"), ("/apis/", "APIGroupList"), ("/api/v1/", "APIResourceList"),
+    ("/apis/coordination.k8s.io/", "APIGroup"),
+    ("/apis/coordination.k8s.io/v1/", "APIResourceList")])
+async def test_discovery_with_a_trailing_slash(client: TestClient, path: str,
+                                               kind: str) -> None:
+    """kr8s builds its discovery URLs as `/api/`, `/apis/`: the same documents as without
+    the slash (and the same 401 without a token)."""
+    assert (await get_json(client, path))["kind"] == kind
+    assert await get_json(client, path) == await get_json(client, path.rstrip("/"))
+    assert (await client.get(path)).status == 401
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz"])
