@@ -306,7 +306,9 @@ class LocalImageService:
         client = await self._registry()
         present = await self._up_to_date(client, ref, auth)
         if present is not None:
-            return present
+            for layer in present.layers:
+                report(PullProgress(layer.digest, layer.size, layer.size, "exists"))
+            return await self._image(present)
         try:
             resolved = await client.resolve(ref, auth=auth)
             manifest = manifest_json(resolved.manifest_bytes, str(ref))
@@ -328,7 +330,7 @@ class LocalImageService:
         return await self._image(stored)
 
     async def _up_to_date(self, client: RegistryClient, ref: Reference,
-                          auth: RegistryAuth | None) -> Image | None:
+                          auth: RegistryAuth | None) -> ImageRecord | None:
         """The local image of ``ref`` when the registry's answer to ``HEAD`` of the manifest
         is a digest this image has (so nothing is downloaded), else None."""
         record = await asyncio.to_thread(
@@ -344,7 +346,7 @@ class LocalImageService:
                 record.repo_digests:
             return None
         log.info("%s is up to date (%s, resolved by %s)", ref, digest, endpoint)
-        return await self._image(record)
+        return record
 
     async def _config_blob(self, client: RegistryClient, ref: Reference,
                            manifest: dict[str, Any], auth: RegistryAuth | None) -> bytes:
