@@ -5,6 +5,9 @@
 1. this node (its own store: an image it has resolves here, with no traffic off the host);
 2. every other node whose Ready condition is True, by name: its ``podling.io/node-api``
    annotation (written by its agent), else ``https://<InternalIP>:<daemonEndpoints port>``.
+   A peer whose node API listens on a loopback address (the server's local agent does) is
+   reachable only from its own machine: it is listed only when its InternalIP is this node's,
+   so a pull never sends the token to whatever listens on this machine's loopback.
 
 Node objects are read (a node may list nodes) at most every :data:`CACHE_SECONDS`; when the
 API cannot be reached the last list is used. Nothing else is ever added: a pull through
@@ -13,9 +16,11 @@ API cannot be reached the last list is used. Nothing else is ever added: a pull 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from podling.api.resources import NODE_API_ANNOTATION, NODES
 from podling.api.views import NodeView
@@ -53,16 +58,27 @@ class ClusterNodes:
 
 
 def peer_urls(nodes: list[dict[str, Any]], self_name: str) -> list[str]:
-    """Node API URLs of the Ready nodes other than ``self_name``, by node name."""
+    """Node API URLs of the Ready nodes other than ``self_name``, by node name (loopback
+    ones only for nodes on this node's InternalIP)."""
+    views = {NodeView.from_obj(n).name: NodeView.from_obj(n) for n in nodes}
+    own = views[self_name].address("InternalIP") if self_name in views else None
     out = []
     for obj in sorted(nodes, key=lambda n: n.get("metadata", {}).get("name", "")):
         view = NodeView.from_obj(obj)
         if view.name == self_name or view.ready_status != "True":
             continue
         url = node_api_url(obj)
-        if url:
+        if url and (not _loopback(url) or view.address("InternalIP") == own):
             out.append(url)
     return out
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def node_api_url(node: dict[str, Any]) -> str:
