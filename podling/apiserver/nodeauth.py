@@ -29,7 +29,8 @@ The server calls a node's API (logs) with the kubelet-client token of that node:
 ``kc1.`` + HMAC-SHA256(kubelet-client.key, node name). Each node learns only its own (from
 ``nodeconfig``), so a node cannot call another node's API with it.
 
-The **image-pull token** ``ip1.`` + HMAC-SHA256(kubelet-client.key, "image-pull"), one per
+The **image-pull token** ``ip1.`` + HMAC-SHA256(kubelet-client.key, "image pull") (a
+message no node name can be, so it is no node's kubelet-client token), one per
 cluster, is handed to every node in ``nodeconfig``: every node API accepts it for reading its
 image store over the OCI distribution API (GET/HEAD under ``/v2/``) and for nothing else, so
 nodes pull images from each other (the ``@nodes`` mirror) without being able to read each
@@ -133,7 +134,8 @@ class NodeAuth:
 
     def image_pull_token(self) -> str:
         """The cluster's read-only image-pull credential (see the module docstring)."""
-        return "ip1." + hmac.new(self._kubelet_key.encode(), b"image-pull",
+        # the message is no node name (none has a space), so it is no kubelet-client token
+        return "ip1." + hmac.new(self._kubelet_key.encode(), b"image pull",
                                  hashlib.sha256).hexdigest()
 
     # -- issuing -------------------------------------------------------------------------
