@@ -11,7 +11,10 @@ On a change: a file that parses becomes the configuration in force, logged as on
 the mirrors (``registries.yaml reloaded: docker.io -> @nodes, then upstream``); a missing file
 means :data:`~podling.images.config.DEFAULT_REGISTRIES`; a broken file (bad YAML, an invalid
 field, unreadable) keeps the last good configuration and logs one warning saying why. The
-broken file is not read again until it changes.
+broken file is not read again until it changes. A file that is broken from the start has no
+good configuration to fall back on: :meth:`RegistriesWatch.current` raises its error (every
+pull fails, naming the file) until it is fixed — a pull never goes somewhere the file did not
+say.
 """
 
 from __future__ import annotations
@@ -37,8 +40,17 @@ class RegistriesWatch:
         self.config = RegistriesConfig()
         self.generation = 0  # bumped on every change of ``config``
         self._seen: _Identity | str = "never"
+        self._no_good: InvalidRegistryConfig | None = None  # broken since the start
+        self._seen_good = False
         if path is not None:
             self.check(log_change=False)
+
+    def current(self) -> RegistriesConfig:
+        """The configuration in force; raises InvalidRegistryConfig while the file has been
+        broken since the start (there is no last good one)."""
+        if self._no_good is not None:
+            raise self._no_good
+        return self.config
 
     def check(self, *, log_change: bool = True) -> bool:
         """Reload when the file changed since the last check; True if ``config`` changed."""
@@ -51,10 +63,17 @@ class RegistriesWatch:
         try:
             config = load_registries(self.path)
         except (InvalidRegistryConfig, OSError) as e:
-            log.warning("%s is invalid, keeping the last good registry configuration: %s",
-                        self.path, _one_line(e))
+            if not self._seen_good:
+                self._no_good = InvalidRegistryConfig(
+                    f"{self.path} is invalid (no registry is used until it is fixed): "
+                    f"{_one_line(e)}")
+                log.warning("%s", self._no_good)
+            else:
+                log.warning("%s is invalid, keeping the last good registry configuration: %s",
+                            self.path, _one_line(e))
             return False
-        changed = config != self.config
+        changed = config != self.config or self._no_good is not None
+        self._no_good, self._seen_good = None, True
         self.config = config
         if changed:
             self.generation += 1

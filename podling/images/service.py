@@ -261,7 +261,7 @@ class LocalImageService:
         """The registry client, with the registries.yaml in force now (re-read when it
         changed) and ``@nodes`` standing for the cluster's nodes as they are now."""
         self.registries.check()
-        registries = self.registries.config
+        registries = self.registries.current()
         if self._node_urls is not None and registries.uses_nodes():
             registries = registries.with_nodes(await self._node_urls(), self._node_token)
         if self._client is None:
@@ -280,8 +280,11 @@ class LocalImageService:
 
     async def watch_registries(self) -> None:
         """Log the mirrors in force, then follow registries.yaml until cancelled."""
-        log.info("registry mirrors in force (%s): %s", self.registries.path,
-                 self.registries.config.describe())
+        try:
+            log.info("registry mirrors in force (%s): %s", self.registries.path,
+                     self.registries.current().describe())
+        except ImageError as e:
+            log.warning("%s", e)
         await self.registries.run()
 
     async def stored_manifest(self, repository: str, reference: str) -> StoredManifest | None:

@@ -111,3 +111,18 @@ async def test_watch_run_polls(tmp_path: Path) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_a_file_broken_from_the_start_fails_pulls_until_fixed(tmp_path: Path) -> None:
+    from podling.images.config import InvalidRegistryConfig
+    path = tmp_path / "registries.yaml"
+    path.write_text("mirrors: [unclosed\n")
+    watch = RegistriesWatch(str(path))
+    with pytest.raises(InvalidRegistryConfig, match="no registry is used until it is fixed"):
+        watch.current()  # no last good configuration: never fall back to upstream
+    _write(path, 'mirrors: {docker.io: {endpoint: ["http://127.0.0.1:5000"]}}\n')
+    assert watch.check() is True
+    assert _urls(watch.current(), "nginx")[0] == "http://127.0.0.1:5000/v2/"
+    _write(path, "mirrors: [unclosed again\n")
+    assert watch.check() is False
+    assert _urls(watch.current(), "nginx")[0] == "http://127.0.0.1:5000/v2/"  # last good
