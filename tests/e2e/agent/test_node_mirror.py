@@ -16,6 +16,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -220,3 +221,38 @@ def test_a_broken_file_keeps_the_last_good_configuration(two):
     two.wait_running(name)
     assert re.search(rf"of docker.io/library/busybox:extra served by "
                      rf"{re.escape(two.registry_url)}", two.log(two.a))
+
+
+def test_registry_demo_redirects_a_running_node(two, demo_registry, tmp_path):
+    """`podling image registry-demo` writes A's registries.yaml while A runs: A's next pull
+    goes to that registry, without a restart."""
+    demo_dir = tmp_path / "demo"
+    demo_dir.mkdir()
+    for name in ("busybox.tar", "nginx.tar"):  # built by the demo_registry fixture
+        shutil.copy(os.path.join(os.path.dirname(demo_registry), "demo", name), demo_dir)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "podling", "image", "--data-dir", two.a["data_dir"],
+         "registry-demo", str(demo_dir), "--port", "0"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        url = ""
+        for line in process.stdout:
+            m = re.match(r"registry (http://127\.0\.0\.1:\d+) \(pid", line)
+            if m:
+                url = m.group(1)
+                break
+        assert url, "registry-demo did not start"
+        wait_until(lambda: f"reloaded: docker.io -> {url} only" in two.log(two.a),
+                   timeout=20, interval=0.3, message="registry-demo's file reloaded")
+        name = two.run_pod(two.a, "nginx", "Always")
+        two.wait_running(name)
+        assert re.search(rf"docker.io/library/nginx:latest is up to date \(sha256:\w+, "
+                         rf"resolved by {re.escape(url)}\)", two.log(two.a))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
