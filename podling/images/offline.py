@@ -1,6 +1,6 @@
 """Install-time import of the offline images: ``busybox`` and ``nginx`` into a node's store.
 
-    python -m podling.images.offline [--data-dir /var/lib/podling]
+    python -m podling.images.offline [--data-dir /var/lib/podling] [--archives DIR]
 
 run by ``make up`` (scripts/podling-up) before the server starts. For each image that the store
 at ``<data-dir>/images`` lacks (``docker.io/library/busybox:latest``,
@@ -10,7 +10,9 @@ at ``<data-dir>/images`` lacks (``docker.io/library/busybox:latest``,
 ``nginx-common`` .debs kept in ``<data-dir>/offline/debs``, fetched there once with
 ``apt-get download`` (Debian's mirror, never a container registry; the nginx package is not
 installed, so no host service starts). An image already in the store is left alone, so the
-command is idempotent and quick on a second run.
+command is idempotent and quick on a second run. ``--archives DIR`` imports ``DIR/busybox.tar``
+and ``DIR/nginx.tar`` when they exist (as ``podling image build-demo DIR`` writes them) instead
+of building.
 
 When the .debs cannot be fetched (no route to Debian's mirror) busybox is still imported and
 the command says what is missing; the exit status is 1 if any image could not be provided.
@@ -50,9 +52,10 @@ def ensure_nginx_debs(directory: str, fetch: Callable[[str], list[str]] = fetch_
 
 
 async def import_offline_images(data_dir: str, *, say: Callable[[str], None] = print,
-                                fetch: Callable[[str], list[str]] = fetch_nginx_debs
-                                ) -> list[str]:
-    """Build and import what the store lacks; returns the problems (empty: all present)."""
+                                fetch: Callable[[str], list[str]] = fetch_nginx_debs,
+                                archives: str = "") -> list[str]:
+    """Build (or take from ``archives``) and import what the store lacks; returns the
+    problems (empty: all present)."""
     problems: list[str] = []
     async with LocalImageService(ImageStoreConfig.for_data_dir(data_dir)) as store:
         with tempfile.TemporaryDirectory(prefix="podling-offline-") as tmp:
@@ -60,8 +63,10 @@ async def import_offline_images(data_dir: str, *, say: Callable[[str], None] = p
                 if await store.image_status(ref) is not None:
                     say(f"{ref}: already in the store")
                     continue
+                prebuilt = os.path.join(archives, f"{name}.tar") if archives else ""
                 try:
-                    archive = await asyncio.to_thread(_build, name, ref, tmp, data_dir, fetch)
+                    archive = prebuilt if prebuilt and os.path.exists(prebuilt) else \
+                        await asyncio.to_thread(_build, name, ref, tmp, data_dir, fetch)
                 except BuildError as e:
                     problems.append(f"{ref}: {e}")
                     say(f"{ref}: cannot build it: {e}")
@@ -84,9 +89,12 @@ def main(argv: list[str] | None = None) -> int:
                                      description="import the offline busybox and nginx images")
     parser.add_argument("--data-dir", default=os.environ.get("PODLING_DATA_DIR",
                                                              "/var/lib/podling"))
+    parser.add_argument("--archives", default="",
+                        help="take busybox.tar / nginx.tar from here when present")
     args = parser.parse_args(argv)
     problems = asyncio.run(import_offline_images(
-        args.data_dir, say=lambda text: print(f"podling: {text}", flush=True)))
+        args.data_dir, say=lambda text: print(f"podling: {text}", flush=True),
+        archives=args.archives))
     for problem in problems:
         print(f"podling: warning: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -1,6 +1,6 @@
 """`make up`'s image import, then the seed with no container registry: a fresh data dir gets
-busybox and nginx from Debian packages (``python -m podling.images.offline``, what
-scripts/podling-up runs), `podling server` starts there with no registries.yaml (the default:
+busybox and nginx built from Debian packages (``python -m podling.images.offline``, what
+scripts/podling-up runs; here with the archives the ``demo_registry`` fixture built), `podling server` starts there with no registries.yaml (the default:
 docker.io through ``@nodes``, this node first), and the real kubectl applies examples/seed/.
 Every seed pod that needs no other node reaches its state, and nothing is asked of any
 registry but this node: the server's log never names docker.io's endpoint.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 
@@ -32,12 +31,14 @@ def _run(*args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def test_seed_runs_offline_after_the_install_time_import(tmp_path, e2e_start_server):
+def test_seed_runs_offline_after_the_install_time_import(tmp_path, demo_registry,
+                                                         e2e_start_server):
     data_dir = str(tmp_path / "data")
-    debs = os.environ.get("PODLING_NGINX_DEBS")
-    if debs:  # else the import fetches them, as `make up` does
-        shutil.copytree(debs, os.path.join(data_dir, "offline", "debs"))
-    first = _run("-m", "podling.images.offline", "--data-dir", data_dir)
+    # the archives the demo_registry fixture built from Debian's packages (no second build,
+    # no second download); building them is build_demo's tests' job
+    archives = os.path.join(os.path.dirname(demo_registry), "demo")
+    first = _run("-m", "podling.images.offline", "--data-dir", data_dir,
+                 "--archives", archives)
     assert first.returncode == 0, first.stderr
     assert first.stdout.count(": imported (") == 2, first.stdout
     again = _run("-m", "podling.images.offline", "--data-dir", data_dir)

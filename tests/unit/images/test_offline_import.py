@@ -50,3 +50,17 @@ def test_debs_are_fetched_once(tmp_path: Path) -> None:
     assert ensure_nginx_debs(target, fetch) == target
     assert ensure_nginx_debs(target, fetch) == target
     assert calls == [target]
+
+
+async def test_prebuilt_archives_are_imported_instead_of_building(tmp_path: Path) -> None:
+    from podling.images.build_demo import LayerBuilder, write_oci_archive
+    archives = tmp_path / "archives"
+    for name in ("busybox", "nginx"):
+        layer = LayerBuilder()
+        layer.add_file(f"etc/{name}", name.encode())
+        write_oci_archive(archives / f"{name}.tar", f"docker.io/library/{name}:latest",
+                          [layer.build()], {"Cmd": ["sh"]}, ["test"])
+    said: list[str] = []
+    problems = await import_offline_images(str(tmp_path / "data"), say=said.append,
+                                           fetch=_no_mirror, archives=str(archives))
+    assert problems == [] and sum(": imported (" in s for s in said) == 2
