@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 DATA_DIR ?= /var/lib/podling
-APT_RUNTIME := python3-venv ca-certificates curl sqlite3 runc conmon catatonit containernetworking-plugins iptables
-APT_TEST := busybox-static docker-registry kubectx kubecolor kubetail
+# busybox-static: the offline busybox image (make up imports it, with nginx from .debs that
+# `apt-get download` keeps in $(DATA_DIR)/offline/debs; the nginx package is never installed)
+APT_RUNTIME := python3-venv ca-certificates curl sqlite3 runc conmon catatonit containernetworking-plugins iptables busybox-static
+APT_TEST := docker-registry kubectx kubecolor kubetail
 BIN := $(VENV)/bin
 
 .PHONY: install install-test up down test unit e2e lint bench clean
@@ -24,7 +26,8 @@ install-test: install
 	@[ -z "$(APT_TEST)" ] || ./scripts/apt-install $(APT_TEST)
 	$(BIN)/pip install -q -e '.[test]'
 
-## up: install, then start podling in the background (logs: $(DATA_DIR)/server.log)
+## up: install, import the offline busybox and nginx images, then start podling in the
+## background (logs: $(DATA_DIR)/server.log)
 up: install
 	@./scripts/podling-up $(BIN)/podling $(DATA_DIR)
 

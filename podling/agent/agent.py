@@ -5,7 +5,8 @@
      │                       PLEG (exits) ─┘                   ▼
      │                                              runtime / images / network interfaces
      └──── pod.StatusManager (pods/status), EventRecorder,
-           node.NodeStatusLoop (Node, Lease), node.NodeServer (logs, exec, stats)
+           node.NodeStatusLoop (Node, Lease), node.NodeServer (logs, exec, stats, and the
+           node's images over the OCI distribution API: the ``@nodes`` mirror)
 
 The agent talks to the API server over HTTP only and keeps no database of its own: after a
 restart it adopts whatever the runtime reports (labels carry pod identity).
@@ -21,6 +22,7 @@ from typing import Any, Callable
 
 from podling.agent.backoff import Backoff
 from podling.agent.config import AgentConfig
+from podling.agent.images_nodes import ClusterNodes
 from podling.client.events import EventRecorder
 from podling.agent.node.host import node_allocatable
 from podling.agent.node.node_status import NodeStatusLoop
@@ -34,7 +36,7 @@ from podling.agent.pod.updates import needs_sync
 from podling.api.resources import NODE_API_ANNOTATION, NODE_API_SOCKET_ANNOTATION, NODES
 from podling.api.views import NodeView
 from podling.client import ApiClient, Informer
-from podling.images.interface import ImageService, RootfsService
+from podling.images.interface import ImageService, NodeImageStore, RootfsService
 from podling.network.interface import NetworkPlugin
 from podling.runtime.interface import RuntimeService
 
@@ -71,14 +73,18 @@ class Agent:
 
     async def start(self) -> None:
         """Node API up, Node registered, pod syncer, workers, PLEG and pod informer running."""
+        images = self.parts.images if isinstance(self.parts.images, NodeImageStore) else None
         self.node_api = NodeServer(token=self.config.kubelet_client_token or self.config.token,
                                    pods_dir=self.config.pods_dir,
                                    runtime=self.parts.runtime, find_pod=self._find_pod,
                                    cert_dir=os.path.join(self.config.data_dir, "agent",
-                                                         "node-api"))
+                                                         "node-api"),
+                                   pull_token=self.config.image_pull_token, images=images)
         port = await self.node_api.start(self.config.node_api_address, self.config.node_api_port,
                                          socket_path=self._node_api_socket)
         node_status, node_ip = await self._register(port)
+        if images is not None:
+            self._serve_images(images, port)
         cidr = await node_status.pod_cidr() or "10.42.0.0/24"
         network = self.parts.network_for_cidr(cidr)
         self.syncer = PodSyncer(self.config, client=self.client, runtime=self.parts.runtime,
@@ -124,6 +130,18 @@ class Agent:
             NODE_API_ANNOTATION: f"https://{advertised}:{node_api_port}",
             NODE_API_SOCKET_ANNOTATION: self._node_api_socket}}})
         return node_status, node_ip
+
+    def _serve_images(self, images: NodeImageStore, port: int) -> None:
+        """``@nodes`` in registries.yaml: this node's API, then its Ready peers' (with the
+        image-pull token, else — alone — its own token); registries.yaml followed."""
+        address = self.config.node_api_address
+        own = "127.0.0.1" if address in ("0.0.0.0", "", "::") else address
+        own = f"[{own}]" if ":" in own else own
+        nodes = ClusterNodes(self.client, self.config.node_name, f"https://{own}:{port}")
+        images.use_nodes(nodes.urls, self.config.image_pull_token
+                         or self.config.kubelet_client_token or self.config.token)
+        self._tasks.append(asyncio.create_task(images.watch_registries(),
+                                               name="registries-watch"))
 
     @property
     def _node_api_socket(self) -> str:

@@ -12,7 +12,9 @@
   ``<data-dir>/server/ca.crt``), as before.
 
 Either way the agent then asks the server for the kubelet-client token of its node: the only
-credential its node API accepts (the server presents it when it proxies ``kubectl logs``).
+credential its node API accepts (the server presents it when it proxies ``kubectl logs``),
+and for the cluster's image-pull token (what every node API accepts for reading its images;
+an older server without one gives "").
 The wire protocol is described in ``podling.apiserver.nodeauth``.
 """
 
@@ -44,6 +46,7 @@ class Credentials:
     token: str  # the bearer token for the API server
     ca_file: str  # the CA the API server's certificate must chain to
     kubelet_client_token: str  # what this node's API accepts (from the API server)
+    image_pull_token: str = ""  # what every node API accepts under /v2/ (the node mirror)
 
 
 async def resolve(server_url: str, token_text: str, *, node_name: str, data_dir: str,
@@ -62,7 +65,8 @@ async def resolve(server_url: str, token_text: str, *, node_name: str, data_dir:
     config = await _node_config(server_url, token, ca=ca, node_name=node_name)
     if config is None:
         raise JoinError(f"the server at {server_url} does not accept the token")
-    return Credentials(token, ca, str(config.get("kubeletClientToken") or token))
+    return Credentials(token, ca, str(config.get("kubeletClientToken") or token),
+                       str(config.get("imagePullToken") or ""))
 
 
 async def trusted_ca(server_url: str, join: jointoken.JoinToken, data_dir: str, *,

@@ -17,6 +17,7 @@ class AgentConfig:
     token: str
     ca_file: str
     kubelet_client_token: str = ""  # what the node API accepts ("" → ``token``); see bootstrap
+    image_pull_token: str = ""  # what every node API accepts under /v2/; see bootstrap
     node_name: str = field(default_factory=socket.gethostname)
     node_labels: dict[str, str] = field(default_factory=dict)
     node_taints: tuple[dict[str, str], ...] = ()  # registered with (kubelet --register-with-taints)

@@ -15,7 +15,7 @@ Joining (an agent that has only the join token)::
       │      Authorization: Bearer <join secret> ────────▶│  201 {"nodeName", "token"}; only the
       │◀──────────────────────────── per-node token ──────│  hash is kept (node-tokens/n1)
       │ GET /podling/v1/nodeconfig/n1  Bearer <token> ───▶│
-      │◀────────────────────── {"kubeletClientToken"} ────│
+      │◀──────── {"kubeletClientToken", "imagePullToken"} ─│
 
 The join secret authenticates as ``system:bootstrap:node-join`` (group
 ``system:bootstrappers``), which may do nothing but the exchange. A node token authenticates
@@ -28,6 +28,13 @@ The admin may (re-)issue a token for any node. To re-join a node that lost its t
 The server calls a node's API (logs) with the kubelet-client token of that node:
 ``kc1.`` + HMAC-SHA256(kubelet-client.key, node name). Each node learns only its own (from
 ``nodeconfig``), so a node cannot call another node's API with it.
+
+The **image-pull token** ``ip1.`` + HMAC-SHA256(kubelet-client.key, "image pull") (a
+message no node name can be, so it is no node's kubelet-client token), one per
+cluster, is handed to every node in ``nodeconfig``: every node API accepts it for reading its
+image store over the OCI distribution API (GET/HEAD under ``/v2/``) and for nothing else, so
+nodes pull images from each other (the ``@nodes`` mirror) without being able to read each
+other's logs or exec into each other's pods.
 
 Limits: tokens live in the server's data dir, so several API servers sharing etcd would each
 need the same ``server/`` directory; there is no token expiry (revoke by deleting the file).
@@ -125,6 +132,12 @@ class NodeAuth:
         return "kc1." + hmac.new(self._kubelet_key.encode(), node.encode(),
                                  hashlib.sha256).hexdigest()
 
+    def image_pull_token(self) -> str:
+        """The cluster's read-only image-pull credential (see the module docstring)."""
+        # the message is no node name (none has a space), so it is no kubelet-client token
+        return "ip1." + hmac.new(self._kubelet_key.encode(), b"image pull",
+                                 hashlib.sha256).hexdigest()
+
     # -- issuing -------------------------------------------------------------------------
 
     def issue(self, node: str, *, replace: bool = False) -> str:
@@ -172,7 +185,8 @@ class NodeAuth:
         if not user.admin and node_name_of(user) != node:
             raise _forbidden(user, "get", "nodeconfig", node)
         return bodies.respond({"nodeName": node,
-                               "kubeletClientToken": self.kubelet_client_token(node)})
+                               "kubeletClientToken": self.kubelet_client_token(node),
+                               "imagePullToken": self.image_pull_token()})
 
 
 def _forbidden(user: User, verb: str, what: str, name: str = "") -> errors.ApiError:

@@ -70,7 +70,8 @@ async def with_credentials(config: AgentConfig) -> AgentConfig:
                                     node_name=config.node_name, data_dir=config.data_dir,
                                     ca_file=config.ca_file)
     return dataclasses.replace(config, token=creds.token, ca_file=creds.ca_file,
-                               kubelet_client_token=creds.kubelet_client_token)
+                               kubelet_client_token=creds.kubelet_client_token,
+                               image_pull_token=creds.image_pull_token)
 
 
 async def start_agent(config: AgentConfig) -> Agent:

@@ -155,6 +155,7 @@ async def _registry_demo(args: argparse.Namespace) -> int:
     from ..images.localregistry import LocalRegistry, mirror_config
     from ..images.refs import parse_reference
     from ..images.registry import RegistryClient
+    from ..util.files import atomic_write
     archives = [os.path.join(args.dir, f"{name}.tar") for name in DEMO_IMAGES]
     if not all(os.path.exists(p) for p in archives):
         await _build_demo(argparse.Namespace(dir=args.dir, deb_dir=args.deb_dir,
@@ -168,8 +169,8 @@ async def _registry_demo(args: argparse.Namespace) -> int:
                 await client.push_oci_layout(archive, ref)
                 print(f"pushed {ref}", flush=True)
         os.makedirs(os.path.dirname(os.path.abspath(registries)), exist_ok=True)
-        with open(registries, "w") as f:
-            yaml.safe_dump(mirror_config(reg), f)
+        # replaced in one step: a running agent reloads it (never half-written) on its own
+        atomic_write(registries, yaml.safe_dump(mirror_config(reg)).encode(), 0o644)
         print(f"registry {reg.url} (pid {reg.pid}); docker.io mirrored in {registries}",
               flush=True)
         await _wait_for_signal()

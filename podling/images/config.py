@@ -33,6 +33,19 @@ configured mirrors only and fails when none of them can serve — for a registry
 A registry with no mirrors entry at all always uses its default endpoint (it has no other).
 For a fully air-gapped node, combine ``"*"`` with ``disableDefaultEndpoint: true``.
 
+**The cluster's nodes** (``@nodes``, :data:`NODES_KEYWORD`): an endpoint list may hold the
+keyword ``"@nodes"``, which stands for every node of the cluster that serves its image store
+over the OCI distribution API (:mod:`podling.agent.node.registry`) — this node first, then the
+other Ready nodes. The running agent fills them in (:meth:`RegistriesConfig.with_nodes`);
+where no agent runs (``podling image pull``) the keyword stands for no endpoint. Node
+endpoints are asked for the full normalised name (``docker.io/library/busybox``), without
+rewrites, with the cluster's image-pull token, over TLS without verification (the node API's
+certificates are self-signed; the content is checked against its digests as always).
+
+**No file, no mirrors?** When ``registries.yaml`` does not exist, the configuration is
+:data:`DEFAULT_REGISTRIES`: ``docker.io`` mirrored by ``@nodes``, then docker.io itself. A file
+that exists is taken as written: without ``@nodes`` in it, the nodes are not asked.
+
 Endpoint URLs: ``scheme://host[:port][/path]``; no scheme means https. An ``http://`` URL is
 used over plain http — meant for a loopback registry; any other host gets a warning in the
 log. The API root is the URL's path with ``/v2`` appended unless it already ends with ``/v2``.
@@ -47,8 +60,8 @@ import ipaddress
 import logging
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import yaml
@@ -62,6 +75,8 @@ log = logging.getLogger(__name__)
 
 DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io"
 WILDCARD = "*"
+NODES_KEYWORD = "@nodes"
+DEFAULT_REGISTRIES: Mapping[str, Any] = {"mirrors": {"docker.io": {"endpoint": [NODES_KEYWORD]}}}
 
 
 class InvalidRegistryConfig(ImageError):
@@ -106,6 +121,7 @@ class Endpoint:
     mirror: bool  # False for the registry's own default endpoint
     auth: RegistryAuth | None = None  # from configs.<host>.auth
     tls: TLSConfig = field(default_factory=TLSConfig)
+    node: bool = False  # a cluster node's image store (``@nodes``)
 
     @property
     def plain_http(self) -> bool:
@@ -126,6 +142,28 @@ class RegistriesConfig:
     mirrors: Mapping[str, Mirror] = field(default_factory=dict)
     configs: Mapping[str, HostConfig] = field(default_factory=dict)
     disable_default_endpoint: bool = False
+    node_urls: tuple[str, ...] = ()  # what ``@nodes`` stands for now (:meth:`with_nodes`)
+    node_token: str = ""  # the bearer token node endpoints accept
+
+    def with_nodes(self, urls: Sequence[str], token: str) -> "RegistriesConfig":
+        """This configuration with ``@nodes`` standing for ``urls`` (node API base URLs,
+        ``https://host:port``, this node first) and sending ``token`` to them."""
+        return replace(self, node_urls=tuple(urls), node_token=token)
+
+    def uses_nodes(self) -> bool:
+        """True when some mirror lists ``@nodes``."""
+        return any(NODES_KEYWORD in m.endpoints for m in self.mirrors.values())
+
+    def describe(self) -> str:
+        """One line naming the mirrors in force, for the log."""
+        if not self.mirrors:
+            return "no mirrors (every registry is pulled from directly)"
+        parts = []
+        for name, mirror in sorted(self.mirrors.items()):
+            upstream = not (mirror.disable_default_endpoint or self.disable_default_endpoint)
+            parts.append(f"{name} -> {', '.join(mirror.endpoints) or '(none)'}"
+                         + (", then upstream" if upstream else " only"))
+        return "; ".join(parts)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any] | None) -> "RegistriesConfig":
@@ -157,7 +195,11 @@ class RegistriesConfig:
         result: list[Endpoint] = []
         if mirror is not None:
             repository = _rewrite(mirror, ref.repository)
-            result = [self._endpoint(url, repository, mirror=True) for url in mirror.endpoints]
+            for url in mirror.endpoints:
+                if url == NODES_KEYWORD:
+                    result += [self._node_endpoint(u, ref) for u in self.node_urls]
+                else:
+                    result.append(self._endpoint(url, repository, mirror=True))
         fallback = mirror is None or not (mirror.disable_default_endpoint
                                           or self.disable_default_endpoint)
         if fallback:
@@ -171,6 +213,13 @@ class RegistriesConfig:
         """The registry's own endpoint for ``ref`` (no rewrite), with its configs."""
         return self._endpoint(default_endpoint_url(ref.registry), ref.repository, mirror=False)
 
+    def _node_endpoint(self, url: str, ref: Reference) -> Endpoint:
+        base, api_root, host = split_endpoint_url(url)
+        auth = RegistryAuth(registry_token=self.node_token) if self.node_token else None
+        return Endpoint(url=base, api_root=api_root, host=host, mirror=True, node=True,
+                        repository=f"{_norm_registry(ref.registry)}/{ref.repository}",
+                        auth=auth, tls=TLSConfig(insecure_skip_verify=True))
+
     def _endpoint(self, url: str, repository: str, *, mirror: bool) -> Endpoint:
         base, api_root, host = split_endpoint_url(url)
         hc = self.host_config(host)
@@ -182,13 +231,14 @@ class RegistriesConfig:
 
 def load_registries(path: str | os.PathLike[str], *, missing_ok: bool = True
                     ) -> RegistriesConfig:
-    """Read a registries.yaml; a missing file is an empty config when ``missing_ok``."""
+    """Read a registries.yaml; a missing file is :data:`DEFAULT_REGISTRIES` when
+    ``missing_ok``."""
     try:
         with open(path, "rb") as f:
             text = f.read()
     except FileNotFoundError:
         if missing_ok:
-            return RegistriesConfig()
+            return RegistriesConfig.from_dict(DEFAULT_REGISTRIES)
         raise InvalidRegistryConfig(f"registries config {os.fspath(path)!r} does not exist")
     try:
         doc = yaml.safe_load(text)
@@ -283,7 +333,8 @@ def _parse_mirror(name: str, doc: Any) -> Mirror:
     for url in endpoints:
         if not isinstance(url, str):
             raise InvalidRegistryConfig(f"registries.yaml: {where}.endpoint: {url!r}")
-        split_endpoint_url(url)
+        if url != NODES_KEYWORD:
+            split_endpoint_url(url)
     rewrites = tuple(_compile_rewrite(where, k, v) for k, v in _mapping(doc, "rewrite").items())
     return Mirror(endpoints=tuple(endpoints), rewrites=rewrites,
                   disable_default_endpoint=_bool(doc, "disable_default_endpoint", where))

@@ -8,12 +8,13 @@ normalised (``nginx`` → ``docker.io/library/nginx:latest``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Awaitable, Callable, Protocol, runtime_checkable
 
 from .errors import ImageError, InvalidImageName
 
 __all__ = ["Image", "ImageConfig", "ImageError", "ImageService", "InvalidImageName",
-           "ProgressCallback", "PullProgress", "RegistryAuth", "RootfsService"]
+           "NodeImageStore", "ProgressCallback", "PullProgress", "RegistryAuth",
+           "RootfsService", "StoredBlob", "StoredManifest"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,49 @@ class ImageService(Protocol):
 
     async def remove_image(self, ref: str) -> None:
         """Untag ``ref``; the image and its layers go when nothing references them."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredManifest:
+    """A manifest kept in the node's store, as served to other nodes."""
+
+    digest: str
+    media_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """A blob (config or compressed layer) kept in the node's store: its file and size."""
+
+    digest: str
+    path: str
+    size: int
+
+
+@runtime_checkable
+class NodeImageStore(Protocol):
+    """An image service that can act as a node mirror (``@nodes`` in registries.yaml):
+    it serves its own images read-only and pulls from the cluster's other nodes."""
+
+    async def stored_manifest(self, repository: str, reference: str) -> StoredManifest | None:
+        """The manifest the image named ``repository`` (a distribution name, normalised as
+        an image reference: ``library/busybox`` is ``docker.io/library/busybox``) has under
+        ``reference`` (a tag or a manifest digest), or None. Raises InvalidImageName."""
+        ...
+
+    async def stored_blob(self, repository: str, digest: str) -> StoredBlob | None:
+        """Blob ``digest`` of an image named ``repository``, or None."""
+        ...
+
+    def use_nodes(self, urls: Callable[[], Awaitable[list[str]]], token: str) -> None:
+        """Where ``@nodes`` points from now on: ``urls()`` gives the node API base URLs
+        (this node first) before each pull; ``token`` is what they accept."""
+        ...
+
+    async def watch_registries(self) -> None:
+        """Follow changes of registries.yaml until cancelled (logs each change)."""
         ...
 
 

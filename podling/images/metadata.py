@@ -140,6 +140,17 @@ class MetadataStore:
         AmbiguousImageReference for a prefix matching several images."""
         return find(self._load().images, ref)
 
+    def get_reference(self, name: str, tag: str, digest: str = "") -> ImageRecord | None:
+        """The record a normalised ``name`` has under ``tag`` or ``digest`` (a digest name,
+        a repo digest, or the manifest digest of an image of that repository); never an ID
+        or a prefix."""
+        return _by_reference(self._load().images, name, tag, digest)
+
+    def in_repository(self, name: str) -> list[ImageRecord]:
+        """Every record with a name or repo digest in repository ``name``."""
+        return [r for r in self._load().images.values()
+                if any(_repo_of(n) == name for n in (*r.names, *r.repo_digests))]
+
     # -- writing --------------------------------------------------------------------------
 
     def add(self, record: ImageRecord) -> ImageRecord:

@@ -119,6 +119,12 @@ class RegistryClient:
     async def close(self) -> None:
         await self._transport.close()
 
+    def set_config(self, config: RegistriesConfig) -> None:
+        """Use ``config`` from the next operation on (a reloaded registries.yaml, the
+        current cluster nodes); operations in progress finish with the endpoints they had."""
+        self.config = config
+        self._transport.set_config(config)
+
     @property
     def session(self) -> aiohttp.ClientSession:
         return self._transport.session
@@ -196,6 +202,25 @@ class RegistryClient:
         media_type = media_type_of(ctype, body)
         log.info("manifest %s of %s served by %s", digest, ref, ep)
         return Manifest(digest=digest, media_type=media_type, data=data, endpoint=str(ep))
+
+    async def head_manifest(self, ref: Reference, *,
+                            auth: RegistryAuth | None = None) -> tuple[str, str]:
+        """``(digest, endpoint)`` of what ``ref`` names, from ``HEAD .../manifests/<tag>``
+        (its ``Docker-Content-Digest``) at the first endpoint that answers; nothing is
+        downloaded. The digest is "" when that endpoint does not send the header."""
+        return await self._each_endpoint(
+            ref, f"manifest {ref.name}:{ref.object}",
+            lambda ep: self._head_manifest_from(ep, ref, auth))
+
+    async def _head_manifest_from(self, ep: Endpoint, ref: Reference,
+                                  auth: RegistryAuth | None) -> tuple[str, str]:
+        url = ep.api_url(f"{ep.repository}/manifests/{ref.object}")
+        async with self._transport.open(ep, "HEAD", url, scope=scope_for(ep.repository, PULL),
+                                        auth=self.auth_for(ep, ref, auth),
+                                        headers={"Accept": ACCEPT_MANIFESTS}) as resp:
+            digest = resp.headers.get("Docker-Content-Digest", "")
+        log.info("manifest %s of %s resolved by %s", digest or "(no digest)", ref, ep)
+        return (digest if digest.startswith("sha256:") else ""), str(ep)
 
     async def resolve(self, ref: Reference, *, auth: RegistryAuth | None = None) -> Resolved:
         """Resolve ``ref`` to this node's platform manifest (see :class:`Resolved`).

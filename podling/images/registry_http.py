@@ -2,7 +2,7 @@
 
 Retry policy (:class:`ClientOptions`): connection errors, timeouts, HTTP 5xx and 429 are
 retried up to ``retries`` times with exponential back-off (``backoff`` doubling up to
-``backoff_max``); other 4xx are final, except one retry after a 401 when the Authorizer has new
+``backoff_max``) — except connection errors to a cluster node (``@nodes``), which are final; other 4xx are final, except one retry after a 401 when the Authorizer has new
 credentials. Status mapping after that: 404 → ManifestNotFound, 401/403 → RegistryUnauthorized,
 anything else unexpected → RegistryError; every message names the method and URL.
 """
@@ -61,6 +61,9 @@ class Transport:
     async def close(self) -> None:
         await self._session.close()
 
+    def set_config(self, config: RegistriesConfig) -> None:
+        self._config = config
+
     def ssl_for_url(self, url: str) -> ssl.SSLContext | bool:
         """The TLS setting for ``url``'s host from ``configs`` (True = system defaults)."""
         parts = urlsplit(url)
@@ -107,7 +110,9 @@ class Transport:
                     method, url, headers=hdrs, data=data() if data else None,
                     ssl=self.ssl_for(ep.tls) if ep.url.startswith("https") else True)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
-                if attempt < self.options.retries:
+                # a cluster node that cannot be reached is skipped at once: the next node
+                # or the upstream registry serves instead
+                if attempt < self.options.retries and not ep.node:
                     log.debug("%s %s: %s; retrying", method, url, e)
                     await self.backoff(attempt)
                     attempt += 1

@@ -39,15 +39,16 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Iterator
+from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 from podling.images.archive import ArchiveImage, read_archive
-from podling.images.config import RegistriesConfig, load_registries
+from podling.images import store_mirror
+from podling.images.config_watch import RegistriesWatch
 from podling.images.content import ContentStore
 from podling.images.credentials import DockerConfig, load_docker_config
 from podling.images.errors import ImageError, ImageNotPresent, InvalidArchive
 from podling.images.interface import (Image, ImageConfig, ProgressCallback, PullProgress,
-                                      RegistryAuth)
+                                      RegistryAuth, StoredBlob, StoredManifest)
 from podling.images.metadata import (ImageRecord, LayerRecord, MetadataStore, manifest_json,
                                      parse_image_config, record_from)
 from podling.images.platforms import Platform, host_platform
@@ -122,6 +123,9 @@ class LocalImageService:
                 os.close(fd)
             raise
         self._client: RegistryClient | None = None
+        self.registries = RegistriesWatch(config.registries_path)
+        self._node_urls: Callable[[], Awaitable[list[str]]] | None = None
+        self._node_token = ""
         self._pulls: dict[tuple[str, RegistryAuth | None], _Pull] = {}
         self._leases: collections.Counter[str] = collections.Counter()
         self._configs: dict[str, ImageConfig] = {}
@@ -254,14 +258,42 @@ class LocalImageService:
         return report
 
     async def _registry(self) -> RegistryClient:
+        """The registry client, with the registries.yaml in force now (re-read when it
+        changed) and ``@nodes`` standing for the cluster's nodes as they are now."""
+        self.registries.check()
+        registries = self.registries.current()
+        if self._node_urls is not None and registries.uses_nodes():
+            registries = registries.with_nodes(await self._node_urls(), self._node_token)
         if self._client is None:
-            path = self.config.registries_path
-            registries = (await asyncio.to_thread(load_registries, path) if path
-                          else RegistriesConfig())
             self._client = RegistryClient(registries, credentials=self._docker_configs(),
                                           options=self.config.client_options,
                                           platform=self.platform)
+        elif self._client.config != registries:
+            self._client.set_config(registries)
         return self._client
+
+    # ---- the node mirror (NodeImageStore) ------------------------------------------------
+
+    def use_nodes(self, urls: Callable[[], Awaitable[list[str]]], token: str) -> None:
+        """``@nodes`` means ``await urls()`` from now on, with ``token`` sent to them."""
+        self._node_urls, self._node_token = urls, token
+
+    async def watch_registries(self) -> None:
+        """Log the mirrors in force, then follow registries.yaml until cancelled."""
+        try:
+            log.info("registry mirrors in force (%s): %s", self.registries.path,
+                     self.registries.current().describe())
+        except ImageError as e:
+            log.warning("%s", e)
+        await self.registries.run()
+
+    async def stored_manifest(self, repository: str, reference: str) -> StoredManifest | None:
+        return await asyncio.to_thread(store_mirror.stored_manifest, self.metadata,
+                                       self.content, repository, reference)
+
+    async def stored_blob(self, repository: str, digest: str) -> StoredBlob | None:
+        return await asyncio.to_thread(store_mirror.stored_blob, self.metadata, self.content,
+                                       repository, digest)
 
     def _docker_configs(self) -> list[DockerConfig]:
         out = []
@@ -275,6 +307,11 @@ class LocalImageService:
         report = self._reporter(key)
         report(PullProgress(layer="", done=0, total=0, status="resolving"))
         client = await self._registry()
+        present = await self._up_to_date(client, ref, auth)
+        if present is not None:
+            for layer in present.layers:
+                report(PullProgress(layer.digest, layer.size, layer.size, "exists"))
+            return await self._image(present)
         try:
             resolved = await client.resolve(ref, auth=auth)
             manifest = manifest_json(resolved.manifest_bytes, str(ref))
@@ -294,6 +331,25 @@ class LocalImageService:
             raise ImageError(f"failed to pull image {str(ref)!r}: {e}") from e
         log.info("pulled %s (%s) from %s", ref, stored.id, resolved.endpoint)
         return await self._image(stored)
+
+    async def _up_to_date(self, client: RegistryClient, ref: Reference,
+                          auth: RegistryAuth | None) -> ImageRecord | None:
+        """The local image of ``ref`` when the registry's answer to ``HEAD`` of the manifest
+        is a digest this image has (so nothing is downloaded), else None."""
+        record = await asyncio.to_thread(
+            self.metadata.get_reference, ref.name, ref.tag, ref.digest)
+        if record is None:
+            return None
+        try:
+            digest, endpoint = await client.head_manifest(ref, auth=auth)
+        except ImageError as e:
+            log.info("resolving %s: %s; fetching the manifest instead", ref, e)
+            return None
+        if digest != record.manifest_digest and f"{ref.name}@{digest}" not in \
+                record.repo_digests:
+            return None
+        log.info("%s is up to date (%s, resolved by %s)", ref, digest, endpoint)
+        return record
 
     async def _config_blob(self, client: RegistryClient, ref: Reference,
                            manifest: dict[str, Any], auth: RegistryAuth | None) -> bytes:

@@ -4,12 +4,15 @@
         &sinceSeconds&sinceTime&limitBytes       → text/plain, streamed
     GET /exec/…, /attach/…, /portforward/…  → WebSocket sessions (:mod:`.streaming`)
     GET /stats/summary                      → node and container CPU / memory (:mod:`.stats`)
+    GET|HEAD /v2/…                          → the node's images, read-only, over the OCI
+                                              distribution API (:mod:`.registry`)
 
 HTTPS with a self-signed certificate kept in ``<data-dir>/agent/node-api`` and reused
 while valid for the node's hosts (:mod:`.certstore`); every request needs ``Authorization: Bearer`` with this
 node's kubelet-client token, which only the API server (and this node) know — see
 :mod:`podling.agent.bootstrap` (an agent started without one accepts its own API token
-instead).
+instead). The cluster's image-pull token (``pull_token``), which every node has, is accepted
+too, but only for GET and HEAD under ``/v2/``: nodes pull each other's images with it.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from aiohttp import web
 
 from podling.agent.kuberuntime import labels
 from podling.agent.kuberuntime.logs import LogNotFound, LogOptions, pick_file, read_logs
+from podling.agent.node import registry
 from podling.agent.node.certstore import ensure_serving_cert
 from podling.agent.node.stats import NodeStats
 from podling.agent.node.streaming import NodeStreams
 from podling.api.views import PodView
+from podling.images.interface import NodeImageStore
 from podling.runtime.interface import ContainerState, RuntimeService
 from podling.util.timefmt import parse_rfc3339
 
@@ -65,8 +70,11 @@ class NodeServer:
 
     def __init__(self, *, token: str, pods_dir: str, runtime: RuntimeService,
                  find_pod: Callable[[str, str], dict[str, Any] | None],
-                 cert_dir: str = "") -> None:
+                 cert_dir: str = "", pull_token: str = "",
+                 images: NodeImageStore | None = None) -> None:
         self._token = token
+        self._pull_token = pull_token
+        self._images = images
         self._cert_dir = cert_dir
         self._pods_dir = pods_dir
         self._runtime = runtime
@@ -84,6 +92,8 @@ class NodeServer:
         app.router.add_get("/healthz", _healthz)
         app.router.add_get("/stats/summary", NodeStats(self._runtime, self._find_pod).handle)
         NodeStreams(self._runtime, self._find_pod).add_routes(app.router)
+        if self._images is not None:
+            registry.NodeRegistry(self._images).add_routes(app.router)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=self._tls(host, self._cert_dir),
@@ -120,9 +130,16 @@ class NodeServer:
     @web.middleware
     async def _auth(self, request: web.Request, handler):
         offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(offered.encode(), self._token.encode()):
-            raise web.HTTPUnauthorized(text="Unauthorized")
-        return await handler(request)
+        if hmac.compare_digest(offered.encode(), self._token.encode()):
+            return await handler(request)
+        image_read = registry.is_registry_path(request.path) and request.method in (
+            "GET", "HEAD")
+        if image_read and self._pull_token and hmac.compare_digest(
+                offered.encode(), self._pull_token.encode()):
+            return await handler(request)
+        if registry.is_registry_path(request.path):
+            return registry.unauthorized()
+        raise web.HTTPUnauthorized(text="Unauthorized")
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
         ns, name = request.match_info["namespace"], request.match_info["pod"]

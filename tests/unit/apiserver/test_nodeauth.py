@@ -124,6 +124,15 @@ async def test_bootstrap_with_join_token_and_no_ca(server: RunningServer, tmp_pa
     assert open(creds.ca_file, "rb").read() == open(server.ca_file, "rb").read()
     assert server.node_auth.authenticate(creds.token).name == "system:node:n1"
     assert creds.kubelet_client_token == server.node_auth.kubelet_client_token("n1")
+    # one image-pull token for the cluster, unlike any node's kubelet-client token
+    pull = server.node_auth.image_pull_token()
+    assert creds.image_pull_token == pull and pull.startswith("ip1.")
+    for name in ("n1", "image-pull", "image.pull"):  # not any node's token, even its HMAC
+        assert pull[4:] != server.node_auth.kubelet_client_token(name)[4:]
+    other = await bootstrap.resolve(server.url, join_text(server), node_name="n2",
+                                    data_dir=str(tmp_path / "agent2"))
+    assert other.image_pull_token == pull
+    assert server.node_auth.authenticate(pull) is None  # no API access with it
     again = await bootstrap.resolve(server.url, join_text(server), node_name="n1",
                                     data_dir=data)
     assert again.token == creds.token  # the saved token is reused, no second exchange

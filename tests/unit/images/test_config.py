@@ -9,7 +9,7 @@ import yaml
 
 from podling.images.config import (Endpoint, InvalidRegistryConfig, RegistriesConfig, TLSConfig,
                                    default_endpoint_url, go_replacement, is_loopback,
-                                   load_registries, split_endpoint_url)
+                                   load_registries, split_endpoint_url, DEFAULT_REGISTRIES)
 from podling.images.interface import RegistryAuth
 from podling.images.refs import parse_reference
 
@@ -143,7 +143,7 @@ def test_bad_rewrite_result() -> None:
 
 def test_load_registries(tmp_path: Path) -> None:
     path = tmp_path / "registries.yaml"
-    assert load_registries(path) == RegistriesConfig()
+    assert load_registries(path) == RegistriesConfig.from_dict(DEFAULT_REGISTRIES)
     with pytest.raises(InvalidRegistryConfig, match="does not exist"):
         load_registries(path, missing_ok=False)
     path.write_text(DOC)

@@ -1,0 +1,83 @@
+"""`make up`'s image import, then the seed with no container registry: a fresh data dir gets
+busybox and nginx built from Debian packages (``python -m podling.images.offline``, what
+scripts/podling-up runs; here with the archives the ``demo_registry`` fixture built), `podling server` starts there with no registries.yaml (the default:
+docker.io through ``@nodes``, this node first), and the real kubectl applies examples/seed/.
+Every seed pod that needs no other node reaches its state, and nothing is asked of any
+registry but this node: the server's log never names docker.io's endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+from kubectl_util import get_json, wait_until
+from podling_e2e import node_leftovers
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+SEED = os.path.join(REPO, "examples", "seed")
+# pinned-web (nodeName 172.31.2.11) and selector-web (a 172.31.2.12 selector) need other nodes
+ONE_NODE = {"aliases": "Succeeded", "host-hooks": "Running", "shared-pid": "Running"}
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="agent tests need root")
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_seed_runs_offline_after_the_install_time_import(tmp_path, demo_registry,
+                                                         e2e_start_server):
+    data_dir = str(tmp_path / "data")
+    # the archives the demo_registry fixture built from Debian's packages (no second build,
+    # no second download); building them is build_demo's tests' job
+    archives = os.path.join(os.path.dirname(demo_registry), "demo")
+    first = _run("-m", "podling.images.offline", "--data-dir", data_dir,
+                 "--archives", archives)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count(": imported (") == 2, first.stdout
+    again = _run("-m", "podling.images.offline", "--data-dir", data_dir)
+    assert again.returncode == 0 and again.stdout.count("already in the store") == 2
+
+    tag = secrets.token_hex(2)
+    node, run_dir, bridge = f"pos-{tag}", f"/run/podling-os-{tag}", f"pos{tag}"
+    log_path = str(tmp_path / "server.log")
+    server = e2e_start_server(
+        data_dir, str(tmp_path / "home"), "--node-name", node, "--run-dir", run_dir,
+        "--bridge-name", bridge, "--cluster-cidr", f"10.{100 + secrets.randbelow(100)}.0.0/16",
+        with_agent=True, log_path=log_path)
+    try:
+        assert not os.path.exists(os.path.join(data_dir, "registries.yaml"))
+        server.kubectl("apply", "-f", SEED)
+
+        def phases() -> dict[str, str]:
+            return {p["metadata"]["name"]: p.get("status", {}).get("phase", "")
+                    for p in get_json(server, "pods")["items"]}
+        try:
+            wait_until(lambda: all(phases().get(n) == want for n, want in ONE_NODE.items()),
+                       timeout=120, interval=0.5, message="the one-node seed pods")
+        except AssertionError:
+            with open(log_path) as f:
+                print(phases(), f.read()[-5000:])
+            raise
+        with open(log_path) as f:
+            log = f.read()
+        assert "registry-1.docker.io" not in log
+        # imagePullPolicy Always (the seed's :latest images) resolved by this node's store
+        assert "docker.io/library/nginx:latest is up to date" in log
+        assert "docker.io/library/busybox:latest is up to date" in log
+    finally:
+        server.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s",
+                       check=False, timeout=90)
+        server.kill()
+        purge = subprocess.run(
+            [sys.executable, "-m", "podling", "purge", "--data-dir", data_dir, "--run-dir",
+             run_dir, "--node-name", node, "--bridge-name", bridge],
+            cwd=REPO, capture_output=True, text=True, timeout=120)
+        left = node_leftovers(node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
+        assert purge.returncode == 0 and not left, (purge.stderr, left)
