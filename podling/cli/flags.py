@@ -269,8 +269,8 @@ DEMO = Command("demo", "tour the seed's examples on a throw-away three-node clus
            "", layered=False),
     Option("--images-dir", "where the offline image archives are, or are built (default: a "
            "temporary directory)", "", layered=False),
-    Option("--registries", "a registries.yaml for every node (default: none)", "",
-           layered=False),
+    Option("--registries", "a registries.yaml for every node (default: docker.io and every "
+           "other registry through the nodes only)", "", layered=False),
 ))
 
 COMPLETION = Command("completion", "print a shell completion script", (),

@@ -2,8 +2,9 @@
 (:mod:`.cluster`), tour the seed's examples with the real kubectl (:mod:`.tour`), then tear
 everything down — also on Ctrl-C — unless ``--keep`` leaves the cluster for the reader.
 
-Offline: the nodes get the demo images (busybox, nginx) imported from archives built from
-Debian packages, never from a registry."""
+Offline: the first node gets the demo images (busybox, nginx) imported from archives built
+from Debian packages; the other nodes pull them from it (every node serves its store), and
+no node is configured with any other registry."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 when every check of the tour passed; 1 when one failed or the cluster could
     not be started (a one-line reason on stderr)."""
     from .cluster import DemoCluster, DemoError
-    from .images import demo_archives
+    from .images import demo_archives, write_air_gapped
     from .narrator import Narrator
     from .tour import run_tour
     out = Narrator()
@@ -30,8 +31,10 @@ def run(args: argparse.Namespace) -> int:
     keep = False
     try:
         out.say(f"[bold]podling demo[/] — a throw-away cluster in {cluster.base}")
-        cluster.prepare(demo_archives(args.images_dir or os.path.join(cluster.base, "images")),
-                        registries=args.registries or None)
+        images = demo_archives(args.images_dir or os.path.join(cluster.base, "images"))
+        registries = args.registries or write_air_gapped(
+            os.path.join(cluster.base, "registries.yaml"))
+        cluster.prepare(images, registries=registries)
         cluster.start()
         failures = run_tour(cluster, out, args.seed_dir or SEED_DIR)
         keep = args.keep

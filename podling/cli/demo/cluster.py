@@ -89,16 +89,15 @@ class DemoCluster:
 
     # -- start ---------------------------------------------------------------------------
 
-    def prepare(self, images: list[str], *, registries: str | None = None) -> None:
-        """Create the nodes' data dirs and import the image archives ``images`` into each
-        node's store (no registry involved); copy ``registries`` (a registries.yaml) into
-        each."""
+    def prepare(self, images: list[str], *, registries: str) -> None:
+        """Create the nodes' data dirs with ``registries`` (a registries.yaml) in each, and
+        import the image archives ``images`` into the first node's store only: the others
+        pull from it (the node mirror)."""
         for node in self.nodes:
             os.makedirs(node.data_dir, exist_ok=True)
-            if registries:
-                shutil.copy(registries, os.path.join(node.data_dir, "registries.yaml"))
-            for archive in images:
-                self._podling("image", "--data-dir", node.data_dir, "import", archive)
+            shutil.copy(registries, os.path.join(node.data_dir, "registries.yaml"))
+        for archive in images:
+            self._podling("image", "--data-dir", self.nodes[0].data_dir, "import", archive)
 
     def start(self) -> None:
         """Start the server (node 1) and the agents; return once every node is Ready."""

@@ -70,8 +70,8 @@ class Tour:
 
     def apply_seed(self) -> None:
         self.out.step("The seed's pods",
-                      "kubectl apply of examples/seed/: every pod is scheduled or bound, and "
-                      "runs with images from the nodes' own stores (no registry needed).")
+                      "kubectl apply of examples/seed/: every pod is scheduled or bound and "
+                      "runs; no registry is involved (next step).")
         self.kubectl("apply", "-f", self.seed_dir)
         for name in SEED_PODS:
             done = ("Succeeded",) if name == "aliases" else ("Running",)
@@ -117,6 +117,15 @@ class Tour:
         node = self.pod("selector-web")["spec"].get("nodeName", "")
         self.kubectl("get", "pod", "selector-web", "-o", "wide")
         self.out.check(node == "172.31.2.12", f"selector-web runs on {node or 'no node'}")
+
+    def node_mirror(self) -> None:
+        self.out.step("Images come from the first node",
+                      "Only 172.31.2.11 had busybox and nginx in its store. Every node serves "
+                      "its images to the others, and the nodes' registries.yaml names no other "
+                      "registry: selector-web's nginx on 172.31.2.12 came from 172.31.2.11.")
+        self.kubectl("get", "events", "--field-selector", "involvedObject.name=selector-web")
+        pulled = [e for e in self.events("selector-web") if e.get("reason") == "Pulled"]
+        self.out.check(bool(pulled), "172.31.2.12 pulled nginx from 172.31.2.11")
 
     def unmatched_selector(self) -> None:
         self.out.step("A selector that matches no node",
@@ -218,7 +227,7 @@ class Tour:
 
     def steps(self) -> list[Callable[[], None]]:
         return [self.nodes, self.apply_seed, self.shared_pid, self.shared_network,
-                self.host_aliases, self.node_selector, self.unmatched_selector,
+                self.host_aliases, self.node_selector, self.node_mirror, self.unmatched_selector,
                 self.node_name, self.host_namespaces, self.hooks, self.pull_policy,
                 self.exec_and_events]
 

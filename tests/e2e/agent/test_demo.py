@@ -1,5 +1,7 @@
 """`podling demo`: the whole tour on a throw-away three-node cluster passes every check and
-leaves nothing behind; Ctrl-C in the middle tears the cluster down too."""
+leaves nothing behind — offline: only the first node gets the images, the others pull from
+it, and no node is configured with any registry; Ctrl-C in the middle tears the cluster down
+too."""
 
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ pytestmark = pytest.mark.e2e
 
 
 def demo_argv(demo_registry: str, *extra: str) -> list[str]:
+    """The demo with the archives the registry fixture built (nothing else of it is used:
+    the demo's nodes know no registry but each other)."""
     images = os.path.join(os.path.dirname(demo_registry), "demo")
-    return [sys.executable, "-m", "podling", "demo", "--images-dir", images,
-            "--registries", demo_registry, *extra]
+    return [sys.executable, "-m", "podling", "demo", "--images-dir", images, *extra]
 
 
 def host_state() -> dict[str, set[str]]:
@@ -47,7 +50,8 @@ def test_demo_tours_every_feature_and_leaves_nothing(demo_registry):
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr
     assert "every check passed" in done.stdout
     assert "✗" not in done.stdout
-    for title in ("shareProcessNamespace", "hostAliases", "nodeSelector", "nodeName",
+    for title in ("shareProcessNamespace", "hostAliases", "nodeSelector",
+                  "Images come from the first node", "nodeName",
                   "hostNetwork", "postStart and preStop", "imagePullPolicy", "kubectl exec"):
         assert title in done.stdout, title
     assert "FailedScheduling" in done.stdout
