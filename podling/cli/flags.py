@@ -198,6 +198,9 @@ SERVER = Command("server", "run the API server, controllers, scheduler and a loc
            kind="bool"),
     Option("--disable-scheduler", "do not run the scheduler (pods need spec.nodeName)",
            False, kind="bool"),
+    Option("--disable-offline-images", "do not import the offline busybox and nginx images "
+           "(built from Debian's packages, no network) into the local node's store at start",
+           False, kind="bool"),
     NODE_NAME, NODE_LABEL, NODE_TAINT, RUN_DIR, BRIDGE_NAME,
     Option("--history", "changes kept for resuming watches; older resourceVersions get 410",
            10_000, type=positive_int, metavar="N"),

@@ -100,6 +100,7 @@ def _run_server(args: argparse.Namespace) -> int:
                           node_monitor_grace_seconds=args.node_monitor_grace_period)
     asyncio.run(run_server(config, agent_overrides(args),
                            disable_scheduler=args.disable_scheduler,
+                           offline_images=not args.disable_offline_images,
                            kubeconfig=KubeconfigCopy(args.write_kubeconfig,
                                                      args.write_kubeconfig_mode)))
     return 0

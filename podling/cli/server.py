@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 from ..apiserver.server import RunningServer, ServerConfig, start
 from ..client import ApiClient, ClientConfig
@@ -72,7 +73,7 @@ def write_kubeconfigs(source: str, copy: KubeconfigCopy) -> None:
 
 
 async def run_server(config: ServerConfig, agent_overrides: dict | None = None, *,
-                     disable_scheduler: bool = False,
+                     disable_scheduler: bool = False, offline_images: bool = True,
                      kubeconfig: KubeconfigCopy = KubeconfigCopy()) -> None:
     limit_malloc_arenas()  # before any thread: idle memory (issue 11)
     server = await _start(config)
@@ -99,30 +100,49 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
         scheduler_client = ApiClient(client_config)
         scheduler = Scheduler(scheduler_client)
         scheduler.start()
-    agent = None
+    agent, importing = None, None
     if not config.disable_agent:
-        # the agent's modules load only when this process runs the local agent
-        from ..agent.config import AgentConfig
-        from .agent import start_agent, stop_agent, with_credentials
-        agent_config = AgentConfig(server_url=server.url, token=_read(join_token_file),
-                                   ca_file=server.ca_file, data_dir=config.data_dir,
-                                   node_api_address="127.0.0.1", node_api_port=0,
-                                   **(agent_overrides or {}))
-        try:
-            agent = await start_agent(await with_credentials(agent_config))
-            print(f"podling: local agent running as node {agent_config.node_name}", flush=True)
-        except Exception:
-            log.exception("the local agent could not start; serving the API only")
+        agent, importing = await _start_local_agent(config, server, join_token_file,
+                                                    agent_overrides, offline_images)
     await stop.wait()
     print("podling: shutting down", flush=True)
     if scheduler is not None:
         await scheduler.stop()
         await scheduler_client.close()
+    if importing is not None:
+        importing.cancel()
+        await asyncio.gather(importing, return_exceptions=True)
     if agent is not None:
+        from .agent import stop_agent
         await stop_agent(agent)
     await controllers.stop()
     await controllers_client.close()
     await server.stop()
+
+
+async def _start_local_agent(config: ServerConfig, server: RunningServer, join_token_file: str,
+                             agent_overrides: dict | None, offline_images: bool
+                             ) -> tuple[Any, asyncio.Task[None] | None]:
+    """The local node's agent (None when it cannot start: the API is served anyway) and,
+    with ``offline_images``, the background import of the offline images into its store."""
+    # the agent's modules load only when this process runs the local agent
+    from ..agent.config import AgentConfig
+    from .agent import start_agent, with_credentials
+    agent_config = AgentConfig(server_url=server.url, token=_read(join_token_file),
+                               ca_file=server.ca_file, data_dir=config.data_dir,
+                               node_api_address="127.0.0.1", node_api_port=0,
+                               **(agent_overrides or {}))
+    try:
+        agent = await start_agent(await with_credentials(agent_config))
+    except Exception:
+        log.exception("the local agent could not start; serving the API only")
+        return None, None
+    print(f"podling: local agent running as node {agent_config.node_name}", flush=True)
+    if not offline_images:
+        return agent, None
+    from ..images.offline import import_at_start
+    return agent, asyncio.create_task(import_at_start(agent.parts.images, config.data_dir,
+                                                      log))
 
 
 def _read(path: str) -> str:

@@ -2,7 +2,9 @@
 
     python -m podling.images.offline [--data-dir /var/lib/podling] [--archives DIR]
 
-run by ``make up`` (scripts/podling-up) before the server starts. For each image that the store
+run by ``make up`` (scripts/podling-up) before the server starts; ``podling server`` also runs
+:func:`import_at_start` in the background when its local node starts (unless
+``--disable-offline-images``), without any download. For each image that the store
 at ``<data-dir>/images`` lacks (``docker.io/library/busybox:latest``,
 ``docker.io/library/nginx:latest``), build it from Debian packages
 (:mod:`podling.images.build_demo`) and import it. busybox comes from the installed
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import tempfile
@@ -56,23 +59,31 @@ async def import_offline_images(data_dir: str, *, say: Callable[[str], None] = p
                                 archives: str = "") -> list[str]:
     """Build (or take from ``archives``) and import what the store lacks; returns the
     problems (empty: all present)."""
-    problems: list[str] = []
     async with LocalImageService(ImageStoreConfig.for_data_dir(data_dir)) as store:
-        with tempfile.TemporaryDirectory(prefix="podling-offline-") as tmp:
-            for name, ref in IMAGES.items():
-                if await store.image_status(ref) is not None:
-                    say(f"{ref}: already in the store")
-                    continue
-                prebuilt = os.path.join(archives, f"{name}.tar") if archives else ""
-                try:
-                    archive = prebuilt if prebuilt and os.path.exists(prebuilt) else \
-                        await asyncio.to_thread(_build, name, ref, tmp, data_dir, fetch)
-                except BuildError as e:
-                    problems.append(f"{ref}: {e}")
-                    say(f"{ref}: cannot build it: {e}")
-                    continue
-                images = await store.import_archive(str(archive))
-                say(f"{ref}: imported ({images[0].id[:19]}, {images[0].size} bytes)")
+        return await import_missing(store, data_dir, say=say, fetch=fetch, archives=archives)
+
+
+async def import_missing(store: LocalImageService, data_dir: str, *,
+                         say: Callable[[str], None], fetch: Callable[[str], list[str]],
+                         archives: str = "") -> list[str]:
+    """:func:`import_offline_images` into an open ``store`` (the one a running agent uses,
+    so that it sees the images at once)."""
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="podling-offline-") as tmp:
+        for name, ref in IMAGES.items():
+            if await store.image_status(ref) is not None:
+                say(f"{ref}: already in the store")
+                continue
+            prebuilt = os.path.join(archives, f"{name}.tar") if archives else ""
+            try:
+                archive = prebuilt if prebuilt and os.path.exists(prebuilt) else \
+                    await asyncio.to_thread(_build, name, ref, tmp, data_dir, fetch)
+            except BuildError as e:
+                problems.append(f"{ref}: {e}")
+                say(f"{ref}: cannot build it: {e}")
+                continue
+            images = await store.import_archive(str(archive))
+            say(f"{ref}: imported ({images[0].id[:19]}, {images[0].size} bytes)")
     return problems
 
 
@@ -82,6 +93,30 @@ def _build(name: str, ref: str, tmp: str, data_dir: str,
     if name == "busybox":
         return str(build_busybox(out, ref))
     return str(build_nginx(out, ref, deb_dir=ensure_nginx_debs(deb_dir(data_dir), fetch)))
+
+
+def no_download(directory: str) -> list[str]:
+    """A ``fetch`` that never downloads: the .debs must already be in ``directory``."""
+    raise BuildError(f"no nginx .debs in {directory} (`make up` or `python -m "
+                     "podling.images.offline` fetches them once)")
+
+
+async def import_at_start(store: LocalImageService, data_dir: str,
+                          log: logging.Logger) -> None:
+    """What ``podling server`` runs in the background once its local node runs: import into
+    the node's ``store`` what it lacks, with no network at all (busybox from busybox-static,
+    nginx only from .debs already kept in ``<data-dir>/offline/debs``); each import, or what
+    is missing, is logged. Quick when both images are there."""
+    def say(text: str) -> None:  # what could not be built is logged below, as a warning
+        if "already in the store" not in text and "cannot build it" not in text:
+            log.info("offline images: %s", text)
+    try:
+        problems = await import_missing(store, data_dir, say=say, fetch=no_download)
+    except Exception as exc:  # noqa: BLE001 - a failed import must not stop the server
+        log.warning("offline images: not imported: %s", exc)
+        return
+    for problem in problems:
+        log.warning("offline images: %s", problem)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ mutable part with the input.
 from __future__ import annotations
 
 import copy
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -81,3 +81,46 @@ def test_seed_runs_offline_after_the_install_time_import(tmp_path, demo_registry
             cwd=REPO, capture_output=True, text=True, timeout=120)
         left = node_leftovers(node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
         assert purge.returncode == 0 and not left, (purge.stderr, left)
+
+
+def test_a_fresh_server_imports_the_offline_images_without_network(tmp_path, monkeypatch,
+                                                                   e2e_start_server):
+    """`podling server` on a fresh data dir (no `make up`) imports busybox in the background
+    from busybox-static, with no network: a busybox pod then runs with no registries.yaml and
+    nothing asked of docker.io. nginx needs .debs kept by `make up`: without them the log
+    says what is missing, and nothing is downloaded."""
+    monkeypatch.setenv("PODLING_DISABLE_OFFLINE_IMAGES", "false")
+    data_dir = str(tmp_path / "data")
+    tag = secrets.token_hex(2)
+    node, run_dir, bridge = f"pfs-{tag}", f"/run/podling-fs-{tag}", f"pfs{tag}"
+    log_path = str(tmp_path / "server.log")
+    server = e2e_start_server(
+        data_dir, str(tmp_path / "home"), "--node-name", node, "--run-dir", run_dir,
+        "--bridge-name", bridge, "--cluster-cidr", f"10.{100 + secrets.randbelow(100)}.0.0/16",
+        with_agent=True, log_path=log_path)
+
+    def log() -> str:
+        with open(log_path) as f:
+            return f.read()
+    try:
+        wait_until(lambda: "offline images: docker.io/library/busybox:latest: imported" in log(),
+                   timeout=60, interval=0.5, message="busybox imported")
+        wait_until(lambda: "offline images: docker.io/library/nginx:latest: no nginx .debs"
+                   in log(), timeout=60, interval=0.5, message="the missing nginx .debs")
+        assert not os.path.exists(os.path.join(data_dir, "offline", "debs")) or \
+            not os.listdir(os.path.join(data_dir, "offline", "debs"))
+        server.kubectl("run", "fresh", "--image=busybox", "--restart=Never",
+                       "--image-pull-policy=IfNotPresent", "--", "sleep", "3600")
+        wait_until(lambda: get_json(server, "pod", "fresh").get("status", {}).get("phase")
+                   == "Running", timeout=60, interval=0.5, message="fresh Running")
+        assert "registry-1.docker.io" not in log()
+    finally:
+        server.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s",
+                       check=False, timeout=90)
+        server.kill()
+        purge = subprocess.run(
+            [sys.executable, "-m", "podling", "purge", "--data-dir", data_dir, "--run-dir",
+             run_dir, "--node-name", node, "--bridge-name", bridge],
+            cwd=REPO, capture_output=True, text=True, timeout=120)
+        left = node_leftovers(node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
+        assert purge.returncode == 0 and not left, (purge.stderr, left)
