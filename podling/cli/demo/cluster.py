@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import select
 import shlex
 import shutil
 import signal
@@ -176,6 +177,32 @@ class DemoCluster:
             return done.stdout + done.stderr
         return done.stdout
 
+    def attach(self, pod: str, container: str, typed: str, until: str,
+               timeout: float = 20.0) -> str:
+        """``kubectl attach -i`` to a running container, type ``typed`` into it and return
+        the output once ``until`` appeared in it (kubectl is then stopped: an attach ends
+        only with the container's stdin or the container). DemoError after ``timeout``."""
+        process = subprocess.Popen(["kubectl", "attach", "-i", pod, "-c", container],
+                                   env=self.env, stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert process.stdin is not None and process.stdout is not None
+        output = b""
+        try:
+            process.stdin.write(typed.encode())
+            process.stdin.flush()
+            deadline = time.monotonic() + timeout
+            while until.encode() not in output:
+                left = deadline - time.monotonic()
+                ready, _, _ = select.select([process.stdout], [], [], max(left, 0))
+                chunk = os.read(process.stdout.fileno(), 4096) if ready else b""
+                if not chunk:
+                    raise DemoError(f"kubectl attach {pod} -c {container}: no {until!r} "
+                                    f"within {timeout:g}s: {output.decode(errors='replace')}")
+                output += chunk
+        finally:
+            _terminate(process)
+        return output.decode(errors="replace").replace("\r\n", "\n")
+
     def _podling(self, *args: str) -> None:
         done = subprocess.run([sys.executable, "-m", "podling", *args], text=True,
                               capture_output=True, timeout=300, env=self.podling_env())
@@ -215,7 +242,7 @@ class DemoCluster:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def _terminate(process: subprocess.Popen[str] | None, timeout: float = 30.0) -> None:
+def _terminate(process: subprocess.Popen | None, timeout: float = 30.0) -> None:
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)

@@ -212,24 +212,35 @@ class Tour:
             time.sleep(0.25)
         return ""
 
-    def exec_and_events(self) -> None:
-        self.out.step("kubectl exec, attach and describe",
-                      "exec runs a command in a container; describe shows the pod's events "
-                      "(Scheduled, Pulled, Created, Started). Try `kubectl attach -it "
+    def exec_and_attach(self) -> None:
+        self.out.step("kubectl exec and attach",
+                      "exec runs a new process in a container; attach joins the shell "
+                      "container's own terminal (its stdin and tty), where typed commands run "
+                      "in the shell that started with the pod. Try `kubectl attach -it "
                       "shared-pid -c shell` on a cluster kept with --keep.")
         text = self.kubectl("exec", "shared-pid", "-c", "shell", "--", "hostname")
-        self.out.check(text.strip() == "shared-pid", "the pod's hostname")
+        self.out.check(text.strip() == "shared-pid", "exec: the pod's hostname")
+        typed = "echo attached-$((6*7))\n"
+        seen = self.cluster.attach("shared-pid", "shell", typed, "attached-42")
+        self.out.command(["kubectl", "attach", "-i", "shared-pid", "-c", "shell"],
+                         f"(typed: {typed.strip()})\n{seen}")
+        self.out.check("attached-42" in seen, "attach: the shell ran what was typed")
+
+    def describe(self) -> None:
+        self.out.step("Events and kubectl describe",
+                      "describe shows the pod's events as Kubernetes writes them: Scheduled by "
+                      "the scheduler, then Pulling, Pulled, Created, Started by the kubelet.")
         described = self.kubectl("describe", "pod", "shared-pid", show=False)
         events = described[described.find("Events:"):]
         self.out.command(["kubectl", "describe", "pod", "shared-pid"], "…\n" + events)
         self.out.check(all(w in events for w in ("Scheduled", "Created", "Started")),
-                       "the kubelet's events")
+                       "the scheduler's and the kubelet's events")
 
     def steps(self) -> list[Callable[[], None]]:
         return [self.nodes, self.apply_seed, self.shared_pid, self.shared_network,
                 self.host_aliases, self.node_selector, self.node_mirror, self.unmatched_selector,
                 self.node_name, self.host_namespaces, self.hooks, self.pull_policy,
-                self.exec_and_events]
+                self.exec_and_attach, self.describe]
 
 
 def run_tour(cluster: DemoCluster, out: Narrator, seed_dir: str) -> int:

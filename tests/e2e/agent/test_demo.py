@@ -26,14 +26,18 @@ def demo_argv(demo_registry: str, *extra: str) -> list[str]:
 
 
 def host_state() -> dict[str, set[str]]:
-    """What a demo cluster makes on the host: bridges, run dirs, mounts, processes."""
+    """What a demo cluster makes on the host: bridges, run dirs (with the runc containers and
+    runtime state in them), mounts, iptables rules tagged with its bridges, processes — what
+    the e2e suite's node_leftovers checks, for nodes whose names the test does not know."""
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     with open("/proc/self/mountinfo") as f:
         mounts = {line.split()[4] for line in f if "podling-demo-" in line}
     procs = subprocess.run(["pgrep", "-af", "podling-demo-"], capture_output=True, text=True)
     return {"bridges": set(re.findall(r"^\d+: (pdemo\w+)[:@]", links, re.M)),
             "run dirs": {d for d in os.listdir("/run") if d.startswith("podling-demo-")},
             "mounts": mounts,
+            "iptables": {r for r in rules.splitlines() if "pdemo" in r},
             "processes": {p for p in procs.stdout.splitlines() if "pgrep" not in p}}
 
 
@@ -51,8 +55,9 @@ def test_demo_tours_every_feature_and_leaves_nothing(demo_registry):
     assert "every check passed" in done.stdout
     assert "✗" not in done.stdout
     for title in ("shareProcessNamespace", "hostAliases", "nodeSelector",
-                  "Images come from the first node", "nodeName",
-                  "hostNetwork", "postStart and preStop", "imagePullPolicy", "kubectl exec"):
+                  "Images come from the first node", "nodeName", "hostNetwork",
+                  "postStart and preStop", "imagePullPolicy", "kubectl exec and attach",
+                  "Events and kubectl describe"):
         assert title in done.stdout, title
     assert "FailedScheduling" in done.stdout
     assert not os.path.exists(base_dir(done.stdout))
