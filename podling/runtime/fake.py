@@ -41,8 +41,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine
 from .fake_streams import FakeProcess, FakeSession, Handler
 from .interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, STDERR, STDOUT,
                         ContainerConfig, ContainerExit, ContainerNotFound, ContainerStartError,
-                        ContainerState, ContainerStats, ContainerStatus, ExecResult,
-                        InvalidState, NamespaceMode, NetnsCallback, PodSandboxConfig,
+                        ContainerState, ContainerStats, ContainerStatus, CreatedCallback,
+                        ExecResult, InvalidState, NamespaceMode, NetnsCallback,
+                        PodSandboxConfig,
                         PodSandboxStatus, PortForwardError, SandboxNotFound, SandboxNotReady,
                         SandboxState, exit_reason, labels_match)
 
@@ -245,7 +246,8 @@ class FakeRuntime:
     # -- sandboxes ---------------------------------------------------------------------------
 
     async def run_pod_sandbox(self, config: PodSandboxConfig, *,
-                              on_network_namespace: NetnsCallback | None = None) -> str:
+                              on_network_namespace: NetnsCallback | None = None,
+                              on_created: CreatedCallback | None = None) -> str:
         self._enter("run_pod_sandbox", config)
         sid = self._new_id("sb")
         sandbox = _Sandbox(sid, config, self.clock(), next(self._pids))
@@ -255,6 +257,8 @@ class FakeRuntime:
             await asyncio.sleep(0)  # the pause starts meanwhile: let the caller's tasks run
         self._sandboxes[sid] = sandbox
         self.sandbox_ids.append(sid)
+        if on_created is not None:
+            on_created(sid)
         return sid
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:

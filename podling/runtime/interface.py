@@ -331,6 +331,7 @@ def labels_match(labels: dict[str, str], selector: dict[str, str] | None) -> boo
 # -- the protocol ---------------------------------------------------------------------------
 
 NetnsCallback = Callable[[str, str], None]  # (sandbox id, network namespace path)
+CreatedCallback = Callable[[str], None]  # (sandbox id)
 
 
 @runtime_checkable
@@ -339,12 +340,17 @@ class RuntimeService(Protocol):
     leaves the object either untouched or in a state the next stop/remove cleans up."""
 
     async def run_pod_sandbox(self, config: PodSandboxConfig, *,
-                              on_network_namespace: NetnsCallback | None = None) -> str:
+                              on_network_namespace: NetnsCallback | None = None,
+                              on_created: CreatedCallback | None = None) -> str:
         """Create and start the pause sandbox; returns its id. The network namespace exists
         (and its path is in the status) when this returns, ready for CNI.
         ``on_network_namespace(sandbox_id, path)`` (not with network NODE) is called as soon as
         the namespace exists, before the pause process starts, so that the caller can set up
-        the network meanwhile; when this then raises, the namespace is gone again."""
+        the network meanwhile; when this then raises, the namespace is gone again.
+        ``on_created(sandbox_id)`` is called once containers may be created in the sandbox:
+        with a runtime that can, before the pause process runs (``create_container`` then
+        accepts the sandbox while this call is still running; when this then raises, the
+        containers created in it are removed first), else just before this returns."""
         ...
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:

@@ -37,7 +37,7 @@ def create(path: str) -> None:
     with open(path, "x"):
         pass
     try:
-        _in_fresh_thread(lambda: _create_here(path))
+        in_fresh_thread(lambda: _create_here(path))
     except BaseException:
         with contextlib.suppress(OSError):
             unmount(path)
@@ -48,7 +48,7 @@ def create(path: str) -> None:
 
 def loopback_up(path: str) -> None:
     """Set ``lo`` up in the network namespace bound at ``path`` (idempotent)."""
-    _in_fresh_thread(lambda: _loopback_up_in(path))
+    in_fresh_thread(lambda: _loopback_up_in(path))
 
 
 def _create_here(path: str) -> None:
@@ -78,7 +78,7 @@ def _set_lo_up() -> None:
                                                                  flags | IFF_UP))
 
 
-def _in_fresh_thread(work: Callable[[], None]) -> None:
+def in_fresh_thread(work: Callable[[], None]) -> None:
     """Run ``work`` in a new thread that ends right after it (taking its namespace with it);
     re-raise what it raised."""
     failure: list[BaseException] = []

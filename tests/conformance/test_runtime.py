@@ -365,6 +365,69 @@ async def test_oci_create_runs_runc_create_and_start_only_runc_start(oci: OciHar
     await rt.remove_pod_sandbox(sid)
 
 
+async def test_oci_containers_created_while_the_pause_starts_share_its_namespaces(
+        oci: OciHarness) -> None:
+    """on_created comes before the pause runs (the IPC and UTS namespaces are pinned): a
+    container created then joins the same network, IPC and UTS namespaces as the pause, sees
+    the sandbox's hostname, and removing the sandbox leaves no pinned namespace file."""
+    rt = oci.runtime
+    creating: list[asyncio.Task[str]] = []
+
+    def created(sid: str) -> None:
+        assert not creating
+        creating.append(asyncio.create_task(
+            rt.create_container(sid, oci.container_config("c", "sleep 1000"))))
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("early"), on_created=created)
+    assert len(creating) == 1
+    cid = await creating[0]
+    await rt.start_container(cid)
+    pause = (await rt.pod_sandbox_status(sid)).pid
+    for ns in ("net", "ipc", "uts"):
+        result = await rt.exec_sync(cid, ["readlink", f"/proc/self/ns/{ns}"], 5)
+        assert result.stdout.decode().strip() == os.readlink(f"/proc/{pause}/ns/{ns}"), ns
+    assert (await rt.exec_sync(cid, ["hostname"], 5)).stdout.decode().strip() == "early"
+    pinned = os.path.join(oci.config.root, "ns")
+    assert sorted(os.listdir(pinned)) == [f"{sid}.ipc", f"{sid}.uts"]
+    await rt.remove_pod_sandbox(sid)
+    assert os.listdir(pinned) == []
+
+
+async def test_oci_a_pause_that_fails_takes_the_containers_created_early(
+        oci: OciHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the pause does not start after on_created, run_pod_sandbox removes the containers
+    created meanwhile (also one whose create was still running) before it raises, and a
+    create after that is refused."""
+    from podling.runtime.interface import RuntimeCommandError, SandboxNotFound
+    from podling.runtime.oci.runc import Runc
+    rt = oci.runtime
+    started = asyncio.Event()
+    creating: list[asyncio.Task[str]] = []
+
+    async def failing_run(*args: object, **kw: object) -> None:
+        await started.wait()  # a container create is under way
+        await asyncio.sleep(0)
+        raise RuntimeCommandError("pause: injected failure")
+    monkeypatch.setattr(rt.runc, "run_detached", failing_run)
+
+    def created(sid: str) -> None:
+        async def create() -> str:
+            started.set()
+            return await rt.create_container(sid, oci.container_config("c", "sleep 1000"))
+        creating.append(asyncio.create_task(create()))
+    with pytest.raises(RuntimeCommandError, match="injected"):
+        await rt.run_pod_sandbox(oci.sandbox_config("doomed"), on_created=created)
+    await asyncio.gather(*creating, return_exceptions=True)
+    assert await rt.list_containers() == [] and await rt.list_pod_sandbox() == []
+    with pytest.raises(SandboxNotFound):
+        await rt.create_container("gone", oci.container_config("d", "true"))
+    root = oci.config.root
+    assert await Runc(shutil.which("runc") or "runc", os.path.join(root, "runc")).list() == []
+    assert os.listdir(os.path.join(root, "ns")) == []
+    assert os.listdir(os.path.join(root, "containers")) == []
+    with open("/proc/self/mountinfo") as f:
+        assert root not in f.read()
+
+
 async def test_oci_exec_timeout_kills_process(oci: OciHarness) -> None:
     from podling.runtime.interface import ExecTimeout
     rt = oci.runtime

@@ -2,7 +2,8 @@
 CRI runtime does behind ``RunPodSandbox``).
 
     run:     run_pod_sandbox ─┬─ pause started ───────────────▶ SandboxStart (network running)
-                              └─ netns made: network setup_pod (a task, concurrently)
+                              ├─ netns made: network setup_pod (a task, concurrently)
+                              └─ namespaces pinned: on_created (containers may be created)
     attach:  await that setup ─▶ the pod IPs │ failure: FailedCreatePodSandBox; the caller
                                              │ removes the sandbox (discard)
     stop:    network teardown_pod ─▶ stop_pod_sandbox
@@ -33,8 +34,9 @@ from podling.client.events import EventRecorder
 from podling.images.interface import RootfsService
 from podling.network.interface import (NetworkError, NetworkPlugin, PodIPs, PodNetworkInfo,
                                        PortMapping)
-from podling.runtime.interface import (NamespaceMode, NamespaceOptions, PodSandboxConfig,
-                                       PodSandboxStatus, RuntimeError_, RuntimeService)
+from podling.runtime.interface import (CreatedCallback, NamespaceMode, NamespaceOptions,
+                                       PodSandboxConfig, PodSandboxStatus, RuntimeError_,
+                                       RuntimeService)
 from podling.util import timeline
 
 
@@ -59,9 +61,12 @@ class SandboxManager:
         self.recorder = recorder
         self.node_name = node_name
 
-    async def run(self, pod: PodView, *, attempt: int, pod_dir: str) -> SandboxStart:
+    async def run(self, pod: PodView, *, attempt: int, pod_dir: str,
+                  on_created: CreatedCallback | None = None) -> SandboxStart:
         """A new sandbox (attempt ``attempt``), its pause running; the network is being set
-        up from the moment its namespace existed (:meth:`attach` waits for it)."""
+        up from the moment its namespace existed (:meth:`attach` waits for it).
+        ``on_created(sandbox_id)``: containers may be created in it (the runtime's
+        ``run_pod_sandbox``: possibly while the pause is still starting)."""
         spec, meta = pod.spec, pod.metadata
         config = PodSandboxConfig(
             name=meta.name, namespace=labels.namespace(pod), uid=meta.uid,
@@ -77,7 +82,8 @@ class SandboxManager:
                 name=f"cni-add-{sandbox_id}")))
         try:
             sandbox_id = await self.runtime.run_pod_sandbox(
-                config, on_network_namespace=None if spec.host_network else netns_made)
+                config, on_network_namespace=None if spec.host_network else netns_made,
+                on_created=on_created)
         except BaseException as exc:
             for sid, setup in setups:  # the namespace is gone: undo what the plugin did
                 await self._abandon(pod, sid, setup)

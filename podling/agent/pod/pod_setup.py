@@ -7,7 +7,9 @@
                                 the CNI ADD runs    may be       in place)      may start)
                                 from its netns on)  created)
 
-Each stage is a :class:`.containers.SandboxContext` or None when the step failed: a
+``created`` is the runtime's ``on_created``: the OCI runtime pins the sandbox's namespaces,
+so its containers are created while the pause process starts (unless they share its PID
+namespace). Each stage is a :class:`.containers.SandboxContext` or None when the step failed: a
 FailedMount (volumes), FailedCreatePodSandBox (the sandbox or its network; a sandbox whose
 network failed is removed once the containers being created in it were cancelled: see
 :meth:`PodSetup.track`). A pod that keeps its sandbox passes through every stage at once
@@ -136,6 +138,14 @@ class PodSetup:
         self.result.add(SyncAction.CONFIG_POD_SANDBOX, ctx.sandbox_id)
         self.ready.set_result(ctx)
 
+    async def _cancel_tracked(self) -> None:
+        """The sandbox failed: its containers are not started (``ready`` ends as None) and
+        the tasks creating them are cancelled and waited for."""
+        self._settle(self.ready)
+        for task in self._tracked:
+            task.cancel()
+        await asyncio.gather(*self._tracked, return_exceptions=True)
+
     async def _write_pod_files(self, pod_dir: str, pod_ips: list[str]) -> None:
         config = self.parts.config
         await asyncio.to_thread(
@@ -147,20 +157,21 @@ class PodSetup:
         parts, pod, result = self.parts, self.pod, self.result
         for cid in self.actions.purge_init_containers:
             await parts.runtime.remove_container(cid)
+        def created(sandbox_id: str) -> None:
+            if not self.created.done():
+                self.created.set_result(dataclasses.replace(ctx, sandbox_id=sandbox_id))
         async with parts.slots:
             started = await parts.sandboxes.run(pod, attempt=self.actions.sandbox_attempt,
-                                                pod_dir=ctx.pod_dir)
-            if started.error:
+                                                pod_dir=ctx.pod_dir, on_created=created)
+            if started.error:  # the runtime removed what was created in it
+                await self._cancel_tracked()
                 result.add(SyncAction.CREATE_POD_SANDBOX, error="FailedCreatePodSandBox",
                            message=started.error)
                 return None
-            self.created.set_result(dataclasses.replace(ctx, sandbox_id=started.sandbox_id))
+            created(started.sandbox_id)
             ips = await parts.sandboxes.attach(pod, started)
         if isinstance(ips, str):
-            self._settle(self.ready)
-            for task in self._tracked:
-                task.cancel()
-            await asyncio.gather(*self._tracked, return_exceptions=True)
+            await self._cancel_tracked()
             await parts.sandboxes.discard(started)  # and the containers made in it
             result.add(SyncAction.CREATE_POD_SANDBOX, error="FailedCreatePodSandBox",
                        message=ips)

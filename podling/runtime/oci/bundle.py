@@ -1,18 +1,20 @@
 """Build OCI runtime-spec ``config.json`` documents (pure functions, no I/O).
 
-Sandbox (pause) namespaces::
+Sandbox (pause) namespaces (``pinned``: the sandbox's pinned IPC / UTS namespace files)::
 
     network  POD: join the named netns bind-mount (path)   NODE: omitted = the host's
-    ipc      POD: new                                      NODE: omitted
-    uts      new (hostname set), unless network is NODE (then the host's, no hostname)
+    ipc      POD: join the pinned one (new when none)      NODE: omitted
+    uts      the pinned one (new when none; hostname set), unless network is NODE (then the
+             host's, no hostname)
     pid      new, unless pid is NODE
     mount    new
 
-Container namespaces (joined through the pause process, ``/proc/<pause pid>/ns/*``)::
+Container namespaces (the sandbox's: the pinned files, else through the pause process,
+``/proc/<pause pid>/ns/*``, as for sandboxes made before namespaces were pinned)::
 
     network  the sandbox netns path, or omitted with NODE
-    ipc      /proc/<pause>/ns/ipc, or omitted with NODE
-    uts      /proc/<pause>/ns/uts, or omitted with network NODE
+    ipc      pinned or /proc/<pause>/ns/ipc, or omitted with NODE
+    uts      pinned or /proc/<pause>/ns/uts, or omitted with network NODE
     pid      CONTAINER: new   POD: /proc/<pause>/ns/pid   NODE: omitted
     mount    new
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import os
 import resource
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..interface import (ContainerConfig, InvalidConfig, Mount, MountPropagation,
@@ -87,6 +89,7 @@ class SandboxRef:
     pause_pid: int
     shm_path: str  # a tmpfs owned by the sandbox; empty with ipc NODE
     cgroup_parent: str
+    pinned: Mapping[str, str] = field(default_factory=dict)  # "ipc" / "uts" -> file
 
 
 # -- small pure pieces ----------------------------------------------------------------------
@@ -153,13 +156,15 @@ def _ns(kind: str, path: str = "") -> dict[str, str]:
     return {"type": kind, "path": path} if path else {"type": kind}
 
 
-def sandbox_namespaces(options: NamespaceOptions, netns_path: str) -> list[dict[str, str]]:
+def sandbox_namespaces(options: NamespaceOptions, netns_path: str,
+                       pinned: Mapping[str, str] | None = None) -> list[dict[str, str]]:
     """Namespaces of the pause container (see the module doc table)."""
+    pinned = pinned or {}
     out = [_ns("mount")]
     if options.network is not NamespaceMode.NODE:
-        out += [_ns("network", netns_path), _ns("uts")]
+        out += [_ns("network", netns_path), _ns("uts", pinned.get("uts", ""))]
     if options.ipc is not NamespaceMode.NODE:
-        out.append(_ns("ipc"))
+        out.append(_ns("ipc", pinned.get("ipc", "")))
     if options.pid is not NamespaceMode.NODE:
         out.append(_ns("pid"))
     return out
@@ -172,9 +177,10 @@ def container_namespaces(sandbox: SandboxRef, pid_target: int = 0) -> list[dict[
     options, proc_ns = sandbox.options, f"/proc/{sandbox.pause_pid}/ns"
     out = [_ns("mount")]
     if options.network is not NamespaceMode.NODE:
-        out += [_ns("network", sandbox.netns_path), _ns("uts", f"{proc_ns}/uts")]
+        out += [_ns("network", sandbox.netns_path),
+                _ns("uts", sandbox.pinned.get("uts") or f"{proc_ns}/uts")]
     if options.ipc is not NamespaceMode.NODE:
-        out.append(_ns("ipc", f"{proc_ns}/ipc"))
+        out.append(_ns("ipc", sandbox.pinned.get("ipc") or f"{proc_ns}/ipc"))
     if options.pid is NamespaceMode.POD:
         out.append(_ns("pid", f"{proc_ns}/pid"))
     elif options.pid is NamespaceMode.CONTAINER:
@@ -253,7 +259,8 @@ def _env_with_path(env: list[str]) -> list[str]:
 
 def sandbox_spec(config: PodSandboxConfig, *, netns_path: str, pause_rootfs: str,
                  pause_binary: str, shm_path: str, cgroups_path: str,
-                 rlimits: list[dict[str, Any]]) -> dict[str, Any]:
+                 rlimits: list[dict[str, Any]],
+                 pinned: Mapping[str, str] | None = None) -> dict[str, Any]:
     """config.json of the pause container: ``/pause -P`` (catatonit bind-mounted read-only)
     in a read-only minimal root, owning the pod's namespaces."""
     options = config.namespace_options
@@ -266,7 +273,7 @@ def sandbox_spec(config: PodSandboxConfig, *, netns_path: str, pause_rootfs: str
         {"destination": "/pause", "type": "bind", "source": pause_binary,
          "options": ["rbind", "ro", "nosuid", "nodev"]}]
     spec["linux"] = {
-        "namespaces": sandbox_namespaces(options, netns_path),
+        "namespaces": sandbox_namespaces(options, netns_path, pinned),
         "cgroupsPath": cgroups_path,
         "resources": {"devices": [{"allow": False, "access": "rwm"}]},
         "maskedPaths": list(DEFAULT_MASKED_PATHS),

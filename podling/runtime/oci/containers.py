@@ -42,12 +42,12 @@ class ContainerOps(RuntimeCore):
         sb = self.store.sandboxes.get(sandbox_id)
         if sb is None:
             raise SandboxNotFound(sandbox_id)
-        if not state.sandbox_ready(sb, self.exit_dir):
+        if sandbox_id not in self._starting and not state.sandbox_ready(sb, self.exit_dir):
             raise SandboxNotReady(f"sandbox {sandbox_id} is not ready")
         signal_name(config.stop_signal or "SIGTERM")
         cid = new_id()
         ref = bundle.SandboxRef(sb.config.namespace_options, sb.netns_path, sb.pause_pid,
-                                sb.shm_path, sb.cgroup_parent)
+                                sb.shm_path, sb.cgroup_parent, pinned=dict(sb.pinned_ns))
         cgroups_path = f"{sb.cgroup_parent}/{cid}"
         spec = bundle.container_spec(config, ref, cgroups_path=cgroups_path,
                                      rlimits=self._rlimits,

@@ -83,6 +83,7 @@ class RuntimeCore:
         self.watcher = ExitWatcher(self.exit_dir)
         self.pids = pidwatch.PidWatcher()  # the pause processes (no conmon)
         self._locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self._starting: set[str] = set()  # sandboxes taking containers while the pause starts
         self._rlimits = bundle.clamp_rlimits(
             config.rlimits, bundle.host_rlimits(list(config.rlimits)))
 

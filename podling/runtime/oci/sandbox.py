@@ -13,13 +13,15 @@ until ``remove_pod_sandbox``. ``/dev/shm`` of the pod is a tmpfs at
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
+from typing import Iterable
 
-from podling.util import mounts
+from podling.util import mounts, pinned_ns
 
-from ..interface import NamespaceMode, NamespaceOptions, RuntimeUnavailable
+from ..interface import NamespaceMode, NamespaceOptions, RuntimeCommandError, RuntimeUnavailable
 from . import host
 
 PAUSE_ROOT_DIRS = ("proc", "dev", "sys", "etc")
@@ -64,6 +66,24 @@ async def create_netns(root: str, sid: str, options: NamespaceOptions, *,
     return path
 
 
+def pinned_paths(root: str, sid: str, options: NamespaceOptions) -> dict[str, str]:
+    """Where the sandbox's own IPC and UTS namespaces are pinned: none with ipc NODE, no UTS
+    with network NODE (the host's hostname)."""
+    kinds = ([] if options.ipc is NamespaceMode.NODE else ["ipc"]) + \
+        ([] if options.network is NamespaceMode.NODE else ["uts"])
+    return {kind: os.path.join(root, "ns", f"{sid}.{kind}") for kind in kinds}
+
+
+async def pin_namespaces(paths: dict[str, str]) -> None:
+    """Make and pin the namespaces of :func:`pinned_paths` (nothing left on failure)."""
+    if not paths:
+        return
+    try:
+        await asyncio.to_thread(pinned_ns.pin, paths)
+    except OSError as exc:
+        raise RuntimeCommandError(f"pin namespaces {sorted(paths)}: {exc}") from exc
+
+
 def create_shm(sandbox_dir: str, options: NamespaceOptions, *, size: str) -> str:
     """Mount the pod's /dev/shm tmpfs; '' with ipc NODE (the host's /dev/shm is used)."""
     if options.ipc is NamespaceMode.NODE:
@@ -76,8 +96,10 @@ def create_shm(sandbox_dir: str, options: NamespaceOptions, *, size: str) -> str
     return path
 
 
-def release(*, shm_path: str, netns: str) -> None:
-    """Unmount the shm and remove the netns. Idempotent."""
+def release(*, shm_path: str, netns: str, pinned: Iterable[str] = ()) -> None:
+    """Unmount the shm, remove the netns and the pinned namespaces. Idempotent."""
+    for path in pinned:
+        pinned_ns.unpin(path)
     if shm_path:
         mounts.unmount(shm_path)
         with contextlib.suppress(OSError):

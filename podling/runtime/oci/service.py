@@ -29,9 +29,9 @@ import time
 from typing import AsyncIterator, Awaitable, Iterable
 
 from ...util import timeline
-from ..interface import (ContainerExit, ContainerStats, NetnsCallback, PodSandboxConfig,
-                         PodSandboxStatus, RuntimeCommandError, SandboxNotFound,
-                         labels_match)
+from ..interface import (ContainerExit, ContainerStats, CreatedCallback, NamespaceMode,
+                         NetnsCallback, PodSandboxConfig, PodSandboxStatus,
+                         RuntimeCommandError, SandboxNotFound, labels_match)
 from . import bundle, conmon, host, proc, sandbox, state, stats
 from .containers import ContainerOps
 from .core import PAUSE_EXIT_UNKNOWN, OciRuntimeConfig
@@ -50,7 +50,8 @@ class OciRuntime(ContainerOps, StreamingOps):
     # -- sandboxes ---------------------------------------------------------------------------
 
     async def run_pod_sandbox(self, config: PodSandboxConfig, *,
-                              on_network_namespace: NetnsCallback | None = None) -> str:
+                              on_network_namespace: NetnsCallback | None = None,
+                              on_created: CreatedCallback | None = None) -> str:
         self._ensure_watching()
         sid = new_id()
         directory = self.store.sandbox_dir(sid)
@@ -65,13 +66,33 @@ class OciRuntime(ContainerOps, StreamingOps):
             timeline.mark(config.uid, "sandbox.netns")
             if on_network_namespace is not None and record.netns_path:
                 on_network_namespace(sid, record.netns_path)
+            record.pinned_ns = sandbox.pinned_paths(self.root, sid, config.namespace_options)
+            await sandbox.pin_namespaces(record.pinned_ns)
             os.makedirs(directory, exist_ok=True)
             record.shm_path = sandbox.create_shm(directory, config.namespace_options,
                                                  size=self.config.shm_size)
             self.store.save_sandbox(record)
-            await self._start_pause(record, undo)
+            # the containers join the pinned namespaces: they can be created meanwhile,
+            # unless they share the pause's PID namespace
+            early = config.namespace_options.pid is not NamespaceMode.POD
+            if on_created is not None and early:
+                self._starting.add(sid)
+                undo.push_async_callback(self._abandon_containers, sid)
+                on_created(sid)
+            try:
+                await self._start_pause(record, undo)
+            finally:
+                self._starting.discard(sid)
             undo.pop_all()
+        if on_created is not None and not early:
+            on_created(sid)
         return sid
+
+    async def _abandon_containers(self, sandbox_id: str) -> None:
+        """Remove the containers created in a sandbox whose pause did not start (creates
+        still running are waited for; no new one is accepted)."""
+        self._starting.discard(sandbox_id)
+        await _all(self.remove_container(cid) for cid in self._containers_of(sandbox_id))
 
     async def _start_pause(self, record: SandboxRecord,
                            undo: contextlib.AsyncExitStack) -> None:
@@ -79,7 +100,8 @@ class OciRuntime(ContainerOps, StreamingOps):
         spec = bundle.sandbox_spec(
             record.config, netns_path=record.netns_path, pause_rootfs=self.pause_rootfs,
             pause_binary=self.pause_path, shm_path=record.shm_path,
-            cgroups_path=f"{record.cgroup_parent}/{record.id}", rlimits=self._rlimits)
+            cgroups_path=f"{record.cgroup_parent}/{record.id}", rlimits=self._rlimits,
+            pinned=record.pinned_ns)
         self._write_spec(directory, spec)
         pid_file = os.path.join(directory, "pid")
         undo.push_async_callback(self._forget_process, record.id, conmon_pid=0)
@@ -95,7 +117,8 @@ class OciRuntime(ContainerOps, StreamingOps):
         self._watch_pause(record.id, pid, record.pause_start_time)
 
     def _release_sandbox_host(self, record: SandboxRecord) -> None:
-        sandbox.release(shm_path=record.shm_path, netns=record.netns_path)
+        sandbox.release(shm_path=record.shm_path, netns=record.netns_path,
+                        pinned=record.pinned_ns.values())
         if record.owns_cgroup_parent:
             host.remove_cgroup(record.cgroup_parent)
 

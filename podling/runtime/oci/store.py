@@ -8,6 +8,7 @@ Layout under the runtime root::
     <root>/sockets/                     conmon attach sockets
     <root>/execs/<exec id>/             one running exec: exec.json, runc's pid file (execs.py)
     <root>/netns/<sandbox id>           named network namespaces (bind mounts)
+    <root>/ns/<sandbox id>.ipc|.uts     the sandbox's pinned IPC and UTS namespaces (bind mounts)
     <root>/pause/rootfs/                the shared read-only root of every pause container
     <root>/sandboxes/<id>/sandbox.json  + config.json (bundle), shm/ (tmpfs), pause.log
     <root>/containers/<id>/container.json  + config.json (bundle), conmon pid files, oom
@@ -39,6 +40,7 @@ class SandboxRecord:
     config: PodSandboxConfig
     created_at: float
     netns_path: str = ""
+    pinned_ns: dict[str, str] = field(default_factory=dict)  # "ipc" / "uts" -> bind mount
     shm_path: str = ""
     cgroup_parent: str = ""
     owns_cgroup_parent: bool = False
@@ -129,7 +131,7 @@ class Store:
         return self.path("containers", cid)
 
     def ensure_layout(self) -> None:
-        for sub in ("runc", "exits", "sockets", "netns", "sandboxes", "containers", "execs"):
+        for sub in ("runc", "exits", "sockets", "netns", "ns", "sandboxes", "containers", "execs"):
             os.makedirs(self.path(sub), mode=0o711, exist_ok=True)
 
     # load / save
