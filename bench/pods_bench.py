@@ -526,8 +526,10 @@ class Podling:
                 raise RuntimeError(f"pods not Ready: {sorted(set(names) - ready)[:5]}")
             time.sleep(0.1)
 
-    def delete(self, path: str, name: str) -> None:  # noqa: ARG002
+    def delete(self, path: str) -> None:
         self.kubectl("delete", "-f", path, "--wait=true", "--timeout=120s", timeout=150)
+
+    def check_gone(self, name: str) -> None:
         gone = self.kubectl("get", "pod", name, "--ignore-not-found", "-o", "name").stdout
         if gone.strip():
             raise RuntimeError(f"pod {name} still there after delete")
@@ -682,8 +684,10 @@ class Podman:
                                    f"{[n for n in names if states.get(n) != 'Running']}")
             time.sleep(0.1)
 
-    def delete(self, path: str, name: str) -> None:
+    def delete(self, path: str) -> None:
         run(["podman", "kube", "down", path])
+
+    def check_gone(self, name: str) -> None:
         if run(["podman", "pod", "exists", name], check=False).returncode == 0:
             raise RuntimeError(f"podman pod {name} still there after kube down")
 
@@ -737,7 +741,7 @@ def single_pods(eng, p: Params, yaml_dir: str, node: str, prefix: str) -> dict[s
         name = f"{prefix}{kind}"
         path = write_yaml(yaml_dir, f"{eng.engine}-{name}",
                           pod_yaml(name, kind, node, {"bench": "single"}))
-        runs, deletes, stages = [], [], []
+        runs, deletes, stages, delete_stages = [], [], [], []
         for i in range(p.repeats):
             start = time.perf_counter()
             eng.apply(path)
@@ -747,7 +751,10 @@ def single_pods(eng, p: Params, yaml_dir: str, node: str, prefix: str) -> dict[s
             ready = time.monotonic()
             stages += pod_stages(eng, [name], ready)
             time.sleep(1.0)
-            gone = timed(lambda: eng.delete(path, name))
+            asked = time.monotonic()
+            gone = timed(lambda: eng.delete(path))  # returns once the pod is gone
+            eng.check_gone(name)  # a sanity check, outside the figure
+            delete_stages += pod_delete_stages(eng, name, asked, asked + gone)
             runs.append(running)
             deletes.append(gone)
             log(f"  {eng.engine} {label} #{i + 1}: apply {applied:.2f}s, Running after "
@@ -758,21 +765,36 @@ def single_pods(eng, p: Params, yaml_dir: str, node: str, prefix: str) -> dict[s
                      "delete_to_gone_median_s": median(deletes)}
         if stages:
             out[kind]["stages"] = podstages.summary(stages)
+        if delete_stages:
+            out[kind]["delete_stages"] = podstages.summary(delete_stages)
     return out
+
+
+def timelines(eng, names: list[str]) -> dict[str, dict[str, Any]]:
+    """name -> its timeline item; {} for an engine without them or when the endpoint fails
+    (logged)."""
+    if eng.stage_timeline is None:
+        return {}
+    try:
+        return eng.stage_timeline(names)
+    except Exception as e:  # noqa: BLE001 - the figures go on without the breakdown
+        log(f"  {eng.engine}: no stage timeline: {str(e).strip()[:300]}")
+        return {}
 
 
 def pod_stages(eng, names: list[str], ready: float | None = None) -> list[dict[str, float]]:
     """The stage timelines of ``names`` (with ``kubectl.ready`` at monotonic ``ready`` when
-    given); [] for an engine without them or when the endpoint fails (logged)."""
-    if eng.stage_timeline is None:
-        return []
-    try:
-        found = eng.stage_timeline(names)
-    except Exception as e:  # noqa: BLE001 - the figures go on without the breakdown
-        log(f"  {eng.engine}: no stage timeline: {str(e).strip()[:300]}")
-        return []
+    given); [] without timelines."""
+    found = timelines(eng, names)
     return [podstages.with_ready(found[n], ready) if ready is not None else
             dict(found[n]["stages"]) for n in names if n in found]
+
+
+def pod_delete_stages(eng, name: str, asked: float, gone: float) -> list[dict[str, float]]:
+    """The deleted pod ``name``'s ``delete.*`` stages in ms since monotonic ``asked`` (and
+    ``kubectl.gone`` at ``gone``); [] without a timeline."""
+    found = timelines(eng, [name])
+    return [podstages.delete_stages(found[name], asked, gone)] if name in found else []
 
 
 def many_pods(eng, p: Params, yaml_dir: str, node: str, prefix: str, clients: int,
@@ -893,7 +915,8 @@ def warm_up(eng, yaml_dir: str, node: str, prefix: str) -> None:
     path = write_yaml(yaml_dir, f"{eng.engine}-{name}", pod_yaml(name, "trio", node))
     eng.apply(path)
     eng.wait_running([name], timeout=120)
-    eng.delete(path, name)
+    eng.delete(path)
+    eng.check_gone(name)
     return {"ok": True}
 
 
@@ -1016,7 +1039,13 @@ def print_stages(results: dict[str, Any], pods: int) -> str:
             value = value.get(k) if isinstance(value, dict) else None
         if value:
             columns[title] = value
-    return podstages.print_table(columns)
+    text = podstages.print_table(columns)
+    deletes = {title: r["single"][kind]["delete_stages"]["median_ms"]
+               for title, kind in (("1-container", "web"), ("3-container", "trio"))
+               if "delete_stages" in r.get("single", {}).get(kind, {})}
+    if deletes:
+        text += "\n" + podstages.print_table(deletes, title="delete (median ms since kubectl)")
+    return text
 
 
 def ratio_table(title: str, columns: dict[str, dict[str, float | None]],

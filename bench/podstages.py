@@ -4,7 +4,9 @@
 Every stage is in milliseconds since the API server committed the pod's create
 (``api.created``). ``kubectl.ready`` is added by the benchmark: the moment ``kubectl wait
 --for=condition=Ready`` returned, on the same CLOCK_MONOTONIC as the server's marks (the
-benchmark and the server run on one machine).
+benchmark and the server run on one machine). A single pod's deletion is reduced the same
+way, its ``delete.*`` stages in milliseconds since the benchmark ran ``kubectl delete``, with
+``kubectl.gone`` when that returned.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import statistics
 from typing import Any, Callable
 
 KUBECTL_READY = "kubectl.ready"
+KUBECTL_GONE = "kubectl.gone"
 
 
 def fetch(kubectl: Callable[..., Any], names: list[str] | None = None,
@@ -40,6 +43,16 @@ def with_ready(item: dict[str, Any], ready_monotonic: float) -> dict[str, float]
     return stages
 
 
+def delete_stages(item: dict[str, Any], started: float, gone: float) -> dict[str, float]:
+    """The item's ``delete.*`` stages in ms since monotonic ``started`` (``kubectl delete``
+    run), in time order, and ``kubectl.gone`` at monotonic ``gone`` (it returned)."""
+    base = item["baseMonotonic"]
+    out = {stage: round((base + ms / 1000.0 - started) * 1000.0, 3)
+           for stage, ms in item["stages"].items() if stage.startswith("delete.")}
+    out[KUBECTL_GONE] = round((gone - started) * 1000.0, 3)
+    return dict(sorted(out.items(), key=lambda kv: kv[1]))
+
+
 def medians(runs: list[dict[str, float]]) -> dict[str, float]:
     """Per stage, the median over the runs that have it, ordered by that median."""
     values: dict[str, list[float]] = {}
@@ -55,16 +68,18 @@ def summary(runs: list[dict[str, float]]) -> dict[str, Any]:
     return {"pods": len(runs), "median_ms": medians(runs), "runs": runs}
 
 
-def print_table(columns: dict[str, dict[str, float]], width: int = 28) -> str:
+def print_table(columns: dict[str, dict[str, float]], width: int = 28,
+                title: str = "stage (median ms since create)") -> str:
     """Print (and return) one row per stage, one column per phase: the median ms since the
-    create; rows in the order of the column with the most stages (then of the others)."""
+    create (or what ``title`` says); rows in the order of the column with the most stages
+    (then of the others)."""
     if not columns:
         return ""
     stages: list[str] = []
     for col in sorted(columns.values(), key=len, reverse=True):
         stages += [s for s in col if s not in stages]  # each column is in time order
     colw = max(14, *(len(c) + 2 for c in columns))
-    lines = [f"{'stage (median ms since create)':{width + 4}}"
+    lines = [f"{title:{width + 4}}"
              + "".join(f"{c:>{colw}}" for c in columns)]
     for stage in stages:
         cells = "".join(f"{columns[c][stage]:{colw}.1f}" if stage in columns[c]

@@ -22,6 +22,10 @@ Stage names, in the order a pod normally goes through them (docs/architecture.md
 runc), ``sandbox.started``, ``network.ready`` (CNI ADD done),
 ``container.<name>.image`` / ``.created`` / ``.started`` per container, ``status.running``
 and ``status.ready`` (the first status write showing phase Running / condition Ready).
+A deletion on the node adds ``delete.terminating`` (the agent begins), ``.containers.stopped``,
+``.sandbox.stopped`` (network torn down, pause killed), ``.sandbox.removed``,
+``.rootfs.removed``, ``.released`` (volumes and pod directory) and ``delete.done`` (the final
+grace-0 delete answered).
 """
 
 from __future__ import annotations

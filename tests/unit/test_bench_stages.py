@@ -32,6 +32,15 @@ def test_kubectl_ready_is_measured_from_the_api_create() -> None:
     assert "kubectl.ready" not in podstages.with_ready(other_base, 50.25)
 
 
+def test_delete_stages_are_measured_from_the_kubectl_delete() -> None:
+    item = {"base": "api.created", "baseMonotonic": 10.0,
+            "stages": {"api.created": 0.0, "status.ready": 100.0,
+                       "delete.done": 5150.0, "delete.terminating": 5030.0}}
+    # kubectl delete ran at 15.0 s and returned at 15.2 s (monotonic)
+    assert list(podstages.delete_stages(item, 15.0, 15.2).items()) == [
+        ("delete.terminating", 30.0), ("delete.done", 150.0), ("kubectl.gone", 200.0)]
+
+
 def test_stage_table_rows_follow_the_fullest_column(capsys: pytest.CaptureFixture) -> None:
     text = podstages.print_table({"one": {"a": 0.0, "c": 5.0},
                                   "three": {"a": 0.0, "b": 2.0, "c": 6.0}})

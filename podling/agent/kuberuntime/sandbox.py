@@ -139,15 +139,19 @@ class SandboxManager:
     async def release(self, pod: PodView, sandboxes: list[PodSandboxStatus], *,
                       pod_dir: str) -> None:
         """Stop and remove ``sandboxes``, then the pod's rootfs, volumes and directory."""
+        uid = pod.metadata.uid
         for sandbox in sandboxes:
             await self.stop(pod, sandbox)
+            timeline.mark(uid, "delete.sandbox.stopped")  # its network torn down first
             await self.runtime.remove_pod_sandbox(sandbox.id)
-        uid = pod.metadata.uid
+            timeline.mark(uid, "delete.sandbox.removed")
         for key in await self.rootfs.list_rootfs():
             if key.startswith(uid + "-"):
                 await self.rootfs.remove_rootfs(key)
+        timeline.mark(uid, "delete.rootfs.removed")
         await asyncio.to_thread(volumes.cleanup_volumes, pod_dir)
         await asyncio.to_thread(shutil.rmtree, pod_dir, True)
+        timeline.mark(uid, "delete.released")
 
 
 def namespace_options(spec: PodSpecView) -> NamespaceOptions:

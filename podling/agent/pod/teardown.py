@@ -33,6 +33,7 @@ from podling.api.views import ContainerView, PodView
 from podling.client import ApiClient
 from podling.runtime.interface import (ContainerState, ContainerStatus, PodSandboxStatus,
                                        RuntimeService)
+from podling.util import timeline
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0  # after a failed final delete
@@ -58,6 +59,7 @@ class PodTeardown:
         """Steps 1-4 (module docstring); ``done`` once the pod is gone from the API."""
         meta = pod.metadata
         result = PodSyncResult()
+        timeline.mark(meta.uid, "delete.terminating")
         sandboxes = await self.runtime.list_pod_sandbox({labels.POD_UID: meta.uid})
         containers = await self.runtime.list_containers(labels={labels.POD_UID: meta.uid})
         grace = lifecycle.grace_period_seconds(pod)
@@ -68,6 +70,7 @@ class PodTeardown:
                                   for c in running], grace=grace, now=time.monotonic)
         for c in running:
             result.add(SyncAction.KILL_CONTAINER, _name(c))
+        timeline.mark(meta.uid, "delete.containers.stopped")
         await self._release(pod, sandboxes)
         result.add(SyncAction.RELEASE_POD)
         try:
@@ -79,6 +82,7 @@ class PodTeardown:
                 result.add(SyncAction.DELETE_POD, error=str(exc.code), message=exc.message)
                 result.requeue_after = RETRY_SECONDS
                 return result
+        timeline.mark(meta.uid, "delete.done")
         result.add(SyncAction.DELETE_POD)
         result.done = True
         return result
