@@ -41,6 +41,8 @@ class ServerConfig:
     watch: WatchOptions = WatchOptions()
     # silence before a node turns Unknown: for the node lifecycle controller podling.cli runs
     node_monitor_grace_seconds: float = 40.0
+    # how long an event is kept after its last write, for the event TTL controller
+    event_ttl_seconds: float = 3600.0
     # the ServiceAccount admission of pods (kube-apiserver's admission plugin); only tests
     # that run the server without the controllers (no "default" ServiceAccount) turn it off
     service_account_admission: bool = True

@@ -208,6 +208,8 @@ SERVER = Command("server", "run the API server, controllers, scheduler and a loc
            10.0, type=duration_seconds, metavar="DURATION"),
     Option("--node-monitor-grace-period", "time without heartbeat before a node is "
            "NotReady", 40.0, type=duration_seconds, hidden=True),
+    Option("--event-ttl", "how long an event is kept after its last write", 3600.0,
+           type=duration_seconds, metavar="DURATION"),
     Option("--purge", "remove everything podling made on this host for the local node "
            "(as `podling purge`) and exit", False, kind="bool", layered=False),
     LOG_LEVEL,

@@ -97,7 +97,8 @@ def _run_server(args: argparse.Namespace) -> int:
                           disable_agent=args.disable_agent, history=args.history,
                           cluster_cidr=args.cluster_cidr,
                           watch=WatchOptions(bookmark_interval=args.watch_bookmark_interval),
-                          node_monitor_grace_seconds=args.node_monitor_grace_period)
+                          node_monitor_grace_seconds=args.node_monitor_grace_period,
+                          event_ttl_seconds=args.event_ttl)
     asyncio.run(run_server(config, agent_overrides(args),
                            disable_scheduler=args.disable_scheduler,
                            offline_images=not args.disable_offline_images,

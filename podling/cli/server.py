@@ -93,7 +93,7 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
     controllers_client = ApiClient(client_config)
     controllers = ControllerManager(controllers_client, ControllerConfig(
         node_monitor_grace_seconds=config.node_monitor_grace_seconds,
-        root_ca_pem=_read(server.ca_file) + "\n"))
+        event_ttl_seconds=config.event_ttl_seconds, root_ca_pem=_read(server.ca_file) + "\n"))
     controllers.start()
     scheduler = None
     if not disable_scheduler:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..client import ApiClient
+from .eventttl import DEFAULT_TTL_SECONDS, EventTTLController
 from .namespace import DRAIN_RETRY_SECONDS, NamespaceController
 from .nodelifecycle import DEFAULT_GRACE_SECONDS, NodeLifecycleController
 from .podgc import PERIOD_SECONDS, QUARANTINE_SECONDS, PodGCController
@@ -27,7 +28,8 @@ class ControllerConfig:
     ``pod_gc_quarantine_seconds`` / ``pod_gc_period``: how long a missing node is waited
     for before its pods are deleted, and how often PodGC looks (Kubernetes: 40 s, 20 s);
     ``root_ca_pem``: the cluster CA certificate published as ``kube-root-ca.crt`` in every
-    namespace ("" publishes nothing)."""
+    namespace ("" publishes nothing); ``event_ttl_seconds``: how long an event is kept after
+    its last write (kube-apiserver's ``--event-ttl``, 1 h)."""
 
     node_monitor_grace_seconds: float = DEFAULT_GRACE_SECONDS
     node_monitor_period: float | None = None
@@ -35,11 +37,12 @@ class ControllerConfig:
     pod_gc_quarantine_seconds: float = QUARANTINE_SECONDS
     pod_gc_period: float = PERIOD_SECONDS
     root_ca_pem: str = ""
+    event_ttl_seconds: float = DEFAULT_TTL_SECONDS
 
 
 class ControllerManager:
-    """The namespace, node lifecycle, pod GC, service account and root CA controllers over
-    one client."""
+    """The namespace, node lifecycle, pod GC, event TTL, service account and root CA
+    controllers over one client."""
 
     def __init__(self, client: ApiClient, config: ControllerConfig = ControllerConfig()) -> None:
         self.namespaces = NamespaceController(client,
@@ -49,6 +52,7 @@ class ControllerManager:
             period=config.node_monitor_period)
         self.pod_gc = PodGCController(client, quarantine_seconds=config.pod_gc_quarantine_seconds,
                                       period=config.pod_gc_period)
+        self.event_ttl = EventTTLController(client, ttl_seconds=config.event_ttl_seconds)
         self.service_accounts = ServiceAccountsController(client)
         self.root_ca = RootCAPublisher(client, config.root_ca_pem) if config.root_ca_pem \
             else None
@@ -57,6 +61,7 @@ class ControllerManager:
         self.namespaces.start()
         self.node_lifecycle.start()
         self.pod_gc.start()
+        self.event_ttl.start()
         self.service_accounts.start()
         if self.root_ca is not None:
             self.root_ca.start()
@@ -65,6 +70,7 @@ class ControllerManager:
         if self.root_ca is not None:
             await self.root_ca.stop()
         await self.service_accounts.stop()
+        await self.event_ttl.stop()
         await self.pod_gc.stop()
         await self.node_lifecycle.stop()
         await self.namespaces.stop()
