@@ -113,7 +113,8 @@ def table(resource: str, objects: list[dict[str, Any]], *, now: datetime,
     ``"Metadata"`` or ``""`` (a PartialObjectMetadata, the default) or ``"Object"`` (the full
     object); anything else raises ValueError with the API server's BadRequest message.
     ``with_columns=False`` sends ``columnDefinitions: null`` (watch events after the first).
-    The objects are not modified.
+    The objects are not modified; the rows share parts of them (each object's metadata, or
+    the object itself with ``"Object"``): the table is for encoding, not for changing.
     """
     if include_object not in INCLUDE_OBJECT_VALUES + ("",):
         raise ValueError(f'unrecognized includeObject value: "{include_object}"')
@@ -144,9 +145,9 @@ def _row_object(obj: Mapping[str, Any], include_object: str) -> dict[str, Any] |
     if include_object == "None":
         return None
     if include_object == "Object":
-        return clone(dict(obj))
+        return dict(obj)
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-            "metadata": clone(obj.get("metadata") or {})}
+            "metadata": obj.get("metadata") or {}}
 
 
 def _age(obj: Mapping[str, Any], now: datetime) -> str:
