@@ -117,12 +117,12 @@ def start_server(data_dir: str, home: str, *extra: str, with_agent: bool = False
 def _drain_in_background(process: subprocess.Popen, log_path: str | None = None,
                          seen: list[str] | None = None) -> None:
     """Keep reading the server's output so it never blocks on a full pipe (into
-    ``log_path`` when given)."""
+    ``log_path`` when given: the file exists when this returns)."""
     import threading
+    log = open(log_path, "a") if log_path else None
 
     def drain() -> None:
         assert process.stdout is not None
-        log = open(log_path, "a") if log_path else None
         try:
             if log:
                 log.writelines(seen or [])
@@ -157,6 +157,18 @@ def runc_list(run_dir: str) -> list[str]:
     out = subprocess.run(["runc", "--root", root, "list", "-q"], capture_output=True,
                          text=True, timeout=10)
     return out.stdout.split()
+
+
+def terminate(process: subprocess.Popen | None) -> None:
+    """SIGTERM ``process`` (if it still runs) and wait for it: 30 s, then SIGKILL."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def node_leftovers(node: str, *, data_dir: str, run_dir: str, bridge: str) -> list[str]:

@@ -19,13 +19,12 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 
 import pytest
 from kubectl_util import wait_until
-from podling_e2e import REPO, node_leftovers
+from podling_e2e import REPO, node_leftovers, terminate
 
 ONE_NODE = {"aliases": "Succeeded", "host-hooks": "Running", "shared-pid": "Running"}
 
@@ -149,13 +148,7 @@ class SecondNode:
 
     def leave(self) -> list[str]:
         """Stop the agent, purge the node; what it left on the host (empty when clean)."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        terminate(self.process)
         purge = subprocess.run([self.podling, "purge", *self.flags()], env=self.env,
                                capture_output=True, text=True, timeout=120)
         left = node_leftovers(self.name, data_dir=self.data_dir, run_dir=self.run_dir,

@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import time
 import pytest
 from builders import make_pod
 from kubectl_util import get_json, is_gone, unique, wait_until
-from podling_e2e import node_leftovers, runc_list
+from podling_e2e import node_leftovers, runc_list, terminate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -65,13 +64,7 @@ class Node:
         log.close()
 
     def stop_agent(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        terminate(self.process)
 
     def runc_list(self) -> list[str]:
         return runc_list(self.run_dir)

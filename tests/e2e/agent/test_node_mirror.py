@@ -17,14 +17,13 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 
 import pytest
 import yaml
 from kubectl_util import get_json, unique, wait_until
-from podling_e2e import node_leftovers
+from podling_e2e import node_leftovers, terminate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
@@ -139,13 +138,7 @@ def two(tmp_path_factory, demo_registry, e2e_start_server):
     finally:
         server.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s",
                        check=False, timeout=90)
-        if two.b_process is not None:
-            two.b_process.send_signal(signal.SIGTERM)
-            try:
-                two.b_process.wait(30)
-            except subprocess.TimeoutExpired:
-                two.b_process.kill()
-                two.b_process.wait(10)
+        terminate(two.b_process)
         server.kill()
         purged = [_podling("purge", *_flags(n)) for n in (a, b)]
         left = [p for n in (a, b) for p in node_leftovers(
@@ -250,9 +243,4 @@ def test_registry_demo_redirects_a_running_node(two, demo_registry, tmp_path):
         assert re.search(rf"docker.io/library/nginx:latest is up to date \(sha256:\w+, "
                          rf"resolved by {re.escape(url)}\)", two.log(two.a))
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)

@@ -72,15 +72,7 @@ def test_seed_runs_offline_after_the_install_time_import(tmp_path, demo_registry
         assert "docker.io/library/nginx:latest is up to date" in log
         assert "docker.io/library/busybox:latest is up to date" in log
     finally:
-        server.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s",
-                       check=False, timeout=90)
-        server.kill()
-        purge = subprocess.run(
-            [sys.executable, "-m", "podling", "purge", "--data-dir", data_dir, "--run-dir",
-             run_dir, "--node-name", node, "--bridge-name", bridge],
-            cwd=REPO, capture_output=True, text=True, timeout=120)
-        left = node_leftovers(node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
-        assert purge.returncode == 0 and not left, (purge.stderr, left)
+        _remove_node(server, node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
 
 
 def test_a_fresh_server_imports_the_offline_images_without_network(tmp_path, monkeypatch,
@@ -115,12 +107,17 @@ def test_a_fresh_server_imports_the_offline_images_without_network(tmp_path, mon
                    == "Running", timeout=60, interval=0.5, message="fresh Running")
         assert "registry-1.docker.io" not in log()
     finally:
-        server.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s",
-                       check=False, timeout=90)
-        server.kill()
-        purge = subprocess.run(
-            [sys.executable, "-m", "podling", "purge", "--data-dir", data_dir, "--run-dir",
-             run_dir, "--node-name", node, "--bridge-name", bridge],
-            cwd=REPO, capture_output=True, text=True, timeout=120)
-        left = node_leftovers(node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
-        assert purge.returncode == 0 and not left, (purge.stderr, left)
+        _remove_node(server, node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
+
+
+def _remove_node(server, node: str, *, data_dir: str, run_dir: str, bridge: str) -> None:
+    """Delete the pods, stop the server, purge the node; assert nothing is left."""
+    server.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s",
+                   check=False, timeout=90)
+    server.kill()
+    purge = subprocess.run(
+        [sys.executable, "-m", "podling", "purge", "--data-dir", data_dir, "--run-dir",
+         run_dir, "--node-name", node, "--bridge-name", bridge],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    left = node_leftovers(node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
+    assert purge.returncode == 0 and not left, (purge.stderr, left)
