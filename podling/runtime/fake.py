@@ -43,9 +43,8 @@ from .interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, STDERR, STDOU
                         ContainerConfig, ContainerExit, ContainerNotFound, ContainerStartError,
                         ContainerState, ContainerStats, ContainerStatus, CreatedCallback,
                         ExecResult, InvalidState, NamespaceMode, NetnsCallback,
-                        PodSandboxConfig,
-                        PodSandboxStatus, PortForwardError, SandboxNotFound, SandboxNotReady,
-                        SandboxState, exit_reason, labels_match)
+                        PodSandboxConfig, PodSandboxStatus, PortForwardError, SandboxNotFound,
+                        SandboxNotReady, SandboxState, exit_reason, labels_match)
 
 StartHook = Callable[["FakeRuntime", str, ContainerConfig], Awaitable[None] | None]
 ExecHandler = Callable[[str, list[str]], ExecResult]

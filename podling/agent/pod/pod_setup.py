@@ -157,6 +157,7 @@ class PodSetup:
         parts, pod, result = self.parts, self.pod, self.result
         for cid in self.actions.purge_init_containers:
             await parts.runtime.remove_container(cid)
+
         def created(sandbox_id: str) -> None:
             if not self.created.done():
                 self.created.set_result(dataclasses.replace(ctx, sandbox_id=sandbox_id))
