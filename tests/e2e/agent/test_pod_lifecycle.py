@@ -20,6 +20,7 @@ import time
 
 import pytest
 from builders import make_pod
+from kubectl_util import LineReader
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -190,10 +191,18 @@ def read_float(path: str) -> float | None:
 
 
 class PodWatch:
-    """`kubectl get pod NAME -w -o json` in the background: every version of the pod."""
+    """Every version of one pod, from its creation: `kubectl get pods --field-selector
+    metadata.name=NAME -w -o json` in the background, started before the pod exists; the
+    constructor returns once kubectl's watch request was answered (its ``-v=6`` log line),
+    so no version is missed (a short-lived status included)."""
 
     def __init__(self, cluster, name: str) -> None:
-        self.proc = cluster.server.kubectl_popen("get", "pod", name, "-w", "-o", "json")
+        self.proc = cluster.server.kubectl_popen(
+            "get", "pods", "--field-selector", f"metadata.name={name}", "-w", "-o", "json",
+            "-v=6")
+        LineReader(self.proc, "stderr").wait_for(
+            lambda line: "watch=true" in line and " 200 OK" in line, timeout=30,
+            what="kubectl's watch request answered")
         self.objects: list[dict] = []
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -392,6 +401,7 @@ spec:
 def test_missing_image_err_image_pull_then_back_off(cluster, wait):
     name = "lc-missing-image"
     image = "busybox-nope:1"
+    watch = PodWatch(cluster, name)  # before the pod: ErrImagePull may be short-lived
     cluster.apply(f"""
 apiVersion: v1
 kind: Pod
@@ -402,7 +412,6 @@ spec:
   - name: c
     image: {image}
 """)
-    watch = PodWatch(cluster, name)
     try:
         wait(lambda: "ImagePullBackOff" in watch.waiting_reasons(), 90,
              message=f"no ImagePullBackOff; waiting reasons seen: {watch.waiting_reasons()}")
