@@ -10,11 +10,13 @@ A socket path can exceed sun_path's 108 bytes, so we connect through ``/proc/sel
 of an O_PATH descriptor of the socket file, as podman does.
 
 Resizing a tty container: one line ``"1 <height> <width>\\n"`` (message type 1 = resize)
-written to the ``ctl`` FIFO in the bundle directory; conmon resizes the console. conmon
-2.1.6 handles only the first line of what one read() returns (it parses from the start of
-its buffer for every line), so resizes go one at a time: the next is written once the FIFO
-is empty again, and sizes asked for meanwhile collapse into the latest (kubectl attach sends
-two at once: w+1 x h+1, then w x h).
+written to the ``ctl`` FIFO in the bundle directory; conmon passes ``"<height> <width>"`` on
+through its own ``winsz`` FIFO and then resizes the console. conmon 2.1.6 handles only the
+first line of what one read() returns (it parses from the start of its buffer for every
+line), on either FIFO, so resizes go one at a time: the next is written once *both* FIFOs
+are empty again (a second line reaching ``winsz`` before conmon read the first would
+repeat the first size), and sizes asked for meanwhile collapse into the latest (kubectl
+attach sends two at once: w+1 x h+1, then w x h).
 
     connect ──▶ attached ──conmon closes (container exited)──▶ read() → None
                    └──────── close(): disconnect only; the container keeps running
@@ -59,18 +61,24 @@ def resize_message(width: int, height: int) -> bytes:
     return f"{RESIZE_EVENT} {height} {width}\n".encode()
 
 
-async def _fifo_drained(fd: int, timeout: float = 10.0) -> None:
-    """Wait (bounded) until the FIFO behind ``fd`` holds no unread bytes. The bound is
+async def _fifos_drained(fds: list[int], timeout: float = 10.0) -> None:
+    """Wait (bounded) until the FIFOs behind ``fds`` hold no unread bytes. The bound is
     generous: writing the next line while conmon has not read this one yet would merge
-    both into one read, and conmon would apply only the first (a busy host once lost
-    kubectl attach's second resize that way)."""
+    both into one read, and conmon would apply only the first (a busy host lost kubectl
+    attach's second resize that way, in ``ctl`` and in ``winsz``)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     unread = array.array("i", [0])
-    while loop.time() < deadline:
-        with contextlib.suppress(OSError):
-            fcntl.ioctl(fd, termios.FIONREAD, unread)
-        if unread[0] == 0:
+    empty_checks = 0  # two in a row: conmon may be between its read of ctl and its write
+    while loop.time() < deadline:  # of winsz
+        pending = 0
+        for fd in fds:
+            unread[0] = 0
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(fd, termios.FIONREAD, unread)
+            pending += unread[0]
+        empty_checks = empty_checks + 1 if pending == 0 else 0
+        if empty_checks == 2:
             return
         await asyncio.sleep(0.005)
 
@@ -132,12 +140,17 @@ class ConmonAttach:
                 fd = os.open(self._ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             except OSError:
                 return  # conmon is gone: the container has exited
+            fds = [fd]
+            with contextlib.suppress(OSError):  # only watched, never written
+                fds.append(os.open(os.path.join(os.path.dirname(self._ctl_path), "winsz"),
+                                   os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
             try:
                 with contextlib.suppress(BlockingIOError):
                     os.write(fd, resize_message(width, height))
-                await _fifo_drained(fd)
+                await _fifos_drained(fds)
             finally:
-                os.close(fd)
+                for opened in fds:
+                    os.close(opened)
 
     async def wait(self) -> None:
         await self._ended.wait()
