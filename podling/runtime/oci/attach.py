@@ -69,8 +69,9 @@ async def _fifos_drained(fds: list[int], timeout: float = 10.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     unread = array.array("i", [0])
-    empty_checks = 0  # two in a row: conmon may be between its read of ctl and its write
-    while loop.time() < deadline:  # of winsz
+    # two empty checks in a row: conmon may be between its read of ctl and its write of winsz
+    empty_checks = 0
+    while loop.time() < deadline:
         pending = 0
         for fd in fds:
             unread[0] = 0
