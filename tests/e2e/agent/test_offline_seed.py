@@ -12,6 +12,8 @@ import os
 import secrets
 import subprocess
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from kubectl_util import get_json, wait_until
@@ -44,13 +46,8 @@ def test_seed_runs_offline_after_the_install_time_import(tmp_path, demo_registry
     again = _run("-m", "podling.images.offline", "--data-dir", data_dir)
     assert again.returncode == 0 and again.stdout.count("already in the store") == 2
 
-    tag = secrets.token_hex(2)
-    node, run_dir, bridge = f"pos-{tag}", f"/run/podling-os-{tag}", f"pos{tag}"
-    log_path = str(tmp_path / "server.log")
-    server = e2e_start_server(
-        data_dir, str(tmp_path / "home"), "--node-name", node, "--run-dir", run_dir,
-        "--bridge-name", bridge, "--cluster-cidr", f"10.{100 + secrets.randbelow(100)}.0.0/16",
-        with_agent=True, log_path=log_path)
+    node = _LocalNode.start(e2e_start_server, tmp_path, data_dir, "os")
+    server, log_path = node.server, node.log_path
     try:
         assert not os.path.exists(os.path.join(data_dir, "registries.yaml"))
         server.kubectl("apply", "-f", SEED)
@@ -72,7 +69,7 @@ def test_seed_runs_offline_after_the_install_time_import(tmp_path, demo_registry
         assert "docker.io/library/nginx:latest is up to date" in log
         assert "docker.io/library/busybox:latest is up to date" in log
     finally:
-        _remove_node(server, node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
+        node.remove()
 
 
 def test_a_fresh_server_imports_the_offline_images_without_network(tmp_path, monkeypatch,
@@ -83,13 +80,8 @@ def test_a_fresh_server_imports_the_offline_images_without_network(tmp_path, mon
     says what is missing, and nothing is downloaded."""
     monkeypatch.setenv("PODLING_DISABLE_OFFLINE_IMAGES", "false")
     data_dir = str(tmp_path / "data")
-    tag = secrets.token_hex(2)
-    node, run_dir, bridge = f"pfs-{tag}", f"/run/podling-fs-{tag}", f"pfs{tag}"
-    log_path = str(tmp_path / "server.log")
-    server = e2e_start_server(
-        data_dir, str(tmp_path / "home"), "--node-name", node, "--run-dir", run_dir,
-        "--bridge-name", bridge, "--cluster-cidr", f"10.{100 + secrets.randbelow(100)}.0.0/16",
-        with_agent=True, log_path=log_path)
+    node = _LocalNode.start(e2e_start_server, tmp_path, data_dir, "fs")
+    server, log_path = node.server, node.log_path
 
     def log() -> str:
         with open(log_path) as f:
@@ -107,17 +99,43 @@ def test_a_fresh_server_imports_the_offline_images_without_network(tmp_path, mon
                    == "Running", timeout=60, interval=0.5, message="fresh Running")
         assert "registry-1.docker.io" not in log()
     finally:
-        _remove_node(server, node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
+        node.remove()
 
 
-def _remove_node(server, node: str, *, data_dir: str, run_dir: str, bridge: str) -> None:
-    """Delete the pods, stop the server, purge the node; assert nothing is left."""
-    server.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s",
-                   check=False, timeout=90)
-    server.kill()
-    purge = subprocess.run(
-        [sys.executable, "-m", "podling", "purge", "--data-dir", data_dir, "--run-dir",
-         run_dir, "--node-name", node, "--bridge-name", bridge],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
-    left = node_leftovers(node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
-    assert purge.returncode == 0 and not left, (purge.stderr, left)
+@dataclass
+class _LocalNode:
+    """A `podling server` with its local agent on a node of its own (name, run dir, bridge
+    unique to the test run), its output kept in ``log_path``."""
+
+    server: Any
+    name: str
+    data_dir: str
+    run_dir: str
+    bridge: str
+    log_path: str
+
+    @classmethod
+    def start(cls, e2e_start_server, tmp_path, data_dir: str, short: str) -> "_LocalNode":
+        tag = secrets.token_hex(2)
+        name, run_dir, bridge = f"p{short}-{tag}", f"/run/podling-{short}-{tag}", \
+            f"p{short}{tag}"
+        log_path = str(tmp_path / "server.log")
+        server = e2e_start_server(
+            data_dir, str(tmp_path / "home"), "--node-name", name, "--run-dir", run_dir,
+            "--bridge-name", bridge,
+            "--cluster-cidr", f"10.{100 + secrets.randbelow(100)}.0.0/16",
+            with_agent=True, log_path=log_path)
+        return cls(server, name, data_dir, run_dir, bridge, log_path)
+
+    def remove(self) -> None:
+        """Delete the pods, stop the server, purge the node; assert nothing is left."""
+        self.server.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s",
+                            check=False, timeout=90)
+        self.server.kill()
+        purge = subprocess.run(
+            [sys.executable, "-m", "podling", "purge", "--data-dir", self.data_dir,
+             "--run-dir", self.run_dir, "--node-name", self.name, "--bridge-name", self.bridge],
+            cwd=REPO, capture_output=True, text=True, timeout=120)
+        left = node_leftovers(self.name, data_dir=self.data_dir, run_dir=self.run_dir,
+                              bridge=self.bridge)
+        assert purge.returncode == 0 and not left, (purge.stderr, left)
