@@ -39,7 +39,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_make_up_on_a_fresh_clone_runs_the_seed_offline_and_a_second_node_pulls_from_it(tmp_path, demo_registry):
+def test_make_up_on_a_fresh_clone_runs_the_seed_offline_and_a_second_node_pulls_from_it(
+        tmp_path, demo_registry):
     clone, data_dir = str(tmp_path / "clone"), str(tmp_path / "data")
     subprocess.run(["git", "clone", "-q", REPO, clone], check=True, timeout=120)
     tag = secrets.token_hex(2)
@@ -128,8 +129,12 @@ class SecondNode:
         def phase() -> str:
             return self.get(kubectl, "pod", pod["metadata"]["name"]).get(
                 "status", {}).get("phase", "")
-        wait_until(lambda: phase() == "Running", timeout=120, interval=0.5,
-                   message=f"the second node's pod Running: {self.tail()}")
+        try:
+            wait_until(lambda: phase() == "Running", timeout=120, interval=0.5,
+                       message="the second node's pod Running")
+        except AssertionError:
+            print(self.tail())  # the agent's log at the time of the failure
+            raise
         first_url = self.get(kubectl, "node", first)["metadata"]["annotations"][
             "podling.io/node-api"]
         log = self.tail(None)
