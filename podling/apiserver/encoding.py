@@ -31,7 +31,24 @@ def encode_list(kind: str, api_version: str, resource_version: str,
         o if isinstance(o, bytes) else encode_stored(o) for o in items) + b"]}"
 
 
+class _LastLine:
+    """The line of the last stored object sent: every watcher of a change sends the same one,
+    one after the other, so it is built once (holding one object alive, not a history)."""
+
+    type: str | None = None
+    obj: dict | None = None
+    line: bytes = b""
+
+
 def encode_event(type_: str, obj: dict, *, stored: bool = True) -> bytes:
     """One watch line; ``stored=False`` for objects built just for this event."""
-    body = encode_stored(obj) if stored else dumps(obj)
+    if not stored:
+        return _frame(type_, dumps(obj))
+    last = _LastLine
+    if last.obj is not obj or last.type != type_:
+        last.type, last.obj, last.line = type_, obj, _frame(type_, encode_stored(obj))
+    return last.line
+
+
+def _frame(type_: str, body: bytes) -> bytes:
     return b'{"type":"' + type_.encode() + b'","object":' + body + b"}\n"

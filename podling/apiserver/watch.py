@@ -13,6 +13,7 @@ the server stops. With ``allowWatchBookmarks=true`` an idle stream gets BOOKMARK
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from dataclasses import dataclass
 from typing import Callable
@@ -22,13 +23,15 @@ from aiohttp import web
 from ..api import errors
 from ..api.types import Obj
 from ..storage.cache import stamp
-from ..storage.interface import Compacted, WatchEvent
+from ..storage.interface import Compacted, WatchEvent, WatchStream
 from . import bodies
 from .encoding import encode_event
 from .registry.store import RegistryStore, collection_prefix
 from .requestinfo import RequestInfo, is_true
 
 
+
+log = logging.getLogger(__name__)
 
 BATCH_EVENTS = 256  # at most this many queued events go out in one write
 
@@ -133,7 +136,7 @@ async def serve(request: web.Request, info: RequestInfo, store: RegistryStore,
         for at in range(0, len(initial), BATCH_EVENTS):
             await response.write(b"".join(writer.encode("ADDED", obj)
                                           for obj in initial[at:at + BATCH_EVENTS]))
-        await _pump(stream, writer, matches, info, timeout,
+        await _pump(stream, _Sink(stream, writer, matches, request.transport), info, timeout,
                     options.bookmark_interval if bookmarks else None)
     except ConnectionResetError:
         pass  # the client went away: an ordinary end of a watch
@@ -142,32 +145,84 @@ async def serve(request: web.Request, info: RequestInfo, store: RegistryStore,
     return response
 
 
-async def _pump(stream, writer: _Writer, matches: Callable[[Obj], bool], info: RequestInfo,
-                timeout: float, bookmark_interval: float | None) -> None:
-    loop = asyncio.get_running_loop()
+class _Sink:
+    """Writes a watcher's events to its connection straight from the store's fan-out.
+
+    Attached to the stream (:meth:`deliver`) while the watch task is parked, so a change
+    reaches every watcher without a task switch per watcher. It takes events only while the
+    connection keeps up (its write buffer at most the transport's high-water mark); beyond
+    that, or while the connection is closing, it refuses and the task writes the backlog
+    with flow control. A failed write ends the stream (the client re-watches).
+    """
+
+    def __init__(self, stream: WatchStream, writer: _Writer, matches: Callable[[Obj], bool],
+                 transport: asyncio.WriteTransport | None) -> None:
+        self.stream, self.writer, self.matches = stream, writer, matches
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        self.last_write = self.loop.time()
+
+    def chunk(self, events: list[WatchEvent]) -> bytes:
+        """The lines this watcher gets for ``events``, joined (b"" when it sees none)."""
+        return b"".join(_line(self.writer, event, self.matches) for event in events)
+
+    def deliver(self) -> bool:
+        transport = self.transport
+        try:
+            while True:
+                if transport is None or transport.is_closing() or \
+                        transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+                    return False
+                events = self.stream.ready(BATCH_EVENTS)
+                if not events:
+                    return True
+                chunk = self.chunk(events)
+                if chunk:  # one HTTP chunk, framed as aiohttp frames them
+                    transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                    self.last_write = self.loop.time()
+        except Exception:  # noqa: BLE001 - never into the store's write; the watch ends
+            log.debug("watch: direct write failed", exc_info=True)
+            self.stream.close()
+            return False
+
+
+async def _pump(stream: WatchStream, sink: _Sink, info: RequestInfo, timeout: float,
+                bookmark_interval: float | None) -> None:
+    """Send events until the deadline or the stream's end: what is queued with flow control,
+    then parked with ``sink`` attached until the stream needs this task again."""
+    loop = sink.loop
     deadline = loop.time() + timeout
     while True:
-        remaining = deadline - loop.time()
-        if remaining <= 0:
+        events = stream.ready(BATCH_EVENTS)
+        if events:
+            chunk = sink.chunk(events)
+            if chunk:
+                await sink.writer.response.write(chunk)  # one chunk (one TLS record)
+                sink.last_write = loop.time()
+            continue
+        if stream.closed:
             return
-        wait = min(remaining, bookmark_interval) if bookmark_interval else remaining
+        now = loop.time()
+        if now >= deadline:
+            return
+        wait = deadline - now
+        if bookmark_interval:
+            wait = min(wait, max(0.0, sink.last_write + bookmark_interval - now))
+        stream.attach(sink.deliver)
         try:
-            async with asyncio.timeout(wait):  # unlike wait_for, no task per event
-                event = await stream.__anext__()
-        except StopAsyncIteration:
-            return
-        except asyncio.TimeoutError:
-            if bookmark_interval and loop.time() < deadline:
-                await writer.send("BOOKMARK", {
+            async with asyncio.timeout(wait):
+                await stream.wait()
+        except TimeoutError:
+            if bookmark_interval and loop.time() < deadline and \
+                    loop.time() - sink.last_write >= bookmark_interval:
+                await sink.writer.send("BOOKMARK", {
                     "kind": info.resource.kind, "apiVersion": info.resource.api_version,
                     "metadata": {"resourceVersion": str(stream.bookmark_revision())}},
                     stored=False)
+                sink.last_write = loop.time()
             continue
-        lines = [_line(writer, event, matches)]
-        lines += [_line(writer, more, matches) for more in stream.ready(BATCH_EVENTS - 1)]
-        chunk = b"".join(line for line in lines if line)
-        if chunk:
-            await writer.response.write(chunk)  # one chunk (one TLS record) for the batch
+        finally:
+            stream.attach(None)
 
 
 def _line(writer: _Writer, event: WatchEvent, matches: Callable[[Obj], bool]) -> bytes:

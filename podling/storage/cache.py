@@ -25,7 +25,7 @@ import bisect
 import collections
 import json
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .compact import Stored, decode, encode
 from .interface import (Compacted, EventType, KeyExists, KeyNotFound, Obj, Preconditions,
@@ -100,6 +100,8 @@ class _Stream:
         self._wakeup = asyncio.Event()
         self._closed = False
         self._last_rev = start_rev
+        self._deliver: Callable[[], bool] | None = None
+        self._flush_scheduled = False
 
     def push(self, event: WatchEvent) -> None:
         if self._closed:
@@ -108,7 +110,34 @@ class _Stream:
             self.close()  # too slow: end the stream, the client re-watches
             return
         self._queue.append(event)
-        self._wakeup.set()
+        if self._deliver is None:
+            self._wakeup.set()
+        elif not self._flush_scheduled:  # after the writer's turn: its reply goes out first
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        deliver = self._deliver
+        if deliver is None or not self._queue:
+            return
+        if not deliver():
+            self._deliver = None
+            self._wakeup.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def attach(self, deliver: Callable[[], bool] | None) -> None:
+        self._deliver = deliver
+        if deliver is None and self._queue:
+            self._wakeup.set()  # events a pending hand-over will no longer take
+
+    async def wait(self) -> None:
+        while not self._queue and not self._closed:
+            self._wakeup.clear()
+            await self._wakeup.wait()
 
     def __aiter__(self) -> "_Stream":
         return self
@@ -139,6 +168,7 @@ class _Stream:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._deliver = None
             self._store._streams.discard(self)
             self._wakeup.set()
 

@@ -96,6 +96,27 @@ class WatchStream(Protocol):
         """A revision up to which every event of this stream has been consumed."""
         ...
 
+    @property
+    def closed(self) -> bool:
+        """True once the stream was stopped (queued events may still be taken)."""
+        ...
+
+    async def wait(self) -> None:
+        """Return once events are queued or the stream is closed (at once if either holds)."""
+        ...
+
+    def attach(self, deliver: Callable[[], bool] | None) -> None:
+        """Hand events over as they come instead of through a waiting consumer.
+
+        While ``deliver`` is attached, the store calls it from the event loop soon after each
+        write that queued events (once for all the events queued by then, after the writer's
+        own turn, from a plain callback: no task is woken); it takes the queued events with
+        :meth:`ready` and returns True, or returns False (it cannot take them now, or it
+        failed): the stream then detaches it and wakes :meth:`wait`. ``deliver`` must not
+        raise or await. ``attach(None)`` detaches.
+        """
+        ...
+
     def close(self) -> None:
         """Stop the stream; idempotent."""
         ...

@@ -479,6 +479,42 @@ def test_table_watch_sends_one_row_tables_with_columns_only_first(server):
 # -- concurrency ---------------------------------------------------------------------------
 
 
+def test_a_watcher_that_stops_reading_holds_up_no_one_and_later_gets_every_event(server):
+    """~12 MB of events is more than the sockets buffer, so the server must queue for the
+    stalled watcher (its fast path refuses, the watch task writes with flow control) while
+    the live watcher and the writes carry on."""
+    ns = new_namespace(server)
+    name = unique("big")
+    create_pod(server, ns, name)
+    path = f"{pods_path(ns)}?watch=true&resourceVersion={list_rv(server, ns)}"
+    stalled, live = Watch(server, path), Watch(server, path)
+    updates, filler = 200, "x" * 60_000
+    seen_live: list[dict] = []
+    errors: list[BaseException] = []
+
+    def read_live() -> None:
+        try:
+            seen_live.extend(live.take(updates, timeout=120))
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    reader = threading.Thread(target=read_live, daemon=True)
+    reader.start()
+    try:
+        acked = [rv_of({"object": merge_patch(server, ns, name, {"metadata": {
+            "annotations": {"n": str(i), "fill": filler}}})}) for i in range(updates)]
+        reader.join(120)
+        assert not reader.is_alive() and not errors, errors or "the live watcher got stuck"
+        seen_stalled = stalled.take(updates, timeout=120)
+    finally:
+        stalled.close()
+        live.close()
+    assert [rv_of(e) for e in seen_live] == acked
+    assert [rv_of(e) for e in seen_stalled] == acked
+    assert [e["object"]["metadata"]["annotations"]["n"] for e in seen_stalled] == \
+        [str(i) for i in range(updates)]
+
+
 def test_concurrent_writers_are_seen_by_every_watcher_in_one_order(server):
     ns = new_namespace(server)
     writers, updates = 3, 100

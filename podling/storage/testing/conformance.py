@@ -371,6 +371,42 @@ async def check_stream_close_ends_iteration(factory: StoreFactory) -> None:
         assert "stream ended" in str(err)
 
 
+async def check_attached_consumer_takes_events_without_waking_a_task(factory: StoreFactory) -> None:
+    """An attached consumer is handed the events queued by a write once the writer yields
+    (one event-loop turn); one that refuses is detached, and the events wait in order for
+    wait() and ready(); a detached stream is woken again as before."""
+    async with opened(factory) as s:
+        stream = await s.watch("/a/", s.revision)
+        taken: list[int] = []
+        refuse = False
+
+        def deliver() -> bool:
+            if refuse:
+                return False
+            taken.extend(e.rev for e in stream.ready(10))
+            return True
+        stream.attach(deliver)
+        first = await s.create("/a/1", obj("1"))
+        await s.create("/b/1", obj("b"))  # outside the prefix: not handed over
+        await asyncio.sleep(0)  # one turn of the loop: the hand-over runs before this resumes
+        assert taken == [rv(first)]
+        refuse = True
+        second = await s.create("/a/2", obj("2"))
+        await asyncio.sleep(0)
+        third = await s.create("/a/3", obj("3"))  # detached by the refusal: only queued
+        refuse = False
+        await asyncio.sleep(0)
+        assert taken == [rv(first)]
+        await asyncio.wait_for(stream.wait(), TIMEOUT)
+        assert [e.rev for e in stream.ready(10)] == [rv(second), rv(third)]
+        fourth = await s.create("/a/4", obj("4"))
+        assert [e.rev for e in await take(stream, 1)] == [rv(fourth)]
+        assert taken == [rv(first)] and not stream.closed
+        stream.close()
+        assert stream.closed
+        await asyncio.wait_for(stream.wait(), TIMEOUT)  # returns at once when closed
+
+
 async def check_close_ends_open_streams(factory: StoreFactory) -> None:
     s = await factory(history=100)
     streams = [await s.watch(prefix, s.revision) for prefix in ("/", "/a/", "/b/")]
@@ -408,6 +444,7 @@ CHECKS: list[Check] = [
     check_watch_compacted,
     check_bookmark_revision,
     check_stream_close_ends_iteration,
+    check_attached_consumer_takes_events_without_waking_a_task,
     check_close_ends_open_streams,
 ]
 """Every check, in a stable order; run each against a fresh factory."""
