@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SCHEDULER = views.DEFAULT_SCHEDULER
 SCHEDULED, FAILED_SCHEDULING = "Scheduled", "FailedScheduling"
 EVENT_WINDOW = 600.0  # repeats of one FailedScheduling message within it are counted
-VIEW_CACHE_SIZE = 1024  # pending pods whose current PodView is kept (most recent first)
+VIEW_CACHE_SIZE = 256  # pending pods whose current PodView (~24 KiB) is kept, newest first
 
 
 @dataclass(frozen=True)
@@ -112,13 +112,15 @@ class Scheduler:
         self.events = EventRecorder(client, scheduler_name, window_seconds=EVENT_WINDOW,
                                     max_queue=10_000, lanes=4)
         self.nodes = Informer(client, NODES, resync_period=options.resync_period)
+        # every pod of the cluster, kept encoded (~1.5 KiB a pod instead of ~10 KiB of dicts)
         self.pods = Informer(client, PODS, resync_period=options.resync_period,
-                             transform=scheduling_fields)
+                             transform=scheduling_fields, compact=True)
         self.nodes.add_handler(self._on_node)
         self.pods.add_handler(self._on_pod)
-        # the view of each pending pod's current version: (informer object, its view), so
+        # the view of each pending pod's current version: ((uid, resourceVersion), view), so
         # a pod version is read into a PodView once, not once per handler and cycle
-        self._pod_views: collections.OrderedDict[tuple[str, str], tuple[Obj, PodView]] = \
+        self._pod_views: collections.OrderedDict[tuple[str, str],
+                                                 tuple[tuple[str, str], PodView]] = \
             collections.OrderedDict()
         self._bind_slots = asyncio.Semaphore(options.max_binds)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -168,14 +170,13 @@ class Scheduler:
             self.queue.move_all()
 
     def _pod_view(self, obj: Obj, prior: PodView | None = None) -> PodView:
-        """The view of ``obj``: the cached one when ``obj`` is the object it was built
-        from (informer objects are shared and never changed in place); else, when
-        ``prior`` (the view of the version before) has an equal spec, that spec view
-        with ``obj``'s metadata and status (a status update, e.g. our own condition
-        write, does not read the spec again); else a new view."""
+        """The view of ``obj``: the cached one when it was built from the same version (uid
+        and resourceVersion); else, when ``prior`` (the view of the version before) has an
+        equal spec, that spec view with ``obj``'s metadata and status (a status update,
+        e.g. our own condition write, does not read the spec again); else a new view."""
         meta = obj.get("metadata") or {}
         cached = self._pod_views.get((meta.get("namespace") or "", meta.get("name") or ""))
-        if cached is not None and cached[0] is obj:
+        if cached is not None and cached[0][1] and cached[0] == _version(meta):
             return cached[1]
         if prior is not None and isinstance(obj.get("spec"), dict) \
                 and prior.raw.get("spec") == obj["spec"]:
@@ -187,7 +188,7 @@ class Scheduler:
     def _remember_view(self, key: tuple[str, str], obj: Obj, pod: PodView) -> None:
         """Keep the view of a pending pod for the coming cycle and the next update, for
         the last ``VIEW_CACHE_SIZE`` pods (a miss only costs building it again)."""
-        self._pod_views[key] = (obj, pod)
+        self._pod_views[key] = (_version(obj.get("metadata") or {}), pod)
         self._pod_views.move_to_end(key)
         if len(self._pod_views) > VIEW_CACHE_SIZE:
             self._pod_views.popitem(last=False)
@@ -314,3 +315,8 @@ class Scheduler:
             log.info("PodScheduled condition of %s/%s not written: %s", namespace, name, exc)
         finally:
             self._bind_slots.release()
+
+
+def _version(meta: Obj) -> tuple[str, str]:
+    """What identifies one version of an object: its uid and resourceVersion."""
+    return (str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
