@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import dataclasses
 import json
 import os
 import platform
@@ -75,6 +76,7 @@ class Params:
     watch_writes: int       # label patches per watcher round
     watch_pods: int         # pods the patches go round-robin over
     watch_timeout: float    # seconds to wait for every watcher to see every write
+    watch_writers: int = 1  # concurrent writers sharing the patches (--watch-writers)
 
 
 FULL = Params(cold_starts=5, warm_starts=5, creates=2000, gets=2000, lists=200, table_lists=200,
@@ -518,9 +520,9 @@ class Watcher:
 
 
 async def watch_round(server: ServerProcess, ssl_ctx: ssl.SSLContext, p: Params,
-                      writer: Client, namespace: str, n_watchers: int,
+                      writers: list[Client], namespace: str, n_watchers: int,
                       seq_base: int) -> dict[str, Any]:
-    body = json.loads(await writer.request("GET", f"/api/v1/namespaces/{namespace}/pods"))
+    body = json.loads(await writers[0].request("GET", f"/api/v1/namespaces/{namespace}/pods"))
     rv = body["metadata"]["resourceVersion"]
     path = (f"/api/v1/namespaces/{namespace}/pods?watch=true&resourceVersion={rv}"
             f"&timeoutSeconds=600")
@@ -531,16 +533,20 @@ async def watch_round(server: ServerProcess, ssl_ctx: ssl.SSLContext, p: Params,
         acked: list[float] = [0.0] * p.watch_writes
         headers = {"Content-Type": "application/strategic-merge-patch+json",
                    "Accept": "application/json"}
+
+        async def write(k: int) -> None:  # writer k sends patches k, k + n, k + 2n, ...
+            for i in range(k, p.watch_writes, len(writers)):
+                seq = seq_base + i
+                name = f"pod-{i % p.watch_pods:05d}"
+                patch = json.dumps({"metadata": {"labels": {SEQ_LABEL: str(seq)}}}).encode()
+                sent[i] = time.perf_counter()
+                await writers[k].request("PATCH",
+                                         f"/api/v1/namespaces/{namespace}/pods/{name}",
+                                         data=patch, headers=headers)
+                acked[i] = time.perf_counter()
         cpu0 = server.cpu_seconds()
         write_start = time.perf_counter()
-        for i in range(p.watch_writes):
-            seq = seq_base + i
-            name = f"pod-{i % p.watch_pods:05d}"
-            patch = json.dumps({"metadata": {"labels": {SEQ_LABEL: str(seq)}}}).encode()
-            sent[i] = time.perf_counter()
-            await writer.request("PATCH", f"/api/v1/namespaces/{namespace}/pods/{name}",
-                                 data=patch, headers=headers)
-            acked[i] = time.perf_counter()
+        await asyncio.gather(*(write(k) for k in range(len(writers))))
         writes_done = time.perf_counter()
         try:
             await asyncio.wait_for(asyncio.gather(*(w.done.wait() for w in watchers)),
@@ -567,7 +573,7 @@ async def watch_round(server: ServerProcess, ssl_ctx: ssl.SSLContext, p: Params,
         send_lat.sort()
         errors = [repr(w.error) for w in watchers if w.error is not None]
         return {
-            "watchers": n_watchers, "writes": p.watch_writes,
+            "watchers": n_watchers, "writes": p.watch_writes, "writers": len(writers),
             "write_seconds": round(writes_done - write_start, 4),
             "writes_per_second": round(p.watch_writes / (writes_done - write_start), 1),
             "events_delivered": delivered, "events_missing": missing,
@@ -589,7 +595,8 @@ async def watch_round(server: ServerProcess, ssl_ctx: ssl.SSLContext, p: Params,
 
 async def watch_phase(server: ServerProcess, ssl_ctx: ssl.SSLContext, p: Params,
                       report: Callable[[str], None]) -> list[dict[str, Any]]:
-    writer = Client(server, ssl_ctx)
+    writers = [Client(server, ssl_ctx) for _ in range(p.watch_writers)]
+    writer = writers[0]
     namespace = "bench-watch"
     try:
         await create_namespace(writer, namespace)
@@ -600,7 +607,7 @@ async def watch_phase(server: ServerProcess, ssl_ctx: ssl.SSLContext, p: Params,
                                  headers=JSON_HEADERS, expect=201)
         rounds = []
         for n, watchers in enumerate(p.watchers):
-            result = await watch_round(server, ssl_ctx, p, writer, namespace, watchers,
+            result = await watch_round(server, ssl_ctx, p, writers, namespace, watchers,
                                        seq_base=(n + 1) * 1_000_000)
             rounds.append(result)
             report(f"  {watchers:>3} watchers x {result['writes']} patches: "
@@ -615,7 +622,7 @@ async def watch_phase(server: ServerProcess, ssl_ctx: ssl.SSLContext, p: Params,
                       else ""))
         return rounds
     finally:
-        await writer.close()
+        await asyncio.gather(*(w.close() for w in writers))
 
 
 # --------------------------------------------------------------------------------------------
@@ -728,7 +735,8 @@ async def run(p: Params, mode: str, phases: set[str]) -> dict[str, Any]:
                                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     env = results["environment"]
     datastore = "memory" if "memory" in SERVER_ARGS else "SQLite"
-    report(f"podling API server benchmark ({mode}, {datastore}, --disable-agent) - "
+    flags = " ".join(["--disable-agent"] + [a for a in SERVER_ARGS if a.startswith("--disable")])
+    report(f"podling API server benchmark ({mode}, {datastore}, {flags}) - "
            f"Python {env['python']}, aiohttp {env['aiohttp']}, {env['cpus']} CPUs, "
            f"commit {env['git_commit'][:10]}{' + local changes' if env['podling_dirty'] else ''}")
     report("(client and server share the machine; 'srv cpu-ms/op' is the server's CPU time "
@@ -764,8 +772,8 @@ async def run(p: Params, mode: str, phases: set[str]) -> dict[str, Any]:
 
         if "watch" in phases:
             report(f"\n[3] watch fan-out: watchers from the current resourceVersion, then "
-                   f"{p.watch_writes} strategic-merge label patches (one writer, "
-                   f"{p.watch_pods} pods)")
+                   f"{p.watch_writes} strategic-merge label patches ({p.watch_writers} "
+                   f"writer{'s' if p.watch_writers > 1 else ''}, {p.watch_pods} pods)")
             results["watch"] = await watch_phase(server, ssl_ctx, p, report)
             rss_points.append({"point": f"after the watch rounds ({p.watch_pods} pods stored)",
                                **server.rss()})
@@ -810,9 +818,20 @@ def main() -> int:
                         help="the server's --datastore (default: sqlite)")
     parser.add_argument("--phases", default="startup,throughput,watch",
                         help="comma-separated subset of startup,throughput,watch")
+    parser.add_argument("--disable-scheduler", action="store_true",
+                        help="run the server without its scheduler: the API server's own "
+                             "cost (by default each pod created also gets the scheduler's "
+                             "status patch and FailedScheduling event, as no node exists)")
+    parser.add_argument("--watch-writers", type=int, default=1, metavar="N",
+                        help="concurrent writers in the watch rounds (default: 1)")
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
     args = parser.parse_args()
     params, mode = (QUICK, "quick") if args.quick else (FULL, "full")
+    if args.watch_writers < 1:
+        parser.error("--watch-writers must be at least 1")
+    params = dataclasses.replace(params, watch_writers=args.watch_writers)
+    if args.disable_scheduler:
+        SERVER_ARGS.append("--disable-scheduler")
     phases = {x.strip() for x in args.phases.split(",") if x.strip()}
     unknown = phases - {"startup", "throughput", "watch"}
     if unknown:
