@@ -318,3 +318,29 @@ async def test_transform_applies_to_listed_and_watched_objects(client, informers
     assert all(o["transformed"] and "labels" not in o["metadata"] for _, o, _ in seen)
     assert seen[2][2] is seen[1][1]  # old: the transformed object stored before
     assert informer.get("default", "watched") is seen[2][1]
+
+
+async def test_a_compact_store_hands_out_equal_fresh_copies(client, informers) -> None:
+    """compact=True: the same events and contents, but every read is a decoded copy (never
+    the delivered object itself), so a reader cannot change the store."""
+    await client.create("pods", make_pod("listed").bare().build())
+    informer = Informer(client, "pods", namespace="default", resync_period=None,
+                        options=FAST, compact=True)
+    seen: list[tuple[str, Obj, Obj | None]] = []
+    informer.add_handler(lambda t, obj, old: seen.append((t, obj, old)))
+    await _started(informers, informer)
+    await client.create("pods", make_pod("watched").bare().build())
+    await client.patch("pods", "watched", {"metadata": {"labels": {"app": "y"}}})
+    await client.delete("pods", "listed")
+    await eventually(lambda: len(seen) == 4)
+    assert [(t, o["metadata"]["name"]) for t, o, _ in seen] == \
+        [(ADDED, "listed"), (ADDED, "watched"), (MODIFIED, "watched"), (DELETED, "listed")]
+    added, modified, deleted = seen[1], seen[2], seen[3]
+    assert modified[2] == added[1] and modified[2] is not added[1]  # old: a decoded copy
+    assert deleted[2] == seen[0][1]
+    current = informer.get("default", "watched")
+    assert current == modified[1] and current is not modified[1]
+    current["metadata"]["labels"]["app"] = "changed by a reader"
+    assert informer.get("default", "watched")["metadata"]["labels"] == {"app": "y"}
+    assert [p["metadata"]["name"] for p in informer.list()] == ["watched"]
+    assert informer.get("default", "listed") is None
