@@ -6,6 +6,7 @@ resource's registry store and answers JSON or a Table. Watches are in :mod:`.wat
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 from aiohttp import web
@@ -187,9 +188,12 @@ class ResourceHandlers:
                                 store: RegistryStore) -> web.Response:
         grace, _ = await delete_options(request)
         matches = object_filter(request, info.resource)
-        items, _ = await store.list(info.namespace)
-        deleted = []
-        for obj in [o for o in items if matches(o)]:
+        encoded, revision = await store.list_encoded(info.namespace)
+        deleted: list[bytes] = []  # kept encoded: one object decoded at a time, not all
+        for data in encoded:
+            obj = json.loads(data)
+            if not matches(obj):
+                continue
             meta = obj["metadata"]
             try:
                 result, _ = await store.delete(meta.get("namespace"), meta["name"], grace=grace,
@@ -199,10 +203,9 @@ class ResourceHandlers:
                 if exc.code in (404, 409):
                     continue  # gone or replaced meanwhile
                 raise
-            deleted.append(result)
-        return bodies.respond({"kind": info.resource.list_kind,
-                               "apiVersion": info.resource.api_version,
-                               "metadata": {}, "items": deleted})
+            deleted.append(encoding.encode_stored(result))
+        return bodies.respond(None, encoded=encoding.encode_list(
+            info.resource.list_kind, info.resource.api_version, str(revision), deleted))
 
     async def _bind(self, request: web.Request, info: requestinfo.RequestInfo) -> web.Response:
         """POST pods/{name}/binding, or POST bindings naming the pod in metadata.name."""
