@@ -99,12 +99,13 @@ class _Stream:
         self._queue: collections.deque[WatchEvent] = collections.deque()
         self._wakeup = asyncio.Event()
         self._closed = False
+        self._start_rev = start_rev  # events at or before it were seen elsewhere: not sent
         self._last_rev = start_rev
         self._deliver: Callable[[], bool] | None = None
         self._flush_scheduled = False
 
     def push(self, event: WatchEvent) -> None:
-        if self._closed:
+        if self._closed or event.rev <= self._start_rev:
             return
         if len(self._queue) >= WATCH_QUEUE_LIMIT:
             self.close()  # too slow: end the stream, the client re-watches
@@ -301,6 +302,14 @@ class CachedStore:
         stamped = _stamp_stored(obj, rev)
         event = WatchEvent(type_, key, stamped, prev, rev)
         await self._persist(event)
+        self._apply(event)
+        return stamped
+
+    def _apply(self, event: WatchEvent) -> None:
+        """Make ``event`` (its ``obj`` a stamped :class:`~.compact.Stored`, its revision
+        above every one applied so far) the current state, retain it and fan it out."""
+        type_, key, stamped, prev, rev = event.type, event.key, event.obj, event.prev, event.rev
+        assert isinstance(stamped, Stored)
         self._rev = rev
         if type_ == "DELETED":
             del self._items[key]
@@ -316,7 +325,6 @@ class CachedStore:
         for stream in list(self._streams):
             if key.startswith(stream.prefix):
                 stream.push(event)
-        return stamped
 
     def _remember(self, logged: Logged) -> None:
         """Retain ``logged``; drop the oldest events beyond the count and byte bounds (the
