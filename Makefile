@@ -5,7 +5,7 @@ DATA_DIR ?= /var/lib/podling
 # busybox-static: the offline busybox image (make up imports it, with nginx from .debs that
 # `apt-get download` keeps in $(DATA_DIR)/offline/debs; the nginx package is never installed)
 APT_RUNTIME := python3-venv ca-certificates curl sqlite3 runc conmon catatonit containernetworking-plugins iptables busybox-static
-APT_TEST := docker-registry kubectx kubecolor kubetail
+APT_TEST := docker-registry kubectx kubecolor kubetail etcd-server etcd-client
 BIN := $(VENV)/bin
 
 .PHONY: install install-test up down test unit e2e lint bench clean

@@ -1,0 +1,180 @@
+"""A small etcd v3 client over etcd's JSON gateway (``/v3/kv/...``, ``/v3/watch``), on aiohttp.
+
+Why our own: the calls the store needs are few (range, txn, watch, compaction, status), the
+gateway ships with every etcd 3.4+ server (Debian's ``etcd-server`` included), and aiohttp
+is already how podling speaks HTTP. The gRPC clients would add a large native dependency,
+and the pure-Python ones are not kept up with etcd.
+
+Wire form: keys and values are base64 in JSON; 64-bit integers come back as strings; fields
+at their default (a revision of 0, ``succeeded: false``, event type PUT) are left out.
+
+Endpoints. Every request goes to the current endpoint. On a connection failure or a 5xx the
+client moves to the next one and tries it, once around the list. Then it raises
+:class:`EtcdUnavailable`. A request never waits longer than ``timeout`` seconds per endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import ssl
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+import aiohttp
+
+
+class EtcdError(Exception):
+    """etcd answered with an error (a bad request, a failed precondition of its own)."""
+
+
+class EtcdUnavailable(EtcdError):
+    """No endpoint answered (all down, no quorum, or timed out)."""
+
+
+class EtcdCompacted(EtcdError):
+    """A watch asked for a revision that etcd has compacted away."""
+
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__(f"revision compacted (oldest kept: {compact_revision})")
+        self.compact_revision = compact_revision
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedEvent:
+    """One change: ``deleted`` or a put of ``kv`` (``kv.value`` is empty for a delete)."""
+
+    deleted: bool
+    kv: KeyValue
+
+
+def b64(text: str | bytes) -> str:
+    data = text.encode() if isinstance(text, str) else text
+    return base64.b64encode(data).decode()
+
+
+def prefix_end(prefix: str) -> str:
+    """The ``range_end`` that makes a range or watch cover every key starting with ``prefix``
+    (its last byte plus one; prefixes here end in "/", so there is no carry)."""
+    data = prefix.encode()
+    return (data[:-1] + bytes([data[-1] + 1])).decode()
+
+
+def kv_of(raw: dict[str, Any]) -> KeyValue:
+    """A KeyValue from its JSON form."""
+    return KeyValue(base64.b64decode(raw["key"]).decode(),
+                    base64.b64decode(raw.get("value", "")),
+                    int(raw.get("create_revision", 0)), int(raw.get("mod_revision", 0)))
+
+
+def _revision(answer: dict[str, Any]) -> int:
+    return int((answer.get("header") or {}).get("revision", 0))
+
+
+class EtcdClient:
+    """See the module docstring. ``endpoints``: ``http(s)://host:port`` URLs."""
+
+    def __init__(self, endpoints: list[str], *, ssl_context: ssl.SSLContext | None = None,
+                 timeout: float = 10.0) -> None:
+        if not endpoints:
+            raise ValueError("no etcd endpoints")
+        self.endpoints = [e.rstrip("/") for e in endpoints]
+        self._current = 0
+        self._timeout = timeout
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=ssl_context if ssl_context else False))
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    # -- unary calls ---------------------------------------------------------------------
+
+    async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` to ``/v3/<path>`` on the first endpoint that answers."""
+        failures: list[str] = []
+        for _ in range(len(self.endpoints)):
+            endpoint = self.endpoints[self._current]
+            try:
+                async with asyncio.timeout(self._timeout):
+                    async with self._session.post(f"{endpoint}/v3/{path}", json=body) as resp:
+                        text = await resp.text()
+                        if resp.status < 500:
+                            answer = json.loads(text) if text else {}
+                            if resp.status >= 400:
+                                raise EtcdError(answer.get("error") or answer.get("message")
+                                                or text)
+                            return answer
+                        failures.append(f"{endpoint}: HTTP {resp.status}: {text[:200]}")
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                failures.append(f"{endpoint}: {type(exc).__name__}: {exc}")
+            self._current = (self._current + 1) % len(self.endpoints)
+        raise EtcdUnavailable("no endpoint answered: " + "; ".join(failures))
+
+    async def range(self, key: str, *, end: str | None = None) -> tuple[list[KeyValue], int]:
+        """The keys from ``key`` (to ``end``, exclusive) and the store's revision."""
+        body: dict[str, Any] = {"key": b64(key)}
+        if end is not None:
+            body["range_end"] = b64(end)
+        answer = await self.call("kv/range", body)
+        return [kv_of(raw) for raw in answer.get("kvs", [])], _revision(answer)
+
+    async def txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]],
+                  failure: list[dict[str, Any]]) -> tuple[bool, int, list[dict[str, Any]]]:
+        """(succeeded, the store's revision after it, the responses of the branch taken)."""
+        answer = await self.call("kv/txn", {"compare": compare, "success": success,
+                                            "failure": failure})
+        return bool(answer.get("succeeded")), _revision(answer), answer.get("responses", [])
+
+    async def compact(self, revision: int) -> None:
+        await self.call("kv/compaction", {"revision": str(revision)})
+
+    # -- watch ---------------------------------------------------------------------------
+
+    async def watch(self, key: str, *, end: str, start_revision: int
+                    ) -> AsyncIterator[tuple[int, list[WatchedEvent]]]:
+        """(progress, events) batches for the keys in [key, end) from ``start_revision``.
+        ``progress`` is non-zero only in etcd's progress notifications (no events): every
+        event up to that revision has been sent. The answer that confirms the watch is
+        not one (its revision is the store's, with the events still to come). Ends with
+        :class:`EtcdCompacted` when the revision is gone, with :class:`EtcdUnavailable`
+        when the stream breaks (the caller resumes)."""
+        endpoint = self.endpoints[self._current]
+        request = {"create_request": {"key": b64(key), "range_end": b64(end),
+                                      "start_revision": str(start_revision),
+                                      "progress_notify": True}}
+        try:
+            async with self._session.post(f"{endpoint}/v3/watch", json=request,
+                                          timeout=aiohttp.ClientTimeout(
+                                              total=None, connect=self._timeout)) as resp:
+                if resp.status != 200:
+                    raise EtcdUnavailable(f"{endpoint}: watch: HTTP {resp.status}")
+                async for line in resp.content:
+                    if not line.strip():
+                        continue
+                    result = json.loads(line).get("result")
+                    if result is None:
+                        raise EtcdUnavailable(f"{endpoint}: watch: {line[:200]!r}")
+                    compacted = int(result.get("compact_revision", 0))
+                    if compacted:
+                        raise EtcdCompacted(compacted)
+                    if result.get("canceled"):
+                        raise EtcdUnavailable(f"{endpoint}: watch canceled: "
+                                              f"{result.get('cancel_reason', '')}")
+                    events = [WatchedEvent(raw.get("type") == "DELETE", kv_of(raw["kv"]))
+                              for raw in result.get("events", [])]
+                    progress = 0 if events or result.get("created") else _revision(result)
+                    yield progress, events
+        except (aiohttp.ClientError, OSError) as exc:
+            self._current = (self._current + 1) % len(self.endpoints)
+            raise EtcdUnavailable(f"{endpoint}: watch: {type(exc).__name__}: {exc}") from exc
+        self._current = (self._current + 1) % len(self.endpoints)
+        raise EtcdUnavailable(f"{endpoint}: watch stream ended")

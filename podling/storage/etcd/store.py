@@ -1,0 +1,274 @@
+"""The etcd backend: the store for several API servers sharing one etcd cluster.
+
+Layout. Storage keys map to etcd keys under a prefix, as Kubernetes lays them out:
+``/core/pods/ns/p`` → ``<prefix>/pods/ns/p``; another group keeps its name,
+``/coordination.k8s.io/leases/ns/l`` → ``<prefix>/coordination.k8s.io/leases/ns/l``
+(:func:`etcd_key`). Values
+are the objects' JSON without ``metadata.resourceVersion``. An object's resourceVersion is
+the etcd revision that last changed it (``mod_revision``), so every API server on the same
+etcd hands out the same versions.
+
+Reads and watches come from memory. :class:`EtcdStore` is a
+:class:`~podling.storage.cache.CachedStore` fed by one etcd watch over the whole prefix,
+which carries this server's writes and every other server's in revision order. Writes go to
+etcd as compare-and-swap transactions:
+- create: the key's create_revision is 0;
+- update and delete: the key's mod_revision is the one the change was computed from.
+So two servers never both win on one version. A write returns once this server's watch has
+applied its revision, so a read that follows sees it.
+
+Failures. A broken watch resumes from the last applied revision. If etcd has compacted that
+revision meanwhile, the store re-lists: it makes memory equal etcd, ends every open watch
+(their clients re-watch, and get 410 when they ask for what is gone) and starts the event
+history again. A write that etcd does not answer, or whose revision the watch does not
+deliver within ``timeout``, raises :class:`~podling.storage.interface.StorageError` (the
+API answers 5xx); nothing is applied in memory that etcd has not committed.
+
+Compaction. :meth:`compact_before` compacts etcd's history up to a revision; the server's
+leader calls it periodically (``podling/storage/etcd/compactor.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from ..cache import DEFAULT_HISTORY, DEFAULT_HISTORY_BYTES, CachedStore, _strip_rv
+from ..compact import Stored, decode, encode
+from ..interface import (KeyExists, KeyNotFound, Obj, Preconditions, StorageError, TryUpdate,
+                         WatchEvent)
+from .client import EtcdClient, EtcdCompacted, EtcdError, KeyValue, b64, kv_of, prefix_end
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "/registry"
+RETRY_SECONDS = 1.0
+
+
+def etcd_key(prefix: str, key: str) -> str:
+    """The etcd key of storage ``key`` (see the module docstring). Any other key (no
+    ``/core/`` and no dotted group first: tests, a future group like ``apps``) goes under
+    ``<prefix>/-/`` so that the mapping stays one-to-one."""
+    if key.startswith("/core/"):
+        return prefix + key[len("/core"):]
+    first = key.split("/", 2)[1] if key.count("/") >= 2 else ""
+    return prefix + (key if "." in first else "/-" + key)
+
+
+def storage_key(prefix: str, key: str) -> str:
+    """The inverse of :func:`etcd_key`."""
+    rest = key[len(prefix):]
+    if rest.startswith("/-/"):
+        return rest[len("/-"):]
+    first = rest.split("/", 2)[1]
+    return rest if "." in first else "/core" + rest
+
+
+def _stamped(kv: KeyValue) -> Stored:
+    """The stored object of ``kv``, stamped with its mod_revision."""
+    obj = decode(kv.value)
+    meta = obj["metadata"] = dict(obj.get("metadata") or {})
+    meta["resourceVersion"] = str(kv.mod_revision)
+    obj.encoded = encode(obj)
+    return obj
+
+
+class EtcdStore(CachedStore):
+    """The Storage protocol on etcd (see the module docstring). Use :meth:`open`."""
+
+    def __init__(self, client: EtcdClient, prefix: str, *, history: int, history_bytes: int,
+                 timeout: float) -> None:
+        super().__init__(history=history, history_bytes=history_bytes)
+        self._client = client
+        self._prefix = prefix.rstrip("/")
+        self._timeout = timeout
+        self._applied = asyncio.Condition()
+        self._watcher: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, client: EtcdClient, *, prefix: str = DEFAULT_PREFIX,
+                   history: int = DEFAULT_HISTORY, history_bytes: int = DEFAULT_HISTORY_BYTES,
+                   timeout: float = 10.0) -> "EtcdStore":
+        """Load every object under ``prefix`` and start following etcd from there."""
+        store = cls(client, prefix, history=history, history_bytes=history_bytes,
+                    timeout=timeout)
+        try:
+            revision = await store._relist()
+        except EtcdError as exc:
+            await client.close()
+            raise StorageError(f"etcd: {exc}") from exc
+        store._watcher = asyncio.create_task(store._follow(revision), name="etcd-watch")
+        return store
+
+    # -- following etcd --------------------------------------------------------------------
+
+    async def _relist(self) -> int:
+        """Make memory equal etcd's current state; returns etcd's revision."""
+        kvs, revision = await self._client.range(self._prefix + "/",
+                                                 end=prefix_end(self._prefix + "/"))
+        for stream in list(self._streams):
+            stream.close()  # their clients re-watch from what they saw (410 if it is gone)
+        self._items.clear()
+        self._hot.clear()
+        self._history.clear()
+        self._history_bytes = 0
+        self._load(((storage_key(self._prefix, kv.key), _stamped(kv).encoded) for kv in kvs),
+                    (), revision)
+        return revision
+
+    async def _follow(self, revision: int) -> None:
+        """Apply etcd's changes from ``revision`` on, for as long as the store is open."""
+        while True:
+            try:
+                async for progress, events in self._client.watch(
+                        self._prefix + "/", end=prefix_end(self._prefix + "/"),
+                        start_revision=revision + 1):
+                    for event in events:
+                        self._apply_etcd(event.deleted, event.kv)
+                        revision = max(revision, event.kv.mod_revision)
+                    revision = max(revision, progress)
+                    self._rev = max(self._rev, revision)
+                    async with self._applied:
+                        self._applied.notify_all()
+            except EtcdCompacted:
+                log.warning("etcd compacted revision %d before this server saw it; re-listing",
+                            revision + 1)
+                revision = await self._relist_soon(revision)
+            except EtcdError as exc:
+                log.warning("etcd watch: %s; resuming from revision %d", exc, revision + 1)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _relist_soon(self, revision: int) -> int:
+        while True:
+            try:
+                return await self._relist()
+            except EtcdError as exc:
+                log.warning("etcd re-list: %s; retrying", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    def _apply_etcd(self, deleted: bool, kv: KeyValue) -> None:
+        key = storage_key(self._prefix, kv.key)
+        prev = self._get(key) if key in self._items else None
+        if deleted:
+            if prev is None:
+                return  # already gone here (a re-list raced the watch)
+            last = Stored(prev)
+            last["metadata"] = dict(prev["metadata"], resourceVersion=str(kv.mod_revision))
+            last.encoded = encode(last)
+            self._apply(WatchEvent("DELETED", key, last, prev, kv.mod_revision))
+            return
+        if kv.mod_revision <= self._rev and prev is not None and \
+                prev["metadata"].get("resourceVersion") == str(kv.mod_revision):
+            return  # seen already (loaded by a re-list)
+        self._apply(WatchEvent("ADDED" if prev is None else "MODIFIED", key, _stamped(kv), prev,
+                               kv.mod_revision))
+
+    async def _caught_up(self, revision: int) -> None:
+        """Wait until the watch has applied ``revision``."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._applied:
+                    await self._applied.wait_for(lambda: self._rev >= revision)
+        except TimeoutError:
+            raise StorageError(f"etcd: revision {revision} was committed but not seen by this "
+                               f"server's watch within {self._timeout:g} s") from None
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def _txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]],
+                   failure: list[dict[str, Any]]) -> tuple[bool, int, list[dict[str, Any]]]:
+        try:
+            return await self._client.txn(compare, success, failure)
+        except EtcdError as exc:
+            raise StorageError(f"etcd: {exc}") from exc
+
+    def _stamp_as(self, obj: Obj, revision: int) -> Obj:
+        """What a write returns: the object as the watch applied it at ``revision``."""
+        stamped = Stored(obj)
+        stamped["metadata"] = dict(obj.get("metadata") or {}, resourceVersion=str(revision))
+        stamped.encoded = encode(stamped)
+        return stamped
+
+    async def create(self, key: str, obj: Obj) -> Obj:
+        ekey = b64(etcd_key(self._prefix, key))
+        ok, revision, _ = await self._txn(
+            [{"key": ekey, "target": "CREATE", "create_revision": "0"}],
+            [{"request_put": {"key": ekey, "value": b64(encode(_strip_rv(obj)))}}], [])
+        if not ok:
+            raise KeyExists(key)
+        await self._caught_up(revision)
+        return self._stamp_as(obj, revision)
+
+    async def delete(self, key: str, preconditions: Preconditions | None = None) -> Obj:
+        current = self._get(key)
+        ekey = b64(etcd_key(self._prefix, key))
+        while True:
+            if preconditions:
+                preconditions.check(current)
+            ok, revision, responses = await self._txn(
+                [self._unchanged(ekey, current)], [{"request_delete_range": {"key": ekey}}],
+                [{"request_range": {"key": ekey}}])
+            if ok:
+                await self._caught_up(revision)
+                return self._stamp_as(current, revision)
+            current = self._current(key, responses)  # changed meanwhile: decide again
+
+    async def guaranteed_update(self, key: str, try_update: TryUpdate,
+                                preconditions: Preconditions | None = None) -> Obj:
+        current = self._get(key)
+        ekey = b64(etcd_key(self._prefix, key))
+        while True:
+            if preconditions:
+                preconditions.check(current)
+            updated = try_update(json.loads(current.encoded))  # a private copy
+            if updated is None or _strip_rv(updated) == _strip_rv(current):
+                return current
+            ok, revision, responses = await self._txn(
+                [self._unchanged(ekey, current)],
+                [{"request_put": {"key": ekey, "value": b64(encode(_strip_rv(updated)))}}],
+                [{"request_range": {"key": ekey}}])
+            if ok:
+                await self._caught_up(revision)
+                return self._stamp_as(updated, revision)
+            current = self._current(key, responses)  # changed meanwhile: compute it again
+
+    @staticmethod
+    def _current(key: str, responses: list[dict[str, Any]]) -> Stored:
+        """The key's state in etcd, from a failed transaction's range (KeyNotFound when it
+        is gone): newer than this server's memory may be yet."""
+        kvs = responses[0].get("response_range", {}).get("kvs", []) if responses else []
+        if not kvs:
+            raise KeyNotFound(key)
+        return _stamped(kv_of(kvs[0]))
+
+    @staticmethod
+    def _unchanged(ekey: str, current: Obj) -> dict[str, Any]:
+        return {"key": ekey, "target": "MOD",
+                "mod_revision": str(current["metadata"]["resourceVersion"])}
+
+    async def _persist(self, event: WatchEvent) -> None:  # pragma: no cover - never called
+        raise AssertionError("EtcdStore writes go to etcd, not through _commit")
+
+    # -- compaction and closing ------------------------------------------------------------
+
+    async def compact_before(self, revision: int) -> None:
+        """Let etcd drop the history before ``revision`` (a revision already compacted is
+        not an error)."""
+        try:
+            await self._client.compact(revision)
+        except EtcdError as exc:
+            if "compacted" not in str(exc):
+                raise StorageError(f"etcd: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+        await super().close()
+        await self._client.close()
+
+
+

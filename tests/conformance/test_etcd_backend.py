@@ -1,0 +1,142 @@
+"""The etcd backend beyond the storage conformance suite, against a real etcd on loopback:
+two stores on one prefix (two API servers), the key layout, re-listing after etcd compacted
+what a store had not seen, and a clear error when etcd is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+import pytest
+
+from podling.storage.etcd import EtcdClient, EtcdStore
+from podling.storage.etcd.client import prefix_end
+from podling.storage.etcd.store import etcd_key, storage_key
+from podling.storage.etcd.testing import EtcdProcess
+from podling.storage.interface import Compacted, KeyNotFound, StorageError
+
+TIMEOUT = 10.0
+
+
+def pod(name: str, **labels: str) -> dict[str, Any]:
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": "ns", "labels": labels}}
+
+
+def rv(obj: dict[str, Any]) -> int:
+    return int(obj["metadata"]["resourceVersion"])
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdProcess]:
+    with EtcdProcess(str(tmp_path_factory.mktemp("etcd"))) as process:
+        yield process
+
+
+@pytest.fixture
+async def pair(etcd: EtcdProcess) -> AsyncIterator[tuple[EtcdStore, EtcdStore, str]]:
+    """Two stores on one fresh prefix, as two API servers on one etcd."""
+    prefix = f"/podling-test/{uuid.uuid4().hex}"
+    a = await EtcdStore.open(EtcdClient([etcd.url]), prefix=prefix)
+    b = await EtcdStore.open(EtcdClient([etcd.url]), prefix=prefix)
+    try:
+        yield a, b, prefix
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def eventually_get(store: EtcdStore, key: str) -> dict[str, Any]:
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            try:
+                return await store.get(key)
+            except KeyNotFound:
+                await asyncio.sleep(0.01)
+
+
+def test_keys_are_laid_out_like_kubernetes_and_map_back() -> None:
+    cases = {"/core/pods/ns/p": "/registry/pods/ns/p",
+             "/core/namespaces/default": "/registry/namespaces/default",
+             "/coordination.k8s.io/leases/ns/l": "/registry/coordination.k8s.io/leases/ns/l",
+             "/apps/deployments/ns/d": "/registry/-/apps/deployments/ns/d",
+             "/w/a": "/registry/-/w/a"}
+    for key, expected in cases.items():
+        assert etcd_key("/registry", key) == expected
+        assert storage_key("/registry", expected) == key
+
+
+async def test_a_write_through_one_store_is_seen_by_the_others_watch_and_reads(pair) -> None:
+    a, b, prefix = pair
+    stream = await b.watch("/core/pods/", b.revision)
+    created = await a.create("/core/pods/ns/web", pod("web"))
+    async with asyncio.timeout(TIMEOUT):
+        event = await stream.__anext__()
+    assert (event.type, rv(event.obj)) == ("ADDED", rv(created))
+    assert await eventually_get(b, "/core/pods/ns/web") == created
+    kvs, _ = await a._client.range(prefix + "/", end=prefix_end(prefix + "/"))
+    assert [(kv.key, kv.mod_revision) for kv in kvs] == [(prefix + "/pods/ns/web", rv(created))]
+    assert b'"resourceVersion"' not in kvs[0].value  # the version is etcd's, not stored
+    stream.close()
+
+
+async def test_updates_from_two_stores_on_one_object_never_lose_one(pair) -> None:
+    """Each store computes from what it has seen; etcd's compare-and-swap makes the loser
+    compute again from the winner's version, so every increment survives."""
+    a, b, _ = pair
+    await a.create("/core/pods/ns/c", pod("c", n="0"))
+    await eventually_get(b, "/core/pods/ns/c")
+
+    def bump(obj: dict[str, Any]) -> dict[str, Any]:
+        obj["metadata"]["labels"]["n"] = str(int(obj["metadata"]["labels"]["n"]) + 1)
+        return obj
+
+    await asyncio.gather(*(store.guaranteed_update("/core/pods/ns/c", bump)
+                           for _ in range(10) for store in (a, b)))
+    final = await a.get("/core/pods/ns/c")
+    assert final["metadata"]["labels"]["n"] == "20"
+    async with asyncio.timeout(TIMEOUT):
+        while (await b.get("/core/pods/ns/c"))["metadata"]["labels"]["n"] != "20":
+            await asyncio.sleep(0.01)
+
+
+async def test_a_store_behind_a_compaction_relists_and_ends_its_watches(pair) -> None:
+    """Store b's watch is cut while a writes and etcd compacts past b's revision: b re-lists
+    to etcd's state, and its open watches end (their clients re-watch and get 410 for what
+    is gone)."""
+    a, b, _ = pair
+    await a.create("/core/pods/ns/old", pod("old"))
+    await eventually_get(b, "/core/pods/ns/old")
+    seen = b.revision
+    stream = await b.watch("/core/pods/", seen)
+    assert b._watcher is not None
+    b._watcher.cancel()  # b stops following etcd, as if its watch stream were cut
+    await asyncio.gather(b._watcher, return_exceptions=True)
+    await a.delete("/core/pods/ns/old")
+    new = await a.create("/core/pods/ns/new", pod("new"))
+    await a.compact_before(rv(new))
+    b._watcher = asyncio.create_task(b._follow(seen))  # resumes from what it saw
+    assert (await eventually_get(b, "/core/pods/ns/new")) == new
+    with pytest.raises(KeyNotFound):
+        await b.get("/core/pods/ns/old")
+    async with asyncio.timeout(TIMEOUT):
+        assert [e async for e in stream] == []  # ended, not silently gapped
+    with pytest.raises(Compacted):
+        await b.watch("/core/pods/", seen)
+
+
+async def test_writes_fail_with_a_storage_error_when_etcd_is_gone(tmp_path: Path) -> None:
+    with EtcdProcess(str(tmp_path / "etcd")) as etcd:
+        store = await EtcdStore.open(EtcdClient([etcd.url], timeout=2.0), prefix="/gone")
+        await store.create("/core/pods/ns/a", pod("a"))
+        etcd.stop()
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                with pytest.raises(StorageError, match="no endpoint answered"):
+                    await store.create("/core/pods/ns/b", pod("b"))
+            assert (await store.get("/core/pods/ns/a"))["metadata"]["name"] == "a"
+            with pytest.raises(KeyNotFound):
+                await store.get("/core/pods/ns/b")  # nothing applied that etcd did not commit
+        finally:
+            await store.close()
