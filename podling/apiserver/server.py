@@ -30,11 +30,33 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class EtcdConfig:
+    """Where the etcd datastore is (``--datastore etcd``)."""
+
+    endpoints: tuple[str, ...] = ()
+    prefix: str = "/registry"
+    cafile: str = ""
+    certfile: str = ""
+    keyfile: str = ""
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """TLS for https endpoints: the CA to verify etcd with (the system's by default)
+        and the client certificate, if given."""
+        if not any(e.startswith("https://") for e in self.endpoints):
+            return None
+        context = ssl.create_default_context(cafile=self.cafile or None)
+        if self.certfile:
+            context.load_cert_chain(self.certfile, self.keyfile or None)
+        return context
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     data_dir: str = "/var/lib/podling"
     bind_address: str = "127.0.0.1"
     port: int = 6443
-    datastore: str = "sqlite"  # "sqlite" (in <data-dir>/state.db) or "memory"
+    datastore: str = "sqlite"  # "sqlite" (in <data-dir>/state.db), "etcd" or "memory"
+    etcd: EtcdConfig = EtcdConfig()
     disable_agent: bool = False
     history: int = 10_000  # changes kept for resuming watches (older ones answer 410)
     cluster_cidr: str = "10.42.0.0/16"  # each node gets a /24 of it as spec.podCIDR
@@ -75,7 +97,14 @@ async def open_storage(config: ServerConfig) -> Storage:
     if config.datastore == "sqlite":
         return await SqliteStore.open(os.path.join(config.data_dir, "state.db"),
                                       history=config.history)
-    raise ValueError(f"unsupported --datastore {config.datastore!r} (use sqlite or memory)")
+    if config.datastore == "etcd":
+        from ..storage.etcd import EtcdClient, EtcdStore  # only etcd users pay the import
+        etcd = config.etcd
+        return await EtcdStore.open(EtcdClient(list(etcd.endpoints),
+                                               ssl_context=etcd.ssl_context()),
+                                    prefix=etcd.prefix, history=config.history)
+    raise ValueError(f"unsupported --datastore {config.datastore!r} "
+                     f"(use sqlite, etcd or memory)")
 
 
 def _url(host: str, port: int) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -73,6 +74,17 @@ def file_mode(text: str) -> int:
     if not re.fullmatch(r"0?[0-7]{3}", text):
         raise argparse.ArgumentTypeError(f"invalid file mode {text!r} (e.g. 644, 0600)")
     return int(text, 8)
+
+
+def urls(text: str) -> list[str]:
+    """``URL`` or ``URL,URL`` → [URL, …], each an http(s)://host[:port] URL."""
+    out = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        parsed = urllib.parse.urlsplit(item)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise argparse.ArgumentTypeError(f"expected http(s)://host:port, got {item!r}")
+        out.append(item)
+    return out
 
 
 def labels(text: str) -> list[tuple[str, str]]:
@@ -186,8 +198,16 @@ SERVER = Command("server", "run the API server, controllers, scheduler and a loc
            metavar="ADDR"),
     Option("--port", "HTTPS port of the API server (0: any free port)", 6443, type=port,
            aliases=("--https-listen-port",)),
-    Option("--datastore", "where state lives (sqlite: <data-dir>/state.db)", "sqlite",
-           choices=("sqlite", "memory")),
+    Option("--datastore", "where state lives (sqlite: <data-dir>/state.db; etcd: "
+           "--etcd-endpoints)", "sqlite", choices=("sqlite", "etcd", "memory")),
+    Option("--etcd-endpoints", "etcd client URLs, http(s)://host:port (repeatable, or "
+           "comma-separated)", kind="list", type=urls, metavar="URL"),
+    Option("--etcd-prefix", "key prefix of podling's objects in etcd", "/registry",
+           metavar="PREFIX"),
+    Option("--etcd-cafile", "CA bundle to verify etcd's certificate with", "",
+           metavar="FILE"),
+    Option("--etcd-certfile", "client certificate for etcd", "", metavar="FILE"),
+    Option("--etcd-keyfile", "key of the client certificate for etcd", "", metavar="FILE"),
     Option("--write-kubeconfig", "also write the admin kubeconfig to this path", "",
            aliases=("-o",), metavar="FILE"),
     Option("--write-kubeconfig-mode", "file mode of the kubeconfigs written (octal)", 0o600,

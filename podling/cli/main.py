@@ -87,6 +87,7 @@ def _run_server(args: argparse.Namespace) -> int:
 
     from ..apiserver.server import ServerConfig
     from ..apiserver.watch import WatchOptions
+    from .server import etcd_config
     from .server import KubeconfigCopy, run_server
     if not args.disable_agent:
         from .preflight import check_node_host
@@ -94,6 +95,7 @@ def _run_server(args: argparse.Namespace) -> int:
     _logging(args.log_level)
     config = ServerConfig(data_dir=args.data_dir, bind_address=args.bind_address,
                           port=args.port, datastore=args.datastore,
+                          etcd=etcd_config(args),
                           disable_agent=args.disable_agent, history=args.history,
                           cluster_cidr=args.cluster_cidr,
                           watch=WatchOptions(bookmark_interval=args.watch_bookmark_interval),

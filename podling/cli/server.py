@@ -12,6 +12,7 @@ its node's credentials (``system:node:<name>``). SIGINT / SIGTERM stop the agent
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import errno
 import logging
@@ -20,12 +21,13 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from ..apiserver.server import RunningServer, ServerConfig, start
+from ..apiserver.server import EtcdConfig, RunningServer, ServerConfig, start
 from ..client import ApiClient, ClientConfig
 from ..controllers import ControllerConfig, ControllerManager
 from ..scheduler import Scheduler
+from ..storage.interface import StorageError
 from ..util.libc import limit_malloc_arenas
-from .errors import CliError
+from .errors import CliError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,31 @@ class KubeconfigCopy:
 _LISTEN_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 
+def etcd_config(args: argparse.Namespace) -> EtcdConfig:
+    """The ``--etcd-*`` flags, checked: endpoints (http(s) URLs, see ``flags.urls``) exactly
+    with ``--datastore etcd``; the TLS files readable."""
+    endpoints = tuple(e for e in args.etcd_endpoints if e)
+    if args.datastore == "etcd" and not endpoints:
+        raise UsageError("podling server: --datastore etcd needs --etcd-endpoints URL[,URL...]")
+    if endpoints and args.datastore != "etcd":
+        raise UsageError("podling server: --etcd-endpoints needs --datastore etcd")
+    for flag, path in (("--etcd-cafile", args.etcd_cafile),
+                       ("--etcd-certfile", args.etcd_certfile),
+                       ("--etcd-keyfile", args.etcd_keyfile)):
+        if path and not os.access(path, os.R_OK):
+            raise UsageError(f"podling server: {flag}: cannot read {path}")
+    return EtcdConfig(endpoints, args.etcd_prefix.rstrip("/") or "/registry", args.etcd_cafile,
+                      args.etcd_certfile, args.etcd_keyfile)
+
+
 async def _start(config: ServerConfig) -> RunningServer:
-    """start(config), with a one-line CliError when the address cannot be listened on."""
+    """start(config), with a one-line CliError when the address cannot be listened on or
+    the datastore cannot be reached."""
     try:
         return await start(config)
+    except StorageError as exc:
+        raise CliError(f"podling server: cannot open the {config.datastore} datastore: "
+                       f"{exc}") from None
     except OSError as exc:
         if exc.errno not in _LISTEN_ERRORS:
             raise

@@ -81,6 +81,38 @@ def test_bad_flag_value(tmp_path, args, env, expected):
     assert (out.returncode, out.stderr) == (2, expected + "\n")
 
 
+ETCD_SERVER = ["server", "--disable-agent", "--port", "0"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--datastore", "etcd"],
+     "podling server: --datastore etcd needs --etcd-endpoints URL[,URL...]"),
+    (["--etcd-endpoints", "http://127.0.0.1:2379"],
+     "podling server: --etcd-endpoints needs --datastore etcd"),
+    (["--datastore", "etcd", "--etcd-endpoints", "127.0.0.1:2379"],
+     "podling server: argument --etcd-endpoints: expected http(s)://host:port, got "
+     "'127.0.0.1:2379' (see podling server --help)"),
+    (["--datastore", "etcd", "--etcd-endpoints", "https://127.0.0.1:2379",
+      "--etcd-cafile", "/nonexistent/ca.crt"],
+     "podling server: --etcd-cafile: cannot read /nonexistent/ca.crt"),
+])
+def test_bad_etcd_flags(tmp_path, args, expected):
+    out = podling([*ETCD_SERVER, "--data-dir", str(tmp_path / "d"), *args], tmp_path)
+    assert (out.returncode, out.stderr) == (2, expected + "\n")
+
+
+def test_etcd_that_does_not_answer(tmp_path):
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    out = podling([*ETCD_SERVER, "--data-dir", str(tmp_path / "d"), "--datastore", "etcd",
+                   "--etcd-endpoints", f"http://127.0.0.1:{port}"], tmp_path)
+    assert out.returncode == 1
+    assert last_line(out).startswith(
+        f"podling server: cannot open the etcd datastore: etcd: no endpoint answered: "
+        f"http://127.0.0.1:{port}: ")
+
+
 @pytest.fixture
 def overlay_dir(tmp_path):
     """A directory on an overlayfs, which cannot hold overlay upper dirs itself."""
