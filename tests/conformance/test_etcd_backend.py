@@ -12,7 +12,8 @@ from typing import Any, AsyncIterator, Iterator
 import pytest
 
 from podling.storage.etcd import EtcdClient, EtcdStore
-from podling.storage.etcd.client import prefix_end
+from podling.storage.etcd.client import EtcdError, b64, prefix_end
+from podling.storage.etcd.compactor import Compactor
 from podling.storage.etcd.store import etcd_key, storage_key
 from podling.storage.etcd.testing import EtcdProcess
 from podling.storage.interface import Compacted, KeyNotFound, StorageError
@@ -101,7 +102,7 @@ async def test_updates_from_two_stores_on_one_object_never_lose_one(pair) -> Non
             await asyncio.sleep(0.01)
 
 
-async def test_a_store_behind_a_compaction_relists_and_ends_its_watches(pair) -> None:
+async def test_a_store_behind_a_compaction_relists_and_ends_its_watches(pair, etcd) -> None:
     """Store b's watch is cut while a writes and etcd compacts past b's revision: b re-lists
     to etcd's state, and its open watches end (their clients re-watch and get 410 for what
     is gone)."""
@@ -115,7 +116,9 @@ async def test_a_store_behind_a_compaction_relists_and_ends_its_watches(pair) ->
     await asyncio.gather(b._watcher, return_exceptions=True)
     await a.delete("/core/pods/ns/old")
     new = await a.create("/core/pods/ns/new", pod("new"))
-    await a.compact_before(rv(new))
+    compacting = EtcdClient([etcd.url])
+    await compacting.compact(rv(new))
+    await compacting.close()
     b._watcher = asyncio.create_task(b._follow(seen))  # resumes from what it saw
     assert (await eventually_get(b, "/core/pods/ns/new")) == new
     with pytest.raises(KeyNotFound):
@@ -140,3 +143,33 @@ async def test_writes_fail_with_a_storage_error_when_etcd_is_gone(tmp_path: Path
                 await store.get("/core/pods/ns/b")  # nothing applied that etcd did not commit
         finally:
             await store.close()
+
+
+async def test_the_servers_compact_etcd_once_per_interval_to_a_revision_one_interval_old(
+        etcd: EtcdProcess) -> None:
+    """Two compactors (two servers) on one key: per round exactly one wins, and it compacts
+    to the revision it saw at its previous attempt, never to the current one."""
+    prefix = f"/podling-test/{uuid.uuid4().hex}"
+    clients = [EtcdClient([etcd.url]) for _ in range(2)]
+    writer = clients[0]
+
+    async def write() -> int:
+        _, revision, _ = await writer.txn(
+            [], [{"request_put": {"key": b64(prefix + "/x"), "value": ""}}], [])
+        return revision
+    try:
+        first, second = (Compactor(c, prefix, interval=3600) for c in clients)
+        await write()
+        assert await first.step() == 0  # won, but made no attempt before: nothing to compact
+        assert await second.step() == 0  # lost this round: learns the key's version
+        before = await write()
+        compacted = await second.step()  # wins: compacts to its previous attempt's revision
+        assert before > compacted > 0
+        assert await first.step() == 0  # the other one lost this round
+        with pytest.raises(EtcdError, match="compacted"):
+            await writer.call("kv/range", {"key": b64(prefix + "/x"),
+                                           "revision": str(compacted - 1)})
+        await writer.call("kv/range", {"key": b64(prefix + "/x"), "revision": str(before)})
+    finally:
+        for client in clients:
+            await client.close()

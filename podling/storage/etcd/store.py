@@ -24,8 +24,8 @@ history again. A write that etcd does not answer, or whose revision the watch do
 deliver within ``timeout``, raises :class:`~podling.storage.interface.StorageError` (the
 API answers 5xx); nothing is applied in memory that etcd has not committed.
 
-Compaction. :meth:`compact_before` compacts etcd's history up to a revision; the server's
-leader calls it periodically (``podling/storage/etcd/compactor.py``).
+Compaction. Every store runs a :class:`~.compactor.Compactor`; one of the servers on an
+etcd compacts its history each interval (``compaction_interval``, 0: never).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from ..compact import Stored, decode, encode
 from ..interface import (KeyExists, KeyNotFound, Obj, Preconditions, StorageError, TryUpdate,
                          WatchEvent)
 from .client import EtcdClient, EtcdCompacted, EtcdError, KeyValue, b64, kv_of, prefix_end
+from .compactor import DEFAULT_INTERVAL, Compactor
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,15 @@ class EtcdStore(CachedStore):
         self._timeout = timeout
         self._applied = asyncio.Condition()
         self._watcher: asyncio.Task[None] | None = None
+        self._compactor: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, client: EtcdClient, *, prefix: str = DEFAULT_PREFIX,
                    history: int = DEFAULT_HISTORY, history_bytes: int = DEFAULT_HISTORY_BYTES,
-                   timeout: float = 10.0) -> "EtcdStore":
-        """Load every object under ``prefix`` and start following etcd from there."""
+                   timeout: float = 10.0,
+                   compaction_interval: float = DEFAULT_INTERVAL) -> "EtcdStore":
+        """Load every object under ``prefix`` and start following etcd from there (and
+        compacting it, every ``compaction_interval`` seconds unless 0)."""
         store = cls(client, prefix, history=history, history_bytes=history_bytes,
                     timeout=timeout)
         try:
@@ -100,6 +104,9 @@ class EtcdStore(CachedStore):
             await client.close()
             raise StorageError(f"etcd: {exc}") from exc
         store._watcher = asyncio.create_task(store._follow(revision), name="etcd-watch")
+        if compaction_interval:
+            store._compactor = asyncio.create_task(
+                Compactor(client, prefix, compaction_interval).run(), name="etcd-compactor")
         return store
 
     # -- following etcd --------------------------------------------------------------------
@@ -251,22 +258,14 @@ class EtcdStore(CachedStore):
     async def _persist(self, event: WatchEvent) -> None:  # pragma: no cover - never called
         raise AssertionError("EtcdStore writes go to etcd, not through _commit")
 
-    # -- compaction and closing ------------------------------------------------------------
-
-    async def compact_before(self, revision: int) -> None:
-        """Let etcd drop the history before ``revision`` (a revision already compacted is
-        not an error)."""
-        try:
-            await self._client.compact(revision)
-        except EtcdError as exc:
-            if "compacted" not in str(exc):
-                raise StorageError(f"etcd: {exc}") from exc
+    # -- closing ---------------------------------------------------------------------------
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
-            self._watcher = None
+        tasks = [t for t in (self._watcher, self._compactor) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._watcher = self._compactor = None
         await super().close()
         await self._client.close()
 
