@@ -86,3 +86,18 @@ def test_kubectl_on_an_etcd_backed_server_and_a_restart(tmp_path, etcd):
     lines = [line.split() for line in out.splitlines()[1:]]  # kubectl prints them at exit
     assert [line[:2] for line in lines[:2]] == [["ADDED", "web"], ["MODIFIED", "web"]], out
     assert lines[0][-1] == "app=web" and lines[1][-1] == "app=web,v=two", out
+
+
+def test_a_write_when_etcd_is_gone_fails_with_a_status_and_reads_go_on(tmp_path, etcd):
+    server = etcd_server(tmp_path, etcd, f"/podling-e2e-{uuid.uuid4().hex[:8]}")
+    try:
+        server.kubectl("create", "namespace", "kept")
+        etcd.stop()
+        failed = server.kubectl("create", "namespace", "lost", check=False, timeout=60)
+        assert failed.returncode == 1
+        assert failed.stderr.startswith("Error from server (InternalError): Internal error "
+                                        "occurred: etcd: no endpoint answered: "), failed.stderr
+        names = server.kubectl("get", "namespaces", "-o", "name").stdout.split()
+        assert "namespace/kept" in names and "namespace/lost" not in names
+    finally:
+        server.kill()
