@@ -137,17 +137,21 @@ class EtcdStore(CachedStore):
                         revision = max(revision, event.kv.mod_revision)
                     revision = max(revision, progress)
                     self._rev = max(self._rev, revision)
-                    async with self._applied:
-                        self._applied.notify_all()
+                    await self._notify()
             except EtcdCompacted:
                 log.warning("etcd compacted revision %d before this server saw it; re-listing",
                             revision + 1)
-                revision = await self._relist_soon(revision)
+                revision = await self._relist_soon()
+                await self._notify()
             except EtcdError as exc:
                 log.warning("etcd watch: %s; resuming from revision %d", exc, revision + 1)
                 await asyncio.sleep(RETRY_SECONDS)
 
-    async def _relist_soon(self, revision: int) -> int:
+    async def _notify(self) -> None:
+        async with self._applied:
+            self._applied.notify_all()
+
+    async def _relist_soon(self) -> int:
         while True:
             try:
                 return await self._relist()
@@ -156,19 +160,15 @@ class EtcdStore(CachedStore):
                 await asyncio.sleep(RETRY_SECONDS)
 
     def _apply_etcd(self, deleted: bool, kv: KeyValue) -> None:
+        if kv.mod_revision <= self._rev:
+            return  # already in memory (a re-list at a later revision)
         key = storage_key(self._prefix, kv.key)
         prev = self._get(key) if key in self._items else None
         if deleted:
-            if prev is None:
-                return  # already gone here (a re-list raced the watch)
-            last = Stored(prev)
-            last["metadata"] = dict(prev["metadata"], resourceVersion=str(kv.mod_revision))
-            last.encoded = encode(last)
-            self._apply(WatchEvent("DELETED", key, last, prev, kv.mod_revision))
+            if prev is not None:
+                self._apply(WatchEvent("DELETED", key, self._stamp_as(prev, kv.mod_revision),
+                                       prev, kv.mod_revision))
             return
-        if kv.mod_revision <= self._rev and prev is not None and \
-                prev["metadata"].get("resourceVersion") == str(kv.mod_revision):
-            return  # seen already (loaded by a re-list)
         self._apply(WatchEvent("ADDED" if prev is None else "MODIFIED", key, _stamped(kv), prev,
                                kv.mod_revision))
 
@@ -191,8 +191,9 @@ class EtcdStore(CachedStore):
         except EtcdError as exc:
             raise StorageError(f"etcd: {exc}") from exc
 
-    def _stamp_as(self, obj: Obj, revision: int) -> Obj:
-        """What a write returns: the object as the watch applied it at ``revision``."""
+    @staticmethod
+    def _stamp_as(obj: Obj, revision: int) -> Stored:
+        """``obj`` stamped with ``revision`` (what a write returns, a deletion's last state)."""
         stamped = Stored(obj)
         stamped["metadata"] = dict(obj.get("metadata") or {}, resourceVersion=str(revision))
         stamped.encoded = encode(stamped)
