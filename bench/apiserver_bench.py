@@ -95,6 +95,15 @@ _PROCESSES: list[subprocess.Popen] = []
 _TEMP_DIRS: list[str] = []
 
 
+def start_etcd() -> str:
+    """A throw-away etcd member for ``--datastore etcd``; its URL. Stopped by _cleanup."""
+    sys.path.insert(0, REPO)
+    from podling.storage.etcd.testing import EtcdProcess
+    etcd = EtcdProcess(make_temp_dir("podling-bench-etcd-")).start()
+    _PROCESSES.append(etcd.process)  # type: ignore[arg-type]
+    return etcd.url
+
+
 def _cleanup() -> None:
     for process in list(_PROCESSES):
         _stop_process(process, timeout=5.0)
@@ -734,7 +743,7 @@ async def run(p: Params, mode: str, phases: set[str]) -> dict[str, Any]:
                                "server_args": SERVER_ARGS, "environment": environment(),
                                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     env = results["environment"]
-    datastore = "memory" if "memory" in SERVER_ARGS else "SQLite"
+    datastore = next((d for d in ("memory", "etcd") if d in SERVER_ARGS), "SQLite")
     flags = " ".join(["--disable-agent"] + [a for a in SERVER_ARGS if a.startswith("--disable")])
     report(f"podling API server benchmark ({mode}, {datastore}, {flags}) - "
            f"Python {env['python']}, aiohttp {env['aiohttp']}, {env['cpus']} CPUs, "
@@ -814,8 +823,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="small numbers (finishes in well under a minute)")
-    parser.add_argument("--datastore", choices=("sqlite", "memory"), default="sqlite",
-                        help="the server's --datastore (default: sqlite)")
+    parser.add_argument("--datastore", choices=("sqlite", "etcd", "memory"), default="sqlite",
+                        help="the server's --datastore (default: sqlite; etcd: a throw-away "
+                             "etcd member on loopback, Debian's etcd-server)")
     parser.add_argument("--phases", default="startup,throughput,watch",
                         help="comma-separated subset of startup,throughput,watch")
     parser.add_argument("--disable-scheduler", action="store_true",
@@ -836,7 +846,9 @@ def main() -> int:
     unknown = phases - {"startup", "throughput", "watch"}
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
-    if args.datastore != "sqlite":
+    if args.datastore == "etcd":
+        SERVER_ARGS.extend(["--datastore", "etcd", "--etcd-endpoints", start_etcd()])
+    elif args.datastore != "sqlite":
         SERVER_ARGS.extend(["--datastore", args.datastore])
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
