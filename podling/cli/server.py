@@ -15,14 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import hashlib
 import logging
 import os
 import signal
+import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from ..apiserver.server import EtcdConfig, RunningServer, ServerConfig, start
 from ..client import ApiClient, ClientConfig
+from ..client.leaderelection import LeaderElectionConfig, LeaderElector, lead_while_elected
 from ..controllers import ControllerConfig, ControllerManager
 from ..scheduler import Scheduler
 from ..storage.interface import StorageError
@@ -114,23 +117,27 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
     client_config = ClientConfig(server=server.url, token=server.admin_token,
                                  ca_file=server.ca_file)
     controllers_client = ApiClient(client_config)
-    controllers = ControllerManager(controllers_client, ControllerConfig(
+    controller_config = ControllerConfig(
         node_monitor_grace_seconds=config.node_monitor_grace_seconds,
-        event_ttl_seconds=config.event_ttl_seconds, root_ca_pem=_read(server.ca_file) + "\n"))
-    controllers.start()
-    scheduler = None
+        event_ttl_seconds=config.event_ttl_seconds, root_ca_pem=_read(server.ca_file) + "\n")
+    identity = leader_identity(config.data_dir)
+    leading = [_elected(controllers_client, "podling-controller-manager", identity,
+                        lambda: ControllerManager(controllers_client, controller_config))]
+    scheduler_client = None
     if not disable_scheduler:
         scheduler_client = ApiClient(client_config)
-        scheduler = Scheduler(scheduler_client)
-        scheduler.start()
+        leading.append(_elected(scheduler_client, "podling-scheduler", identity,
+                                lambda: Scheduler(scheduler_client)))
     agent, importing = None, None
     if not config.disable_agent:
         agent, importing = await _start_local_agent(config, server, join_token_file,
                                                     agent_overrides, offline_images)
     await stop.wait()
     print("podling: shutting down", flush=True)
-    if scheduler is not None:
-        await scheduler.stop()
+    for task in leading:  # stops the scheduler and the controllers, releases their leases
+        task.cancel()
+    await asyncio.gather(*leading, return_exceptions=True)
+    if scheduler_client is not None:
         await scheduler_client.close()
     if importing is not None:
         importing.cancel()
@@ -138,9 +145,37 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
     if agent is not None:
         from .agent import stop_agent
         await stop_agent(agent)
-    await controllers.stop()
     await controllers_client.close()
     await server.stop()
+
+
+def leader_identity(data_dir: str) -> str:
+    """This server's candidate identity in leader elections: the host and its data dir, so
+    that a restarted server takes its own lease back at once."""
+    digest = hashlib.sha256(os.path.abspath(data_dir).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}_{digest}"
+
+
+class _Component(Protocol):
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def _elected(client: ApiClient, name: str, identity: str,
+             make: Callable[[], _Component]) -> asyncio.Task[None]:
+    """A task that runs a component (the scheduler, the controllers), made afresh for each
+    term, only while this server holds the Lease ``kube-system/<name>``: so one of them runs
+    in a cluster of servers."""
+    async def lead() -> None:
+        component = make()
+        component.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await component.stop()
+    elector = LeaderElector(client, LeaderElectionConfig(name, identity))
+    return asyncio.create_task(lead_while_elected(elector, lead), name=f"elect-{name}")
 
 
 async def _start_local_agent(config: ServerConfig, server: RunningServer, join_token_file: str,
