@@ -84,7 +84,9 @@ class LeaderElector:
         finally:
             self.is_leader = False
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            [outcome] = await asyncio.gather(task, return_exceptions=True)
+            if isinstance(outcome, Exception):
+                log.error("%s: the leader's work failed: %r", self.config.name, outcome)
 
     async def _renew_until_lost(self, task: asyncio.Task[None]) -> None:
         last_renew = self.clock.monotonic()
@@ -177,5 +179,6 @@ async def lead_while_elected(elector: LeaderElector,
     try:
         while True:
             await elector.run(lead)
+            await elector.clock.sleep(elector.config.retry_period)  # no hot loop on failures
     finally:
         await elector.release()

@@ -9,7 +9,7 @@ import asyncio
 from client_testlib import eventually
 from podling.api.resources import LEASES
 from podling.client import ApiClient
-from podling.client.leaderelection import LeaderElectionConfig, LeaderElector
+from podling.client.leaderelection import LeaderElectionConfig, LeaderElector, lead_while_elected
 from podling.util.clock import FakeClock
 
 NS = "kube-system"
@@ -93,3 +93,23 @@ async def test_release_lets_another_candidate_take_over_at_once(client) -> None:
     assert (await lease_spec(client))["holderIdentity"] == ""
     assert await b.try_acquire_or_renew()  # no wait for the 15 s lease
     assert (await lease_spec(client))["leaseTransitions"] == 1
+
+
+async def test_a_campaign_retries_failed_work_after_a_retry_period_and_releases_when_cancelled(
+        client) -> None:
+    clock = FakeClock()
+    elector = candidate(client, "a", clock)
+    attempts: list[float] = []
+
+    async def failing_lead() -> None:
+        attempts.append(clock.monotonic())
+        raise RuntimeError("the component could not start")
+    campaign = asyncio.create_task(lead_while_elected(elector, failing_lead))
+    await eventually(lambda: len(attempts) == 1 and clock.sleepers > 0)
+    assert len(attempts) == 1  # waits for the clock instead of spinning
+    clock.advance(2)
+    await eventually(lambda: len(attempts) == 2)
+    assert (await lease_spec(client))["holderIdentity"] == "a"
+    campaign.cancel()
+    await asyncio.gather(campaign, return_exceptions=True)
+    assert (await lease_spec(client))["holderIdentity"] == ""  # released
