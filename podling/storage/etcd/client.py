@@ -9,8 +9,10 @@ Wire form: keys and values are base64 in JSON; 64-bit integers come back as stri
 at their default (a revision of 0, ``succeeded: false``, event type PUT) are left out.
 
 Endpoints. Every request goes to the current endpoint. On a connection failure or a 5xx the
-client moves to the next one and tries it, once around the list. Then it raises
-:class:`EtcdUnavailable`. A request never waits longer than ``timeout`` seconds per endpoint.
+client moves to the next one and tries it, once around the list (:meth:`EtcdClient.call`
+repeats a pass that no endpoint took, e.g. during a leader election, for up to ``timeout``
+seconds). Then it raises :class:`EtcdUnavailable`. A request waits at most ``timeout``
+seconds per endpoint.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 import aiohttp
+
+RETRY_PAUSE = 0.2  # seconds between passes over the endpoints
 
 
 class EtcdError(Exception):
@@ -99,10 +103,28 @@ class EtcdClient:
     # -- unary calls ---------------------------------------------------------------------
 
     async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST ``body`` to ``/v3/<path>`` on the first endpoint that answers."""
-        failures: list[str] = []
-        for _ in range(len(self.endpoints)):
-            endpoint = self.endpoints[self._current]
+        """POST ``body`` to ``/v3/<path>`` on the first endpoint that answers, from the
+        current one on. A pass in which no endpoint took the request (connection refused,
+        or etcd busy electing a leader) is repeated for up to ``timeout`` seconds; a
+        request that timed out is not repeated (etcd may still commit it)."""
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        while True:
+            failures: list[str] = []
+            retry = await self._pass(path, body, failures)
+            if isinstance(retry, dict):
+                return retry
+            if not retry or asyncio.get_running_loop().time() >= deadline:
+                raise EtcdUnavailable("no endpoint answered: " + "; ".join(failures))
+            await asyncio.sleep(RETRY_PAUSE)
+
+    async def _pass(self, path: str, body: dict[str, Any],
+                    failures: list[str]) -> dict[str, Any] | bool:
+        """One try of each endpoint: the answer, or whether a new pass may help."""
+        retry = True
+        start = self._current
+        for offset in range(len(self.endpoints)):
+            index = (start + offset) % len(self.endpoints)
+            endpoint = self.endpoints[index]
             try:
                 async with asyncio.timeout(self._timeout):
                     async with self._session.post(f"{endpoint}/v3/{path}", json=body) as resp:
@@ -112,12 +134,17 @@ class EtcdClient:
                             if resp.status >= 400:
                                 raise EtcdError(answer.get("error") or answer.get("message")
                                                 or text)
+                            self._current = index
                             return answer
                         failures.append(f"{endpoint}: HTTP {resp.status}: {text[:200]}")
+                        retry = retry and "leader" in text  # not applied: try again
+            except aiohttp.ClientConnectorError as exc:  # never reached etcd
+                failures.append(f"{endpoint}: {exc}")
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 failures.append(f"{endpoint}: {type(exc).__name__}: {exc}")
-            self._current = (self._current + 1) % len(self.endpoints)
-        raise EtcdUnavailable("no endpoint answered: " + "; ".join(failures))
+                retry = False  # it may have reached etcd: the outcome is unknown
+        self._current = (start + 1) % len(self.endpoints)
+        return retry
 
     async def range(self, key: str, *, end: str | None = None) -> tuple[list[KeyValue], int]:
         """The keys from ``key`` (to ``end``, exclusive) and the store's revision."""
