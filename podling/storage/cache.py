@@ -81,7 +81,7 @@ def stamp(obj: Obj, rev: int) -> Obj:
     return stamped
 
 
-def _stamp_stored(obj: Obj, rev: int) -> Stored:
+def stamp_stored(obj: Obj, rev: int) -> Stored:
     """:func:`stamp` as a :class:`~.compact.Stored`, encoded once."""
     stored = Stored(obj)
     meta = stored["metadata"] = dict(obj.get("metadata") or {})
@@ -299,7 +299,7 @@ class CachedStore:
 
     async def _commit(self, type_: EventType, key: str, obj: Obj, prev: Obj | None) -> Obj:
         rev = self._rev + 1
-        stamped = _stamp_stored(obj, rev)
+        stamped = stamp_stored(obj, rev)
         event = WatchEvent(type_, key, stamped, prev, rev)
         await self._persist(event)
         self._apply(event)

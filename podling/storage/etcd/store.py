@@ -35,7 +35,7 @@ import json
 import logging
 from typing import Any
 
-from ..cache import DEFAULT_HISTORY, DEFAULT_HISTORY_BYTES, CachedStore, _strip_rv
+from ..cache import DEFAULT_HISTORY, DEFAULT_HISTORY_BYTES, CachedStore, _strip_rv, stamp_stored
 from ..compact import Stored, decode, encode
 from ..interface import (KeyExists, KeyNotFound, Obj, Preconditions, StorageError, TryUpdate,
                          WatchEvent)
@@ -69,11 +69,7 @@ def storage_key(prefix: str, key: str) -> str:
 
 def _stamped(kv: KeyValue) -> Stored:
     """The stored object of ``kv``, stamped with its mod_revision."""
-    obj = decode(kv.value)
-    meta = obj["metadata"] = dict(obj.get("metadata") or {})
-    meta["resourceVersion"] = str(kv.mod_revision)
-    obj.encoded = encode(obj)
-    return obj
+    return stamp_stored(decode(kv.value), kv.mod_revision)
 
 
 class EtcdStore(CachedStore):
@@ -166,7 +162,7 @@ class EtcdStore(CachedStore):
         prev = self._get(key) if key in self._items else None
         if deleted:
             if prev is not None:
-                self._apply(WatchEvent("DELETED", key, self._stamp_as(prev, kv.mod_revision),
+                self._apply(WatchEvent("DELETED", key, stamp_stored(prev, kv.mod_revision),
                                        prev, kv.mod_revision))
             return
         self._apply(WatchEvent("ADDED" if prev is None else "MODIFIED", key, _stamped(kv), prev,
@@ -191,14 +187,6 @@ class EtcdStore(CachedStore):
         except EtcdError as exc:
             raise StorageError(f"etcd: {exc}") from exc
 
-    @staticmethod
-    def _stamp_as(obj: Obj, revision: int) -> Stored:
-        """``obj`` stamped with ``revision`` (what a write returns, a deletion's last state)."""
-        stamped = Stored(obj)
-        stamped["metadata"] = dict(obj.get("metadata") or {}, resourceVersion=str(revision))
-        stamped.encoded = encode(stamped)
-        return stamped
-
     async def create(self, key: str, obj: Obj) -> Obj:
         ekey = b64(etcd_key(self._prefix, key))
         ok, revision, _ = await self._txn(
@@ -207,7 +195,7 @@ class EtcdStore(CachedStore):
         if not ok:
             raise KeyExists(key)
         await self._caught_up(revision)
-        return self._stamp_as(obj, revision)
+        return stamp_stored(obj, revision)
 
     async def delete(self, key: str, preconditions: Preconditions | None = None) -> Obj:
         current = self._get(key)
@@ -220,7 +208,7 @@ class EtcdStore(CachedStore):
                 [{"request_range": {"key": ekey}}])
             if ok:
                 await self._caught_up(revision)
-                return self._stamp_as(current, revision)
+                return stamp_stored(current, revision)
             current = self._current(key, responses)  # changed meanwhile: decide again
 
     async def guaranteed_update(self, key: str, try_update: TryUpdate,
@@ -239,7 +227,7 @@ class EtcdStore(CachedStore):
                 [{"request_range": {"key": ekey}}])
             if ok:
                 await self._caught_up(revision)
-                return self._stamp_as(updated, revision)
+                return stamp_stored(updated, revision)
             current = self._current(key, responses)  # changed meanwhile: compute it again
 
     @staticmethod
