@@ -119,7 +119,7 @@ class LeaderElector:
             if exc.code != 404:
                 log.warning("%s: reading the lease: %s", cfg.name, exc.message)
                 return False
-            return await self._write(None, transitions=0, acquired=self.clock.now())
+            return await self._write(None, transitions=0, acquired=None)
         spec = lease.get("spec") or {}
         if spec != self._observed:
             self._observed, self._observed_at = spec, self.clock.monotonic()
@@ -129,19 +129,19 @@ class LeaderElector:
         if holder and not mine and self.clock.monotonic() < self._observed_at + duration:
             return False
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
-        acquired = spec.get("acquireTime") if mine else None
         return await self._write(lease, transitions=transitions,
-                                 acquired=acquired or self.clock.now())
+                                 acquired=spec.get("acquireTime") if mine else None)
 
     async def _write(self, lease: Obj | None, *, transitions: int,
-                     acquired: float | str) -> bool:
+                     acquired: str | None) -> bool:
+        """Write the Lease as held by this candidate; ``acquired``: the acquireTime to keep
+        (None: taken now)."""
         cfg = self.config
         now = epoch_rfc3339(self.clock.now(), micro=True)
         spec = {"holderIdentity": cfg.identity,
                 "leaseDurationSeconds": int(cfg.lease_duration),
-                "acquireTime": acquired if isinstance(acquired, str)
-                else epoch_rfc3339(acquired, micro=True),
-                "renewTime": now, "leaseTransitions": transitions}
+                "acquireTime": acquired or now, "renewTime": now,
+                "leaseTransitions": transitions}
         try:
             if lease is None:
                 self._lease = await self.client.create(LEASES, {
@@ -158,10 +158,10 @@ class LeaderElector:
         return True
 
     async def release(self) -> None:
-        """Give the lease up if this candidate holds it (holder emptied, 1 s duration), so
-        that another takes over at once. Best effort: errors are logged."""
-        if self._lease is None or not self.is_leader and \
-                (self._lease.get("spec") or {}).get("holderIdentity") != self.config.identity:
+        """Give the lease up if this candidate's last write of it is still the current one
+        (holder emptied, 1 s duration), so that another takes over at once. Best effort:
+        errors are logged."""
+        if self._lease is None:  # set only by a write of ours, as the holder
             return
         spec = dict(self._lease.get("spec") or {}, holderIdentity="", leaseDurationSeconds=1,
                     renewTime=epoch_rfc3339(self.clock.now(), micro=True))
