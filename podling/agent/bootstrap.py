@@ -41,6 +41,10 @@ class JoinError(Exception):
     """The agent cannot obtain credentials (bad CA hash, refused exchange, …)."""
 
 
+class Unreachable(JoinError):
+    """The server could not be reached (connection or TLS failure): another may be."""
+
+
 @dataclass(frozen=True)
 class Credentials:
     token: str  # the bearer token for the API server
@@ -77,7 +81,7 @@ async def trusted_ca(server_url: str, join: jointoken.JoinToken, data_dir: str, 
         with open(ca_file, "rb") as f:
             pem = f.read()
     else:
-        pem = await _fetch_ca(server_url)
+        pem = await fetch_ca(server_url)
     if jointoken.ca_hash(pem) != join.ca_hash:
         raise JoinError(f"the CA of {server_url} does not match the join token's hash "
                         "(wrong server, or the server's CA changed)")
@@ -89,7 +93,9 @@ async def trusted_ca(server_url: str, join: jointoken.JoinToken, data_dir: str, 
     return path
 
 
-async def _fetch_ca(server_url: str) -> bytes:
+async def fetch_ca(server_url: str) -> bytes:
+    """The CA PEM ``server_url`` serves at /cacerts, fetched without verifying its TLS
+    certificate: the caller must pin it by hash. Raises Unreachable or JoinError."""
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE  # trust comes from the hash check, not from TLS
@@ -100,8 +106,8 @@ async def _fetch_ca(server_url: str) -> bytes:
                 if response.status != 200:
                     raise JoinError(f"GET {server_url}{CA_PATH}: HTTP {response.status}")
                 return await response.read()
-    except aiohttp.ClientError as exc:
-        raise JoinError(f"cannot fetch the CA from {server_url}: {exc}") from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise Unreachable(f"cannot fetch the CA from {server_url}: {exc}") from exc
 
 
 def _token_path(data_dir: str, node_name: str) -> str:
@@ -146,4 +152,4 @@ async def _call(server_url: str, token: str, *, ca: str, method: str, path: str,
     except errors.ApiError as exc:
         raise JoinError(f"{method} {path}: {exc.message}") from exc
     except Exception as exc:  # connection and TLS failures
-        raise JoinError(f"{method} {server_url}{path}: {exc}") from exc
+        raise Unreachable(f"{method} {server_url}{path}: {exc}") from exc

@@ -32,6 +32,8 @@ class AgentConfig:
     resync_seconds: float = 30.0
     node_api_address: str = "0.0.0.0"  # where the node API listens ("127.0.0.1": local only)
     node_api_port: int = 10250  # 0: any free port
+    # more servers of the cluster (sharing its datastore): used when server_url fails
+    fallback_servers: tuple[str, ...] = ()
 
     @property
     def pods_dir(self) -> str:

@@ -4,6 +4,8 @@ Files (all under ``<data-dir>/server``, created on first start, mode 0600)::
 
     node-token             the join token  K10<sha256 of ca.crt>::node:<join secret>
     node-tokens/<node>     sha256 (hex) of the token issued to <node> — never the token itself
+                           (in the datastore instead when several servers share it:
+                           :mod:`.nodetokens`)
     kubelet-client.key     the key kubelet-client tokens are derived from
 
 Joining (an agent that has only the join token)::
@@ -23,7 +25,7 @@ as ``system:node:<node>`` (group ``system:nodes``); :mod:`.authz` says what that
 A name that already has a token is not issued another one to a join-secret holder (409, like
 k3s's node password check): otherwise anyone with the join secret could take over a node.
 The admin may (re-)issue a token for any node. To re-join a node that lost its token, delete
-``node-tokens/<node>`` on the server.
+its record (``node-tokens/<node>`` on the server, or its key in the shared datastore).
 
 The server calls a node's API (logs) with the kubelet-client token of that node:
 ``kc1.`` + HMAC-SHA256(kubelet-client.key, node name). Each node learns only its own (from
@@ -36,8 +38,9 @@ image store over the OCI distribution API (GET/HEAD under ``/v2/``) and for noth
 nodes pull images from each other (the ``@nodes`` mirror) without being able to read each
 other's logs or exec into each other's pods.
 
-Limits: tokens live in the server's data dir, so several API servers sharing etcd would each
-need the same ``server/`` directory; there is no token expiry (revoke by deleting the file).
+Several servers on one etcd share the join secret and the kubelet-client key through the
+cluster's bootstrap data (:mod:`.clustersecrets`) and the node token records through the
+datastore. There is no token expiry (revoke by deleting the record).
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 import secrets
 from aiohttp import web
 
@@ -55,12 +57,31 @@ from ..util.files import atomic_write
 from . import bodies
 from .auth import USER_KEY, User
 from .authz import BOOTSTRAP_GROUP, NODE_USER_PREFIX, NODES_GROUP, node_name_of
+from .nodetokens import NODE_NAME, FileRecords, TokenRecords
 
 NODE_TOKENS_PATH = "/podling/v1/nodetokens"
 NODE_CONFIG_PATH = "/podling/v1/nodeconfig/{node}"
 CA_PATH = "/cacerts"
 BOOTSTRAP_USER = User("system:bootstrap:node-join", (BOOTSTRAP_GROUP, "system:authenticated"))
-_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def ensure_files(server_dir: str, ca_file: str) -> tuple[jointoken.JoinToken, str]:
+    """The join token (``node-token``, made again for a changed CA with the same secret) and
+    the kubelet-client key, each created when absent."""
+    with open(ca_file, "rb") as f:
+        ca_hash = jointoken.ca_hash(f.read())
+    path = os.path.join(server_dir, "node-token")
+    existing = jointoken.parse(_read(path)) if os.path.exists(path) else None
+    if existing is not None and existing.ca_hash == ca_hash:
+        join = existing
+    else:
+        join = jointoken.JoinToken(ca_hash, existing.secret if existing else
+                                   secrets.token_hex(24))
+        atomic_write(path, (str(join) + "\n").encode(), 0o600)
+    key_path = os.path.join(server_dir, "kubelet-client.key")
+    if not os.path.exists(key_path):
+        atomic_write(key_path, secrets.token_hex(32).encode(), 0o600)
+    return join, _read(key_path)
 
 
 def node_user(name: str) -> User:
@@ -79,52 +100,24 @@ def _read(path: str) -> str:
 class NodeAuth:
     """The join secret, the issued node tokens and the kubelet-client key of one server.
 
-    Not thread-safe; used from the server's event loop (issuing writes a small file)."""
+    Not thread-safe; used from the server's event loop. ``records`` default to the files
+    under ``server_dir/node-tokens``."""
 
-    def __init__(self, server_dir: str, ca_file: str) -> None:
+    def __init__(self, server_dir: str, ca_file: str,
+                 records: TokenRecords | None = None) -> None:
         self.server_dir = server_dir
         self.ca_file = ca_file
         self.join_token_file = os.path.join(server_dir, "node-token")
-        self.tokens_dir = os.path.join(server_dir, "node-tokens")
-        self._join = self._ensure_join_token()
-        self._kubelet_key = self._ensure_secret(os.path.join(server_dir, "kubelet-client.key"))
-        self._by_digest = self._load_tokens()
-
-    # -- files ---------------------------------------------------------------------------
-
-    def _ensure_join_token(self) -> jointoken.JoinToken:
-        with open(self.ca_file, "rb") as f:
-            ca_hash = jointoken.ca_hash(f.read())
-        existing = jointoken.parse(_read(self.join_token_file)) \
-            if os.path.exists(self.join_token_file) else None
-        if existing is not None and existing.ca_hash == ca_hash:
-            return existing
-        token = jointoken.JoinToken(ca_hash, existing.secret if existing else
-                                    secrets.token_hex(24))
-        atomic_write(self.join_token_file, (str(token) + "\n").encode(), 0o600)
-        return token
-
-    @staticmethod
-    def _ensure_secret(path: str) -> str:
-        if not os.path.exists(path):
-            atomic_write(path, secrets.token_hex(32).encode(), 0o600)
-        return _read(path)
-
-    def _load_tokens(self) -> dict[str, str]:
-        os.makedirs(self.tokens_dir, mode=0o700, exist_ok=True)
-        found = {}
-        for name in os.listdir(self.tokens_dir):
-            if _NODE_NAME.match(name):
-                found[_read(os.path.join(self.tokens_dir, name))] = name
-        return found
+        self._join, self._kubelet_key = ensure_files(server_dir, ca_file)
+        self.records = records or FileRecords(os.path.join(server_dir, "node-tokens"))
 
     # -- authentication ------------------------------------------------------------------
 
-    def authenticate(self, offered: str) -> User | None:
+    async def authenticate(self, offered: str) -> User | None:
         """The user a bearer token stands for: a node, the bootstrap user, or None."""
         if hmac.compare_digest(offered.encode(), self._join.secret.encode()):
             return BOOTSTRAP_USER
-        name = self._by_digest.get(_digest(offered))
+        name = await self.records.node_of(_digest(offered))
         return node_user(name) if name else None
 
     def kubelet_client_token(self, node: str) -> str:
@@ -140,21 +133,18 @@ class NodeAuth:
 
     # -- issuing -------------------------------------------------------------------------
 
-    def issue(self, node: str, *, replace: bool = False) -> str:
+    async def issue(self, node: str, *, replace: bool = False) -> str:
         """A new token for ``node``; 409 when it has one and ``replace`` is false."""
-        if not _NODE_NAME.match(node) or len(node) > 253:
+        if not NODE_NAME.match(node) or len(node) > 253:
             raise errors.invalid_object("NodeToken", node, [errors.invalid(
                 "nodeName", node, "a lowercase RFC 1123 subdomain must consist of lower case "
                 "alphanumeric characters, '-' or '.'")])
-        path = os.path.join(self.tokens_dir, node)
-        if os.path.exists(path) and not replace:
-            raise errors.ApiError(409, "AlreadyExists", f'node "{node}" already has a token; '
-                                  f"reuse the agent's saved token or delete {path} on the "
-                                  "server to issue a new one", {"name": node, "kind": "nodes"})
         token = secrets.token_hex(24)
-        atomic_write(path, _digest(token).encode(), 0o600)
-        self._by_digest = {d: n for d, n in self._by_digest.items() if n != node}
-        self._by_digest[_digest(token)] = node
+        if not await self.records.add(node, _digest(token), replace=replace):
+            raise errors.ApiError(409, "AlreadyExists", f'node "{node}" already has a token; '
+                                  f"reuse the agent's saved token or "
+                                  f"{self.records.describe(node)} to issue a new one",
+                                  {"name": node, "kind": "nodes"})
         return token
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -176,7 +166,7 @@ class NodeAuth:
         node = body.get("nodeName") if isinstance(body, dict) else None
         if not isinstance(node, str) or not node:
             raise errors.invalid_object("NodeToken", "", [errors.required("nodeName")])
-        token = self.issue(node, replace=user.admin)
+        token = await self.issue(node, replace=user.admin)
         return bodies.respond({"nodeName": node, "token": token}, 201)
 
     async def _serve_config(self, request: web.Request) -> web.Response:

@@ -17,11 +17,13 @@ from aiohttp import web
 from ..storage.interface import Storage
 from ..storage.memory import MemoryStore
 from ..storage.sqlite import SqliteStore
-from . import pki
+from . import clustersecrets, pki
 from .app import build_app, registry_stores
 from .auth import ADMIN, TokenAuthenticator
 from .namespaces import ensure_built_in
 from .nodeauth import NodeAuth
+from .nodeauth import ensure_files as ensure_node_files
+from .nodetokens import STORED_PREFIX, StoredRecords, TokenRecords
 from .satokens import TokenSigner
 from .tokenrequest import TokenRequests
 from .watch import WatchOptions
@@ -57,6 +59,11 @@ class ServerConfig:
     port: int = 6443
     datastore: str = "sqlite"  # "sqlite" (in <data-dir>/state.db), "etcd" or "memory"
     etcd: EtcdConfig = EtcdConfig()
+    # the server token (K10…::server:<secret>, or any string on the first server) that
+    # seals the cluster's shared secrets in etcd (see clustersecrets); "" = the saved one
+    token: str = ""
+    # ``--server``: this server joins a cluster already in the datastore (never founds one)
+    joining: bool = False
     disable_agent: bool = False
     history: int = 10_000  # changes kept for resuming watches (older ones answer 410)
     cluster_cidr: str = "10.42.0.0/16"  # each node gets a /24 of it as spec.podCIDR
@@ -127,16 +134,35 @@ def server_tls(cert: str, key: str) -> ssl.SSLContext:
     return tls
 
 
+def _local_secrets(config: ServerConfig) -> pki.ServerCredentials:
+    """The CA, serving certificate, admin token, service-account key, join token and
+    kubelet-client key in ``<data-dir>/server``, each created when absent."""
+    creds = pki.ensure_credentials(config.data_dir, pki.default_hosts(config.bind_address))
+    server_dir = os.path.dirname(creds.ca_cert)
+    TokenSigner.load_or_create(server_dir)
+    ensure_node_files(server_dir, creds.ca_cert)
+    return creds
+
+
 async def start(config: ServerConfig) -> RunningServer:
     os.makedirs(config.data_dir, mode=0o700, exist_ok=True)
-    creds = pki.ensure_credentials(config.data_dir, pki.default_hosts(config.bind_address))
+    server_dir = os.path.join(config.data_dir, "server")
     storage = await open_storage(config)
+    records: TokenRecords | None = None
+    if config.datastore == "etcd":  # several servers may share it: so are the secrets
+        try:
+            await clustersecrets.share(storage, server_dir, config.token,
+                                       lambda: _local_secrets(config), joining=config.joining)
+        except BaseException:
+            await storage.close()
+            raise
+        records = StoredRecords(storage, location=config.etcd.prefix + STORED_PREFIX)
+    creds = _local_secrets(config)
     stores = registry_stores(storage, cluster_cidr=config.cluster_cidr,
                              service_account_admission=config.service_account_admission)
     await ensure_built_in(stores["namespaces"])
     token = pki.read_token(creds.admin_token)
-    server_dir = os.path.join(config.data_dir, "server")
-    node_auth = NodeAuth(server_dir, creds.ca_cert)
+    node_auth = NodeAuth(server_dir, creds.ca_cert, records)
     tokens = TokenRequests(stores, TokenSigner.load_or_create(server_dir))
     authenticator = TokenAuthenticator({token: ADMIN},
                                        (node_auth.authenticate, tokens.authenticate))

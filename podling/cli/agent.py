@@ -65,10 +65,17 @@ def build_parts(config: AgentConfig) -> AgentParts:
 
 async def with_credentials(config: AgentConfig) -> AgentConfig:
     """``config`` with the credentials its token yields (a join token is exchanged for a
-    node token; see :mod:`podling.agent.bootstrap`). Raises bootstrap.JoinError."""
-    creds = await bootstrap.resolve(config.server_url, config.token,
-                                    node_name=config.node_name, data_dir=config.data_dir,
-                                    ca_file=config.ca_file)
+    node token; see :mod:`podling.agent.bootstrap`) from the first of its servers that can
+    be reached. Raises bootstrap.JoinError."""
+    servers = (config.server_url, *config.fallback_servers)
+    for server in servers:
+        try:
+            creds = await bootstrap.resolve(server, config.token, node_name=config.node_name,
+                                            data_dir=config.data_dir, ca_file=config.ca_file)
+            break
+        except bootstrap.Unreachable:
+            if server == servers[-1]:
+                raise
     return dataclasses.replace(config, token=creds.token, ca_file=creds.ca_file,
                                kubelet_client_token=creds.kubelet_client_token,
                                image_pull_token=creds.image_pull_token)
@@ -77,7 +84,8 @@ async def with_credentials(config: AgentConfig) -> AgentConfig:
 async def start_agent(config: AgentConfig) -> Agent:
     """Start an agent against ``config.server_url``; returns once its Node is registered."""
     client = ApiClient(ClientConfig(server=config.server_url, token=config.token,
-                                    ca_file=config.ca_file))
+                                    ca_file=config.ca_file,
+                                    fallback_servers=config.fallback_servers))
     agent = Agent(config, client, build_parts(config))
     await agent.start()
     return agent
@@ -103,7 +111,8 @@ async def run_agent(config: AgentConfig) -> None:
         raise CliError(f"podling agent: cannot listen on {config.node_api_address}:"
                        f"{config.node_api_port} (the node API): {os.strerror(exc.errno)} "
                        "(choose --node-api-port)") from None
-    print(f"podling: agent for node {config.node_name} running against {config.server_url}",
+    servers = ", ".join((config.server_url, *config.fallback_servers))
+    print(f"podling: agent for node {config.node_name} running against {servers}",
           flush=True)
     try:
         await asyncio.Event().wait()

@@ -208,6 +208,12 @@ SERVER = Command("server", "run the API server, controllers, scheduler and a loc
            metavar="FILE"),
     Option("--etcd-certfile", "client certificate for etcd", "", metavar="FILE"),
     Option("--etcd-keyfile", "key of the client certificate for etcd", "", metavar="FILE"),
+    Option("--token", "with etcd: the server token, which seals the cluster's CA and keys "
+           "in etcd (the first server writes it to <data-dir>/server/token; may be any "
+           "string on the first server)", "", aliases=("-t",)),
+    Option("--token-file", "file holding the server token", "", metavar="FILE"),
+    Option("--server", "with etcd: a running server of the cluster to join; its CA must "
+           "match the token's hash", "", aliases=("-s",), metavar="URL"),
     Option("--write-kubeconfig", "also write the admin kubeconfig to this path", "",
            aliases=("-o",), metavar="FILE"),
     Option("--write-kubeconfig-mode", "file mode of the kubeconfigs written (octal)", 0o600,
@@ -237,7 +243,9 @@ SERVER = Command("server", "run the API server, controllers, scheduler and a loc
 
 AGENT = Command("agent", "run one more node against a server", (
     CONFIG,
-    Option("--server", "the API server URL (required)", "", aliases=("-s",), metavar="URL"),
+    Option("--server", "the API server URL (required; repeatable, or comma-separated: "
+           "servers of one cluster, tried in turn when one fails)", kind="list", type=urls,
+           aliases=("-s",), metavar="URL"),
     Option("--token", "the join token (or an admin token)", "", aliases=("-t",)),
     Option("--token-file", "file holding the join token (<server data-dir>/server/"
            "node-token) or an admin token", "", metavar="FILE"),

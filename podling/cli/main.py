@@ -87,44 +87,25 @@ def _run_server(args: argparse.Namespace) -> int:
 
     from ..apiserver.server import ServerConfig
     from ..apiserver.watch import WatchOptions
-    from .server import etcd_config
-    from .server import KubeconfigCopy, run_server
+    from .server import KubeconfigCopy, etcd_config, run_server, server_token
     if not args.disable_agent:
         from .preflight import check_node_host
         check_node_host(args.data_dir, hint="or run the server with --disable-agent")
     _logging(args.log_level)
     config = ServerConfig(data_dir=args.data_dir, bind_address=args.bind_address,
                           port=args.port, datastore=args.datastore,
-                          etcd=etcd_config(args),
+                          etcd=etcd_config(args), token=server_token(args),
                           disable_agent=args.disable_agent, history=args.history,
                           cluster_cidr=args.cluster_cidr,
                           watch=WatchOptions(bookmark_interval=args.watch_bookmark_interval),
                           node_monitor_grace_seconds=args.node_monitor_grace_period,
                           event_ttl_seconds=args.event_ttl)
-    asyncio.run(run_server(config, agent_overrides(args),
+    asyncio.run(run_server(config, agent_overrides(args), join=args.server,
                            disable_scheduler=args.disable_scheduler,
                            offline_images=not args.disable_offline_images,
                            kubeconfig=KubeconfigCopy(args.write_kubeconfig,
                                                      args.write_kubeconfig_mode)))
     return 0
-
-
-def read_token(args: argparse.Namespace) -> str:
-    """The agent's token: ``--token``, else the contents of ``--token-file``."""
-    if args.token:
-        return str(args.token).strip()
-    if not args.token_file:
-        raise UsageError("podling agent: a token is required: --token or --token-file "
-                         "(PODLING_TOKEN / PODLING_TOKEN_FILE)")
-    try:
-        with open(args.token_file, encoding="utf-8") as f:
-            token = f.read().strip()
-    except OSError as exc:
-        raise CliError(f"podling agent: cannot read token file {args.token_file}: "
-                       f"{exc.strerror}") from None
-    if not token:
-        raise CliError(f"podling agent: token file {args.token_file} is empty")
-    return token
 
 
 def _run_agent(args: argparse.Namespace) -> int:
@@ -137,10 +118,12 @@ def _run_agent(args: argparse.Namespace) -> int:
     if not args.server:
         raise UsageError("podling agent: --server is required (or PODLING_SERVER, or "
                          "server: in the config file)")
+    from .tokenfile import read_token
     token = read_token(args)
     check_node_host(args.data_dir)
     _logging(args.log_level)
-    config = AgentConfig(server_url=args.server, token=token, ca_file=args.ca_file,
+    config = AgentConfig(server_url=args.server[0], fallback_servers=tuple(args.server[1:]),
+                         token=token, ca_file=args.ca_file,
                          data_dir=args.data_dir, node_api_address=args.node_api_address,
                          node_api_port=args.node_api_port, **agent_overrides(args))
     try:

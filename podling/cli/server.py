@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import errno
 import hashlib
 import logging
@@ -23,6 +24,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from ..apiserver.clustersecrets import TOKEN_FILE, BootstrapError
 from ..apiserver.server import EtcdConfig, RunningServer, ServerConfig, start
 from ..client import ApiClient, ClientConfig
 from ..client.leaderelection import LeaderElectionConfig, LeaderElector, lead_while_elected
@@ -31,6 +33,7 @@ from ..scheduler import Scheduler
 from ..storage.interface import StorageError
 from ..util.libc import limit_malloc_arenas
 from .errors import CliError, UsageError
+from .tokenfile import read_token
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,36 @@ def etcd_config(args: argparse.Namespace) -> EtcdConfig:
                       args.etcd_certfile, args.etcd_keyfile)
 
 
+def server_token(args: argparse.Namespace) -> str:
+    """``--token`` / ``--token-file`` ("" for none), which like ``--server`` only a server on
+    etcd takes."""
+    token = read_token(args, "server", required=False)
+    if (token or args.server) and args.datastore != "etcd":
+        raise UsageError("podling server: --token and --server are for servers that share "
+                         "etcd (--datastore etcd)")
+    if args.server and not token:
+        raise UsageError("podling server: --server needs the server token (--token or "
+                         "--token-file)")
+    return token
+
+
+async def check_join_target(url: str, token: str) -> None:
+    """``--server URL``: the server there must serve the CA the server token pins."""
+    from ..agent.bootstrap import JoinError, fetch_ca
+    from ..util import jointoken
+    pinned = jointoken.parse(token, jointoken.SERVER)
+    if pinned is None:
+        raise CliError("podling server: --server needs the server token as the first server "
+                       "wrote it (K10<ca hash>::server:<secret>, in <data-dir>/server/token)")
+    try:
+        pem = await fetch_ca(url)
+    except JoinError as exc:
+        raise CliError(f"podling server: --server: {exc}") from None
+    if jointoken.ca_hash(pem) != pinned.ca_hash:
+        raise CliError(f"podling server: the CA of {url} does not match the token's hash "
+                       "(a server of another cluster?)")
+
+
 async def _start(config: ServerConfig) -> RunningServer:
     """start(config), with a one-line CliError when the address cannot be listened on or
     the datastore cannot be reached."""
@@ -72,6 +105,8 @@ async def _start(config: ServerConfig) -> RunningServer:
     except StorageError as exc:
         raise CliError(f"podling server: cannot open the {config.datastore} datastore: "
                        f"{exc}") from None
+    except BootstrapError as exc:
+        raise CliError(f"podling server: {exc}") from None
     except OSError as exc:
         if exc.errno not in _LISTEN_ERRORS:
             raise
@@ -99,9 +134,15 @@ def write_kubeconfigs(source: str, copy: KubeconfigCopy) -> None:
 
 
 async def run_server(config: ServerConfig, agent_overrides: dict | None = None, *,
-                     disable_scheduler: bool = False, offline_images: bool = True,
+                     join: str = "", disable_scheduler: bool = False,
+                     offline_images: bool = True,
                      kubeconfig: KubeconfigCopy = KubeconfigCopy()) -> None:
+    """Run until SIGINT / SIGTERM. ``join``: the URL of a server of the cluster this one
+    joins (``--server``)."""
     limit_malloc_arenas()  # before any thread: idle memory (issue 11)
+    if join:
+        await check_join_target(join, config.token)
+        config = dataclasses.replace(config, joining=True)
     server = await _start(config)
     write_kubeconfigs(config.kubeconfig_path, kubeconfig)
     if kubeconfig.path:
@@ -110,6 +151,9 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
           f"{config.kubeconfig_path})", flush=True)
     join_token_file = server.node_auth.join_token_file if server.node_auth else ""
     print(f"podling: join token in {join_token_file}", flush=True)
+    if config.datastore == "etcd":
+        print(f"podling: server token (for more servers on this etcd) in "
+              f"{os.path.join(config.data_dir, 'server', TOKEN_FILE)}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

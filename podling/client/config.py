@@ -36,6 +36,9 @@ class ClientConfig:
     """
 
     server: str
+    # more URLs of the same cluster (servers sharing one datastore and CA): a request that
+    # cannot reach the current server fails as before, and the next one goes to the next URL
+    fallback_servers: tuple[str, ...] = ()
     ca_file: str | None = None
     ca_data: bytes | None = None
     insecure_skip_tls_verify: bool = False

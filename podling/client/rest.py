@@ -87,6 +87,8 @@ class ApiClient:
 
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
+        self._servers = (config.server, *config.fallback_servers)
+        self._current = 0
         self._ssl = config.ssl_context()
         self._tokens = TokenSource(config.token, config.token_file)
         self._session: aiohttp.ClientSession | None = None
@@ -104,6 +106,22 @@ class ApiClient:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+    @property
+    def server(self) -> str:
+        """The URL requests go to now: ``config.server`` until it fails, then the next of
+        ``config.fallback_servers`` (round robin). Nothing is retried here: callers retry as
+        they would after any transport error, and watches resume from their last
+        resourceVersion, which every server of one datastore honours."""
+        return self._servers[self._current]
+
+    def _failed(self, server: str) -> None:
+        """``server`` could not be reached: move on from it (unless a concurrent request
+        already has)."""
+        if len(self._servers) > 1 and self.server == server:
+            self._current = (self._current + 1) % len(self._servers)
+            log.warning("API server %s unreachable; next requests go to %s", server,
+                        self.server)
 
     # -- the one place HTTP happens ------------------------------------------------------
 
@@ -136,8 +154,9 @@ class ApiClient:
         failures, including those while the caller reads the body inside the block."""
         session = self._session_now()
         query = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        server = self.server
         try:
-            async with session.request(method, self.config.server + path, params=query,
+            async with session.request(method, server + path, params=query,
                                        data=body, headers=self._headers(content_type, accept),
                                        timeout=timeout, allow_redirects=False) as response:
                 if not 200 <= response.status < 300:
@@ -148,8 +167,9 @@ class ApiClient:
         except (errors.ApiConnectionError, errors.ApiError):
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as exc:
+            self._failed(server)
             raise errors.ApiConnectionError(
-                f"{method} {self.config.server}{path}: {type(exc).__name__}: {exc}") from exc
+                f"{method} {server}{path}: {type(exc).__name__}: {exc}") from exc
 
     def _timeout(self, seconds: float | None = None) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=seconds or self.config.request_timeout,

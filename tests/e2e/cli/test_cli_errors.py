@@ -95,6 +95,13 @@ ETCD_SERVER = ["server", "--disable-agent", "--port", "0"]
     (["--datastore", "etcd", "--etcd-endpoints", "https://127.0.0.1:2379",
       "--etcd-cafile", "/nonexistent/ca.crt"],
      "podling server: --etcd-cafile: cannot read /nonexistent/ca.crt"),
+    (["--token", "s3cret"], "podling server: --token and --server are for servers that "
+     "share etcd (--datastore etcd)"),
+    (["--server", "https://127.0.0.1:6443"], "podling server: --token and --server are for "
+     "servers that share etcd (--datastore etcd)"),
+    (["--datastore", "etcd", "--etcd-endpoints", "http://127.0.0.1:2379", "--server",
+      "https://127.0.0.1:6443"], "podling server: --server needs the server token (--token "
+     "or --token-file)"),
 ])
 def test_bad_etcd_flags(tmp_path, args, expected):
     out = podling([*ETCD_SERVER, "--data-dir", str(tmp_path / "d"), *args], tmp_path)

@@ -46,27 +46,33 @@ def test_join_secret_survives_restart(server: RunningServer) -> None:
     assert open(again.join_token_file).read().strip() == join_text(server)
 
 
-def test_issue_stores_only_a_hash_and_reloads(server: RunningServer) -> None:
+def tokens_dir(server: RunningServer) -> str:
+    return server.node_auth.records.directory
+
+
+async def test_issue_stores_only_a_hash_and_reloads(server: RunningServer) -> None:
     auth = server.node_auth
-    token = auth.issue("n1")
-    stored = open(os.path.join(auth.tokens_dir, "n1")).read()
+    token = await auth.issue("n1")
+    stored = open(os.path.join(tokens_dir(server), "n1")).read()
     assert token not in stored
-    assert auth.authenticate(token).name == "system:node:n1"
+    assert (await auth.authenticate(token)).name == "system:node:n1"
     reloaded = NodeAuth(os.path.dirname(auth.join_token_file), server.ca_file)
-    assert reloaded.authenticate(token).groups[0] == "system:nodes"
-    assert reloaded.authenticate("nope") is None
+    assert (await reloaded.authenticate(token)).groups[0] == "system:nodes"
+    assert await reloaded.authenticate("nope") is None
 
 
-def test_issue_refuses_a_taken_name_unless_replacing(server: RunningServer) -> None:
+async def test_issue_refuses_a_taken_name_unless_replacing(server: RunningServer) -> None:
     auth = server.node_auth
-    first = auth.issue("n1")
+    first = await auth.issue("n1")
     with pytest.raises(errors.ApiError) as taken:
-        auth.issue("n1")
+        await auth.issue("n1")
     assert taken.value.code == 409
-    second = auth.issue("n1", replace=True)
-    assert auth.authenticate(first) is None and auth.authenticate(second) is not None
+    assert f"delete {tokens_dir(server)}/n1 on the server" in taken.value.message
+    second = await auth.issue("n1", replace=True)
+    assert await auth.authenticate(first) is None
+    assert await auth.authenticate(second) is not None
     with pytest.raises(errors.ApiError) as bad:
-        auth.issue("Bad_Name")
+        await auth.issue("Bad_Name")
     assert bad.value.code == 422
 
 
@@ -108,10 +114,10 @@ async def test_join_secret_is_not_an_api_credential(server: RunningServer) -> No
 
 
 async def test_admin_may_reissue(server: RunningServer) -> None:
-    server.node_auth.issue("n1")
+    await server.node_auth.issue("n1")
     issued = await call(server, server.admin_token, "POST", "/podling/v1/nodetokens",
                         {"nodeName": "n1"})
-    assert server.node_auth.authenticate(issued["token"]).name == "system:node:n1"
+    assert (await server.node_auth.authenticate(issued["token"])).name == "system:node:n1"
 
 
 # --- the agent's side ---------------------------------------------------------------------
@@ -122,7 +128,7 @@ async def test_bootstrap_with_join_token_and_no_ca(server: RunningServer, tmp_pa
                                     data_dir=data)
     assert creds.ca_file.startswith(data)
     assert open(creds.ca_file, "rb").read() == open(server.ca_file, "rb").read()
-    assert server.node_auth.authenticate(creds.token).name == "system:node:n1"
+    assert (await server.node_auth.authenticate(creds.token)).name == "system:node:n1"
     assert creds.kubelet_client_token == server.node_auth.kubelet_client_token("n1")
     # one image-pull token for the cluster, unlike any node's kubelet-client token
     pull = server.node_auth.image_pull_token()
@@ -132,7 +138,7 @@ async def test_bootstrap_with_join_token_and_no_ca(server: RunningServer, tmp_pa
     other = await bootstrap.resolve(server.url, join_text(server), node_name="n2",
                                     data_dir=str(tmp_path / "agent2"))
     assert other.image_pull_token == pull
-    assert server.node_auth.authenticate(pull) is None  # no API access with it
+    assert (await server.node_auth.authenticate(pull)) is None  # no API access with it
     again = await bootstrap.resolve(server.url, join_text(server), node_name="n1",
                                     data_dir=data)
     assert again.token == creds.token  # the saved token is reused, no second exchange
@@ -151,13 +157,13 @@ async def test_bootstrap_rejoins_when_the_saved_token_was_revoked(server: Runnin
     data = str(tmp_path / "agent")
     first = await bootstrap.resolve(server.url, join_text(server), node_name="n1",
                                     data_dir=data, ca_file=server.ca_file)
-    os.unlink(os.path.join(server.node_auth.tokens_dir, "n1"))
-    server.node_auth.issue("n1", replace=True)  # the old token no longer works
-    os.unlink(os.path.join(server.node_auth.tokens_dir, "n1"))
+    os.unlink(os.path.join(tokens_dir(server), "n1"))
+    await server.node_auth.issue("n1", replace=True)  # the old token no longer works
+    os.unlink(os.path.join(tokens_dir(server), "n1"))
     second = await bootstrap.resolve(server.url, join_text(server), node_name="n1",
                                      data_dir=data, ca_file=server.ca_file)
     assert second.token != first.token
-    assert server.node_auth.authenticate(second.token) is not None
+    assert (await server.node_auth.authenticate(second.token)) is not None
 
 
 async def test_bootstrap_with_admin_token(server: RunningServer, tmp_path) -> None:
@@ -176,7 +182,7 @@ async def test_a_node_reads_only_the_secrets_its_pods_use(server: RunningServer)
         "metadata": {"name": "p"},
         "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}],
                  "volumes": [{"name": "v", "secret": {"secretName": "used"}}]}})
-    token = server.node_auth.issue("n1")
+    token = await server.node_auth.issue("n1")
     got = await call(server, token, "GET", f"{ns}/secrets/used")
     assert got["data"] == {"k": "dg=="}
     listed = await call(server, token, "GET", f"{ns}/secrets?fieldSelector=metadata.name%3Dused")
@@ -185,7 +191,7 @@ async def test_a_node_reads_only_the_secrets_its_pods_use(server: RunningServer)
         with pytest.raises(errors.ApiError) as denied:
             await call(server, token, "GET", path)
         assert denied.value.code == 403, path
-    other = server.node_auth.issue("n2")
+    other = await server.node_auth.issue("n2")
     with pytest.raises(errors.ApiError) as elsewhere:
         await call(server, other, "GET", f"{ns}/secrets/used")
     assert elsewhere.value.message.endswith(

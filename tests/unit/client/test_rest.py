@@ -264,6 +264,34 @@ async def test_connection_refused_is_a_connection_error(server) -> None:
     assert "127.0.0.1" in str(info.value)
 
 
+async def test_an_unreachable_server_sends_the_next_requests_to_a_fallback(server) -> None:
+    dead = f"https://127.0.0.1:{_free_port()}"
+    config = ClientConfig.from_kubeconfig(server.config.kubeconfig_path, server=dead,
+                                          fallback_servers=(server.url,))
+    async with ApiClient(config) as api:
+        assert api.server == dead
+        with pytest.raises(ApiConnectionError, match=dead):  # not retried behind its back
+            await api.get("namespaces", "default")
+        assert api.server == server.url
+        assert (await api.get("namespaces", "default"))["metadata"]["name"] == "default"
+        assert api.server == server.url  # answers, even errors, keep the current server
+        with pytest.raises(ApiError):
+            await api.get("namespaces", "nope")
+        assert api.server == server.url
+
+
+async def test_a_failing_fallback_goes_round_to_the_first_server(server) -> None:
+    dead = f"https://127.0.0.1:{_free_port()}"
+    config = ClientConfig.from_kubeconfig(server.config.kubeconfig_path,
+                                          fallback_servers=(dead,))
+    async with ApiClient(config) as api:
+        api._failed(server.url)  # as after a broken connection
+        with pytest.raises(ApiConnectionError):
+            await api.list("pods")
+        assert api.server == server.url
+        await api.list("pods")
+
+
 async def test_untrusted_certificate_is_a_connection_error(server, start_server) -> None:
     other = await start_server()  # a different CA
     config = ClientConfig.from_kubeconfig(other.config.kubeconfig_path, server=server.url)
