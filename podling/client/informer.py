@@ -5,9 +5,11 @@
       ▼
     LIST ──ok──▶ store := items (handlers get the differences) ──▶ WATCH from the list's RV
       ▲                                                              │        │
-      │  410 Expired, error, cut stream (after back-off)             │        │ clean end
-      └──────────────────────────────────────────────────────────────┘        │ (timeout)
-                                                        WATCH from the last RV ◀┘
+      │  410 Expired, an API error (after back-off)                  │        │ clean end
+      └──────────────────────────────────────────────────────────────┘        │ (timeout);
+                                                        WATCH from the last RV ◀┘ no connection
+                                                                  (after back-off: the client
+                                                                   may use another server)
 
 Events reach handlers as ``on_event(type, obj, old)``, one at a time and in order:
 
@@ -44,7 +46,7 @@ from typing import AsyncIterator, Awaitable, Callable, Protocol
 from ..api.resources import Resource
 from ..api.types import Obj
 from .backoff import Backoff, BackoffPolicy
-from .errors import Expired
+from .errors import ApiConnectionError, Expired
 from .rest import ResourceLike, resolve
 
 log = logging.getLogger(__name__)
@@ -246,6 +248,11 @@ class Informer:
             except Expired as exc:
                 log.info("%s informer: %s; re-listing", self.resource.name, exc.message)
                 rv = None
+            except ApiConnectionError as exc:  # another server of the cluster may answer
+                if rv is not None:
+                    rv = self._last_rv
+                log.warning("%s informer: %s; %s", self.resource.name, exc,
+                            "re-listing" if rv is None else f"resuming from {rv}")
             except Exception as exc:  # noqa: BLE001 - ApiError, ApiConnectionError, bugs: never die
                 log.warning("%s informer: list/watch failed (%s: %s); re-listing",
                             self.resource.name, type(exc).__name__, exc)

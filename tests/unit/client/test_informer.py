@@ -344,3 +344,30 @@ async def test_a_compact_store_hands_out_equal_fresh_copies(client, informers) -
     assert informer.get("default", "watched")["metadata"]["labels"] == {"app": "y"}
     assert [p["metadata"]["name"] for p in informer.list()] == ["watched"]
     assert informer.get("default", "listed") is None
+
+
+async def test_a_lost_connection_resumes_the_watch_without_a_relist(start_server, tmp_path,
+                                                                    informers) -> None:
+    data_dir = str(tmp_path / "durable")
+    server = await start_server(datastore="sqlite", data_dir=data_dir)
+    config = ClientConfig.from_kubeconfig(server.config.kubeconfig_path)
+    async with ApiClient(config) as api:
+        gated = GatedClient(api)
+        await api.create("pods", make_pod("before").bare().build())
+        informer = Informer(gated, "pods", resync_period=None, options=FAST)  # type: ignore[arg-type]
+        recorder = Recorder()
+        informer.add_handler(recorder)
+        await _started(informers, informer)
+        gated.gate.clear()  # the stream ends at its next bookmark; the next watch waits
+        await eventually(gated.waiting.is_set)
+        await server.stop()  # as if killed: the next watches are refused, no error answers
+        attempts = len(gated.watch_versions)
+        gated.gate.set()
+        await eventually(lambda: len(gated.watch_versions) >= attempts + 2)
+        last = informer.resource_version
+        server = await start_server(datastore="sqlite", data_dir=data_dir, port=server.port)
+        await api.create("pods", make_pod("after").bare().build())
+        await eventually(lambda: informer.get("default", "after") is not None)
+    assert gated.lists == 1  # no re-list: the watch resumed from where it was
+    assert last and set(gated.watch_versions[attempts - 1:attempts + 2]) == {last}
+    assert recorder.names() == [(ADDED, "before"), (ADDED, "after")]
