@@ -86,12 +86,15 @@ class Server:
 
 
 def start_server(data_dir: str, home: str, *extra: str, with_agent: bool = False,
-                 log_path: str | None = None) -> Server:
+                 with_scheduler: bool | None = None, log_path: str | None = None) -> Server:
     """Start `podling server` and wait until it prints that it is ready (and, with
-    ``with_agent``, that its local agent runs). ``log_path`` keeps the server's output."""
+    ``with_agent``, that its local agent runs). ``log_path`` keeps the server's output.
+    An API-only server gets no scheduler either (tests own their pods' placement) unless
+    ``with_scheduler``."""
     os.makedirs(home, exist_ok=True)
-    # an API-only server gets no scheduler either: tests own their pods' placement
-    agent_flags = [] if with_agent else ["--disable-agent", "--disable-scheduler"]
+    scheduler = with_agent if with_scheduler is None else with_scheduler
+    agent_flags = ([] if with_agent else ["--disable-agent"]) + \
+        ([] if scheduler else ["--disable-scheduler"])
     process = subprocess.Popen(
         [sys.executable, "-m", "podling", "server", "--data-dir", data_dir, "--port", "0",
          *agent_flags, *extra],
