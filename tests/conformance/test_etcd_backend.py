@@ -82,6 +82,30 @@ async def test_a_write_through_one_store_is_seen_by_the_others_watch_and_reads(p
     stream.close()
 
 
+async def test_a_write_through_one_store_is_read_through_the_other_at_once(pair) -> None:
+    """Consistent reads: each read (and the read an update or delete starts from) first
+    catches up with what etcd had committed, so none through b, however soon after a's
+    write, misses it."""
+    a, b, _ = pair
+
+    def relabel(obj: dict[str, Any]) -> dict[str, Any]:
+        obj["metadata"]["labels"]["seen"] = "b"
+        return obj
+    for i in range(20):
+        key = f"/core/pods/ns/r{i}"
+        created = await a.create(key, pod(f"r{i}"))
+        assert await b.get(key) == created
+        updated = await b.guaranteed_update(key, relabel)
+        items, _ = await a.list("/core/pods/ns/")
+        assert updated in items and len(items) == i + 1
+        encoded, _ = await b.list_encoded("/core/pods/ns/")
+        assert len(encoded) == i + 1
+    gone = await a.create("/core/pods/ns/gone", pod("gone"))
+    assert rv(await b.delete("/core/pods/ns/gone")) > rv(gone)
+    got = await asyncio.gather(*(b.get(f"/core/pods/ns/r{i}") for i in range(20)))
+    assert [o["metadata"]["labels"]["seen"] for o in got] == ["b"] * 20
+
+
 async def test_updates_from_two_stores_on_one_object_never_lose_one(pair) -> None:
     """Each store computes from what it has seen; etcd's compare-and-swap makes the loser
     compute again from the winner's version, so every increment survives."""

@@ -102,23 +102,26 @@ class EtcdClient:
 
     # -- unary calls ---------------------------------------------------------------------
 
-    async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def call(self, path: str, body: dict[str, Any], *,
+                   timeout: float | None = None) -> dict[str, Any]:
         """POST ``body`` to ``/v3/<path>`` on the first endpoint that answers, from the
         current one on. A pass in which no endpoint took the request (connection refused,
-        or etcd busy electing a leader) is repeated for up to ``timeout`` seconds; a
-        request that timed out is not repeated (etcd may still commit it)."""
-        deadline = asyncio.get_running_loop().time() + self._timeout
+        or etcd busy electing a leader) is repeated for up to ``timeout`` seconds (the
+        client's by default); a request that timed out is not repeated (etcd may still
+        commit it)."""
+        timeout = self._timeout if timeout is None else timeout
+        deadline = asyncio.get_running_loop().time() + timeout
         while True:
             failures: list[str] = []
-            retry = await self._pass(path, body, failures)
+            retry = await self._pass(path, body, failures, timeout)
             if isinstance(retry, dict):
                 return retry
             if not retry or asyncio.get_running_loop().time() >= deadline:
                 raise EtcdUnavailable("no endpoint answered: " + "; ".join(failures))
             await asyncio.sleep(RETRY_PAUSE)
 
-    async def _pass(self, path: str, body: dict[str, Any],
-                    failures: list[str]) -> dict[str, Any] | bool:
+    async def _pass(self, path: str, body: dict[str, Any], failures: list[str],
+                    timeout: float) -> dict[str, Any] | bool:
         """One try of each endpoint: the answer, or whether a new pass may help."""
         retry = True
         start = self._current
@@ -126,7 +129,7 @@ class EtcdClient:
             index = (start + offset) % len(self.endpoints)
             endpoint = self.endpoints[index]
             try:
-                async with asyncio.timeout(self._timeout):
+                async with asyncio.timeout(timeout):
                     async with self._session.post(f"{endpoint}/v3/{path}", json=body) as resp:
                         text = await resp.text()
                         if resp.status < 500:
@@ -146,12 +149,20 @@ class EtcdClient:
         self._current = (start + 1) % len(self.endpoints)
         return retry
 
-    async def range(self, key: str, *, end: str | None = None) -> tuple[list[KeyValue], int]:
-        """The keys from ``key`` (to ``end``, exclusive) and the store's revision."""
+    async def range(self, key: str, *, end: str | None = None, keys_only: bool = False,
+                    min_mod_revision: int = 0, timeout: float | None = None
+                    ) -> tuple[list[KeyValue], int]:
+        """The keys from ``key`` (to ``end``, exclusive) and the store's revision (a
+        linearizable read); ``keys_only``: without their values; ``min_mod_revision``: only
+        keys modified at or after it."""
         body: dict[str, Any] = {"key": b64(key)}
         if end is not None:
             body["range_end"] = b64(end)
-        answer = await self.call("kv/range", body)
+        if keys_only:
+            body["keys_only"] = True
+        if min_mod_revision:
+            body["min_mod_revision"] = str(min_mod_revision)
+        answer = await self.call("kv/range", body, timeout=timeout)
         return [kv_of(raw) for raw in answer.get("kvs", [])], _revision(answer)
 
     async def txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]],

@@ -10,8 +10,16 @@ etcd hands out the same versions.
 
 Reads and watches come from memory. :class:`EtcdStore` is a
 :class:`~podling.storage.cache.CachedStore` fed by one etcd watch over the whole prefix,
-which carries this server's writes and every other server's in revision order. Writes go to
-etcd as compare-and-swap transactions:
+which carries this server's writes and every other server's in revision order. A read
+(get, list, and the read that starts an update or delete) first makes sure memory holds
+every change etcd had committed when it arrived, as Kubernetes' consistent reads do: one
+keys-only range of the keys modified after memory's revision, then a wait for the watch up
+to the newest of them (:mod:`.fence` lets concurrent reads share that round trip). So an
+object written through one server is read through any other at once. Not covered: a
+deletion the watch has not delivered yet (its key is gone from the range), for the
+milliseconds until it does. Without an etcd quorum the check gives up after
+``FENCE_TIMEOUT`` seconds and memory answers. Writes go to etcd as compare-and-swap
+transactions:
 - create: the key's create_revision is 0;
 - update and delete: the key's mod_revision is the one the change was computed from.
 So two servers never both win on one version. A write returns once this server's watch has
@@ -31,6 +39,7 @@ etcd compacts its history each interval (``compaction_interval``, 0: never).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 from typing import Any
@@ -41,11 +50,13 @@ from ..interface import (KeyExists, KeyNotFound, Obj, Preconditions, StorageErro
                          WatchEvent)
 from .client import EtcdClient, EtcdCompacted, EtcdError, KeyValue, b64, kv_of, prefix_end
 from .compactor import DEFAULT_INTERVAL, Compactor
+from .fence import ReadFence
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "/registry"
 RETRY_SECONDS = 1.0
+FENCE_TIMEOUT = 2.0
 
 
 def etcd_key(prefix: str, key: str) -> str:
@@ -84,6 +95,7 @@ class EtcdStore(CachedStore):
         self._applied = asyncio.Condition()
         self._watcher: asyncio.Task[None] | None = None
         self._compactor: asyncio.Task[None] | None = None
+        self._fence = ReadFence(self._catch_up_with_etcd)
 
     @classmethod
     async def open(cls, client: EtcdClient, *, prefix: str = DEFAULT_PREFIX,
@@ -178,10 +190,37 @@ class EtcdStore(CachedStore):
             raise StorageError(f"etcd: revision {revision} was committed but not seen by this "
                                f"server's watch within {self._timeout:g} s") from None
 
+    # -- reads -----------------------------------------------------------------------------
+
+    async def _catch_up_with_etcd(self) -> None:
+        """Wait until memory holds every key etcd modified under the prefix so far (see the
+        module docstring); memory answers as it is when etcd does not."""
+        try:
+            kvs, _ = await self._client.range(
+                self._prefix + "/", end=prefix_end(self._prefix + "/"), keys_only=True,
+                min_mod_revision=self._rev + 1, timeout=FENCE_TIMEOUT)
+        except EtcdError as exc:
+            log.debug("etcd read check: %s; answering from memory", exc)
+            return
+        if kvs:
+            await self._caught_up(max(kv.mod_revision for kv in kvs))
+
+    async def get(self, key: str) -> Obj:
+        await self._fence.wait()
+        return await super().get(key)
+
+    async def list(self, prefix: str) -> tuple[builtins.list[Obj], int]:
+        await self._fence.wait()
+        return await super().list(prefix)
+
+    async def list_encoded(self, prefix: str) -> tuple[builtins.list[bytes], int]:
+        await self._fence.wait()
+        return await super().list_encoded(prefix)
+
     # -- writes ----------------------------------------------------------------------------
 
-    async def _txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]],
-                   failure: list[dict[str, Any]]) -> tuple[bool, int, list[dict[str, Any]]]:
+    async def _txn(self, compare: builtins.list[dict[str, Any]], success: builtins.list[dict[str, Any]],
+                   failure: builtins.list[dict[str, Any]]) -> tuple[bool, int, builtins.list[dict[str, Any]]]:
         try:
             return await self._client.txn(compare, success, failure)
         except EtcdError as exc:
@@ -198,6 +237,7 @@ class EtcdStore(CachedStore):
         return stamp_stored(obj, revision)
 
     async def delete(self, key: str, preconditions: Preconditions | None = None) -> Obj:
+        await self._fence.wait()
         current = self._get(key)
         ekey = b64(etcd_key(self._prefix, key))
         while True:
@@ -213,6 +253,7 @@ class EtcdStore(CachedStore):
 
     async def guaranteed_update(self, key: str, try_update: TryUpdate,
                                 preconditions: Preconditions | None = None) -> Obj:
+        await self._fence.wait()
         current = self._get(key)
         ekey = b64(etcd_key(self._prefix, key))
         while True:
@@ -231,7 +272,7 @@ class EtcdStore(CachedStore):
             current = self._current(key, responses)  # changed meanwhile: compute it again
 
     @staticmethod
-    def _current(key: str, responses: list[dict[str, Any]]) -> Stored:
+    def _current(key: str, responses: builtins.list[dict[str, Any]]) -> Stored:
         """The key's state in etcd, from a failed transaction's range (KeyNotFound when it
         is gone): newer than this server's memory may be yet."""
         kvs = responses[0].get("response_range", {}).get("kvs", []) if responses else []
