@@ -198,6 +198,25 @@ def test_every_server_serves_the_same_cluster(cluster):
     assert placed <= set(NODES)
 
 
+def test_a_kubeconfig_switches_to_another_server(cluster, tmp_path):
+    """As the README says: one kubeconfig, a context per server (one CA, one admin)."""
+    a, b, _ = cluster.servers
+    config = tmp_path / "kubeconfig"
+    shutil.copy(a.kubeconfig, config)
+    env = dict(os.environ, HOME=str(tmp_path), KUBECONFIG=str(config))
+
+    def kubectl(*args: str) -> str:
+        return subprocess.run(["kubectl", *args], env=env, check=True, capture_output=True,
+                              text=True, timeout=60).stdout
+    kubectl("config", "set-cluster", "podling-b", "--server", b.url,
+            "--certificate-authority", a.ca_file, "--embed-certs")
+    kubectl("config", "set-context", "podling-b", "--cluster", "podling-b", "--user", "admin")
+    kubectl("config", "use-context", "podling-b")
+    assert kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"
+                   ) == b.url
+    assert set(kubectl("get", "nodes", "-o", "name").split()) == {f"node/{n}" for n in NODES}
+
+
 async def _create(api: ApiClient, ns: str, names: list[str], acknowledged: list[str],
                   kill: int, on_kill) -> None:
     """Create each pod until a server acknowledges it (201, or 409 when an earlier attempt
