@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import uuid
 from typing import Iterator
 
@@ -101,3 +102,54 @@ def test_a_write_when_etcd_is_gone_fails_with_a_status_and_reads_go_on(tmp_path,
         assert "namespace/kept" in names and "namespace/lost" not in names
     finally:
         server.kill()
+
+
+async def test_a_watch_resumed_on_another_server_and_after_a_compaction(tmp_path, etcd):
+    """Two servers on one etcd: a watch from server A's resourceVersion, resumed on server B
+    after A is gone, gets exactly the later changes; after etcd compacted them away, a
+    server that never saw them answers that version with 410 Expired, as Kubernetes does."""
+    from podling.api.resources import PODS
+    from podling.client import ApiClient, ClientConfig, Expired
+    from podling.storage.etcd import EtcdClient
+    prefix = f"/podling-e2e-{uuid.uuid4().hex[:8]}"
+    a = etcd_server(tmp_path / "a", etcd, prefix)
+    b = start_server(str(tmp_path / "b" / "data"), str(tmp_path / "b" / "home"), "--datastore",
+                     "etcd", "--etcd-endpoints", etcd.url, "--etcd-prefix", prefix,
+                     "--token-file", str(tmp_path / "a" / "data" / "server" / "token"))
+    late = None
+    try:
+        def client(server: Server) -> ApiClient:
+            return ApiClient(ClientConfig(server=server.url, token=server.token,
+                                          ca_file=server.ca_file))
+        async with client(a) as api_a, client(b) as api_b:
+            _, start = await api_a.list(PODS, "default")
+            pod = {"metadata": {"name": "w"}, "spec": {
+                "schedulerName": "nobody", "containers": [{"name": "c", "image": "busybox"}]}}
+            created = await api_a.create(PODS, pod, namespace="default")
+            await api_a.patch(PODS, "w", {"metadata": {"labels": {"v": "2"}}}, "default")
+            a.kill(signal.SIGKILL)
+            await api_b.delete(PODS, "w", "default")
+            seen = []
+            async for type_, obj in api_b.watch(PODS, "default", resource_version=start):
+                if type_ != "BOOKMARK":
+                    seen.append((type_, obj["metadata"].get("labels", {}).get("v")))
+                if type_ == "DELETED":
+                    break
+            assert seen == [("ADDED", None), ("MODIFIED", "2"), ("DELETED", "2")]
+            _, now = await api_b.list(PODS, "default")
+        compacting = EtcdClient([etcd.url])
+        await compacting.compact(int(now))
+        await compacting.close()
+        late = start_server(str(tmp_path / "c" / "data"), str(tmp_path / "c" / "home"),
+                            "--datastore", "etcd", "--etcd-endpoints", etcd.url,
+                            "--etcd-prefix", prefix, "--token-file",
+                            str(tmp_path / "a" / "data" / "server" / "token"))
+        async with client(late) as api_c:
+            with pytest.raises(Expired):
+                async for _ in api_c.watch(PODS, "default", resource_version=created[
+                        "metadata"]["resourceVersion"]):
+                    pass
+    finally:
+        for server in (a, b, late):
+            if server is not None:
+                server.kill()
