@@ -11,12 +11,16 @@ import logging
 import os
 import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
 from ..storage.interface import Storage
 from ..storage.memory import MemoryStore
 from ..storage.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from ..storage.etcd import EtcdStore
 from . import clustersecrets, pki
 from .app import build_app, registry_stores
 from .auth import ADMIN, TokenAuthenticator
@@ -91,6 +95,8 @@ class RunningServer:
     storage: Storage
     runner: web.AppRunner
     node_auth: NodeAuth | None = None  # join token, node tokens, kubelet-client tokens
+    # etcd: what compacts its history, for the caller to run while it leads (start / stop)
+    compaction: Any = None
 
     async def stop(self) -> None:
         """Stop listening, end open watches, close the store."""
@@ -149,6 +155,7 @@ async def start(config: ServerConfig) -> RunningServer:
     server_dir = os.path.join(config.data_dir, "server")
     storage = await open_storage(config)
     records: TokenRecords | None = None
+    compaction = None
     if config.datastore == "etcd":  # several servers may share it: so are the secrets
         try:
             await clustersecrets.share(storage, server_dir, config.token,
@@ -157,6 +164,7 @@ async def start(config: ServerConfig) -> RunningServer:
             await storage.close()
             raise
         records = StoredRecords(storage, location=config.etcd.prefix + STORED_PREFIX)
+        compaction = cast("EtcdStore", storage).compaction()
     creds = _local_secrets(config)
     stores = registry_stores(storage, cluster_cidr=config.cluster_cidr,
                              service_account_admission=config.service_account_admission)
@@ -179,4 +187,4 @@ async def start(config: ServerConfig) -> RunningServer:
     pki.write_kubeconfig(config.kubeconfig_path, url, creds.ca_cert, token)
     log.info("podling API server listening on %s; kubeconfig %s", url, config.kubeconfig_path)
     return RunningServer(config, url, port, token, creds.ca_cert, storage, runner,
-                         node_auth=node_auth)
+                         node_auth=node_auth, compaction=compaction)

@@ -166,7 +166,9 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
         event_ttl_seconds=config.event_ttl_seconds, root_ca_pem=_read(server.ca_file) + "\n")
     identity = leader_identity(config.data_dir)
     leading = [_elected(controllers_client, "podling-controller-manager", identity,
-                        lambda: ControllerManager(controllers_client, controller_config))]
+                        lambda: _Together(ControllerManager(controllers_client,
+                                                            controller_config),
+                                          server.compaction))]
     scheduler_client = None
     if not disable_scheduler:
         scheduler_client = ApiClient(client_config)
@@ -206,11 +208,26 @@ class _Component(Protocol):
     async def stop(self) -> None: ...
 
 
+class _Together:
+    """Components started in order and stopped in reverse (None: absent)."""
+
+    def __init__(self, *components: _Component | None) -> None:
+        self._components = [c for c in components if c is not None]
+
+    def start(self) -> None:
+        for component in self._components:
+            component.start()
+
+    async def stop(self) -> None:
+        for component in reversed(self._components):
+            await component.stop()
+
+
 def _elected(client: ApiClient, name: str, identity: str,
              make: Callable[[], _Component]) -> asyncio.Task[None]:
-    """A task that runs a component (the scheduler, the controllers), made afresh for each
-    term, only while this server holds the Lease ``kube-system/<name>``: so one of them runs
-    in a cluster of servers."""
+    """A task that runs a component (the scheduler; the controllers with etcd's
+    compaction), made afresh for each term, only while this server holds the Lease
+    ``kube-system/<name>``: so one of them runs in a cluster of servers."""
     async def lead() -> None:
         component = make()
         component.start()

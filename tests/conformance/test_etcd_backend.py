@@ -198,3 +198,24 @@ async def test_the_servers_compact_etcd_once_per_interval_to_a_revision_one_inte
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_a_stores_compaction_compacts_only_between_start_and_stop(pair, etcd) -> None:
+    """What the leading server runs: compaction rounds while started, none after stop."""
+    a, _, prefix = pair
+    key = prefix + "-compact_rev_key"
+
+    async def compacted_to() -> int:
+        kvs, _ = await a._client.range(key)
+        return int(kvs[0].value or 0) if kvs else 0
+    compaction = a.compaction(interval=0.05)
+    await a.create("/core/pods/ns/x", pod("x"))
+    compaction.start()
+    running = compaction._task
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while await compacted_to() == 0:  # the second round compacts to the first's
+                await asyncio.sleep(0.05)
+    finally:
+        await compaction.stop()
+    assert running is not None and running.done() and compaction._task is None

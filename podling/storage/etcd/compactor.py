@@ -1,12 +1,13 @@
-"""Periodic compaction of etcd's history, shared by every API server on one etcd.
+"""Periodic compaction of etcd's history.
 
 etcd keeps every revision until it is compacted, so without this its database grows with
-every write. Each server runs a :class:`Compactor`. Every ``interval`` seconds each one
-tries the same compare-and-swap on one key (``<prefix>-compact_rev_key``): only the one
-that still sees the key's version as it last did wins. The winner compacts to the revision
-it saw at its own previous attempt, one interval earlier. So the servers need no leader,
-etcd is compacted about once per interval, and a watch can always resume from anything less
-than one interval old (kube-apiserver's compactor works the same way).
+every write. The API server that holds the controllers' Lease runs a :class:`Compaction`
+(see ``podling.cli.server``). Every ``interval`` seconds it tries a compare-and-swap on one
+key (``<prefix>-compact_rev_key``), which succeeds only if the key's version is still the
+one it last saw, and compacts to the revision it saw at its own previous attempt, one
+interval earlier: so a watch can always resume from anything less than one interval old,
+and two servers that both believe they lead for a moment (a takeover) still compact once
+per interval (kube-apiserver's compactor uses the same compare-and-swap).
 """
 
 from __future__ import annotations
@@ -60,3 +61,21 @@ class Compactor:
             except EtcdError as exc:
                 if "compacted" not in str(exc):  # someone compacted further already
                     log.warning("etcd compaction: %s", exc)
+
+
+class Compaction:
+    """A :class:`Compactor` running in a task between :meth:`start` and :meth:`stop`: the
+    shape of the components a leader runs."""
+
+    def __init__(self, compactor: Compactor) -> None:
+        self._compactor = compactor
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._compactor.run(), name="etcd-compactor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

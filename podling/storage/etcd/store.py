@@ -32,8 +32,8 @@ history again. A write that etcd does not answer, or whose revision the watch do
 deliver within ``timeout``, raises :class:`~podling.storage.interface.StorageError` (the
 API answers 5xx); nothing is applied in memory that etcd has not committed.
 
-Compaction. Every store runs a :class:`~.compactor.Compactor`; one of the servers on an
-etcd compacts its history each interval (``compaction_interval``, 0: never).
+Compaction. :meth:`EtcdStore.compaction` makes the component that compacts etcd's history
+once per interval; the server runs it while it leads (:mod:`.compactor`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from ..compact import Stored, decode, encode
 from ..interface import (KeyExists, KeyNotFound, Obj, Preconditions, StorageError, TryUpdate,
                          WatchEvent)
 from .client import EtcdClient, EtcdCompacted, EtcdError, KeyValue, b64, kv_of, prefix_end
-from .compactor import DEFAULT_INTERVAL, Compactor
+from .compactor import DEFAULT_INTERVAL, Compaction, Compactor
 from .fence import ReadFence
 
 log = logging.getLogger(__name__)
@@ -94,16 +94,13 @@ class EtcdStore(CachedStore):
         self._timeout = timeout
         self._applied = asyncio.Condition()
         self._watcher: asyncio.Task[None] | None = None
-        self._compactor: asyncio.Task[None] | None = None
         self._fence = ReadFence(self._catch_up_with_etcd)
 
     @classmethod
     async def open(cls, client: EtcdClient, *, prefix: str = DEFAULT_PREFIX,
                    history: int = DEFAULT_HISTORY, history_bytes: int = DEFAULT_HISTORY_BYTES,
-                   timeout: float = 10.0,
-                   compaction_interval: float = DEFAULT_INTERVAL) -> "EtcdStore":
-        """Load every object under ``prefix`` and start following etcd from there (and
-        compacting it, every ``compaction_interval`` seconds unless 0)."""
+                   timeout: float = 10.0) -> "EtcdStore":
+        """Load every object under ``prefix`` and start following etcd from there."""
         store = cls(client, prefix, history=history, history_bytes=history_bytes,
                     timeout=timeout)
         try:
@@ -112,10 +109,11 @@ class EtcdStore(CachedStore):
             await client.close()
             raise StorageError(f"etcd: {exc}") from exc
         store._watcher = asyncio.create_task(store._follow(revision), name="etcd-watch")
-        if compaction_interval:
-            store._compactor = asyncio.create_task(
-                Compactor(client, prefix, compaction_interval).run(), name="etcd-compactor")
         return store
+
+    def compaction(self, interval: float = DEFAULT_INTERVAL) -> Compaction:
+        """A component that compacts etcd every ``interval`` seconds while started."""
+        return Compaction(Compactor(self._client, self._prefix, interval))
 
     # -- following etcd --------------------------------------------------------------------
 
@@ -291,11 +289,10 @@ class EtcdStore(CachedStore):
     # -- closing ---------------------------------------------------------------------------
 
     async def close(self) -> None:
-        tasks = [t for t in (self._watcher, self._compactor) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._watcher = self._compactor = None
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
         await super().close()
         await self._client.close()
 
