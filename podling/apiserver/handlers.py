@@ -275,7 +275,7 @@ class ResourceHandlers:
         return info.namespace
 
     async def _require_active_namespace(self, namespace: str | None) -> None:
-        ns = await self.stores["namespaces"].get(None, namespace or "")
+        ns = await self.stores["namespaces"].lookup(None, namespace or "")
         if (ns.get("status") or {}).get("phase") == "Terminating":
             raise errors.ApiError(
                 403, "Forbidden",

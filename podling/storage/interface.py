@@ -141,6 +141,12 @@ class Storage(Protocol):
         """The current object; raises KeyNotFound."""
         ...
 
+    async def get_cached(self, key: str) -> Obj:
+        """Like :meth:`get`, but a store shared by several API servers may answer from a
+        copy that lags their latest writes by moments, as Kubernetes' admission reads its
+        informers: for lookups that fall back to :meth:`get` on KeyNotFound."""
+        ...
+
     async def list(self, prefix: str) -> tuple[list[Obj], int]:
         """Every object under ``prefix`` in key order, and the revision they were read at."""
         ...

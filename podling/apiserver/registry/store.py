@@ -98,6 +98,19 @@ class RegistryStore:
         with self._translated(name):
             return await self.storage.get(self.key(namespace, name))
 
+    async def lookup(self, namespace: str | None, name: str) -> Obj:
+        """:meth:`get` for admission checks: the store's cached copy (no round trip to a
+        shared datastore), then a consistent read when the copy does not have it yet (an
+        object another server created a moment ago), as Kubernetes' NamespaceLifecycle
+        admission does."""
+        key = self.key(namespace, name)
+        try:
+            return await self.storage.get_cached(key)
+        except KeyNotFound:
+            pass
+        with self._translated(name):
+            return await self.storage.get(key)
+
     async def list(self, namespace: str | None) -> tuple[list[Obj], int]:
         return await self.storage.list(collection_prefix(self.resource, namespace))
 

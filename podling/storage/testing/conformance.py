@@ -108,6 +108,7 @@ async def check_create_get(factory: StoreFactory) -> None:
         assert "resourceVersion" not in given["metadata"], "create must not mutate its input"
         assert created["spec"] == {"image": "x"} and created["metadata"]["name"] == "a"
         assert await s.get("/pods/ns/a") == created
+        assert await s.get_cached("/pods/ns/a") == created  # this store's own write
 
 
 async def check_list_prefix_and_order(factory: StoreFactory) -> None:
@@ -137,6 +138,7 @@ async def check_create_existing_raises(factory: StoreFactory) -> None:
 async def check_missing_key_raises(factory: StoreFactory) -> None:
     async with opened(factory) as s:
         await expect(KeyNotFound, s.get("/missing"))
+        await expect(KeyNotFound, s.get_cached("/missing"))
         await expect(KeyNotFound, s.delete("/missing"))
         await expect(KeyNotFound, s.guaranteed_update("/missing", lambda cur: cur))
 

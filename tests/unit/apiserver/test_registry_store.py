@@ -13,7 +13,10 @@ from typing import Any, Callable
 
 import pytest
 
+from podling.api.errors import ApiError
+from podling.apiserver.app import registry_stores
 from podling.apiserver.registry.store import RegistryStore
+from podling.storage.interface import KeyNotFound
 from podling.storage.memory import MemoryStore
 from registry_builders import (edit, expect_error, make_lease, make_namespace, make_node,
                                make_pod, replace_with, set_pod_status)
@@ -315,3 +318,19 @@ async def test_negative_grace_period_is_stored_as_one(pods: RegistryStore) -> No
     again["spec"]["terminationGracePeriodSeconds"] = -5
     updated = await pods.update("default", "web", replace_with(again))
     assert updated["spec"]["terminationGracePeriodSeconds"] == 1
+
+
+class LaggingStore(MemoryStore):
+    """A store whose cached copy has not yet seen anything (another server's writes)."""
+
+    async def get_cached(self, key: str) -> Obj:
+        raise KeyNotFound(key)
+
+
+async def test_lookup_falls_back_to_a_consistent_read_when_the_copy_lags() -> None:
+    namespaces = registry_stores(LaggingStore())["namespaces"]
+    created = await namespaces.create(None, make_namespace("fresh"))
+    assert await namespaces.lookup(None, "fresh") == created
+    with pytest.raises(ApiError) as missing:
+        await namespaces.lookup(None, "absent")
+    assert (missing.value.code, missing.value.reason) == (404, "NotFound")
