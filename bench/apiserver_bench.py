@@ -861,13 +861,18 @@ def main() -> int:
         _cleanup()
     print(f"\ntotal {results['total_seconds']:.1f} s")
     if not args.no_save:
-        os.makedirs(RESULTS_DIR, exist_ok=True)
-        path = os.path.join(RESULTS_DIR, f"apiserver-{time.strftime('%Y%m%d-%H%M%S')}.json")
-        with open(path, "w") as f:
-            json.dump(results, f, indent=2)
-            f.write("\n")
-        print(f"results: {os.path.relpath(path, os.getcwd())}")
+        save_results(results, "apiserver")
     return 0
+
+
+def save_results(results: dict[str, Any], name: str) -> None:
+    """Write ``bench/results/<name>-<timestamp>.json`` and say where."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+    print(f"results: {os.path.relpath(path, os.getcwd())}")
 
 
 if __name__ == "__main__":

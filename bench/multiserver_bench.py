@@ -28,11 +28,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import os
 import signal
 import sys
-import time
 from typing import Any
 
 import apiserver_bench as ab
@@ -173,12 +171,7 @@ def main() -> int:
     finally:
         ab._cleanup()
     if not args.no_save:
-        os.makedirs(ab.RESULTS_DIR, exist_ok=True)
-        path = os.path.join(ab.RESULTS_DIR, f"multiserver-{time.strftime('%Y%m%d-%H%M%S')}.json")
-        with open(path, "w") as f:
-            json.dump(results, f, indent=2)
-            f.write("\n")
-        print(f"results: {os.path.relpath(path, os.getcwd())}")
+        ab.save_results(results, "multiserver")
     return 0
 
 

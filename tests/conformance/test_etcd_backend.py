@@ -84,8 +84,8 @@ async def test_a_write_through_one_store_is_seen_by_the_others_watch_and_reads(p
 
 async def test_a_write_through_one_store_is_read_through_the_other_at_once(pair) -> None:
     """Consistent reads: each read (and the read an update or delete starts from) first
-    catches up with what etcd had committed, so none through b, however soon after a's
-    write, misses it."""
+    catches up with what etcd had committed, so none through one store, however soon after
+    the other's write, misses it."""
     a, b, _ = pair
 
     def relabel(obj: dict[str, Any]) -> dict[str, Any]:
@@ -102,8 +102,12 @@ async def test_a_write_through_one_store_is_read_through_the_other_at_once(pair)
         assert len(encoded) == i + 1
     gone = await a.create("/core/pods/ns/gone", pod("gone"))
     assert rv(await b.delete("/core/pods/ns/gone")) > rv(gone)
+    with pytest.raises(KeyNotFound):  # the deletion, read at once through the other store
+        await a.get("/core/pods/ns/gone")
     got = await asyncio.gather(*(b.get(f"/core/pods/ns/r{i}") for i in range(20)))
     assert [o["metadata"]["labels"]["seen"] for o in got] == ["b"] * 20
+    everything, _ = await b.list("")  # a prefix inside the first segment: the whole store
+    assert len(everything) == 20
 
 
 async def test_updates_from_two_stores_on_one_object_never_lose_one(pair) -> None:

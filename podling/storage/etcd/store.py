@@ -12,13 +12,13 @@ Reads and watches come from memory. :class:`EtcdStore` is a
 :class:`~podling.storage.cache.CachedStore` fed by one etcd watch over the whole prefix,
 which carries this server's writes and every other server's in revision order. A read
 (get, list, and the read that starts an update or delete) first makes sure memory holds
-every change etcd had committed when it arrived, as Kubernetes' consistent reads do: one
-keys-only range of the keys modified after memory's revision, then a wait for the watch up
-to the newest of them (:mod:`.fence` lets concurrent reads share that round trip). So an
-object written through one server is read through any other at once. Not covered: a
-deletion the watch has not delivered yet (its key is gone from the range), for the
-milliseconds until it does. Without an etcd quorum the check gives up after
-``FENCE_TIMEOUT`` seconds and memory answers. Writes go to etcd as compare-and-swap
+what etcd had committed when it arrived, as Kubernetes' consistent reads do: a keys-only
+range of the key read (or of the listed prefix's keys modified after memory's revision),
+then a wait for the watch up to what it shows. So an object written through one server is
+read through any other at once. Not covered: in a list, an object another server deleted a
+moment ago (a deleted key is in no range), until this server's watch delivers the
+deletion. Without an etcd quorum the check gives up after ``FENCE_TIMEOUT`` seconds and
+memory answers. Writes go to etcd as compare-and-swap
 transactions:
 - create: the key's create_revision is 0;
 - update and delete: the key's mod_revision is the one the change was computed from.
@@ -42,7 +42,8 @@ import asyncio
 import builtins
 import json
 import logging
-from typing import Any
+import re
+from typing import Any, Callable
 
 from ..cache import DEFAULT_HISTORY, DEFAULT_HISTORY_BYTES, CachedStore, _strip_rv, stamp_stored
 from ..compact import Stored, decode, encode
@@ -50,13 +51,13 @@ from ..interface import (KeyExists, KeyNotFound, Obj, Preconditions, StorageErro
                          WatchEvent)
 from .client import EtcdClient, EtcdCompacted, EtcdError, KeyValue, b64, kv_of, prefix_end
 from .compactor import DEFAULT_INTERVAL, Compaction, Compactor
-from .fence import ReadFence
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "/registry"
 RETRY_SECONDS = 1.0
 FENCE_TIMEOUT = 2.0
+_WHOLE_SEGMENT = re.compile(r"^/[^/]+/")  # a storage prefix that maps to an etcd prefix
 
 
 def etcd_key(prefix: str, key: str) -> str:
@@ -94,7 +95,6 @@ class EtcdStore(CachedStore):
         self._timeout = timeout
         self._applied = asyncio.Condition()
         self._watcher: asyncio.Task[None] | None = None
-        self._fence = ReadFence(self._catch_up_with_etcd)
 
     @classmethod
     async def open(cls, client: EtcdClient, *, prefix: str = DEFAULT_PREFIX,
@@ -180,23 +180,46 @@ class EtcdStore(CachedStore):
 
     async def _caught_up(self, revision: int) -> None:
         """Wait until the watch has applied ``revision``."""
+        await self._until(lambda: self._rev >= revision,
+                          f"revision {revision} was committed but not seen")
+
+    async def _until(self, applied: Callable[[], bool], what: str) -> None:
+        """Wait until ``applied()`` holds after one of the watch's batches; StorageError
+        after the store's timeout."""
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._applied:
-                    await self._applied.wait_for(lambda: self._rev >= revision)
+                    await self._applied.wait_for(applied)
         except TimeoutError:
-            raise StorageError(f"etcd: revision {revision} was committed but not seen by this "
-                               f"server's watch within {self._timeout:g} s") from None
+            raise StorageError(f"etcd: {what} by this server's watch within "
+                               f"{self._timeout:g} s") from None
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def _catch_up_with_etcd(self) -> None:
-        """Wait until memory holds every key etcd modified under the prefix so far (see the
-        module docstring); memory answers as it is when etcd does not."""
+    async def _fresh_key(self, key: str) -> None:
+        """Wait until memory holds ``key`` as etcd has it now (its deletion included): one
+        keys-only range of that key. Memory answers as it is when etcd does not."""
         try:
-            kvs, _ = await self._client.range(
-                self._prefix + "/", end=prefix_end(self._prefix + "/"), keys_only=True,
-                min_mod_revision=self._rev + 1, timeout=FENCE_TIMEOUT)
+            kvs, _ = await self._client.range(etcd_key(self._prefix, key), keys_only=True,
+                                              timeout=FENCE_TIMEOUT)
+        except EtcdError as exc:
+            log.debug("etcd read check: %s; answering from memory", exc)
+            return
+        if kvs:
+            await self._caught_up(kvs[0].mod_revision)
+        elif key in self._items:
+            await self._until(lambda: key not in self._items, f"the deletion of {key} not seen")
+
+    async def _fresh(self, prefix: str) -> None:
+        """Wait until memory holds every key under ``prefix`` that etcd has modified since
+        memory's revision: one keys-only range of the keys modified since then (a deletion
+        is not among them). Memory answers as it is when etcd does not."""
+        start = etcd_key(self._prefix, prefix) if _WHOLE_SEGMENT.match(prefix) \
+            else self._prefix + "/"  # a prefix inside the first segment: all of them
+        try:
+            kvs, _ = await self._client.range(start, end=prefix_end(start), keys_only=True,
+                                              min_mod_revision=self._rev + 1,
+                                              timeout=FENCE_TIMEOUT)
         except EtcdError as exc:
             log.debug("etcd read check: %s; answering from memory", exc)
             return
@@ -204,15 +227,15 @@ class EtcdStore(CachedStore):
             await self._caught_up(max(kv.mod_revision for kv in kvs))
 
     async def get(self, key: str) -> Obj:
-        await self._fence.wait()
+        await self._fresh_key(key)
         return await super().get(key)
 
     async def list(self, prefix: str) -> tuple[builtins.list[Obj], int]:
-        await self._fence.wait()
+        await self._fresh(prefix)
         return await super().list(prefix)
 
     async def list_encoded(self, prefix: str) -> tuple[builtins.list[bytes], int]:
-        await self._fence.wait()
+        await self._fresh(prefix)
         return await super().list_encoded(prefix)
 
     # -- writes ----------------------------------------------------------------------------
@@ -235,7 +258,7 @@ class EtcdStore(CachedStore):
         return stamp_stored(obj, revision)
 
     async def delete(self, key: str, preconditions: Preconditions | None = None) -> Obj:
-        await self._fence.wait()
+        await self._fresh_key(key)
         current = self._get(key)
         ekey = b64(etcd_key(self._prefix, key))
         while True:
@@ -251,7 +274,7 @@ class EtcdStore(CachedStore):
 
     async def guaranteed_update(self, key: str, try_update: TryUpdate,
                                 preconditions: Preconditions | None = None) -> Obj:
-        await self._fence.wait()
+        await self._fresh_key(key)
         current = self._get(key)
         ekey = b64(etcd_key(self._prefix, key))
         while True:
