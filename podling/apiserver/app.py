@@ -8,7 +8,7 @@ from typing import Awaitable, Callable, Protocol
 from aiohttp import web
 
 from ..api import errors
-from ..storage.interface import StorageError
+from ..storage.interface import StorageError, TooLarge
 from . import bodies, debug, discovery, openapi
 from .auth import TokenAuthenticator, auth_middleware
 from .handlers import ResourceHandlers
@@ -41,6 +41,9 @@ async def status_middleware(request: web.Request,
         return _status_response(errors.ApiError(exc.status, reason, message))
     except (ConnectionResetError, ConnectionError):
         raise
+    except TooLarge as exc:
+        return _status_response(errors.ApiError(413, "RequestEntityTooLarge",
+                                                f"Request entity too large: {exc}"))
     except StorageError as exc:  # the datastore failed (etcd without quorum, a full disk)
         log.warning("storage failed serving %s %s: %s", request.method, request.path, exc)
         return _status_response(errors.internal(str(exc)))

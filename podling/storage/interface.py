@@ -39,6 +39,11 @@ class PreconditionFailed(StorageError):
         self.what = what
 
 
+class TooLarge(StorageError):
+    """The datastore refuses a value this large (etcd's --max-request-bytes; the API
+    answers 413 RequestEntityTooLarge)."""
+
+
 class Compacted(StorageError):
     """A watch asked for history older than the store retains (the API answers 410 Expired)."""
 

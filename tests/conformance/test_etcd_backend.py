@@ -16,7 +16,7 @@ from podling.storage.etcd.client import EtcdError, b64, prefix_end
 from podling.storage.etcd.compactor import Compactor
 from podling.storage.etcd.store import etcd_key, storage_key
 from podling.storage.etcd.testing import EtcdProcess
-from podling.storage.interface import Compacted, KeyNotFound, StorageError
+from podling.storage.interface import Compacted, KeyNotFound, StorageError, TooLarge
 
 TIMEOUT = 10.0
 
@@ -223,3 +223,15 @@ async def test_a_stores_compaction_compacts_only_between_start_and_stop(pair, et
     finally:
         await compaction.stop()
     assert running is not None and running.done() and compaction._task is None
+
+
+async def test_an_object_larger_than_etcd_takes_is_too_large_and_nothing_is_lost(pair) -> None:
+    a, _, _ = pair
+    kept = await a.create("/core/configmaps/ns/big", {"metadata": {"name": "big"}, "data": {}})
+    for size in (1_700_000, 2_500_000):  # over etcd's limit; over its gateway's too
+        big = {"metadata": {"name": "big"}, "data": {"k": "x" * size}}
+        with pytest.raises(TooLarge, match="larger than etcd accepts"):
+            await a.create("/core/configmaps/ns/huge", big)
+        with pytest.raises(TooLarge):
+            await a.guaranteed_update("/core/configmaps/ns/big", lambda _, big=big: big)
+    assert await a.get("/core/configmaps/ns/big") == kept

@@ -153,3 +153,21 @@ async def test_a_watch_resumed_on_another_server_and_after_a_compaction(tmp_path
         for server in (a, b, late):
             if server is not None:
                 server.kill()
+
+
+def test_an_object_too_large_for_etcd_is_a_413_status(tmp_path, etcd):
+    server = etcd_server(tmp_path, etcd, f"/podling-e2e-{uuid.uuid4().hex[:8]}")
+    try:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big"},
+               "spec": {"schedulerName": "nobody", "containers": [  # < 3 MiB, > etcd's 1.5
+                   {"name": "c", "image": "busybox", "args": ["x" * 1_700_000]}]}}
+        (tmp_path / "big.json").write_text(json.dumps(pod))
+        out = server.kubectl("create", "-f", str(tmp_path / "big.json"), check=False)
+        assert out.returncode == 1
+        assert out.stderr.startswith(
+            'Error from server (RequestEntityTooLarge): error when creating "'
+            f'{tmp_path}/big.json": Request entity too large: the object is larger than etcd '
+            "accepts"), out.stderr
+        assert server.kubectl("get", "pods", "-o", "name").stdout == ""
+    finally:
+        server.kill()

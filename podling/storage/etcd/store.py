@@ -47,8 +47,8 @@ from typing import Any, Callable
 
 from ..cache import DEFAULT_HISTORY, DEFAULT_HISTORY_BYTES, CachedStore, _strip_rv, stamp_stored
 from ..compact import Stored, decode, encode
-from ..interface import (KeyExists, KeyNotFound, Obj, Preconditions, StorageError, TryUpdate,
-                         WatchEvent)
+from ..interface import (KeyExists, KeyNotFound, Obj, Preconditions, StorageError, TooLarge,
+                         TryUpdate, WatchEvent)
 from .client import EtcdClient, EtcdCompacted, EtcdError, KeyValue, b64, kv_of, prefix_end
 from .compactor import DEFAULT_INTERVAL, Compaction, Compactor
 
@@ -245,6 +245,9 @@ class EtcdStore(CachedStore):
         try:
             return await self._client.txn(compare, success, failure)
         except EtcdError as exc:
+            if "request is too large" in str(exc) or "larger than max" in str(exc):
+                raise TooLarge(f"the object is larger than etcd accepts ({exc}; etcd's "
+                               "--max-request-bytes, 1.5 MiB by default)") from exc
             raise StorageError(f"etcd: {exc}") from exc
 
     async def create(self, key: str, obj: Obj) -> Obj:
