@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import yaml
 
@@ -41,6 +41,11 @@ __all__ = [
 ]
 
 _MAX_YAML_VALUES = 1_000_000  # guards against alias expansion bombs
+#: how deeply objects and lists may nest in a body. Kubernetes allows 10,000 levels (Go's
+#: decoder); the code that walks objects here is recursive, so a body is refused well before
+#: Python's recursion limit, and far beyond what any real object needs.
+MAX_DEPTH = 100
+_YAML_TOO_DEEP = f"error converting YAML to JSON: yaml: exceeded max depth of {MAX_DEPTH}"
 
 
 class DecodeError(Exception):
@@ -75,11 +80,16 @@ def decode_json(body: bytes) -> tuple[Any, list[str]]:
 
     try:
         value = json.loads(body, object_pairs_hook=hook, parse_constant=reject_constant)
+    except RecursionError:
+        raise DecodeError(f"invalid JSON: exceeded max depth of {MAX_DEPTH}") from None
     except json.JSONDecodeError as e:
         raise DecodeError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno} "
                           f"(byte offset {e.pos})") from e
     except UnicodeDecodeError as e:
         raise DecodeError(f"invalid JSON: body is not valid UTF-8 (byte offset {e.start})") from e
+    if _nesting(value, lambda v: v.values() if isinstance(v, dict) else v
+                if isinstance(v, list) else ()) > MAX_DEPTH:
+        raise DecodeError(f"invalid JSON: exceeded max depth of {MAX_DEPTH}")
     if not registry:  # no duplicate keys anywhere: no need to walk the value for their paths
         return value, []
     return value, _registered_duplicates(value, registry, "")
@@ -111,9 +121,15 @@ def decode_yaml(body: bytes) -> tuple[Any, list[str]]:
     Anything without a JSON equivalent (binary, sets, custom tags, .inf/.nan, non-scalar
     keys, recursive aliases) raises :class:`DecodeError`, as does malformed YAML.
     """
-    loader = yaml.SafeLoader(body)
+    loader = None
     try:
+        loader = yaml.SafeLoader(body)  # reads the encoding: a ReaderError for bad bytes
         node = loader.get_single_node()
+    except RecursionError:
+        raise DecodeError(_YAML_TOO_DEEP) from None
+    except yaml.reader.ReaderError as e:
+        raise DecodeError(f"error converting YAML to JSON: yaml: invalid UTF-8 or a control "
+                          f"character at byte offset {e.position}") from e
     except yaml.composer.ComposerError as e:
         if "single document" in f"{e.context} {e.problem}":
             raise DecodeError("the YAML body must contain exactly one document") from e
@@ -121,11 +137,25 @@ def decode_yaml(body: bytes) -> tuple[Any, list[str]]:
     except yaml.YAMLError as e:
         raise DecodeError(_yaml_message(e)) from e
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         return None, []
     converter = _YamlToJson(loader)
     return converter.value(node, ""), converter.duplicates
+
+
+def _nesting(root: Any, children: Callable[[Any], Iterable[Any]]) -> int:
+    """How deeply ``root`` nests (1: no children), without recursion; stops counting past
+    MAX_DEPTH."""
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children(node))
+    return deepest
 
 
 def _yaml_message(error: yaml.YAMLError) -> str:
@@ -146,7 +176,7 @@ class _YamlToJson:
     def __init__(self, loader: yaml.SafeLoader) -> None:
         self.loader = loader
         self.duplicates: list[str] = []
-        self._active: set[int] = set()
+        self._active: set[int] = set()  # the nodes being converted: the current path
         self._count = 0
 
     def value(self, node: yaml.Node, path: str) -> Any:
@@ -155,6 +185,8 @@ class _YamlToJson:
             raise DecodeError("YAML body expands to too many values (alias bomb?)")
         if id(node) in self._active:
             raise DecodeError(f"recursive YAML alias at {path or 'the document root'}")
+        if len(self._active) >= MAX_DEPTH:
+            raise DecodeError(_YAML_TOO_DEEP)
         self._active.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode) and node.tag == self._MAP:

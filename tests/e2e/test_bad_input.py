@@ -452,6 +452,31 @@ def test_malformed_yaml_is_400(api):
     assert_status(answer, 400, "BadRequest")
 
 
+DEEP = '{"metadata": {"name": "deep", "annotations": ' + '{"a": ' * 5000 + '1' + '}' * 5001
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    (DEEP, "application/json", "invalid JSON: exceeded max depth of 100"),
+    (DEEP, "application/yaml",
+     "error converting YAML to JSON: yaml: exceeded max depth of 100"),
+    ("spec: " + "[" * 50_000, "application/yaml",
+     "error converting YAML to JSON: yaml: exceeded max depth of 100"),
+    (b"apiVersion: v1\nkind: Pod\nmetadata: {name: \xc3\x28}\n", "application/yaml",
+     "error converting YAML to JSON: yaml: invalid UTF-8 or a control character at byte "
+     "offset 42"),
+], ids=["deep-json", "deep-yaml-flow", "deep-yaml-unclosed", "yaml-not-utf8"])
+def test_bodies_too_deep_or_not_text_are_400(api, patch_target, body, content_type, message):
+    status, _, answer = api.request("POST", PODS, body, content_type=content_type)
+    assert status == 400, answer
+    assert_status(answer, 400, "BadRequest")
+    assert answer["message"] == message
+    patch_type = "application/merge-patch+json" if "json" in content_type \
+        else "application/apply-patch+yaml"
+    status, _, answer = api.request("PATCH", f"{PODS}/{patch_target}", body,
+                                    content_type=patch_type)
+    assert status in (400, 415), answer  # server-side apply is answered 415 before decoding
+
+
 def test_valid_yaml_body_is_accepted(api):
     name = unique("yaml")
     text = (f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n"

@@ -116,6 +116,43 @@ def test_yaml_rejections_are_clear(body: bytes, fragment: str) -> None:
     assert fragment in info.value.message
 
 
+def nested(levels: int, inner: str = "1") -> str:
+    return '{"a":' * levels + inner + "}" * levels
+
+
+@pytest.mark.parametrize("body, decoder, message", [
+    (nested(decode.MAX_DEPTH + 1), decode.decode_json,
+     "invalid JSON: exceeded max depth of 100"),
+    ("[" * 100_000 + "]" * 100_000, decode.decode_json,  # past Python's own recursion limit
+     "invalid JSON: exceeded max depth of 100"),
+    (nested(decode.MAX_DEPTH + 1), decode.decode_yaml,
+     "error converting YAML to JSON: yaml: exceeded max depth of 100"),
+    ("a: " + "[" * 100_000, decode.decode_yaml,
+     "error converting YAML to JSON: yaml: exceeded max depth of 100"),
+    ("a: &x [1]\nb: " + "[" * 99 + "*x" + "]" * 99, decode.decode_yaml,  # through an alias
+     "error converting YAML to JSON: yaml: exceeded max depth of 100"),
+])
+def test_bodies_nested_too_deeply_are_refused(body: str, decoder, message: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        decoder(body.encode())
+    assert info.value.message == message
+
+
+def test_bodies_nested_to_the_limit_decode() -> None:
+    for decoder in (decode.decode_json, decode.decode_yaml):
+        value, _ = decoder(nested(decode.MAX_DEPTH - 1).encode())
+        for _ in range(decode.MAX_DEPTH - 1):
+            value = value["a"]
+        assert value == 1
+
+
+@pytest.mark.parametrize("body", [b"key: \xc3\x28", b"a: \x80\x81", b"a: b\x01"])
+def test_yaml_that_is_not_utf8_text_is_a_decode_error(body: bytes) -> None:
+    with pytest.raises(DecodeError, match="^error converting YAML to JSON: yaml: invalid "
+                                          "UTF-8 or a control character at byte offset"):
+        decode.decode_yaml(body)
+
+
 # ----------------------------------------------------------------------------- unknown fields
 
 
