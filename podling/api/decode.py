@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Callable, Iterable
 
 import yaml
@@ -45,6 +46,8 @@ _MAX_YAML_VALUES = 1_000_000  # guards against alias expansion bombs
 #: decoder); the code that walks objects here is recursive, so a body is refused well before
 #: Python's recursion limit, and far beyond what any real object needs.
 MAX_DEPTH = 100
+_ESCAPED_SURROGATE = re.compile(rb"\\[uU]0{0,4}[dD][89a-fA-F]")  # JSON's and YAML's escapes
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _YAML_TOO_DEEP = f"error converting YAML to JSON: yaml: exceeded max depth of {MAX_DEPTH}"
 
 
@@ -90,6 +93,8 @@ def decode_json(body: bytes) -> tuple[Any, list[str]]:
     if _nesting(value, lambda v: v.values() if isinstance(v, dict) else v
                 if isinstance(v, list) else ()) > MAX_DEPTH:
         raise DecodeError(f"invalid JSON: exceeded max depth of {MAX_DEPTH}")
+    if _ESCAPED_SURROGATE.search(body):
+        value = _without_surrogates(value)
     if not registry:  # no duplicate keys anywhere: no need to walk the value for their paths
         return value, []
     return value, _registered_duplicates(value, registry, "")
@@ -142,7 +147,33 @@ def decode_yaml(body: bytes) -> tuple[Any, list[str]]:
     if node is None:
         return None, []
     converter = _YamlToJson(loader)
-    return converter.value(node, ""), converter.duplicates
+    value = converter.value(node, "")
+    if _ESCAPED_SURROGATE.search(body):
+        value = _without_surrogates(value)
+    return value, converter.duplicates
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with every lone UTF-16 surrogate in its strings and keys replaced by U+FFFD,
+    as Go's decoder does (an escape like ``\\ud800`` decodes to one; it has no UTF-8 form).
+    Lists and objects are changed in place, so the duplicate-key records stay valid."""
+    def fix(text: str) -> str:
+        return _SURROGATE.sub("\ufffd", text)
+    if isinstance(value, str):
+        return fix(value)
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            items = [(fix(k) if isinstance(k, str) else k,
+                      fix(v) if isinstance(v, str) else v) for k, v in node.items()]
+            node.clear()
+            node.update(items)
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            node[:] = [fix(v) if isinstance(v, str) else v for v in node]
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    return value
 
 
 def _nesting(root: Any, children: Callable[[Any], Iterable[Any]]) -> int:

@@ -182,8 +182,9 @@ def inspect(obj: Any, type_name: str, *, normalize: bool = True) -> Inspection:
     """:func:`type_errors` and :func:`unknown_fields` of ``obj`` in one walk.
 
     With ``normalize`` every valid date-time field is also rewritten in place as Kubernetes
-    re-serialises it (:func:`podling.api.timestamps.normalize_time`); a caller that finds
-    problems rejects the object anyway, so a partly normalised object is never kept.
+    re-serialises it (:func:`podling.api.timestamps.normalize_time`) and every known field
+    set to null is removed (Go decodes it to the zero value and omits it); a caller that
+    finds problems rejects the object anyway, so a partly normalised object is never kept.
     """
     walk = _Walk(normalize)
     if not isinstance(obj, dict):
@@ -239,12 +240,14 @@ class _Walk:
     def struct(self, obj: dict[str, Any], type_name: str, stack: str, path: str) -> None:
         if type_name == FIELDS_V1:
             return
+        nulls = []
         for key, value in obj.items():
             fs = _effective(type_name, key)
             if fs is None:
                 self.unknown.append(f"{path}.{key}" if path else key)
                 continue
             if value is None:
+                nulls.append(key)
                 continue
             cls = type(value)
             if cls is str and fs.get("type") == "string" and "format" not in fs:
@@ -258,6 +261,9 @@ class _Walk:
                 self.errors.append(problem)
             elif self.normalize and fs.get("format") == "date-time":
                 obj[key] = normalize_time(value, type_name, key)
+        if self.normalize:
+            for key in nulls:  # Go decodes null into the zero value, which it then omits
+                del obj[key]
 
     def value(self, value: Any, fs: dict[str, Any], where: _Where, path: str) -> None:
         if value is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,8 +139,15 @@ def respond(obj: Any, status: int = 200, warnings: list[str] | None = None,
     response = web.Response(body=body, status=status, content_type=None)
     response.headers["Content-Type"] = content_type
     for text in warnings or []:
-        response.headers.add("Warning", warning_header(text))
+        if _sendable(text):
+            response.headers.add("Warning", warning_header(text))
     return response
+
+
+def _sendable(text: str) -> bool:
+    """Whether a warning can be a header: Kubernetes drops one with control characters (a
+    field name from the body may hold any) rather than fail the response."""
+    return not any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
 
 
 def warning_header(text: str) -> str:

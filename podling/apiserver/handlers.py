@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from ..api import errors, patch, protobuf, selectors, unimplemented
+from ..api import decode, errors, patch, protobuf, selectors, unimplemented
 from ..api.resources import BINDINGS, METRICS_GROUP, Resource
 from ..api.types import Obj
 from ..storage.interface import Preconditions
@@ -29,6 +29,7 @@ from .streaming.portforward import serve_port_forward
 from .streaming.remotecommand import serve_remote_command
 from .tokenrequest import TOKEN_REQUESTS, TokenRequests
 
+DELETE_OPTIONS = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"
 PATCH_TYPES = {
     "application/json-patch+json": "json",
     "application/merge-patch+json": "merge",
@@ -345,6 +346,8 @@ async def delete_options(request: web.Request) -> tuple[int | None, Precondition
         options, _ = bodies.parse_document(body, bodies.JSON)
         if not isinstance(options, dict):
             raise errors.bad_request("DeleteOptions must be a JSON object")
+        if problems := decode.inspect(options, DELETE_OPTIONS).type_errors:
+            raise errors.bad_request(decode.decode_error_message("DeleteOptions", problems[0]))
     grace = options.get("gracePeriodSeconds")
     if "gracePeriodSeconds" in request.query:
         try:
