@@ -12,6 +12,7 @@ from ..storage.interface import StorageError, TooLarge
 from . import bodies, debug, discovery, openapi
 from .auth import TokenAuthenticator, auth_middleware
 from .handlers import ResourceHandlers
+from .inflight import InflightLimits, inflight_middleware
 from .registry.store import RegistryStore
 from .registry.strategies import registry_stores
 from .tokenrequest import TokenRequests
@@ -56,6 +57,9 @@ def _status_response(exc: errors.ApiError) -> web.Response:
     response = bodies.respond(exc.status(), exc.code)
     if exc.code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="podling"'
+    retry_after = (exc.details or {}).get("retryAfterSeconds")
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -102,10 +106,12 @@ def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticato
               watch_options: WatchOptions = WatchOptions(), *,
               node_token: str | Callable[[str], str] = "",
               extra: ExtraRoutes | None = None,
-              tokens: TokenRequests | None = None) -> web.Application:
+              tokens: TokenRequests | None = None,
+              inflight: InflightLimits = InflightLimits()) -> web.Application:
     """The API server's application over ``stores`` (see :func:`registry_stores`);
     ``tokens`` serves serviceaccounts/{name}/token (404 without it)."""
-    app = web.Application(middlewares=[status_middleware, auth_middleware(authenticator)],
+    app = web.Application(middlewares=[status_middleware, auth_middleware(authenticator),
+                                       inflight_middleware(inflight)],
                           client_max_size=bodies.MAX_BODY + 1, handler_args={"max_field_size": 65536})
     resources = ResourceHandlers(stores, watch_options, node_token, tokens, authenticator)
     router = app.router

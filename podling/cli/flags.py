@@ -59,13 +59,24 @@ def port(text: str) -> int:
     return value
 
 
-def positive_int(text: str) -> int:
+def _integer(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    value = _integer(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
     return value
 
 
@@ -230,6 +241,10 @@ SERVER = Command("server", "run the API server, controllers, scheduler and a loc
     NODE_NAME, NODE_LABEL, NODE_TAINT, RUN_DIR, BRIDGE_NAME,
     Option("--history", "changes kept for resuming watches; older resourceVersions get 410",
            10_000, type=positive_int, metavar="N"),
+    Option("--max-requests-inflight", "reads served at once before 429 (0: no limit)", 400,
+           type=non_negative_int, metavar="N"),
+    Option("--max-mutating-requests-inflight", "writes served at once before 429 (0: no "
+           "limit)", 200, type=non_negative_int, metavar="N"),
     Option("--watch-bookmark-interval", "seconds between BOOKMARK events on idle watches",
            10.0, type=duration_seconds, metavar="DURATION"),
     Option("--node-monitor-grace-period", "time without heartbeat before a node is "
