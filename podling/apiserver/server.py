@@ -122,6 +122,12 @@ async def open_storage(config: ServerConfig) -> Storage:
                      f"(use sqlite, etcd or memory)")
 
 
+# connections the kernel completes before the server accepts them (Go's listeners use the
+# system's maximum, 4096 on Linux; aiohttp's default of 128 makes a burst of clients wait
+# for SYN retransmits, a second each)
+LISTEN_BACKLOG = 4096
+
+
 def _url(host: str, port: int) -> str:
     host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
@@ -183,7 +189,7 @@ async def start(config: ServerConfig) -> RunningServer:
     await runner.setup()
     tls = server_tls(creds.cert, creds.key)
     site = web.TCPSite(runner, config.bind_address, config.port, ssl_context=tls,
-                       reuse_address=True)
+                       reuse_address=True, backlog=LISTEN_BACKLOG)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked for
     url = _url(config.bind_address, port)

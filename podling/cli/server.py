@@ -31,7 +31,9 @@ from ..client.leaderelection import LeaderElectionConfig, LeaderElector, lead_wh
 from ..controllers import ControllerConfig, ControllerManager
 from ..scheduler import Scheduler
 from ..storage.interface import StorageError
+from ..util.fdlimit import raise_open_files_limit
 from ..util.libc import limit_malloc_arenas
+from ..util.tlsmemory import limit_tls_buffers
 from .errors import CliError, UsageError
 from .tokenfile import read_token
 
@@ -140,6 +142,8 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
     """Run until SIGINT / SIGTERM. ``join``: the URL of a server of the cluster this one
     joins (``--server``)."""
     limit_malloc_arenas()  # before any thread: idle memory (issue 11)
+    raise_open_files_limit()  # a connection is a file descriptor
+    limit_tls_buffers()  # and holds a TLS read buffer
     if join:
         await check_join_target(join, config.token)
         config = dataclasses.replace(config, joining=True)
