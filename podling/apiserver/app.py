@@ -12,7 +12,7 @@ from ..storage.interface import StorageError, TooLarge
 from . import bodies, debug, discovery, openapi
 from .auth import TokenAuthenticator, auth_middleware
 from .handlers import ResourceHandlers
-from .inflight import InflightLimits, inflight_middleware
+from .limits import RequestLimits, inflight_middleware, timeout_middleware
 from .registry.store import RegistryStore
 from .registry.strategies import registry_stores
 from .tokenrequest import TokenRequests
@@ -107,11 +107,12 @@ def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticato
               node_token: str | Callable[[str], str] = "",
               extra: ExtraRoutes | None = None,
               tokens: TokenRequests | None = None,
-              inflight: InflightLimits = InflightLimits()) -> web.Application:
+              limits: RequestLimits = RequestLimits()) -> web.Application:
     """The API server's application over ``stores`` (see :func:`registry_stores`);
     ``tokens`` serves serviceaccounts/{name}/token (404 without it)."""
     app = web.Application(middlewares=[status_middleware, auth_middleware(authenticator),
-                                       inflight_middleware(inflight)],
+                                       inflight_middleware(limits),
+                                       timeout_middleware(limits)],
                           client_max_size=bodies.MAX_BODY + 1, handler_args={"max_field_size": 65536})
     resources = ResourceHandlers(stores, watch_options, node_token, tokens, authenticator)
     router = app.router

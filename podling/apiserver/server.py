@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..storage.etcd import EtcdStore
 from . import clustersecrets, pki
 from .app import build_app, registry_stores
-from .inflight import InflightLimits
+from .limits import RequestLimits
 from .auth import ADMIN, TokenAuthenticator
 from .namespaces import ensure_built_in
 from .nodeauth import NodeAuth
@@ -73,7 +73,8 @@ class ServerConfig:
     history: int = 10_000  # changes kept for resuming watches (older ones answer 410)
     cluster_cidr: str = "10.42.0.0/16"  # each node gets a /24 of it as spec.podCIDR
     watch: WatchOptions = WatchOptions()
-    inflight: InflightLimits = InflightLimits()  # --max-[mutating-]requests-inflight
+    # --max-requests-inflight, --max-mutating-requests-inflight, --request-timeout
+    limits: RequestLimits = RequestLimits()
     # silence before a node turns Unknown: for the node lifecycle controller podling.cli runs
     node_monitor_grace_seconds: float = 40.0
     # how long an event is kept after its last write, for the event TTL controller
@@ -184,7 +185,7 @@ async def start(config: ServerConfig) -> RunningServer:
                                        (node_auth.authenticate, tokens.authenticate))
     app = build_app(stores, authenticator, config.watch,
                     node_token=node_auth.kubelet_client_token, extra=node_auth, tokens=tokens,
-                    inflight=config.inflight)
+                    limits=config.limits)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     tls = server_tls(creds.cert, creds.key)

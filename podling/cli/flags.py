@@ -245,6 +245,9 @@ SERVER = Command("server", "run the API server, controllers, scheduler and a loc
            type=non_negative_int, metavar="N"),
     Option("--max-mutating-requests-inflight", "writes served at once before 429 (0: no "
            "limit)", 200, type=non_negative_int, metavar="N"),
+    Option("--request-timeout", "the longest an ordinary request may take before 504 "
+           "(watches, logs, exec and attach excepted; 0: no limit)", 60.0,
+           type=duration_seconds, metavar="DURATION"),
     Option("--watch-bookmark-interval", "seconds between BOOKMARK events on idle watches",
            10.0, type=duration_seconds, metavar="DURATION"),
     Option("--node-monitor-grace-period", "time without heartbeat before a node is "

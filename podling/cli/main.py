@@ -85,7 +85,7 @@ def agent_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _run_server(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ..apiserver.inflight import InflightLimits
+    from ..apiserver.limits import RequestLimits
     from ..apiserver.server import ServerConfig
     from ..apiserver.watch import WatchOptions
     from .server import KubeconfigCopy, etcd_config, run_server, server_token
@@ -99,8 +99,9 @@ def _run_server(args: argparse.Namespace) -> int:
                           disable_agent=args.disable_agent, history=args.history,
                           cluster_cidr=args.cluster_cidr,
                           watch=WatchOptions(bookmark_interval=args.watch_bookmark_interval),
-                          inflight=InflightLimits(args.max_requests_inflight,
-                                                  args.max_mutating_requests_inflight),
+                          limits=RequestLimits(args.max_requests_inflight,
+                                               args.max_mutating_requests_inflight,
+                                               args.request_timeout),
                           node_monitor_grace_seconds=args.node_monitor_grace_period,
                           event_ttl_seconds=args.event_ttl)
     asyncio.run(run_server(config, agent_overrides(args), join=args.server,

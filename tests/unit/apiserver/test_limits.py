@@ -1,5 +1,6 @@
-"""The max-in-flight filter: a request over its budget is answered 429 at once, with
-Kubernetes' Status and Retry-After; the admin and long-running requests are not counted."""
+"""The request limits: a request over its in-flight budget is answered 429 at once, with
+Kubernetes' Status and Retry-After (the admin and long-running requests are not counted);
+one that takes longer than the request timeout, or its own ``?timeout=``, gets 504."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from podling.apiserver.inflight import InflightLimits, long_running
+from podling.api.errors import ApiError
+from podling.apiserver.limits import RequestLimits, long_running, requested_timeout
 from podling.apiserver.server import ServerConfig, start
 from podling.client import ApiClient, ClientConfig
 
@@ -37,7 +39,7 @@ def test_long_running_requests_are_told_apart(path: str, expected: bool) -> None
 async def test_a_request_over_the_budget_is_429_until_one_finishes(tmp_path) -> None:
     server = await start(ServerConfig(data_dir=str(tmp_path), port=0, datastore="memory",
                                       service_account_admission=False,
-                                      inflight=InflightLimits(readonly=5, mutating=1)))
+                                      limits=RequestLimits(readonly=5, mutating=1)))
     events = f"{server.url}/api/v1/namespaces/default/events"
     try:
         token = await server.node_auth.issue("n1")  # not system:masters: counted
@@ -75,5 +77,55 @@ async def test_a_request_over_the_budget_is_429_until_one_finishes(tmp_path) -> 
                 await asyncio.sleep(0.02)
             else:
                 raise AssertionError("still 429 after the slow request ended")
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize("text, seconds", [("30s", 30), ("1m30s", 90), ("500ms", 0.5),
+                                           ("1h", 3600), ("2.5s", 2.5)])
+def test_requested_timeouts_are_go_durations(text: str, seconds: float) -> None:
+    assert requested_timeout(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "30", "soon", "1m x", "-1s"])
+def test_a_requested_timeout_that_is_no_duration_is_400(text: str) -> None:
+    with pytest.raises(ApiError) as info:
+        requested_timeout(text)
+    assert info.value.code == 400
+    assert info.value.message.startswith("invalid timeout specified in the request URL")
+
+
+async def slow_post(server, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A POST whose body never ends, as the admin."""
+    tls = ssl.create_default_context(cafile=server.ca_file)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=tls)
+    writer.write((f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                  f"{server.admin_token}\r\nContent-Type: application/json\r\n"
+                  f"Content-Length: 100\r\n\r\n{{").encode())
+    await writer.drain()
+    return reader, writer
+
+
+async def answer(reader: asyncio.StreamReader) -> tuple[str, dict]:
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode()
+    length = int(next(line.split(":")[1] for line in head.split("\r\n")
+                      if line.lower().startswith("content-length")))
+    return head.split("\r\n")[0], json.loads(await reader.readexactly(length))
+
+
+@pytest.mark.parametrize("server_timeout, query", [(0.3, ""), (60.0, "?timeout=300ms")])
+async def test_a_request_that_takes_too_long_is_504(tmp_path, server_timeout: float,
+                                                    query: str) -> None:
+    server = await start(ServerConfig(data_dir=str(tmp_path), port=0, datastore="memory",
+                                      service_account_admission=False,
+                                      limits=RequestLimits(request_timeout=server_timeout)))
+    try:
+        reader, writer = await slow_post(server, f"/api/v1/namespaces/default/pods{query}")
+        line, status = await answer(reader)
+        assert line == "HTTP/1.1 504 Gateway Timeout"
+        assert (status["reason"], status["message"]) == (
+            "Timeout", "Timeout: request did not complete within requested timeout - "
+            "context deadline exceeded")
+        writer.close()
     finally:
         await server.stop()
