@@ -41,6 +41,12 @@ class AgentConfig:
         return os.path.join(self.data_dir, "agent", "pods")
 
     @property
+    def seccomp_dir(self) -> str:
+        """Where ``localhostProfile`` seccomp profiles are (the kubelet's
+        /var/lib/kubelet/seccomp)."""
+        return os.path.join(self.data_dir, "agent", "seccomp")
+
+    @property
     def images_dir(self) -> str:
         return os.path.join(self.data_dir, "images")
 

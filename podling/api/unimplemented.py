@@ -20,7 +20,7 @@ Tree = dict[str, Any]  # field -> True | Tree
 
 _CONTAINER_SECURITY: Tree = {f: True for f in (
     "runAsUser", "runAsGroup", "runAsNonRoot", "privileged", "capabilities",
-    "readOnlyRootFilesystem", "allowPrivilegeEscalation")}
+    "readOnlyRootFilesystem", "allowPrivilegeEscalation", "seccompProfile")}
 _PROBE: Tree = {f: True for f in (
     "exec", "httpGet", "tcpSocket", "grpc", "initialDelaySeconds", "timeoutSeconds",
     "periodSeconds", "successThreshold", "failureThreshold", "terminationGracePeriodSeconds")}
@@ -46,7 +46,8 @@ _POD_SPEC: Tree = {
     "ephemeralContainers": {**_CONTAINER, "targetContainerName": True},
     "affinity": {"nodeAffinity": True},
     "securityContext": {f: True for f in (
-        "runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups")},
+        "runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups",
+        "seccompProfile")},
     "volumes": {f: True for f in ("name", "emptyDir", "hostPath", "configMap", "secret",
                                   "downwardAPI", "projected")},
 }

@@ -228,6 +228,10 @@ class Resources:
     memory_limit_bytes: int = 0
 
 
+SECCOMP_RUNTIME_DEFAULT = "runtime/default"
+SECCOMP_LOCALHOST = "localhost/"
+
+
 @dataclass(frozen=True)
 class SecurityOptions:
     """Security settings. ``masked_paths`` / ``readonly_paths`` None = the runtime defaults;
@@ -241,6 +245,9 @@ class SecurityOptions:
     no_new_privs: bool = False
     masked_paths: tuple[str, ...] | None = None
     readonly_paths: tuple[str, ...] | None = None
+    #: "" (Unconfined), SECCOMP_RUNTIME_DEFAULT or SECCOMP_LOCALHOST + an absolute path
+    #: (CRI's names; see podling.runtime.oci.seccomp)
+    seccomp: str = ""
 
 
 @dataclass(frozen=True)

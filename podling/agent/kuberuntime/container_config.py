@@ -12,6 +12,7 @@ message where it has one.
 from __future__ import annotations
 
 import math
+import os
 import signal
 from decimal import Decimal
 from typing import Any, Mapping
@@ -24,7 +25,8 @@ from podling.agent.kuberuntime.users import (ResolvedUser, check_run_as_non_root
                                              effective_security_context, resolve_user)
 from podling.api.views import ContainerView, PodView, SecurityContextView
 from podling.images.interface import ImageConfig
-from podling.runtime.interface import ContainerConfig, Mount, Resources, SecurityOptions
+from podling.runtime.interface import (SECCOMP_LOCALHOST, SECCOMP_RUNTIME_DEFAULT,
+                                       ContainerConfig, Mount, Resources, SecurityOptions)
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -93,9 +95,11 @@ def cap_name(name: str) -> str:
     return "CAP_" + upper
 
 
-def build_security(container: ContainerView) -> SecurityOptions:
+def build_security(pod: PodView, container: ContainerView,
+                   seccomp_root: str = "") -> SecurityOptions:
     """privileged, capabilities, readOnlyRootFilesystem; ``allowPrivilegeEscalation: false``
-    → no_new_privs (unset → False, as Kubernetes); ``procMount: Unmasked`` → no masking."""
+    → no_new_privs (unset → False, as Kubernetes); ``procMount: Unmasked`` → no masking;
+    the seccomp profile (:func:`seccomp_profile`)."""
     sc: SecurityContextView = container.security_context
     unmasked = sc.proc_mount == "Unmasked"
     return SecurityOptions(
@@ -106,7 +110,21 @@ def build_security(container: ContainerView) -> SecurityOptions:
         no_new_privs=sc.allow_privilege_escalation is False,
         masked_paths=() if unmasked else None,
         readonly_paths=() if unmasked else None,
+        seccomp=seccomp_profile(pod, container, seccomp_root),
     )
+
+
+def seccomp_profile(pod: PodView, container: ContainerView, seccomp_root: str) -> str:
+    """The container's ``seccompProfile``, else the pod's, in the runtime's terms: ""
+    (Unconfined, also when neither names one, as the kubelet without --seccomp-default),
+    SECCOMP_RUNTIME_DEFAULT, or SECCOMP_LOCALHOST + the profile's path under
+    ``seccomp_root`` (the kubelet's /var/lib/kubelet/seccomp)."""
+    profile = container.security_context.seccomp or pod.spec.security_context.seccomp
+    if profile is None or profile.type in ("", "Unconfined"):
+        return ""
+    if profile.type == "RuntimeDefault":
+        return SECCOMP_RUNTIME_DEFAULT
+    return SECCOMP_LOCALHOST + os.path.join(seccomp_root, profile.localhost_profile)
 
 
 def normalize_signal(name: str) -> str:
@@ -124,6 +142,7 @@ def build_container_config(
     pod: PodView, container: ContainerView, *, image: ImageConfig, rootfs: str,
     env: Mapping[str, str], node_name: str, restart_count: int, log_path: str,
     mounts: list[Mount], container_type: str = "app", hostname: str = "",
+    seccomp_root: str = "",
 ) -> ContainerConfig:
     """The runtime config for one attempt (``restart_count``) of ``container``.
 
@@ -144,7 +163,8 @@ def build_container_config(
         uid=user.uid, gid=user.gid, additional_gids=user.additional_gids,
         tty=container.tty, stdin=container.stdin,
         stdin_once=container.stdin_once, log_path=log_path, mounts=list(mounts),
-        resources=build_resources(container), security=build_security(container),
+        resources=build_resources(container),
+        security=build_security(pod, container, seccomp_root),
         stop_signal=normalize_signal(container.lifecycle.stop_signal or image.stop_signal),
         labels=container_labels(pod, container, node_name=node_name,
                                 container_type=container_type),

@@ -73,8 +73,10 @@ class ContainerManager:
     the containers' environments read."""
 
     def __init__(self, *, runtime: RuntimeService, rootfs: RootfsService,
-                 recorder: EventRecorder, node_name: str, objects: ObjectSource) -> None:
+                 recorder: EventRecorder, node_name: str, objects: ObjectSource,
+                 seccomp_dir: str = "") -> None:
         self.runtime = runtime
+        self.seccomp_dir = seccomp_dir
         self.rootfs = rootfs
         self.recorder: EventSink = recorder
         self.node_name = node_name
@@ -160,7 +162,7 @@ class ContainerManager:
         config = build_container_config(
             pod, container, image=image.config, rootfs=rootfs, env=env,
             node_name=self.node_name, restart_count=restart_count, log_path=log_path,
-            mounts=mounts, container_type=kind)
+            mounts=mounts, container_type=kind, seccomp_root=self.seccomp_dir)
         annotations = dict(config.annotations, **{
             labels.STOP_SIGNAL_ANNOTATION: config.stop_signal,
             labels.IMAGE_ANNOTATION: container.image,

@@ -115,7 +115,8 @@ class PodSyncer:
         self.puller = ImagePuller(images, recorder, backoff=backoff, clock=clock)
         self.objects = objects or ObjectCache(client)  # ConfigMaps and Secrets of the pods
         self.containers = ContainerManager(runtime=runtime, rootfs=rootfs, recorder=recorder,
-                                           node_name=config.node_name, objects=self.objects)
+                                           node_name=config.node_name, objects=self.objects,
+                                           seccomp_dir=config.seccomp_dir)
         self.sandboxes = SandboxManager(runtime=runtime, network=network, rootfs=rootfs,
                                         recorder=recorder, node_name=config.node_name)
         self.admitter = Admitter(get_node or self._read_node)

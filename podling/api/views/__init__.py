@@ -20,7 +20,8 @@ Views never write: a component that changes an object still builds and sends JSO
 from .container import (ContainerPortView, ContainerView, EnvFromSourceView, EnvVarSourceView,
                         EnvVarView, HandlerView, HTTPGetActionView, KeySelectorView,
                         LifecycleView, ProbeView,
-                        ResourceFieldRefView, ResourcesView, SecurityContextView, VolumeMountView)
+                        ResourceFieldRefView, ResourcesView, SeccompProfileView,
+                        SecurityContextView, VolumeMountView)
 from .meta import ConditionView, ObjectMetaView, OwnerReferenceView, find_condition
 from .node import NodeAddressView, NodeView
 from .pod import (DEFAULT_SCHEDULER, TERMINAL_PHASES, DNSConfigView, EmptyDirView,
@@ -36,6 +37,6 @@ __all__ = [
     "NodeSelectorRequirementView", "NodeSelectorTermView", "NodeView", "ObjectMetaView",
     "OwnerReferenceView", "PodSecurityContextView", "PodSpecView", "PodStatusView", "PodView",
     "PreferredSchedulingTermView", "ProbeView", "ResourceFieldRefView", "ResourcesView",
-    "SecurityContextView", "TERMINAL_PHASES", "TaintView", "TolerationView", "VolumeMountView",
+    "SeccompProfileView", "SecurityContextView", "TERMINAL_PHASES", "TaintView", "TolerationView", "VolumeMountView",
     "VolumeView", "find_condition",
 ]

@@ -302,6 +302,23 @@ class VolumeMountView:
 
 
 @dataclass(frozen=True)
+class SeccompProfileView:
+    """``securityContext.seccompProfile``: ``type`` RuntimeDefault, Unconfined or Localhost
+    (with ``localhost_profile``, a path under the node's seccomp directory)."""
+
+    type: str = ""
+    localhost_profile: str = ""
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> "SeccompProfileView | None":
+        profile = _read.obj(obj)
+        if not profile:
+            return None
+        return cls(type=_read.text(profile.get("type")),
+                   localhost_profile=_read.text(profile.get("localhostProfile")))
+
+
+@dataclass(frozen=True)
 class SecurityContextView:
     """A container's ``securityContext``. Fields where unset differs from false / 0
     (``run_as_*``, ``allow_privilege_escalation``) are None when unset; the rest read as
@@ -316,6 +333,7 @@ class SecurityContextView:
     capabilities_add: tuple[str, ...] = ()
     capabilities_drop: tuple[str, ...] = ()
     proc_mount: str = ""
+    seccomp: SeccompProfileView | None = None
 
     @classmethod
     def from_obj(cls, obj: Any) -> "SecurityContextView":
@@ -331,7 +349,8 @@ class SecurityContextView:
                    allow_privilege_escalation=_read.opt_bool(sc.get("allowPrivilegeEscalation")),
                    capabilities_add=_read.texts(caps.get("add")),
                    capabilities_drop=_read.texts(caps.get("drop")),
-                   proc_mount=_read.text(sc.get("procMount")))
+                   proc_mount=_read.text(sc.get("procMount")),
+                   seccomp=SeccompProfileView.from_obj(sc.get("seccompProfile")))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from ..pods import TERMINAL_PHASES
 from ..types import ObjMap
 from . import _read
-from .container import ContainerView
+from .container import ContainerView, SeccompProfileView
 from .meta import ConditionView, ObjectMetaView, conditions
 from .scheduling import NodeAffinityView, TolerationView
 from .volume import DownwardAPIView, ObjectProjectionView, ProjectedView
@@ -118,6 +118,7 @@ class PodSecurityContextView:
     run_as_non_root: bool | None = None
     fs_group: int | None = None
     supplemental_groups: tuple[int, ...] = ()
+    seccomp: SeccompProfileView | None = None
 
     @classmethod
     def from_obj(cls, obj: Any) -> "PodSecurityContextView":
@@ -129,7 +130,8 @@ class PodSecurityContextView:
                    run_as_group=_read.opt_int(sc.get("runAsGroup")),
                    run_as_non_root=_read.opt_bool(sc.get("runAsNonRoot")),
                    fs_group=_read.opt_int(sc.get("fsGroup")),
-                   supplemental_groups=tuple(g for g in groups if g is not None))
+                   supplemental_groups=tuple(g for g in groups if g is not None),
+                   seccomp=SeccompProfileView.from_obj(sc.get("seccompProfile")))
 
 
 def _containers(value: Any) -> tuple[ContainerView, ...]:

@@ -20,9 +20,10 @@ Container namespaces (the sandbox's: the pinned files, else through the pause pr
 
 Security defaults (our own lists, in the spirit of the common container defaults): a small
 capability set, masked and read-only /proc and /sys paths, the device cgroup denying all but
-runc's standard devices, and **no seccomp profile** (not implemented yet; the config has no
-``linux.seccomp``). Privileged containers get every capability, no masked/read-only paths, a
-writable /sys and an allow-all device cgroup (host devices are not populated in /dev).
+runc's standard devices, and the seccomp filter the container's ``SecurityOptions.seccomp``
+names (none unless asked, as Kubernetes; :mod:`.seccomp`). Privileged containers get every
+capability, no masked/read-only paths, no seccomp filter, a writable /sys and an allow-all
+device cgroup (host devices are not populated in /dev).
 
 rlimits are emitted only clamped to the host's hard limits: raising a hard limit fails with
 EPERM here and runc then refuses to start the process (docs/host-notes.md §3).
@@ -283,9 +284,11 @@ def sandbox_spec(config: PodSandboxConfig, *, netns_path: str, pause_rootfs: str
 
 
 def container_spec(config: ContainerConfig, sandbox: SandboxRef, *, cgroups_path: str,
-                   rlimits: list[dict[str, Any]], pid_target: int = 0) -> dict[str, Any]:
+                   rlimits: list[dict[str, Any]], pid_target: int = 0,
+                   seccomp: dict[str, Any] | None = None) -> dict[str, Any]:
     """config.json of an app container joining ``sandbox``'s namespaces (and the PID
-    namespace of process ``pid_target``, see :func:`container_namespaces`)."""
+    namespace of process ``pid_target``, see :func:`container_namespaces`), filtered by the
+    ``seccomp`` block when given (:mod:`.seccomp`)."""
     if not config.command:
         raise InvalidConfig(f"container {config.name!r} has no command")
     if not os.path.isabs(config.working_dir or "/"):
@@ -315,6 +318,8 @@ def container_spec(config: ContainerConfig, sandbox: SandboxRef, *, cgroups_path
     propagation = rootfs_propagation(config.mounts)
     if propagation:
         linux["rootfsPropagation"] = propagation
+    if seccomp is not None:
+        linux["seccomp"] = seccomp
     spec["linux"] = linux
     return spec
 

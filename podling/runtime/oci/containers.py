@@ -27,7 +27,7 @@ from ..interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, ContainerCon
                          ContainerStartError, ContainerState, ContainerStatus, InvalidState,
                          NamespaceMode, RuntimeCommandError, SandboxNotFound, SandboxNotReady,
                          labels_match)
-from . import bundle, conmon, proc, state
+from . import bundle, conmon, proc, seccomp, state
 from .names import new_id, signal_name
 from .exits import write_exit_file
 from .core import RuntimeCore, signal_process
@@ -49,9 +49,13 @@ class ContainerOps(RuntimeCore):
         ref = bundle.SandboxRef(sb.config.namespace_options, sb.netns_path, sb.pause_pid,
                                 sb.shm_path, sb.cgroup_parent, pinned=dict(sb.pinned_ns))
         cgroups_path = f"{sb.cgroup_parent}/{cid}"
+        sec = config.security
+        filtered = seccomp.profile_for(sec.seccomp, bundle.capabilities(sec),
+                                       privileged=sec.privileged)
         spec = bundle.container_spec(config, ref, cgroups_path=cgroups_path,
                                      rlimits=self._rlimits,
-                                     pid_target=self._pid_target(sandbox_id, config))
+                                     pid_target=self._pid_target(sandbox_id, config),
+                                     seccomp=filtered)
         record = ContainerRecord(cid, sandbox_id, config, time.time(),
                                  cgroups_path=cgroups_path)
         try:

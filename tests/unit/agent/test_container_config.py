@@ -347,3 +347,21 @@ def test_spec_hash_is_of_the_container_as_received() -> None:
     # the defaults the view fills in (imagePullPolicy, terminationMessagePath …) are not
     assert build(container={"name": "c"}, image=ImageConfig(cmd=["x"])).annotations[
         L.CONTAINER_HASH] == L.container_hash({"name": "c"})
+
+
+@pytest.mark.parametrize("pod_profile, container_profile, expected", [
+    (None, None, ""),  # neither names one: Unconfined, as a kubelet without --seccomp-default
+    ({"type": "RuntimeDefault"}, None, "runtime/default"),
+    ({"type": "RuntimeDefault"}, {"type": "Unconfined"}, ""),  # the container's wins
+    (None, {"type": "RuntimeDefault"}, "runtime/default"),
+    ({"type": "Localhost", "localhostProfile": "profiles/a.json"}, None,
+     "localhost//seccomp-root/profiles/a.json"),
+])
+def test_the_seccomp_profile_is_the_containers_else_the_pods(pod_profile, container_profile,
+                                                             expected) -> None:
+    pod_sc = {"seccompProfile": pod_profile} if pod_profile else {}
+    c_sc = {"seccompProfile": container_profile} if container_profile else {}
+    config = build(pod=make_pod(securityContext=pod_sc),
+                   container={"name": "c", "securityContext": c_sc},
+                   seccomp_root="/seccomp-root")
+    assert config.security.seccomp == expected

@@ -34,7 +34,8 @@ def test_everything_the_agent_implements_is_quiet() -> None:
                  {"secretRef": {"name": "s", "optional": True}}],
         resources={"limits": {"cpu": "1"}, "requests": {"memory": "1Gi"}},
         securityContext={"runAsUser": 1000, "privileged": True,
-                         "capabilities": {"add": ["NET_ADMIN"]}},
+                         "capabilities": {"add": ["NET_ADMIN"]},
+                         "seccompProfile": {"type": "RuntimeDefault"}},
         lifecycle={"postStart": {"exec": {"command": ["x"]}}, "preStop": {"sleep": {"seconds": 1}}},
         livenessProbe={"httpGet": {"port": 80}, "terminationGracePeriodSeconds": 3},
         readinessProbe={"tcpSocket": {"port": 80}, "initialDelaySeconds": 1, "periodSeconds": 2,
@@ -74,8 +75,9 @@ def test_everything_the_agent_implements_is_quiet() -> None:
                   {"name": "c", "nfs": {"server": "s", "path": "/"}}]}, ["spec.volumes[2].nfs"]),
     ({"containers": [container(resizePolicy=[{"resourceName": "cpu"}])]},
      ["spec.containers[0].resizePolicy"]),
-    ({"containers": [container(securityContext={"seccompProfile": {"type": "RuntimeDefault"}})]},
-     ["spec.containers[0].securityContext.seccompProfile"]),
+    ({"containers": [container(securityContext={"seccompProfile": {"type": "RuntimeDefault"},
+                                                "appArmorProfile": {"type": "Unconfined"}})]},
+     ["spec.containers[0].securityContext.appArmorProfile"]),  # seccomp is applied
     ({"containers": [container(livenessProbe={"grpc": {"port": 9000}, "periodSeconds": 1})]},
      []),  # grpc probes run
     ({"runtimeClassName": "gvisor"}, ["spec.runtimeClassName"]),
