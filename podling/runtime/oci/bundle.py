@@ -57,7 +57,13 @@ ALL_CAPABILITIES: tuple[str, ...] = tuple(f"CAP_{n}" for n in (
     "SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP "
     "MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF "
     "CHECKPOINT_RESTORE").split())
-"""Every capability of Linux 5.9+ (capability numbers 0–40), for privileged containers."""
+"""Every capability of Linux 5.9+, in capability-number order (0–40)."""
+
+
+def held_capabilities(bounding_set: int) -> tuple[str, ...]:
+    """The capabilities whose bits are set in ``bounding_set`` (``CapBnd`` of
+    /proc/<pid>/status)."""
+    return tuple(name for bit, name in enumerate(ALL_CAPABILITIES) if bounding_set >> bit & 1)
 
 DEFAULT_MASKED_PATHS: tuple[str, ...] = (
     "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
@@ -132,17 +138,20 @@ def normalize_capability(name: str) -> str:
     return name if name.startswith("CAP_") else "CAP_" + name
 
 
-def capabilities(security: SecurityOptions) -> list[str]:
+def capabilities(security: SecurityOptions,
+                 host: tuple[str, ...] = ALL_CAPABILITIES) -> list[str]:
     """The effective capability set: defaults (or all when privileged), minus drops, plus adds.
 
-    ``ALL`` in drop empties the set before adds; ``ALL`` in add grants every capability."""
+    ``ALL`` in drop empties the set before adds; ``ALL`` in add grants every capability.
+    "All" is ``host``: what the runtime itself holds (its bounding set, as containerd grants
+    a privileged container), since runc cannot grant more."""
     if security.privileged:
-        return list(ALL_CAPABILITIES)
+        return list(host)
     drops = {normalize_capability(c) for c in security.capabilities_drop}
     adds = [normalize_capability(c) for c in security.capabilities_add]
     caps = [] if "CAP_ALL" in drops else [c for c in DEFAULT_CAPABILITIES if c not in drops]
     if "CAP_ALL" in adds:
-        return list(ALL_CAPABILITIES)
+        return list(host)
     for cap in adds:
         if cap not in caps:
             caps.append(cap)
@@ -285,17 +294,20 @@ def sandbox_spec(config: PodSandboxConfig, *, netns_path: str, pause_rootfs: str
 
 def container_spec(config: ContainerConfig, sandbox: SandboxRef, *, cgroups_path: str,
                    rlimits: list[dict[str, Any]], pid_target: int = 0,
-                   seccomp: dict[str, Any] | None = None) -> dict[str, Any]:
+                   seccomp: dict[str, Any] | None = None,
+                   host_caps: tuple[str, ...] = ALL_CAPABILITIES) -> dict[str, Any]:
     """config.json of an app container joining ``sandbox``'s namespaces (and the PID
     namespace of process ``pid_target``, see :func:`container_namespaces`), filtered by the
-    ``seccomp`` block when given (:mod:`.seccomp`)."""
+    ``seccomp`` block when given (:mod:`.seccomp`); ``host_caps``: see
+    :func:`capabilities`."""
     if not config.command:
         raise InvalidConfig(f"container {config.name!r} has no command")
     if not os.path.isabs(config.working_dir or "/"):
         raise InvalidConfig(f"working directory must be absolute: {config.working_dir!r}")
     sec = config.security
     spec = _skeleton(args=list(config.command), env=_env_with_path(config.env),
-                     cwd=config.working_dir or "/", caps=capabilities(sec), rlimits=rlimits,
+                     cwd=config.working_dir or "/", caps=capabilities(sec, host_caps),
+                     rlimits=rlimits,
                      no_new_privs=sec.no_new_privs and not sec.privileged)
     proc = spec["process"]
     proc["terminal"] = config.tty

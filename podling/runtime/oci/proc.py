@@ -173,3 +173,11 @@ def _setpriv() -> str:
     return shutil.which("setpriv") or ""
 
 
+@functools.cache
+def bounding_set() -> int:
+    """This process's capability bounding set (``CapBnd``): what it can grant a child."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    return 0

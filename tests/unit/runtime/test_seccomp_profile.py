@@ -69,3 +69,14 @@ def test_a_localhost_profile_that_cannot_be_used_is_invalid_config(tmp_path, con
     with pytest.raises(InvalidConfig) as info:
         seccomp.profile_for(SECCOMP_LOCALHOST + str(path), [], privileged=False)
     assert str(info.value).startswith(message.format(path=path))
+
+
+def test_privileged_and_all_mean_what_the_host_can_grant() -> None:
+    from podling.runtime.interface import SecurityOptions
+    from podling.runtime.oci.bundle import ALL_CAPABILITIES, capabilities, held_capabilities
+    host = held_capabilities(0x1FFFEFFFFFF)  # a host without CAP_SYS_RESOURCE (bit 24)
+    assert "CAP_SYS_RESOURCE" not in host and len(host) == len(ALL_CAPABILITIES) - 1
+    assert capabilities(SecurityOptions(privileged=True), host) == list(host)
+    assert capabilities(SecurityOptions(capabilities_add=("ALL",)), host) == list(host)
+    assert "CAP_SYS_RESOURCE" in capabilities(SecurityOptions(
+        capabilities_add=("SYS_RESOURCE",)), host)  # asked for by name: as given

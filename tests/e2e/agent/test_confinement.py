@@ -1,0 +1,52 @@
+"""Default confinement, read from inside real containers (/proc/self/status and the masked
+paths): the default capability set and nothing else, drops and adds, no_new_privs from
+allowPrivilegeEscalation, masked /proc paths; a privileged container runs with every
+capability this host itself holds (a bit the host lacks used to fail runc's create)."""
+
+from __future__ import annotations
+
+import json
+
+from manifests import busybox, pod
+
+from podling.runtime.oci.bundle import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
+
+STATUS = ("grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; "
+          "echo \"timer_list:\t$(head -c 20 /proc/timer_list | wc -c)\"; "
+          "echo done; sleep 3600")
+
+
+def bits(names) -> str:
+    mask = sum(1 << ALL_CAPABILITIES.index(name) for name in names)
+    return f"{mask:016x}"
+
+
+def host_bounding_set() -> str:
+    with open("/proc/self/status") as f:
+        return next(line.split()[1] for line in f if line.startswith("CapBnd:"))
+
+
+def _status(cluster, wait, name: str, **container) -> dict[str, str]:
+    cluster.apply(json.dumps(pod(name, cluster.node, [busybox("c", STATUS, **container)])))
+    out = wait(lambda: (lambda text: text if "done" in text else "")(
+        cluster.kubectl("logs", name, check=False).stdout), timeout=90)
+    return dict(line.split(":\t") for line in out.splitlines() if ":\t" in line)
+
+
+def test_capabilities_no_new_privs_masked_paths_and_privileged(cluster, wait):
+    names = ["conf-default", "conf-tuned", "conf-privileged"]
+    try:
+        default = _status(cluster, wait, "conf-default")
+        assert default == {"CapEff": bits(DEFAULT_CAPABILITIES), "NoNewPrivs": "0",
+                           "timer_list": "0"}  # masked: /dev/null over it
+        tuned = _status(cluster, wait, "conf-tuned", securityContext={
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}})
+        assert tuned["CapEff"] == bits(["CAP_NET_BIND_SERVICE"])
+        assert tuned["NoNewPrivs"] == "1"
+        privileged = _status(cluster, wait, "conf-privileged",
+                             securityContext={"privileged": True})
+        assert privileged["CapEff"] == host_bounding_set()
+        assert privileged["timer_list"] == "20"  # nothing masked
+    finally:
+        cluster.kubectl("delete", "pod", *names, "--ignore-not-found", "--timeout=60s")
