@@ -34,6 +34,8 @@ class AgentConfig:
     node_api_port: int = 10250  # 0: any free port
     # more servers of the cluster (sharing its datastore): used when server_url fails
     fallback_servers: tuple[str, ...] = ()
+    # sysctls (names, or prefixes ending in *) pods may set beyond the safe ones
+    allowed_unsafe_sysctls: tuple[str, ...] = ()
 
     @property
     def pods_dir(self) -> str:

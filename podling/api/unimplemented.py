@@ -47,7 +47,7 @@ _POD_SPEC: Tree = {
     "affinity": {"nodeAffinity": True},
     "securityContext": {f: True for f in (
         "runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups",
-        "seccompProfile")},
+        "seccompProfile", "sysctls")},
     "volumes": {f: True for f in ("name", "emptyDir", "hostPath", "configMap", "secret",
                                   "downwardAPI", "projected")},
 }

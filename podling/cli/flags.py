@@ -190,6 +190,19 @@ NODE_LABEL = Option("--node-label", "a label of the node, key=value (repeatable,
 NODE_TAINT = Option("--node-taint", "a taint the node registers with, key=value:Effect "
                     "(repeatable, or comma-separated)", kind="list", type=taints,
                     aliases=("--node-taints",), metavar="KEY=VALUE:EFFECT")
+def sysctl_patterns(text: str) -> list[str]:
+    """``kernel.msg*,net.core.somaxconn`` → the patterns, each of a namespaced group."""
+    from podling.agent.kuberuntime.sysctls import unknown_patterns
+    patterns = [p.strip() for p in text.split(",") if p.strip()]
+    if bad := unknown_patterns(tuple(patterns)):
+        raise argparse.ArgumentTypeError(f"the sysctl {bad[0]!r} is not known to be namespaced")
+    return patterns
+
+
+ALLOWED_UNSAFE_SYSCTLS = Option(
+    "--allowed-unsafe-sysctls", "sysctls (or prefixes ending in *) pods may set beyond the "
+    "safe ones (repeatable, or comma-separated)", kind="list", type=sysctl_patterns,
+    metavar="PATTERN")
 RUN_DIR = Option("--run-dir", "runtime state of the node (default: /run/podling)", "",
                  metavar="DIR")
 BRIDGE_NAME = Option("--bridge-name", "CNI bridge of the node (default: podling0)", "",
@@ -238,7 +251,7 @@ SERVER = Command("server", "run the API server, controllers, scheduler and a loc
     Option("--disable-offline-images", "do not import the offline busybox and nginx images "
            "(built from Debian's packages, no network) into the local node's store at start",
            False, kind="bool"),
-    NODE_NAME, NODE_LABEL, NODE_TAINT, RUN_DIR, BRIDGE_NAME,
+    NODE_NAME, NODE_LABEL, NODE_TAINT, RUN_DIR, BRIDGE_NAME, ALLOWED_UNSAFE_SYSCTLS,
     Option("--history", "changes kept for resuming watches; older resourceVersions get 410",
            10_000, type=positive_int, metavar="N"),
     Option("--max-requests-inflight", "reads served at once before 429 (0: no limit)", 400,
@@ -270,7 +283,7 @@ AGENT = Command("agent", "run one more node against a server", (
     Option("--ca-file", "CA of the server (default: with a join token, fetched from the "
            "server and checked against the token's CA hash; with another token, "
            "<data-dir>/server/ca.crt)", "", metavar="FILE"),
-    DATA_DIR, NODE_NAME, NODE_LABEL, NODE_TAINT, RUN_DIR, BRIDGE_NAME,
+    DATA_DIR, NODE_NAME, NODE_LABEL, NODE_TAINT, RUN_DIR, BRIDGE_NAME, ALLOWED_UNSAFE_SYSCTLS,
     Option("--node-api-address", "where the node API listens (127.0.0.1: this machine "
            "only)", "0.0.0.0", metavar="ADDR"),
     Option("--node-api-port", "port of the node API (0: any free port)", 10250, type=port,

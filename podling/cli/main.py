@@ -74,8 +74,10 @@ def _logging(level: str) -> None:
 
 def agent_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The AgentConfig fields the command line sets (those left empty keep their defaults)."""
-    overrides: dict[str, Any] = {"node_labels": dict(getattr(args, "node_label", []) or []),
-                                 "node_taints": tuple(getattr(args, "node_taint", []) or [])}
+    overrides: dict[str, Any] = {
+        "node_labels": dict(getattr(args, "node_label", []) or []),
+        "node_taints": tuple(getattr(args, "node_taint", []) or []),
+        "allowed_unsafe_sysctls": tuple(getattr(args, "allowed_unsafe_sysctls", []) or [])}
     for name in ("node_name", "run_dir", "bridge_name"):
         if getattr(args, name, ""):
             overrides[name] = getattr(args, name)

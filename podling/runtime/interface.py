@@ -169,6 +169,7 @@ class PodSandboxConfig:
 
     ``hostname`` (default: ``name``) is ignored with network NODE (the host's UTS namespace).
     ``cgroup_parent`` is an absolute cgroup path for the pod; empty = runtime default.
+    ``sysctls`` are set in the pod's namespaces (the agent admitted them).
     """
 
     name: str
@@ -181,6 +182,7 @@ class PodSandboxConfig:
     annotations: dict[str, str] = field(default_factory=dict)
     namespace_options: NamespaceOptions = field(default_factory=NamespaceOptions)
     cgroup_parent: str = ""
+    sysctls: dict[str, str] = field(default_factory=dict)  # dotted name -> value
 
     @property
     def metadata(self) -> PodSandboxMetadata:

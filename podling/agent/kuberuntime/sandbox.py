@@ -29,6 +29,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from podling.agent.kuberuntime import labels, podfiles, volumes
+from podling.agent.kuberuntime.sysctls import dotted
 from podling.api.views import PodSpecView, PodView
 from podling.client.events import EventRecorder
 from podling.images.interface import RootfsService
@@ -73,7 +74,8 @@ class SandboxManager:
             attempt=attempt, hostname=podfiles.hostname_for(pod, self.node_name),
             log_directory=os.path.join(pod_dir, "logs"),
             labels=labels.pod_labels(pod, self.node_name),
-            namespace_options=namespace_options(spec))
+            namespace_options=namespace_options(spec),
+            sysctls={dotted(name): value for name, value in spec.security_context.sysctls})
         setups: list[tuple[str, asyncio.Task[PodIPs]]] = []
 
         def netns_made(sandbox_id: str, path: str) -> None:

@@ -3,6 +3,9 @@
 A pod is admitted once, before its first sync (it never ran here). The checks, in the
 kubelet's order, the first failure winning:
 
+    sysctls    each of the pod's sysctls must be safe or allowed on this node, and fit its
+               namespaces (:mod:`podling.agent.kuberuntime.sysctls`) ──▶ ``SysctlForbidden``,
+               ``forbidden sysctl: "kernel.msgmax" not allowlisted``
     resources  one more pod must fit ``allocatable.pods``; each requested resource must fit in
                allocatable minus the requests of the other admitted, non-terminal pods
                ──▶ reason ``OutOf<resource>``, message
@@ -24,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from podling.agent.kuberuntime.sysctls import FORBIDDEN as SYSCTL_FORBIDDEN
+from podling.agent.kuberuntime.sysctls import sysctl_problem
 from podling.api.fit import (CPU, EPHEMERAL_STORAGE, MEMORY, PODS, resource_list, spec_matches_node,
                              spec_requests)
 from podling.api.types import Obj
@@ -107,9 +112,14 @@ def ports_conflict(wanted: Iterable[HostPort], used: Iterable[HostPort]) -> bool
                if (proto, port) == (uproto, uport))
 
 
-def admit(pod: PodView, node: NodeView, others: Iterable[PodView]) -> Rejection | None:
+def admit(pod: PodView, node: NodeView, others: Iterable[PodView], *,
+          unsafe_sysctls: tuple[str, ...] = ()) -> Rejection | None:
     """None when ``pod`` may run on ``node`` next to ``others`` (the pods admitted before;
-    terminal ones and ``pod`` itself are skipped); else the first failed check."""
+    terminal ones and ``pod`` itself are skipped); else the first failed check.
+    ``unsafe_sysctls``: the node's ``--allowed-unsafe-sysctls``."""
+    problem = sysctl_problem(pod, unsafe_sysctls)
+    if problem is not None:
+        return Rejection(SYSCTL_FORBIDDEN, problem)
     uid = pod.metadata.uid
     active = [p for p in others if not p.status.terminal and p.metadata.uid != uid]
     allocatable = node.allocatable

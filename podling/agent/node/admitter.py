@@ -45,8 +45,9 @@ class Admitter:
     """The admission bookkeeping of one node. ``get_node`` reads the Node now (None when it
     cannot be read). Called from the pod workers' one event loop."""
 
-    def __init__(self, get_node: GetNode) -> None:
+    def __init__(self, get_node: GetNode, *, unsafe_sysctls: tuple[str, ...] = ()) -> None:
         self._get_node = get_node
+        self._unsafe_sysctls = unsafe_sysctls  # --allowed-unsafe-sysctls
         self._admitted: dict[str, PodView] = {}  # uid → the latest copy of an admitted pod
         self._rejected: dict[str, Obj] = {}  # uid → the status of a refused pod
 
@@ -64,7 +65,8 @@ class Admitter:
             if node is None:
                 return AdmitResult(False, retry=True)
             # no await from here on: admitting is atomic among the pods synced concurrently
-            refusal = admission.admit(pod, NodeView.from_obj(node), self._admitted.values())
+            refusal = admission.admit(pod, NodeView.from_obj(node), self._admitted.values(),
+                                      unsafe_sysctls=self._unsafe_sysctls)
             if refusal is not None:
                 return self._refuse(pod, refusal, now)
         self._admitted[uid] = pod

@@ -119,7 +119,8 @@ class PodSyncer:
                                            seccomp_dir=config.seccomp_dir)
         self.sandboxes = SandboxManager(runtime=runtime, network=network, rootfs=rootfs,
                                         recorder=recorder, node_name=config.node_name)
-        self.admitter = Admitter(get_node or self._read_node)
+        self.admitter = Admitter(get_node or self._read_node,
+                                 unsafe_sysctls=config.allowed_unsafe_sysctls)
         self.teardown = PodTeardown(client=client, runtime=runtime, containers=self.containers,
                                     sandboxes=self.sandboxes, config=config)
         self._pod_ips: dict[str, list[str]] = {}

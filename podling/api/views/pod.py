@@ -119,6 +119,7 @@ class PodSecurityContextView:
     fs_group: int | None = None
     supplemental_groups: tuple[int, ...] = ()
     seccomp: SeccompProfileView | None = None
+    sysctls: tuple[tuple[str, str], ...] = ()  # (name, value), as written
 
     @classmethod
     def from_obj(cls, obj: Any) -> "PodSecurityContextView":
@@ -131,7 +132,9 @@ class PodSecurityContextView:
                    run_as_non_root=_read.opt_bool(sc.get("runAsNonRoot")),
                    fs_group=_read.opt_int(sc.get("fsGroup")),
                    supplemental_groups=tuple(g for g in groups if g is not None),
-                   seccomp=SeccompProfileView.from_obj(sc.get("seccompProfile")))
+                   seccomp=SeccompProfileView.from_obj(sc.get("seccompProfile")),
+                   sysctls=tuple((_read.text(s.get("name")), _read.text(s.get("value")))
+                                 for s in _read.objs(sc.get("sysctls")) if s.get("name")))
 
 
 def _containers(value: Any) -> tuple[ContainerView, ...]:

@@ -289,6 +289,8 @@ def sandbox_spec(config: PodSandboxConfig, *, netns_path: str, pause_rootfs: str
         "maskedPaths": list(DEFAULT_MASKED_PATHS),
         "readonlyPaths": list(DEFAULT_READONLY_PATHS),
     }
+    if config.sysctls:  # written by runc in the pod's namespaces, which the pause owns
+        spec["linux"]["sysctl"] = dict(config.sysctls)
     return spec
 
 

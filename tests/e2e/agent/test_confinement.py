@@ -50,3 +50,31 @@ def test_capabilities_no_new_privs_masked_paths_and_privileged(cluster, wait):
         assert privileged["timer_list"] == "20"  # nothing masked
     finally:
         cluster.kubectl("delete", "pod", *names, "--ignore-not-found", "--timeout=60s")
+
+
+def test_safe_sysctls_are_set_in_the_pod_and_unsafe_ones_refused(cluster, wait):
+    sysctls = [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "100"},
+               {"name": "kernel.shm_rmid_forced", "value": "1"}]
+    script = ("echo port=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start); "
+              "echo shm=$(cat /proc/sys/kernel/shm_rmid_forced); echo done; sleep 3600")
+    manifest = pod("sysctl-safe", cluster.node, [busybox("c", script)],
+                   securityContext={"sysctls": sysctls})
+    refused = pod("sysctl-unsafe", cluster.node, [busybox("c", "sleep 3600")],
+                  securityContext={"sysctls": [{"name": "kernel.msgmax", "value": "9000"}]})
+    try:
+        cluster.apply(json.dumps(manifest))
+        out = wait(lambda: (lambda text: text if "done" in text else "")(
+            cluster.kubectl("logs", "sysctl-safe", check=False).stdout), timeout=90)
+        assert "port=100\nshm=1\n" in out, out
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            assert f.read().strip() != "100"  # the pod's network namespace, not the host's
+        cluster.apply(json.dumps(refused))
+        status = wait(lambda: (lambda s: s if s.get("phase") == "Failed" else None)(json.loads(
+            cluster.kubectl("get", "pod", "sysctl-unsafe", "-o", "json").stdout)["status"]),
+            timeout=60)
+        assert (status["reason"], status["message"]) == (
+            "SysctlForbidden",
+            'Pod was rejected: forbidden sysctl: "kernel.msgmax" not allowlisted')
+    finally:
+        cluster.kubectl("delete", "pod", "sysctl-safe", "sysctl-unsafe", "--ignore-not-found",
+                        "--timeout=60s")

@@ -87,8 +87,9 @@ def test_everything_the_agent_implements_is_quiet() -> None:
      ["spec.ephemeralContainers[0].resizePolicy"]),
     ({"resourceClaims": [{"name": "r"}]}, ["spec.resourceClaims"]),
     ({"os": {"name": "linux"}}, ["spec.os"]),
-    ({"securityContext": {"sysctls": [{"name": "a", "value": "1"}]}},
-     ["spec.securityContext.sysctls"]),
+    ({"securityContext": {"sysctls": [{"name": "a", "value": "1"}],
+                          "seLinuxOptions": {"level": "s0"}}},
+     ["spec.securityContext.seLinuxOptions"]),  # sysctls are applied
     ({"hostUsers": False}, ["spec.hostUsers"]),
 ])
 def test_set_but_unimplemented_fields_are_reported(spec: dict, expected: list[str]) -> None:
