@@ -22,10 +22,8 @@ from ..images.service import ImageStoreConfig, LocalImageService
 from ..network.cni import CniNetwork
 from ..network.cni_config import CniConfig
 from ..runtime.oci import OciRuntime, OciRuntimeConfig
-from ..util.fdlimit import raise_open_files_limit
-from ..util.libc import limit_malloc_arenas
-from ..util.tlsmemory import limit_tls_buffers
 from .errors import CliError
+from .tuning import tune_process
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +101,7 @@ async def stop_agent(agent: Agent) -> None:
 async def run_agent(config: AgentConfig) -> None:
     """``podling agent``: join (when given a join token), then run until cancelled
     (SIGINT / SIGTERM)."""
-    limit_malloc_arenas()  # before any thread: idle memory (issue 11)
-    raise_open_files_limit()  # a connection is a file descriptor
-    limit_tls_buffers()  # and holds a TLS read buffer
+    tune_process()
     config = await with_credentials(config)
     try:
         agent = await start_agent(config)

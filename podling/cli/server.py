@@ -31,11 +31,9 @@ from ..client.leaderelection import LeaderElectionConfig, LeaderElector, lead_wh
 from ..controllers import ControllerConfig, ControllerManager
 from ..scheduler import Scheduler
 from ..storage.interface import StorageError
-from ..util.fdlimit import raise_open_files_limit
-from ..util.libc import limit_malloc_arenas
-from ..util.tlsmemory import limit_tls_buffers
 from .errors import CliError, UsageError
 from .tokenfile import read_token
+from .tuning import tune_process
 
 log = logging.getLogger(__name__)
 
@@ -141,23 +139,12 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
                      kubeconfig: KubeconfigCopy = KubeconfigCopy()) -> None:
     """Run until SIGINT / SIGTERM. ``join``: the URL of a server of the cluster this one
     joins (``--server``)."""
-    limit_malloc_arenas()  # before any thread: idle memory (issue 11)
-    raise_open_files_limit()  # a connection is a file descriptor
-    limit_tls_buffers()  # and holds a TLS read buffer
+    tune_process()
     if join:
         await check_join_target(join, config.token)
         config = dataclasses.replace(config, joining=True)
     server = await _start(config)
-    write_kubeconfigs(config.kubeconfig_path, kubeconfig)
-    if kubeconfig.path:
-        print(f"podling: kubeconfig also written to {kubeconfig.path}", flush=True)
-    print(f"podling: API server ready at {server.url} (kubeconfig: "
-          f"{config.kubeconfig_path})", flush=True)
-    join_token_file = server.node_auth.join_token_file if server.node_auth else ""
-    print(f"podling: join token in {join_token_file}", flush=True)
-    if config.datastore == "etcd":
-        print(f"podling: server token (for more servers on this etcd) in "
-              f"{os.path.join(config.data_dir, 'server', TOKEN_FILE)}", flush=True)
+    join_token_file = _announce(config, server, kubeconfig)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -197,6 +184,21 @@ async def run_server(config: ServerConfig, agent_overrides: dict | None = None, 
         await stop_agent(agent)
     await controllers_client.close()
     await server.stop()
+
+
+def _announce(config: ServerConfig, server: RunningServer, kubeconfig: KubeconfigCopy) -> str:
+    """Write the kubeconfigs and say where everything is; returns the join token's file."""
+    write_kubeconfigs(config.kubeconfig_path, kubeconfig)
+    if kubeconfig.path:
+        print(f"podling: kubeconfig also written to {kubeconfig.path}", flush=True)
+    print(f"podling: API server ready at {server.url} (kubeconfig: "
+          f"{config.kubeconfig_path})", flush=True)
+    join_token_file = server.node_auth.join_token_file if server.node_auth else ""
+    print(f"podling: join token in {join_token_file}", flush=True)
+    if config.datastore == "etcd":
+        print(f"podling: server token (for more servers on this etcd) in "
+              f"{os.path.join(config.data_dir, 'server', TOKEN_FILE)}", flush=True)
+    return join_token_file
 
 
 def leader_identity(data_dir: str) -> str:
