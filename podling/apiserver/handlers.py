@@ -131,7 +131,8 @@ class ResourceHandlers:
             await self._require_active_namespace(namespace)
         warnings += [unimplemented.warning_text(p)
                      for p in unimplemented.unimplemented_fields(info.resource.kind, obj)]
-        created = await store.create(namespace, obj, dry_run=dry_run(request))
+        created = await store.create(namespace, obj, dry_run=dry_run(request),
+                                     warnings=warnings)
         return bodies.respond(created, 201, warnings + store.strategy.warnings(created))
 
     async def _update(self, request: web.Request, info: requestinfo.RequestInfo,

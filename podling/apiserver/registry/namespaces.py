@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ...api import defaults, errors, validation
 from ...api.errors import Cause
+from .podsecurity import label_causes, update_label_causes
 from .strategy import Obj, Strategy
 
 #: namespaces Kubernetes' NamespaceLifecycle admission never lets anyone delete
@@ -35,10 +36,12 @@ class NamespaceStrategy(Strategy):
         new["spec"] = old.get("spec", {})  # spec.finalizers change only through /finalize
 
     def validate(self, obj: Obj) -> list[Cause]:
-        return validation.validate_namespace(obj)
+        """Kubernetes' validation, and Pod Security Admission's of its labels."""
+        return validation.validate_namespace(obj) + label_causes(_labels(obj))
 
     def validate_update(self, new: Obj, old: Obj) -> list[Cause]:
-        return validation.validate_namespace_update(new, old)
+        return validation.validate_namespace_update(new, old) + \
+            update_label_causes(_labels(new), _labels(old))
 
     def check_graceful_delete(self, obj: Obj, requested: int | None) -> int:
         """403 for the protected namespaces; otherwise no grace (the finalizer holds it)."""
@@ -71,3 +74,7 @@ class NamespaceFinalizeStrategy(NamespaceStrategy):
         new.clear()
         new.update(old)
         new["spec"] = dict(old.get("spec") or {}, finalizers=finalizers)
+
+
+def _labels(obj: Obj) -> dict:
+    return (obj.get("metadata") or {}).get("labels") or {}

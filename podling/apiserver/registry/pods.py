@@ -14,6 +14,7 @@ from ...api.pods import is_terminal
 from ...api.resources import Resource
 from ...util import timeline
 from ...util.jsoncopy import clone
+from .podsecurity import PodSecurityAdmission
 from .strategy import Obj, Strategy
 
 if TYPE_CHECKING:
@@ -32,9 +33,11 @@ class PodStrategy(Strategy):
     updates_status = False
     tracks_generation = True
 
-    def __init__(self, resource: Resource, admission: PodAdmission | None = None) -> None:
+    def __init__(self, resource: Resource, admission: PodAdmission | None = None,
+                 security: PodSecurityAdmission | None = None) -> None:
         super().__init__(resource)
         self.admission = admission
+        self.security = security
 
     def default(self, obj: Obj) -> None:
         defaults.default_pod(obj)
@@ -43,6 +46,10 @@ class PodStrategy(Strategy):
         """The ServiceAccount admission plugin, when the strategy was given one."""
         if self.admission is not None:
             await self.admission.admit(obj)
+
+    async def validate_admission(self, obj: Obj) -> list[str]:
+        """Pod Security Admission (:mod:`.podsecurity`), when the strategy was given it."""
+        return await self.security.admit(obj) if self.security is not None else []
 
     def prepare_for_create(self, obj: Obj) -> None:
         """Pending status, generation 1, and what Kubernetes' admission adds (priority,

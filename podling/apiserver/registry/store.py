@@ -120,9 +120,11 @@ class RegistryStore:
 
     # -- create --------------------------------------------------------------------------
 
-    async def create(self, namespace: str | None, obj: Obj, *, dry_run: bool = False) -> Obj:
+    async def create(self, namespace: str | None, obj: Obj, *, dry_run: bool = False,
+                     warnings: list[str] | None = None) -> Obj:
         """Create ``obj`` (already decoded, kind and namespace checked); returns what the
-        strategy's ``after_create`` answers (the stored object unless it changed it)."""
+        strategy's ``after_create`` answers (the stored object unless it changed it).
+        Validating admission's Warning texts are appended to ``warnings``."""
         meta = obj.setdefault("metadata", {})
         if self.resource.namespaced:
             meta["namespace"] = namespace
@@ -139,6 +141,9 @@ class RegistryStore:
         causes = self.strategy.validate(obj)
         if causes:
             raise self._invalid(obj, causes)
+        admitted = await self.strategy.validate_admission(obj)
+        if warnings is not None:
+            warnings += admitted
         if dry_run:
             return obj
         with self._translated(meta.get("name", "")):

@@ -16,6 +16,7 @@ from .configdata import ConfigMapStrategy, SecretStrategy
 from .eviction import PodEvictionStrategy
 from .namespaces import NamespaceFinalizeStrategy, NamespaceStatusStrategy, NamespaceStrategy
 from .nodes import CLUSTER_CIDR, NodeStatusStrategy, NodeStrategy, PodCidrAllocator
+from .podsecurity import PodSecurityAdmission
 from .pods import PodEphemeralContainersStrategy, PodStatusStrategy, PodStrategy
 from .serviceaccounts import ServiceAccountAdmission, ServiceAccountStrategy
 from .store import RegistryStore
@@ -48,17 +49,20 @@ def registry_stores(storage: Storage, *, cluster_cidr: str = CLUSTER_CIDR,
     accounts = RegistryStore(resources.SERVICE_ACCOUNTS,
                              ServiceAccountStrategy(resources.SERVICE_ACCOUNTS), storage)
     admission = ServiceAccountAdmission(accounts) if service_account_admission else None
+    namespace_store = RegistryStore(namespaces, NamespaceStrategy(namespaces), storage,
+                                    subresources={
+                                        "status": NamespaceStatusStrategy(namespaces),
+                                        "finalize": NamespaceFinalizeStrategy(namespaces)})
+    security = PodSecurityAdmission(namespace_store)
     return {
-        "pods": RegistryStore(pods, PodStrategy(pods, admission), storage, subresources={
+        "pods": RegistryStore(pods, PodStrategy(pods, admission, security), storage,
+                              subresources={
             "status": PodStatusStrategy(pods), "binding": PodBindingStrategy(pods),
             "eviction": PodEvictionStrategy(pods),
             "ephemeralcontainers": PodEphemeralContainersStrategy(pods)}),
         "nodes": RegistryStore(nodes, NodeStrategy(nodes, PodCidrAllocator(cluster_cidr)),
                                storage, subresources={"status": NodeStatusStrategy(nodes)}),
-        "namespaces": RegistryStore(namespaces, NamespaceStrategy(namespaces), storage,
-                                    subresources={
-                                        "status": NamespaceStatusStrategy(namespaces),
-                                        "finalize": NamespaceFinalizeStrategy(namespaces)}),
+        "namespaces": namespace_store,
         "configmaps": RegistryStore(resources.CONFIG_MAPS,
                                     ConfigMapStrategy(resources.CONFIG_MAPS), storage),
         "secrets": RegistryStore(resources.SECRETS, SecretStrategy(resources.SECRETS), storage),

@@ -68,6 +68,11 @@ class Strategy:
         ``WarningsOnCreate`` / ``WarningsOnUpdate``)."""
         return []
 
+    async def validate_admission(self, obj: Obj) -> list[str]:
+        """Validating admission on create, after validation (may read other resources):
+        raises an ApiError to refuse ``obj``; returns Warning texts otherwise."""
+        return []
+
     async def after_create(self, store: RegistryStore, created: Obj) -> Obj:
         """Called once ``created`` is stored (never on a dry run); returns the object to
         answer. Further changes go through ``store`` (e.g. ``store.update``)."""

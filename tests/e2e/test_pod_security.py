@@ -1,0 +1,79 @@
+"""Pod Security Admission through the real kubectl: namespaces labelled with each level,
+the exact denial and warning texts kubectl prints, and the 422 for bad labels."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+P = "pod-security.kubernetes.io/"
+RESTRICTED_OK = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                 "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def namespace(server, **labels: str) -> str:
+    name = f"psa-{uuid.uuid4().hex[:8]}"
+    server.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
+            P + key.replace("_", "-"): value for key, value in labels.items()}}}))
+    return name
+
+
+def create(server, ns: str, name: str, **sc):
+    container = {"name": name, "image": "busybox", **({"securityContext": sc} if sc else {})}
+    return server.kubectl("create", "-n", ns, "-f", "-", check=False, input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"schedulerName": "nobody", "containers": [container]}}))
+
+
+def test_restricted_refuses_a_bare_pod_and_admits_a_restricted_one(shared_server):
+    ns = namespace(shared_server, enforce="restricted")
+    out = create(shared_server, ns, "x")
+    assert out.returncode == 1
+    assert out.stderr == (
+        'Error from server (Forbidden): error when creating "STDIN": pods "x" is forbidden: '
+        'violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false '
+        '(container "x" must set securityContext.allowPrivilegeEscalation=false), '
+        'unrestricted capabilities (container "x" must set '
+        'securityContext.capabilities.drop=["ALL"]), runAsNonRoot != true (pod or container '
+        '"x" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container '
+        '"x" must set securityContext.seccompProfile.type to "RuntimeDefault" or '
+        '"Localhost")\n')
+    ok = create(shared_server, ns, "y", **RESTRICTED_OK)
+    assert (ok.returncode, ok.stderr) == (0, "")
+
+
+def test_baseline_enforced_with_restricted_warnings(shared_server):
+    ns = namespace(shared_server, enforce="baseline", enforce_version="v1.32",
+                   warn="restricted")
+    out = create(shared_server, ns, "priv", privileged=True)
+    assert out.returncode == 1
+    assert out.stderr == (
+        'Error from server (Forbidden): error when creating "STDIN": pods "priv" is '
+        'forbidden: violates PodSecurity "baseline:v1.32": privileged (container "priv" '
+        'must not set securityContext.privileged=true)\n')
+    warned = create(shared_server, ns, "plain")
+    assert warned.returncode == 0 and warned.stdout == "pod/plain created\n"
+    assert warned.stderr.startswith('Warning: would violate PodSecurity "restricted:latest": '
+                                    "allowPrivilegeEscalation != false"), warned.stderr
+
+
+def test_privileged_namespaces_and_no_labels_admit_anything(shared_server):
+    for ns in (namespace(shared_server, enforce="privileged"), namespace(shared_server)):
+        out = create(shared_server, ns, "priv", privileged=True)
+        assert (out.returncode, out.stderr) == (0, "")
+
+
+def test_bad_labels_are_422(shared_server):
+    name = f"psa-{uuid.uuid4().hex[:8]}"
+    out = shared_server.kubectl("create", "namespace", name, "--dry-run=client", "-o", "json")
+    doc = json.loads(out.stdout)
+    doc["metadata"]["labels"] = {P + "enforce": "strict", P + "enforce-version": "1.25"}
+    out = shared_server.kubectl("create", "-f", "-", check=False, input=json.dumps(doc))
+    assert out.returncode == 1
+    assert out.stderr == (
+        f'The Namespace "{name}" is invalid: \n'
+        f'* metadata.labels[{P}enforce]: Invalid value: "strict": must be one of privileged, '
+        'baseline, restricted\n'
+        f'* metadata.labels[{P}enforce-version]: Invalid value: "1.25": must be "latest" or '
+        '"v1.x"\n')
