@@ -146,7 +146,8 @@ class ResourceHandlers:
         self._body_namespace(obj, info)
         strategy = store.strategy_for(info.subresource)
         updated = await store.update(info.namespace, info.name, lambda current: obj,
-                                     strategy=strategy, dry_run=dry_run(request))
+                                     strategy=strategy, dry_run=dry_run(request),
+                                     warnings=warnings)
         return bodies.respond(updated, 200, warnings + strategy.warnings(updated))
 
     async def _patch(self, request: web.Request, info: requestinfo.RequestInfo,
@@ -173,7 +174,7 @@ class ResourceHandlers:
 
         strategy = store.strategy_for(info.subresource)
         updated = await store.update(info.namespace, info.name, apply, strategy=strategy,
-                                     dry_run=dry_run(request))
+                                     dry_run=dry_run(request), warnings=warnings)
         return bodies.respond(updated, 200, warnings + strategy.warnings(updated))
 
     async def _delete(self, request: web.Request, info: requestinfo.RequestInfo,

@@ -77,3 +77,23 @@ def test_bad_labels_are_422(shared_server):
         'baseline, restricted\n'
         f'* metadata.labels[{P}enforce-version]: Invalid value: "1.25": must be "latest" or '
         '"v1.x"\n')
+
+
+def test_significant_updates_are_evaluated_and_others_are_not(shared_server):
+    ns = namespace(shared_server, enforce="privileged")
+    assert create(shared_server, ns, "old").returncode == 0  # a bare pod, before the labels
+    shared_server.kubectl("label", "namespace", ns, "--overwrite", P + "enforce=baseline")
+    debug = shared_server.kubectl("debug", "-n", ns, "old", "--image=busybox",
+                                  "--profile=sysadmin", "--", "true", check=False)
+    assert debug.returncode == 1
+    assert debug.stderr.startswith(
+        'Error from server (Forbidden): pods "old" is forbidden: violates PodSecurity '
+        '"baseline:latest": privileged (container "debugger-'), debug.stderr
+    labelled = shared_server.kubectl("label", "pod", "-n", ns, "old", "a=b", check=False)
+    assert (labelled.returncode, labelled.stderr) == (0, "")  # not significant: no check
+    shared_server.kubectl("label", "namespace", ns, "--overwrite", P + "enforce=restricted")
+    image = shared_server.kubectl("set", "image", "-n", ns, "pod/old", "old=busybox:1.36",
+                                  check=False)
+    assert image.returncode == 1
+    assert 'pods "old" is forbidden: violates PodSecurity "restricted:latest": ' \
+        "allowPrivilegeEscalation != false" in image.stderr, image.stderr

@@ -6,7 +6,7 @@ pods/binding and pods/eviction, which also write pods, are in :mod:`.binding` an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Awaitable, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Protocol
 
 from ...api import defaults, errors, validation
 from ...api.errors import Cause
@@ -14,7 +14,7 @@ from ...api.pods import is_terminal
 from ...api.resources import Resource
 from ...util import timeline
 from ...util.jsoncopy import clone
-from .podsecurity import PodSecurityAdmission
+from .podsecurity import PodSecurityAdmission, significant
 from .strategy import Obj, Strategy
 
 if TYPE_CHECKING:
@@ -50,6 +50,16 @@ class PodStrategy(Strategy):
     async def validate_admission(self, obj: Obj) -> list[str]:
         """Pod Security Admission (:mod:`.podsecurity`), when the strategy was given it."""
         return await self.security.admit(obj) if self.security is not None else []
+
+    async def admission_context(self, namespace: str | None) -> dict | None:
+        """The namespace's labels, for Pod Security Admission of the update."""
+        return await self.security.labels(namespace) if self.security is not None else None
+
+    def validate_update_admission(self, new: Obj, old: Obj, context: Any) -> list[str]:
+        """Pod Security Admission of a significant update (:func:`.podsecurity.significant`)."""
+        if self.security is None or context is None or not significant(new, old):
+            return []
+        return self.security.check(new, context)
 
     def prepare_for_create(self, obj: Obj) -> None:
         """Pending status, generation 1, and what Kubernetes' admission adds (priority,

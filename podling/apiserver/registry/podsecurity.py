@@ -5,9 +5,9 @@ checks and texts: :mod:`podling.api.podsecurity`. No namespace, user or runtime 
 exempt (kube-apiserver's default). ``audit`` labels are accepted; there is no audit log to
 annotate.
 
-Not evaluated yet: pod updates that change images or add ephemeral containers (Kubernetes
-evaluates those too), and the pod templates of workload resources, which podling does not
-serve.
+A pod update is evaluated when it is significant (:func:`significant`: images, containers
+added, ephemeral containers), the whole new pod, as Kubernetes does. Not evaluated: the pod
+templates of workload resources, which podling does not serve.
 """
 
 from __future__ import annotations
@@ -20,25 +20,32 @@ from .store import RegistryStore
 
 
 class PodSecurityAdmission:
-    """Reads the pod's namespace (``namespaces``: its registry store) on every create."""
+    """Reads the pod's namespace (``namespaces``: its registry store) on every check."""
 
     def __init__(self, namespaces: RegistryStore) -> None:
         self._namespaces = namespaces
 
-    async def admit(self, pod: Obj) -> list[str]:
-        """Warning texts for ``pod``, or 403 when it violates its namespace's enforce level."""
-        meta = pod.get("metadata") or {}
+    async def labels(self, namespace: str | None) -> dict[str, Any]:
+        """The namespace's labels ({} when it does not exist: the request fails on that)."""
         try:
-            namespace = await self._namespaces.lookup(None, meta.get("namespace", ""))
+            found = await self._namespaces.lookup(None, namespace or "")
         except errors.ApiError:
-            return []  # the create fails on the missing namespace anyway
-        labels: dict[str, Any] = (namespace.get("metadata") or {}).get("labels") or {}
+            return {}
+        return (found.get("metadata") or {}).get("labels") or {}
+
+    async def admit(self, pod: Obj) -> list[str]:
+        """A create: see :meth:`check`."""
+        return self.check(pod, await self.labels((pod.get("metadata") or {}).get("namespace")))
+
+    def check(self, pod: Obj, labels: dict[str, Any]) -> list[str]:
+        """Warning texts for ``pod`` in a namespace with ``labels``, or 403 when it violates
+        the namespace's enforce level."""
         policy = podsecurity.policy(labels)
         if all(mode.level == "privileged" for mode in (policy.enforce, policy.warn)):
             return []
         failed = podsecurity.evaluate(pod, policy.enforce.level)
         if failed:
-            name = meta.get("name", "")
+            name = (pod.get("metadata") or {}).get("name", "")
             subject = f'pods "{name}"' if name else "pods"
             raise errors.ApiError(403, "Forbidden", f'{subject} is forbidden: violates '
                                   f'PodSecurity "{policy.enforce}": '
@@ -50,6 +57,23 @@ class PodSecurityAdmission:
             return []
         return [f'would violate PodSecurity "{policy.warn}": '
                 f"{podsecurity.forbidden_detail(failed)}"]
+
+
+def significant(new: Obj, old: Obj) -> bool:
+    """Whether a pod update is evaluated, as Kubernetes decides: containers or init
+    containers added or removed, an image changed, an ephemeral container added or its
+    image changed. Labels, annotations, tolerations and the like never are."""
+    new_spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+    for key in ("containers", "initContainers"):
+        now, before = new_spec.get(key) or [], old_spec.get(key) or []
+        if len(now) != len(before) or any((a or {}).get("image") != (b or {}).get("image")
+                                          for a, b in zip(now, before)):
+            return True
+    before_images = {(c or {}).get("name"): (c or {}).get("image")
+                     for c in old_spec.get("ephemeralContainers") or []}
+    return any((c or {}).get("name") not in before_images or
+               before_images[(c or {}).get("name")] != (c or {}).get("image")
+               for c in new_spec.get("ephemeralContainers") or [])
 
 
 def label_causes(labels: dict[str, Any]) -> list[errors.Cause]:

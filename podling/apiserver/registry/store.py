@@ -153,19 +153,24 @@ class RegistryStore:
     # -- update --------------------------------------------------------------------------
 
     async def update(self, namespace: str | None, name: str, make_new: Callable[[Obj], Obj], *,
-                     strategy: Strategy | None = None, dry_run: bool = False) -> Obj:
+                     strategy: Strategy | None = None, dry_run: bool = False,
+                     warnings: list[str] | None = None) -> Obj:
         """Replace the object with ``make_new(copy_of_current)`` through the update pipeline.
 
         ``make_new`` builds the candidate (a PUT body, or a patch applied to the current
         object). A resourceVersion in the candidate that differs from the stored one is a
         409 Conflict. An object whose deletion was only waiting on finalizers or a grace
-        period is removed once nothing blocks it any more."""
+        period is removed once nothing blocks it any more. Validating admission's Warning
+        texts are appended to ``warnings``."""
         strategy = strategy or self.strategy
+        context = await strategy.admission_context(namespace)
+        admitted: list[str] = []
 
         def try_update(current: Obj) -> Obj:
             new = make_new(clone(current))
             self._check_version(new, current, name)
             new = self._prepare_update(new, current, strategy)
+            admitted[:] = strategy.validate_update_admission(new, current, context)
             if dry_run:
                 raise _DryRunResult(new)
             return new
@@ -176,6 +181,9 @@ class RegistryStore:
                                                                try_update)
         except _DryRunResult as result:
             return result.obj
+        finally:
+            if warnings is not None:
+                warnings += admitted
         meta = updated.get("metadata") or {}
         if meta.get("deletionTimestamp") and not self.strategy.blocks_deletion(updated):
             return await self._remove(namespace, name, updated)

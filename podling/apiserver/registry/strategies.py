@@ -59,7 +59,7 @@ def registry_stores(storage: Storage, *, cluster_cidr: str = CLUSTER_CIDR,
                               subresources={
             "status": PodStatusStrategy(pods), "binding": PodBindingStrategy(pods),
             "eviction": PodEvictionStrategy(pods),
-            "ephemeralcontainers": PodEphemeralContainersStrategy(pods)}),
+            "ephemeralcontainers": PodEphemeralContainersStrategy(pods, security=security)}),
         "nodes": RegistryStore(nodes, NodeStrategy(nodes, PodCidrAllocator(cluster_cidr)),
                                storage, subresources={"status": NodeStatusStrategy(nodes)}),
         "namespaces": namespace_store,

@@ -22,7 +22,7 @@ through the store it is given (the same pipeline), never by writing to storage d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ...api import validation
 from ...api.errors import Cause
@@ -71,6 +71,16 @@ class Strategy:
     async def validate_admission(self, obj: Obj) -> list[str]:
         """Validating admission on create, after validation (may read other resources):
         raises an ApiError to refuse ``obj``; returns Warning texts otherwise."""
+        return []
+
+    async def admission_context(self, namespace: str | None) -> Any:
+        """What :meth:`validate_update_admission` needs, read before an update (which runs
+        inside the storage's compare-and-swap loop, where nothing may be awaited)."""
+        return None
+
+    def validate_update_admission(self, new: Obj, old: Obj, context: Any) -> list[str]:
+        """Validating admission on update, after validation: raise an ApiError to refuse;
+        Warning texts otherwise."""
         return []
 
     async def after_create(self, store: RegistryStore, created: Obj) -> Obj:
