@@ -97,3 +97,23 @@ def test_significant_updates_are_evaluated_and_others_are_not(shared_server):
     assert image.returncode == 1
     assert 'pods "old" is forbidden: violates PodSecurity "restricted:latest": ' \
         "allowPrivilegeEscalation != false" in image.stderr, image.stderr
+
+
+def test_tightening_a_namespace_warns_about_its_pods(shared_server):
+    ns = namespace(shared_server)
+    for name in ("b-plain", "a-plain", "c-priv"):
+        extra = {"privileged": True} if name == "c-priv" else {}
+        assert create(shared_server, ns, name, **extra).returncode == 0
+    assert create(shared_server, ns, "d-ok", **RESTRICTED_OK).returncode == 0
+    out = shared_server.kubectl("label", "namespace", ns, P + "enforce=restricted")
+    assert out.stdout == f"namespace/{ns} labeled\n"
+    assert out.stderr == (
+        f'Warning: existing pods in namespace "{ns}" violate the new PodSecurity enforce '
+        'level "restricted:latest"\n'
+        "Warning: a-plain (and 1 other pod): allowPrivilegeEscalation != false, unrestricted "
+        "capabilities, runAsNonRoot != true, seccompProfile\n"
+        "Warning: c-priv: privileged, allowPrivilegeEscalation != false, unrestricted "
+        "capabilities, runAsNonRoot != true, seccompProfile\n")
+    relaxed = shared_server.kubectl("label", "namespace", ns, "--overwrite",
+                                    P + "enforce=baseline")
+    assert relaxed.stderr == ""  # relaxing says nothing

@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+from typing import Any, Awaitable, Callable
+
 from ...api import defaults, errors, validation
 from ...api.errors import Cause
-from .podsecurity import label_causes, update_label_causes
+from ...api.resources import Resource
+from .podsecurity import existing_pod_warnings, label_causes, update_label_causes
 from .strategy import Obj, Strategy
 
 #: namespaces Kubernetes' NamespaceLifecycle admission never lets anyone delete
@@ -18,9 +21,25 @@ PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 
 
 class NamespaceStrategy(Strategy):
-    """Namespaces start Active with the ``kubernetes`` finalizer; deletion drains them first."""
+    """Namespaces start Active with the ``kubernetes`` finalizer; deletion drains them first.
+    ``list_pods(namespace)``, when given, lists a namespace's pods for Pod Security
+    Admission's warnings when an update tightens its enforce level."""
 
     updates_status = False
+
+    def __init__(self, resource: Resource,
+                 list_pods: Callable[[str], Awaitable[list[Obj]]] | None = None) -> None:
+        super().__init__(resource)
+        self._list_pods = list_pods
+
+    async def admission_context(self, namespace: str | None, name: str) -> list[Obj] | None:
+        return await self._list_pods(name) if self._list_pods is not None else None
+
+    def validate_update_admission(self, new: Obj, old: Obj, context: Any) -> list[str]:
+        if context is None:
+            return []
+        return existing_pod_warnings(new["metadata"].get("name", ""), _labels(new),
+                                     _labels(old), context)
 
     def default(self, obj: Obj) -> None:
         defaults.default_namespace(obj)

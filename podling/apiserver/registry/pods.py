@@ -51,7 +51,7 @@ class PodStrategy(Strategy):
         """Pod Security Admission (:mod:`.podsecurity`), when the strategy was given it."""
         return await self.security.admit(obj) if self.security is not None else []
 
-    async def admission_context(self, namespace: str | None) -> dict | None:
+    async def admission_context(self, namespace: str | None, name: str) -> dict | None:
         """The namespace's labels, for Pod Security Admission of the update."""
         return await self.security.labels(namespace) if self.security is not None else None
 

@@ -76,6 +76,45 @@ def significant(new: Obj, old: Obj) -> bool:
                for c in new_spec.get("ephemeralContainers") or [])
 
 
+MAX_EXISTING_PODS = 3000
+
+
+def existing_pod_warnings(namespace: str, new: dict[str, Any], old: dict[str, Any],
+                          pods: list[Obj]) -> list[str]:
+    """The warnings Kubernetes gives when a namespace's labels tighten its enforce level
+    (``new`` and ``old``: the labels) over ``pods``, the pods in it: which of them violate
+    the new level, grouped by what they violate. The update is allowed anyway."""
+    before, after = podsecurity.policy(old).enforce, podsecurity.policy(new).enforce
+    if after == before or after.level == "privileged" or podsecurity.label_errors(new) or (
+            after.version == before.version and not after.stricter_than(before)):
+        return []
+    groups: dict[str, tuple[str, int]] = {}  # reasons -> (first pod name, count)
+    for pod in pods[:MAX_EXISTING_PODS]:
+        failed = podsecurity.evaluate(pod, after.level)
+        if failed:
+            reasons = podsecurity.forbidden_reasons(failed)
+            name = (pod.get("metadata") or {}).get("name", "")
+            first, count = groups.get(reasons, (name, 0))
+            groups[reasons] = (min(first, name), count + 1)
+    warnings = []
+    if len(pods) > MAX_EXISTING_PODS:
+        warnings.append(f"new PodSecurity enforce level only checked against the first "
+                        f"{MAX_EXISTING_PODS} of {len(pods)} existing pods")
+    if groups:
+        warnings.append(f'existing pods in namespace "{namespace}" violate the new '
+                        f'PodSecurity enforce level "{after}"')
+        warnings += sorted(_group_line(name, count, reasons)
+                           for reasons, (name, count) in groups.items())
+    return warnings
+
+
+def _group_line(name: str, count: int, reasons: str) -> str:
+    if count == 1:
+        return f"{name}: {reasons}"
+    others = "1 other pod" if count == 2 else f"{count - 1} other pods"
+    return f"{name} (and {others}): {reasons}"
+
+
 def label_causes(labels: dict[str, Any]) -> list[errors.Cause]:
     """The 422 causes of a namespace's bad Pod Security labels."""
     return [errors.invalid(f"metadata.labels[{label}]", value, message)

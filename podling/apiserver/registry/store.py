@@ -163,7 +163,7 @@ class RegistryStore:
         period is removed once nothing blocks it any more. Validating admission's Warning
         texts are appended to ``warnings``."""
         strategy = strategy or self.strategy
-        context = await strategy.admission_context(namespace)
+        context = await strategy.admission_context(namespace, name)
         admitted: list[str] = []
 
         def try_update(current: Obj) -> Obj:

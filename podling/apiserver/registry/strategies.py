@@ -19,7 +19,7 @@ from .nodes import CLUSTER_CIDR, NodeStatusStrategy, NodeStrategy, PodCidrAlloca
 from .podsecurity import PodSecurityAdmission
 from .pods import PodEphemeralContainersStrategy, PodStatusStrategy, PodStrategy
 from .serviceaccounts import ServiceAccountAdmission, ServiceAccountStrategy
-from .store import RegistryStore
+from .store import RegistryStore, collection_prefix
 from .strategy import Obj, Strategy
 
 
@@ -49,7 +49,10 @@ def registry_stores(storage: Storage, *, cluster_cidr: str = CLUSTER_CIDR,
     accounts = RegistryStore(resources.SERVICE_ACCOUNTS,
                              ServiceAccountStrategy(resources.SERVICE_ACCOUNTS), storage)
     admission = ServiceAccountAdmission(accounts) if service_account_admission else None
-    namespace_store = RegistryStore(namespaces, NamespaceStrategy(namespaces), storage,
+    async def list_pods(namespace: str) -> list[Obj]:
+        return (await storage.list(collection_prefix(pods, namespace)))[0]
+    namespace_store = RegistryStore(namespaces, NamespaceStrategy(namespaces, list_pods),
+                                    storage,
                                     subresources={
                                         "status": NamespaceStatusStrategy(namespaces),
                                         "finalize": NamespaceFinalizeStrategy(namespaces)})

@@ -73,7 +73,7 @@ class Strategy:
         raises an ApiError to refuse ``obj``; returns Warning texts otherwise."""
         return []
 
-    async def admission_context(self, namespace: str | None) -> Any:
+    async def admission_context(self, namespace: str | None, name: str) -> Any:
         """What :meth:`validate_update_admission` needs, read before an update (which runs
         inside the storage's compare-and-swap loop, where nothing may be awaited)."""
         return None
