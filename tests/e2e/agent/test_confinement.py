@@ -1,7 +1,9 @@
 """Default confinement, read from inside real containers (/proc/self/status and the masked
 paths): the default capability set and nothing else, drops and adds, no_new_privs from
-allowPrivilegeEscalation, masked /proc paths; a privileged container runs with every
-capability this host itself holds (a bit the host lacks used to fail runc's create)."""
+allowPrivilegeEscalation, masked /proc paths and a read-only /proc/sys; a privileged
+container runs with every capability this host itself holds (a bit the host lacks used to
+fail runc's create), nothing masked. And sysctls: safe ones set in the pod's namespaces,
+unsafe ones refused by the node."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from podling.runtime.oci.bundle import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
 
 STATUS = ("grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; "
           "echo \"timer_list:\t$(head -c 20 /proc/timer_list | wc -c)\"; "
+          "(echo pod > /proc/sys/kernel/domainname) 2>/dev/null "  # UTS: the pod's own
+          "&& echo \"proc_sys:\twritable\" || echo \"proc_sys:\tread-only\"; "
           "echo done; sleep 3600")
 
 
@@ -38,7 +42,8 @@ def test_capabilities_no_new_privs_masked_paths_and_privileged(cluster, wait):
     try:
         default = _status(cluster, wait, "conf-default")
         assert default == {"CapEff": bits(DEFAULT_CAPABILITIES), "NoNewPrivs": "0",
-                           "timer_list": "0"}  # masked: /dev/null over it
+                           "timer_list": "0",  # masked: /dev/null over it
+                           "proc_sys": "read-only"}
         tuned = _status(cluster, wait, "conf-tuned", securityContext={
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}})
@@ -48,6 +53,7 @@ def test_capabilities_no_new_privs_masked_paths_and_privileged(cluster, wait):
                              securityContext={"privileged": True})
         assert privileged["CapEff"] == host_bounding_set()
         assert privileged["timer_list"] == "20"  # nothing masked
+        assert privileged["proc_sys"] == "writable"  # nothing read-only
     finally:
         cluster.kubectl("delete", "pod", *names, "--ignore-not-found", "--timeout=60s")
 
