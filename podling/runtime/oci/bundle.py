@@ -22,8 +22,8 @@ Security defaults (our own lists, in the spirit of the common container defaults
 capability set, masked and read-only /proc and /sys paths, the device cgroup denying all but
 runc's standard devices, and the seccomp filter the container's ``SecurityOptions.seccomp``
 names (none unless asked, as Kubernetes; :mod:`.seccomp`). Privileged containers get every
-capability, no masked/read-only paths, no seccomp filter, a writable /sys and an allow-all
-device cgroup (host devices are not populated in /dev).
+capability the runtime holds, no masked/read-only paths, no seccomp filter, a writable
+/sys, an allow-all device cgroup and the host's device nodes in /dev.
 
 rlimits are emitted only clamped to the host's hard limits: raising a hard limit fails with
 EPERM here and runc then refuses to start the process (docs/host-notes.md §3).
@@ -297,11 +297,12 @@ def sandbox_spec(config: PodSandboxConfig, *, netns_path: str, pause_rootfs: str
 def container_spec(config: ContainerConfig, sandbox: SandboxRef, *, cgroups_path: str,
                    rlimits: list[dict[str, Any]], pid_target: int = 0,
                    seccomp: dict[str, Any] | None = None,
-                   host_caps: tuple[str, ...] = ALL_CAPABILITIES) -> dict[str, Any]:
+                   host_caps: tuple[str, ...] = ALL_CAPABILITIES,
+                   host_devices: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """config.json of an app container joining ``sandbox``'s namespaces (and the PID
     namespace of process ``pid_target``, see :func:`container_namespaces`), filtered by the
     ``seccomp`` block when given (:mod:`.seccomp`); ``host_caps``: see
-    :func:`capabilities`."""
+    :func:`capabilities`; ``host_devices``: the device nodes a privileged container gets."""
     if not config.command:
         raise InvalidConfig(f"container {config.name!r} has no command")
     if not os.path.isabs(config.working_dir or "/"):
@@ -324,6 +325,8 @@ def container_spec(config: ContainerConfig, sandbox: SandboxRef, *, cgroups_path
         "cgroupsPath": cgroups_path,
         "resources": resources_block(config),
     }
+    if sec.privileged and host_devices:
+        linux["devices"] = host_devices
     if not sec.privileged:
         linux["maskedPaths"] = list(DEFAULT_MASKED_PATHS if sec.masked_paths is None
                                     else sec.masked_paths)

@@ -56,7 +56,9 @@ class ContainerOps(RuntimeCore):
         spec = bundle.container_spec(config, ref, cgroups_path=cgroups_path,
                                      rlimits=self._rlimits,
                                      pid_target=self._pid_target(sandbox_id, config),
-                                     seccomp=filtered, host_caps=host_caps)
+                                     seccomp=filtered, host_caps=host_caps,
+                                     host_devices=proc.host_devices() if sec.privileged
+                                     else None)
         record = ContainerRecord(cid, sandbox_id, config, time.time(),
                                  cgroups_path=cgroups_path)
         try:

@@ -181,3 +181,31 @@ def bounding_set() -> int:
             if line.startswith("CapBnd:"):
                 return int(line.split()[1], 16)
     return 0
+
+
+_SKIPPED_DEV_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
+
+
+def host_devices(root: str = "/dev") -> list[dict[str, object]]:
+    """The host's device nodes as OCI ``linux.devices`` entries, what a privileged container
+    gets (containerd's host devices): every character and block device under ``root``,
+    except /dev/console and those under pts, shm, fd and mqueue."""
+    import stat
+    found: list[dict[str, object]] = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d not in _SKIPPED_DEV_DIRS]
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            if path == os.path.join(root, "console"):
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue  # gone meanwhile
+            kind = "c" if stat.S_ISCHR(st.st_mode) else "b" if stat.S_ISBLK(st.st_mode) else ""
+            if kind:
+                found.append({"path": path, "type": kind, "major": os.major(st.st_rdev),
+                              "minor": os.minor(st.st_rdev),
+                              "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+                              "gid": st.st_gid})
+    return found

@@ -2,7 +2,7 @@
 paths): the default capability set and nothing else, drops and adds, no_new_privs from
 allowPrivilegeEscalation, masked /proc paths and a read-only /proc/sys; a privileged
 container runs with every capability this host itself holds (a bit the host lacks used to
-fail runc's create), nothing masked. And sysctls: safe ones set in the pod's namespaces,
+fail runc's create), nothing masked, and the host's device nodes. And sysctls: safe ones set in the pod's namespaces,
 unsafe ones refused by the node."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ STATUS = ("grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; "
           "echo \"timer_list:\t$(head -c 20 /proc/timer_list | wc -c)\"; "
           "(echo pod > /proc/sys/kernel/domainname) 2>/dev/null "  # UTS: the pod's own
           "&& echo \"proc_sys:\twritable\" || echo \"proc_sys:\tread-only\"; "
+          "[ -c /dev/kmsg ] && echo \"kmsg:\tdevice\" || echo \"kmsg:\tabsent\"; "
           "echo done; sleep 3600")
 
 
@@ -43,7 +44,7 @@ def test_capabilities_no_new_privs_masked_paths_and_privileged(cluster, wait):
         default = _status(cluster, wait, "conf-default")
         assert default == {"CapEff": bits(DEFAULT_CAPABILITIES), "NoNewPrivs": "0",
                            "timer_list": "0",  # masked: /dev/null over it
-                           "proc_sys": "read-only"}
+                           "proc_sys": "read-only", "kmsg": "absent"}
         tuned = _status(cluster, wait, "conf-tuned", securityContext={
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}})
@@ -54,6 +55,7 @@ def test_capabilities_no_new_privs_masked_paths_and_privileged(cluster, wait):
         assert privileged["CapEff"] == host_bounding_set()
         assert privileged["timer_list"] == "20"  # nothing masked
         assert privileged["proc_sys"] == "writable"  # nothing read-only
+        assert privileged["kmsg"] == "device"  # the host's device nodes
     finally:
         cluster.kubectl("delete", "pod", *names, "--ignore-not-found", "--timeout=60s")
 

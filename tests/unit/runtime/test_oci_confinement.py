@@ -1,4 +1,5 @@
-"""The seccomp blocks the OCI runtime puts in config.json (runtime/oci/seccomp.py)."""
+"""What the OCI runtime puts in config.json to confine a container: seccomp blocks
+(runtime/oci/seccomp.py), the capabilities a privileged container gets, host devices."""
 
 from __future__ import annotations
 
@@ -80,3 +81,26 @@ def test_privileged_and_all_mean_what_the_host_can_grant() -> None:
     assert capabilities(SecurityOptions(capabilities_add=("ALL",)), host) == list(host)
     assert "CAP_SYS_RESOURCE" in capabilities(SecurityOptions(
         capabilities_add=("SYS_RESOURCE",)), host)  # asked for by name: as given
+
+
+def test_host_devices_lists_device_nodes_but_not_the_console_or_pts(tmp_path) -> None:
+    import os
+    import stat
+
+    from podling.runtime.oci.proc import host_devices
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    (tmp_path / "pts").mkdir()
+    (tmp_path / "sub").mkdir()
+    os.mknod(tmp_path / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mknod(tmp_path / "sub" / "loop9", 0o660 | stat.S_IFBLK, os.makedev(7, 9))
+    os.mknod(tmp_path / "console", 0o600 | stat.S_IFCHR, os.makedev(5, 1))
+    os.mknod(tmp_path / "pts" / "0", 0o620 | stat.S_IFCHR, os.makedev(136, 0))
+    (tmp_path / "plain").write_text("not a device")
+    os.chmod(tmp_path / "null", 0o666)  # whatever the umask
+    os.chmod(tmp_path / "sub" / "loop9", 0o660)
+    assert host_devices(str(tmp_path)) == [
+        {"path": f"{tmp_path}/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666,
+         "uid": 0, "gid": 0},
+        {"path": f"{tmp_path}/sub/loop9", "type": "b", "major": 7, "minor": 9,
+         "fileMode": 0o660, "uid": 0, "gid": 0}]
