@@ -9,6 +9,6 @@ cd "$(dirname "$0")/../.."
 updates="${1:-10000}"
 writes="${2:-1000000}"
 start=$(date +%s)
-PODLING_STORM_UPDATES="$updates" PODLING_CHURN_WRITES="$writes" .venv/bin/pytest -q \
+PODLING_STORM_UPDATES="$updates" PODLING_CHURN_WRITES="$writes" .venv/bin/pytest -q -s \
     -p no:cacheprovider tests/unit/apiserver/test_storms.py
 echo "storms: $updates concurrent updates, $writes churn writes, $(( $(date +%s) - start )) s"

@@ -58,6 +58,8 @@ async def test_a_conflict_storm_has_exactly_one_winner_per_version(server) -> No
     finally:
         for api in apis:
             await api.close()
+    print(f"conflict storm: {UPDATES} updates from {CLIENTS} clients, {len(wins)} won, "
+          f"{conflicts} refused with 409")
     versions = [read for read, _ in wins]
     assert len(versions) == len(set(versions)), "two updates won on one version"
     assert sorted(value for _, value in wins) == list(range(1, len(wins) + 1))
@@ -94,6 +96,7 @@ async def test_watch_churn_delivers_every_write_once_in_order(server) -> None:
     finally:
         for api in apis:
             await api.close()
+    print(f"watch churn: {len(acknowledged)} writes acknowledged, {len(seen)} events seen")
     revisions = [rv for rv, _, _ in seen]
     assert revisions == sorted(set(revisions)), "an event repeated or out of order"
     assert {rv: (t, n) for rv, t, n in seen} == acknowledged  # no gap, nothing unasked
