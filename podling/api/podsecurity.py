@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 Obj = dict[str, Any]
 
@@ -195,13 +195,20 @@ def _added(c: Obj) -> list[str]:
     return [str(a) for a in _list(_obj(_sc(c).get("capabilities")).get("add"))]
 
 
-def capabilities_baseline(spec: Obj, meta: Obj) -> Result:
-    names, caps = [], set()
+def _offenders(spec: Obj, values_of: Callable[[Obj], list[str]]) -> tuple[list[str], set[str]]:
+    """The containers (in visit order) for which ``values_of`` finds anything, and all it
+    found."""
+    names, values = [], set()
     for c in _all_containers(spec):
-        bad = [a for a in _added(c) if a not in _BASELINE_CAPS]
-        if bad:
+        found = values_of(c)
+        if found:
             names.append(str(c.get("name", "")))
-            caps.update(bad)
+            values.update(found)
+    return names, values
+
+
+def capabilities_baseline(spec: Obj, meta: Obj) -> Result:
+    names, caps = _offenders(spec, lambda c: [a for a in _added(c) if a not in _BASELINE_CAPS])
     if not names:
         return None
     return ("non-default capabilities", f"{_containers(names)} must not include "
@@ -223,13 +230,9 @@ def host_path_volumes(spec: Obj, meta: Obj) -> Result:
 
 
 def host_ports(spec: Obj, meta: Obj) -> Result:
-    names, ports = [], set()
-    for c in _all_containers(spec):
-        used = [str(p.get("hostPort")) for p in map(_obj, _list(c.get("ports")))
-                if p.get("hostPort") not in (None, 0)]
-        if used:
-            names.append(str(c.get("name", "")))
-            ports.update(used)
+    names, ports = _offenders(spec, lambda c: [
+        str(p.get("hostPort")) for p in map(_obj, _list(c.get("ports")))
+        if p.get("hostPort") not in (None, 0)])
     if not names:
         return None
     return ("hostPort", f"{_containers(names)} {_plural('uses', 'use', len(names))} "
@@ -245,12 +248,8 @@ def privileged(spec: Obj, meta: Obj) -> Result:
 
 
 def proc_mount(spec: Obj, meta: Obj) -> Result:
-    names, values = [], set()
-    for c in _all_containers(spec):
-        mount = _sc(c).get("procMount")
-        if mount is not None and mount != "Default":
-            names.append(str(c.get("name", "")))
-            values.add(str(mount))
+    names, values = _offenders(spec, lambda c: [
+        str(m) for m in [_sc(c).get("procMount")] if m is not None and m != "Default"])
     if not names:
         return None
     return ("procMount", f"{_containers(names)} must not set securityContext.procMount to "
