@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import yaml
 
@@ -90,8 +90,7 @@ def decode_json(body: bytes) -> tuple[Any, list[str]]:
                           f"(byte offset {e.pos})") from e
     except UnicodeDecodeError as e:
         raise DecodeError(f"invalid JSON: body is not valid UTF-8 (byte offset {e.start})") from e
-    if _nesting(value, lambda v: v.values() if isinstance(v, dict) else v
-                if isinstance(v, list) else ()) > MAX_DEPTH:
+    if body.count(b"[") + body.count(b"{") >= MAX_DEPTH and _nesting(value) > MAX_DEPTH:
         raise DecodeError(f"invalid JSON: exceeded max depth of {MAX_DEPTH}")
     if _ESCAPED_SURROGATE.search(body):
         value = _without_surrogates(value)
@@ -176,16 +175,19 @@ def _without_surrogates(value: Any) -> Any:
     return value
 
 
-def _nesting(root: Any, children: Callable[[Any], Iterable[Any]]) -> int:
-    """How deeply ``root`` nests (1: no children), without recursion; stops counting past
-    MAX_DEPTH."""
+def _nesting(root: Any) -> int:
+    """How deeply a JSON value nests (1: a scalar), without recursion; stops counting past
+    MAX_DEPTH. (A value nests at most one level deeper than its body has brackets, so callers
+    count those first and skip this walk for every ordinary body.)"""
     deepest, stack = 0, [(root, 1)]
     while stack:
         node, depth = stack.pop()
         deepest = max(deepest, depth)
         if deepest > MAX_DEPTH:
             break
-        stack.extend((child, depth + 1) for child in children(node))
+        children = node.values() if isinstance(node, dict) else node \
+            if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
     return deepest
 
 

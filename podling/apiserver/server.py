@@ -11,20 +11,17 @@ import logging
 import os
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from aiohttp import web
 
 from ..storage.interface import Storage
 from ..storage.memory import MemoryStore
 from ..storage.sqlite import SqliteStore
-
-if TYPE_CHECKING:
-    from ..storage.etcd import EtcdStore
 from . import clustersecrets, pki
 from .app import build_app, registry_stores
-from .limits import RequestLimits
 from .auth import ADMIN, TokenAuthenticator
+from .limits import RequestLimits
 from .namespaces import ensure_built_in
 from .nodeauth import NodeAuth
 from .nodeauth import ensure_files as ensure_node_files
@@ -32,6 +29,10 @@ from .nodetokens import STORED_PREFIX, StoredRecords, TokenRecords
 from .satokens import TokenSigner
 from .tokenrequest import TokenRequests
 from .watch import WatchOptions
+
+if TYPE_CHECKING:  # the etcd modules load only with --datastore etcd
+    from ..storage.etcd import EtcdStore
+    from ..storage.etcd.compactor import Compaction
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class RunningServer:
     runner: web.AppRunner
     node_auth: NodeAuth | None = None  # join token, node tokens, kubelet-client tokens
     # etcd: what compacts its history, for the caller to run while it leads (start / stop)
-    compaction: Any = None
+    compaction: Compaction | None = None
 
     async def stop(self) -> None:
         """Stop listening, end open watches, close the store."""
@@ -149,14 +150,18 @@ def server_tls(cert: str, key: str) -> ssl.SSLContext:
     return tls
 
 
-def _local_secrets(config: ServerConfig) -> pki.ServerCredentials:
-    """The CA, serving certificate, admin token, service-account key, join token and
-    kubelet-client key in ``<data-dir>/server``, each created when absent."""
-    creds = pki.ensure_credentials(config.data_dir, pki.default_hosts(config.bind_address))
+def _credentials(config: ServerConfig) -> pki.ServerCredentials:
+    """The CA, serving certificate and admin token in ``<data-dir>/server``, each created
+    when absent (the service-account key and the node files: where they are used)."""
+    return pki.ensure_credentials(config.data_dir, pki.default_hosts(config.bind_address))
+
+
+def _all_secrets(config: ServerConfig) -> None:
+    """Every secret a cluster shares (:mod:`.clustersecrets`), each created when absent."""
+    creds = _credentials(config)
     server_dir = os.path.dirname(creds.ca_cert)
     TokenSigner.load_or_create(server_dir)
     ensure_node_files(server_dir, creds.ca_cert)
-    return creds
 
 
 async def start(config: ServerConfig) -> RunningServer:
@@ -168,13 +173,13 @@ async def start(config: ServerConfig) -> RunningServer:
     if config.datastore == "etcd":  # several servers may share it: so are the secrets
         try:
             await clustersecrets.share(storage, server_dir, config.token,
-                                       lambda: _local_secrets(config), joining=config.joining)
+                                       lambda: _all_secrets(config), joining=config.joining)
         except BaseException:
             await storage.close()
             raise
         records = StoredRecords(storage, location=config.etcd.prefix + STORED_PREFIX)
         compaction = cast("EtcdStore", storage).compaction()
-    creds = _local_secrets(config)
+    creds = _credentials(config)
     stores = registry_stores(storage, cluster_cidr=config.cluster_cidr,
                              service_account_admission=config.service_account_admission)
     await ensure_built_in(stores["namespaces"])
