@@ -296,21 +296,21 @@ def sandbox_spec(config: PodSandboxConfig, *, netns_path: str, pause_rootfs: str
 
 def container_spec(config: ContainerConfig, sandbox: SandboxRef, *, cgroups_path: str,
                    rlimits: list[dict[str, Any]], pid_target: int = 0,
-                   seccomp: dict[str, Any] | None = None,
-                   host_caps: tuple[str, ...] = ALL_CAPABILITIES,
+                   caps: list[str] | None = None, seccomp: dict[str, Any] | None = None,
                    host_devices: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """config.json of an app container joining ``sandbox``'s namespaces (and the PID
-    namespace of process ``pid_target``, see :func:`container_namespaces`), filtered by the
-    ``seccomp`` block when given (:mod:`.seccomp`); ``host_caps``: see
-    :func:`capabilities`; ``host_devices``: the device nodes a privileged container gets."""
+    namespace of process ``pid_target``, see :func:`container_namespaces`). ``caps``: its
+    capabilities (default: :func:`capabilities` of its security options); ``seccomp``: the
+    filter block (:mod:`.seccomp`); ``host_devices``: the device nodes a privileged
+    container gets."""
     if not config.command:
         raise InvalidConfig(f"container {config.name!r} has no command")
     if not os.path.isabs(config.working_dir or "/"):
         raise InvalidConfig(f"working directory must be absolute: {config.working_dir!r}")
     sec = config.security
     spec = _skeleton(args=list(config.command), env=_env_with_path(config.env),
-                     cwd=config.working_dir or "/", caps=capabilities(sec, host_caps),
-                     rlimits=rlimits,
+                     cwd=config.working_dir or "/",
+                     caps=capabilities(sec) if caps is None else caps, rlimits=rlimits,
                      no_new_privs=sec.no_new_privs and not sec.privileged)
     proc = spec["process"]
     proc["terminal"] = config.tty

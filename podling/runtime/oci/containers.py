@@ -50,15 +50,12 @@ class ContainerOps(RuntimeCore):
                                 sb.shm_path, sb.cgroup_parent, pinned=dict(sb.pinned_ns))
         cgroups_path = f"{sb.cgroup_parent}/{cid}"
         sec = config.security
-        host_caps = bundle.held_capabilities(proc.bounding_set())
-        filtered = seccomp.profile_for(sec.seccomp, bundle.capabilities(sec, host_caps),
-                                       privileged=sec.privileged)
-        spec = bundle.container_spec(config, ref, cgroups_path=cgroups_path,
-                                     rlimits=self._rlimits,
-                                     pid_target=self._pid_target(sandbox_id, config),
-                                     seccomp=filtered, host_caps=host_caps,
-                                     host_devices=proc.host_devices() if sec.privileged
-                                     else None)
+        caps = bundle.capabilities(sec, bundle.held_capabilities(proc.bounding_set()))
+        spec = bundle.container_spec(
+            config, ref, cgroups_path=cgroups_path, rlimits=self._rlimits,
+            pid_target=self._pid_target(sandbox_id, config), caps=caps,
+            seccomp=seccomp.profile_for(sec.seccomp, caps, privileged=sec.privileged),
+            host_devices=proc.host_devices() if sec.privileged else None)
         record = ContainerRecord(cid, sandbox_id, config, time.time(),
                                  cgroups_path=cgroups_path)
         try:
