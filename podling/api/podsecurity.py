@@ -256,37 +256,34 @@ def proc_mount(spec: Obj, meta: Obj) -> Result:
             f"{_quote(sorted(values))}")
 
 
-def _selinux_problems(options: Any, types: set[str]) -> tuple[bool, bool, bool]:
-    """(bad type, user set, role set) of seLinuxOptions; bad types go into ``types``."""
+def _selinux_problems(options: Any, types: set[str]) -> set[str]:
+    """Which of "type", "user", "role" make seLinuxOptions forbidden; bad types go into
+    ``types``."""
     options = _obj(options)
-    bad_type = options.get("type", "") not in _SELINUX_TYPES
-    if bad_type:
+    found = set()
+    if options.get("type", "") not in _SELINUX_TYPES:
+        found.add("type")
         types.add(str(options.get("type")))
-    return bad_type, bool(options.get("user")), bool(options.get("role"))
+    found.update(field for field in ("user", "role") if options.get(field))
+    return found
 
 
 def selinux(spec: Obj, meta: Obj) -> Result:
     types: set[str] = set()
-    found = [False, False, False]
     pod_options = _obj(spec.get("securityContext")).get("seLinuxOptions")
-    pod_bad = False
-    if pod_options is not None:
-        problems = _selinux_problems(pod_options, types)
-        pod_bad = any(problems)
-        found = [a or b for a, b in zip(found, problems)]
+    found = _selinux_problems(pod_options, types) if pod_options is not None else set()
+    pod_bad = bool(found)
     names = []
     for c in _all_containers(spec):
         options = _sc(c).get("seLinuxOptions")
-        if options is not None:
-            problems = _selinux_problems(options, types)
-            if any(problems):
-                names.append(str(c.get("name", "")))
-                found = [a or b for a, b in zip(found, problems)]
-    if not pod_bad and not names:
+        if options is not None and (problems := _selinux_problems(options, types)):
+            names.append(str(c.get("name", "")))
+            found |= problems
+    if not found:
         return None
-    data = ([f"{_plural('type', 'types', len(types))} {_quote(sorted(types))}"] if found[0]
-            else []) + (["user may not be set"] if found[1] else []) + \
-        (["role may not be set"] if found[2] else [])
+    data = ([f"{_plural('type', 'types', len(types))} {_quote(sorted(types))}"]
+            if "type" in found else []) + \
+        [f"{field} may not be set" for field in ("user", "role") if field in found]
     return ("seLinuxOptions", f"{_setters(pod_bad, names)} set forbidden "
             f"securityContext.seLinuxOptions: {'; '.join(data)}")
 
