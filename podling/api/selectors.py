@@ -52,8 +52,8 @@ def _regex_error(msg: str, fmt: str, *examples: str) -> str:
 
 
 def _too_long(text: str, limit: int) -> list[str]:
-    return [f"must be no more than {limit} characters"] if len(text.encode(errors="surrogatepass")) > limit \
-        else []
+    size = len(text.encode(errors="surrogatepass"))  # a lone surrogate is bytes too
+    return [f"must be no more than {limit} characters"] if size > limit else []
 
 
 def _dns1123_subdomain_errors(value: str) -> list[str]:

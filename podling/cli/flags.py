@@ -80,6 +80,15 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def sysctl_patterns(text: str) -> list[str]:
+    """``kernel.msg*,net.core.somaxconn`` → the patterns, each of a namespaced group."""
+    from podling.agent.kuberuntime.sysctls import unknown_patterns
+    patterns = [p.strip() for p in text.split(",") if p.strip()]
+    if bad := unknown_patterns(tuple(patterns)):
+        raise argparse.ArgumentTypeError(f"the sysctl {bad[0]!r} is not known to be namespaced")
+    return patterns
+
+
 def file_mode(text: str) -> int:
     """An octal file mode such as ``644`` or ``0600``."""
     if not re.fullmatch(r"0?[0-7]{3}", text):
@@ -190,15 +199,6 @@ NODE_LABEL = Option("--node-label", "a label of the node, key=value (repeatable,
 NODE_TAINT = Option("--node-taint", "a taint the node registers with, key=value:Effect "
                     "(repeatable, or comma-separated)", kind="list", type=taints,
                     aliases=("--node-taints",), metavar="KEY=VALUE:EFFECT")
-def sysctl_patterns(text: str) -> list[str]:
-    """``kernel.msg*,net.core.somaxconn`` → the patterns, each of a namespaced group."""
-    from podling.agent.kuberuntime.sysctls import unknown_patterns
-    patterns = [p.strip() for p in text.split(",") if p.strip()]
-    if bad := unknown_patterns(tuple(patterns)):
-        raise argparse.ArgumentTypeError(f"the sysctl {bad[0]!r} is not known to be namespaced")
-    return patterns
-
-
 ALLOWED_UNSAFE_SYSCTLS = Option(
     "--allowed-unsafe-sysctls", "sysctls (or prefixes ending in *) pods may set beyond the "
     "safe ones (repeatable, or comma-separated)", kind="list", type=sysctl_patterns,

@@ -18,8 +18,9 @@ then a wait for the watch up to what it shows. So an object written through one 
 read through any other at once. Not covered: in a list, an object another server deleted a
 moment ago (a deleted key is in no range), until this server's watch delivers the
 deletion. Without an etcd quorum the check gives up after ``FENCE_TIMEOUT`` seconds and
-memory answers. Writes go to etcd as compare-and-swap
-transactions:
+memory answers.
+
+Writes go to etcd as compare-and-swap transactions:
 - create: the key's create_revision is 0;
 - update and delete: the key's mod_revision is the one the change was computed from.
 So two servers never both win on one version. A write returns once this server's watch has
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "/registry"
 RETRY_SECONDS = 1.0
 FENCE_TIMEOUT = 2.0
+Ops = list[dict[str, Any]]  # the compares, operations or responses of a transaction
 _WHOLE_SEGMENT = re.compile(r"^/[^/]+/")  # a storage prefix that maps to an etcd prefix
 
 
@@ -240,8 +242,7 @@ class EtcdStore(CachedStore):
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def _txn(self, compare: builtins.list[dict[str, Any]], success: builtins.list[dict[str, Any]],
-                   failure: builtins.list[dict[str, Any]]) -> tuple[bool, int, builtins.list[dict[str, Any]]]:
+    async def _txn(self, compare: Ops, success: Ops, failure: Ops) -> tuple[bool, int, Ops]:
         try:
             return await self._client.txn(compare, success, failure)
         except EtcdError as exc:
@@ -296,7 +297,7 @@ class EtcdStore(CachedStore):
             current = self._current(key, responses)  # changed meanwhile: compute it again
 
     @staticmethod
-    def _current(key: str, responses: builtins.list[dict[str, Any]]) -> Stored:
+    def _current(key: str, responses: Ops) -> Stored:
         """The key's state in etcd, from a failed transaction's range (KeyNotFound when it
         is gone): newer than this server's memory may be yet."""
         kvs = responses[0].get("response_range", {}).get("kvs", []) if responses else []
