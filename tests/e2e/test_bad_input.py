@@ -10,53 +10,29 @@ from __future__ import annotations
 import copy
 import http.client
 import json
-import ssl
-import urllib.parse
 import uuid
 from typing import Any, Callable
 
 import pytest
 from builders import make_pod
+from rawhttps import RawHttps
 
 PODS = "/api/v1/namespaces/default/pods"
 RESPONSE_CODES: list[tuple[str, str, int]] = []
 
 
-class Http:
-    """A tiny HTTPS client for one server: bearer token, the server's CA, raw bodies."""
+class Http(RawHttps):
+    """The server's raw HTTPS client, recording every status for the final test."""
 
     def __init__(self, server) -> None:
-        url = urllib.parse.urlparse(server.url)
-        self.host, self.port = url.hostname, url.port
-        self.token = server.token
-        self.context = ssl.create_default_context(cafile=server.ca_file)
+        super().__init__(server.url, server.token, server.ca_file)
 
     def request(self, method: str, path: str, body: Any = None,
                 content_type: str = "application/json",
                 headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, Any]:
-        """Send one request; returns (status, headers, JSON-decoded body or raw bytes)."""
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
-        elif isinstance(body, str):
-            body = body.encode()
-        all_headers = {"Authorization": "Bearer " + self.token, "Accept": "application/json"}
-        if body is not None:
-            all_headers["Content-Type"] = content_type
-        all_headers.update(headers or {})
-        conn = http.client.HTTPSConnection(self.host, self.port, context=self.context,
-                                           timeout=30)
-        try:
-            conn.request(method, path, body=body, headers=all_headers)
-            response = conn.getresponse()
-            raw = response.read()
-        finally:
-            conn.close()
-        RESPONSE_CODES.append((method, path, response.status))
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            data = raw
-        return response.status, response.headers, data
+        status, got_headers, data = super().request(method, path, body, content_type, headers)
+        RESPONSE_CODES.append((method, path, status))
+        return status, got_headers, data
 
 
 @pytest.fixture(scope="module")

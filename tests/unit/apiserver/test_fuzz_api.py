@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import http.client
 import json
-import ssl
 import threading
 import urllib.parse
 from typing import Any, Iterator
@@ -19,6 +17,7 @@ import pytest
 import yaml
 from builders import make_pod
 from fuzz_strategies import FUZZ, json_patch_ops, json_values, mutated_pods
+from rawhttps import RawHttps
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,31 +26,16 @@ from podling.apiserver.server import RunningServer, ServerConfig, start
 PODS = "/api/v1/namespaces/default/pods"
 
 
-class Api:
-    """Raw HTTPS requests to one server, as the admin; records every status."""
+class Api(RawHttps):
+    """Raw HTTPS requests to one server, as the admin."""
 
     def __init__(self, server: RunningServer) -> None:
-        url = urllib.parse.urlparse(server.url)
-        self.host, self.port, self.token = url.hostname, url.port, server.admin_token
-        self.context = ssl.create_default_context(cafile=server.ca_file)
+        super().__init__(server.url, server.admin_token, server.ca_file)
 
     def send(self, method: str, path: str, body: bytes | None = None,
              content_type: str = "application/json") -> tuple[int, Any]:
-        headers = {"Authorization": "Bearer " + self.token, "Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        conn = http.client.HTTPSConnection(self.host, self.port, context=self.context,
-                                           timeout=30)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            raw = response.read()
-        finally:
-            conn.close()
-        try:
-            return response.status, json.loads(raw)
-        except ValueError:
-            return response.status, raw
+        status, _, answer = self.request(method, path, body, content_type)
+        return status, answer
 
     def check(self, method: str, path: str, body: bytes | None = None,
               content_type: str = "application/json") -> int:
