@@ -20,7 +20,11 @@ META = {"ObjectMeta", "ListMeta", "OwnerReference", "ManagedFieldsEntry", "Label
         "Preconditions", "Condition", "FieldSelectorRequirement", "WatchEvent"}
 AUTHORIZATION = {"SelfSubjectAccessReview", "SelfSubjectAccessReviewSpec", "ResourceAttributes",
                  "NonResourceAttributes", "SubjectAccessReviewStatus", "FieldSelectorAttributes",
-                 "LabelSelectorAttributes"}
+                 "LabelSelectorAttributes", "SelfSubjectRulesReview", "SelfSubjectRulesReviewSpec",
+                 "SubjectRulesReviewStatus", "ResourceRule", "NonResourceRule"}
+RBAC = {"Role", "RoleList", "ClusterRole", "ClusterRoleList", "RoleBinding", "RoleBindingList",
+        "ClusterRoleBinding", "ClusterRoleBindingList", "PolicyRule", "AggregationRule",
+        "RoleRef", "Subject"}
 COORDINATION = {"Lease", "LeaseSpec", "LeaseList"}
 AUTHENTICATION = {"TokenRequest", "TokenRequestSpec", "TokenRequestStatus", "BoundObjectReference",
                   "SelfSubjectReview", "SelfSubjectReviewStatus", "UserInfo",
@@ -42,18 +46,24 @@ ROOTS = {
     "CoreV1Event": ("", "v1"), "CoreV1EventList": ("", "v1"),
     "V1Lease": ("coordination.k8s.io", "v1"), "V1LeaseList": ("coordination.k8s.io", "v1"),
     "V1SelfSubjectAccessReview": ("authorization.k8s.io", "v1"),
+    "V1SelfSubjectRulesReview": ("authorization.k8s.io", "v1"),
+    **{f"V1{kind}": ("rbac.authorization.k8s.io", "v1")
+       for kind in ("Role", "RoleList", "ClusterRole", "ClusterRoleList", "RoleBinding",
+                    "RoleBindingList", "ClusterRoleBinding", "ClusterRoleBindingList")},
     "V1Status": ("", "v1"), "V1DeleteOptions": ("", "v1"), "V1Eviction": ("policy", "v1"),
 }
 
 
 def definition_name(class_name: str) -> str:
-    short = re.sub(r"^(CoreV1|AuthenticationV1|V1)", "", class_name)
+    short = re.sub(r"^(CoreV1|AuthenticationV1|RbacV1|V1)", "", class_name)
     if short in META:
         return f"io.k8s.apimachinery.pkg.apis.meta.v1.{short}"
     if short in AUTHORIZATION:
         return f"io.k8s.api.authorization.v1.{short}"
     if short in AUTHENTICATION:
         return f"io.k8s.api.authentication.v1.{short}"
+    if short in RBAC:
+        return f"io.k8s.api.rbac.v1.{short}"
     if short in COORDINATION:
         return f"io.k8s.api.coordination.v1.{short}"
     if short == "Eviction":

@@ -1,8 +1,10 @@
 """Just enough of Kubernetes' protobuf encoding to read what kubectl only sends that way.
 
-``kubectl auth can-i`` posts its SelfSubjectAccessReview and ``kubectl create namespace``,
-``create configmap``, ``create secret``, ``create serviceaccount`` and ``create token``
-their objects, and ``kubectl auth whoami`` its SelfSubjectReview, as
+``kubectl auth can-i`` posts its SelfSubjectAccessReview (``--list``: its
+SelfSubjectRulesReview) and ``kubectl create namespace``, ``create configmap``, ``create
+secret``, ``create serviceaccount``, ``create token``, ``create role`` / ``clusterrole`` /
+``rolebinding`` / ``clusterrolebinding`` their objects, and ``kubectl auth whoami`` its
+SelfSubjectReview, as
 ``application/vnd.kubernetes.protobuf``, and none falls back to JSON. A Kubernetes protobuf
 body is the magic ``k8s\\x00`` followed by a ``runtime.Unknown`` message:
 ``{1: TypeMeta{1: apiVersion, 2: kind}, 2: raw (the object's own message)}``.
@@ -12,7 +14,8 @@ Responses are always JSON.
 from __future__ import annotations
 
 import base64
-from typing import Any
+import functools
+from typing import Any, Callable
 
 MAGIC = b"k8s\x00"
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
@@ -263,8 +266,71 @@ def _int64(value: Any) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-DECODERS = {"Namespace": decode_namespace, "ConfigMap": decode_config_map,
-            "Secret": decode_secret, "ServiceAccount": decode_service_account,
-            "TokenRequest": decode_token_request,
-            "SelfSubjectReview": decode_self_subject_review,
-            "SelfSubjectAccessReview": decode_self_subject_access_review}
+_POLICY_RULE = {1: "verbs", 2: "apiGroups", 3: "resources", 4: "resourceNames",
+                5: "nonResourceURLs"}
+
+
+def _repeated_strings(message: bytes, names: dict[int, str]) -> dict[str, list[str]]:
+    values = fields(message)
+    return {name: [v.decode() for v in values[number]] for number, name in names.items()
+            if number in values}
+
+
+def _label_selector(message: bytes) -> dict[str, Any]:
+    values = fields(message)
+    selector: dict[str, Any] = {}
+    if 1 in values:
+        selector["matchLabels"] = _string_map(values[1])
+    if 2 in values:
+        selector["matchExpressions"] = [
+            {**_strings(e, {1: "key", 2: "operator"}), **_repeated_strings(e, {3: "values"})}
+            for e in values[2]]
+    return selector
+
+
+def decode_rbac(body: bytes, expected: str) -> dict[str, Any]:
+    """A rbac.authorization.k8s.io/v1 Role, ClusterRole, RoleBinding or ClusterRoleBinding
+    (``kubectl create role`` and the others); ``expected``: the kind when the body names
+    none."""
+    try:
+        api_version, kind, raw = unwrap(body)
+        kind = kind or expected
+        obj = fields(raw)
+        decoded: dict[str, Any] = {"apiVersion": api_version or "rbac.authorization.k8s.io/v1",
+                                   "kind": kind, "metadata": _object_meta(obj.get(1, [b""])[-1])}
+        if kind.endswith("Binding"):
+            if 2 in obj:
+                decoded["subjects"] = [_strings(s, {1: "kind", 2: "apiGroup", 3: "name",
+                                                    4: "namespace"}) for s in obj[2]]
+            if 3 in obj:
+                decoded["roleRef"] = _strings(obj[3][-1], {1: "apiGroup", 2: "kind", 3: "name"})
+            return decoded
+        decoded["rules"] = [_repeated_strings(rule, _POLICY_RULE) for rule in obj.get(2, [])]
+        if 3 in obj:
+            decoded["aggregationRule"] = {"clusterRoleSelectors": [
+                _label_selector(s) for s in fields(obj[3][-1]).get(1, [])]}
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise ProtobufError(f"malformed {kind or 'RBAC object'}: {exc}") from None
+    return decoded
+
+
+def decode_self_subject_rules_review(body: bytes) -> dict[str, Any]:
+    """An authorization.k8s.io/v1 SelfSubjectRulesReview (``kubectl auth can-i --list``)."""
+    try:
+        api_version, kind, raw = unwrap(body)
+        review = fields(raw)
+        spec = _strings(review.get(2, [b""])[-1], {1: "namespace"})
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise ProtobufError(f"malformed SelfSubjectRulesReview: {exc}") from None
+    return {"apiVersion": api_version or "authorization.k8s.io/v1",
+            "kind": kind or "SelfSubjectRulesReview", "metadata": {}, "spec": spec}
+
+
+DECODERS: dict[str, Callable[[bytes], dict[str, Any]]] = {
+    "Namespace": decode_namespace, "ConfigMap": decode_config_map, "Secret": decode_secret,
+    "ServiceAccount": decode_service_account, "TokenRequest": decode_token_request,
+    "SelfSubjectReview": decode_self_subject_review,
+    "SelfSubjectAccessReview": decode_self_subject_access_review,
+    "SelfSubjectRulesReview": decode_self_subject_rules_review,
+    **{kind: functools.partial(decode_rbac, expected=kind)
+       for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}}

@@ -103,13 +103,28 @@ TOKEN_REVIEWS = Resource(
     AUTHENTICATION_GROUP, "v1", "tokenreviews", "tokenreview", "TokenReview", False,
     schema.TOKEN_REVIEW, verbs=("create",))
 
+#: ``kubectl auth can-i --list``: what the requesting user may do in a namespace
+SELF_SUBJECT_RULES_REVIEWS = Resource(
+    "authorization.k8s.io", "v1", "selfsubjectrulesreviews", "selfsubjectrulesreview",
+    "SelfSubjectRulesReview", False, schema.SELF_SUBJECT_RULES_REVIEW, verbs=("create",))
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+ROLES = Resource(RBAC_GROUP, "v1", "roles", "role", "Role", True, schema.ROLE)
+CLUSTER_ROLES = Resource(RBAC_GROUP, "v1", "clusterroles", "clusterrole", "ClusterRole", False,
+                         schema.CLUSTER_ROLE)
+ROLE_BINDINGS = Resource(RBAC_GROUP, "v1", "rolebindings", "rolebinding", "RoleBinding", True,
+                         schema.ROLE_BINDING)
+CLUSTER_ROLE_BINDINGS = Resource(RBAC_GROUP, "v1", "clusterrolebindings", "clusterrolebinding",
+                                 "ClusterRoleBinding", False, schema.CLUSTER_ROLE_BINDING)
+RBAC_RESOURCES = (ROLES, CLUSTER_ROLES, ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS)
+
 RESOURCES: tuple[Resource, ...] = (PODS, NODES, NAMESPACES, CONFIG_MAPS, SECRETS,
                                    SERVICE_ACCOUNTS, EVENTS, BINDINGS, LEASES,
-                                   SELF_SUBJECT_ACCESS_REVIEWS, SELF_SUBJECT_REVIEWS,
-                                   TOKEN_REVIEWS)
+                                   SELF_SUBJECT_ACCESS_REVIEWS, SELF_SUBJECT_RULES_REVIEWS,
+                                   SELF_SUBJECT_REVIEWS, TOKEN_REVIEWS) + RBAC_RESOURCES
 
 GROUP_VERSIONS: tuple[str, ...] = ("v1", "coordination.k8s.io/v1", "authorization.k8s.io/v1",
-                                   f"{AUTHENTICATION_GROUP}/v1")
+                                   f"{AUTHENTICATION_GROUP}/v1", f"{RBAC_GROUP}/v1")
 
 
 def find(group: str, version: str, name: str) -> Resource | None:

@@ -28,6 +28,11 @@ BINDING = "io.k8s.api.core.v1.Binding"
 DELETE_OPTIONS = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"
 SELF_SUBJECT_ACCESS_REVIEW = "io.k8s.api.authorization.v1.SelfSubjectAccessReview"
 EVICTION = "io.k8s.api.policy.v1.Eviction"
+SELF_SUBJECT_RULES_REVIEW = "io.k8s.api.authorization.v1.SelfSubjectRulesReview"
+ROLE = "io.k8s.api.rbac.v1.Role"
+CLUSTER_ROLE = "io.k8s.api.rbac.v1.ClusterRole"
+ROLE_BINDING = "io.k8s.api.rbac.v1.RoleBinding"
+CLUSTER_ROLE_BINDING = "io.k8s.api.rbac.v1.ClusterRoleBinding"
 
 
 @functools.cache

@@ -99,6 +99,15 @@ COLUMNS: dict[str, list[dict[str, Any]]] = {
         _col("Holder", "The identity of the current holder of the lease."),
         _AGE_COL,
     ],
+    **{binding: [
+        _NAME_COL,
+        _col("Role", "The role the binding grants, as kind/name."),
+        _AGE_COL,
+        _col("Users", "The users the binding names.", priority=1),
+        _col("Groups", "The groups the binding names.", priority=1),
+        _col("ServiceAccounts", "The service accounts the binding names, as namespace/name.",
+             priority=1),
+    ] for binding in ("rolebindings", "clusterrolebindings")},
 }
 
 DEFAULT_COLUMNS = [_NAME_COL, _col("Created At", "When the object was created.", type_="date")]
@@ -259,7 +268,21 @@ def _default_row(obj: Mapping[str, Any], now: datetime) -> Row:
     return [_name(obj), format_rfc3339(created) if created else "0001-01-01T00:00:00Z"], None
 
 
+def _binding_row(binding: Mapping[str, Any], now: datetime) -> Row:
+    ref = binding.get("roleRef") or {}
+    subjects = [s for s in binding.get("subjects") or [] if isinstance(s, dict)]
+
+    def names(kind: str) -> str:
+        return ", ".join(
+            (f"{s.get('namespace') or ''}/{s.get('name') or ''}" if kind == "ServiceAccount"
+             else str(s.get("name") or "")) for s in subjects if s.get("kind") == kind)
+    return [_name(binding), f"{ref.get('kind') or ''}/{ref.get('name') or ''}",
+            _age(binding, now), names("User"), names("Group"), names("ServiceAccount")], None
+
+
 _PRINTERS: dict[str, Callable[[Mapping[str, Any], datetime], Row]] = {
+    "rolebindings": _binding_row,
+    "clusterrolebindings": _binding_row,
     "pods": pod_row,
     "nodes": _node_row,
     "namespaces": _namespace_row,

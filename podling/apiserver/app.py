@@ -10,9 +10,11 @@ from aiohttp import web
 from ..api import errors
 from ..storage.interface import StorageError, TooLarge
 from . import bodies, debug, discovery, openapi
-from .auth import TokenAuthenticator, auth_middleware
+from .auth import RBAC_KEY, TokenAuthenticator, auth_middleware
 from .handlers import ResourceHandlers
+from .impersonation import impersonation_middleware
 from .limits import RequestLimits, inflight_middleware, timeout_middleware
+from .rbac import RbacAuthorizer
 from .registry.store import RegistryStore
 from .registry.strategies import registry_stores
 from .tokenrequest import TokenRequests
@@ -107,14 +109,18 @@ def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticato
               node_token: str | Callable[[str], str] = "",
               extra: ExtraRoutes | None = None,
               tokens: TokenRequests | None = None,
-              limits: RequestLimits = RequestLimits()) -> web.Application:
+              limits: RequestLimits = RequestLimits(),
+              rbac: RbacAuthorizer | None = None) -> web.Application:
     """The API server's application over ``stores`` (see :func:`registry_stores`);
-    ``tokens`` serves serviceaccounts/{name}/token (404 without it)."""
+    ``tokens`` serves serviceaccounts/{name}/token (404 without it); ``rbac`` decides what
+    users other than system:masters and nodes may do (without it: nothing but discovery)."""
     app = web.Application(middlewares=[status_middleware, auth_middleware(authenticator),
+                                       impersonation_middleware,
                                        inflight_middleware(limits),
                                        timeout_middleware(limits)],
                           client_max_size=bodies.MAX_BODY + 1, handler_args={"max_field_size": 65536})
-    resources = ResourceHandlers(stores, watch_options, node_token, tokens, authenticator)
+    app[RBAC_KEY] = rbac
+    resources = ResourceHandlers(stores, watch_options, node_token, tokens, authenticator, rbac)
     router = app.router
     for path in ("/healthz", "/livez", "/readyz"):
         router.add_get(path, _ok)

@@ -172,29 +172,39 @@ def referenced_name(attrs: Attributes) -> str | None:
     return None
 
 
-def allowed(user: Subject, attrs: Attributes, obj: Mapping[str, Any] | None = None) -> bool:
-    """The decision. ``obj`` is the stored object when :func:`needs_object` asked for it."""
+class RuleEvaluator(Protocol):
+    """The RBAC authorizer (:class:`podling.apiserver.rbac.RbacAuthorizer`)."""
+
+    def decide(self, user: Subject, attrs: Attributes) -> tuple[bool, str]: ...
+
+
+def decide(user: Subject, attrs: Attributes, obj: Mapping[str, Any] | None = None,
+           rbac: RuleEvaluator | None = None) -> tuple[bool, str]:
+    """(allowed, why not): system:masters, then the Node authorizer, then RBAC, as
+    kube-apiserver's ``--authorization-mode=Node,RBAC``. ``obj`` is the stored object when
+    :func:`needs_object` asked for it. Without ``rbac`` every authenticated user may get a
+    non-resource path outside ``/debug/`` and nothing else."""
     if user.admin or MASTERS_GROUP in user.groups:
-        return True
+        return True, ""
     if BOOTSTRAP_GROUP in user.groups or "system:unauthenticated" in user.groups:
-        return False
-    if attrs.path is not None:  # discovery, version, health: any authenticated user
-        return attrs.verb == "get" and not attrs.path.startswith(ADMIN_ONLY_PATHS)
-    account = service_account_of(user)
-    if account is not None:
-        return _service_account_allows(user, account[0], attrs)
+        return False, ""
     node = node_name_of(user)
-    if node is None:
-        return False
-    return _node_allows(node, attrs, obj)
+    if node is not None and attrs.path is None and _node_allows(node, attrs, obj):
+        return True, ""
+    node_reason = _node_reason(user, attrs)
+    if rbac is None:
+        return (attrs.path is not None and attrs.verb == "get" and
+                not attrs.path.startswith(ADMIN_ONLY_PATHS)), node_reason
+    allowed_by_rbac, rbac_reason = rbac.decide(user, attrs)
+    if allowed_by_rbac:
+        return True, ""
+    return False, "\n".join(r for r in (node_reason, rbac_reason) if r)
 
 
-def _service_account_allows(user: Subject, namespace: str, attrs: Attributes) -> bool:
-    """Until RBAC: a service account may only get the pod its token is bound to."""
-    pod = user.extra_value(POD_NAME_EXTRA)
-    return bool(pod) and attrs.group == "" and attrs.resource == "pods" and \
-        attrs.verb == "get" and not attrs.subresource and attrs.namespace == namespace and \
-        attrs.name == pod
+def allowed(user: Subject, attrs: Attributes, obj: Mapping[str, Any] | None = None,
+            rbac: RuleEvaluator | None = None) -> bool:
+    """Whether :func:`decide` allows the request."""
+    return decide(user, attrs, obj, rbac)[0]
 
 
 def _node_allows(node: str, attrs: Attributes, obj: Mapping[str, Any] | None) -> bool:
@@ -299,29 +309,33 @@ def _node_reason(user: Subject, attrs: Attributes) -> str:
         return ""
     if attrs.resource == "serviceaccounts" and not _namespaced_read(attrs):
         if attrs.verb != "create" or not attrs.name:
-            return ": can only create tokens for individual service accounts"
+            return "can only create tokens for individual service accounts"
         if attrs.subresource != "token":
-            return ": can only create token subresource of serviceaccount"
-        return f": no relationship found between node '{node}' and this object"
+            return "can only create token subresource of serviceaccount"
+        return f"no relationship found between node '{node}' and this object"
     if attrs.verb not in READS:
-        return ": can only read resources of this type"
+        return "can only read resources of this type"
     if attrs.subresource:
-        return ": cannot read subresource"
+        return "cannot read subresource"
     if not attrs.namespace:
-        return ": can only read namespaced object of this type"
+        return "can only read namespaced object of this type"
     if not referenced_name(attrs):
-        return ": No Object name found"
-    return f": no relationship found between node '{node}' and this object"
+        return "No Object name found"
+    return f"no relationship found between node '{node}' and this object"
 
 
-def forbidden(user: Subject, attrs: Attributes) -> errors.ApiError:
-    """The 403 Kubernetes answers when the authorizer says no."""
+def forbidden(user: Subject, attrs: Attributes, reason: str = "") -> errors.ApiError:
+    """The 403 Kubernetes answers when the authorizers say no (``reason``: theirs)."""
+    why = f": {reason}" if reason else ""
+    if attrs.path is not None:
+        return errors.forbidden_request(
+            f'forbidden: User "{user.name}" cannot {attrs.verb} path "{attrs.path}"{why}')
     qualified = f"{attrs.resource}.{attrs.group}" if attrs.group else attrs.resource
     resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
     subject = f'{qualified} "{attrs.name}"' if attrs.name else qualified
     scope = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
     message = (f'{subject} is forbidden: User "{user.name}" cannot {attrs.verb} resource '
-               f'"{resource}" in API group "{attrs.group}" {scope}{_node_reason(user, attrs)}')
+               f'"{resource}" in API group "{attrs.group}" {scope}{why}')
     details: dict[str, Any] = {"kind": attrs.resource}
     if attrs.name:
         details["name"] = attrs.name

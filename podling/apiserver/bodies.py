@@ -17,7 +17,8 @@ MAX_BODY = 3 * 1024 * 1024
 JSON = "application/json"
 TABLE_CONTENT_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 TABLE_RESOURCES = ("pods", "nodes", "namespaces", "configmaps", "secrets",
-                   "serviceaccounts", "events", "leases")
+                   "serviceaccounts", "events", "leases", "roles", "clusterroles",
+                   "rolebindings", "clusterrolebindings")
 
 
 @dataclass

@@ -16,19 +16,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..api import errors
 from ..util import timeline
 from . import authz, bodies
-from .auth import USER_KEY
+from .auth import RBAC_KEY, USER_KEY
 
 TIMELINE_PATH = "/debug/pods/timeline"
 
 
 async def pod_timeline(request: web.Request) -> web.Response:
     user = request[USER_KEY]
-    if not authz.allowed(user, authz.Attributes(verb="get", resource="", path=request.path)):
-        raise errors.forbidden_request(
-            f'forbidden: User "{user.name}" cannot get path "{request.path}"')
+    attrs = authz.Attributes(verb="get", resource="", path=request.path)
+    allowed, reason = authz.decide(user, attrs, rbac=request.app.get(RBAC_KEY))
+    if not allowed:
+        raise authz.forbidden(user, attrs, reason)
     query = request.query
     items = timeline.pods(namespace=query.get("namespace"), name=query.get("name"),
                           uid=query.get("uid"))

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from ..api import decode, errors, patch, protobuf, selectors, unimplemented
-from ..api.resources import BINDINGS, METRICS_GROUP, Resource
+from ..api.resources import BINDINGS, METRICS_GROUP, RBAC_GROUP, Resource
 from ..api.types import Obj
 from ..storage.interface import Preconditions
 from . import authz, bodies, encoding, requestinfo, watch
@@ -23,7 +23,9 @@ from .podlogs import serve_pod_log
 from .registry.binding import bind
 from .registry.eviction import EVICTIONS, evict
 from .registry.store import RegistryStore
-from .reviews import answer_access_review, answer_self_review, answer_token_review
+from .rbac import RbacAuthorizer
+from .reviews import (answer_access_review, answer_rules_review, answer_self_review,
+                      answer_token_review)
 from .streaming.node import NodeDialer
 from .streaming.portforward import serve_port_forward
 from .streaming.remotecommand import serve_remote_command
@@ -44,8 +46,10 @@ class ResourceHandlers:
     def __init__(self, stores: dict[str, RegistryStore], watch_options: watch.WatchOptions,
                  node_token: str | Callable[[str], str] = "",
                  tokens: TokenRequests | None = None,
-                 authenticator: TokenAuthenticator | None = None) -> None:
+                 authenticator: TokenAuthenticator | None = None,
+                 rbac: RbacAuthorizer | None = None) -> None:
         self.stores = stores
+        self.rbac = rbac
         self.authenticator = authenticator or TokenAuthenticator({})
         self.watch_options = watch_options
         self.tokens = tokens
@@ -56,7 +60,9 @@ class ResourceHandlers:
         info = requestinfo.parse(request.method, request.path, dict(request.query))
         bodies.check_acceptable(request)
         if info.resource.name == "selfsubjectaccessreviews":
-            return await answer_access_review(request, self._authz_object)
+            return await answer_access_review(request, self._authz_object, self.rbac)
+        if info.resource.name == "selfsubjectrulesreviews":
+            return await answer_rules_review(request, self.rbac)
         if info.resource.name == "selfsubjectreviews":
             return await answer_self_review(request)
         await self._authorize(request, info)
@@ -81,7 +87,11 @@ class ResourceHandlers:
                                             info.name or "")
         store = self.stores[info.resource.name]
         handler: Callable[..., Any] = getattr(self, "_" + info.verb)
-        return await handler(request, info, store)
+        response = await handler(request, info, store)
+        if info.resource.group == RBAC_GROUP and self.rbac is not None and \
+                info.verb not in ("get", "list", "watch") and not dry_run(request):
+            await self.rbac.caught_up(store.storage.revision)
+        return response
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -242,8 +252,10 @@ class ResourceHandlers:
         """403 (Kubernetes' message) unless the user may make this request (:mod:`.authz`)."""
         user = request[USER_KEY]
         attrs = attributes(request, info)
-        if not user.allows(attrs, await self._authz_object(user, attrs)):
-            raise authz.forbidden(user, attrs)
+        allowed, reason = authz.decide(user, attrs, await self._authz_object(user, attrs),
+                                       self.rbac)
+        if not allowed:
+            raise authz.forbidden(user, attrs, reason)
 
     async def _authz_object(self, user: Any, attrs: authz.Attributes) -> Obj | None:
         """The pod a node's request names, when the decision depends on it (404 if gone);

@@ -165,6 +165,29 @@ def _write_serving(ca_cert_path: str, ca_key_path: str, cert_path: str, key_path
     _write_record(cert_path, hosts, cert.not_valid_after_utc.timestamp())
 
 
+def issue_client_certificate(server_dir: str, user: str, groups: list[str],
+                             days: int) -> tuple[bytes, bytes]:
+    """(certificate PEM, key PEM) of a client certificate from the cluster CA in
+    ``server_dir``: common name ``user``, one organization per group, as the API server
+    reads users from certificates."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    with open(os.path.join(server_dir, "ca.crt"), "rb") as f:
+        ca_cert = x509.load_pem_x509_certificate(f.read())
+    with open(os.path.join(server_dir, "ca.key"), "rb") as f:
+        ca_key = serialization.load_pem_private_key(f.read(), None)
+    key = _new_key()
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups] +
+                        [x509.NameAttribute(NameOID.COMMON_NAME, user)])
+    cert = _validity(x509.CertificateBuilder(), days).subject_name(subject) \
+        .issuer_name(ca_cert.subject).public_key(key.public_key()) \
+        .serial_number(x509.random_serial_number()) \
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False) \
+        .sign(ca_key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+
 def default_hosts(bind_address: str) -> list[str]:
     """Names the serving certificate covers: loopback, this host, and the bind address."""
     hosts = ["127.0.0.1", "::1", "localhost", socket.gethostname()]
@@ -173,18 +196,30 @@ def default_hosts(bind_address: str) -> list[str]:
     return hosts
 
 
-def write_kubeconfig(path: str, server_url: str, ca_cert_path: str, token: str) -> None:
-    """A kubeconfig (mode 0600) with the CA inline and the admin bearer token."""
-    import base64
+def write_kubeconfig(path: str, server_url: str, ca_cert_path: str, token: str, *,
+                     user: str = "admin") -> None:
+    """A kubeconfig (mode 0600) with the CA inline and ``user``'s bearer token."""
     with open(ca_cert_path, "rb") as f:
-        ca_data = base64.b64encode(f.read()).decode()
+        ca_pem = f.read()
+    atomic_write(path, kubeconfig_text(server_url, ca_pem, token, user=user).encode(), 0o600)
+
+
+def kubeconfig_text(server_url: str, ca_pem: bytes, token: str = "", *, user: str = "admin",
+                    client_pem: tuple[bytes, bytes] | None = None) -> str:
+    """A kubeconfig for ``user`` with a bearer token, or a client certificate and key
+    (``client_pem``), trusting the CA ``ca_pem``."""
+    import base64
+    credentials = {"token": token} if client_pem is None else {
+        "client-certificate-data": base64.b64encode(client_pem[0]).decode(),
+        "client-key-data": base64.b64encode(client_pem[1]).decode()}
     config = {
         "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": CLUSTER, "cluster": {"server": server_url,
-                                                  "certificate-authority-data": ca_data}}],
-        "users": [{"name": "admin", "user": {"token": token}}],
-        "contexts": [{"name": CLUSTER, "context": {"cluster": CLUSTER, "user": "admin",
+        "clusters": [{"name": CLUSTER, "cluster": {
+            "server": server_url,
+            "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "users": [{"name": user, "user": credentials}],
+        "contexts": [{"name": CLUSTER, "context": {"cluster": CLUSTER, "user": user,
                                                   "namespace": "default"}}],
         "current-context": CLUSTER,
     }
-    atomic_write(path, yaml.safe_dump(config, sort_keys=False).encode(), 0o600)
+    return yaml.safe_dump(config, sort_keys=False)

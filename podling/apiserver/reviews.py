@@ -1,4 +1,5 @@
 """authorization.k8s.io SelfSubjectAccessReview: "may I do X?" (``kubectl auth can-i``),
+SelfSubjectRulesReview: "what may I do here?" (``kubectl auth can-i --list``),
 authentication.k8s.io SelfSubjectReview: "who am I?" (``kubectl auth whoami``), and
 TokenReview: "whom does this token authenticate as?" (kr8s' ``whoami()``, webhooks)."""
 
@@ -9,16 +10,18 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from ..api import errors, protobuf
+from ..api.rbac import aggregate
 from . import bodies
 from .auth import USER_KEY, TokenAuthenticator
-from .authz import Attributes
+from .authz import Attributes, RuleEvaluator, decide, node_name_of
+from .rbac import RbacAuthorizer
 from .satokens import AUDIENCES
 
 ObjectLookup = Callable[[Any, Attributes], Awaitable["dict[str, Any] | None"]]
 
 
-async def answer_access_review(request: web.Request,
-                               lookup: ObjectLookup | None = None) -> web.Response:
+async def answer_access_review(request: web.Request, lookup: ObjectLookup | None = None,
+                               rbac: RuleEvaluator | None = None) -> web.Response:
     """Answer a SelfSubjectAccessReview for the requesting user with the same rules as
     real requests (:mod:`.authz`); ``lookup`` fetches the object a decision depends on."""
     body = await bodies.read_body(request)
@@ -32,10 +35,12 @@ async def answer_access_review(request: web.Request,
             "authorization.k8s.io")
     user = request[USER_KEY]
     attributes = Attributes.from_review(review["spec"])
-    allowed = user.allows(attributes, await _object(lookup, user, attributes))
+    allowed, reason = decide(user, attributes, await _object(lookup, user, attributes), rbac)
     review["status"] = {"allowed": allowed}
     if allowed:
         review["status"]["reason"] = f"podling: {user.name} is allowed"
+    elif reason:
+        review["status"]["reason"] = reason
     review.setdefault("metadata", {})["creationTimestamp"] = None
     review["apiVersion"], review["kind"] = "authorization.k8s.io/v1", "SelfSubjectAccessReview"
     return bodies.respond(review, 201)
@@ -100,3 +105,40 @@ def _user_info(user: Any) -> dict[str, Any]:
     if extra:
         info["extra"] = {key: list(values) for key, values in extra}
     return info
+
+
+async def answer_rules_review(request: web.Request, rbac: RbacAuthorizer | None) -> web.Response:
+    """Answer a SelfSubjectRulesReview (``kubectl auth can-i --list``): the RBAC rules the
+    requesting user holds in ``spec.namespace``, as Kubernetes' rule resolvers list them
+    (system:masters adds nothing of its own; a node's are ``incomplete``)."""
+    body = await bodies.read_body(request)
+    if bodies.media_type(request) == protobuf.MEDIA_TYPE:
+        review, _ = bodies.parse_protobuf(body, "SelfSubjectRulesReview")
+    else:
+        review, _ = bodies.parse_document(body, bodies.media_type(request))
+    spec = review.get("spec") if isinstance(review, dict) else None
+    namespace = spec.get("namespace") if isinstance(spec, dict) else None
+    if not namespace or not isinstance(namespace, str):
+        raise errors.bad_request("no namespace on request")
+    user = request[USER_KEY]
+    problems: list[str] = []
+    node = node_name_of(user)
+    if node is not None:
+        problems.append("node authorizer does not support user rule resolution")
+    rules: list[Any] = []
+    if rbac is not None:
+        rules, missing = rbac.rules_for(user, namespace)
+        problems += [str(problem) for problem in missing]
+    status: dict[str, Any] = {
+        "resourceRules": [{k: rule[k] for k in ("verbs", "apiGroups", "resources",
+                                                "resourceNames") if rule.get(k)}
+                          for rule in rules if rule.get("resources")],
+        "nonResourceRules": [{k: rule[k] for k in ("verbs", "nonResourceURLs")}
+                             for rule in rules if rule.get("nonResourceURLs")],
+        "incomplete": node is not None}
+    if problems:
+        status["evaluationError"] = aggregate(problems)
+    return bodies.respond({"kind": "SelfSubjectRulesReview",
+                           "apiVersion": "authorization.k8s.io/v1",
+                           "metadata": {"creationTimestamp": None}, "spec": {},
+                           "status": status}, 201)

@@ -23,6 +23,9 @@ from .app import build_app, registry_stores
 from .auth import ADMIN, TokenAuthenticator
 from .limits import RequestLimits
 from .namespaces import ensure_built_in
+from .rbac import RbacAuthorizer
+from .usertokens import UserTokens
+from .rbacdefaults import ensure_default_policy
 from .nodeauth import NodeAuth
 from .nodeauth import ensure_files as ensure_node_files
 from .nodetokens import STORED_PREFIX, StoredRecords, TokenRecords
@@ -101,9 +104,12 @@ class RunningServer:
     node_auth: NodeAuth | None = None  # join token, node tokens, kubelet-client tokens
     # etcd: what compacts its history, for the caller to run while it leads (start / stop)
     compaction: Compaction | None = None
+    rbac: RbacAuthorizer | None = None
 
     async def stop(self) -> None:
         """Stop listening, end open watches, close the store."""
+        if self.rbac is not None:
+            await self.rbac.stop()
         await self.storage.close()  # ends watch streams, so handlers return promptly
         await self.runner.cleanup()
 
@@ -142,11 +148,16 @@ def _url(host: str, port: int) -> str:
 SERVER_CIPHERS = "@SECLEVEL=0:ECDH+AESGCM:ECDH+CHACHA20:ECDH+AES:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM"
 
 
-def server_tls(cert: str, key: str) -> ssl.SSLContext:
-    """The API server's TLS context (TLS 1.2 or later; see SERVER_CIPHERS)."""
+def server_tls(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
+    """The API server's TLS context (TLS 1.2 or later; see SERVER_CIPHERS). With
+    ``client_ca``, clients may present a certificate it signed for client authentication
+    (:func:`.auth.certificate_user`); a certificate it did not sign fails the handshake."""
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.set_ciphers(SERVER_CIPHERS)
     tls.load_cert_chain(cert, key)
+    if client_ca:
+        tls.load_verify_locations(client_ca)
+        tls.verify_mode = ssl.CERT_OPTIONAL
     return tls
 
 
@@ -180,20 +191,25 @@ async def start(config: ServerConfig) -> RunningServer:
         records = StoredRecords(storage, location=config.etcd.prefix + STORED_PREFIX)
         compaction = cast("EtcdStore", storage).compaction()
     creds = _credentials(config)
+    rbac = RbacAuthorizer(storage)
     stores = registry_stores(storage, cluster_cidr=config.cluster_cidr,
-                             service_account_admission=config.service_account_admission)
+                             service_account_admission=config.service_account_admission,
+                             rbac=rbac)
     await ensure_built_in(stores["namespaces"])
+    await ensure_default_policy(stores)
+    await rbac.start()
     token = pki.read_token(creds.admin_token)
     node_auth = NodeAuth(server_dir, creds.ca_cert, records)
     tokens = TokenRequests(stores, TokenSigner.load_or_create(server_dir))
     authenticator = TokenAuthenticator({token: ADMIN},
-                                       (node_auth.authenticate, tokens.authenticate))
+                                       (node_auth.authenticate, tokens.authenticate,
+                                        UserTokens(stores["secrets"]).authenticate))
     app = build_app(stores, authenticator, config.watch,
                     node_token=node_auth.kubelet_client_token, extra=node_auth, tokens=tokens,
-                    limits=config.limits)
+                    limits=config.limits, rbac=rbac)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
-    tls = server_tls(creds.cert, creds.key)
+    tls = server_tls(creds.cert, creds.key, creds.ca_cert)
     site = web.TCPSite(runner, config.bind_address, config.port, ssl_context=tls,
                        reuse_address=True, backlog=LISTEN_BACKLOG)
     await site.start()
@@ -202,4 +218,4 @@ async def start(config: ServerConfig) -> RunningServer:
     pki.write_kubeconfig(config.kubeconfig_path, url, creds.ca_cert, token)
     log.info("podling API server listening on %s; kubeconfig %s", url, config.kubeconfig_path)
     return RunningServer(config, url, port, token, creds.ca_cert, storage, runner,
-                         node_auth=node_auth, compaction=compaction)
+                         node_auth=node_auth, compaction=compaction, rbac=rbac)

@@ -89,6 +89,14 @@ def sysctl_patterns(text: str) -> list[str]:
     return patterns
 
 
+def names(text: str) -> list[str]:
+    """Comma-separated names, none empty (``dev,ops``)."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"invalid list {text!r} (an empty name)")
+    return items
+
+
 def file_mode(text: str) -> int:
     """An octal file mode such as ``644`` or ``0600``."""
     if not re.fullmatch(r"0?[0-7]{3}", text):
@@ -340,7 +348,38 @@ DEMO = Command("demo", "tour the seed's examples on a throw-away three-node clus
 COMPLETION = Command("completion", "print a shell completion script", (),
                      (Positional("shell", "bash or zsh", choices=("bash", "zsh")),))
 
-COMMANDS: tuple[Command, ...] = (SERVER, AGENT, PURGE, IMAGE, DEMO, COMPLETION)
+TOKEN = Command("token", "manage user tokens (bearer tokens for users of RBAC)",
+                shared=(CONFIG, DATA_DIR, Option(
+                    "--kubeconfig", "an admin's kubeconfig (default: <data-dir>/kubeconfig)",
+                    "", metavar="FILE", layered=False)), subcommands=(
+    Command("create", "create a token for a user and print it", (
+        Option("--group", "a group of the user (repeatable, or comma-separated)", kind="list",
+               type=names, layered=False, metavar="GROUP"),
+        Option("--ttl", "how long the token is valid, e.g. 24h (0: until deleted)", 0.0,
+               type=duration_seconds, layered=False, metavar="DURATION"),
+        Option("--write-kubeconfig", "also write a kubeconfig for the user to FILE (mode "
+               "0600)", "", layered=False, metavar="FILE")),
+            (Positional("user", "the user name, as RBAC bindings name it"),)),
+    Command("list", "list the user tokens (their ids, users, groups and expiry)", (),
+            extra={"aliases": ["ls"]}),
+    Command("delete", "revoke tokens", (), (Positional("ids", "token ids (the part before "
+                                                               "the dot)", "+"),),
+            extra={"aliases": ["rm"]}),
+))
+
+KUBECONFIG = Command("kubeconfig", "print a kubeconfig for a user with a client certificate "
+                     "from the cluster CA (on a server's host)", (
+    CONFIG, DATA_DIR,
+    Option("--group", "a group of the user (repeatable, or comma-separated)", kind="list",
+           type=names, layered=False, metavar="GROUP"),
+    Option("--days", "how long the certificate is valid", 365, type=positive_int,
+           layered=False, metavar="N"),
+    Option("--out", "write it to FILE (mode 0600) instead of printing it", "", layered=False,
+           aliases=("-o",), metavar="FILE")),
+    (Positional("user", "the user name, as RBAC bindings name it"),))
+
+COMMANDS: tuple[Command, ...] = (SERVER, AGENT, PURGE, IMAGE, TOKEN, KUBECONFIG, DEMO,
+                                 COMPLETION)
 
 
 def all_options() -> dict[str, Option]:

@@ -4,6 +4,8 @@
     podling agent --server URL …  one more node
     podling kubectl ARGS…         the system kubectl with podling's kubeconfig
     podling image COMMAND …       the node's image store
+    podling token COMMAND …       user tokens (create, list, delete)
+    podling kubeconfig USER …     a kubeconfig with a client certificate for a user
     podling purge [--dry-run]     remove what podling made on this host
     podling completion bash|zsh   a shell completion script
 
@@ -53,6 +55,12 @@ def _dispatch(argv: list[str]) -> int:
     if args.command == "demo":
         from . import demo
         return demo.run(args)
+    if args.command == "token":
+        from . import token
+        return token.run(args)
+    if args.command == "kubeconfig":
+        from . import userconfig
+        return userconfig.run(args)
     if args.command == "image":
         from . import image as image_cli
         import os

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..client import ApiClient
+from .clusterroleaggregation import ClusterRoleAggregationController
 from .eventttl import DEFAULT_TTL_SECONDS, EventTTLController
 from .namespace import DRAIN_RETRY_SECONDS, NamespaceController
 from .nodelifecycle import DEFAULT_GRACE_SECONDS, NodeLifecycleController
@@ -41,8 +42,8 @@ class ControllerConfig:
 
 
 class ControllerManager:
-    """The namespace, node lifecycle, pod GC, event TTL, service account and root CA
-    controllers over one client."""
+    """The namespace, node lifecycle, pod GC, event TTL, service account, root CA and
+    ClusterRole aggregation controllers over one client."""
 
     def __init__(self, client: ApiClient, config: ControllerConfig = ControllerConfig()) -> None:
         self.namespaces = NamespaceController(client,
@@ -54,6 +55,7 @@ class ControllerManager:
                                       period=config.pod_gc_period)
         self.event_ttl = EventTTLController(client, ttl_seconds=config.event_ttl_seconds)
         self.service_accounts = ServiceAccountsController(client)
+        self.clusterrole_aggregation = ClusterRoleAggregationController(client)
         self.root_ca = RootCAPublisher(client, config.root_ca_pem) if config.root_ca_pem \
             else None
 
@@ -63,12 +65,14 @@ class ControllerManager:
         self.pod_gc.start()
         self.event_ttl.start()
         self.service_accounts.start()
+        self.clusterrole_aggregation.start()
         if self.root_ca is not None:
             self.root_ca.start()
 
     async def stop(self) -> None:
         if self.root_ca is not None:
             await self.root_ca.stop()
+        await self.clusterrole_aggregation.stop()
         await self.service_accounts.stop()
         await self.event_ttl.stop()
         await self.pod_gc.stop()

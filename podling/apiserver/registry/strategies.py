@@ -2,7 +2,8 @@
 
 :func:`registry_stores` builds one :class:`~.store.RegistryStore` per stored resource with
 them; the kinds' rules are in :mod:`.pods`, :mod:`.binding`, :mod:`.eviction`, :mod:`.nodes`,
-:mod:`.namespaces`, :mod:`.configdata` (configmaps, secrets) and :mod:`.serviceaccounts`;
+:mod:`.namespaces`, :mod:`.configdata` (configmaps, secrets), :mod:`.serviceaccounts` and
+:mod:`.rbac` (roles and their bindings);
 events and leases, which have no subresources, are here.
 """
 
@@ -18,6 +19,7 @@ from .namespaces import NamespaceFinalizeStrategy, NamespaceStatusStrategy, Name
 from .nodes import CLUSTER_CIDR, NodeStatusStrategy, NodeStrategy, PodCidrAllocator
 from .podsecurity import PodSecurityAdmission
 from .pods import PodEphemeralContainersStrategy, PodStatusStrategy, PodStrategy
+from .rbac import BindingStrategy, RbacPolicy, RoleStrategy
 from .serviceaccounts import ServiceAccountAdmission, ServiceAccountStrategy
 from .store import RegistryStore, collection_prefix
 from .strategy import Obj, Strategy
@@ -40,11 +42,13 @@ class LeaseStrategy(Strategy):
 
 
 def registry_stores(storage: Storage, *, cluster_cidr: str = CLUSTER_CIDR,
-                    service_account_admission: bool = False) -> dict[str, RegistryStore]:
+                    service_account_admission: bool = False,
+                    rbac: RbacPolicy | None = None) -> dict[str, RegistryStore]:
     """One RegistryStore per stored resource, keyed by resource name. ``cluster_cidr`` is
     the range new nodes get their pod CIDRs from. ``service_account_admission``: pod
     creates go through the ServiceAccount admission plugin (the API server always turns it
-    on; tests without a ServiceAccounts controller leave it off)."""
+    on; tests without a ServiceAccounts controller leave it off). ``rbac``: the authorizer
+    that RBAC writes are checked against for escalation (none: not checked)."""
     pods, nodes, namespaces = resources.PODS, resources.NODES, resources.NAMESPACES
     accounts = RegistryStore(resources.SERVICE_ACCOUNTS,
                              ServiceAccountStrategy(resources.SERVICE_ACCOUNTS), storage)
@@ -72,4 +76,8 @@ def registry_stores(storage: Storage, *, cluster_cidr: str = CLUSTER_CIDR,
         "serviceaccounts": accounts,
         "events": RegistryStore(resources.EVENTS, EventStrategy(resources.EVENTS), storage),
         "leases": RegistryStore(resources.LEASES, LeaseStrategy(resources.LEASES), storage),
+        **{r.name: RegistryStore(r, RoleStrategy(r, rbac), storage)
+           for r in (resources.ROLES, resources.CLUSTER_ROLES)},
+        **{r.name: RegistryStore(r, BindingStrategy(r, rbac), storage)
+           for r in (resources.ROLE_BINDINGS, resources.CLUSTER_ROLE_BINDINGS)},
     }

@@ -224,7 +224,7 @@ def test_node_lookup_is_asked_for_named_reads_only() -> None:
      'group "" at the cluster scope: can only read namespaced object of this type'),
 ])
 def test_node_secret_denials_carry_the_node_authorizers_reason(attributes, message) -> None:
-    assert authz.forbidden(N1, attributes).message == message
+    assert authz.forbidden(N1, attributes, authz.decide(N1, attributes)[1]).message == message
 
 
 def test_debug_paths_for_admins_only() -> None:

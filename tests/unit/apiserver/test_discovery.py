@@ -105,7 +105,7 @@ async def test_aggregated_group_discovery(client: TestClient) -> None:
     body = await get_json(client, "/apis", headers={"Accept": discovery.AGGREGATED_V2})
     groups = {item["metadata"]["name"]: item for item in body["items"]}
     assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io",
-                           "authentication.k8s.io"}
+                           "authentication.k8s.io", "rbac.authorization.k8s.io"}
     whoami, tokens = groups["authentication.k8s.io"]["versions"][0]["resources"]
     assert (whoami["resource"], whoami["verbs"], whoami["scope"]) == \
         ("selfsubjectreviews", ["create"], "Cluster")
@@ -115,9 +115,14 @@ async def test_aggregated_group_discovery(client: TestClient) -> None:
     assert (leases["resource"], leases["scope"]) == ("leases", "Namespaced")
     assert leases["responseKind"] == {"group": "coordination.k8s.io", "version": "v1",
                                       "kind": "Lease"}
-    [review] = groups["authorization.k8s.io"]["versions"][0]["resources"]
+    review, rules = groups["authorization.k8s.io"]["versions"][0]["resources"]
     assert (review["resource"], review["verbs"], review["scope"]) == \
         ("selfsubjectaccessreviews", ["create"], "Cluster")
+    assert rules["resource"] == "selfsubjectrulesreviews"
+    rbac = groups["rbac.authorization.k8s.io"]["versions"][0]["resources"]
+    assert {(r["resource"], r["scope"]) for r in rbac} == {
+        ("roles", "Namespaced"), ("rolebindings", "Namespaced"), ("clusterroles", "Cluster"),
+        ("clusterrolebindings", "Cluster")}
 
 
 # --- legacy discovery ------------------------------------------------------------------------
@@ -157,7 +162,7 @@ async def test_legacy_group_list(client: TestClient) -> None:
     assert body["kind"] == "APIGroupList"
     groups = by_name(body["groups"], "name")
     assert set(groups) == {"coordination.k8s.io", "authorization.k8s.io", "metrics.k8s.io",
-                           "authentication.k8s.io"}
+                           "authentication.k8s.io", "rbac.authorization.k8s.io"}
     lease_group = groups["coordination.k8s.io"]
     assert lease_group["versions"] == [{"groupVersion": "coordination.k8s.io/v1",
                                         "version": "v1"}]

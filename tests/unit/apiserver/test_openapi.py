@@ -12,7 +12,7 @@ from podling.api import resources
 from podling.apiserver import openapi
 
 GV_KEYS = ["api/v1", "apis/coordination.k8s.io/v1", "apis/authorization.k8s.io/v1",
-           "apis/authentication.k8s.io/v1"]
+           "apis/authentication.k8s.io/v1", "apis/rbac.authorization.k8s.io/v1"]
 POD = "io.k8s.api.core.v1.Pod"
 
 

@@ -10,7 +10,7 @@ from builders import make_pod
 
 from podling.api import tables
 from podling.api.errors import ApiError
-from podling.api.resources import PODS, SECRETS, SERVICE_ACCOUNTS
+from podling.api.resources import PODS, ROLE_BINDINGS, ROLES, SECRETS, SERVICE_ACCOUNTS
 from podling.apiserver.nodeauth import node_user
 from podling.apiserver.registry.serviceaccounts import ServiceAccountAdmission
 from podling.apiserver.registry.strategies import registry_stores
@@ -172,6 +172,14 @@ async def test_pod_bound_token_reads_its_pod_until_the_pod_goes(
     await admin.create(PODS, make_pod("other").bare().build(), "default")
     ref = {"apiVersion": "v1", "kind": "Pod", "name": "web", "uid": pod["metadata"]["uid"]}
     answer = await token_for(admin, boundObjectRef=ref, expirationSeconds=3607)
+    rbac = {"apiVersion": "rbac.authorization.k8s.io/v1"}
+    await admin.create(ROLES, {**rbac, "kind": "Role", "metadata": {"name": "web-reader"}, "rules": [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"], "resourceNames": ["web"]}]},
+        "default")
+    await admin.create(ROLE_BINDINGS, {
+        **rbac, "kind": "RoleBinding", "metadata": {"name": "web-reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "web-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default"}]}, "default")
     expires = tables.parse_time(answer["status"]["expirationTimestamp"])
     assert abs(expires.timestamp() - (time.time() + 3607)) < 5
     async with as_user(server, answer["status"]["token"]) as user:

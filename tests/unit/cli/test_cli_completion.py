@@ -28,7 +28,8 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash
 
 def test_commands_subcommands_and_flags():
     assert sorted(complete("podling", "")) == sorted([
-        "server", "agent", "purge", "image", "demo", "completion", "kubectl", "--help", "--version"])
+        "server", "agent", "purge", "image", "token", "kubeconfig", "demo", "completion",
+        "kubectl", "--help", "--version"])
     assert complete("podling", "image", "pu") == ["pull"]
     assert complete("podling", "image", "pull", "--data") == ["--data-dir"]
     assert complete("podling", "server", "--node-t") == ["--node-taint", "--node-taints"]

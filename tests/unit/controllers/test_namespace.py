@@ -52,7 +52,8 @@ async def controller(client: ApiClient) -> AsyncIterator[NamespaceController]:
 
 def test_it_empties_every_namespaced_listable_resource() -> None:
     assert sorted(r.name for r in namespaced_contents()) == [
-        "configmaps", "events", "leases", "pods", "secrets", "serviceaccounts"]
+        "configmaps", "events", "leases", "pods", "rolebindings", "roles", "secrets",
+        "serviceaccounts"]
 
 
 async def test_a_deleted_namespace_is_emptied_finalized_and_gone(
