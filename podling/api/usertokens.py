@@ -101,6 +101,8 @@ def owner(secret: Mapping[str, Any], token: str,
     if match is None or secret.get("type") != SECRET_TYPE:
         return None
     data = decoded(secret)
+    if len(data) != len(secret.get("data") or {}):
+        return None  # a value that is not base64 text: no licence
     if data.get("token-id") != match.group(1) or not data.get("user") or \
             not hmac.compare_digest(data.get("token-secret-sha256", ""),
                                     _digest(match.group(2))):

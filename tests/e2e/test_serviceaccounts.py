@@ -48,6 +48,14 @@ def default_account(server, ns: str) -> dict:
     return get_json(server, "sa", "default", "-n", ns)
 
 
+def let_default_get(server, ns: str, pod: str) -> None:
+    """RBAC: the namespace's default ServiceAccount may get ``pod`` and nothing else."""
+    server.kubectl("create", "role", "get-" + pod, "-n", ns, "--verb=get", "--resource=pods",
+                   "--resource-name=" + pod)
+    server.kubectl("create", "rolebinding", "get-" + pod, "-n", ns, "--role=get-" + pod,
+                   f"--serviceaccount={ns}:default")
+
+
 # --- the controllers --------------------------------------------------------------------------
 
 def test_new_namespace_gets_default_account_and_root_ca(shared_server) -> None:
@@ -159,11 +167,12 @@ def test_token_request_limits(shared_server) -> None:
     assert result.stderr.strip() == UNAUTHORIZED
 
 
-def test_pod_bound_token_gets_its_pod_until_the_pod_is_gone(shared_server) -> None:
+def test_pod_bound_token_with_a_role_gets_its_pod_until_the_pod_is_gone(shared_server) -> None:
     ns = new_namespace(shared_server, "bound")
     default_account(shared_server, ns)
     shared_server.kubectl("create", "-f", "-", input=pod_json("web", ns))
     shared_server.kubectl("create", "-f", "-", input=pod_json("other", ns))
+    let_default_get(shared_server, ns, "web")
     uid = get_json(shared_server, "pod", "web", "-n", ns)["metadata"]["uid"]
     token = shared_server.kubectl("create", "token", "default", "-n", ns,
                                   "--bound-object-kind=Pod", "--bound-object-name=web",
@@ -282,6 +291,7 @@ def test_python_client_token_request_and_bound_read(shared_server) -> None:
                                                          client.AuthenticationV1TokenRequest(
                 spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=599)))
         assert invalid.value.status == 422
+    let_default_get(shared_server, ns, "web")
     config = client.Configuration()
     config.host, config.ssl_ca_cert = shared_server.url, shared_server.ca_file
     config.api_key = {"authorization": "Bearer " + answer.status.token}

@@ -203,3 +203,50 @@ def test_self_subject_review_is_just_metadata() -> None:
         field(1, message(f1="")), "authentication.k8s.io/v1", "SelfSubjectReview"))
     assert decoded == {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
                        "metadata": {}}
+
+
+# --- RBAC kinds (kubectl create role / clusterrole / rolebinding / clusterrolebinding) ------
+
+RBAC_V1 = "rbac.authorization.k8s.io/v1"
+
+
+def test_decodes_a_role_binding() -> None:
+    subject = message(f1="ServiceAccount", f2="", f3="default", f4="ci")
+    body = envelope(field(1, message(f1="readers", f3="ci")) + field(2, subject) +
+                    field(3, message(f1="rbac.authorization.k8s.io", f2="ClusterRole",
+                                     f3="view")), RBAC_V1, "RoleBinding")
+    assert protobuf.DECODERS["RoleBinding"](body) == {
+        "apiVersion": RBAC_V1, "kind": "RoleBinding",
+        "metadata": {"name": "readers", "namespace": "ci"},
+        "subjects": [{"kind": "ServiceAccount", "apiGroup": "", "name": "default",
+                      "namespace": "ci"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "view"}}
+
+
+def test_decodes_a_cluster_role_with_rules_and_aggregation() -> None:
+    rule = field(1, "get") + field(1, "list") + field(2, "") + field(3, "pods") + \
+        field(4, "web")
+    urls = field(1, "get") + field(5, "/healthz")
+    selector = field(1, field(1, "team") + field(2, "a")) + \
+        field(2, message(f1="tier", f2="In") + field(3, "x") + field(3, "y"))
+    body = envelope(field(1, message(f1="r")) + field(2, rule) + field(2, urls) +
+                    field(3, field(1, selector)), RBAC_V1, "")
+    assert protobuf.DECODERS["ClusterRole"](body) == {
+        "apiVersion": RBAC_V1, "kind": "ClusterRole", "metadata": {"name": "r"},
+        "rules": [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"],
+                   "resourceNames": ["web"]},
+                  {"verbs": ["get"], "nonResourceURLs": ["/healthz"]}],
+        "aggregationRule": {"clusterRoleSelectors": [
+            {"matchLabels": {"team": "a"},
+             "matchExpressions": [{"key": "tier", "operator": "In", "values": ["x", "y"]}]}]}}
+
+
+def test_decodes_a_self_subject_rules_review() -> None:
+    body = envelope(field(1, b"") + field(2, message(f1="dev")), kind="SelfSubjectRulesReview")
+    assert protobuf.DECODERS["SelfSubjectRulesReview"](body)["spec"] == {"namespace": "dev"}
+
+
+def test_a_malformed_rbac_body_is_a_protobuf_error() -> None:
+    with pytest.raises(ProtobufError):
+        protobuf.DECODERS["Role"](envelope(field(2, b"\xff"), RBAC_V1, "Role"))
