@@ -18,7 +18,7 @@ Matching, as Kubernetes' RBAC does it:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Collection, Iterable, Iterator, Mapping
 
 GROUP = "rbac.authorization.k8s.io"
 ALL = "*"
@@ -81,7 +81,7 @@ def service_account_user(namespace: str, name: str) -> str:
     return f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}"
 
 
-def subject_applies(subject: Mapping[str, Any], user: str, groups: Iterable[str],
+def subject_applies(subject: Mapping[str, Any], user: str, groups: Collection[str],
                     binding_namespace: str) -> bool:
     """Whether one Subject of a binding in ``binding_namespace`` ("" for a cluster binding)
     names this user, one of their groups, or the service account they are."""

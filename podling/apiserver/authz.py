@@ -1,6 +1,7 @@
-"""Authorization: may this user perform this request?
+"""Authorization: may this user perform this request? (:func:`decide`)
 
-These users reach the resource handlers (see :mod:`.auth`):
+The order is kube-apiserver's ``--authorization-mode=Node,RBAC`` behind its privileged
+group; the first to allow decides, and a refusal carries the reasons of those that gave one:
 
 * **admin** (group ``system:masters``) may do everything;
 * a **node** ``system:node:<name>`` (group ``system:nodes``) gets what Kubernetes' Node
@@ -30,21 +31,15 @@ These users reach the resource handlers (see :mod:`.auth`):
                           such a pod: :mod:`.tokenrequest`)      runs as that account
   ======================  =====================================  ==========================
 
-  Everything else is denied: 403 with Kubernetes' message, e.g.
+  Anything else goes on to RBAC; a refusal is 403 with Kubernetes' message, e.g.
   ``pods "x" is forbidden: User "system:node:n1" cannot delete resource "pods" in API group
   "" in the namespace "default"``.
 
 * a **bootstrap** user (the join secret, group ``system:bootstrappers``) may only exchange the
   secret for a node credential (:mod:`.nodeauth`); every resource request is denied.
 
-* a **service account** ``system:serviceaccount:<ns>:<name>`` (group
-  ``system:serviceaccounts``; a token from :mod:`.tokenrequest`) may, until podling has RBAC,
-  read discovery (any non-resource GET, like every authenticated user) and ``get`` the pod
-  its token is bound to (``authentication.kubernetes.io/pod-name`` in the user's extra, in
-  its own namespace); everything else is 403.
-
-Every authenticated user may ``get`` a non-resource path (discovery, version, health) except
-those under ``/debug/`` (admins only).
+* everyone else, service accounts and users of tokens or certificates included: what the
+  roles bound to them allow (:mod:`.rbac`); by default, discovery and the self reviews.
 
 Rules that depend on the object (a pod's ``spec.nodeName``) are decided on the stored object,
 which the caller fetches when :func:`needs_object` says so; for a secret or a configmap that
@@ -63,9 +58,6 @@ from ..api import errors, references, selectors
 
 NODE_USER_PREFIX = "system:node:"
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
-SERVICE_ACCOUNTS_GROUP = "system:serviceaccounts"
-#: the user extra naming the pod a service-account token is bound to
-POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name"
 NODES_GROUP = "system:nodes"
 MASTERS_GROUP = "system:masters"
 BOOTSTRAP_GROUP = "system:bootstrappers"
@@ -132,15 +124,6 @@ def node_name_of(user: Subject) -> str | None:
     if NODES_GROUP in user.groups and user.name.startswith(NODE_USER_PREFIX):
         return user.name[len(NODE_USER_PREFIX):] or None
     return None
-
-
-def service_account_of(user: Subject) -> tuple[str, str] | None:
-    """(namespace, name) of a ``system:serviceaccount:<ns>:<name>`` user, else None."""
-    if SERVICE_ACCOUNTS_GROUP not in user.groups or \
-            not user.name.startswith(SERVICE_ACCOUNT_PREFIX):
-        return None
-    namespace, _, name = user.name[len(SERVICE_ACCOUNT_PREFIX):].partition(":")
-    return (namespace, name) if namespace and name else None
 
 
 def _token_create(attrs: Attributes) -> bool:

