@@ -12,7 +12,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from ..api import decode, errors, patch, protobuf, selectors, unimplemented
-from ..api.resources import BINDINGS, METRICS_GROUP, RBAC_GROUP, Resource
+from ..api.resources import BINDINGS, METRICS_GROUP, NAMESPACES, RBAC_GROUP, Resource
 from ..api.types import Obj
 from ..storage.interface import Preconditions
 from . import authz, bodies, encoding, requestinfo, watch
@@ -302,9 +302,13 @@ class ResourceHandlers:
 
 
 def attributes(request: web.Request, info: requestinfo.RequestInfo) -> authz.Attributes:
-    """The authorization attributes of a resource request."""
+    """The authorization attributes of a resource request. As Kubernetes' RequestInfo has
+    it, a namespace is its own namespace (``/api/v1/namespaces/x`` is namespace x)."""
+    namespace = info.namespace
+    if info.resource is NAMESPACES and info.name:
+        namespace = info.name
     return authz.Attributes(verb=info.verb, resource=info.resource.name,
-                            group=info.resource.group, namespace=info.namespace,
+                            group=info.resource.group, namespace=namespace,
                             name=info.name, subresource=info.subresource,
                             field_selector=request.query.get("fieldSelector", ""))
 

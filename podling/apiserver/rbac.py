@@ -17,7 +17,7 @@ import asyncio
 import logging
 from typing import Any, Iterator, Mapping
 
-from ..api import rbac
+from ..api import rbac, selectors
 from ..api.types import Obj
 from ..storage.interface import Storage, StorageError, WatchStream
 from .authz import Attributes, Subject
@@ -29,9 +29,21 @@ RESYNC_BACKOFF = 1.0
 
 
 def request_of(attrs: Attributes) -> rbac.Request:
+    """What RBAC matches; a list or watch of one object by ``metadata.name=<name>`` names it
+    (``kubectl get pod x -w``), as Kubernetes' RequestInfo does."""
+    name = attrs.name or ""
+    if not name and attrs.verb in ("list", "watch") and attrs.field_selector:
+        name = _selected_name(attrs.field_selector)
     return rbac.Request(verb=attrs.verb, group=attrs.group, resource=attrs.resource,
-                        subresource=attrs.subresource or "", name=attrs.name or "",
-                        path=attrs.path)
+                        subresource=attrs.subresource or "", name=name, path=attrs.path)
+
+
+def _selected_name(field_selector: str) -> str:
+    try:
+        selector = selectors.parse_field_selector(field_selector)
+    except selectors.SelectorError:
+        return ""
+    return selector.requires_exact_match("metadata.name") or ""
 
 
 class RbacAuthorizer:

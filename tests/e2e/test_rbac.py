@@ -79,6 +79,10 @@ def test_a_viewer_in_one_namespace(shared_server, tmp_path) -> None:
     assert execed.stderr.strip() == forbidden(user, "create", "pods", mine, "web", "exec")
     deleted = as_user(shared_server, alice, "delete", "pod", "web", "-n", mine)
     assert deleted.stderr.strip() == forbidden(user, "delete", "pods", mine, "web")
+    assert as_user(shared_server, alice, "get", "namespace", mine, "-o", "name",
+                   check=True).stdout.strip() == f"namespace/{mine}"
+    assert as_user(shared_server, alice, "get", "namespace", other).stderr.strip() == \
+        forbidden(user, "get", "namespaces", other, other)
     for args, answer in ((("get", "pods", "-n", mine), "yes"),
                          (("get", "pods", "-n", other), "no"),
                          (("create", "pods/exec", "-n", mine), "no"),

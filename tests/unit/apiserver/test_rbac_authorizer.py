@@ -103,6 +103,19 @@ async def test_a_deleted_binding_stops_granting_at_once(rbac) -> None:
     assert not rbac.decide(ALICE, attrs("delete", "nodes", ns=None, name="n1"))[0]
 
 
+async def test_a_watch_of_one_object_by_name_matches_resource_names(rbac) -> None:
+    await write(rbac, "roles", role("web", {**PODS_READ, "verbs": ["watch"],
+                                            "resourceNames": ["web"]}))
+    await write(rbac, "rolebindings", binding("w", "Role", "web", USER))
+    one = authz.Attributes(verb="watch", resource="pods", namespace="ci",
+                           field_selector="metadata.name=web")
+    assert rbac.decide(ALICE, one)[0]
+    assert not rbac.decide(ALICE, attrs("watch", "pods"))[0]
+    other = authz.Attributes(verb="watch", resource="pods", namespace="ci",
+                             field_selector="metadata.name=db")
+    assert not rbac.decide(ALICE, other)[0]
+
+
 async def test_missing_roles_are_the_reason(rbac) -> None:
     await write(rbac, "rolebindings", binding("a", "Role", "gone", USER))
     await write(rbac, "rolebindings", binding("b", "Role", "gone", USER))
