@@ -36,6 +36,8 @@ class AgentConfig:
     fallback_servers: tuple[str, ...] = ()
     # sysctls (names, or prefixes ending in *) pods may set beyond the safe ones
     allowed_unsafe_sysctls: tuple[str, ...] = ()
+    # the most processes one pod may run (the kubelet's --pod-max-pids; -1: no limit)
+    pod_max_pids: int = -1
 
     @property
     def pods_dir(self) -> str:

@@ -20,7 +20,7 @@ Tree = dict[str, Any]  # field -> True | Tree
 
 _CONTAINER_SECURITY: Tree = {f: True for f in (
     "runAsUser", "runAsGroup", "runAsNonRoot", "privileged", "capabilities",
-    "readOnlyRootFilesystem", "allowPrivilegeEscalation", "seccompProfile")}
+    "readOnlyRootFilesystem", "allowPrivilegeEscalation", "seccompProfile", "procMount")}
 _PROBE: Tree = {f: True for f in (
     "exec", "httpGet", "tcpSocket", "grpc", "initialDelaySeconds", "timeoutSeconds",
     "periodSeconds", "successThreshold", "failureThreshold", "terminationGracePeriodSeconds")}
@@ -40,14 +40,15 @@ _POD_SPEC: Tree = {
         "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace",
         "terminationGracePeriodSeconds", "activeDeadlineSeconds", "restartPolicy", "dnsPolicy",
         "dnsConfig", "schedulerName", "priority", "imagePullSecrets", "enableServiceLinks",
-        "serviceAccountName", "serviceAccount", "automountServiceAccountToken")},
+        "serviceAccountName", "serviceAccount", "automountServiceAccountToken",
+        "hostUsers")},
     "containers": _CONTAINER,
     "initContainers": _CONTAINER,
     "ephemeralContainers": {**_CONTAINER, "targetContainerName": True},
     "affinity": {"nodeAffinity": True},
     "securityContext": {f: True for f in (
-        "runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups",
-        "seccompProfile", "sysctls")},
+        "runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "fsGroupChangePolicy",
+        "supplementalGroups", "seccompProfile", "sysctls")},
     "volumes": {f: True for f in ("name", "emptyDir", "hostPath", "configMap", "secret",
                                   "downwardAPI", "projected")},
 }
@@ -58,9 +59,7 @@ _SUPPORT: dict[str, Tree] = {
 }
 
 # Unsupported fields whose Kubernetes default must not count as "set".
-_DEFAULTS: dict[str, Any] = {
-    "hostUsers": True, "preemptionPolicy": "PreemptLowerPriority", "procMount": "Default",
-}
+_DEFAULTS: dict[str, Any] = {"preemptionPolicy": "PreemptLowerPriority"}
 
 
 def unimplemented_fields(kind: str, obj: dict[str, Any]) -> list[str]:

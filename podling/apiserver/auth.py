@@ -114,10 +114,18 @@ def auth_middleware(authenticator: TokenAuthenticator) -> Callable:
             if request.headers.get("Authorization") or request.path not in PUBLIC_PATHS:
                 raise errors.unauthorized()
             user = ANONYMOUS
-        request[USER_KEY] = user
-        token = current_user.set(user)
-        try:
-            return await handler(request)
-        finally:
-            current_user.reset(token)
+        return await serve_as(user, request, handler)
     return middleware
+
+
+async def serve_as(user: User, request: web.Request,
+                   handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                   ) -> web.StreamResponse:
+    """Run ``handler`` for ``request`` made by ``user`` (``request[USER_KEY]`` and
+    :data:`current_user`)."""
+    request[USER_KEY] = user
+    token = current_user.set(user)
+    try:
+        return await handler(request)
+    finally:
+        current_user.reset(token)

@@ -32,7 +32,7 @@ from multidict import CIMultiDictProxy
 
 from ..api import errors
 from . import authz
-from .auth import RBAC_KEY, USER_KEY, User, current_user
+from .auth import RBAC_KEY, USER_KEY, User, serve_as
 
 USER_HEADER = "Impersonate-User"
 GROUP_HEADER = "Impersonate-Group"
@@ -51,12 +51,7 @@ async def impersonation_middleware(request: web.Request,
     if not any(h.lower().startswith("impersonate-") for h in request.headers):
         return await handler(request)
     user = impersonate(request[USER_KEY], request.headers, request.app.get(RBAC_KEY))
-    request[USER_KEY] = user
-    token = current_user.set(user)
-    try:
-        return await handler(request)
-    finally:
-        current_user.reset(token)
+    return await serve_as(user, request, handler)
 
 
 def impersonate(requester: User, headers: CIMultiDictProxy[str],

@@ -89,6 +89,15 @@ def sysctl_patterns(text: str) -> list[str]:
     return patterns
 
 
+def pid_limit(text: str) -> int:
+    """A process count, or -1 for none."""
+    value = _integer(text)
+    if value < -1 or value == 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of processes "
+                                         "(or -1)")
+    return value
+
+
 def names(text: str) -> list[str]:
     """Comma-separated names, none empty (``dev,ops``)."""
     items = [item.strip() for item in text.split(",")]
@@ -211,6 +220,8 @@ ALLOWED_UNSAFE_SYSCTLS = Option(
     "--allowed-unsafe-sysctls", "sysctls (or prefixes ending in *) pods may set beyond the "
     "safe ones (repeatable, or comma-separated)", kind="list", type=sysctl_patterns,
     metavar="PATTERN")
+POD_MAX_PIDS = Option("--pod-max-pids", "the most processes one pod may run (-1: no limit)",
+                      -1, type=pid_limit, metavar="N")
 RUN_DIR = Option("--run-dir", "runtime state of the node (default: /run/podling)", "",
                  metavar="DIR")
 BRIDGE_NAME = Option("--bridge-name", "CNI bridge of the node (default: podling0)", "",
@@ -260,6 +271,7 @@ SERVER = Command("server", "run the API server, controllers, scheduler and a loc
            "(built from Debian's packages, no network) into the local node's store at start",
            False, kind="bool"),
     NODE_NAME, NODE_LABEL, NODE_TAINT, RUN_DIR, BRIDGE_NAME, ALLOWED_UNSAFE_SYSCTLS,
+    POD_MAX_PIDS,
     Option("--history", "changes kept for resuming watches; older resourceVersions get 410",
            10_000, type=positive_int, metavar="N"),
     Option("--max-requests-inflight", "reads served at once before 429 (0: no limit)", 400,
@@ -292,6 +304,7 @@ AGENT = Command("agent", "run one more node against a server", (
            "server and checked against the token's CA hash; with another token, "
            "<data-dir>/server/ca.crt)", "", metavar="FILE"),
     DATA_DIR, NODE_NAME, NODE_LABEL, NODE_TAINT, RUN_DIR, BRIDGE_NAME, ALLOWED_UNSAFE_SYSCTLS,
+    POD_MAX_PIDS,
     Option("--node-api-address", "where the node API listens (127.0.0.1: this machine "
            "only)", "0.0.0.0", metavar="ADDR"),
     Option("--node-api-port", "port of the node API (0: any free port)", 10250, type=port,

@@ -85,7 +85,8 @@ def agent_overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {
         "node_labels": dict(getattr(args, "node_label", []) or []),
         "node_taints": tuple(getattr(args, "node_taint", []) or []),
-        "allowed_unsafe_sysctls": tuple(getattr(args, "allowed_unsafe_sysctls", []) or [])}
+        "allowed_unsafe_sysctls": tuple(getattr(args, "allowed_unsafe_sysctls", []) or []),
+        "pod_max_pids": getattr(args, "pod_max_pids", -1)}
     for name in ("node_name", "run_dir", "bridge_name"):
         if getattr(args, name, ""):
             overrides[name] = getattr(args, name)

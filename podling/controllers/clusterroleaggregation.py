@@ -7,23 +7,19 @@ order, each rule once. The default ``admin``, ``edit`` and ``view`` are made thi
 a ClusterRole labelled ``rbac.authorization.k8s.io/aggregate-to-view: "true"`` extends
 ``view`` (and so ``edit`` and ``admin``, which aggregate it).
 
-Any change of any ClusterRole queues every aggregating one again; the informer's periodic
-SYNC does too, and a failed write is retried after ``retry_seconds``.
+Any change of any ClusterRole queues every aggregating one again (:mod:`.workqueue`); the
+informer's periodic SYNC does too, and a failed write is retried after ``retry_seconds``.
 """
 
 from __future__ import annotations
-
-import asyncio
-import logging
 
 from ..api import selectors
 from ..api.errors import ApiError
 from ..api.resources import CLUSTER_ROLES
 from ..api.types import Obj
-from ..client import ApiClient, ApiConnectionError, Informer
+from ..client import ApiClient, Informer
 from .apply import update_object
-
-log = logging.getLogger(__name__)
+from .workqueue import WorkQueue
 
 RESYNC_SECONDS = 300.0
 RETRY_SECONDS = 1.0
@@ -55,46 +51,23 @@ class ClusterRoleAggregationController:
     def __init__(self, client: ApiClient, *, resync_seconds: float = RESYNC_SECONDS,
                  retry_seconds: float = RETRY_SECONDS) -> None:
         self._client = client
-        self._retry_seconds = retry_seconds
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
         self.roles = Informer(client, CLUSTER_ROLES, resync_period=resync_seconds)
         self.roles.add_handler(lambda type_, obj, old: self._enqueue_aggregating())
+        self.queue = WorkQueue(self.name, self.ensure, retry_seconds=retry_seconds,
+                               waits_for=[self.roles], describe=lambda n: f"clusterrole {n}")
 
     def start(self) -> None:
         self.roles.start()
-        self._task = asyncio.create_task(self._work(), name=self.name)
+        self.queue.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self.queue.stop()
         await self.roles.stop()
-
-    def _enqueue(self, name: str) -> None:
-        if name not in self._queued:
-            self._queued.add(name)
-            self._queue.put_nowait(name)
 
     def _enqueue_aggregating(self) -> None:
         for role in self.roles.list():
             if role.get("aggregationRule"):
-                self._enqueue(role["metadata"]["name"])
-
-    async def _work(self) -> None:
-        await self.roles.wait_synced()
-        while True:
-            name = await self._queue.get()
-            self._queued.discard(name)
-            try:
-                await self.ensure(name)
-            except (ApiError, ApiConnectionError) as exc:
-                log.warning("%s: clusterrole %s failed (retrying): %s", self.name, name, exc)
-                asyncio.get_running_loop().call_later(self._retry_seconds, self._enqueue, name)
-            except Exception:  # a bug: logged; the next resync tries again
-                log.exception("%s: clusterrole %s", self.name, name)
+                self.queue.add(role["metadata"]["name"])
 
     async def ensure(self, name: str) -> None:
         """Give the aggregating ClusterRole ``name`` the rules it gathers (if it changed)."""

@@ -8,7 +8,7 @@
                                                     (Terminating or gone namespace: skip)
 
 Level-triggered: the informers' periodic SYNC re-queues every namespace, and a failed pass
-is retried after ``retry_seconds``. :class:`PerNamespaceObject` is the loop; a subclass says
+is retried after ``retry_seconds`` (:mod:`.workqueue`). :class:`PerNamespaceObject` is the loop; a subclass says
 what the object is (:meth:`desired`) and what a stored copy must be changed into
 (:meth:`repaired`). Used by the ServiceAccounts controller (``default``) and the root CA
 publisher (``kube-root-ca.crt``) of :mod:`.serviceaccounts`.
@@ -16,16 +16,12 @@ publisher (``kube-root-ca.crt``) of :mod:`.serviceaccounts`.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from ..api.errors import ApiError
 from ..api.resources import NAMESPACES, Resource
 from ..api.types import Obj
-from ..client import DELETED, ApiClient, ApiConnectionError, Informer
+from ..client import DELETED, ApiClient, Informer
 from .apply import update_object
-
-log = logging.getLogger(__name__)
+from .workqueue import WorkQueue
 
 RESYNC_SECONDS = 300.0
 RETRY_SECONDS = 1.0
@@ -43,15 +39,14 @@ class PerNamespaceObject:
         self._client = client
         self.resource = resource
         self.object_name = object_name
-        self._retry_seconds = retry_seconds
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
         self.namespaces = Informer(client, NAMESPACES, resync_period=resync_seconds)
         self.objects = Informer(client, resource, field_selector=f"metadata.name={object_name}",
                                 resync_period=resync_seconds)
         self.namespaces.add_handler(self._on_namespace)
         self.objects.add_handler(self._on_object)
+        self.queue = WorkQueue(self.name, self.ensure, retry_seconds=retry_seconds,
+                               waits_for=[self.namespaces, self.objects],
+                               describe=lambda ns: f"{ns}/{object_name}")
 
     def desired(self, namespace: str) -> Obj:
         """The object to create in ``namespace``."""
@@ -64,43 +59,20 @@ class PerNamespaceObject:
     def start(self) -> None:
         self.namespaces.start()
         self.objects.start()
-        self._task = asyncio.create_task(self._work(), name=self.name)
+        self.queue.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self.queue.stop()
         await self.objects.stop()
         await self.namespaces.stop()
 
-    def _enqueue(self, namespace: str) -> None:
-        if namespace and namespace not in self._queued:
-            self._queued.add(namespace)
-            self._queue.put_nowait(namespace)
-
     def _on_namespace(self, type_: str, ns: Obj, old: Obj | None) -> None:
         if type_ != DELETED:
-            self._enqueue(ns["metadata"]["name"])
+            self.queue.add(ns["metadata"]["name"])
 
     def _on_object(self, type_: str, obj: Obj, old: Obj | None) -> None:
-        self._enqueue(obj["metadata"].get("namespace") or "")
-
-    async def _work(self) -> None:
-        await self.namespaces.wait_synced()
-        await self.objects.wait_synced()
-        while True:
-            namespace = await self._queue.get()
-            self._queued.discard(namespace)
-            try:
-                await self.ensure(namespace)
-            except (ApiError, ApiConnectionError) as exc:
-                log.warning("%s: %s/%s failed (retrying): %s", self.name, namespace,
-                            self.object_name, exc)
-                asyncio.get_running_loop().call_later(self._retry_seconds, self._enqueue,
-                                                      namespace)
-            except Exception:  # a bug: logged; the next resync tries again
-                log.exception("%s: %s/%s", self.name, namespace, self.object_name)
+        if obj["metadata"].get("namespace"):
+            self.queue.add(obj["metadata"]["namespace"])
 
     async def ensure(self, namespace: str) -> None:
         """Create or repair the object in ``namespace`` if the namespace is active."""

@@ -169,7 +169,8 @@ class PodSandboxConfig:
 
     ``hostname`` (default: ``name``) is ignored with network NODE (the host's UTS namespace).
     ``cgroup_parent`` is an absolute cgroup path for the pod; empty = runtime default.
-    ``sysctls`` are set in the pod's namespaces (the agent admitted them).
+    ``sysctls`` are set in the pod's namespaces (the agent admitted them). ``pids_limit``
+    (> 0) caps the processes of the whole pod (the kubelet's ``--pod-max-pids``).
     """
 
     name: str
@@ -183,6 +184,7 @@ class PodSandboxConfig:
     namespace_options: NamespaceOptions = field(default_factory=NamespaceOptions)
     cgroup_parent: str = ""
     sysctls: dict[str, str] = field(default_factory=dict)  # dotted name -> value
+    pids_limit: int = 0  # 0: no pod-wide limit
 
     @property
     def metadata(self) -> PodSandboxMetadata:

@@ -55,8 +55,10 @@ class SandboxManager:
     """Runs, stops and releases the sandboxes of this node's pods."""
 
     def __init__(self, *, runtime: RuntimeService, network: NetworkPlugin,
-                 rootfs: RootfsService, recorder: EventRecorder, node_name: str) -> None:
+                 rootfs: RootfsService, recorder: EventRecorder, node_name: str,
+                 pod_max_pids: int = -1) -> None:
         self.runtime = runtime
+        self.pod_max_pids = pod_max_pids  # processes per pod (-1: unlimited)
         self.network = network
         self.rootfs = rootfs
         self.recorder = recorder
@@ -69,13 +71,17 @@ class SandboxManager:
         ``on_created(sandbox_id)``: containers may be created in it (the runtime's
         ``run_pod_sandbox``: possibly while the pause is still starting)."""
         spec, meta = pod.spec, pod.metadata
+        if not spec.host_users:  # runc could, but podling does not map user ids yet
+            return self._failed(pod, RuntimeError_(
+                "the runtime does not support user namespaces (spec.hostUsers: false)"))
         config = PodSandboxConfig(
             name=meta.name, namespace=labels.namespace(pod), uid=meta.uid,
             attempt=attempt, hostname=podfiles.hostname_for(pod, self.node_name),
             log_directory=os.path.join(pod_dir, "logs"),
             labels=labels.pod_labels(pod, self.node_name),
             namespace_options=namespace_options(spec),
-            sysctls={dotted(name): value for name, value in spec.security_context.sysctls})
+            sysctls={dotted(name): value for name, value in spec.security_context.sysctls},
+            pids_limit=max(self.pod_max_pids, 0))
         setups: list[tuple[str, asyncio.Task[PodIPs]]] = []
 
         def netns_made(sandbox_id: str, path: str) -> None:

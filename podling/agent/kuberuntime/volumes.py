@@ -88,7 +88,8 @@ def prepare_volumes(pod: PodView, pod_dir: str,
         if vol.host_path is not None:
             prepared[name] = prepare_host_path(name, vol.host_path)
         elif "emptyDir" in sources or not sources:  # no source: the API's emptyDir default
-            prepared[name] = prepare_empty_dir(pod_dir, name, vol.empty_dir or EmptyDirView())
+            prepared[name] = prepare_empty_dir(pod_dir, name, vol.empty_dir or EmptyDirView(),
+                                               fs_group=pod.spec.security_context.fs_group)
         elif kind is not None:
             if payloads is None or name not in payloads:
                 raise VolumeError(f"volume {name!r}: its files were not computed "
@@ -129,8 +130,13 @@ def update_projections(pod: PodView, pod_dir: str, payloads: Mapping[str, Payloa
             write_projection(pod, pod_dir, vol, payloads[vol.name])
 
 
-def prepare_empty_dir(pod_dir: str, name: str, spec: EmptyDirView) -> str:
-    """A 0777 directory; with ``medium: Memory`` a tmpfs (``size=`` from sizeLimit) on it."""
+def prepare_empty_dir(pod_dir: str, name: str, spec: EmptyDirView,
+                      fs_group: int | None = None) -> str:
+    """A 0777 directory; with ``medium: Memory`` a tmpfs (``size=`` from sizeLimit) on it.
+    With the pod's ``fs_group``, the kubelet's volume ownership: the directory belongs to
+    that group and is setgid (2777), so what containers create in it does too. (It is new
+    and empty when the pod starts, so ``fsGroupChangePolicy`` Always and OnRootMismatch do
+    the same to it.)"""
     path = empty_dir_path(pod_dir, name)
     os.makedirs(path, exist_ok=True)
     medium = spec.medium
@@ -148,7 +154,9 @@ def prepare_empty_dir(pod_dir: str, name: str, spec: EmptyDirView) -> str:
             raise VolumeError(f"MountVolume.SetUp failed for volume {name!r} : {e}") from e
     elif medium not in ("", "Memory"):
         raise VolumeError(f"volume {name!r}: emptyDir medium {medium!r} is not supported")
-    os.chmod(path, 0o777)
+    if fs_group is not None:
+        os.chown(path, -1, fs_group)
+    os.chmod(path, 0o2777 if fs_group is not None else 0o777)
     return path
 
 

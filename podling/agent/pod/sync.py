@@ -118,7 +118,8 @@ class PodSyncer:
                                            node_name=config.node_name, objects=self.objects,
                                            seccomp_dir=config.seccomp_dir)
         self.sandboxes = SandboxManager(runtime=runtime, network=network, rootfs=rootfs,
-                                        recorder=recorder, node_name=config.node_name)
+                                        recorder=recorder, node_name=config.node_name,
+                                        pod_max_pids=config.pod_max_pids)
         self.admitter = Admitter(get_node or self._read_node,
                                  unsafe_sysctls=config.allowed_unsafe_sysctls)
         self.teardown = PodTeardown(client=client, runtime=runtime, containers=self.containers,

@@ -163,6 +163,7 @@ class PodSpecView:
     host_pid: bool = False
     host_ipc: bool = False
     share_process_namespace: bool = False
+    host_users: bool = True  # false: the pod wants a user namespace of its own
     host_aliases: tuple[HostAliasView, ...] = ()
     hostname: str = ""
     subdomain: str = ""
@@ -195,6 +196,7 @@ class PodSpecView:
             host_network=bool(s.get("hostNetwork")), host_pid=bool(s.get("hostPID")),
             host_ipc=bool(s.get("hostIPC")),
             share_process_namespace=bool(s.get("shareProcessNamespace")),
+            host_users=s.get("hostUsers") is not False,
             host_aliases=tuple(HostAliasView.from_obj(a) for a in _read.objs(s.get("hostAliases"))),
             hostname=_read.text(s.get("hostname")), subdomain=_read.text(s.get("subdomain")),
             dns_policy=_read.text(s.get("dnsPolicy"), "ClusterFirst"),

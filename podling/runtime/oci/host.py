@@ -86,6 +86,17 @@ def cgroup_hierarchies(mount: str = CGROUP_MOUNT) -> list[str]:
     return out
 
 
+def limit_pids(path: str, limit: int, mount: str = CGROUP_MOUNT) -> None:
+    """Cap the processes of the cgroup ``path`` (made if missing) at ``limit``: its
+    ``pids.max`` in the pids hierarchy (cgroup v1) or the unified one (v2)."""
+    roots = [r for r in cgroup_hierarchies(mount) if os.path.basename(r) == "pids"]
+    for root in roots or [mount]:
+        directory = os.path.join(root, path.strip("/"))
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "pids.max"), "w") as f:
+            f.write(str(limit))
+
+
 def remove_cgroup(path: str, mount: str = CGROUP_MOUNT) -> list[str]:
     """rmdir the cgroup ``path`` (absolute within each hierarchy) and its children, deepest
     first, in every hierarchy. Returns the directories that could not be removed (busy)."""

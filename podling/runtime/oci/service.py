@@ -71,6 +71,8 @@ class OciRuntime(ContainerOps, StreamingOps):
             os.makedirs(directory, exist_ok=True)
             record.shm_path = sandbox.create_shm(directory, config.namespace_options,
                                                  size=self.config.shm_size)
+            if config.pids_limit > 0 and record.owns_cgroup_parent:
+                host.limit_pids(parent, config.pids_limit)
             self.store.save_sandbox(record)
             # the containers join the pinned namespaces: they can be created meanwhile,
             # unless they share the pause's PID namespace

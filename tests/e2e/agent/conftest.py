@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from manifests import POD_MAX_PIDS
 from podling_e2e import node_leftovers, runc_list
 
 
@@ -110,7 +111,8 @@ def cluster(tmp_path_factory, demo_registry, e2e_start_server):
     log_path = str(base / "server.log")
     server = e2e_start_server(data_dir, str(base / "home"), "--node-name", node,
                               "--run-dir", run_dir, "--bridge-name", bridge,
-                              "--cluster-cidr", cidr, with_agent=True, log_path=log_path)
+                              "--cluster-cidr", cidr, "--pod-max-pids", str(POD_MAX_PIDS),
+                              with_agent=True, log_path=log_path)
     cluster = Cluster(server, node=node, run_dir=run_dir, bridge=bridge, log_path=log_path)
     cluster.cidr = cidr
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from builders import make_pod
 
 GRACE = 2
+#: the test clusters' --pod-max-pids (conftest.py; no test pod needs more processes)
+POD_MAX_PIDS = 128
 
 
 def busybox(name: str, script: str, **extra) -> dict:

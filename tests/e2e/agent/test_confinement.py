@@ -2,14 +2,14 @@
 paths): the default capability set and nothing else, drops and adds, no_new_privs from
 allowPrivilegeEscalation, masked /proc paths and a read-only /proc/sys; a privileged
 container runs with every capability this host itself holds (a bit the host lacks used to
-fail runc's create), nothing masked, and the host's device nodes. And sysctls: safe ones set in the pod's namespaces,
-unsafe ones refused by the node."""
+fail runc's create), nothing masked, and the host's device nodes. Sysctls: safe ones set in
+the pod's namespaces, unsafe ones refused by the node. And the node's --pod-max-pids."""
 
 from __future__ import annotations
 
 import json
 
-from manifests import busybox, pod
+from manifests import POD_MAX_PIDS, busybox, pod
 
 from podling.runtime.oci.bundle import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
 
@@ -85,4 +85,51 @@ def test_safe_sysctls_are_set_in_the_pod_and_unsafe_ones_refused(cluster, wait):
             'Pod was rejected: forbidden sysctl: "kernel.msgmax" not allowlisted')
     finally:
         cluster.kubectl("delete", "pod", "sysctl-safe", "sysctl-unsafe", "--ignore-not-found",
+                        "--timeout=60s")
+
+
+def test_pod_max_pids_caps_the_processes_of_a_pod(cluster, wait):
+    # forks until the pod's cgroup refuses; then counts its processes with builtins only
+    script = (f"for i in $(seq {POD_MAX_PIDS + 50}); do sleep 600 & done 2>/dev/null; "
+              "n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo procs=$n; echo done")
+    manifest = pod("pids-cap", cluster.node, [busybox("c", script)], restartPolicy="Never")
+    try:
+        cluster.apply(json.dumps(manifest))
+        out = wait(lambda: (lambda text: text if "done" in text else "")(
+            cluster.kubectl("logs", "pids-cap", check=False).stdout), timeout=90)
+        procs = int(out.split("procs=")[1].split()[0])
+        # the pause process counts too; a few sleeps may already have ended
+        assert POD_MAX_PIDS - 10 <= procs < POD_MAX_PIDS, out
+    finally:
+        cluster.kubectl("delete", "pod", "pids-cap", "--ignore-not-found", "--timeout=60s")
+
+
+def test_fs_group_owns_empty_dirs_and_host_users_false_is_refused(cluster, wait):
+    script = ("stat -c 'dir %g %a' /data; touch /data/f; stat -c 'file %g' /data/f; "
+              "echo done; sleep 3600")
+    owned = pod("fsgroup", cluster.node, [busybox("c", script, volumeMounts=[
+        {"name": "data", "mountPath": "/data"}])], volumes=[{"name": "data", "emptyDir": {}}],
+        securityContext={"runAsUser": 1000, "fsGroup": 2345,
+                         "fsGroupChangePolicy": "OnRootMismatch"})
+    userns = pod("userns", cluster.node, [busybox("c", "sleep 3600")], hostUsers=False)
+    try:
+        cluster.apply(json.dumps(owned))
+        cluster.apply(json.dumps(userns))
+        out = wait(lambda: (lambda text: text if "done" in text else "")(
+            cluster.kubectl("logs", "fsgroup", check=False).stdout), timeout=90)
+        assert out.split("\n")[:2] == ["dir 2345 2777", "file 2345"]
+
+        def refusal():
+            events = json.loads(cluster.kubectl(
+                "get", "events", "--field-selector", "involvedObject.name=userns", "-o",
+                "json").stdout)["items"]
+            return [e["message"] for e in events if e["reason"] == "FailedCreatePodSandBox"]
+        assert wait(refusal, timeout=60)[0] == (
+            "Failed to create pod sandbox: the runtime does not support user namespaces "
+            "(spec.hostUsers: false)")
+        phase = json.loads(cluster.kubectl("get", "pod", "userns", "-o", "json").stdout)[
+            "status"]["phase"]
+        assert phase == "Pending"
+    finally:
+        cluster.kubectl("delete", "pod", "fsgroup", "userns", "--ignore-not-found",
                         "--timeout=60s")

@@ -90,7 +90,6 @@ def test_everything_the_agent_implements_is_quiet() -> None:
     ({"securityContext": {"sysctls": [{"name": "a", "value": "1"}],
                           "seLinuxOptions": {"level": "s0"}}},
      ["spec.securityContext.seLinuxOptions"]),  # sysctls are applied
-    ({"hostUsers": False}, ["spec.hostUsers"]),
 ])
 def test_set_but_unimplemented_fields_are_reported(spec: dict, expected: list[str]) -> None:
     assert unimplemented_fields("Pod", pod(**spec)) == expected
@@ -105,6 +104,9 @@ def test_set_but_unimplemented_fields_are_reported(spec: dict, expected: list[st
     {"preemptionPolicy": "PreemptLowerPriority"},
     {"runtimeClassName": "", "readinessGates": [], "overhead": {}, "os": None},
     {"containers": [container(securityContext={"procMount": "Default"})]},
+    # acted on: the node refuses a user namespace; Unmasked needs one; emptyDirs get fsGroup
+    {"hostUsers": False, "securityContext": {"fsGroup": 5, "fsGroupChangePolicy": "Always"},
+     "containers": [container(securityContext={"procMount": "Unmasked"})]},
 ])
 def test_empty_values_and_kubernetes_defaults_are_quiet(spec: dict) -> None:
     assert unimplemented_fields("Pod", pod(**spec)) == []
