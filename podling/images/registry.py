@@ -44,6 +44,7 @@ from podling.images.registry_auth import scope_for
 from podling.images.registry_http import ClientOptions, Transport
 from podling.images.registry_io import BlobWriter, Body, Sink
 from podling.images.registry_push import push_oci_layout
+from podling.util import failpoints
 
 log = logging.getLogger("podling.images.registry")
 
@@ -307,12 +308,15 @@ class RegistryClient:
         url = ep.api_url(f"{ep.repository}/blobs/{digest}")
         hasher = hashlib.new(digest.partition(":")[0])
         done = 0
+        fault = failpoints.fire("registry.blob")  # drop: mid-blob; corrupt: one byte
         async with self._transport.open(ep, "GET", url, scope=scope_for(ep.repository, PULL),
                                         auth=self.auth_for(ep, ref, auth)) as resp:
             total = size if size is not None else (resp.content_length or 0)
             _report(progress, digest, 0, total, "downloading", ep)
             try:
                 async for chunk in resp.content.iter_chunked(self.options.chunk_size):
+                    if fault is not None and fault.kind == "corrupt" and done == 0:
+                        chunk = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
                     done += len(chunk)
                     if size is not None and done > size:
                         raise RegistryError(f"blob {digest} from {url} is larger than the "
@@ -320,6 +324,9 @@ class RegistryClient:
                     hasher.update(chunk)
                     await sink.write(chunk)
                     _report(progress, digest, done, total, "downloading", ep)
+                    if fault is not None and fault.kind == "drop":
+                        raise aiohttp.ClientPayloadError("failpoint registry.blob: "
+                                                         "connection dropped")
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
                     TimeoutError) as e:
                 raise _Interrupted(f"blob {digest} from {url}: download interrupted after "

@@ -40,7 +40,7 @@ from podling.network import cni_config as cc
 from podling.network import iptables, masquerade, procs
 from podling.network.cni_config import CniConfig
 from podling.network.interface import NetworkError, PodIPs, PodNetworkInfo
-from podling.util import netns
+from podling.util import failpoints, netns
 from podling.util.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -247,6 +247,11 @@ class CniNetwork:
         """Run one plugin; its stdout on success, NetworkError (with the plugin's CNI error
         message) on failure or timeout."""
         binary = os.path.join(self.config.plugin_dir, plugin_type)
+        fault = failpoints.fire("cni.add") if command == "ADD" else None
+        if fault is not None:  # a plugin that fails or hangs (tests and fault campaigns)
+            binary = failpoints.stand_in(self.config.state_dir, plugin_type, fault, stdout=(
+                f'{{"cniVersion": "{cc.CNI_VERSION}", "code": 999, '
+                f'"msg": "failpoint cni.add: {plugin_type} failed"}}'))
         env = cc.plugin_env(self._base_env, command=command, container_id=cid, netns=netns,
                             ifname=ifname, args=args, cni_path=self.config.plugin_dir)
         res = await procs.run([binary], stdin=stdin, env=env,

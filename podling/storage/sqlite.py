@@ -43,6 +43,7 @@ import logging
 import sqlite3
 from typing import Any, Callable, TypeVar, cast
 
+from ..util import failpoints
 from ..util.libc import release_freed_memory
 from .cache import DEFAULT_HISTORY, DEFAULT_HISTORY_BYTES, CachedStore, Logged, _Stream, encoded
 from .interface import EventType, StorageError, WatchEvent
@@ -153,6 +154,9 @@ class _Db:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            fault = failpoints.fire("storage.write")
+            if fault is not None and fault.kind == "enospc":  # as SQLite says it
+                raise sqlite3.OperationalError("database or disk is full")
             if type_ == "DELETED":
                 conn.execute("DELETE FROM objects WHERE key = ?", (key,))
             else:

@@ -139,9 +139,8 @@ class PodSetup:
         self.ready.set_result(ctx)
 
     async def _cancel_tracked(self) -> None:
-        """The sandbox failed: its containers are not started (``ready`` ends as None) and
-        the tasks creating them are cancelled and waited for."""
-        self._settle(self.ready)
+        """The sandbox failed: the tasks creating its containers are cancelled and waited
+        for (the caller then settles ``ready`` as None: they are not started)."""
         for task in self._tracked:
             task.cancel()
         await asyncio.gather(*self._tracked, return_exceptions=True)
@@ -166,6 +165,7 @@ class PodSetup:
                                                 pod_dir=ctx.pod_dir, on_created=created)
             if started.error:  # the runtime removed what was created in it
                 await self._cancel_tracked()
+                self._settle(self.ready)
                 result.add(SyncAction.CREATE_POD_SANDBOX, error="FailedCreatePodSandBox",
                            message=started.error)
                 return None
@@ -173,7 +173,10 @@ class PodSetup:
             ips = await parts.sandboxes.attach(pod, started)
         if isinstance(ips, str):
             await self._cancel_tracked()
+            # removed before ``ready`` settles: the sync waiting for it then closes this
+            # setup, which would cancel a removal still under way
             await parts.sandboxes.discard(started)  # and the containers made in it
+            self._settle(self.ready)
             result.add(SyncAction.CREATE_POD_SANDBOX, error="FailedCreatePodSandBox",
                        message=ips)
             return None

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 from dataclasses import dataclass
 
 from ..interface import RuntimeCommandError
@@ -167,11 +166,11 @@ def _stderr(spec: ConmonLaunch) -> str:
 
 
 async def _undo(spec: ConmonLaunch) -> None:
-    """Kill conmon (if it got that far) and force-delete runc's container."""
+    """Kill conmon (if it got that far) and what it runs (a runc that hangs), and
+    force-delete runc's container."""
     conmon_pid = read_pid_file(spec.conmon_pid_file)
     if conmon_pid and proc.pid_alive(conmon_pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(conmon_pid, signal.SIGKILL)
+        proc.kill_tree(conmon_pid, proc.pid_start_time(conmon_pid))
     with contextlib.suppress(Exception):
         await proc.run([spec.runtime, "--root", spec.runtime_root, "delete", "--force",
                         spec.cid], timeout=spec.timeout)

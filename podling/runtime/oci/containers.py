@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal as _signal
 import time
@@ -27,10 +28,11 @@ from ..interface import (REASON_START_ERROR, START_ERROR_EXIT_CODE, ContainerCon
                          ContainerStartError, ContainerState, ContainerStatus, InvalidState,
                          NamespaceMode, RuntimeCommandError, SandboxNotFound, SandboxNotReady,
                          labels_match)
+from ...util import failpoints
 from . import bundle, conmon, proc, seccomp, state
 from .names import new_id, signal_name
 from .exits import write_exit_file
-from .core import RuntimeCore, signal_process
+from .core import MONITOR_PREFIX, RuntimeCore, signal_process
 from .store import ContainerRecord
 
 
@@ -111,6 +113,7 @@ class ContainerOps(RuntimeCore):
                 raise ContainerStartError(str(exc)) from exc
             record.started_at = time.time()
             self.store.save_container(record)
+            self._watch_monitor(record)
 
     async def _launch(self, record: ContainerRecord) -> None:
         """runc start of the process create_container made (made now when it has none)."""
@@ -132,9 +135,15 @@ class ContainerOps(RuntimeCore):
         cfg = record.config
         directory = self.store.container_dir(record.id)
         log_path = cfg.log_path or os.path.join(directory, "container.log")
-        return await conmon.launch(self._conmon_spec(
+        spec = self._conmon_spec(
             record.id, directory, name=cfg.name, log_path=log_path, terminal=cfg.tty,
-            stdin=cfg.stdin, leave_stdin_open=cfg.stdin and not cfg.stdin_once))
+            stdin=cfg.stdin, leave_stdin_open=cfg.stdin and not cfg.stdin_once)
+        fault = failpoints.fire("runc.create")
+        if fault is not None:  # a runc that fails or hangs (tests and fault campaigns)
+            spec = dataclasses.replace(spec, runtime=failpoints.stand_in(
+                self.store.path("failpoints"), "runc", fault, only_for="create",
+                otherwise=spec.runtime, stderr="failpoint runc.create: runc create failed"))
+        return await conmon.launch(spec)
 
     def _mark_finished(self, record: ContainerRecord, code: int, reason: str,
                        message: str) -> None:
@@ -187,6 +196,7 @@ class ContainerOps(RuntimeCore):
                                               start_time=record.pid_start_time,
                                               conmon_pid=record.conmon_pid,
                                               own_pid_ns=self._own_pid_ns(record))
+            self.pids.unwatch(MONITOR_PREFIX + container_id)
             await self._forget_process(container_id, conmon_pid=record.conmon_pid)
             self.store.delete_container(container_id)
         self._locks.pop(container_id, None)

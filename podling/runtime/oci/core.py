@@ -16,18 +16,23 @@ import contextlib
 import json
 import os
 import signal as _signal
+import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from podling.util.files import atomic_write
 
 from ..interface import (ContainerNotFound, ContainerStatus, RuntimeCommandError,
-                         RuntimeUnavailable)
+                         RuntimeUnavailable, exit_reason)
 from . import bundle, conmon, host, pidwatch, proc, sandbox, state
 from .execs import cleanup_leftovers
 from .exits import ExitWatcher, read_exit_file, write_exit_file
 from .runc import Runc
 from .store import ContainerRecord, Store
+
+#: the message of a container killed because its conmon died (nothing would report its end)
+MONITOR_LOST = "conmon, the container's monitor, died: the container was killed"
+MONITOR_PREFIX = "monitor-"  # PidWatcher keys of the conmon watches
 
 
 @dataclass
@@ -93,6 +98,9 @@ class RuntimeCore:
         if not self.watcher.started:
             self.watcher.start()
             self._adopt_pauses()
+            for record in self.store.containers.values():
+                if record.conmon_pid and record.started_at and not record.finished_at:
+                    self._watch_monitor(record)
 
     def _adopt_pauses(self) -> None:
         """Watch the monitorless pause of every sandbox (those an earlier process started
@@ -112,6 +120,39 @@ class RuntimeCore:
         ours to read: ``code`` is 137 after our SIGKILL, else unknown (-1)."""
         if sid in self.store.sandboxes and read_exit_file(self.exit_dir, sid) is None:
             write_exit_file(self.exit_dir, sid, code)
+
+    def _watch_monitor(self, record: ContainerRecord) -> None:
+        """Watch the conmon of a started container: one that ends without having written
+        the container's exit file was killed, and nothing would ever report the container's
+        end; then the container is killed and finished with :data:`MONITOR_LOST`."""
+        key = MONITOR_PREFIX + record.id
+        if not self.pids.watch(key, record.conmon_pid, record.conmon_start_time,
+                               self._monitor_exited):
+            self._monitor_exited(key)
+
+    def _monitor_exited(self, key: str) -> None:
+        cid = key[len(MONITOR_PREFIX):]
+        if self._monitor_lost(cid):
+            asyncio.get_running_loop().create_task(self._finish_unmonitored(cid))
+
+    def _monitor_lost(self, cid: str) -> bool:
+        record = self.store.containers.get(cid)
+        return record is not None and not record.finished_at and \
+            read_exit_file(self.exit_dir, cid) is None
+
+    async def _finish_unmonitored(self, cid: str) -> None:
+        async with self._lock(cid):
+            if not self._monitor_lost(cid):
+                return
+            record = self.store.containers[cid]
+            with contextlib.suppress(RuntimeCommandError):
+                await self._kill_and_wait(cid, pid=record.pid, start_time=record.pid_start_time,
+                                          conmon_pid=record.conmon_pid)
+            code = 128 + _signal.SIGKILL
+            record.finished_at, record.exit_code = time.time(), code
+            record.reason, record.message = exit_reason(code), MONITOR_LOST
+            self.store.save_container(record)
+            write_exit_file(self.exit_dir, cid, code)
 
     def _lock(self, oid: str) -> asyncio.Lock:
         return self._locks[oid]
@@ -185,6 +226,7 @@ class RuntimeCore:
                 os.kill(conmon_pid, _signal.SIGKILL)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self.exit_dir, oid))
+
     def _record(self, container_id: str) -> ContainerRecord:
         record = self.store.containers.get(container_id)
         if record is None:

@@ -89,8 +89,9 @@ def test_safe_sysctls_are_set_in_the_pod_and_unsafe_ones_refused(cluster, wait):
 
 
 def test_pod_max_pids_caps_the_processes_of_a_pod(cluster, wait):
-    # forks until the pod's cgroup refuses; then counts its processes with builtins only
-    script = (f"for i in $(seq {POD_MAX_PIDS + 50}); do sleep 600 & done 2>/dev/null; "
+    # a subshell forks until the pod's cgroup refuses (and ends); then the processes are
+    # counted with builtins only
+    script = (f"(for i in $(seq {POD_MAX_PIDS + 50}); do sleep 600 & done) 2>/dev/null; "
               "n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo procs=$n; echo done")
     manifest = pod("pids-cap", cluster.node, [busybox("c", script)], restartPolicy="Never")
     try:

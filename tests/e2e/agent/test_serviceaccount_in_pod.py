@@ -1,5 +1,6 @@
 """A process in a pod calls the API server with the token the ServiceAccount admission
-mounted: it reads discovery, is refused (403) a list of Secrets, and finds the cluster's CA
+mounted: it reads discovery, is refused (403) a list of Secrets and its own pod until a Role
+bound to its account allows that get, and finds the cluster's CA
 and its namespace beside the token; with ``automountServiceAccountToken: false`` the
 directory is absent. The pod uses the host network, so the server on 127.0.0.1 is reachable
 (podling has no Services: there is no in-cluster address for the API server yet).
@@ -42,8 +43,14 @@ def test_pod_calls_the_api_server_with_its_mounted_token(cluster, wait) -> None:
         code, out = sh(cluster, name, wget_script(
             f"https://{host_port}/api/v1/namespaces/default/secrets"))
         assert code != 0 and "403 Forbidden" in out, out
-        code, out = sh(cluster, name, wget_script(
-            f"https://{host_port}/api/v1/namespaces/default/pods/{name}"))
+        own = f"https://{host_port}/api/v1/namespaces/default/pods/{name}"
+        code, out = sh(cluster, name, wget_script(own))
+        assert code != 0 and "403 Forbidden" in out, out  # RBAC: nothing bound to it yet
+        cluster.kubectl("create", "role", name, "--verb=get", "--resource=pods",
+                        f"--resource-name={name}")
+        cluster.kubectl("create", "rolebinding", name, f"--role={name}",
+                        "--serviceaccount=default:default")
+        code, out = sh(cluster, name, wget_script(own))
         assert code == 0 and json.loads(out)["metadata"]["name"] == name, out
         code, ca = sh(cluster, name, f"cat {SA_DIR}/ca.crt")
         with open(cluster.server.ca_file) as f:
@@ -55,6 +62,7 @@ def test_pod_calls_the_api_server_with_its_mounted_token(cluster, wait) -> None:
             "system:serviceaccount:default:default"
     finally:
         cluster.kubectl("delete", "pod", name, "--wait=false", check=False)
+        cluster.kubectl("delete", "role,rolebinding", name, "--ignore-not-found", check=False)
 
 
 def test_without_automount_the_directory_is_absent(cluster, wait) -> None:
