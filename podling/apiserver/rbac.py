@@ -52,6 +52,7 @@ class RbacAuthorizer:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self._objects: dict[str, Obj] = {}  # storage key → object
+        self._buckets: dict[str, dict[str, Obj]] = {}  # key without its name → key → object
         self._revision = 0
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -72,7 +73,9 @@ class RbacAuthorizer:
 
     async def _load(self) -> None:
         items, revision = await self._storage.list(PREFIX)
-        self._objects = {_key(obj): obj for obj in items}
+        self._objects, self._buckets = {}, {}
+        for obj in items:
+            self._put(_key(obj), obj)
         await self._advance(revision)
 
     async def _follow(self) -> None:
@@ -83,9 +86,9 @@ class RbacAuthorizer:
                 try:
                     async for event in stream:
                         if event.type == "DELETED":
-                            self._objects.pop(_key(event.obj), None)
+                            self._drop(_key(event.obj))
                         else:
-                            self._objects[_key(event.obj)] = event.obj
+                            self._put(_key(event.obj), event.obj)
                         await self._advance(event.rev)
                 finally:
                     stream.close()
@@ -98,6 +101,14 @@ class RbacAuthorizer:
                 await self._load()
             except StorageError as exc:
                 log.warning("RBAC list failed: %s", exc)
+
+    def _put(self, key: str, obj: Obj) -> None:
+        self._objects[key] = obj
+        self._buckets.setdefault(key.rpartition("/")[0] + "/", {})[key] = obj
+
+    def _drop(self, key: str) -> None:
+        self._objects.pop(key, None)
+        self._buckets.get(key.rpartition("/")[0] + "/", {}).pop(key, None)
 
     async def _advance(self, revision: int) -> None:
         async with self._advanced:
@@ -118,8 +129,9 @@ class RbacAuthorizer:
     # -- decisions ---------------------------------------------------------------------
 
     def _of(self, resource: str, namespace: str | None = None) -> Iterator[Obj]:
+        """The objects of ``resource`` (in ``namespace``): one bucket, not a scan."""
         prefix = f"{PREFIX}{resource}/" + (f"{namespace}/" if namespace else "")
-        return (obj for key, obj in self._objects.items() if key.startswith(prefix))
+        return iter(self._buckets.get(prefix, {}).values())
 
     def role_rules(self, role_ref: Mapping[str, Any], namespace: str) -> list[rbac.Rule]:
         """The rules of the role a roleRef names (a Role in ``namespace``, or a ClusterRole);
