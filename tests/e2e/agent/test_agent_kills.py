@@ -4,7 +4,8 @@ to completion, then started again on the same directories, again and again.
 After each restart, once the node has caught up:
 - every pod is where its spec and history put it: a sleeper Running and Ready with
   restartCount 0 (a kill never restarts a container), a pod that exited 3 Failed with exit
-  code 3, a deleted pod gone from the API;
+  code 3, one that keeps exiting restarted with a restartCount that never goes back, a
+  deleted pod gone from the API;
 - no container is lost or doubled: each sleeper has one sandbox and one running container
   in runc, with one conmon each, and runc holds nothing of a pod the API no longer has;
 - no IP reservation, veth or mount outlives its pod.
@@ -108,21 +109,28 @@ def _ready(server, node: str) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def _pod(name: str, node: str, exits: bool) -> dict:
-    command = "sleep 0.3; exit 3" if exits else "trap 'exit 0' TERM; while true; do sleep 1; done"
+COMMANDS = {"sleeper": "trap 'exit 0' TERM; while true; do sleep 1; done",
+            "exiter": "sleep 0.3; exit 3",  # restartPolicy Never: Failed, exit code 3
+            "restarter": "sleep 1; exit 1"}  # restartPolicy Always: restarted, backing off
+
+
+def _pod(name: str, node: str, kind: str) -> dict:
     return (make_pod(name, None).bare().node(node).grace(1)
-            .restart_policy("Never" if exits else "Always")
-            .container("c", command=["sh", "-c", command], imagePullPolicy="IfNotPresent")
+            .restart_policy("Never" if kind == "exiter" else "Always")
+            .container("c", command=["sh", "-c", COMMANDS[kind]],
+                       imagePullPolicy="IfNotPresent")
             .build())
 
 
 class Workload:
-    """The pods this campaign asked for: name → "sleeper" or "exiter"; deleted ones left."""
+    """The pods this campaign asked for: name → kind (:data:`COMMANDS`); deleted ones; the
+    restart counts seen last."""
 
     def __init__(self, server, node: str) -> None:
         self.server, self.node = server, node
         self.live: dict[str, str] = {}
         self.deleted: set[str] = set()
+        self.restarts: dict[str, int] = {}
         self.count = 0
         self.rng = random.Random()
 
@@ -131,9 +139,9 @@ class Workload:
         created = []
         for _ in range(self.rng.choice((1, 2))):
             self.count += 1
-            kind = "exiter" if self.rng.random() < 0.25 else "sleeper"
+            kind = self.rng.choices(list(COMMANDS), weights=(6, 2, 2))[0]
             name = f"{kind[0]}{self.count}"
-            created.append(_pod(name, self.node, kind == "exiter"))
+            created.append(_pod(name, self.node, kind))
             self.live[name] = kind
         self.server.kubectl("create", "-f", "-", input="\n".join(json.dumps(p)
                                                                    for p in created))
@@ -181,12 +189,19 @@ def _host_problems(server, node: Node, work: Workload) -> list[str]:
         mine = [(cid, kind) for cid, (owner, kind) in owners.items()
                 if owner == uid and cid in running]
         restarts = ((pod.get("status") or {}).get("containerStatuses") or [{}])[0]
+        kinds = sorted(kind for _, kind in mine)
         if work.live.get(name) == "sleeper":
-            kinds = sorted(kind for _, kind in mine)
             if kinds != ["container", "sandbox"]:
                 problems.append(f"{name}: runc holds {kinds}")
             if restarts.get("restartCount") != 0:
                 problems.append(f"{name}: restartCount {restarts.get('restartCount')}")
+        if work.live.get(name) == "restarter":
+            if kinds.count("container") > 1:
+                problems.append(f"{name}: {kinds.count('container')} containers running")
+            count = restarts.get("restartCount") or 0
+            if count < work.restarts.get(name, 0):
+                problems.append(f"{name}: restartCount went back to {count}")
+            work.restarts[name] = max(count, work.restarts.get(name, 0))
     problems += [f"{cid}: {n} conmon processes" for cid, n in _conmons(node.run_dir).items()
                  if n != 1]
     live_ips = {(p.get("status") or {}).get("podIP") for p in pods}

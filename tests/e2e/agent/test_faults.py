@@ -165,7 +165,8 @@ def test_runc_that_fails_or_hangs(faulty, kind) -> None:
     wait_until(lambda: _running(faulty, name), timeout=120, message="the next attempt runs")
     assert cstatus(pod_json(faulty, name))["restartCount"] <= 1
     assert not [a for a in _conmon_argvs(faulty.run_dir).values() if "failpoint-runc" in a]
-    assert not _processes_running("failpoint-runc")  # a hung runc is killed with conmon
+    wait_until(lambda: not _processes_running("failpoint-runc"), timeout=10,
+               message="a hung runc killed with its conmon (and reaped)")
     _delete_and_check(faulty, name)
 
 
