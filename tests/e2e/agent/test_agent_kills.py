@@ -179,11 +179,12 @@ def _host_problems(server, node: Node, work: Workload) -> list[str]:
     problems = []
     runtime = os.path.join(node.run_dir, "runtime")
     owners = _runtime_owners(runtime, uids)
-    running = set(runc_list(node.run_dir))
+    known = set(runc_list(node.run_dir))
+    running = _runc_running(node.run_dir)
     problems += [f"runc container {cid} of no API pod" for cid, (uid, _) in owners.items()
-                 if cid in running and not uid]
+                 if cid in known and not uid]
     problems += [f"runc container {cid} unknown to the runtime store"
-                 for cid in running - set(owners)]
+                 for cid in known - set(owners)]
     for pod in pods:
         name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
         mine = [(cid, kind) for cid, (owner, kind) in owners.items()
@@ -217,6 +218,17 @@ def _host_problems(server, node: Node, work: Workload) -> list[str]:
                  node.data_dir in line and not any(uid in line for uid in uids)}
     problems += [f"mount {m} of a gone pod" for m in sorted(stale)]
     return problems
+
+
+def _runc_running(run_dir: str) -> set[str]:
+    """The ids of this node's runc containers that run (dead ones are kept a while, as the
+    kubelet keeps them for `kubectl logs --previous`)."""
+    root = os.path.join(run_dir, "runtime", "runc")
+    if not os.path.isdir(root):  # `runc list` would make it
+        return set()
+    out = subprocess.run(["runc", "--root", root, "list", "-f", "json"], capture_output=True,
+                         text=True, timeout=10).stdout
+    return {c["id"] for c in json.loads(out or "null") or [] if c.get("status") == "running"}
 
 
 def _runtime_owners(runtime: str, uids: set[str]) -> dict[str, tuple[str, str]]:
@@ -272,6 +284,7 @@ def test_agent_kills_lose_and_leak_nothing(node_and_server) -> None:
                        interval=0.5, message=f"the host to match after kill {kill + 1}")
         except AssertionError:
             print(node.log_tail())
+            print("still wrong:", _settled(server, work), _host_problems(server, node, work))
             raise
         checked += len(work.live) + len(work.deleted)
     server.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=120s", timeout=150)
