@@ -90,6 +90,17 @@ class OciRuntime(ContainerOps, StreamingOps):
             on_created(sid)
         return sid
 
+    async def _find_unrecorded_pause(self, record: SandboxRecord) -> None:
+        """A pause runc started but nobody recorded (the process that asked was killed in
+        between): its pid from runc, so that stopping the sandbox reaches it."""
+        if record.pause_pid or record.stopped:
+            return
+        found = await self.runc.state(record.id)
+        if found is not None and found.pid and found.status in ("created", "running"):
+            record.pause_pid = found.pid
+            record.pause_start_time = proc.pid_start_time(found.pid)
+            self.store.save_sandbox(record)
+
     async def _abandon_containers(self, sandbox_id: str) -> None:
         """Remove the containers created in a sandbox whose pause did not start (creates
         still running are waited for; no new one is accepted)."""
@@ -131,6 +142,7 @@ class OciRuntime(ContainerOps, StreamingOps):
             if record is None:
                 return
             await _all(self.stop_container(cid, 0) for cid in self._containers_of(sandbox_id))
+            await self._find_unrecorded_pause(record)
             if record.pause_pid:
                 await self._kill_and_wait(sandbox_id, pid=record.pause_pid,
                                           start_time=record.pause_start_time,
