@@ -428,6 +428,41 @@ async def test_oci_a_pause_that_fails_takes_the_containers_created_early(
         assert root not in f.read()
 
 
+async def test_oci_stopping_a_sandbox_finds_a_pause_nobody_recorded(oci: OciHarness) -> None:
+    """An agent killed while runc started the pause leaves a record without its pid; the
+    sandbox's stop asks runc and stops the pause all the same."""
+    from podling.runtime.oci.proc import pid_alive
+    rt = oci.runtime
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("unrecorded"))
+    record = rt.store.sandboxes[sid]  # type: ignore[attr-defined]
+    pid = record.pause_pid
+    record.pause_pid, record.pause_start_time = 0, 0  # as if killed before it was saved
+    rt.store.save_sandbox(record)  # type: ignore[attr-defined]
+    rt = await oci.reopen()
+    await rt.stop_pod_sandbox(sid)
+    assert not pid_alive(pid) or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    await rt.remove_pod_sandbox(sid)
+
+
+async def test_oci_a_container_whose_monitor_dies_is_finished(oci: OciHarness) -> None:
+    """conmon killed: the container is killed and finished (137) with the reason why."""
+    from podling.runtime.interface import ContainerState
+    from podling.runtime.oci.core import MONITOR_LOST
+    rt = oci.runtime
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("monitor"))
+    cid = await rt.create_container(sid, oci.container_config("c", "sleep 1000"))
+    await rt.start_container(cid)
+    os.kill(rt.store.containers[cid].conmon_pid, signal.SIGKILL)  # type: ignore[attr-defined]
+    for _ in range(100):
+        status = await rt.container_status(cid)
+        if status.state is ContainerState.EXITED:
+            break
+        await asyncio.sleep(0.05)
+    assert (status.state, status.exit_code, status.message) == (
+        ContainerState.EXITED, 137, MONITOR_LOST)
+    await rt.remove_pod_sandbox(sid)
+
+
 async def test_oci_exec_timeout_kills_process(oci: OciHarness) -> None:
     from podling.runtime.interface import ExecTimeout
     rt = oci.runtime
