@@ -46,15 +46,15 @@ class User:
         return next((values[0] for k, values in self.extra if k == key and values), "")
 
     def allows(self, attributes: dict[str, Any] | authz.Attributes,
-               obj: dict[str, Any] | None = None,
-               rbac: authz.RuleEvaluator | None = None) -> bool:
-        """Whether this user may perform the described action: a SelfSubjectAccessReview
-        spec or :class:`~.authz.Attributes`; ``obj`` when :func:`.authz.needs_object`."""
+               obj: dict[str, Any] | None = None) -> bool:
+        """Whether this user may perform the described action without RBAC (see
+        :func:`.authz.decide`): a SelfSubjectAccessReview spec or :class:`~.authz.Attributes`;
+        ``obj`` when :func:`.authz.needs_object`."""
         if isinstance(attributes, dict):
             attributes = authz.Attributes.from_review(
                 attributes if "resourceAttributes" in attributes or
                 "nonResourceAttributes" in attributes else {"resourceAttributes": attributes})
-        return authz.allowed(self, attributes, obj, rbac)
+        return authz.allowed(self, attributes, obj)
 
 
 ADMIN = User("admin", ("system:masters", "system:authenticated"), admin=True)

@@ -96,6 +96,8 @@ class RbacAuthorizer:
                 raise
             except StorageError as exc:
                 log.warning("RBAC watch ended (%s); listing again", exc)
+            except Exception:  # a bug: logged, and the copy is listed again
+                log.exception("RBAC watch failed; listing again")
             await asyncio.sleep(RESYNC_BACKOFF)
             try:
                 await self._load()
