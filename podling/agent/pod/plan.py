@@ -64,7 +64,7 @@ from podling.agent.pod.actions import (CRASH_LOOP_BACK_OFF, KILL_NOT_IN_SPEC, KI
                                        REASON_SPEC_CHANGED, ContainerKill, ContainerStart,
                                        PodActions)
 from podling.agent.pod.restart import (after_probe_failure, backoff_key, is_terminating,
-                                       latest_by_name, restart_count_of, restart_policy,
+                                       latest_by_name, never_ran, restart_count_of, restart_policy,
                                        should_restart)
 from podling.api.views import ContainerView, PodView
 from podling.runtime.interface import (ContainerState, ContainerStatus, NamespaceMode,
@@ -346,7 +346,7 @@ def _start_or_wait(pod: PodView, idx: int, container: ContainerView, *,
             name, container,
             f"Container is in \"{st.state.value.lower()}\" state, try killing it before restart",
             KILL_UNKNOWN)
-    since = st.finished_at if st.state == ContainerState.EXITED else 0.0
+    since = st.finished_at if st.state == ContainerState.EXITED and not never_ran(st) else 0.0
     if since:
         key = backoff_key(pod, name)
         held, remaining = backoff.in_backoff(key, now, since=since)

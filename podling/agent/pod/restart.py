@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from podling.agent.backoff import Backoff
 from podling.agent.kuberuntime import labels as L
 from podling.api.views import ContainerView, PodView
-from podling.runtime.interface import ContainerState, ContainerStatus
+from podling.runtime.interface import REASON_START_ERROR, ContainerState, ContainerStatus
 
 
 def restart_policy(pod: PodView) -> str:
@@ -40,15 +40,24 @@ def latest_by_name(containers: list[ContainerStatus]) -> dict[str, ContainerStat
     return out
 
 
+def never_ran(status: ContainerStatus) -> bool:
+    """A container stopped after it was created and before it started (the agent was
+    killed in between): it did not run, whatever its exit code says; a start that failed
+    (StartError) did run into its failure."""
+    return status.state == ContainerState.EXITED and not status.started_at and \
+        status.reason != REASON_START_ERROR
+
+
 def should_restart(pod: PodView, status: ContainerStatus | None) -> bool:
-    """kubelet ``ShouldContainerBeRestarted`` for the newest instance ``status``."""
+    """kubelet ``ShouldContainerBeRestarted`` for the newest instance ``status`` (one that
+    :func:`never_ran` counts as still created)."""
     if pod.metadata.deleting:
         return False
     if status is None:
         return True
     if status.state == ContainerState.RUNNING:
         return False
-    if status.state in (ContainerState.UNKNOWN, ContainerState.CREATED):
+    if status.state in (ContainerState.UNKNOWN, ContainerState.CREATED) or never_ran(status):
         return True
     policy = restart_policy(pod)
     if policy == "Never":

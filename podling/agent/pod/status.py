@@ -52,7 +52,8 @@ from podling.agent.pod import ephemeral
 from podling.agent.pod.conditions import (any_app_started, container_state, initialized_condition,
                                           merge_conditions, ready_conditions,
                                           ready_to_start_condition)
-from podling.agent.pod.restart import latest_by_name, restart_count_of, should_restart
+from podling.agent.pod.restart import (latest_by_name, never_ran, restart_count_of,
+                                       should_restart)
 from podling.api.pods import is_terminal_phase
 from podling.api.views import ContainerView, PodView
 from podling.runtime.interface import ContainerState, ContainerStatus, PodSandboxStatus
@@ -190,7 +191,7 @@ class _Ctx:
         old = self.old.get(spec.name) or {}
         if c.state == ContainerState.RUNNING:
             status["state"] = {"running": _times({}, startedAt=c.started_at)}
-        elif c.state == ContainerState.EXITED:
+        elif c.state == ContainerState.EXITED and not never_ran(c):
             term: dict[str, Any] = {"exitCode": c.exit_code}
             if c.reason:
                 term["reason"] = c.reason

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from agent_builders import T0, cs, make_pod, sandbox
 
@@ -42,6 +44,17 @@ def test_restart_policy_matrix(policy, exit_code, restart):
     else:
         # nothing runs and nothing will: the sandbox is stopped
         assert a.kill_pod and a.kill_sandboxes == ["sb1"] and not a.create_sandbox
+
+
+@pytest.mark.parametrize("policy", ["Always", "OnFailure", "Never"])
+def test_a_container_stopped_before_it_started_is_started_again(policy):
+    """The agent was killed between create and start; the leftover was stopped (exit 0,
+    never started): it did not run, so it starts whatever the restartPolicy, at once."""
+    pod = make_pod("a", policy=policy)
+    leftover = dataclasses.replace(cs(pod, "a", "exited"), started_at=0.0, reason="",
+                                   message="stopped before it was started")
+    a = plan(pod, [sandbox()], [leftover])
+    assert started(a) == [("a", REASON_RESTART)] and not a.kill_pod and not a.waiting
 
 
 @pytest.mark.parametrize("policy", ["Always", "OnFailure", "Never"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from agent_builders import T0, cs, make_pod, sandbox
 
@@ -37,6 +39,16 @@ def test_phase_all_exited(policy, codes, phase):
     pod = make_pod(*names, policy=policy)
     st = status(pod, [cs(pod, n, "exited", exit_code=c) for n, c in zip(names, codes)])
     assert st["phase"] == phase
+
+
+def test_a_container_stopped_before_it_started_is_not_terminated():
+    """Stopped between create and start (exit 0, never started): it did not run, so the
+    pod of restartPolicy Never is not Succeeded; the container is waiting."""
+    pod = make_pod("a", policy="Never")
+    leftover = dataclasses.replace(cs(pod, "a", "exited"), started_at=0.0, reason="")
+    st = status(pod, [leftover])
+    assert st["phase"] == "Pending"
+    assert "waiting" in st["containerStatuses"][0]["state"]
 
 
 @pytest.mark.parametrize("states, phase", [
