@@ -2,7 +2,9 @@
 
 The child runs in a new session (its own process group). On timeout, cancellation or any
 other failure the whole group is SIGKILLed and the child is reaped before the exception
-propagates, so no zombie or orphan survives the call.
+propagates, so no zombie or orphan survives the call. If the agent itself is killed, the
+child gets SIGKILL too (its parent-death signal): a plugin does not go on adding a pod's
+network after the agent that asked is gone and a new one has torn that network down.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 from dataclasses import dataclass
 
 from podling.network.interface import NetworkError
+from podling.util.children import dies_with_parent
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,11 @@ async def run(
 
     A non-zero exit is *not* an error here: the caller reads ``returncode``.
     """
+    if shutil.which(argv[0], path=(env if env is not None else os.environ).get("PATH")) is None:
+        raise NetworkError(f"cannot run {argv[0]}: not found or not executable")
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv,
+            *dies_with_parent(argv),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -285,6 +285,14 @@ def pod_dir(pods_dir: str, uid: str) -> str:
     return os.path.join(pods_dir, uid)
 
 
+def pod_uids(pods_dir: str) -> list[str]:
+    """The uids of the pods that have a directory under ``pods_dir``."""
+    try:
+        return sorted(os.listdir(pods_dir))
+    except FileNotFoundError:
+        return []
+
+
 POD_IPS_FILE = "pod-ips"
 
 

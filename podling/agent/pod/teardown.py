@@ -96,16 +96,25 @@ class PodTeardown:
             pod, sandboxes, pod_dir=podfiles.pod_dir(self.config.pods_dir, pod.metadata.uid))
 
     async def remove_orphans(self, live_uids: set[str]) -> None:
-        """Release the sandboxes this node made for pods not in ``live_uids``."""
+        """Release the sandboxes this node made for pods not in ``live_uids``, and the
+        directories (volumes, mounts) of such pods that have no sandbox left: an agent
+        killed between a pod's sandbox removal and its directory's (the kubelet's
+        cleanupOrphanedPodDirs)."""
         mine = await self.runtime.list_pod_sandbox({labels.MANAGED_BY: self.config.node_name})
         by_pod: dict[str, list[PodSandboxStatus]] = {}
         for sandbox in mine:
             uid = sandbox.labels.get(labels.POD_UID, "")
             if uid and uid not in live_uids:
                 by_pod.setdefault(uid, []).append(sandbox)
+        with_sandbox = {s.labels.get(labels.POD_UID, "") for s in mine}
+        for uid in podfiles.pod_uids(self.config.pods_dir):
+            if uid not in live_uids and uid not in with_sandbox:
+                by_pod.setdefault(uid, [])
         for uid, sandboxes in by_pod.items():
-            first = sandboxes[0].metadata
-            ghost = PodView.from_obj({"metadata": {"uid": uid, "name": first.name,
-                                                   "namespace": first.namespace}})
-            log.info("removing orphaned pod %s/%s", first.namespace, first.name)
+            first = sandboxes[0].metadata if sandboxes else None
+            ghost = PodView.from_obj({"metadata": {
+                "uid": uid, "name": first.name if first else uid,
+                "namespace": first.namespace if first else ""}})
+            log.info("removing orphaned pod %s/%s", ghost.metadata.namespace,
+                     ghost.metadata.name)
             await self._release(ghost, sandboxes)

@@ -43,6 +43,7 @@ import termios
 import tty
 from dataclasses import dataclass
 
+from ...util.children import dies_with_parent
 from ..interface import STDERR, STDOUT
 from . import proc, stdio
 from .runc import Runc, clean_message
@@ -79,7 +80,7 @@ async def start_exec(req: ExecRequest) -> "RuncExec":
     try:
         _open_stdio(req, child, ours)
         process = await asyncio.create_subprocess_exec(
-            *proc.dies_with_parent(argv), stdin=child[0], stdout=child[1], stderr=child[2],
+            *dies_with_parent(argv), stdin=child[0], stdout=child[1], stderr=child[2],
             start_new_session=True)
     except BaseException:
         for fd in ours.values():

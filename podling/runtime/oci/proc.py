@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import os
-import shutil
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -157,20 +156,6 @@ def boot_time() -> float:
             if line.startswith("btime "):
                 return float(line.split()[1])
     return 0.0
-
-
-def dies_with_parent(argv: list[str]) -> list[str]:
-    """``argv`` run so that the process gets SIGKILL when the thread that spawned it dies:
-    through util-linux's ``setpriv --pdeathsig`` (PR_SET_PDEATHSIG survives its exec), which
-    keeps the spawn cheap (no ``preexec_fn``: Python can then use vfork instead of copying
-    the whole agent with fork, ~16 ms). Without setpriv, ``argv`` as it is."""
-    setpriv = _setpriv()
-    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else list(argv)
-
-
-@functools.cache
-def _setpriv() -> str:
-    return shutil.which("setpriv") or ""
 
 
 @functools.cache

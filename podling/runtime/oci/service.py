@@ -61,14 +61,19 @@ class OciRuntime(ContainerOps, StreamingOps):
         async with contextlib.AsyncExitStack() as undo:
             undo.callback(self.store.delete_sandbox, sid)
             undo.callback(self._release_sandbox_host, record)
-            record.netns_path = await sandbox.create_netns(
-                self.root, sid, config.namespace_options, timeout=self.config.command_timeout)
+            # written ahead, with the paths about to be made: a process killed from here on
+            # leaves a record, so the sandbox is stopped and removed, its network torn down
+            if config.namespace_options.network is not NamespaceMode.NODE:
+                record.netns_path = sandbox.netns_path(self.root, sid)
+            record.pinned_ns = sandbox.pinned_paths(self.root, sid, config.namespace_options)
+            os.makedirs(directory, exist_ok=True)
+            self.store.save_sandbox(record)
+            await sandbox.create_netns(self.root, sid, config.namespace_options,
+                                       timeout=self.config.command_timeout)
             timeline.mark(config.uid, "sandbox.netns")
             if on_network_namespace is not None and record.netns_path:
                 on_network_namespace(sid, record.netns_path)
-            record.pinned_ns = sandbox.pinned_paths(self.root, sid, config.namespace_options)
             await sandbox.pin_namespaces(record.pinned_ns)
-            os.makedirs(directory, exist_ok=True)
             record.shm_path = sandbox.create_shm(directory, config.namespace_options,
                                                  size=self.config.shm_size)
             if config.pids_limit > 0 and record.owns_cgroup_parent:
