@@ -41,6 +41,7 @@ from podling.network import iptables, masquerade, procs
 from podling.network.cni_config import CniConfig
 from podling.network.interface import NetworkError, PodIPs, PodNetworkInfo
 from podling.util import failpoints, netns
+from podling.util.mounts import is_mountpoint
 from podling.util.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,9 @@ class CniNetwork:
     async def teardown_pod(self, netns_path: str | None, pod: PodNetworkInfo) -> None:
         """DEL both attachments and sweep leftovers; see NetworkPlugin.teardown_pod."""
         cid = pod.sandbox_id
-        netns = netns_path if netns_path and os.path.exists(netns_path) else ""
+        # a namespace that was never made (a path only: its maker was killed) is none
+        netns = netns_path if netns_path and os.path.exists(netns_path) and \
+            await asyncio.to_thread(is_mountpoint, netns_path) else ""
         entry = await asyncio.to_thread(self._read_cache, cid)
         if entry is not None:
             att = _Attachment(cid, entry["cniArgs"], netns, entry["config"],
