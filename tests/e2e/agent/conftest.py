@@ -9,6 +9,7 @@ its tests; the teardown asserts that nothing is left on the host.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -97,9 +98,10 @@ class Cluster:
             return f.read()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory, demo_registry, e2e_start_server):
-    """A one-node cluster for a module of tests (unique names per test please)."""
+@contextlib.contextmanager
+def one_node_cluster(tmp_path_factory, demo_registry, e2e_start_server, *flags: str):
+    """A one-node cluster (server flags ``flags`` added), purged afterwards; the teardown
+    asserts that nothing is left on the host."""
     _need_root()
     tag = secrets.token_hex(3)
     base = tmp_path_factory.mktemp("cluster")
@@ -112,7 +114,7 @@ def cluster(tmp_path_factory, demo_registry, e2e_start_server):
     server = e2e_start_server(data_dir, str(base / "home"), "--node-name", node,
                               "--run-dir", run_dir, "--bridge-name", bridge,
                               "--cluster-cidr", cidr, "--pod-max-pids", str(POD_MAX_PIDS),
-                              with_agent=True, log_path=log_path)
+                              *flags, with_agent=True, log_path=log_path)
     cluster = Cluster(server, node=node, run_dir=run_dir, bridge=bridge, log_path=log_path)
     cluster.cidr = cidr
     try:
@@ -127,3 +129,16 @@ def cluster(tmp_path_factory, demo_registry, e2e_start_server):
             cwd=REPO, capture_output=True, text=True, timeout=120)
         left = node_leftovers(node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
         assert purge.returncode == 0 and not left, (purge.stderr, left)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, demo_registry, e2e_start_server):
+    """A one-node cluster for a module of tests (unique names per test please)."""
+    with one_node_cluster(tmp_path_factory, demo_registry, e2e_start_server) as made:
+        yield made
+
+
+@pytest.fixture(scope="session")
+def make_cluster():
+    """:func:`one_node_cluster`, for a module that needs other server flags."""
+    return one_node_cluster

@@ -7,42 +7,36 @@ and event, nothing half-made on the host, and the pod recovers once the fault is
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
-import secrets
-import shutil
 import signal
 import subprocess
-import sys
 
 import pytest
 from kubectl_util import wait_until
 from manifests import busybox, pod
-from podling_e2e import node_leftovers, runc_list
 from test_pod_lifecycle import cstatus, events, host_leftovers, pod_json, pod_runtime_ids
 
 from podling.runtime.oci.core import MONITOR_LOST
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="agent tests need root")
 
 
 class FaultyCluster:
-    def __init__(self, server, node: str, run_dir: str, switch: str) -> None:
-        self.server, self.node, self.run_dir, self.switch = server, node, run_dir, switch
+    """The module's cluster and the file that switches its failpoints."""
 
-    @property
-    def data_dir(self) -> str:
-        return self.server.data_dir
+    def __init__(self, cluster, switch: str) -> None:
+        self.cluster, self.switch = cluster, switch
+        self.server, self.node, self.run_dir = cluster.server, cluster.node, cluster.run_dir
+        self.bridge, self.data_dir = cluster.bridge, cluster.data_dir
 
     def kubectl(self, *args, **kw):
-        return self.server.kubectl(*args, **kw)
+        return self.cluster.kubectl(*args, **kw)
 
     def runc_list(self) -> list[str]:
-        return runc_list(self.run_dir)
+        return self.cluster.runc_list()
 
     def fail(self, terms: str) -> None:
         with open(self.switch + ".tmp", "w") as f:
@@ -55,43 +49,26 @@ class FaultyCluster:
 
 
 @pytest.fixture(scope="module")
-def faulty(tmp_path_factory, demo_registry, e2e_start_server):
+def faulty(tmp_path_factory, demo_registry, e2e_start_server, make_cluster):
     """A one-node cluster whose failpoints follow a file; no offline images, so the first
     pull of busybox downloads its blobs."""
-    tag = secrets.token_hex(3)
-    base = tmp_path_factory.mktemp("faults")
-    data_dir = str(base / "data")
-    os.makedirs(data_dir)
-    shutil.copy(demo_registry, os.path.join(data_dir, "registries.yaml"))
-    node, run_dir, bridge = f"pdf-{tag}", f"/run/podling-faults-{tag}", f"pdf{tag}"
-    switch = str(base / "failpoints")
+    switch = str(tmp_path_factory.mktemp("faults") / "failpoints")
     saved = os.environ.get("PODLING_FAILPOINTS_FILE")
-    os.environ["PODLING_FAILPOINTS_FILE"] = switch  # the server inherits it
-    try:
-        server = e2e_start_server(data_dir, str(base / "home"), "--node-name", node,
-                                  "--run-dir", run_dir, "--bridge-name", bridge,
-                                  "--cluster-cidr", f"10.{100 + secrets.randbelow(100)}.0.0/16",
-                                  "--disable-offline-images", with_agent=True,
-                                  log_path=str(base / "server.log"))
-    finally:
-        if saved is None:
-            os.environ.pop("PODLING_FAILPOINTS_FILE", None)
-        else:
-            os.environ["PODLING_FAILPOINTS_FILE"] = saved
-    cluster = FaultyCluster(server, node, run_dir, switch)
-    try:
-        yield cluster
-    finally:
-        cluster.heal()
-        cluster.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s",
-                        check=False, timeout=90)
-        server.kill()
-        purge = subprocess.run(
-            [sys.executable, "-m", "podling", "server", "--purge", "--data-dir", data_dir,
-             "--run-dir", run_dir, "--node-name", node, "--bridge-name", bridge],
-            cwd=REPO, capture_output=True, text=True, timeout=120)
-        left = node_leftovers(node, data_dir=data_dir, run_dir=run_dir, bridge=bridge)
-        assert purge.returncode == 0 and not left, (purge.stderr, left)
+    with contextlib.ExitStack() as stack:
+        os.environ["PODLING_FAILPOINTS_FILE"] = switch  # the server inherits it
+        try:
+            cluster = stack.enter_context(make_cluster(
+                tmp_path_factory, demo_registry, e2e_start_server, "--disable-offline-images"))
+        finally:
+            if saved is None:
+                os.environ.pop("PODLING_FAILPOINTS_FILE", None)
+            else:
+                os.environ["PODLING_FAILPOINTS_FILE"] = saved
+        faulty = FaultyCluster(cluster, switch)
+        try:
+            yield faulty
+        finally:
+            faulty.heal()
 
 
 def _events_of(cluster, name: str, reason: str) -> list[str]:
@@ -228,7 +205,7 @@ def _processes_running(word: str) -> list[str]:
 
 
 def _veth_count(cluster) -> int:
-    bridge = f"pdf{cluster.node.split('-')[-1]}"
-    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True,
+    out = subprocess.run(["ip", "-o", "link", "show", "master", cluster.bridge],
+                         capture_output=True,
                          text=True).stdout
     return len(out.splitlines())
