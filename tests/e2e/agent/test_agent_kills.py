@@ -20,6 +20,7 @@ separate ``podling agent`` process.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -224,6 +225,31 @@ def _host_problems(server, node: Node, work: Workload) -> list[str]:
     return problems
 
 
+def _diagnosis(server, node: Node, names: list[str]) -> str:
+    """For a failure's report: each named pod's status and events, and the runtime's
+    records, exit files and runc states of its containers."""
+    out = []
+    runtime = os.path.join(node.run_dir, "runtime")
+    for name in names:
+        pod = server.kubectl("get", "pod", name, "-o", "json", check=False).stdout
+        events = server.kubectl("get", "events", "--field-selector",
+                                f"involvedObject.name={name}", check=False).stdout
+        out += [f"--- pod {name}", pod, events]
+        uid = (json.loads(pod or "{}").get("metadata") or {}).get("uid") or "?"
+        for cid, (owner, kind) in _runtime_owners(runtime, {uid}).items():
+            if owner != uid:
+                continue
+            directory = "sandboxes" if kind == "sandbox" else "containers"
+            for path in (os.path.join(runtime, directory, cid, f"{kind}.json"),
+                         os.path.join(runtime, "exits", cid)):
+                with contextlib.suppress(OSError), open(path) as f:
+                    out.append(f"{path}: {f.read()}")
+            state = subprocess.run(["runc", "--root", os.path.join(runtime, "runc"), "state",
+                                    cid], capture_output=True, text=True, timeout=10)
+            out.append(f"runc state {cid}: {state.stdout or state.stderr}")
+    return "\n".join(out)
+
+
 def _runc_running(run_dir: str) -> set[str]:
     """The ids of this node's runc containers that run (dead ones are kept a while, as the
     kubelet keeps them for `kubectl logs --previous`)."""
@@ -290,7 +316,9 @@ def test_agent_kills_lose_and_leak_nothing(node_and_server) -> None:
                        interval=0.5, message=f"the host to match after kill {kill + 1}")
         except AssertionError:
             print(node.log_tail())
-            print("still wrong:", _settled(server, work), _host_problems(server, node, work))
+            wrong = _settled(server, work)
+            print("still wrong:", wrong, _host_problems(server, node, work))
+            print(_diagnosis(server, node, [w.split(":")[0].split()[0] for w in wrong]))
             raise
         checked += len(work.live) + len(work.deleted)
     server.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=120s", timeout=150)
