@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import AsyncIterator
@@ -25,7 +26,7 @@ pytest.register_assert_rewrite("podling.runtime.testing.conformance")
 from podling.runtime.fake import FakeRuntime  # noqa: E402
 from podling.runtime.fake_streams import FakeProcess  # noqa: E402
 from podling.runtime.interface import (STDERR, ContainerConfig,  # noqa: E402
-                                       ContainerStartError, ExecResult, NamespaceOptions,
+                                       ContainerStartError, ContainerStatus, ExecResult, NamespaceOptions,
                                        PodSandboxConfig, RuntimeService, SandboxState)
 from podling.runtime.testing.conformance import (CHECKS, IGNORE_TERM, PONG,  # noqa: E402
                                                  REAL_CHECKS, Check)
@@ -442,6 +443,88 @@ async def test_oci_stopping_a_sandbox_finds_a_pause_nobody_recorded(oci: OciHarn
     await rt.stop_pod_sandbox(sid)
     assert not pid_alive(pid) or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
     await rt.remove_pod_sandbox(sid)
+
+
+async def _killed_mid_start(oci: OciHarness, name: str, script: str, *,
+                            released: str) -> tuple[RuntimeService, str, str]:
+    """A container whose start the runtime began and never recorded, as a process killed
+    then leaves it, then the runtime opened again as the restarted process does: (runtime,
+    sandbox id, container id). ``released``: how far runc's start got: "no" (the init
+    still waits), "fifo" (the fifo was opened, so the init exec'd, and left in place),
+    "start" (the whole of runc's start)."""
+    from podling.runtime.oci.core import RELEASING
+    from podling.runtime.oci.runc import EXEC_FIFO, RUNC_INIT_NAME
+    rt = oci.runtime
+    sid = await rt.run_pod_sandbox(oci.sandbox_config(name))
+    cid = await rt.create_container(sid, oci.container_config("c", script))
+    record = rt.store.containers[cid]  # type: ignore[attr-defined]
+    record.extra[RELEASING] = time.time()
+    rt.store.save_container(record)  # type: ignore[attr-defined]
+    if released == "start":
+        await rt.runc.start(cid, pid=record.pid,  # type: ignore[attr-defined]
+                            start_time=record.pid_start_time)
+    elif released == "fifo":
+        fd = os.open(os.path.join(rt.runc.root, cid, EXEC_FIFO),  # type: ignore[attr-defined]
+                     os.O_RDWR | os.O_NONBLOCK)
+        try:
+            await _until(lambda: _comm(record.pid) != RUNC_INIT_NAME, "the init's exec")
+        finally:
+            os.close(fd)
+    return await oci.reopen(), sid, cid
+
+
+def _comm(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
+async def test_oci_a_start_killed_after_runc_let_the_container_go_counts(
+        oci: OciHarness) -> None:
+    """Killed between runc's start and its record: the container ran, once; after the
+    restart it is reported exited with its own code, and it is not started again."""
+    from podling.runtime.interface import InvalidState
+    rt, sid, cid = await _killed_mid_start(oci, "released", "echo ran; exit 3", released="start")
+    status = await _exited(rt, cid)
+    assert (status.exit_code, status.started_at > 0) == (3, True), status
+    with pytest.raises(InvalidState):
+        await rt.start_container(cid)
+    with open(status.log_path or os.path.join(rt.store.container_dir(cid),  # type: ignore[attr-defined]
+                                              "container.log")) as f:
+        assert f.read().count("ran") == 1
+    await rt.remove_pod_sandbox(sid)
+
+
+async def test_oci_a_start_killed_before_it_removed_the_fifo_counts(oci: OciHarness) -> None:
+    """Killed after opening the fifo released the init and before the fifo was removed:
+    the init exec'd the container's process; after the restart it is running."""
+    from podling.runtime.interface import ContainerState
+    rt, sid, cid = await _killed_mid_start(oci, "fifo", "sleep 1000", released="fifo")
+    status = await rt.container_status(cid)
+    assert (status.state, status.started_at > 0) == (ContainerState.RUNNING, True), status
+    await rt.remove_pod_sandbox(sid)
+
+
+async def test_oci_a_start_killed_before_runc_let_the_container_go_did_not_run(
+        oci: OciHarness) -> None:
+    """Killed after the start was marked and before runc let the container go: it did not
+    run; after the restart it is still created and starts normally."""
+    from podling.runtime.interface import ContainerState
+    rt, sid, cid = await _killed_mid_start(oci, "held", "exit 3", released="no")
+    assert (await rt.container_status(cid)).state is ContainerState.CREATED
+    await rt.start_container(cid)
+    assert (await _exited(rt, cid)).exit_code == 3
+    await rt.remove_pod_sandbox(sid)
+
+
+async def _exited(rt: RuntimeService, cid: str) -> ContainerStatus:
+    """The container's status once it has exited (10 s at most)."""
+    from podling.runtime.interface import ContainerState
+    for _ in range(500):
+        status = await rt.container_status(cid)
+        if status.state is ContainerState.EXITED:
+            return status
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"container {cid} did not exit: {status}")
 
 
 async def test_oci_a_container_whose_monitor_dies_is_finished(oci: OciHarness) -> None:

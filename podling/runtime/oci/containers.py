@@ -6,8 +6,9 @@
                       creates overlap instead of each preceding its own start). A failed
                       runc create is not raised here but kept (``extra["create_error"]``)
                       and reported by start_container, where runc reported it before.
-    start_container:  runc start, in-process (runc.py; after conmon → runc create for a
-                      container created without a process) → record started_at. Any failure: undo, record
+    start_container:  mark the record "releasing" → runc start, in-process (runc.py;
+                      after conmon → runc create for a container created without a
+                      process) → record started_at. Any failure: undo, record
                       EXITED/StartError (128), write an exit file (so waiters and exit
                       events see it), raise ContainerStartError.
     stop_container:   <signal> to the init process (a pidfd: what `runc kill` does) → wait
@@ -32,7 +33,7 @@ from ...util import failpoints
 from . import bundle, conmon, proc, seccomp, state
 from .names import new_id, signal_name
 from .exits import write_exit_file
-from .core import MONITOR_PREFIX, RuntimeCore, signal_process
+from .core import MONITOR_PREFIX, RELEASING, RuntimeCore, signal_process
 from .store import ContainerRecord
 
 
@@ -105,13 +106,22 @@ class ContainerOps(RuntimeCore):
             record = self._record(container_id)
             if record.started_at or record.finished_at:
                 raise InvalidState(f"container {container_id} was already started")
+            # written ahead: a process killed from here on may have let the container
+            # run without recording it (settled at the next start: core.py)
+            record.extra[RELEASING] = time.time()
+            self.store.save_container(record)
             try:
                 await self._launch(record)
-            except RuntimeCommandError as exc:
+            except BaseException as exc:
+                del record.extra[RELEASING]
+                if not isinstance(exc, RuntimeCommandError):
+                    self.store.save_container(record)  # cancelled; _launch undid the process
+                    raise
                 self._mark_finished(record, START_ERROR_EXIT_CODE, REASON_START_ERROR,
                                     str(exc))
                 raise ContainerStartError(str(exc)) from exc
             record.started_at = time.time()
+            del record.extra[RELEASING]
             self.store.save_container(record)
             self._watch_monitor(record)
 

@@ -33,6 +33,7 @@ from .store import ContainerRecord, Store
 #: the message of a container killed because its conmon died (nothing would report its end)
 MONITOR_LOST = "conmon, the container's monitor, died: the container was killed"
 MONITOR_PREFIX = "monitor-"  # PidWatcher keys of the conmon watches
+RELEASING = "releasing_at"  # ContainerRecord.extra: when a start began (see start_container)
 
 
 @dataclass
@@ -91,6 +92,20 @@ class RuntimeCore:
         self._starting: set[str] = set()  # sandboxes taking containers while the pause starts
         self._rlimits = bundle.clamp_rlimits(
             config.rlimits, bundle.host_rlimits(list(config.rlimits)))
+        self._settle_interrupted_starts()
+
+    def _settle_interrupted_starts(self) -> None:
+        """Containers whose start an earlier process began and never recorded (it was
+        killed): one runc let go ran, so it is started (since the start began) and its exit
+        file, if any, tells how it ended; one whose init still waits was never started."""
+        for record in self.store.containers.values():
+            began = record.extra.pop(RELEASING, None)
+            if began is None:
+                continue
+            if record.pid and not record.finished_at and self.runc.released(
+                    record.id, pid=record.pid, start_time=record.pid_start_time):
+                record.started_at = float(began)
+            self.store.save_container(record)
 
     # -- plumbing ----------------------------------------------------------------------------
 

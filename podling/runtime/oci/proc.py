@@ -104,6 +104,16 @@ def pid_start_time(pid: int) -> int:
     return int(fields[19]) if len(fields) > 19 else 0
 
 
+def command_name(pid: int) -> str:
+    """The process's command name (``/proc/<pid>/comm``: what its last exec or a
+    PR_SET_NAME made it), or "" when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def same_process(pid: int, start_time: int) -> bool:
     """True if ``pid`` is alive (not a zombie) and is the process that had ``start_time``
     (0: any). One read of /proc/<pid>/stat."""

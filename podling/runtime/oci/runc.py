@@ -22,6 +22,7 @@ from ..interface import RuntimeCommandError
 from . import pidwatch, proc
 
 _MISSING = ("does not exist", "not found", "no such file")
+RUNC_INIT_NAME = "runc:[2:INIT]"  # the command name of a created container's waiting init
 EXEC_FIFO = "exec.fifo"  # in runc's state directory: the created init blocks writing to it
 
 
@@ -129,6 +130,22 @@ class Runc:
             os.unlink(path)
         finally:
             os.close(fd)
+
+    def released(self, cid: str, *, pid: int, start_time: int) -> bool:
+        """Whether a :meth:`start` of the created container let its init (``pid``, started
+        at ``start_time``) go on to exec the container's process: runc's state is there
+        and its ``exec.fifo`` is gone (the process may have exited since), or the init
+        still runs but no longer as runc's init (opening the fifo releases it, even when
+        the start never read its byte or removed the fifo). False while the init waits,
+        when it died at the fifo (whether it got to exec cannot be told) and when runc has
+        no state for it (it was deleted: nothing of it is left to report)."""
+        state_dir = os.path.join(self.root, cid)
+        if not os.path.isdir(state_dir):
+            return False
+        if not os.path.exists(os.path.join(state_dir, EXEC_FIFO)):
+            return True
+        return proc.same_process(pid, start_time) and \
+            proc.command_name(pid) not in ("", RUNC_INIT_NAME)
 
     async def run_detached(self, cid: str, bundle: str, *, pid_file: str,
                            log_path: str) -> None:
