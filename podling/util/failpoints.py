@@ -11,7 +11,7 @@ never (until the file changes). What each action means is up to the place:
 ==================  ===========================================================================
 place               actions
 ==================  ===========================================================================
-``storage.write``   ``enospc``: the SQLite write fails as on a full disk
+``storage.write``   ``enospc``: the write fails as on a full disk (SQLite) or a full etcd
 ``runc.create``     ``error``: runc exits 1; ``hang``: runc never answers (its timeout ends it)
 ``cni.add``         ``error``: the plugin exits 1; ``hang``: it never answers
 ``registry.blob``   ``drop``: the connection breaks mid-blob; ``corrupt``: a byte changes

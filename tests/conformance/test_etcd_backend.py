@@ -5,6 +5,8 @@ what a store had not seen, and a clear error when etcd is gone."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
@@ -14,9 +16,10 @@ import pytest
 from podling.storage.etcd import EtcdClient, EtcdStore
 from podling.storage.etcd.client import EtcdError, b64, prefix_end
 from podling.storage.etcd.compactor import Compactor
-from podling.storage.etcd.store import etcd_key, storage_key
+from podling.storage.etcd.store import NO_SPACE, etcd_key, storage_key
 from podling.storage.etcd.testing import EtcdProcess
 from podling.storage.interface import Compacted, KeyNotFound, StorageError, TooLarge
+from podling.util import failpoints
 
 TIMEOUT = 10.0
 
@@ -235,3 +238,82 @@ async def test_an_object_larger_than_etcd_takes_is_too_large_and_nothing_is_lost
         with pytest.raises(TooLarge):
             await a.guaranteed_update("/core/configmaps/ns/big", lambda _, big=big: big)
     assert await a.get("/core/configmaps/ns/big") == kept
+
+
+async def test_a_full_etcd_refuses_writes_loses_nothing_and_heals(tmp_path: Path) -> None:
+    """etcd out of space (its backend quota reached, as on a full disk: the NOSPACE alarm):
+    every write fails with etcd's message, nothing stored is lost or changed, the watch
+    misses nothing; once an operator frees space (delete, compact, defragment, disarm the
+    alarm with etcdctl) writes work again."""
+    quota = ("--quota-backend-bytes", str(256 * 1024))
+    with EtcdProcess(str(tmp_path / "etcd"), extra_args=quota) as etcd:
+        store = await EtcdStore.open(EtcdClient([etcd.url]), prefix="/full")
+        stream = await store.watch("/core/configmaps/", store.revision)
+        stored: dict[str, dict[str, Any]] = {}
+        try:
+            with pytest.raises(StorageError, match="etcdserver: mvcc: database space exceeded"):
+                for i in range(1000):
+                    key = f"/core/configmaps/ns/c{i}"
+                    stored[key] = await store.create(key, {"metadata": {"name": f"c{i}"},
+                                                           "data": {"k": "x" * 2000}})
+            # the write that crossed the quota may have been applied all the same (etcd
+            # applies it, then answers NOSPACE): then the store and its watch have it too
+            crossing = f"/core/configmaps/ns/c{len(stored)}"
+            if await _etcd_count(etcd, etcd_key("/full", crossing)):
+                stored[crossing] = await eventually_get(store, crossing)
+            refused = "/core/configmaps/ns/refused"  # once NOSPACE is raised, nothing applies
+            with pytest.raises(StorageError, match="database space exceeded"):
+                await store.create(refused, {"metadata": {"name": "refused"}})
+            first = next(iter(stored))
+            with pytest.raises(StorageError, match="database space exceeded"):
+                await store.guaranteed_update(first, lambda cur: {**cur, "data": {}})
+            assert not await _etcd_count(etcd, etcd_key("/full", refused))
+            with pytest.raises(KeyNotFound):
+                await store.get(refused)
+            assert len(stored) > 10 and all([await store.get(k) == v for k, v in stored.items()])
+            async with asyncio.timeout(TIMEOUT):
+                seen = [await stream.__anext__() for _ in stored]
+            assert [e.obj for e in seen] == list(stored.values())
+            stream.close()
+            for key in list(stored)[:-5]:
+                await store.delete(key)
+            _etcdctl(etcd, "compaction", str(store.revision))
+            _etcdctl(etcd, "defrag")
+            _etcdctl(etcd, "alarm", "disarm")
+            await store.create(refused, {"metadata": {"name": "after"}})
+            assert (await store.get(refused))["metadata"]["name"] == "after"
+        finally:
+            await store.close()
+
+
+async def _etcd_count(etcd: EtcdProcess, key: str) -> int:
+    """How many keys etcd holds at ``key`` (0 or 1), read from etcd itself."""
+    client = EtcdClient([etcd.url])
+    try:
+        return int((await client.call("kv/range", {"key": b64(key)})).get("count") or 0)
+    finally:
+        await client.close()
+
+
+def _etcdctl(etcd: EtcdProcess, *args: str) -> None:
+    done = subprocess.run(["etcdctl", "--endpoints", etcd.url, *args], capture_output=True,
+                          text=True, timeout=30, env={**os.environ, "ETCDCTL_API": "3"})
+    assert done.returncode == 0, done.stderr
+
+
+async def test_the_storage_write_failpoint_fails_one_etcd_write_as_a_full_etcd(
+        pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b, _ = pair
+    kept = await a.create("/core/pods/ns/kept", pod("kept"))
+    monkeypatch.setenv(failpoints.ENV, "storage.write=1*enospc")
+    failpoints.reload()
+    try:
+        with pytest.raises(StorageError, match=f"^etcd: {NO_SPACE}$"):
+            await a.create("/core/pods/ns/refused", pod("refused"))
+        await a.create("/core/pods/ns/next", pod("next"))
+    finally:
+        monkeypatch.delenv(failpoints.ENV)
+        failpoints.reload()
+    with pytest.raises(KeyNotFound):
+        await b.get("/core/pods/ns/refused")
+    assert await eventually_get(b, "/core/pods/ns/kept") == kept

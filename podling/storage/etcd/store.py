@@ -46,6 +46,7 @@ import logging
 import re
 from typing import Any, Callable
 
+from ...util import failpoints
 from ..cache import DEFAULT_HISTORY, DEFAULT_HISTORY_BYTES, CachedStore, _strip_rv, stamp_stored
 from ..compact import Stored, decode, encode
 from ..interface import (KeyExists, KeyNotFound, Obj, Preconditions, StorageError, TooLarge,
@@ -60,6 +61,9 @@ RETRY_SECONDS = 1.0
 FENCE_TIMEOUT = 2.0
 Ops = list[dict[str, Any]]  # the compares, operations or responses of a transaction
 _WHOLE_SEGMENT = re.compile(r"^/[^/]+/")  # a storage prefix that maps to an etcd prefix
+
+
+NO_SPACE = "etcdserver: mvcc: database space exceeded"  # etcd's answer once out of space
 
 
 def etcd_key(prefix: str, key: str) -> str:
@@ -243,6 +247,9 @@ class EtcdStore(CachedStore):
     # -- writes ----------------------------------------------------------------------------
 
     async def _txn(self, compare: Ops, success: Ops, failure: Ops) -> tuple[bool, int, Ops]:
+        fault = failpoints.fire("storage.write")
+        if fault is not None and fault.kind == "enospc":  # as etcd says it (its quota)
+            raise StorageError(f"etcd: {NO_SPACE}")
         try:
             return await self._client.txn(compare, success, failure)
         except EtcdError as exc:

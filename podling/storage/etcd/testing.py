@@ -36,8 +36,9 @@ class EtcdProcess:
     :class:`EtcdCluster` makes several that form one cluster."""
 
     def __init__(self, directory: str, *, name: str = "podling-test",
-                 peers: dict[str, str] | None = None) -> None:
+                 peers: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.directory = directory
+        self.extra_args = extra_args  # more etcd flags, e.g. --quota-backend-bytes
         self.name = name
         self.client_port = free_port()
         self.peer_url = f"http://127.0.0.1:{free_port()}"
@@ -58,7 +59,8 @@ class EtcdProcess:
             [binary, "--name", self.name, "--data-dir", os.path.join(self.directory, "data"),
              "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
              "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls",
-             self.peer_url, "--initial-cluster", cluster, "--log-level", "warn"],
+             self.peer_url, "--initial-cluster", cluster, "--log-level", "warn",
+             *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
 
