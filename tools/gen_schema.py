@@ -21,7 +21,8 @@ META = {"ObjectMeta", "ListMeta", "OwnerReference", "ManagedFieldsEntry", "Label
 AUTHORIZATION = {"SelfSubjectAccessReview", "SelfSubjectAccessReviewSpec", "ResourceAttributes",
                  "NonResourceAttributes", "SubjectAccessReviewStatus", "FieldSelectorAttributes",
                  "LabelSelectorAttributes", "SelfSubjectRulesReview", "SelfSubjectRulesReviewSpec",
-                 "SubjectRulesReviewStatus", "ResourceRule", "NonResourceRule"}
+                 "SubjectRulesReviewStatus", "ResourceRule", "NonResourceRule",
+                 "SubjectAccessReview", "SubjectAccessReviewSpec", "LocalSubjectAccessReview"}
 RBAC = {"Role", "RoleList", "ClusterRole", "ClusterRoleList", "RoleBinding", "RoleBindingList",
         "ClusterRoleBinding", "ClusterRoleBindingList", "PolicyRule", "AggregationRule",
         "RoleRef", "Subject"}
@@ -47,6 +48,8 @@ ROOTS = {
     "V1Lease": ("coordination.k8s.io", "v1"), "V1LeaseList": ("coordination.k8s.io", "v1"),
     "V1SelfSubjectAccessReview": ("authorization.k8s.io", "v1"),
     "V1SelfSubjectRulesReview": ("authorization.k8s.io", "v1"),
+    "V1SubjectAccessReview": ("authorization.k8s.io", "v1"),
+    "V1LocalSubjectAccessReview": ("authorization.k8s.io", "v1"),
     **{f"V1{kind}": ("rbac.authorization.k8s.io", "v1")
        for kind in ("Role", "RoleList", "ClusterRole", "ClusterRoleList", "RoleBinding",
                     "RoleBindingList", "ClusterRoleBinding", "ClusterRoleBindingList")},

@@ -96,11 +96,36 @@ def subject_applies(subject: Mapping[str, Any], user: str, groups: Collection[st
     return False
 
 
-def binding_applies(binding: Mapping[str, Any], user: str, groups: Iterable[str]) -> bool:
+def applying_subject(binding: Mapping[str, Any], user: str,
+                     groups: Iterable[str]) -> Mapping[str, Any] | None:
+    """The first subject of ``binding`` that names this user (or their group, or their
+    service account), or None."""
     namespace = str((binding.get("metadata") or {}).get("namespace") or "")
     groups = tuple(groups)
-    return any(isinstance(s, dict) and subject_applies(s, user, groups, namespace)
-               for s in binding.get("subjects") or [])
+    return next((s for s in binding.get("subjects") or []
+                 if isinstance(s, dict) and subject_applies(s, user, groups, namespace)), None)
+
+
+def binding_applies(binding: Mapping[str, Any], user: str, groups: Iterable[str]) -> bool:
+    return applying_subject(binding, user, groups) is not None
+
+
+def describe_grant(binding: Mapping[str, Any], subject: Mapping[str, Any]) -> str:
+    """What grants a right, as the RBAC authorizer's reason names it (after
+    ``RBAC: allowed by``): ``ClusterRoleBinding "b" of ClusterRole "r" to User "u"``, or
+    ``RoleBinding "b/ns" of Role "r" to ServiceAccount "sa/ns"`` (name, then namespace)."""
+    meta = binding.get("metadata") or {}
+    namespace = str(meta.get("namespace") or "")
+    ref = binding.get("roleRef") or {}
+    kind, name = str(subject.get("kind") or ""), str(subject.get("name") or "")
+    if kind == "ServiceAccount":
+        name = f"{name}/{subject.get('namespace') or namespace}"
+    if namespace:
+        source = f"RoleBinding {quoted(str(meta.get('name') or '') + '/' + namespace)}"
+    else:
+        source = f"ClusterRoleBinding {quoted(str(meta.get('name') or ''))}"
+    return f"{source} of {ref.get('kind')} {quoted(str(ref.get('name') or ''))} to " \
+        f"{kind} {quoted(name)}"
 
 
 # --- covering: may an owner of some rules grant others? --------------------------------------

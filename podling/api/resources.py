@@ -107,6 +107,14 @@ TOKEN_REVIEWS = Resource(
 SELF_SUBJECT_RULES_REVIEWS = Resource(
     "authorization.k8s.io", "v1", "selfsubjectrulesreviews", "selfsubjectrulesreview",
     "SelfSubjectRulesReview", False, schema.SELF_SUBJECT_RULES_REVIEW, verbs=("create",))
+#: "may this user do X?", asked by a client holding the right to (never stored); the local
+#: kind asks only about its own namespace
+SUBJECT_ACCESS_REVIEWS = Resource(
+    "authorization.k8s.io", "v1", "subjectaccessreviews", "subjectaccessreview",
+    "SubjectAccessReview", False, schema.SUBJECT_ACCESS_REVIEW, verbs=("create",))
+LOCAL_SUBJECT_ACCESS_REVIEWS = Resource(
+    "authorization.k8s.io", "v1", "localsubjectaccessreviews", "localsubjectaccessreview",
+    "LocalSubjectAccessReview", True, schema.LOCAL_SUBJECT_ACCESS_REVIEW, verbs=("create",))
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 ROLES = Resource(RBAC_GROUP, "v1", "roles", "role", "Role", True, schema.ROLE)
@@ -121,7 +129,8 @@ RBAC_RESOURCES = (ROLES, CLUSTER_ROLES, ROLE_BINDINGS, CLUSTER_ROLE_BINDINGS)
 RESOURCES: tuple[Resource, ...] = (PODS, NODES, NAMESPACES, CONFIG_MAPS, SECRETS,
                                    SERVICE_ACCOUNTS, EVENTS, BINDINGS, LEASES,
                                    SELF_SUBJECT_ACCESS_REVIEWS, SELF_SUBJECT_RULES_REVIEWS,
-                                   SELF_SUBJECT_REVIEWS, TOKEN_REVIEWS) + RBAC_RESOURCES
+                                   SELF_SUBJECT_REVIEWS, TOKEN_REVIEWS, SUBJECT_ACCESS_REVIEWS,
+                                   LOCAL_SUBJECT_ACCESS_REVIEWS) + RBAC_RESOURCES
 
 GROUP_VERSIONS: tuple[str, ...] = ("v1", "coordination.k8s.io/v1", "authorization.k8s.io/v1",
                                    f"{AUTHENTICATION_GROUP}/v1", f"{RBAC_GROUP}/v1")

@@ -73,6 +73,13 @@ async def _openapi_root(request: web.Request) -> web.Response:
     return bodies.respond(openapi.openapi_root())
 
 
+async def _openapi_v2(request: web.Request) -> web.Response:
+    protobuf = "protobuf" in request.headers.get("Accept", "")
+    return web.Response(body=openapi.openapi_v2(protobuf), content_type=(
+        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf" if protobuf
+        else "application/json"))
+
+
 async def _openapi_document(request: web.Request) -> web.Response:
     found = openapi.openapi_group_version(request.match_info["path"])
     if found is None:
@@ -129,6 +136,7 @@ def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticato
         # with a trailing slash too, which kr8s and other clients use (`/version/`, `/api/`)
         router.add_get(path, handler)
         router.add_get(path + "/", handler)
+    router.add_get("/openapi/v2", _openapi_v2)
     router.add_get("/openapi/v3", _openapi_root)
     router.add_get("/openapi/v3/{path:.+}", _openapi_document)
     debug.add_routes(router)

@@ -163,10 +163,12 @@ class RuleEvaluator(Protocol):
 
 def decide(user: Subject, attrs: Attributes, obj: Mapping[str, Any] | None = None,
            rbac: RuleEvaluator | None = None) -> tuple[bool, str]:
-    """(allowed, why not): system:masters, then the Node authorizer, then RBAC, as
-    kube-apiserver's ``--authorization-mode=Node,RBAC``. ``obj`` is the stored object when
-    :func:`needs_object` asked for it. Without ``rbac`` every authenticated user may get a
-    non-resource path outside ``/debug/`` and nothing else."""
+    """(allowed, reason): system:masters, then the Node authorizer, then RBAC, as
+    kube-apiserver's ``--authorization-mode=Node,RBAC``; the reason is RBAC's (which grant
+    allows, or which roles are missing) and the Node authorizer's refusal, "" for the
+    others. ``obj`` is the stored object when :func:`needs_object` asked for it. Without
+    ``rbac`` every authenticated user may get a non-resource path outside ``/debug/`` and
+    nothing else."""
     if user.admin or MASTERS_GROUP in user.groups:
         return True, ""
     if BOOTSTRAP_GROUP in user.groups or "system:unauthenticated" in user.groups:
@@ -180,7 +182,7 @@ def decide(user: Subject, attrs: Attributes, obj: Mapping[str, Any] | None = Non
                 not attrs.path.startswith(ADMIN_ONLY_PATHS)), node_reason
     allowed_by_rbac, rbac_reason = rbac.decide(user, attrs)
     if allowed_by_rbac:
-        return True, ""
+        return True, rbac_reason
     return False, "\n".join(r for r in (node_reason, rbac_reason) if r)
 
 

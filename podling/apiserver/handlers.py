@@ -25,7 +25,7 @@ from .registry.eviction import EVICTIONS, evict
 from .registry.store import RegistryStore
 from .rbac import RbacAuthorizer
 from .reviews import (answer_access_review, answer_rules_review, answer_self_review,
-                      answer_token_review)
+                      answer_subject_access_review, answer_token_review)
 from .streaming.node import NodeDialer
 from .streaming.portforward import serve_port_forward
 from .streaming.remotecommand import serve_remote_command
@@ -68,6 +68,9 @@ class ResourceHandlers:
         await self._authorize(request, info)
         if info.resource.name == "tokenreviews":
             return await answer_token_review(request, self.authenticator)
+        if info.resource.name in ("subjectaccessreviews", "localsubjectaccessreviews"):
+            return await answer_subject_access_review(request, info.namespace,
+                                                      self._authz_object, self.rbac)
         if info.resource.group == METRICS_GROUP:
             return await self.metrics.serve(request, info)
         if info.resource.name == "bindings" or info.subresource == "binding":

@@ -10,6 +10,11 @@ kubectl uses them for three things (docs/kubectl-compatibility.md §5 and §8.2)
 * ``kubectl explain`` renders ``components.schemas``, starting at the schema that carries the
   kind's GVK and following ``allOf``/``$ref``.
 
+``/openapi/v2`` is an empty Swagger 2.0 document (:func:`openapi_v2`). kubectl falls back to
+it for kinds that have no PATCH path (the reviews, which are only created), and
+with no definition for the kind it leaves the validation to the server, as it does for
+any kind its v2 document lacks; without it, ``kubectl create -f`` of a review failed.
+
 Everything is generated from ``podling.api.resources`` (paths) and ``podling.api.schema``
 (schemas), with descriptions written for podling. Documents are built once per process;
 the hash in ``serverRelativeURL`` doubles as the ETag.
@@ -84,6 +89,20 @@ _QUERY_PARAMS = {
 
 
 # --------------------------------------------------------------------------- public API
+
+
+def openapi_v2(protobuf: bool) -> bytes:
+    """The Swagger 2.0 document with no paths and no definitions: as protobuf (gnostic's
+    ``openapi_v2.Document``: swagger = 1, info = 2 with title = 1 and version = 2), which
+    kubectl asks for, or as JSON."""
+    if not protobuf:
+        return json.dumps({"swagger": "2.0", "info": {"title": "podling", "version": "v2"},
+                           "paths": {}, "definitions": {}}).encode()
+
+    def field(number: int, value: bytes) -> bytes:  # a length-delimited field (< 128 bytes)
+        return bytes((number << 3 | 2, len(value))) + value
+
+    return field(1, b"2.0") + field(2, field(1, b"podling") + field(2, b"v2"))
 
 
 def openapi_root() -> dict[str, Any]:

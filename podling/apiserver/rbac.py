@@ -151,29 +151,32 @@ class RbacAuthorizer:
         return [r for r in role.get("rules") or [] if isinstance(r, dict)]
 
     def _bound_rules(self, user: Subject, namespace: str | None
-                     ) -> Iterator[tuple[list[rbac.Rule], LookupError | None]]:
-        """(rules, None) of each role bound to ``user`` that applies in ``namespace``
-        (None: cluster-wide only), or ([], why) for a binding whose role is missing."""
+                     ) -> Iterator[tuple[list[rbac.Rule], LookupError | None, str]]:
+        """(rules, None, grant) of each role bound to ``user`` that applies in ``namespace``
+        (None: cluster-wide only), ``grant`` naming the binding and subject that bind it
+        (:func:`rbac.describe_grant`); ([], why, grant) for a binding whose role is missing."""
         scopes = [("clusterrolebindings", None)]
         if namespace:
             scopes.append(("rolebindings", namespace))
         for resource, scope in scopes:
             for binding in self._of(resource, scope):
-                if not rbac.binding_applies(binding, user.name, user.groups):
+                subject = rbac.applying_subject(binding, user.name, user.groups)
+                if subject is None:
                     continue
+                grant = rbac.describe_grant(binding, subject)
                 try:
-                    yield self.role_rules(binding.get("roleRef") or {}, scope or ""), None
+                    yield self.role_rules(binding.get("roleRef") or {}, scope or ""), None, grant
                 except LookupError as exc:
-                    yield [], exc
+                    yield [], exc, grant
 
     def decide(self, user: Subject, attrs: Attributes) -> tuple[bool, str]:
-        """(allowed, reason); the reason names roles that bindings of the user refer to but
-        that do not exist."""
+        """(allowed, reason): Kubernetes' ``RBAC: allowed by <grant>`` when allowed; when
+        not, the roles that bindings of the user refer to but that do not exist, if any."""
         request = request_of(attrs)
         problems: list[str] = []
-        for rules, problem in self._bound_rules(user, attrs.namespace):
+        for rules, problem, grant in self._bound_rules(user, attrs.namespace):
             if any(rbac.rule_allows(rule, request) for rule in rules):
-                return True, ""
+                return True, f"RBAC: allowed by {grant}"
             if problem is not None:
                 problems.append(str(problem))
         return False, "RBAC: " + rbac.aggregate(problems) if problems else ""
@@ -184,7 +187,7 @@ class RbacAuthorizer:
         problems met (missing roles)."""
         rules: list[rbac.Rule] = []
         problems: list[LookupError] = []
-        for found, problem in self._bound_rules(user, namespace):
+        for found, problem, _ in self._bound_rules(user, namespace):
             rules += found
             if problem is not None:
                 problems.append(problem)

@@ -1,10 +1,12 @@
 """authorization.k8s.io SelfSubjectAccessReview: "may I do X?" (``kubectl auth can-i``),
+SubjectAccessReview and LocalSubjectAccessReview: "may this user do X?" (webhooks, tools),
 SelfSubjectRulesReview: "what may I do here?" (``kubectl auth can-i --list``),
 authentication.k8s.io SelfSubjectReview: "who am I?" (``kubectl auth whoami``), and
 TokenReview: "whom does this token authenticate as?" (kr8s' ``whoami()``, webhooks)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
@@ -12,7 +14,7 @@ from aiohttp import web
 from ..api import errors, protobuf
 from ..api.rbac import aggregate
 from . import bodies
-from .auth import USER_KEY, TokenAuthenticator
+from .auth import USER_KEY, TokenAuthenticator, User
 from .authz import Attributes, RuleEvaluator, decide, node_name_of
 from .rbac import RbacAuthorizer
 from .satokens import AUDIENCES
@@ -37,13 +39,85 @@ async def answer_access_review(request: web.Request, lookup: ObjectLookup | None
     attributes = Attributes.from_review(review["spec"])
     allowed, reason = decide(user, attributes, await _object(lookup, user, attributes), rbac)
     review["status"] = {"allowed": allowed}
-    if allowed:
-        review["status"]["reason"] = f"podling: {user.name} is allowed"
-    elif reason:
+    if reason:
         review["status"]["reason"] = reason
     review.setdefault("metadata", {})["creationTimestamp"] = None
     review["apiVersion"], review["kind"] = "authorization.k8s.io/v1", "SelfSubjectAccessReview"
     return bodies.respond(review, 201)
+
+
+async def answer_subject_access_review(request: web.Request, namespace: str | None,
+                                       lookup: ObjectLookup | None = None,
+                                       rbac: RuleEvaluator | None = None) -> web.Response:
+    """Answer a SubjectAccessReview (``namespace`` None) or a LocalSubjectAccessReview posted
+    in ``namespace`` (the caller was authorized to create it): may the user, groups, uid
+    and extra of ``spec`` do what its attributes say, by the rules of real requests?
+    Kubernetes' validation; the groups are taken as given (nothing is added)."""
+    kind = "LocalSubjectAccessReview" if namespace else "SubjectAccessReview"
+    review, _ = bodies.parse_document(await bodies.read_body(request), bodies.media_type(request))
+    if not isinstance(review, dict):
+        review = {}
+    meta = review.get("metadata") if isinstance(review.get("metadata"), dict) else {}
+    if namespace:
+        if meta.get("namespace") not in (None, "", namespace):
+            raise errors.bad_request("the namespace of the provided object does not match "
+                                     "the namespace sent on the request")
+        meta["namespace"] = namespace
+    spec = review.get("spec") if isinstance(review.get("spec"), dict) else {}
+    causes = _subject_review_problems(spec, meta, namespace)
+    if causes:
+        raise errors.invalid_object(kind, "", causes, "authorization.k8s.io")
+    extra = spec.get("extra") if isinstance(spec.get("extra"), dict) else {}
+    subject = User(str(spec.get("user") or ""), tuple(str(g) for g in spec.get("groups") or ()),
+                   extra=tuple((str(k), tuple(str(v) for v in values or ()))
+                               for k, values in extra.items()),
+                   uid=str(spec.get("uid") or ""))
+    attributes = Attributes.from_review(spec)
+    allowed, reason = decide(subject, attributes, await _object(lookup, subject, attributes),
+                             rbac)
+    status: dict[str, Any] = {"allowed": allowed}
+    if reason:
+        status["reason"] = reason
+    return bodies.respond({"kind": kind, "apiVersion": "authorization.k8s.io/v1",
+                           "metadata": {**meta, "creationTimestamp": None}, "spec": spec,
+                           "status": status}, 201)
+
+
+def _subject_review_problems(spec: dict[str, Any], meta: dict[str, Any],
+                             namespace: str | None) -> list[errors.Cause]:
+    """Kubernetes' ValidateSubjectAccessReview / ValidateLocalSubjectAccessReview."""
+    causes = []
+    resource, other = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+    if resource is not None and other is not None:
+        causes.append(errors.invalid("spec.nonResourceAttributes", _json(other),
+                                     "cannot be specified in combination with "
+                                     "resourceAttributes"))
+    if resource is None and other is None:
+        causes.append(errors.invalid("spec.resourceAttributes", None, "exactly one of "
+                                     "nonResourceAttributes or resourceAttributes must be "
+                                     "specified"))
+    if not spec.get("user") and not spec.get("groups"):
+        causes.append(errors.invalid("spec.user", str(spec.get("user") or ""),
+                                     "at least one of user or group must be specified"))
+    rest = {k: v for k, v in meta.items() if v not in (None, "", {}, [])
+            and k not in ("managedFields", "creationTimestamp") and
+            not (namespace and k == "namespace")}
+    if rest:
+        causes.append(errors.invalid("metadata", _json(meta), "must be empty except for "
+                                     "namespace" if namespace else "must be empty"))
+    if namespace and isinstance(resource, dict) and \
+            (resource.get("namespace") or "") != namespace:
+        causes.append(errors.invalid("spec.resourceAttributes.namespace",
+                                     str(resource.get("namespace") or ""),
+                                     "must match metadata.namespace"))
+    if namespace and other is not None:
+        causes.append(errors.invalid("spec.nonResourceAttributes", _json(other),
+                                     "disallowed on this kind of request"))
+    return causes
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 async def _object(lookup: ObjectLookup | None, user: Any,

@@ -298,3 +298,68 @@ def test_bad_rbac_objects_are_refused(shared_server) -> None:
     assert changed.stderr.strip() == (
         f'The RoleBinding "fixed" is invalid: roleRef: Invalid value: rbac.RoleRef{{APIGroup:'
         f'"{RBAC}", Kind:"ClusterRole", Name:"edit"}}: cannot change roleRef')
+
+
+def access_review(server, review: dict, kubeconfig: str = "") -> subprocess.CompletedProcess:
+    """`kubectl create -f - -o json` of a (Local)SubjectAccessReview, as admin or a user."""
+    prefix = ("--kubeconfig", kubeconfig) if kubeconfig else ()
+    return server.kubectl(*prefix, "create", "-f", "-", "-o", "json", check=False,
+                          input=json.dumps({"apiVersion": "authorization.k8s.io/v1", **review}))
+
+
+def test_subject_access_reviews_ask_about_other_users(shared_server, tmp_path) -> None:
+    mine, other = new_namespace(shared_server, "sar"), new_namespace(shared_server, "sar")
+    user = unique("sam")
+    sam = new_user(shared_server, tmp_path, user)
+    shared_server.kubectl("create", "rolebinding", "viewers", "-n", mine, "--clusterrole=view",
+                          f"--user={user}")
+    shared_server.kubectl("create", "rolebinding", "admins", "-n", other,
+                          "--clusterrole=admin", f"--user={user}")
+
+    def asks(kind: str, ns: str, verb: str, *, by: str = "", **spec) -> dict:
+        meta = {"metadata": {"namespace": ns}} if kind.startswith("Local") else {}
+        answer = access_review(shared_server, {"kind": kind, **meta, "spec": {
+            "user": user, "resourceAttributes": {"namespace": ns, "verb": verb,
+                                                 "resource": "pods"}, **spec}}, by)
+        assert answer.returncode == 0, answer.stderr
+        return json.loads(answer.stdout)["status"]
+
+    assert asks("SubjectAccessReview", mine, "list") == {"allowed": True, "reason": (
+        f'RBAC: allowed by RoleBinding "viewers/{mine}" of ClusterRole "view" to User '
+        f'"{user}"')}
+    assert asks("SubjectAccessReview", mine, "delete") == {"allowed": False}
+    assert asks("SubjectAccessReview", other, "delete")["allowed"] is True
+    # the groups are the review's own: system:masters makes anyone an admin
+    assert asks("SubjectAccessReview", "default", "delete", groups=["system:masters"])[
+        "allowed"] is True
+    assert asks("LocalSubjectAccessReview", mine, "get")["allowed"] is True
+    # a namespace's admin may ask there (the default admin role), a viewer may not
+    assert asks("LocalSubjectAccessReview", other, "delete", by=sam)["allowed"] is True
+    refused = access_review(shared_server, {"kind": "LocalSubjectAccessReview", "metadata": {
+        "namespace": mine}, "spec": {"user": "x", "resourceAttributes": {"namespace": mine}}},
+        sam)
+    assert refused.stderr.strip() == (
+        'Error from server (Forbidden): error when creating "STDIN": '
+        'localsubjectaccessreviews.authorization.k8s.io is forbidden: User "' + user +
+        '" cannot create resource "localsubjectaccessreviews" in API group '
+        f'"authorization.k8s.io" in the namespace "{mine}"')
+
+
+def test_bad_subject_access_reviews_are_refused(shared_server) -> None:
+    ns = new_namespace(shared_server, "sarbad")
+    nobody = access_review(shared_server, {"kind": "SubjectAccessReview", "spec": {
+        "resourceAttributes": {"verb": "get", "resource": "pods"}}})
+    assert nobody.stderr.strip() == (
+        'The SubjectAccessReview "" is invalid: spec.user: Invalid value: "": at least one '
+        'of user or group must be specified')
+    local = access_review(shared_server, {"kind": "LocalSubjectAccessReview", "metadata": {
+        "namespace": ns}, "spec": {"user": "a", "nonResourceAttributes": {"path": "/x",
+                                                                          "verb": "get"}}})
+    assert local.stderr.strip() == (
+        'The LocalSubjectAccessReview "" is invalid: spec.nonResourceAttributes: Invalid '
+        'value: "{\\"path\\":\\"/x\\",\\"verb\\":\\"get\\"}": disallowed on this kind of '
+        'request')
+    elsewhere = access_review(shared_server, {"kind": "LocalSubjectAccessReview", "metadata": {
+        "namespace": ns}, "spec": {"user": "a", "resourceAttributes": {"namespace": "other"}}})
+    assert 'spec.resourceAttributes.namespace: Invalid value: "other": must match ' \
+        'metadata.namespace' in elsewhere.stderr

@@ -115,10 +115,12 @@ async def test_aggregated_group_discovery(client: TestClient) -> None:
     assert (leases["resource"], leases["scope"]) == ("leases", "Namespaced")
     assert leases["responseKind"] == {"group": "coordination.k8s.io", "version": "v1",
                                       "kind": "Lease"}
-    review, rules = groups["authorization.k8s.io"]["versions"][0]["resources"]
-    assert (review["resource"], review["verbs"], review["scope"]) == \
-        ("selfsubjectaccessreviews", ["create"], "Cluster")
-    assert rules["resource"] == "selfsubjectrulesreviews"
+    authorization = groups["authorization.k8s.io"]["versions"][0]["resources"]
+    assert [(r["resource"], r["verbs"], r["scope"]) for r in authorization] == [
+        ("selfsubjectaccessreviews", ["create"], "Cluster"),
+        ("selfsubjectrulesreviews", ["create"], "Cluster"),
+        ("subjectaccessreviews", ["create"], "Cluster"),
+        ("localsubjectaccessreviews", ["create"], "Namespaced")]
     rbac = groups["rbac.authorization.k8s.io"]["versions"][0]["resources"]
     assert {(r["resource"], r["scope"]) for r in rbac} == {
         ("roles", "Namespaced"), ("rolebindings", "Namespaced"), ("clusterroles", "Cluster"),

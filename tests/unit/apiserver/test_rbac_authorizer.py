@@ -77,26 +77,32 @@ async def test_bindings_grant_their_roles_rules_in_their_namespace(rbac) -> None
     assert rbac.decide(ALICE, attrs("list", "pods")) == (False, "")
     await write(rbac, "roles", role("reader", PODS_READ))
     await write(rbac, "rolebindings", binding("r", "Role", "reader", USER))
-    assert rbac.decide(ALICE, attrs("list", "pods"))[0]
+    assert rbac.decide(ALICE, attrs("list", "pods")) == (
+        True, 'RBAC: allowed by RoleBinding "r/ci" of Role "reader" to User "alice"')
     assert not rbac.decide(ALICE, attrs("list", "pods", ns="other"))[0]
     assert not rbac.decide(ALICE, attrs("delete", "pods", name="x"))[0]
     await write(rbac, "rolebindings", binding("v", "ClusterRole", "view",
                                               {"kind": "Group", "name": "dev"}, ns="other"))
-    assert rbac.decide(ALICE, attrs("get", "configmaps", ns="other", name="c"))[0]
+    assert rbac.decide(ALICE, attrs("get", "configmaps", ns="other", name="c")) == (
+        True, 'RBAC: allowed by RoleBinding "v/other" of ClusterRole "view" to Group "dev"')
     assert not rbac.decide(ALICE, attrs("get", "configmaps", ns="third", name="c"))[0]
 
 
 async def test_service_account_subjects_default_to_the_bindings_namespace(rbac) -> None:
     await write(rbac, "rolebindings", binding("sa", "ClusterRole", "edit",
                                               {"kind": "ServiceAccount", "name": "builder"}))
-    assert rbac.decide(BUILDER, attrs("create", "pods"))[0]
+    assert rbac.decide(BUILDER, attrs("create", "pods")) == (
+        True, 'RBAC: allowed by RoleBinding "sa/ci" of ClusterRole "edit" to '
+              'ServiceAccount "builder/ci"')
     assert not rbac.decide(BUILDER, attrs("create", "pods", ns="other"))[0]
 
 
 async def test_a_deleted_binding_stops_granting_at_once(rbac) -> None:
     await write(rbac, "clusterrolebindings",
                 binding("all", "ClusterRole", "cluster-admin", USER, ns=None))
-    assert rbac.decide(ALICE, attrs("delete", "nodes", ns=None, name="n1"))[0]
+    assert rbac.decide(ALICE, attrs("delete", "nodes", ns=None, name="n1")) == (
+        True, 'RBAC: allowed by ClusterRoleBinding "all" of ClusterRole "cluster-admin" to '
+              'User "alice"')
     store = rbac.stores["clusterrolebindings"]
     await store.delete(None, "all")
     await rbac.caught_up(store.storage.revision)
