@@ -33,8 +33,9 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from podling.network import cni_config as cc
 from podling.network import iptables, masquerade, procs
@@ -45,6 +46,7 @@ from podling.util.mounts import is_mountpoint
 from podling.util.files import atomic_write
 
 log = logging.getLogger(__name__)
+OWNERLESS_SECONDS = 60.0  # a reservation file with no owner this old was left by a killed plugin
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,30 @@ class CniNetwork:
     async def ready(self) -> bool:
         """True when the plugins are present, support CNI 1.0.0 and the config is valid."""
         return not await self.readiness_problems()
+
+    async def collect_garbage(self, live: Callable[[], Awaitable[set[str]]]) -> list[str]:
+        """Release (DEL) the attachments, cached ADD results and host-local reservations,
+        of sandboxes ``live()`` does not name, as CNI's GC does; and remove reservations
+        that name no owner once older than :data:`OWNERLESS_SECONDS` (a plugin killed
+        between creating the file and writing its owner). See the protocol for ``live``."""
+        found = set(self.attached_sandboxes()) | set(self._ipam_owners())
+        await asyncio.to_thread(self._remove_ownerless_reservations)
+        doomed = sorted(found - await live())
+        for cid in doomed:
+            await self.teardown_pod(None, _purge_pod(cid))
+        return doomed
+
+    def _remove_ownerless_reservations(self) -> None:
+        net_dir = os.path.join(self.config.ipam_dir, self.config.network_name)
+        cutoff = time.time() - OWNERLESS_SECONDS
+        for name in _reservations(net_dir):
+            path = os.path.join(net_dir, name)
+            with contextlib.suppress(OSError):
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    owned = bool(f.read().strip())
+                if not owned and os.path.getmtime(path) < cutoff:
+                    log.info("removing the reservation of %s, which names no owner", name)
+                    os.unlink(path)
 
     # ---- extras for the agent ------------------------------------------------------------
 
@@ -307,13 +333,7 @@ class CniNetwork:
         """Container IDs that own host-local allocations in our IPAM dir."""
         owners = []
         net_dir = os.path.join(self.config.ipam_dir, self.config.network_name)
-        try:
-            names = os.listdir(net_dir)
-        except FileNotFoundError:
-            return []
-        for name in names:
-            if name.startswith(("last_reserved_ip", "lock")):
-                continue
+        for name in _reservations(net_dir):
             with contextlib.suppress(OSError):
                 with open(os.path.join(net_dir, name), encoding="utf-8") as f:
                     first = f.read().splitlines()
@@ -340,6 +360,15 @@ class CniNetwork:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._cache_path(cid))
 
+
+
+def _reservations(net_dir: str) -> list[str]:
+    """The names of host-local's reservation files (one per address) in ``net_dir``."""
+    try:
+        names = os.listdir(net_dir)
+    except FileNotFoundError:
+        return []
+    return [n for n in names if not n.startswith(("last_reserved_ip", "lock"))]
 
 
 def _purge_pod(cid: str) -> PodNetworkInfo:

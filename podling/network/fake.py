@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 from podling.network.interface import NetworkError, PodIPs, PodNetworkInfo
 
@@ -82,6 +83,14 @@ class FakeNetwork:
     async def ready(self) -> bool:
         self._record("ready", None, None)
         return self.is_ready
+
+    async def collect_garbage(self, live: Callable[[], Awaitable[set[str]]]) -> list[str]:
+        self._record("collect_garbage", None, None)
+        doomed = sorted(set(self.attached) - await live())
+        for sid in doomed:
+            self._free.append(self.attached.pop(sid))
+            self.netns.pop(sid, None)
+        return doomed
 
     async def purge(self) -> None:
         """Forget every attachment (like CniNetwork.purge)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Awaitable, Callable, Protocol, runtime_checkable
 
 _PROTOCOLS = ("TCP", "UDP", "SCTP")
 
@@ -106,4 +106,10 @@ class NetworkPlugin(Protocol):
 
     async def ready(self) -> bool:
         """True when pods can be set up: plugins present and the network config valid."""
+        ...
+
+    async def collect_garbage(self, live: Callable[[], Awaitable[set[str]]]) -> list[str]:
+        """Release the attachments of sandboxes that ``live()`` does not name (it is asked
+        after the attachments are listed, so a sandbox being made meanwhile is kept:
+        callers record a sandbox before attaching it); the sandbox ids released."""
         ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -113,3 +114,30 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
 async def test_network_conformance(check: Check, harness: FakeHarness | CniHarness) -> None:
     await check(harness)  # type: ignore[arg-type]
+
+
+async def test_cni_garbage_collection_removes_old_reservations_nobody_owns(tmp_path) -> None:
+    """A plugin killed between creating a reservation and writing its owner leaves an empty
+    file, which DEL never finds: collected once a minute old, not before."""
+    missing = cni_missing()
+    if missing:
+        pytest.skip(missing)
+    h = CniHarness(tmp_path / "cni")
+    try:
+        pod = h.pod("own")
+        ips = await h.network.setup_pod(h.new_netns("own"), pod)
+        net_dir = os.path.join(h.config.ipam_dir, h.config.network_name)
+        ownerless = os.path.join(net_dir, h.cidr.rsplit(".", 1)[0] + ".200")
+        open(ownerless, "w").close()
+
+        async def live() -> set[str]:
+            return {pod.sandbox_id}
+
+        assert await h.network.collect_garbage(live) == []
+        assert await h.addresses_in_use() == {ips.primary, os.path.basename(ownerless)}
+        old = time.time() - 61
+        os.utime(ownerless, (old, old))
+        await h.network.collect_garbage(live)
+        assert await h.addresses_in_use() == {ips.primary}
+    finally:
+        await h.close()

@@ -99,7 +99,8 @@ class PodTeardown:
         """Release the sandboxes this node made for pods not in ``live_uids``, and the
         directories (volumes, mounts) of such pods that have no sandbox left: an agent
         killed between a pod's sandbox removal and its directory's (the kubelet's
-        cleanupOrphanedPodDirs)."""
+        cleanupOrphanedPodDirs); then the network attachments of sandboxes that no longer
+        exist (CNI's GC: a plugin killed with the agent)."""
         mine = await self.runtime.list_pod_sandbox({labels.MANAGED_BY: self.config.node_name})
         by_pod: dict[str, list[PodSandboxStatus]] = {}
         for sandbox in mine:
@@ -118,3 +119,8 @@ class PodTeardown:
             log.info("removing orphaned pod %s/%s", ghost.metadata.namespace,
                      ghost.metadata.name)
             await self._release(ghost, sandboxes)
+        for sid in await self.sandboxes.network.collect_garbage(self._sandbox_ids):
+            log.info("released the network of sandbox %s, which no longer exists", sid)
+
+    async def _sandbox_ids(self) -> set[str]:
+        return {s.id for s in await self.runtime.list_pod_sandbox()}

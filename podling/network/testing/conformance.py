@@ -137,9 +137,25 @@ async def check_pod_with_a_host_port(h: NetworkHarness) -> None:
     assert await h.addresses_in_use() == set()
 
 
+async def check_garbage_collection_releases_only_dead_sandboxes(h: NetworkHarness) -> None:
+    kept, dead = h.pod("kept"), h.pod("dead")
+    kept_ips = await _setup(h, h.new_netns("kept"), kept)
+    await _setup(h, h.new_netns("dead"), dead)
+    asked: list[str] = []
+
+    async def live() -> set[str]:
+        asked.append("live")
+        return {kept.sandbox_id}
+
+    assert await h.network.collect_garbage(live) == [dead.sandbox_id]
+    assert asked == ["live"] and await h.addresses_in_use() == {kept_ips.primary}
+    assert await h.network.collect_garbage(live) == []
+
+
 CHECKS: list[Check] = [
     check_ready, check_setup_returns_an_address_in_the_cidr,
     check_pods_get_distinct_addresses, check_setup_again_returns_the_same_address,
     check_teardown_releases_and_is_idempotent, check_teardown_of_a_pod_never_set_up,
     check_missing_netns_is_success, check_pod_with_a_host_port,
+    check_garbage_collection_releases_only_dead_sandboxes,
 ]

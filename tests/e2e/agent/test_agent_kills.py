@@ -316,9 +316,13 @@ def test_agent_kills_lose_and_leak_nothing(node_and_server) -> None:
                        interval=0.5, message=f"the host to match after kill {kill + 1}")
         except AssertionError:
             print(node.log_tail())
-            wrong = _settled(server, work)
-            print("still wrong:", wrong, _host_problems(server, node, work))
+            wrong, host = _settled(server, work), _host_problems(server, node, work)
+            print("still wrong:", wrong, host)
             print(_diagnosis(server, node, [w.split(":")[0].split()[0] for w in wrong]))
+            for reservation in glob.glob(os.path.join(node.data_dir, "agent", "cni", "ipam",
+                                                      "*", "*.*.*.*")):
+                with open(reservation) as f:
+                    print(reservation, repr(f.read()))
             raise
         checked += len(work.live) + len(work.deleted)
     server.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=120s", timeout=150)
