@@ -177,3 +177,10 @@ def too_large(message: str = "Request entity too large: limit is 3145728") -> Ap
 
 def internal(message: str) -> ApiError:
     return ApiError(500, "InternalError", f"Internal error occurred: {message}")
+
+
+def aggregate(messages: list[str]) -> str:
+    """Several error texts as apimachinery's aggregate error prints them: duplicates
+    dropped, one alone as it is, more as ``[a, b]``."""
+    distinct = list(dict.fromkeys(messages))
+    return distinct[0] if len(distinct) == 1 else "[" + ", ".join(distinct) + "]"

@@ -210,13 +210,6 @@ def quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def aggregate(messages: list[str]) -> str:
-    """Several error texts as apimachinery's aggregate error prints them: duplicates
-    dropped, one alone as it is, more as ``[a, b]``."""
-    distinct = list(dict.fromkeys(messages))
-    return distinct[0] if len(distinct) == 1 else "[" + ", ".join(distinct) + "]"
-
-
 def default_binding(binding: dict[str, Any]) -> None:
     """RoleBinding / ClusterRoleBinding defaults: roleRef.apiGroup is this group; a User's
     or Group's subject apiGroup too ("" stays for a ServiceAccount)."""

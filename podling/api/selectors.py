@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import aggregate
+
 # Operators, spelled as apimachinery's selection.Operator values.
 IN, NOT_IN = "in", "notin"
 EQUALS, DOUBLE_EQUALS, NOT_EQUALS = "=", "==", "!="
@@ -99,12 +101,6 @@ def _invalid(path: str, value: Any, detail: str) -> str:
     return f"{path}: Invalid value: {_render(value)}: {detail}"
 
 
-def _aggregate(messages: list[str]) -> str:
-    """utilerrors.Aggregate's text: one message alone, several de-duplicated in brackets."""
-    unique = list(dict.fromkeys(messages))
-    return unique[0] if len(unique) == 1 else "[" + ", ".join(unique) + "]"
-
-
 # --- Label selectors.
 
 @dataclass(frozen=True)
@@ -170,7 +166,7 @@ def new_requirement(key: str, operator: str, values: list[str] | None) -> Requir
         if problems := label_value_errors(value):
             errs.append(_invalid(f"values[{i}][{key}]", value, "; ".join(problems)))
     if errs:
-        raise SelectorError(_aggregate(errs))
+        raise SelectorError(aggregate(errs))
     return Requirement(key, operator, tuple(vals or ()))
 
 

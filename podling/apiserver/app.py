@@ -10,6 +10,8 @@ from aiohttp import web
 from ..api import errors
 from ..storage.interface import StorageError, TooLarge
 from . import bodies, debug, discovery, openapi
+from .audit import (AUDITOR_KEY, Auditor, audit_middleware, on_response_prepare,
+                    received_middleware)
 from .auth import RBAC_KEY, TokenAuthenticator, auth_middleware
 from .handlers import ResourceHandlers
 from .impersonation import impersonation_middleware
@@ -117,16 +119,23 @@ def build_app(stores: dict[str, RegistryStore], authenticator: TokenAuthenticato
               extra: ExtraRoutes | None = None,
               tokens: TokenRequests | None = None,
               limits: RequestLimits = RequestLimits(),
-              rbac: RbacAuthorizer | None = None) -> web.Application:
+              rbac: RbacAuthorizer | None = None,
+              auditor: Auditor | None = None) -> web.Application:
     """The API server's application over ``stores`` (see :func:`registry_stores`);
     ``tokens`` serves serviceaccounts/{name}/token (404 without it); ``rbac`` decides what
-    users other than system:masters and nodes may do (without it: nothing but discovery)."""
-    app = web.Application(middlewares=[status_middleware, auth_middleware(authenticator),
+    users other than system:masters and nodes may do (without it: nothing but discovery);
+    ``auditor`` records requests in the audit log (:mod:`.audit`)."""
+    app = web.Application(middlewares=[audit_middleware, status_middleware,
+                                       auth_middleware(authenticator), received_middleware,
                                        impersonation_middleware,
                                        inflight_middleware(limits),
                                        timeout_middleware(limits)],
                           client_max_size=bodies.MAX_BODY + 1, handler_args={"max_field_size": 65536})
     app[RBAC_KEY] = rbac
+    app[AUDITOR_KEY] = auditor
+    app.on_response_prepare.append(on_response_prepare)
+    if auditor is not None:
+        app.on_cleanup.append(auditor.close)
     resources = ResourceHandlers(stores, watch_options, node_token, tokens, authenticator, rbac)
     router = app.router
     for path in ("/healthz", "/livez", "/readyz"):

@@ -29,8 +29,12 @@ class Decoded:
     warnings: list[str] = field(default_factory=list)
 
 
+BODY_KEY = web.RequestKey("body", bytes)  # the body read_body read
+
+
 async def read_body(request: web.Request) -> bytes:
-    """The raw body, or 413 past 3 MiB (checked before and while reading)."""
+    """The raw body, or 413 past 3 MiB (checked before and while reading); kept as
+    :data:`BODY_KEY` for the audit log."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise errors.too_large()
     chunks, size = [], 0
@@ -39,7 +43,8 @@ async def read_body(request: web.Request) -> bytes:
         if size > MAX_BODY:
             raise errors.too_large()
         chunks.append(chunk)
-    return b"".join(chunks)
+    request[BODY_KEY] = body = b"".join(chunks)
+    return body
 
 
 def media_type(request: web.Request) -> str:

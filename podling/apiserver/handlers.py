@@ -15,7 +15,7 @@ from ..api import decode, errors, patch, protobuf, selectors, unimplemented
 from ..api.resources import BINDINGS, METRICS_GROUP, NAMESPACES, RBAC_GROUP, Resource
 from ..api.types import Obj
 from ..storage.interface import Preconditions
-from . import authz, bodies, encoding, requestinfo, watch
+from . import audit, authz, bodies, encoding, requestinfo, watch
 from .auth import USER_KEY, TokenAuthenticator
 from .listoptions import check_list_options
 from .metrics import MetricsApi
@@ -257,6 +257,7 @@ class ResourceHandlers:
         attrs = attributes(request, info)
         allowed, reason = authz.decide(user, attrs, await self._authz_object(user, attrs),
                                        self.rbac)
+        audit.annotate_decision(allowed, reason)
         if not allowed:
             raise authz.forbidden(user, attrs, reason)
 

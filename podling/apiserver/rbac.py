@@ -17,7 +17,7 @@ import asyncio
 import logging
 from typing import Any, Iterator, Mapping
 
-from ..api import rbac, selectors
+from ..api import errors, rbac, selectors
 from ..api.types import Obj
 from ..storage.interface import Storage, StorageError, WatchStream
 from .authz import Attributes, Subject
@@ -179,7 +179,7 @@ class RbacAuthorizer:
                 return True, f"RBAC: allowed by {grant}"
             if problem is not None:
                 problems.append(str(problem))
-        return False, "RBAC: " + rbac.aggregate(problems) if problems else ""
+        return False, "RBAC: " + errors.aggregate(problems) if problems else ""
 
     def rules_for(self, user: Subject, namespace: str | None
                   ) -> tuple[list[rbac.Rule], list[LookupError]]:

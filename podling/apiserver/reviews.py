@@ -12,7 +12,6 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from ..api import errors, protobuf
-from ..api.rbac import aggregate
 from . import bodies
 from .auth import USER_KEY, TokenAuthenticator, User
 from .authz import Attributes, RuleEvaluator, decide, node_name_of
@@ -211,7 +210,7 @@ async def answer_rules_review(request: web.Request, rbac: RbacAuthorizer | None)
                              for rule in rules if rule.get("nonResourceURLs")],
         "incomplete": node is not None}
     if problems:
-        status["evaluationError"] = aggregate(problems)
+        status["evaluationError"] = errors.aggregate(problems)
     return bodies.respond({"kind": "SelfSubjectRulesReview",
                            "apiVersion": "authorization.k8s.io/v1",
                            "metadata": {"creationTimestamp": None}, "spec": {},

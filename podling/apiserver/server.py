@@ -20,6 +20,7 @@ from ..storage.memory import MemoryStore
 from ..storage.sqlite import SqliteStore
 from . import clustersecrets, pki
 from .app import build_app, registry_stores
+from .audit import AuditOptions, Auditor
 from .auth import ADMIN, TokenAuthenticator
 from .limits import RequestLimits
 from .namespaces import ensure_built_in
@@ -79,6 +80,7 @@ class ServerConfig:
     watch: WatchOptions = WatchOptions()
     # --max-requests-inflight, --max-mutating-requests-inflight, --request-timeout
     limits: RequestLimits = RequestLimits()
+    audit: AuditOptions = AuditOptions()  # --audit-policy-file, --audit-log-path, …
     # silence before a node turns Unknown: for the node lifecycle controller podling.cli runs
     node_monitor_grace_seconds: float = 40.0
     # how long an event is kept after its last write, for the event TTL controller
@@ -206,7 +208,7 @@ async def start(config: ServerConfig) -> RunningServer:
                                         UserTokens(stores["secrets"]).authenticate))
     app = build_app(stores, authenticator, config.watch,
                     node_token=node_auth.kubelet_client_token, extra=node_auth, tokens=tokens,
-                    limits=config.limits, rbac=rbac)
+                    limits=config.limits, rbac=rbac, auditor=Auditor.open(config.audit))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     tls = server_tls(creds.cert, creds.key, creds.ca_cert)

@@ -287,6 +287,16 @@ SERVER = Command("server", "run the API server, controllers, scheduler and a loc
            "NotReady", 40.0, type=duration_seconds, hidden=True),
     Option("--event-ttl", "how long an event is kept after its last write", 3600.0,
            type=duration_seconds, metavar="DURATION"),
+    Option("--audit-policy-file", "the audit policy (audit.k8s.io/v1 Policy): which requests "
+           "the audit log records, and how much of them", "", metavar="FILE"),
+    Option("--audit-log-path", "write audit events to this file, one JSON line each (-: "
+           "standard output); needs --audit-policy-file", "", metavar="FILE"),
+    Option("--audit-log-maxsize", "megabytes of audit log before it is rotated (0: 100)", 0,
+           type=non_negative_int, metavar="MB"),
+    Option("--audit-log-maxbackup", "rotated audit logs kept (0: all)", 0,
+           type=non_negative_int, metavar="N"),
+    Option("--audit-log-maxage", "days a rotated audit log is kept (0: no limit)", 0,
+           type=non_negative_int, metavar="DAYS"),
     Option("--purge", "remove everything podling made on this host for the local node "
            "(as `podling purge`) and exit", False, kind="bool", layered=False),
     LOG_LEVEL,

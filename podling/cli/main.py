@@ -96,6 +96,7 @@ def agent_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _run_server(args: argparse.Namespace) -> int:
     import asyncio
 
+    from ..apiserver.audit import AuditOptions
     from ..apiserver.limits import RequestLimits
     from ..apiserver.server import ServerConfig
     from ..apiserver.watch import WatchOptions
@@ -104,6 +105,12 @@ def _run_server(args: argparse.Namespace) -> int:
         from .preflight import check_node_host
         check_node_host(args.data_dir, hint="or run the server with --disable-agent")
     _logging(args.log_level)
+    audit = AuditOptions(args.audit_policy_file, args.audit_log_path, args.audit_log_maxsize,
+                         args.audit_log_maxbackup, args.audit_log_maxage)
+    try:
+        audit.policy()
+    except ValueError as exc:
+        raise CliError(f"podling server: {exc}") from None
     config = ServerConfig(data_dir=args.data_dir, bind_address=args.bind_address,
                           port=args.port, datastore=args.datastore,
                           etcd=etcd_config(args), token=server_token(args),
@@ -114,7 +121,7 @@ def _run_server(args: argparse.Namespace) -> int:
                                                args.max_mutating_requests_inflight,
                                                args.request_timeout),
                           node_monitor_grace_seconds=args.node_monitor_grace_period,
-                          event_ttl_seconds=args.event_ttl)
+                          event_ttl_seconds=args.event_ttl, audit=audit)
     asyncio.run(run_server(config, agent_overrides(args), join=args.server,
                            disable_scheduler=args.disable_scheduler,
                            offline_images=not args.disable_offline_images,

@@ -34,6 +34,7 @@ from podling.agent.kuberuntime.env import PodContext, field_ref_value
 from podling.agent.kuberuntime.errors import ContainerConfigError
 from podling.agent.kuberuntime.resource_fields import (ResourceFieldError, find_container,
                                                        resource_value)
+from podling.api.errors import aggregate
 from podling.api.types import Obj
 from podling.api.views import PodView
 from podling.api.views.volume import DownwardAPIView, ObjectProjectionView, ProjectedView
@@ -50,13 +51,6 @@ class ProjectionError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-def aggregate(messages: list[str]) -> str:
-    """apimachinery's ``NewAggregate(...).Error()``: one message as is, several (each
-    once) as ``[a, b]``."""
-    unique = list(dict.fromkeys(messages))
-    return unique[0] if len(unique) == 1 else "[" + ", ".join(unique) + "]"
 
 
 def config_map_data(obj: Obj) -> dict[str, bytes]:

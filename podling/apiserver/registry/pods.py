@@ -57,9 +57,9 @@ class PodStrategy(Strategy):
 
     def validate_update_admission(self, new: Obj, old: Obj, context: Any) -> list[str]:
         """Pod Security Admission of a significant update (:func:`.podsecurity.significant`)."""
-        if self.security is None or context is None or not significant(new, old):
+        if self.security is None or context is None:
             return []
-        return self.security.check(new, context)
+        return self.security.check(new, context, evaluated=significant(new, old))
 
     def prepare_for_create(self, obj: Obj) -> None:
         """Pending status, generation 1, and what Kubernetes' admission adds (priority,

@@ -2,8 +2,8 @@
 ``pod-security.kubernetes.io/enforce=<level>`` that fails that level's checks is refused
 with 403; one that fails the ``warn`` level is created with Kubernetes' Warning. The
 checks and texts: :mod:`podling.api.podsecurity`. No namespace, user or runtime class is
-exempt (kube-apiserver's default). ``audit`` labels are accepted; there is no audit log to
-annotate.
+exempt (kube-apiserver's default). The ``audit`` level's violations, the enforce policy and
+bad labels are annotations of the request's audit event (:mod:`podling.apiserver.audit`).
 
 A pod update is evaluated when it is significant (:func:`significant`: images, containers
 added, ephemeral containers), the whole new pod, as Kubernetes does. Not evaluated: the pod
@@ -16,7 +16,13 @@ from typing import Any
 
 from ...api import errors, podsecurity
 from ...api.types import Obj
+from .. import audit
 from .store import RegistryStore
+
+#: the audit annotations of Pod Security admission
+ENFORCE_POLICY = "pod-security.kubernetes.io/enforce-policy"
+AUDIT_VIOLATIONS = "pod-security.kubernetes.io/audit-violations"
+ERROR = "pod-security.kubernetes.io/error"
 
 
 class PodSecurityAdmission:
@@ -37,13 +43,26 @@ class PodSecurityAdmission:
         """A create: see :meth:`check`."""
         return self.check(pod, await self.labels((pod.get("metadata") or {}).get("namespace")))
 
-    def check(self, pod: Obj, labels: dict[str, Any]) -> list[str]:
+    def check(self, pod: Obj, labels: dict[str, Any], *, evaluated: bool = True) -> list[str]:
         """Warning texts for ``pod`` in a namespace with ``labels``, or 403 when it violates
-        the namespace's enforce level."""
+        the namespace's enforce level; Kubernetes' audit annotations on the way (the
+        enforce policy, audit violations, bad labels). ``evaluated`` False: an update that
+        changes nothing Pod Security looks at, only annotated as privileged:latest when
+        that is the namespace's whole policy."""
         policy = podsecurity.policy(labels)
-        if all(mode.level == "privileged" for mode in (policy.enforce, policy.warn)):
+        bad_labels = label_causes(labels)
+        if not bad_labels and all(mode.level == "privileged"
+                                  for mode in (policy.enforce, policy.audit, policy.warn)):
+            audit.annotate(ENFORCE_POLICY, "privileged:latest")
             return []
-        failed = podsecurity.evaluate(pod, policy.enforce.level)
+        if not evaluated:
+            return []
+        if bad_labels:
+            audit.annotate(ERROR, "Failed to parse policy: " +
+                           errors.aggregate([str(c) for c in bad_labels]))
+        audit.annotate(ENFORCE_POLICY, str(policy.enforce))
+        verdicts = _Verdicts(pod)
+        failed = verdicts.of(policy.enforce.level)
         if failed:
             name = (pod.get("metadata") or {}).get("name", "")
             subject = f'pods "{name}"' if name else "pods"
@@ -51,12 +70,28 @@ class PodSecurityAdmission:
                                   f'PodSecurity "{policy.enforce}": '
                                   f"{podsecurity.forbidden_detail(failed)}",
                                   {"name": name, "group": "", "kind": "pods"})
-        if policy.warn.level != policy.enforce.level:
-            failed = podsecurity.evaluate(pod, policy.warn.level)
+        failed = verdicts.of(policy.audit.level)
+        if failed:
+            audit.annotate(AUDIT_VIOLATIONS, f'would violate PodSecurity "{policy.audit}": '
+                           f"{podsecurity.forbidden_detail(failed)}")
+        failed = verdicts.of(policy.warn.level)
         if not failed:
             return []
         return [f'would violate PodSecurity "{policy.warn}": '
                 f"{podsecurity.forbidden_detail(failed)}"]
+
+
+class _Verdicts:
+    """The failed checks of one pod per level, each level evaluated once."""
+
+    def __init__(self, pod: Obj) -> None:
+        self._pod = pod
+        self._by_level: dict[str, list[tuple[str, str]]] = {"privileged": []}
+
+    def of(self, level: str) -> list[tuple[str, str]]:
+        if level not in self._by_level:
+            self._by_level[level] = podsecurity.evaluate(self._pod, level)
+        return self._by_level[level]
 
 
 def significant(new: Obj, old: Obj) -> bool:

@@ -94,7 +94,7 @@ class _RbacStrategy(Strategy):
                    "RBAC permissions not currently held:\n" + "\n".join(lines))
         if problems:
             texts = [getattr(p, "stored_text", str(p)) for p in problems]
-            message += f"; resolution errors: [{rbac.aggregate(texts)}]"
+            message += f"; resolution errors: [{errors.aggregate(texts)}]"
         raise self._forbidden(obj, message)
 
 
