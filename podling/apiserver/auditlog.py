@@ -40,8 +40,9 @@ def encode_line(event: dict[str, Any]) -> bytes:
 
 def micro_time(timestamp: float) -> str:
     """A MicroTime: UTC, six fractional digits (cut, not rounded), ``Z``."""
-    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    seconds, micros = divmod(int(timestamp * 1_000_000), 1_000_000)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{micros:06d}Z"
 
 
 class AuditLog:
