@@ -143,7 +143,8 @@ _GOOD_PROFILES = ("RuntimeDefault", "Localhost")
 _APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 _SELINUX_TYPES = ("", "container_t", "container_init_t", "container_kvm_t",
                   "container_engine_t")
-_SAFE_SYSCTLS = ("kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range",
+#: the kubelet's safe sysctls (1.32), which Pod Security's baseline allows
+SAFE_SYSCTLS = ("kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range",
                  "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range",
                  "net.ipv4.ip_unprivileged_port_start", "net.ipv4.ip_local_reserved_ports",
                  "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout",
@@ -298,7 +299,7 @@ def seccomp_baseline(spec: Obj, meta: Obj) -> Result:
 
 def sysctls(spec: Obj, meta: Obj) -> Result:
     bad = [str(s.get("name", "")) for s in map(_obj, _list(
-        _obj(spec.get("securityContext")).get("sysctls"))) if s.get("name") not in _SAFE_SYSCTLS]
+        _obj(spec.get("securityContext")).get("sysctls"))) if s.get("name") not in SAFE_SYSCTLS]
     return ("forbidden sysctls", ", ".join(bad)) if bad else None
 
 

@@ -20,13 +20,13 @@ authentication, before everything else.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from ..api import errors
+from ..util.durations import parse_go_duration
 from .auth import USER_KEY, User
 
 MESSAGE = "Too many requests, please try again later."
@@ -82,17 +82,15 @@ def inflight_middleware(limits: RequestLimits) -> Callable:
     return middleware
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def requested_timeout(text: str) -> float:
     """A Go duration (``30s``, ``1m30s``, ``500ms``) in seconds; 400 when it is none."""
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
+    try:
+        return parse_go_duration(text)
+    except ValueError:
         raise errors.bad_request(f"invalid timeout specified in the request URL: "
-                                 f'time: invalid duration "{text}"')
-    return sum(float(n) * _UNIT[u] for n, u in parts)
+                                 f'time: invalid duration "{text}"') from None
 
 
 def timeout_error() -> errors.ApiError:

@@ -19,6 +19,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..util.durations import parse_go_duration
+
 DEFAULT_DATA_DIR = "/var/lib/podling"
 DEFAULT_CONFIG = "/etc/podling/config.yaml"
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -41,11 +43,10 @@ def duration_seconds(text: str) -> float:
     """A duration in seconds: ``40``, ``40s``, ``1m``, ``1m30s``, ``500ms``."""
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 40s, 1m)")
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    return sum(float(n) * scale[u] for n, u in parts)
+    try:
+        return parse_go_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 40s, 1m)") from None
 
 
 def port(text: str) -> int:

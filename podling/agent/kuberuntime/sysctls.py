@@ -18,13 +18,6 @@ if TYPE_CHECKING:  # the command line checks patterns with this module: keep it 
     from podling.api.views import PodView
 
 FORBIDDEN = "SysctlForbidden"
-SAFE_SYSCTLS = (
-    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start",
-    "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-)
 _IPC = ("kernel.shm", "kernel.msg", "fs.mqueue.")
 
 
@@ -49,6 +42,7 @@ def unknown_patterns(patterns: tuple[str, ...]) -> list[str]:
 
 
 def _allowed(name: str, unsafe: tuple[str, ...]) -> bool:
+    from podling.api.podsecurity import SAFE_SYSCTLS  # the same list as Pod Security's
     return name in SAFE_SYSCTLS or any(
         name.startswith(p[:-1]) if p.endswith("*") else name == p
         for p in (dotted(u) for u in unsafe))

@@ -17,6 +17,7 @@ def pod(*sysctls: str, **spec) -> PodView:
 
 @pytest.mark.parametrize("sysctls, spec, unsafe, problem", [
     (("kernel.shm_rmid_forced", "net.ipv4.tcp_syncookies"), {}, (), None),
+    (("net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"), {}, (), None),  # safe since 1.32
     (("net/ipv4/ip_local_port_range",), {}, (), None),  # slashes, read as dots
     (("kernel.msgmax",), {}, (), 'forbidden sysctl: "kernel.msgmax" not allowlisted'),
     (("kernel.msgmax",), {}, ("kernel.msg*",), None),
