@@ -296,17 +296,25 @@ def pod_uids(pods_dir: str) -> list[str]:
 POD_IPS_FILE = "pod-ips"
 
 
-def save_pod_ips(pod_dir: str, ips: Sequence[str]) -> None:
-    """Remember the current sandbox's IPs (one per line), atomically."""
+_SANDBOX_LINE = "sandbox "
+
+
+def save_pod_ips(pod_dir: str, sandbox_id: str, ips: Sequence[str]) -> None:
+    """Remember the sandbox whose network is attached and its IPs, atomically: a line
+    ``sandbox <id>``, then one IP per line."""
     os.makedirs(pod_dir, mode=0o750, exist_ok=True)
-    atomic_write(os.path.join(pod_dir, POD_IPS_FILE), "".join(f"{ip}\n" for ip in ips).encode(),
-                 0o644, sync=False)
+    text = f"{_SANDBOX_LINE}{sandbox_id}\n" + "".join(f"{ip}\n" for ip in ips)
+    atomic_write(os.path.join(pod_dir, POD_IPS_FILE), text.encode(), 0o644, sync=False)
 
 
-def load_pod_ips(pod_dir: str) -> list[str]:
-    """The IPs :func:`save_pod_ips` remembered; [] when there are none."""
+def load_pod_ips(pod_dir: str) -> tuple[str | None, list[str]]:
+    """(the sandbox, its IPs) that :func:`save_pod_ips` remembered; (None, []) when there
+    are none (the sandbox is None in a file of an older podling, which had only IPs)."""
     try:
         with open(os.path.join(pod_dir, POD_IPS_FILE)) as f:
-            return [line.strip() for line in f if line.strip()]
+            lines = [line.strip() for line in f if line.strip()]
     except FileNotFoundError:
-        return []
+        return None, []
+    if lines and lines[0].startswith(_SANDBOX_LINE):
+        return lines[0][len(_SANDBOX_LINE):], lines[1:]
+    return None, lines

@@ -48,7 +48,8 @@ SETUP_SLOTS = max(8, 4 * (os.cpu_count() or 1))  # sandboxes set up at once on a
 @dataclasses.dataclass
 class SetupParts:
     """What the step uses, shared by every pod of the node. ``downward(pod, ips)``: the
-    downward API's pod context; ``remember_ips(pod, ips)``: keep the IPs of a new sandbox."""
+    downward API's pod context; ``remember_ips(pod, sandbox_id, ips)``: keep the IPs of a
+    new sandbox whose network is attached."""
 
     config: AgentConfig
     runtime: RuntimeService
@@ -56,7 +57,7 @@ class SetupParts:
     volumes: VolumeSteps
     node_ip: str
     downward: Callable[[PodView, list[str]], PodContext]
-    remember_ips: Callable[[PodView, tuple[str, ...]], Awaitable[None]]
+    remember_ips: Callable[[PodView, str, tuple[str, ...]], Awaitable[None]]
     slots: asyncio.Semaphore = dataclasses.field(
         default_factory=lambda: asyncio.Semaphore(SETUP_SLOTS))
 
@@ -181,7 +182,7 @@ class PodSetup:
                        message=ips)
             return None
         if started.network is not None:
-            await parts.remember_ips(pod, ips)
+            await parts.remember_ips(pod, started.sandbox_id, ips)
         result.add(SyncAction.CREATE_POD_SANDBOX, started.sandbox_id)
         pod_ips = list(ips) if started.network is not None else ctx.pod_ips
         return dataclasses.replace(ctx, sandbox_id=started.sandbox_id, pod_ips=pod_ips,

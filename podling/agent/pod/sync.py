@@ -56,6 +56,7 @@ from podling.agent.objects import ObjectCache, ObjectSource
 from podling.agent.node.host import HostResources, host_resources
 from podling.agent.pod import deadline, ephemeral, eviction, stopping
 from podling.agent.pod.actions import CRASH_LOOP_BACK_OFF, SANDBOX_CHANGED_MESSAGE, PodActions
+from podling.agent.pod.attachments import PodAttachments
 from podling.agent.pod.conditions import KUBELET_CONDITIONS
 from podling.agent.pod.plan import compute_pod_actions
 from podling.agent.pod.pod_setup import PodSetup, SetupParts
@@ -124,7 +125,7 @@ class PodSyncer:
                                  unsafe_sysctls=config.allowed_unsafe_sysctls)
         self.teardown = PodTeardown(client=client, runtime=runtime, containers=self.containers,
                                     sandboxes=self.sandboxes, config=config)
-        self._pod_ips: dict[str, list[str]] = {}
+        self.attachments = PodAttachments(config.pods_dir)
         self.volumes = VolumeSteps(
             VolumeSources(self.objects, tokens or TokenManager(api_fetcher(client), clock=clock)),
             recorder=recorder, pods_dir=config.pods_dir)
@@ -158,7 +159,7 @@ class PodSyncer:
         if result.done:
             uid = view.metadata.uid
             self.status.forget(uid)
-            self._pod_ips.pop(uid, None)
+            self.attachments.forget(uid)
             self.admitter.forget(uid)
             self.starts.config_retry.forget_prefix(uid)
             self.volumes.forget(uid)
@@ -237,11 +238,8 @@ class PodSyncer:
         await self.starts.app_containers(pod, actions.containers_to_start, setup,
                                          result=result)  # 8
 
-    async def _remember_ips(self, pod: PodView, ips: tuple[str, ...]) -> None:
-        """The IPs of the pod's new sandbox, kept in memory and in the pod directory."""
-        self._pod_ips[pod.metadata.uid] = list(ips)
-        await asyncio.to_thread(podfiles.save_pod_ips,
-                                podfiles.pod_dir(self.config.pods_dir, pod.metadata.uid), ips)
+    async def _remember_ips(self, pod: PodView, sandbox_id: str, ips: tuple[str, ...]) -> None:
+        await self.attachments.remember(pod.metadata.uid, sandbox_id, ips)
 
     def _downward(self, pod: PodView, ips: list[str]) -> PodContext:
         return PodContext(pod_ips=tuple(ips), host_ips=(self.node_ip,), allocatable=self.host)
@@ -250,7 +248,7 @@ class PodSyncer:
         uid = pod.metadata.uid
         sandboxes = await self.runtime.list_pod_sandbox({labels.POD_UID: uid})
         containers = await self.runtime.list_containers(labels={labels.POD_UID: uid})
-        return Observed(sandboxes, containers)
+        return Observed(self.attachments.as_observed(uid, sandboxes), containers)
 
     async def _admit(self, pod: PodView, observed: Observed, result: PodSyncResult) -> bool:
         """True to go on; else the sync ends here (refused: its status is reported)."""
@@ -322,17 +320,11 @@ class PodSyncer:
         result.add(SyncAction.REPORT_STATUS)
 
     def _ips(self, pod: PodView) -> list[str]:
-        """The pod's IPs: the node's under hostNetwork; else those its sandbox got (kept
-        in memory and in the pod directory, for an agent restarted before reporting them)."""
+        """The pod's IPs: the node's under hostNetwork; else those its attached sandbox got
+        (:mod:`.attachments`), or else those the API has."""
         if pod.spec.host_network:
             return [self.node_ip]
-        uid = pod.metadata.uid
-        known = self._pod_ips.get(uid) or podfiles.load_pod_ips(
-            podfiles.pod_dir(self.config.pods_dir, uid))
-        if known:
-            self._pod_ips[uid] = known
-            return known
-        return list(pod.status.pod_ips)
+        return self.attachments.ips(pod.metadata.uid) or list(pod.status.pod_ips)
 
     async def _read_node(self) -> Obj | None:
         try:

@@ -3,10 +3,12 @@ network and the API see for each situation a kubelet must handle."""
 
 from __future__ import annotations
 
+import os
 
 import pytest
 from sync_harness import NODE_IP, Harness, ctr, deleted, make_harness, make_pod
 
+from podling.agent.kuberuntime import podfiles
 from podling.agent.pod.sync_result import SyncAction
 from podling.api.errors import ApiError
 from podling.images.errors import RegistryError
@@ -320,6 +322,35 @@ async def test_a_restarted_agent_reports_the_ip_of_an_adopted_sandbox(h) -> None
     h.restart_agent()
     await h.sync(pod)  # the API never got the first status (e.g. the agent crashed first)
     assert h.status().get("podIP") == ip
+
+
+async def test_a_sandbox_whose_network_was_never_recorded_is_replaced(h) -> None:
+    """The agent killed while it attached a new sandbox's network (its IP reserved, not
+    recorded): the restarted agent does not keep that sandbox, as a CRI runtime would never
+    have reported it ready. Its network is torn down, its IP given back, and the pod gets a
+    new sandbox whose IP it reports."""
+    pod = make_pod()
+    await h.sync(pod)
+    [old] = h.runtime.sandbox_ids
+    os.unlink(os.path.join(h.syncer.config.pods_dir, "u1", podfiles.POD_IPS_FILE))
+    h.restart_agent()
+    await h.sync(h.api_pod(pod))
+    [new] = list(h.network.attached)  # the old one's network torn down: its IP given back
+    assert new != old and h.runtime.calls_of("stop_pod_sandbox") == [(old,)]
+    assert "teardown_pod" in h.network.methods()
+    assert (h.status()["podIP"], h.status()["phase"]) == (h.network.attached[new], "Running")
+
+
+async def test_an_ip_record_of_an_older_podling_keeps_the_sandbox(h) -> None:
+    pod = make_pod()
+    await h.sync(pod)
+    [sandbox] = h.runtime.sandbox_ids
+    with open(os.path.join(h.syncer.config.pods_dir, "u1", podfiles.POD_IPS_FILE), "w") as f:
+        f.write(h.network.attached[sandbox] + "\n")  # IPs only, no sandbox line
+    h.restart_agent()
+    h.forget_calls()
+    await h.sync(h.api_pod(pod))
+    assert "run_pod_sandbox" not in h.calls() and h.runtime.sandbox_ids == [sandbox]
 
 
 # -- sandbox change -----------------------------------------------------------------------------
