@@ -315,6 +315,6 @@ def load_pod_ips(pod_dir: str) -> tuple[str | None, list[str]]:
             lines = [line.strip() for line in f if line.strip()]
     except FileNotFoundError:
         return None, []
-    if lines and lines[0].startswith(_SANDBOX_LINE):
-        return lines[0][len(_SANDBOX_LINE):], lines[1:]
+    if lines and lines[0].split()[0] == _SANDBOX_LINE.strip():
+        return lines[0][len(_SANDBOX_LINE):].strip(), lines[1:]  # "": none attached
     return None, lines

@@ -40,6 +40,14 @@ class PodAttachments:
         await asyncio.to_thread(podfiles.save_pod_ips, podfiles.pod_dir(self.pods_dir, uid),
                                 sandbox_id, ips)
 
+    async def detach(self, uid: str, sandbox_id: str) -> None:
+        """The network of ``sandbox_id`` is about to be torn down: from now on no sandbox
+        of the pod counts as attached (an agent killed before the sandbox is stopped must
+        not keep it); the IPs stay, for the status of a pod that ended."""
+        attached, ips = self._of(uid)
+        if attached == sandbox_id:
+            await self.remember(uid, "", tuple(ips))
+
     def ips(self, uid: str) -> list[str]:
         """The IPs of the pod's attached sandbox ([] when none is recorded)."""
         return list(self._of(uid)[1])
@@ -50,8 +58,8 @@ class PodAttachments:
     def as_observed(self, uid: str, sandboxes: list[PodSandboxStatus]
                     ) -> list[PodSandboxStatus]:
         """``sandboxes`` with every ready pod-network sandbox that is not the attached one
-        shown not ready (see the module doc). A pod recorded by an older podling (IPs and
-        no sandbox) keeps its sandboxes as they are."""
+        shown not ready (see the module doc; after :meth:`detach`, none is). A pod recorded
+        by an older podling (IPs and no sandbox) keeps its sandboxes as they are."""
         attached, ips = self._of(uid)
         if attached is None and ips:
             return sandboxes

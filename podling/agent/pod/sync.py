@@ -284,6 +284,7 @@ class PodSyncer:
         for sandbox_id in actions.kill_sandboxes:
             sandbox = by_sandbox_id.get(sandbox_id)
             if sandbox is not None:
+                await self.attachments.detach(pod.metadata.uid, sandbox_id)
                 await self.sandboxes.stop(pod, sandbox)
                 result.add(SyncAction.KILL_POD_SANDBOX, sandbox_id)
 

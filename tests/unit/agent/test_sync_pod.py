@@ -341,6 +341,20 @@ async def test_a_sandbox_whose_network_was_never_recorded_is_replaced(h) -> None
     assert (h.status()["podIP"], h.status()["phase"]) == (h.network.attached[new], "Running")
 
 
+async def test_a_sandbox_killed_after_its_network_went_is_not_kept(h) -> None:
+    """The network of a sandbox being stopped is torn down first: once it is, the sandbox no
+    longer counts as attached, and an agent killed before stopping it replaces it."""
+    pod = make_pod()
+    await h.sync(pod)
+    [old] = h.runtime.sandbox_ids
+    await h.syncer.attachments.detach("u1", old)
+    assert podfiles.load_pod_ips(os.path.join(h.syncer.config.pods_dir, "u1")) == (
+        "", [h.status()["podIP"]])
+    h.restart_agent()
+    await h.sync(h.api_pod(pod))
+    assert len(h.runtime.sandbox_ids) == 2 and h.runtime.calls_of("stop_pod_sandbox") == [(old,)]
+
+
 async def test_an_ip_record_of_an_older_podling_keeps_the_sandbox(h) -> None:
     pod = make_pod()
     await h.sync(pod)
