@@ -819,6 +819,17 @@ async def run(p: Params, mode: str, phases: set[str]) -> dict[str, Any]:
     return results
 
 
+def audit_args(level: str) -> list[str]:
+    """Server flags that audit every request at ``level`` into a temporary log."""
+    directory = tempfile.mkdtemp(prefix="podling-bench-audit-")
+    atexit.register(shutil.rmtree, directory, True)
+    policy = os.path.join(directory, "policy.yaml")
+    with open(policy, "w") as f:
+        f.write(f"apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: {level}\n")
+    return ["--audit-policy-file", policy, "--audit-log-path",
+            os.path.join(directory, "audit.log")]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -835,6 +846,9 @@ def main() -> int:
     parser.add_argument("--watch-writers", type=int, default=1, metavar="N",
                         help="concurrent writers in the watch rounds (default: 1)")
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
+    parser.add_argument("--audit", choices=("Metadata", "Request", "RequestResponse"),
+                        help="audit every request at this level (an audit policy of one rule, "
+                             "the log in the temporary data dir's parent): its cost")
     args = parser.parse_args()
     params, mode = (QUICK, "quick") if args.quick else (FULL, "full")
     if args.watch_writers < 1:
@@ -846,6 +860,8 @@ def main() -> int:
     unknown = phases - {"startup", "throughput", "watch"}
     if unknown:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    if args.audit:
+        SERVER_ARGS.extend(audit_args(args.audit))
     if args.datastore == "etcd":
         SERVER_ARGS.extend(["--datastore", "etcd", "--etcd-endpoints", start_etcd()])
     elif args.datastore != "sqlite":
