@@ -527,6 +527,36 @@ async def _exited(rt: RuntimeService, cid: str) -> ContainerStatus:
     raise AssertionError(f"container {cid} did not exit: {status}")
 
 
+async def test_oci_stopping_a_created_container_nobody_recorded_removes_its_init(
+        oci: OciHarness) -> None:
+    """Killed after conmon created the container and before its pid was recorded: stopping
+    it (it never ran) deletes runc's container, whose init would wait in the fifo for good."""
+    from podling.runtime.oci.runc import RUNC_INIT_NAME
+    rt = oci.runtime
+    sid = await rt.run_pod_sandbox(oci.sandbox_config("unrecorded-init"))
+    cid = await rt.create_container(sid, oci.container_config("c", "exit 3"))
+    record = rt.store.containers[cid]  # type: ignore[attr-defined]
+    init = record.pid
+    record.pid = record.conmon_pid = 0
+    rt.store.save_container(record)  # type: ignore[attr-defined]
+    rt = await oci.reopen()
+    await rt.stop_container(cid, 5)
+    assert cid not in runc_ids(oci) and _comm_or_none(init) != RUNC_INIT_NAME
+    await rt.remove_pod_sandbox(sid)
+
+
+def runc_ids(oci: OciHarness) -> set[str]:
+    root = os.path.join(oci.config.root, "runc")
+    return {d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))}
+
+
+def _comm_or_none(pid: int) -> str | None:
+    try:
+        return _comm(pid)
+    except OSError:
+        return None
+
+
 async def test_oci_a_container_whose_monitor_dies_is_finished(oci: OciHarness) -> None:
     """conmon killed: the container is killed and finished (137) with the reason why."""
     from podling.runtime.interface import ContainerState

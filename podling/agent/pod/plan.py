@@ -180,7 +180,7 @@ def _plan_new_sandbox(pod: PodView, ordered: list[PodSandboxStatus],
         kill_pod=True, create_sandbox=True, sandbox_attempt=attempt,
         sandbox_changed=bool(ordered))
     policy = restart_policy(pod)
-    if policy == "Never" and attempt != 0 and containers:
+    if policy == "Never" and attempt != 0 and any(_ran(c) for c in containers):
         actions.create_sandbox = actions.sandbox_changed = False
         return actions
     latest = latest_by_name(containers)
@@ -206,6 +206,13 @@ def _plan_new_sandbox(pod: PodView, ordered: list[PodSandboxStatus],
         if start:
             actions.containers_to_start.append(start)
     return actions
+
+
+def _ran(status: ContainerStatus) -> bool:
+    """Whether a container got to run (kubelet: it has a status at all; here, where a
+    killed agent leaves containers it never started, one created but not started, or
+    stopped before it started, did not: the pod's sandbox may be made again for it)."""
+    return status.state != ContainerState.CREATED and not never_ran(status)
 
 
 def _succeeded(status: ContainerStatus | None) -> bool:

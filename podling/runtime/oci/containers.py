@@ -171,8 +171,9 @@ class ContainerOps(RuntimeCore):
             if record is None or record.finished_at:
                 return
             if not record.started_at:
-                if record.pid:  # runc init waiting in the exec fifo: it never runs
-                    await self._forget_process(container_id, conmon_pid=record.conmon_pid)
+                # runc's init waiting in the exec fifo never runs; also one whose pid a
+                # killed agent did not record (runc's state names it)
+                await self._forget_process(container_id, conmon_pid=record.conmon_pid)
                 self._mark_finished(record, 0, "", "stopped before it was started")
                 return
             if self._status(record).state is ContainerState.EXITED:

@@ -125,6 +125,20 @@ def test_never_pod_retries_sandbox_when_no_container_ever_ran():
     assert a.create_sandbox and a.sandbox_attempt == 1 and started(a) == [("a", REASON_NEW)]
 
 
+@pytest.mark.parametrize("state", ["created", "never ran"])
+def test_never_pod_retries_sandbox_when_its_container_did_not_run(state):
+    """The agent killed while the sandbox's pause started (it is dead to the runtime) and
+    after its container was created: that container never ran, so the pod gets a new
+    sandbox and the container runs there (found by the agent kill campaign at kills 458
+    and 13: the pod stayed Pending for good)."""
+    pod = make_pod("a", policy="Never")
+    leftover = cs(pod, "a", "created") if state == "created" else dataclasses.replace(
+        cs(pod, "a", "exited"), started_at=0.0, message="stopped before it was started")
+    a = plan(pod, [sandbox(ready=False)], [leftover])
+    assert a.create_sandbox and a.sandbox_attempt == 1
+    assert started(a) == [("a", REASON_RESTART)]
+
+
 def test_new_sandbox_reruns_init_from_the_first_and_purges_old_ones():
     pod = make_pod("a", init=("i1", "i2"))
     old = [cs(pod, "i1", "exited", cid="i1x"), cs(pod, "i2", "exited", cid="i2x"),
