@@ -326,12 +326,18 @@ def _response_status(response: web.StreamResponse) -> dict[str, Any]:
     """``{"metadata": {}, "code": N}``, with the status, message, reason and details of a
     Status the response carries (errors, some deletes)."""
     status: dict[str, Any] = {"metadata": {}}
-    body = _json_body(response)
+    body = _json_body(response) if _is_status(response) else None
     if isinstance(body, dict) and body.get("kind") == "Status":
         status.update({k: body[k] for k in ("status", "message", "reason", "details")
                        if body.get(k)})
     status["code"] = response.status
     return status
+
+
+def _is_status(response: web.StreamResponse) -> bool:
+    """Whether the body is a Status (its kind comes first), without decoding a list."""
+    body = response.body if isinstance(response, web.Response) else None
+    return isinstance(body, bytes) and b'"kind":"Status"' in body[:64]
 
 
 def _json_body(response: web.StreamResponse | None) -> Any:
