@@ -3,7 +3,8 @@ paths): the default capability set and nothing else, drops and adds, no_new_priv
 allowPrivilegeEscalation, masked /proc paths and a read-only /proc/sys; a privileged
 container runs with every capability this host itself holds (a bit the host lacks used to
 fail runc's create), nothing masked, and the host's device nodes. Sysctls: safe ones set in
-the pod's namespaces, unsafe ones refused by the node. And the node's --pod-max-pids."""
+the pod's namespaces, unsafe ones refused by the node. The node's --pod-max-pids; the
+cgroup limits of resources, and an OOM kill reported as the kubelet does."""
 
 from __future__ import annotations
 
@@ -133,4 +134,83 @@ def test_fs_group_owns_empty_dirs_and_host_users_false_is_refused(cluster, wait)
         assert phase == "Pending"
     finally:
         cluster.kubectl("delete", "pod", "fsgroup", "userns", "--ignore-not-found",
+                        "--timeout=60s")
+
+
+LIMITS = ("if [ -f /sys/fs/cgroup/cpu.max ]; then "  # cgroup v2
+          "echo \"cpu:\t$(cat /sys/fs/cgroup/cpu.max)\"; "
+          "echo \"memory:\t$(cat /sys/fs/cgroup/memory.max)\"; "
+          "else echo \"cpu:\t$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) "
+          "$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)\"; "
+          "echo \"shares:\t$(cat /sys/fs/cgroup/cpu/cpu.shares)\"; "
+          "echo \"memory:\t$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)\"; fi; "
+          "echo done; sleep 3600")
+
+
+def test_cgroup_limits_from_resources_and_an_oom_kill(cluster, wait):
+    """CPU quota and shares and the memory limit are the container's cgroup's, read from
+    inside; a container past its memory limit is killed by the kernel and reported as the
+    kubelet does: terminated, reason OOMKilled, exit code 137."""
+    limited = busybox("c", LIMITS, resources={"requests": {"cpu": "100m"},
+                                              "limits": {"cpu": "250m", "memory": "32Mi"}})
+    hog = busybox("c", "dd if=/dev/zero of=/dev/null bs=64M count=1; echo survived",
+                  resources={"limits": {"memory": "16Mi"}})
+    try:
+        cluster.apply(json.dumps(pod("limits", cluster.node, [limited])))
+        cluster.apply(json.dumps(pod("oom", cluster.node, [hog], restartPolicy="Never")))
+        out = wait(lambda: (lambda text: text if "done" in text else "")(
+            cluster.kubectl("logs", "limits", check=False).stdout), timeout=90)
+        seen = dict(line.split(":\t") for line in out.splitlines() if ":\t" in line)
+        assert (seen["cpu"], seen["memory"]) == ("25000 100000", str(32 * 1024 * 1024)), out
+        assert seen.get("shares", "102") == "102"  # 100m as the kubelet converts it (v1)
+
+        def terminated():
+            status = json.loads(cluster.kubectl("get", "pod", "oom", "-o", "json").stdout)[
+                "status"]
+            if status.get("phase") != "Failed":
+                return None
+            return status["containerStatuses"][0]["state"]["terminated"]
+        state = wait(terminated, timeout=90)
+        assert (state["reason"], state["exitCode"]) == ("OOMKilled", 137), state
+        assert "survived" not in cluster.kubectl("logs", "oom", check=False).stdout
+    finally:
+        cluster.kubectl("delete", "pod", "limits", "oom", "--ignore-not-found",
+                        "--timeout=60s")
+
+
+def test_identity_fields_and_run_as_non_root_from_inside(cluster, wait):
+    """runAsUser, runAsGroup, supplementalGroups and readOnlyRootFilesystem as the process
+    sees them; runAsNonRoot over an image that runs as root is the kubelet's
+    CreateContainerConfigError, and the container is never created."""
+    script = ("echo \"uid:\t$(id -u)\"; echo \"gid:\t$(id -g)\"; echo \"groups:\t$(id -G)\"; "
+              "(touch /probe 2>/dev/null && echo \"rootfs:\twritable\") || "
+              "echo \"rootfs:\tread-only\"; echo done; sleep 3600")
+    ids = pod("sc-ids", cluster.node, [busybox("c", script, securityContext={
+        "readOnlyRootFilesystem": True})], securityContext={
+        "runAsUser": 1000, "runAsGroup": 3000, "supplementalGroups": [4000]})
+    root = pod("sc-nonroot", cluster.node, [busybox("c", "sleep 3600")],
+               securityContext={"runAsNonRoot": True})
+    try:
+        cluster.apply(json.dumps(ids))
+        cluster.apply(json.dumps(root))
+        out = wait(lambda: (lambda text: text if "done" in text else "")(
+            cluster.kubectl("logs", "sc-ids", check=False).stdout), timeout=90)
+        seen = dict(line.split(":\t") for line in out.splitlines() if ":\t" in line)
+        assert (seen["uid"], seen["gid"], seen["rootfs"]) == ("1000", "3000", "read-only")
+        assert set(seen["groups"].split()) == {"3000", "4000"}, out
+        meta = json.loads(cluster.kubectl("get", "pod", "sc-nonroot", "-o", "json").stdout)[
+            "metadata"]
+
+        def waiting():
+            status = json.loads(cluster.kubectl("get", "pod", "sc-nonroot", "-o", "json")
+                                .stdout)["status"]
+            return ((status.get("containerStatuses") or [{}])[0].get("state") or {}).get(
+                "waiting", {}).get("reason") == "CreateContainerConfigError" and status
+        status = wait(waiting, timeout=90)
+        assert status["containerStatuses"][0]["state"]["waiting"]["message"] == (
+            "container has runAsNonRoot and image will run as root (pod: "
+            f'"sc-nonroot_{meta["namespace"]}({meta["uid"]})", container: c)')
+        assert status["phase"] == "Pending"
+    finally:
+        cluster.kubectl("delete", "pod", "sc-ids", "sc-nonroot", "--ignore-not-found",
                         "--timeout=60s")
