@@ -28,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     out = Narrator()
     cluster = DemoCluster()
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C tears the cluster down even when a shell started us with SIGINT ignored
+    # (a background job), which Python would otherwise keep ignoring
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     keep = False
     try:
         out.say(f"[bold]podling demo[/] — a throw-away cluster in {cluster.base}")
