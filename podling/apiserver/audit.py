@@ -17,7 +17,6 @@ podling adds later) and the JSON response body.
 from __future__ import annotations
 
 import contextvars
-import ipaddress
 import json
 import time
 import uuid
@@ -31,6 +30,7 @@ from ..api.resources import find
 from . import bodies
 from .auth import USER_KEY
 from .auditlog import AuditLog, micro_time
+from .auditrequest import REF_ORDER, describe, source_ips, user_info
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 AUDITOR_KEY = web.AppKey("auditor", object)
@@ -38,11 +38,7 @@ _ID_KEY = web.RequestKey("audit_id", str)
 _RECORD_KEY = web.RequestKey("audit_record", object)
 _current: contextvars.ContextVar[Record | None] = contextvars.ContextVar("audit", default=None)
 LONG_RUNNING = ("attach", "exec", "proxy", "log", "portforward")
-_VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update", "PATCH": "patch",
-          "DELETE": "delete"}
 _BODY_VERBS = ("create", "update", "patch")
-_REF_ORDER = ("resource", "namespace", "name", "uid", "apiGroup", "apiVersion", "resourceVersion",
-              "subresource")
 
 
 def annotate(key: str, value: str) -> None:
@@ -126,7 +122,7 @@ class Auditor:
             return
         event = {**record.base, "stage": stage}
         if request is not None and request.get(USER_KEY) not in (None, record.user):
-            event = _after(event, "user", "impersonatedUser", _user_info(request[USER_KEY]))
+            event = _after(event, "user", "impersonatedUser", user_info(request[USER_KEY]))
         if response is not None:
             event["responseStatus"] = _response_status(response)
         if response is not None and record.decision.level != "Metadata":
@@ -224,8 +220,8 @@ def _new_record(auditor: Auditor, request: web.Request, user: Any,
     base: dict[str, Any] = {
         "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": decision.level,
         "auditID": request[_ID_KEY], "stage": "", "requestURI": request.raw_path,
-        "verb": described.verb, "user": _user_info(user) if user is not None else {}}
-    ips = _source_ips(request)
+        "verb": described.verb, "user": user_info(user) if user is not None else {}}
+    ips = source_ips(request)
     if ips:
         base["sourceIPs"] = ips
     agent = request.headers.get("User-Agent", "")
@@ -235,91 +231,6 @@ def _new_record(auditor: Auditor, request: web.Request, user: Any,
         base["objectRef"] = described.object_ref()
     long_running = described.verb in ("watch", "proxy") or described.subresource in LONG_RUNNING
     return Record(decision, base, received, user, long_running)
-
-
-@dataclass(frozen=True)
-class Described:
-    """A request as kube-apiserver's RequestInfo sees it (never an error: any path)."""
-
-    verb: str
-    resource: str = ""
-    subresource: str = ""
-    group: str = ""
-    version: str = ""
-    namespace: str = ""
-    name: str = ""
-
-    def object_ref(self) -> dict[str, str]:
-        ref = {"resource": self.resource, "namespace": self.namespace, "name": self.name,
-               "apiGroup": self.group, "apiVersion": self.version,
-               "subresource": self.subresource}
-        return {k: ref[k] for k in _REF_ORDER if ref.get(k)}
-
-
-def describe(request: web.Request) -> Described:
-    """The audit verb and object of a request: ``/api/v1/…`` and ``/apis/g/v/…`` paths are
-    resource requests (verb from the method; list, watch and deletecollection without a
-    name), anything else is the lower-cased method."""
-    parts = [p for p in request.path.split("/") if p]
-    if parts[:1] == ["api"] and len(parts) >= 3:
-        group, version, rest = "", parts[1], parts[2:]
-    elif parts[:1] == ["apis"] and len(parts) >= 4:
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
-        return Described(verb=request.method.lower())
-    verb = _VERBS.get(request.method, "")
-    if rest[0] in ("watch", "proxy") and len(rest) > 1:
-        verb, rest = rest[0], rest[1:]
-    namespace = ""
-    if rest[0] == "namespaces" and len(rest) >= 2:
-        namespace = rest[1]
-        if len(rest) > 2 and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
-            rest = rest[2:]
-    name = rest[1] if len(rest) > 1 else ""
-    subresource = rest[2] if len(rest) > 2 and verb != "proxy" else ""
-    if verb == "get" and not name:
-        watch = request.query.get("watch", "")
-        verb = "watch" if watch and watch.lower() not in ("false", "0") else "list"
-    if verb in ("list", "watch") and not name:
-        selector = request.query.get("fieldSelector", "")
-        if selector.startswith("metadata.name=") and "," not in selector:
-            name = selector.split("=", 1)[1]
-    if verb == "delete" and not name:
-        verb = "deletecollection"
-    return Described(verb, rest[0], subresource, group, version, namespace, name)
-
-
-def _user_info(user: Any) -> dict[str, Any]:
-    info: dict[str, Any] = {"username": user.name}
-    if getattr(user, "uid", ""):
-        info["uid"] = user.uid
-    if user.groups:
-        info["groups"] = list(user.groups)
-    extra = getattr(user, "extra", ())
-    if extra:
-        info["extra"] = {key: list(values) for key, values in sorted(extra)}
-    return info
-
-
-def _source_ips(request: web.Request) -> list[str]:
-    """X-Forwarded-For, then X-Real-Ip, then the peer (unless already last)."""
-    ips = [ip.strip() for ip in request.headers.get("X-Forwarded-For", "").split(",")
-           if _is_ip(ip.strip())]
-    real = request.headers.get("X-Real-Ip", "").strip()
-    if _is_ip(real) and real not in ips:
-        ips.append(real)
-    peer = request.remote or ""
-    if _is_ip(peer) and (not ips or ips[-1] != peer):
-        ips.append(peer)
-    return ips
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _response_status(response: web.StreamResponse) -> dict[str, Any]:
@@ -390,7 +301,7 @@ def _note_request_object(record: Record, request: web.Request) -> None:
     for key in ("namespace", "name", "uid", "resourceVersion"):
         if not ref.get(key) and isinstance(meta.get(key), str) and meta[key]:
             ref[key] = meta[key]
-    record.base["objectRef"] = {k: ref[k] for k in _REF_ORDER if ref.get(k)}
+    record.base["objectRef"] = {k: ref[k] for k in REF_ORDER if ref.get(k)}
 
 
 def _without_managed_fields(obj: Any, decision: auditpolicy.Decision) -> Any:
