@@ -27,11 +27,10 @@ class PodAttachments:
         self._known: dict[str, tuple[str | None, list[str]]] = {}
 
     def _of(self, uid: str) -> tuple[str | None, list[str]]:
+        """The record, read from the pod directory once (only :meth:`remember` writes it
+        afterwards, and it updates this copy too)."""
         if uid not in self._known:
-            found = podfiles.load_pod_ips(podfiles.pod_dir(self.pods_dir, uid))
-            if not found[1] and found[0] is None:
-                return found  # nothing recorded yet: read again next time
-            self._known[uid] = found
+            self._known[uid] = podfiles.load_pod_ips(podfiles.pod_dir(self.pods_dir, uid))
         return self._known[uid]
 
     async def remember(self, uid: str, sandbox_id: str, ips: tuple[str, ...]) -> None:
